@@ -1,0 +1,68 @@
+// berthctl's connection to a CRI runtime (berthd, containerd, CRI-O…): one channel per
+// endpoint, typed RuntimeService and ImageService clients, and crictl-style errors.
+import * as grpc from '@grpc/grpc-js';
+import { ImageService, RuntimeService } from '../gen/runtime/v1/api_pb.js';
+import { openChannel, serviceClient, type MethodsOf, type ServiceClient } from '../rpc/grpc-service.js';
+import type { ClientSettings } from './settings.js';
+
+export interface CriClients {
+  runtime: ServiceClient<MethodsOf<typeof RuntimeService>>;
+  image: ServiceClient<MethodsOf<typeof ImageService>>;
+  settings: ClientSettings;
+  close(): void;
+}
+
+export function connect(settings: ClientSettings): CriClients {
+  const runtimeChannel = openChannel(settings.runtimeEndpoint);
+  const imageChannel = settings.imageEndpoint === settings.runtimeEndpoint ? runtimeChannel : openChannel(settings.imageEndpoint);
+  return {
+    runtime: serviceClient(RuntimeService, runtimeChannel),
+    image: serviceClient(ImageService, imageChannel),
+    settings,
+    close() {
+      runtimeChannel.close();
+      if (imageChannel !== runtimeChannel) imageChannel.close();
+    },
+  };
+}
+
+/** A failed call, worded as crictl words it: "ACTION: rpc error: code = X desc = Y". */
+export class CallError extends Error {
+  constructor(
+    action: string,
+    readonly grpcCode: grpc.status | undefined,
+    detail: string,
+  ) {
+    super(`${action}: ${detail}`);
+  }
+}
+
+export function describeCallError(action: string, err: unknown): CallError {
+  const status = err as Partial<grpc.StatusObject>;
+  if (typeof status.code === 'number') {
+    return new CallError(action, status.code, `rpc error: code = ${goCodeName(status.code)} desc = ${status.details ?? ''}`);
+  }
+  return new CallError(action, undefined, (err as Error).message ?? String(err));
+}
+
+/** grpc-go's names for status codes (what crictl prints and scripts grep for). */
+export function goCodeName(code: grpc.status): string {
+  const name = grpc.status[code];
+  if (name === undefined) return `Code(${code})`;
+  if (name === 'CANCELLED') return 'Canceled';
+  if (name === 'OK') return 'OK';
+  return name
+    .toLowerCase()
+    .split('_')
+    .map((w) => w[0]!.toUpperCase() + w.slice(1))
+    .join('');
+}
+
+/** Runs one call and rewords its failure as crictl would. */
+export async function call<T>(action: string, run: () => Promise<T>): Promise<T> {
+  try {
+    return await run();
+  } catch (err) {
+    throw describeCallError(action, err);
+  }
+}

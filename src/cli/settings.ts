@@ -1,0 +1,81 @@
+// Where berthctl connects, with crictl's precedence: a flag (or its environment
+// variable) wins, then the config file (/etc/crictl.yaml by default, CRI_CONFIG_FILE or
+// --config), then the default berth socket.
+import { readFileSync } from 'node:fs';
+import { parse as parseYaml } from 'yaml';
+
+export const DEFAULT_RUNTIME_ENDPOINT = 'unix:///run/berth/berth.sock';
+export const DEFAULT_CRICTL_CONFIG = '/etc/crictl.yaml';
+const DEFAULT_TIMEOUT_MS = 2000;
+
+export interface GlobalFlags {
+  runtimeEndpoint?: string;
+  imageEndpoint?: string;
+  timeout?: string;
+  config?: string;
+  debug?: boolean;
+}
+
+export interface ClientSettings {
+  runtimeEndpoint: string;
+  imageEndpoint: string;
+  timeoutMs: number;
+  debug: boolean;
+}
+
+interface CrictlYaml {
+  'runtime-endpoint'?: string;
+  'image-endpoint'?: string;
+  timeout?: number | string;
+  debug?: boolean;
+}
+
+export function resolveSettings(flags: GlobalFlags, env: NodeJS.ProcessEnv = process.env): ClientSettings {
+  const configPath = flags.config ?? env.CRI_CONFIG_FILE ?? DEFAULT_CRICTL_CONFIG;
+  const file = readConfigFile(configPath, flags.config !== undefined || env.CRI_CONFIG_FILE !== undefined);
+  const runtimeEndpoint = normaliseEndpoint(
+    flags.runtimeEndpoint ?? env.CONTAINER_RUNTIME_ENDPOINT ?? file['runtime-endpoint'] ?? DEFAULT_RUNTIME_ENDPOINT,
+  );
+  const imageEndpoint = normaliseEndpoint(flags.imageEndpoint ?? env.IMAGE_SERVICE_ENDPOINT ?? file['image-endpoint'] ?? runtimeEndpoint);
+  const timeoutText = flags.timeout ?? (file.timeout !== undefined ? String(file.timeout) : undefined);
+  const timeoutMs = timeoutText === undefined ? DEFAULT_TIMEOUT_MS : parseDuration(timeoutText);
+  return { runtimeEndpoint, imageEndpoint, timeoutMs: timeoutMs > 0 ? timeoutMs : DEFAULT_TIMEOUT_MS, debug: flags.debug ?? file.debug ?? false };
+}
+
+function readConfigFile(path: string, explicit: boolean): CrictlYaml {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    if (!explicit && (err as NodeJS.ErrnoException).code === 'ENOENT') return {};
+    throw new Error(`cannot read config file ${path}: ${(err as Error).message}`);
+  }
+  const doc = parseYaml(text) as unknown;
+  if (doc === null || doc === undefined) return {};
+  if (typeof doc !== 'object' || Array.isArray(doc)) throw new Error(`config file ${path} must be a YAML mapping`);
+  return doc as CrictlYaml;
+}
+
+/** crictl accepts a bare socket path as well as unix://PATH. */
+export function normaliseEndpoint(endpoint: string): string {
+  if (endpoint.startsWith('/')) return `unix://${endpoint}`;
+  if (!endpoint.startsWith('unix://')) {
+    throw new Error(`endpoint "${endpoint}" is not supported: use unix:///path/to/socket`);
+  }
+  return endpoint;
+}
+
+/** Go-style durations as crictl takes them ("2s", "500ms", "1m30s"); a bare number is seconds. */
+export function parseDuration(text: string): number {
+  if (/^\d+(\.\d+)?$/.test(text)) return Number(text) * 1000;
+  const units: Record<string, number> = { ns: 1e-6, us: 1e-3, µs: 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+  const part = /(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/gy;
+  let total = 0;
+  let consumed = 0;
+  for (const match of text.matchAll(part)) {
+    total += Number(match[1]) * units[match[2]!]!;
+    consumed += match[0].length;
+  }
+  if (consumed === 0 || consumed !== text.length) throw new Error(`invalid duration "${text}" (use e.g. 2s, 500ms, 1m)`);
+  return total;
+}

@@ -1,0 +1,143 @@
+// The one wrapper around every RPC berthd serves: the start-up gate, a request id, one
+// structured log line per call with its duration and status, and the single mapping
+// from berth's error catalogue to gRPC status codes.
+import { randomBytes } from 'node:crypto';
+import * as grpc from '@grpc/grpc-js';
+import { create } from '@bufbuild/protobuf';
+import type { DescMessage, DescMethod, MessageInitShape } from '@bufbuild/protobuf';
+import type { GenService, GenServiceMethods } from '@bufbuild/protobuf/codegenv2';
+import type { Logger } from 'pino';
+import { asBerthError, unimplemented, type BerthError, type ErrorCode } from '../errors.js';
+import type { RpcContext, ServerStreamHandler, ServiceHandlers, UnaryHandler } from '../rpc/grpc-service.js';
+import type { StartupGate } from '../daemon/startup-gate.js';
+
+const grpcCodes: Record<ErrorCode, grpc.status> = {
+  InvalidArgument: grpc.status.INVALID_ARGUMENT,
+  NotFound: grpc.status.NOT_FOUND,
+  AlreadyExists: grpc.status.ALREADY_EXISTS,
+  FailedPrecondition: grpc.status.FAILED_PRECONDITION,
+  PermissionDenied: grpc.status.PERMISSION_DENIED,
+  Unauthenticated: grpc.status.UNAUTHENTICATED,
+  ResourceExhausted: grpc.status.RESOURCE_EXHAUSTED,
+  DeadlineExceeded: grpc.status.DEADLINE_EXCEEDED,
+  Cancelled: grpc.status.CANCELLED,
+  Aborted: grpc.status.ABORTED,
+  Unavailable: grpc.status.UNAVAILABLE,
+  Unimplemented: grpc.status.UNIMPLEMENTED,
+  Internal: grpc.status.INTERNAL,
+};
+
+export function grpcStatusOf(err: BerthError): grpc.StatusObject {
+  return { code: grpcCodes[err.code], details: err.message, metadata: new grpc.Metadata() };
+}
+
+// Calls the kubelet makes every second or so are logged at debug, the rest at info, so
+// an idle node's log stays quiet while every change is on record.
+const pollingCall = /^(Version|Status|RuntimeConfig|ImageFsInfo|List\w*|\w*Status|\w*Stats)$/;
+
+export interface WrapDeps {
+  gate: StartupGate;
+  log: Logger;
+}
+
+/** grpc-js implementation of a whole service: every method wrapped, missing ones UNIMPLEMENTED. */
+export function implementService<T extends GenServiceMethods>(
+  service: GenService<T>,
+  handlers: ServiceHandlers<T>,
+  deps: WrapDeps,
+): grpc.UntypedServiceImplementation {
+  const implementation: grpc.UntypedServiceImplementation = {};
+  for (const method of Object.values(service.method) as DescMethod[]) {
+    const handler = (handlers as Record<string, unknown>)[method.localName];
+    if (method.methodKind === 'server_streaming') {
+      implementation[method.localName] = wrapServerStream(method, handler as ServerStreamHandler<unknown> | undefined, deps);
+    } else if (method.methodKind === 'unary') {
+      implementation[method.localName] = wrapUnary(method, handler as UnaryHandler<unknown> | undefined, deps);
+    } else {
+      throw new Error(`berth serves no ${method.methodKind} RPCs (${method.name})`);
+    }
+  }
+  return implementation;
+}
+
+function wrapUnary(method: DescMethod, handler: UnaryHandler<unknown> | undefined, deps: WrapDeps): grpc.handleUnaryCall<unknown, unknown> {
+  return (call, callback) => {
+    const run = startCall(method, call, deps);
+    if (!run) return callback(gateClosed(deps.gate));
+    if (!handler) return callback(run.fail(unimplemented(method.name)));
+    handler(call.request as never, run.ctx).then(
+      (response) => {
+        callback(null, create(method.output, response as MessageInitShape<DescMessage>));
+        run.ok();
+      },
+      (err: unknown) => callback(run.fail(err)),
+    );
+  };
+}
+
+function wrapServerStream(
+  method: DescMethod,
+  handler: ServerStreamHandler<unknown> | undefined,
+  deps: WrapDeps,
+): grpc.handleServerStreamingCall<unknown, unknown> {
+  return (call) => {
+    const run = startCall(method, call, deps);
+    if (!run) return call.destroy(statusError(gateClosed(deps.gate)));
+    if (!handler) return call.destroy(statusError(run.fail(unimplemented(method.name))));
+    const send = (message: unknown) => call.write(create(method.output, message as MessageInitShape<DescMessage>));
+    handler(call.request as never, run.ctx, send).then(
+      () => {
+        run.ok();
+        call.end();
+      },
+      (err: unknown) => call.destroy(statusError(run.fail(err))),
+    );
+  };
+}
+
+interface CallRun {
+  ctx: RpcContext;
+  ok(): void;
+  fail(err: unknown): grpc.StatusObject;
+}
+
+function startCall(method: DescMethod, call: grpc.ServerUnaryCall<unknown, unknown> | grpc.ServerWritableStream<unknown, unknown>, deps: WrapDeps): CallRun | undefined {
+  if (!deps.gate.isOpen) {
+    deps.log.debug({ rpc: method.name }, 'refused: start-up recovery is not finished');
+    return undefined;
+  }
+  const requestId = randomBytes(4).toString('hex');
+  const started = process.hrtime.bigint();
+  const abort = new AbortController();
+  call.on('cancelled', () => abort.abort(new Error(`${method.name} was cancelled by the client`)));
+  const rawDeadline = call.getDeadline();
+  const deadline = rawDeadline instanceof Date ? rawDeadline : Number.isFinite(rawDeadline) ? new Date(rawDeadline) : undefined;
+  const level = pollingCall.test(method.name) ? 'debug' : 'info';
+  const elapsed = () => Number(process.hrtime.bigint() - started) / 1e6;
+  return {
+    ctx: { requestId, signal: abort.signal, deadline },
+    ok: () => deps.log[level]({ rpc: method.name, req: requestId, ms: round(elapsed()), code: 'OK' }, 'rpc'),
+    fail: (err) => {
+      const berthError = asBerthError(err);
+      const status = grpcStatusOf(berthError);
+      const line = { rpc: method.name, req: requestId, ms: round(elapsed()), code: berthError.code, error: berthError.message };
+      if (berthError.code === 'Internal') deps.log.error({ ...line, stack: (berthError.cause as Error | undefined)?.stack ?? berthError.stack }, 'rpc');
+      else deps.log[level === 'debug' && berthError.code !== 'Unimplemented' ? 'debug' : 'info'](line, 'rpc');
+      return status;
+    },
+  };
+}
+
+function gateClosed(gate: StartupGate): grpc.StatusObject {
+  return {
+    code: grpc.status.UNAVAILABLE,
+    details: `berthd is starting (${gate.phase}); try again shortly`,
+    metadata: new grpc.Metadata(),
+  };
+}
+
+function statusError(status: grpc.StatusObject): Error & Partial<grpc.StatusObject> {
+  return Object.assign(new Error(status.details), status);
+}
+
+const round = (ms: number) => Math.round(ms * 100) / 100;

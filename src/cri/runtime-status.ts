@@ -1,0 +1,40 @@
+// Status: RuntimeReady and NetworkReady, and with verbose the effective config.
+import type { RuntimeService } from '../gen/runtime/v1/api_pb.js';
+import type { UnaryHandler } from '../rpc/grpc-service.js';
+import type { BerthConfig } from '../daemon/config.js';
+import type { NetworkReadiness } from '../network/network-readiness.js';
+
+export interface StatusDeps {
+  config: BerthConfig;
+  network: NetworkReadiness;
+}
+
+export function statusHandler(deps: StatusDeps): UnaryHandler<typeof RuntimeService.method.status> {
+  return async (request) => {
+    const network = await deps.network.check();
+    const info: Record<string, string> = {};
+    if (request.verbose) {
+      info.config = JSON.stringify(deps.config);
+      info.network = JSON.stringify(network);
+    }
+    return {
+      status: {
+        conditions: [
+          { type: 'RuntimeReady', status: true, reason: '', message: '' },
+          {
+            type: 'NetworkReady',
+            status: network.ready,
+            reason: network.ready ? '' : 'NetworkPluginNotReady',
+            message: network.ready ? '' : `Network plugin returns error: ${network.message}`,
+          },
+        ],
+      },
+      info,
+      // As containerd does: the default handler under the empty name, then each by name.
+      runtimeHandlers: ['', ...Object.keys(deps.config.runtimes).sort()].map((name) => ({
+        name,
+        features: { recursiveReadOnlyMounts: false, userNamespaces: false },
+      })),
+    };
+  };
+}

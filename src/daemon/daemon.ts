@@ -1,0 +1,81 @@
+// berthd's life: claim the socket, serve the CRI behind the start-up gate, recover
+// state, open the gate; on SIGTERM/SIGINT stop serving and remove the socket.
+import { unlink } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
+import * as grpc from '@grpc/grpc-js';
+import type { Logger } from 'pino';
+import { ImageService, RuntimeService } from '../gen/runtime/v1/api_pb.js';
+import { grpcServiceDefinition } from '../rpc/grpc-service.js';
+import { implementService } from '../cri/rpc-wrapper.js';
+import { imageHandlers, runtimeHandlers } from '../cri/runtime-service.js';
+import { cniNetworkReadiness } from '../network/network-readiness.js';
+import { StartupGate } from './startup-gate.js';
+import { bindRootOnly, claimSocketPath } from './socket.js';
+import { socketPathOf, type BerthConfig } from './config.js';
+import { BERTH_VERSION } from '../version.js';
+
+export interface RunningDaemon {
+  readonly socketPath: string;
+  /** Stops serving (in-flight calls get a grace period) and removes the socket. */
+  stop(): Promise<void>;
+}
+
+const SHUTDOWN_GRACE_MS = 5000;
+
+export async function startDaemon(config: BerthConfig, log: Logger): Promise<RunningDaemon> {
+  const socketPath = socketPathOf(config.listen);
+  await claimSocketPath(socketPath);
+  await mkdir(config.root, { recursive: true, mode: 0o711 });
+  await mkdir(config.state, { recursive: true, mode: 0o711 });
+
+  const gate = new StartupGate();
+  const deps = { config, network: cniNetworkReadiness(config.cni.conf_dir) };
+  const server = new grpc.Server({
+    // Image manifests and container lists can exceed the 4 MiB default.
+    'grpc.max_receive_message_length': 16 * 1024 * 1024,
+    'grpc.max_send_message_length': 64 * 1024 * 1024,
+  });
+  server.addService(grpcServiceDefinition(RuntimeService), implementService(RuntimeService, runtimeHandlers(deps), { gate, log }));
+  server.addService(grpcServiceDefinition(ImageService), implementService(ImageService, imageHandlers(deps), { gate, log }));
+
+  await bindRootOnly(socketPath, () => bindServer(server, `unix://${socketPath}`));
+  log.info({ socket: socketPath, version: BERTH_VERSION, root: config.root, state: config.state }, 'berthd listening');
+
+  // Recovery of pods, containers and images hooks in here as those stores arrive; the
+  // gate keeps clients out until it has finished.
+  gate.setPhase('recovering state');
+  gate.open();
+  log.info('start-up recovery finished; serving');
+
+  let stopping: Promise<void> | undefined;
+  return {
+    socketPath,
+    stop() {
+      stopping ??= (async () => {
+        await shutdownServer(server);
+        await unlink(socketPath).catch(() => undefined);
+        log.info('berthd stopped');
+      })();
+      return stopping;
+    },
+  };
+}
+
+function bindServer(server: grpc.Server, address: string): Promise<number> {
+  return new Promise((resolve, reject) =>
+    server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port))),
+  );
+}
+
+function shutdownServer(server: grpc.Server): Promise<void> {
+  return new Promise((resolve) => {
+    const force = setTimeout(() => {
+      server.forceShutdown();
+      resolve();
+    }, SHUTDOWN_GRACE_MS);
+    server.tryShutdown(() => {
+      clearTimeout(force);
+      resolve();
+    });
+  });
+}
