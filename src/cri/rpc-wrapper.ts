@@ -82,15 +82,15 @@ function wrapServerStream(
 ): grpc.handleServerStreamingCall<unknown, unknown> {
   return (call) => {
     const run = startCall(method, call, deps);
-    if (!run) return call.destroy(statusError(gateClosed(deps.gate)));
-    if (!handler) return call.destroy(statusError(run.fail(unimplemented(method.name))));
+    if (!run) return void call.emit('error', gateClosed(deps.gate));
+    if (!handler) return void call.emit('error', run.fail(unimplemented(method.name)));
     const send = (message: unknown) => call.write(create(method.output, message as MessageInitShape<DescMessage>));
     handler(call.request as never, run.ctx, send).then(
       () => {
         run.ok();
         call.end();
       },
-      (err: unknown) => call.destroy(statusError(run.fail(err))),
+      (err: unknown) => call.emit('error', run.fail(err)),
     );
   };
 }
@@ -134,10 +134,6 @@ function gateClosed(gate: StartupGate): grpc.StatusObject {
     details: `berthd is starting (${gate.phase}); try again shortly`,
     metadata: new grpc.Metadata(),
   };
-}
-
-function statusError(status: grpc.StatusObject): Error & Partial<grpc.StatusObject> {
-  return Object.assign(new Error(status.details), status);
 }
 
 const round = (ms: number) => Math.round(ms * 100) / 100;

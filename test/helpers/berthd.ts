@@ -1,0 +1,82 @@
+// A real berthd for a test: its own socket, root, state and config in a temp dir.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { BERTHCTL, BERTHD } from './paths.js';
+import { run, stopProcess, waitForSocket, type RunResult } from './processes.js';
+import { tempDir } from './tmp.js';
+
+export interface TestBerthd {
+  dir: string;
+  socket: string;
+  endpoint: string;
+  configPath: string;
+  process: ChildProcess;
+  /** Everything berthd logged so far. */
+  logs(): string;
+  /** berthctl against this berthd. */
+  ctl(args: string[], options?: { env?: NodeJS.ProcessEnv }): Promise<RunResult>;
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+}
+
+export interface BerthdOptions {
+  /** Extra TOML appended to the test config. */
+  extraToml?: string;
+  /** A CNI config dir; by default an empty one of the test's own. */
+  cniConfDir?: string;
+}
+
+export async function startBerthd(t: { after(fn: () => unknown): void }, options: BerthdOptions = {}): Promise<TestBerthd> {
+  const dir = await tempDir(t, 'berthd-');
+  const socket = join(dir, 'berth.sock');
+  const cniConfDir = options.cniConfDir ?? join(dir, 'net.d');
+  await mkdir(cniConfDir, { recursive: true });
+  const configPath = join(dir, 'berth.toml');
+  await writeFile(
+    configPath,
+    [
+      `listen = "unix://${socket}"`,
+      `root = "${join(dir, 'root')}"`,
+      `state = "${join(dir, 'state')}"`,
+      `log_level = "debug"`,
+      `[cni]`,
+      `conf_dir = "${cniConfDir}"`,
+      options.extraToml ?? '',
+    ].join('\n'),
+  );
+  return launchBerthd(t, dir, configPath, socket);
+}
+
+/** Runs berthd on an existing config (e.g. to restart it on the same state). */
+export async function launchBerthd(
+  t: { after(fn: () => unknown): void },
+  dir: string,
+  configPath: string,
+  socket: string,
+): Promise<TestBerthd> {
+  const child = spawn(process.execPath, [BERTHD, '--config', configPath], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let logs = '';
+  child.stdout!.on('data', (d: Buffer) => (logs += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (logs += d.toString()));
+  t.after(() => stopProcess(child));
+  await waitForSocket(socket, 15_000, () => child.exitCode === null).catch((err: Error) => {
+    throw new Error(`${err.message}\nberthd output:\n${logs}`);
+  });
+  const endpoint = `unix://${socket}`;
+  return {
+    dir,
+    socket,
+    endpoint,
+    configPath,
+    process: child,
+    logs: () => logs,
+    ctl: (args, opts = {}) => runBerthctl(['-r', endpoint, ...args], opts),
+    stop: (signal = 'SIGTERM') => stopProcess(child, signal),
+  };
+}
+
+export function runBerthctl(args: string[], options: { env?: NodeJS.ProcessEnv; input?: string } = {}): Promise<RunResult> {
+  // A test must never pick up the machine's /etc/crictl.yaml or endpoint variables.
+  const env: NodeJS.ProcessEnv = { PATH: process.env.PATH, CRI_CONFIG_FILE: '/dev/null', ...options.env };
+  return run(process.execPath, [BERTHCTL, ...args], { env, input: options.input });
+}

@@ -1,0 +1,70 @@
+// Debian's containerd as the interop oracle: its CRI plugin on a temporary root, state
+// and socket, sharing nothing with the host's defaults.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { run, stopProcess, waitForSocket } from './processes.js';
+import { tempDir } from './tmp.js';
+
+export const CONTAINERD = '/usr/bin/containerd';
+
+export interface TestContainerd {
+  dir: string;
+  socket: string;
+  endpoint: string;
+  process: ChildProcess;
+  logs(): string;
+}
+
+export interface ContainerdOptions {
+  /** Extra TOML inside [plugins."io.containerd.grpc.v1.cri"]. */
+  criToml?: string;
+  cniConfDir?: string;
+}
+
+/** containerd's own version string, e.g. "1.6.20~ds1", from `containerd --version`. */
+export async function containerdVersion(): Promise<string> {
+  const { stdout } = await run(CONTAINERD, ['--version']);
+  const version = stdout.trim().split(/\s+/)[2];
+  if (!version) throw new Error(`cannot read containerd's version from: ${stdout}`);
+  return version;
+}
+
+export async function startContainerd(t: { after(fn: () => unknown): void }, options: ContainerdOptions = {}): Promise<TestContainerd> {
+  const dir = await tempDir(t, 'containerd-');
+  const socket = join(dir, 'containerd.sock');
+  const cniConfDir = options.cniConfDir ?? join(dir, 'net.d');
+  await mkdir(cniConfDir, { recursive: true });
+  const config = `
+version = 2
+root = "${join(dir, 'root')}"
+state = "${join(dir, 'state')}"
+[grpc]
+  address = "${socket}"
+[ttrpc]
+  address = "${join(dir, 'containerd-ttrpc.sock')}"
+[debug]
+  address = "${join(dir, 'containerd-debug.sock')}"
+[plugins."io.containerd.internal.v1.opt"]
+  path = "${join(dir, 'opt')}"
+[plugins."io.containerd.grpc.v1.cri"]
+  stream_server_address = "127.0.0.1"
+  stream_server_port = "0"
+  restrict_oom_score_adj = true
+  ${options.criToml ?? ''}
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = "/usr/lib/cni"
+    conf_dir = "${cniConfDir}"
+`;
+  const configPath = join(dir, 'config.toml');
+  await writeFile(configPath, config);
+  const child = spawn(CONTAINERD, ['--config', configPath], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let logs = '';
+  child.stdout!.on('data', (d: Buffer) => (logs += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (logs += d.toString()));
+  t.after(() => stopProcess(child));
+  await waitForSocket(socket, 30_000, () => child.exitCode === null).catch((err: Error) => {
+    throw new Error(`${err.message}\ncontainerd output:\n${logs.slice(-4000)}`);
+  });
+  return { dir, socket, endpoint: `unix://${socket}`, process: child, logs: () => logs };
+}

@@ -1,0 +1,58 @@
+// The one RPC wrapper: the start-up gate, and the mapping of berth's errors to gRPC codes.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import { pino } from 'pino';
+import { RuntimeService } from '../src/gen/runtime/v1/api_pb.js';
+import { grpcServiceDefinition, openChannel, serviceClient } from '../src/rpc/grpc-service.js';
+import { implementService } from '../src/cri/rpc-wrapper.js';
+import { StartupGate } from '../src/daemon/startup-gate.js';
+import { BerthError, notFound } from '../src/errors.js';
+import { tempDir } from './helpers/tmp.js';
+
+test('calls before recovery finishes get UNAVAILABLE; errors map to their gRPC codes', async (t) => {
+  const dir = await tempDir(t);
+  const gate = new StartupGate();
+  gate.setPhase('recovering state');
+  const server = new grpc.Server();
+  server.addService(
+    grpcServiceDefinition(RuntimeService),
+    implementService(
+      RuntimeService,
+      {
+        version: async () => ({ runtimeName: 'test' }),
+        containerStatus: async (req) => {
+          throw notFound('container', req.containerId);
+        },
+        podSandboxStatus: async () => {
+          throw new BerthError('FailedPrecondition', 'pod is stopping');
+        },
+        listContainers: async () => {
+          throw new TypeError('boom');
+        },
+      },
+      { gate, log: pino({ level: 'silent' }) },
+    ),
+  );
+  const socket = join(dir, 's.sock');
+  await new Promise<void>((resolve, reject) =>
+    server.bindAsync(`unix://${socket}`, grpc.ServerCredentials.createInsecure(), (err) => (err ? reject(err) : resolve())),
+  );
+  t.after(() => server.forceShutdown());
+  const channel = openChannel(`unix://${socket}`);
+  t.after(() => channel.close());
+  const client = serviceClient(RuntimeService, channel);
+
+  await assert.rejects(client.version({}), (err: grpc.ServiceError) => {
+    assert.equal(err.code, grpc.status.UNAVAILABLE);
+    assert.match(err.details, /starting \(recovering state\)/);
+    return true;
+  });
+  gate.open();
+  assert.equal((await client.version({})).runtimeName, 'test');
+  await assert.rejects(client.containerStatus({ containerId: 'abc' }), { code: grpc.status.NOT_FOUND, details: 'container "abc" not found' });
+  await assert.rejects(client.podSandboxStatus({}), { code: grpc.status.FAILED_PRECONDITION, details: 'pod is stopping' });
+  await assert.rejects(client.listContainers({}), { code: grpc.status.INTERNAL, details: 'boom' });
+  await assert.rejects(client.removeContainer({}), { code: grpc.status.UNIMPLEMENTED });
+});
