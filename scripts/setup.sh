@@ -5,11 +5,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Debian packages: the OCI runtimes, conmon, CNI plugins, iptables, a registry and
-# busybox for tests, containerd as the interop oracle, protoc for the build.
+# busybox for tests, containerd as the interop oracle, attr (setfattr: overlay opaque
+# dirs and layer xattrs), pigz (fast gunzip), zstd (test layers), protoc for the build.
 PACKAGES=(
   runc crun runsc conmon catatonit
   containernetworking-plugins iptables iproute2
   busybox-static docker-registry containerd
+  attr pigz zstd
   protobuf-compiler ca-certificates
 )
 

@@ -15,6 +15,7 @@ export type ErrorCode =
   | 'Aborted'
   | 'Unavailable'
   | 'Unimplemented'
+  | 'DataLoss'
   | 'Internal';
 
 export class BerthError extends Error {

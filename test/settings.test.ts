@@ -3,7 +3,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { parseDuration, resolveSettings } from '../src/cli/settings.js';
+import { resolveSettings } from '../src/cli/settings.js';
+import { formatDuration, parseDuration } from '../src/util/duration.js';
 import { tempDir } from './helpers/tmp.js';
 
 test('flag beats environment beats config file beats default', async (t) => {
@@ -33,4 +34,8 @@ test('durations are read as Go writes them', () => {
   assert.equal(parseDuration('3'), 3000);
   assert.throws(() => parseDuration('soon'), /invalid duration/);
   assert.throws(() => parseDuration('2s later'), /invalid duration/);
+  assert.equal(formatDuration(300_000), '5m0s');
+  assert.equal(formatDuration(90_000), '1m30s');
+  assert.equal(formatDuration(1500), '1.5s');
+  assert.equal(formatDuration(20), '20ms');
 });

@@ -3,6 +3,7 @@
 // --config), then the default berth socket.
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
+import { parseDuration } from '../util/duration.js';
 
 export const DEFAULT_RUNTIME_ENDPOINT = 'unix:///run/berth/berth.sock';
 export const DEFAULT_CRICTL_CONFIG = '/etc/crictl.yaml';
@@ -63,19 +64,4 @@ export function normaliseEndpoint(endpoint: string): string {
     throw new Error(`endpoint "${endpoint}" is not supported: use unix:///path/to/socket`);
   }
   return endpoint;
-}
-
-/** Go-style durations as crictl takes them ("2s", "500ms", "1m30s"); a bare number is seconds. */
-export function parseDuration(text: string): number {
-  if (/^\d+(\.\d+)?$/.test(text)) return Number(text) * 1000;
-  const units: Record<string, number> = { ns: 1e-6, us: 1e-3, µs: 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
-  const part = /(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/gy;
-  let total = 0;
-  let consumed = 0;
-  for (const match of text.matchAll(part)) {
-    total += Number(match[1]) * units[match[2]!]!;
-    consumed += match[0].length;
-  }
-  if (consumed === 0 || consumed !== text.length) throw new Error(`invalid duration "${text}" (use e.g. 2s, 500ms, 1m)`);
-  return total;
 }

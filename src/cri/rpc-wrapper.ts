@@ -24,6 +24,7 @@ const grpcCodes: Record<ErrorCode, grpc.status> = {
   Aborted: grpc.status.ABORTED,
   Unavailable: grpc.status.UNAVAILABLE,
   Unimplemented: grpc.status.UNIMPLEMENTED,
+  DataLoss: grpc.status.DATA_LOSS,
   Internal: grpc.status.INTERNAL,
 };
 

@@ -4,8 +4,15 @@ import type { RuntimeService, ImageService } from '../gen/runtime/v1/api_pb.js';
 import type { MethodsOf, ServiceHandlers } from '../rpc/grpc-service.js';
 import { version } from './runtime-version.js';
 import { statusHandler, type StatusDeps } from './runtime-status.js';
+import { pullImageHandler } from './image-pull.js';
+import { imageStatusHandler, listImagesHandler } from './image-status.js';
+import { removeImageHandler } from './image-remove.js';
+import { imageFsInfoHandler } from './image-fs-info.js';
+import type { ImageManager } from '../image/image-manager.js';
 
-export type CriDeps = StatusDeps;
+export interface CriDeps extends StatusDeps {
+  images: ImageManager;
+}
 
 export function runtimeHandlers(deps: CriDeps): ServiceHandlers<MethodsOf<typeof RuntimeService>> {
   return {
@@ -14,6 +21,12 @@ export function runtimeHandlers(deps: CriDeps): ServiceHandlers<MethodsOf<typeof
   };
 }
 
-export function imageHandlers(_deps: CriDeps): ServiceHandlers<MethodsOf<typeof ImageService>> {
-  return {};
+export function imageHandlers(deps: CriDeps): ServiceHandlers<MethodsOf<typeof ImageService>> {
+  return {
+    pullImage: pullImageHandler(deps.images),
+    imageStatus: imageStatusHandler(deps.images),
+    listImages: listImagesHandler(deps.images),
+    removeImage: removeImageHandler(deps.images),
+    imageFsInfo: imageFsInfoHandler(deps.images),
+  };
 }

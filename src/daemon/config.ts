@@ -4,6 +4,8 @@ import { readFileSync } from 'node:fs';
 import { isAbsolute } from 'node:path';
 import { parse as parseToml, stringify as stringifyToml } from 'smol-toml';
 import { BerthError } from '../errors.js';
+import { parseDuration } from '../util/duration.js';
+import { parseReference } from '../image/reference.js';
 
 export const DEFAULT_CONFIG_PATH = '/etc/berth/berth.toml';
 
@@ -33,6 +35,10 @@ export interface BerthConfig {
   log_level: LogLevel;
   cgroup_driver: CgroupDriver;
   default_runtime: string;
+  /** Images the kubelet's image GC must never remove (reported pinned=true). */
+  pinned_images: string[];
+  /** A pull that receives no bytes for this long is cancelled (Go duration). */
+  image_pull_progress_timeout: string;
   runtimes: Record<string, RuntimeHandlerConfig>;
   cni: { conf_dir: string; bin_dirs: string[] };
   registries: Record<string, RegistryConfig>;
@@ -47,6 +53,8 @@ export function defaultConfig(): BerthConfig {
     log_level: 'info',
     cgroup_driver: 'cgroupfs',
     default_runtime: 'runc',
+    pinned_images: [],
+    image_pull_progress_timeout: '5m',
     runtimes: {
       runc: { path: '/usr/sbin/runc', options: [] },
       crun: { path: '/usr/bin/crun', options: [] },
@@ -110,6 +118,8 @@ export function parseConfig(raw: Record<string, unknown>, source = 'config'): Be
   config.log_level = where.oneOf('log_level', config.log_level, LOG_LEVELS);
   config.cgroup_driver = where.oneOf('cgroup_driver', config.cgroup_driver, CGROUP_DRIVERS);
   config.default_runtime = where.string('default_runtime', config.default_runtime);
+  config.pinned_images = where.stringArray('pinned_images', config.pinned_images, checkReference);
+  config.image_pull_progress_timeout = where.string('image_pull_progress_timeout', config.image_pull_progress_timeout, checkDuration);
 
   for (const [name, table] of where.tables('runtimes')) {
     const base = config.runtimes[name];
@@ -159,6 +169,21 @@ type Check<T> = (value: T) => string | undefined;
 const checkAbsolute: Check<string> = (v) => (isAbsolute(v) ? undefined : 'must be an absolute path');
 const checkListen: Check<string> = (v) =>
   /^unix:\/\/\/./.test(v) ? undefined : 'must be a unix socket endpoint like unix:///run/berth/berth.sock';
+const checkDuration: Check<string> = (v) => {
+  try {
+    return parseDuration(v) > 0 ? undefined : 'must be a positive duration';
+  } catch {
+    return 'must be a duration like 30s or 5m';
+  }
+};
+const checkReference: Check<string> = (v) => {
+  try {
+    parseReference(v);
+    return undefined;
+  } catch (err) {
+    return (err as Error).message;
+  }
+};
 const checkMirror: Check<string> = (v) => {
   try {
     const url = new URL(v);

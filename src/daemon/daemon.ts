@@ -1,7 +1,6 @@
 // berthd's life: claim the socket, serve the CRI behind the start-up gate, recover
 // state, open the gate; on SIGTERM/SIGINT stop serving and remove the socket.
-import { unlink } from 'node:fs/promises';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, unlink } from 'node:fs/promises';
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { ImageService, RuntimeService } from '../gen/runtime/v1/api_pb.js';
@@ -13,6 +12,9 @@ import { StartupGate } from './startup-gate.js';
 import { bindRootOnly, claimSocketPath } from './socket.js';
 import { socketPathOf, type BerthConfig } from './config.js';
 import { BERTH_VERSION } from '../version.js';
+import { ImageManager } from '../image/image-manager.js';
+import { RegistryClient } from '../image/registry-client.js';
+import { parseDuration } from '../util/duration.js';
 
 export interface RunningDaemon {
   readonly socketPath: string;
@@ -29,7 +31,13 @@ export async function startDaemon(config: BerthConfig, log: Logger): Promise<Run
   await mkdir(config.state, { recursive: true, mode: 0o711 });
 
   const gate = new StartupGate();
-  const deps = { config, network: cniNetworkReadiness(config.cni.conf_dir) };
+  const images = new ImageManager({
+    root: config.root,
+    registry: new RegistryClient({ registries: config.registries, progressTimeoutMs: parseDuration(config.image_pull_progress_timeout) }),
+    pinnedImages: config.pinned_images,
+    log,
+  });
+  const deps = { config, network: cniNetworkReadiness(config.cni.conf_dir), images };
   const server = new grpc.Server({
     // Image manifests and container lists can exceed the 4 MiB default.
     'grpc.max_receive_message_length': 16 * 1024 * 1024,
@@ -41,9 +49,10 @@ export async function startDaemon(config: BerthConfig, log: Logger): Promise<Run
   await bindRootOnly(socketPath, () => bindServer(server, `unix://${socketPath}`));
   log.info({ socket: socketPath, version: BERTH_VERSION, root: config.root, state: config.state }, 'berthd listening');
 
-  // Recovery of pods, containers and images hooks in here as those stores arrive; the
-  // gate keeps clients out until it has finished.
+  // Recovery: the gate keeps clients out until every store is loaded and the leftovers
+  // of a crash (partial downloads and unpacks, unreferenced content) are collected.
   gate.setPhase('recovering state');
+  await images.init();
   gate.open();
   log.info('start-up recovery finished; serving');
 

@@ -23,6 +23,8 @@ export function run(command: string, args: string[], options: SpawnOptions & { i
       clearTimeout(timer);
       resolve({ code, signal, stdout, stderr });
     });
+    // A program that exits without reading its input must not crash the test with EPIPE.
+    child.stdin!.on('error', () => undefined);
     child.stdin!.end(options.input ?? '');
   });
 }

@@ -1,0 +1,286 @@
+// The image box's interface to the rest of berth: pull, look up, list, remove, measure,
+// and collect what no image uses. The CRI handlers only translate to and from this.
+import type { Logger } from 'pino';
+import { BerthError, notFound } from '../errors.js';
+import { SingleFlight, mapLimit } from '../util/single-flight.js';
+import { ContentStore, sha256Digest } from './content-store.js';
+import { ImageStore, type ImageLayer, type ImageRecord } from './image-store.js';
+import { INDEX_TYPES, MANIFEST_TYPES, layerCompression } from './media-types.js';
+import { digestReference, formatReference, parseReference, tagReference, type ImageReference } from './reference.js';
+import { RegistryClient, type RegistryCredentials, type RegistryEndpoint } from './registry-client.js';
+import { SnapshotStore, chainIds } from './snapshot-store.js';
+
+export interface ImageManagerOptions {
+  root: string;
+  registry: RegistryClient;
+  pinnedImages: string[];
+  log: Logger;
+  /** Layers of one pull downloaded at once. */
+  parallelLayers?: number;
+}
+
+interface Descriptor {
+  mediaType: string;
+  digest: string;
+  size: number;
+  platform?: { architecture?: string; os?: string; variant?: string };
+  annotations?: Record<string, string>;
+}
+
+interface ManifestDoc {
+  mediaType?: string;
+  config?: Descriptor;
+  layers?: Descriptor[];
+  manifests?: Descriptor[];
+  annotations?: Record<string, string>;
+}
+
+interface ImageConfigDoc {
+  architecture?: string;
+  os?: string;
+  config?: { User?: string };
+  rootfs?: { type?: string; diff_ids?: string[] };
+}
+
+export interface FsUsage {
+  mountpoint: string;
+  bytes: number;
+  inodes: number;
+}
+
+const BLOB_ATTEMPTS = 3;
+
+export class ImageManager {
+  readonly content: ContentStore;
+  readonly snapshots: SnapshotStore;
+  readonly images: ImageStore;
+  readonly #pulls = new SingleFlight<ImageRecord>();
+  readonly #pinned: Set<string>;
+  /** Digests and chain IDs that running pulls have fetched but not yet recorded: GC keeps them. */
+  readonly #leased = new Map<string, number>();
+
+  constructor(private readonly options: ImageManagerOptions) {
+    this.content = new ContentStore(options.root);
+    this.snapshots = new SnapshotStore(options.root);
+    this.images = new ImageStore(options.root);
+    this.#pinned = new Set(options.pinnedImages.map((p) => formatReference(parseReference(p))));
+  }
+
+  /** Loads records and collects leftovers of crashes: partial downloads, unpacks, orphans. */
+  async init(): Promise<void> {
+    await this.content.init();
+    await this.snapshots.init();
+    for (const problem of await this.images.load()) this.options.log.error({ problem }, 'skipping unreadable image record');
+    await this.content.clearIngest();
+    await this.snapshots.clearTemp();
+    const removed = await this.collectGarbage();
+    if (removed.blobs + removed.snapshots > 0) this.options.log.info(removed, 'removed content no image references');
+  }
+
+  /** Pulls an image (shared with a pull of the same reference already running). */
+  pull(reference: string, credentials: RegistryCredentials, signal?: AbortSignal): Promise<ImageRecord> {
+    const ref = parseReference(reference);
+    return this.#pulls.run(formatReference(ref), async () => {
+      const leased: string[] = [];
+      const lease = (key: string) => {
+        leased.push(key);
+        this.#leased.set(key, (this.#leased.get(key) ?? 0) + 1);
+      };
+      try {
+        return await this.#pull(ref, credentials, lease, signal);
+      } finally {
+        for (const key of leased) {
+          const n = this.#leased.get(key)! - 1;
+          if (n === 0) this.#leased.delete(key);
+          else this.#leased.set(key, n);
+        }
+      }
+    });
+  }
+
+  async #pull(ref: ImageReference, credentials: RegistryCredentials, lease: (key: string) => void, signal?: AbortSignal): Promise<ImageRecord> {
+    const started = Date.now();
+    const registry = this.options.registry;
+    const top = await registry.fetchManifest(ref, credentials, signal);
+    const topDigest = sha256Digest(top.bytes);
+    if (ref.digest && ref.digest !== topDigest) {
+      throw new BerthError('DataLoss', `registry returned content with digest ${topDigest} for ${formatReference(ref)}`);
+    }
+    let topDoc = parseJson<ManifestDoc>(top.bytes, 'manifest');
+    const mediaType = top.mediaType || topDoc.mediaType || (topDoc.manifests ? INDEX_TYPES[0]! : MANIFEST_TYPES[0]!);
+    const contentSizes: number[] = [top.bytes.length];
+    lease(topDigest);
+    await this.content.put(topDigest, top.bytes);
+
+    let manifestDigest = topDigest;
+    let manifest = topDoc;
+    if (INDEX_TYPES.includes(mediaType) || topDoc.manifests) {
+      const chosen = choosePlatform(topDoc.manifests ?? [], formatReference(ref));
+      const bytes = await registry.fetchManifestByDigest(top.endpoint, ref, chosen.digest, credentials, signal);
+      if (sha256Digest(bytes) !== chosen.digest) throw new BerthError('DataLoss', `manifest ${chosen.digest} from the registry does not match its digest`);
+      lease(chosen.digest);
+      await this.content.put(chosen.digest, bytes);
+      contentSizes.push(bytes.length);
+      manifestDigest = chosen.digest;
+      manifest = parseJson<ManifestDoc>(bytes, 'manifest');
+      topDoc = manifest;
+    }
+    if (!manifest.config || !Array.isArray(manifest.layers)) {
+      throw new BerthError('InvalidArgument', `${formatReference(ref)}: manifest ${manifestDigest} has no config or layers`);
+    }
+    for (const layer of manifest.layers) {
+      if (!layerCompression(layer.mediaType)) {
+        throw new BerthError('FailedPrecondition', `${formatReference(ref)}: layer ${layer.digest} has media type ${layer.mediaType}, which berth cannot unpack`);
+      }
+    }
+
+    const config = manifest.config;
+    lease(config.digest);
+    await this.#ingest(top.endpoint, ref, config, credentials, signal);
+    const configDoc = parseJson<ImageConfigDoc>(await this.content.read(config.digest), 'image config');
+    const diffIds = configDoc.rootfs?.diff_ids ?? [];
+    if (diffIds.length !== manifest.layers.length) {
+      throw new BerthError('InvalidArgument', `${formatReference(ref)}: the config lists ${diffIds.length} layers, the manifest ${manifest.layers.length}`);
+    }
+    const chains = chainIds(diffIds);
+    const layers: ImageLayer[] = manifest.layers.map((l, i) => ({
+      digest: l.digest,
+      size: l.size,
+      mediaType: l.mediaType,
+      diffId: diffIds[i]!,
+      chainId: chains[i]!,
+    }));
+
+    for (const layer of layers) {
+      lease(layer.digest);
+      lease(layer.chainId);
+    }
+    await mapLimit(layers, this.options.parallelLayers ?? 3, async (layer) => {
+      if (await this.snapshots.has(layer.chainId)) return;
+      await this.#ingest(top.endpoint, ref, { digest: layer.digest, size: layer.size, mediaType: layer.mediaType }, credentials, signal);
+      await this.snapshots.ensure(layer.chainId, layer.diffId, this.content.blobPath(layer.digest));
+    });
+
+    const tag = tagReference(ref);
+    const record = await this.images.add({
+      id: config.digest,
+      repoTags: tag ? [tag] : [],
+      repoDigests: [digestReference(ref, topDigest)],
+      manifestDigest,
+      indexDigest: manifestDigest !== topDigest ? topDigest : undefined,
+      size: contentSizes.reduce((a, b) => a + b, 0) + config.size + layers.reduce((a, l) => a + l.size, 0),
+      layers,
+      user: configDoc.config?.User ?? '',
+      annotations: manifest.annotations ?? {},
+      createdAt: new Date().toISOString(),
+    });
+    this.options.log.info({ image: formatReference(ref), id: record.id, layers: layers.length, ms: Date.now() - started }, 'image pulled');
+    return record;
+  }
+
+  /** Downloads one blob into the content store, resuming after interruptions. */
+  async #ingest(endpoint: RegistryEndpoint, ref: ImageReference, descriptor: Pick<Descriptor, 'digest' | 'size' | 'mediaType'>, credentials: RegistryCredentials, signal?: AbortSignal): Promise<void> {
+    const source = this.options.registry.blobSource(endpoint, ref, descriptor.digest, credentials, signal);
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.content.ingest(descriptor.digest, descriptor.size, source);
+        return;
+      } catch (err) {
+        const retriable = err instanceof BerthError && err.code === 'Unavailable' && !signal?.aborted;
+        if (!retriable || attempt >= BLOB_ATTEMPTS) throw err;
+        this.options.log.warn({ digest: descriptor.digest, attempt, error: (err as Error).message }, 'blob download interrupted; resuming');
+      }
+    }
+  }
+
+  /** The image a name refers to, or undefined. */
+  find(name: string): ImageRecord | undefined {
+    return this.images.find(name);
+  }
+
+  list(): ImageRecord[] {
+    return this.images.list();
+  }
+
+  isPinned(image: ImageRecord): boolean {
+    return [...image.repoTags, ...image.repoDigests].some((n) => this.#pinned.has(n));
+  }
+
+  /** Removes an image by any of its names; false when there was none (not an error). */
+  async remove(name: string): Promise<boolean> {
+    const image = this.images.find(name);
+    if (!image) return false;
+    await this.images.remove(image.id);
+    await this.collectGarbage();
+    return true;
+  }
+
+  /** Deletes blobs and snapshots that no image references. */
+  async collectGarbage(): Promise<{ blobs: number; snapshots: number }> {
+    const usedBlobs = new Set<string>(this.#leased.keys());
+    const usedChains = new Set<string>(this.#leased.keys());
+    for (const image of this.images.list()) {
+      usedBlobs.add(image.id);
+      usedBlobs.add(image.manifestDigest);
+      if (image.indexDigest) usedBlobs.add(image.indexDigest);
+      for (const layer of image.layers) {
+        usedBlobs.add(layer.digest);
+        usedChains.add(layer.chainId);
+      }
+    }
+    let blobs = 0;
+    let snapshots = 0;
+    for (const digest of await this.content.list()) {
+      if (!usedBlobs.has(digest)) {
+        await this.content.delete(digest);
+        blobs++;
+      }
+    }
+    for (const chainId of await this.snapshots.list()) {
+      if (!usedChains.has(chainId)) {
+        await this.snapshots.remove(chainId);
+        snapshots++;
+      }
+    }
+    return { blobs, snapshots };
+  }
+
+  /** What the image store takes on disk, and the mount it lives on. */
+  async fsUsage(): Promise<FsUsage> {
+    const [blobs, snapshots] = await Promise.all([this.content.usage(), this.snapshots.usage()]);
+    return { mountpoint: this.options.root, bytes: blobs.bytes + snapshots.bytes, inodes: blobs.inodes + snapshots.inodes };
+  }
+
+  /** Throws NotFound unless the image exists. */
+  get(name: string): ImageRecord {
+    const image = this.find(name);
+    if (!image) throw notFound('image', name);
+    return image;
+  }
+}
+
+/** OCI architecture names for Node's process.arch. */
+export function hostPlatform(): { os: string; architecture: string; variant?: string } {
+  const arch: Record<string, string> = { x64: 'amd64', arm64: 'arm64', arm: 'arm', ia32: '386', ppc64: 'ppc64le', s390x: 's390x', riscv64: 'riscv64' };
+  return { os: 'linux', architecture: arch[process.arch] ?? process.arch, variant: process.arch === 'arm64' ? 'v8' : undefined };
+}
+
+function choosePlatform(manifests: Descriptor[], name: string): Descriptor {
+  const host = hostPlatform();
+  const candidates = manifests.filter((m) => m.platform?.os === host.os && m.platform?.architecture === host.architecture);
+  const exact = candidates.find((m) => (m.platform?.variant ?? host.variant) === host.variant);
+  const chosen = exact ?? candidates[0];
+  if (!chosen) {
+    const offered = manifests.map((m) => `${m.platform?.os}/${m.platform?.architecture}${m.platform?.variant ? `/${m.platform.variant}` : ''}`).join(', ');
+    throw new BerthError('NotFound', `${name}: no image for ${host.os}/${host.architecture} in its index (it has: ${offered || 'nothing'})`);
+  }
+  return chosen;
+}
+
+function parseJson<T>(bytes: Buffer, what: string): T {
+  try {
+    return JSON.parse(bytes.toString('utf8')) as T;
+  } catch (err) {
+    throw new BerthError('InvalidArgument', `${what} is not valid JSON: ${(err as Error).message}`);
+  }
+}

@@ -1,0 +1,151 @@
+// Image records: one JSON file per image under <root>/images/<id hex>.json, written
+// atomically, all held in memory. An image's id is its config digest; its names are
+// repo tags (name:tag) and repo digests (name@digest). A tag belongs to one image at a
+// time: pulling a tag that moved takes it from the image that had it.
+import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { writeJsonAtomic, isAtomicTempFile } from '../store/atomic-file.js';
+import { BerthError } from '../errors.js';
+import { Mutex } from '../util/single-flight.js';
+import { parseReference, tagReference, repositoryName } from './reference.js';
+
+export interface ImageLayer {
+  digest: string;
+  size: number;
+  mediaType: string;
+  diffId: string;
+  chainId: string;
+}
+
+export interface ImageRecord {
+  /** The config digest, "sha256:…". */
+  id: string;
+  repoTags: string[];
+  repoDigests: string[];
+  /** The platform manifest the layers come from. */
+  manifestDigest: string;
+  /** The index the reference resolved to, when it was one. */
+  indexDigest?: string;
+  /** Bytes of all its content: index, manifest, config and compressed layers. */
+  size: number;
+  layers: ImageLayer[];
+  /** The image config's User ("1000", "app", "app:staff"…), empty when unset. */
+  user: string;
+  annotations: Record<string, string>;
+  /** When the record was first written (RFC 3339). */
+  createdAt: string;
+}
+
+export class ImageStore {
+  readonly #dir: string;
+  readonly #images = new Map<string, ImageRecord>();
+  readonly #mutex = new Mutex();
+
+  constructor(root: string) {
+    this.#dir = join(root, 'images');
+  }
+
+  /** Loads every record; unreadable ones are reported and skipped, never fatal. */
+  async load(): Promise<string[]> {
+    await mkdir(this.#dir, { recursive: true, mode: 0o700 });
+    const problems: string[] = [];
+    for (const name of await readdir(this.#dir)) {
+      const path = join(this.#dir, name);
+      if (isAtomicTempFile(name)) {
+        await rm(path, { force: true });
+        continue;
+      }
+      if (!name.endsWith('.json')) continue;
+      try {
+        const record = JSON.parse(await readFile(path, 'utf8')) as ImageRecord;
+        this.#images.set(record.id, record);
+      } catch (err) {
+        problems.push(`${path}: ${(err as Error).message}`);
+      }
+    }
+    return problems;
+  }
+
+  list(): ImageRecord[] {
+    return [...this.#images.values()];
+  }
+
+  get(id: string): ImageRecord | undefined {
+    return this.#images.get(id);
+  }
+
+  /**
+   * Finds an image by what a user or the kubelet may call it: its id (with or without
+   * "sha256:"), a unique id prefix, a tag reference or a digest reference.
+   */
+  find(name: string): ImageRecord | undefined {
+    const text = name.trim();
+    const id = /^(sha256:)?([a-f0-9]{64})$/.exec(text);
+    if (id) return this.#images.get(`sha256:${id[2]}`);
+    let ref;
+    try {
+      ref = parseReference(text);
+    } catch {
+      ref = undefined;
+    }
+    if (ref) {
+      // A digest names content exactly; a tag only when there is no digest.
+      const wanted = ref.digest ? `${repositoryName(ref)}@${ref.digest}` : tagReference(ref);
+      for (const image of this.#images.values()) {
+        if ((ref.digest ? image.repoDigests : image.repoTags).includes(wanted!)) return image;
+      }
+    }
+    const prefix = /^(?:sha256:)?([a-f0-9]{3,63})$/.exec(text);
+    if (prefix) {
+      const matches = [...this.#images.keys()].filter((k) => k.startsWith(`sha256:${prefix[1]}`));
+      if (matches.length === 1) return this.#images.get(matches[0]!);
+      if (matches.length > 1) throw new BerthError('InvalidArgument', `image id prefix "${text}" is ambiguous (${matches.length} images)`);
+    }
+    return undefined;
+  }
+
+  /** Records a pulled image, merging names with an existing record of the same id. */
+  add(record: ImageRecord): Promise<ImageRecord> {
+    return this.#mutex.lock(async () => {
+      const existing = this.#images.get(record.id);
+      const merged: ImageRecord = existing
+        ? {
+            ...existing,
+            repoTags: union(existing.repoTags, record.repoTags),
+            repoDigests: union(existing.repoDigests, record.repoDigests),
+          }
+        : record;
+      // A tag names one image: take the new tags away from any other image.
+      for (const other of this.#images.values()) {
+        if (other.id === record.id) continue;
+        const kept = other.repoTags.filter((t) => !record.repoTags.includes(t));
+        if (kept.length !== other.repoTags.length) await this.#write({ ...other, repoTags: kept });
+      }
+      await this.#write(merged);
+      return merged;
+    });
+  }
+
+  /** Removes a record; true when there was one. */
+  remove(id: string): Promise<boolean> {
+    return this.#mutex.lock(async () => {
+      if (!this.#images.has(id)) return false;
+      await rm(this.#path(id), { force: true });
+      this.#images.delete(id);
+      return true;
+    });
+  }
+
+  #path(id: string): string {
+    return join(this.#dir, `${id.replace(/^sha256:/, '')}.json`);
+  }
+
+  async #write(record: ImageRecord): Promise<void> {
+    await writeJsonAtomic(this.#path(record.id), record);
+    this.#images.set(record.id, record);
+  }
+}
+
+function union(a: string[], b: string[]): string[] {
+  return [...new Set([...a, ...b])].sort();
+}
