@@ -6,6 +6,8 @@ import { resolveSettings, type GlobalFlags } from '../cli/settings.js';
 import { parseOutputFormat, type OutputFormat } from '../cli/output.js';
 import { versionCommand } from '../cli/commands/version.js';
 import { infoCommand } from '../cli/commands/info.js';
+import { imageFsInfoCommand, imagesCommand, inspectImageCommand, pullCommand, removeImagesCommand } from '../cli/commands/images.js';
+import { parseDuration } from '../util/duration.js';
 import { BERTH_VERSION } from '../version.js';
 
 const program = new Command('berthctl')
@@ -46,6 +48,74 @@ program
   .description('display information of the container runtime')
   .addOption(outputOption('json', ['json', 'yaml', 'table']))
   .action((opts: { output: string }) => withClients((c) => infoCommand(c, parseOutputFormat(opts.output, 'json'))));
+
+program
+  .command('pull')
+  .description('pull an image from a registry')
+  .argument('<image>', 'image reference, e.g. busybox or 127.0.0.1:5000/app:1.0')
+  .option('--creds <user:password>', 'registry credentials')
+  .option('--auth <base64>', 'base64 of user:password, as in a docker config')
+  .option('-u, --username <name>', 'registry user name (no password)')
+  .option('--pull-timeout <duration>', 'give up after this long; 0 means never', '0s')
+  .action((image: string, opts: { creds?: string; auth?: string; username?: string; pullTimeout: string }) =>
+    withClients((c) =>
+      pullCommand(c, image, {
+        creds: opts.creds,
+        auth: opts.auth,
+        username: opts.username,
+        pullTimeoutMs: parseDuration(opts.pullTimeout),
+        progress: process.stderr.isTTY ? process.stderr : undefined,
+      }),
+    ),
+  );
+
+program
+  .command('images')
+  .alias('image')
+  .alias('img')
+  .description('list images')
+  .argument('[repository]', 'only images this name refers to')
+  .option('-q, --quiet', 'only image ids')
+  .option('--digests', 'show digests')
+  .option('-v, --verbose', 'verbose output')
+  .option('--no-trunc', 'show whole ids and digests')
+  .addOption(outputOption('table', ['json', 'yaml', 'table']))
+  .action((repository: string | undefined, opts: { quiet?: boolean; digests?: boolean; verbose?: boolean; trunc: boolean; output: string }) =>
+    withClients((c) =>
+      imagesCommand(c, repository, {
+        quiet: opts.quiet ?? false,
+        digests: opts.digests ?? false,
+        verbose: opts.verbose ?? false,
+        noTrunc: !opts.trunc,
+        output: parseOutputFormat(opts.output, 'table'),
+      }),
+    ),
+  );
+
+program
+  .command('inspecti')
+  .description('show the status of one or more images')
+  .argument('<image...>', 'image ids or references')
+  .addOption(outputOption('json', ['json', 'yaml', 'table']))
+  .action((names: string[], opts: { output: string }) =>
+    withClients((c) => inspectImageCommand(c, names, parseOutputFormat(opts.output, 'json'))),
+  );
+
+program
+  .command('rmi')
+  .description('remove one or more images')
+  .argument('[image...]', 'image ids or references')
+  .option('-a, --all', 'remove all images')
+  .option('-q, --prune', 'remove all images no container uses')
+  .action((names: string[], opts: { all?: boolean; prune?: boolean }) =>
+    withClients((c) => removeImagesCommand(c, names, { all: opts.all ?? false, prune: opts.prune ?? false })),
+  );
+
+program
+  .command('imagefsinfo')
+  .description('show image filesystem usage')
+  .addOption(outputOption('json', ['json', 'yaml', 'table']))
+  .action((opts: { output: string }) => withClients((c) => imageFsInfoCommand(c, parseOutputFormat(opts.output, 'json'))));
 
 try {
   await program.parseAsync();

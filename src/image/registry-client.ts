@@ -64,21 +64,31 @@ export class RegistryClient {
   async fetchManifest(ref: ImageReference, credentials: RegistryCredentials, signal?: AbortSignal): Promise<FetchedManifest> {
     const target = ref.digest ?? ref.tag ?? 'latest';
     return this.#firstEndpoint(ref.domain, async (endpoint) => {
-      const response = await this.#request(endpoint, ref.path, `/manifests/${target}`, credentials, { accept: MANIFEST_ACCEPT }, signal);
-      const mediaType = (response.headers.get('content-type') ?? '').split(';')[0]!.trim();
+      const { bytes, mediaType } = await this.#getManifest(endpoint, ref, target, credentials, signal);
       if (mediaType === DOCKER_SCHEMA1 || mediaType === DOCKER_SCHEMA1_SIGNED) {
-        await response.body?.cancel();
         throw new BerthError('FailedPrecondition', `${ref.domain}/${ref.path}:${target} is a Docker schema 1 manifest, which berth does not support (it is deprecated; push the image again with a current client)`);
       }
-      const bytes = Buffer.from(await response.arrayBuffer());
       return { bytes, mediaType, endpoint };
     });
   }
 
   /** A manifest or index by digest from a known endpoint (children of an index). */
   async fetchManifestByDigest(endpoint: RegistryEndpoint, ref: ImageReference, digest: string, credentials: RegistryCredentials, signal?: AbortSignal): Promise<Buffer> {
-    const response = await this.#request(endpoint, ref.path, `/manifests/${digest}`, credentials, { accept: MANIFEST_ACCEPT }, signal);
-    return Buffer.from(await response.arrayBuffer());
+    return (await this.#getManifest(endpoint, ref, digest, credentials, signal)).bytes;
+  }
+
+  /** One manifest request, watched like a blob: a registry that stops answering is cancelled. */
+  async #getManifest(endpoint: RegistryEndpoint, ref: ImageReference, target: string, credentials: RegistryCredentials, signal?: AbortSignal): Promise<{ bytes: Buffer; mediaType: string }> {
+    const watchdog = new ProgressWatchdog(this.options.progressTimeoutMs, signal);
+    try {
+      const response = await this.#request(endpoint, ref.path, `/manifests/${target}`, credentials, { accept: MANIFEST_ACCEPT }, watchdog.signal);
+      const mediaType = (response.headers.get('content-type') ?? '').split(';')[0]!.trim();
+      const chunks: Uint8Array[] = [];
+      if (response.body) for await (const chunk of watchdog.watch(response.body)) chunks.push(chunk);
+      return { bytes: Buffer.concat(chunks), mediaType };
+    } finally {
+      watchdog.stop();
+    }
   }
 
   /** A resumable source of one blob, for the content store. */
@@ -86,7 +96,13 @@ export class RegistryClient {
     return async (offset) => {
       const headers: Record<string, string> = offset > 0 ? { range: `bytes=${offset}-` } : {};
       const watchdog = new ProgressWatchdog(this.options.progressTimeoutMs, signal);
-      const response = await this.#request(endpoint, ref.path, `/blobs/${digest}`, credentials, headers, watchdog.signal);
+      let response: Response;
+      try {
+        response = await this.#request(endpoint, ref.path, `/blobs/${digest}`, credentials, headers, watchdog.signal);
+      } catch (err) {
+        watchdog.stop();
+        throw err;
+      }
       const resumed = offset > 0 && response.status === 206;
       if (!response.body) throw new BerthError('Unavailable', `registry sent no body for blob ${digest}`);
       return { body: watchdog.watch(response.body), resumed };
@@ -320,6 +336,10 @@ class ProgressWatchdog {
       this.#controller.abort(new BerthError('DeadlineExceeded', `pull made no progress for ${formatDuration(this.timeoutMs)}; cancelled (image_pull_progress_timeout)`));
     }, this.timeoutMs);
     this.#timer.unref();
+  }
+
+  stop(): void {
+    clearTimeout(this.#timer);
   }
 
   async *watch(body: AsyncIterable<Uint8Array>): AsyncIterable<Uint8Array> {

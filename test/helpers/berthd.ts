@@ -39,9 +39,10 @@ export async function startBerthd(t: { after(fn: () => unknown): void }, options
       `root = "${join(dir, 'root')}"`,
       `state = "${join(dir, 'state')}"`,
       `log_level = "debug"`,
+      // Before any table of ours, so its top-level keys stay top-level.
+      options.extraToml ?? '',
       `[cni]`,
       `conf_dir = "${cniConfDir}"`,
-      options.extraToml ?? '',
     ].join('\n'),
   );
   return launchBerthd(t, dir, configPath, socket);

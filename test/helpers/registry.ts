@@ -22,6 +22,8 @@ export interface TestRegistry {
   logs(): string;
   /** Stops it hard (SIGKILL), e.g. in the middle of a pull. */
   kill(): Promise<void>;
+  /** Sends a signal, e.g. SIGSTOP to make it hang mid-transfer (SIGCONT to resume). */
+  signal(signal: NodeJS.Signals): void;
   /** Starts it again on the same port and storage (stopping it first if it runs). */
   restart(): Promise<void>;
   stop(): Promise<void>;
@@ -30,6 +32,8 @@ export interface TestRegistry {
 export interface RegistryOptions {
   /** Require HTTP basic auth with this one user (distribution's htpasswd auth). */
   htpasswd?: { user: string; password: string };
+  /** Log every request (to count fetches of a blob). */
+  accessLog?: boolean;
 }
 
 const LOG_LIMIT = 256 * 1024;
@@ -37,7 +41,9 @@ const LOG_LIMIT = 256 * 1024;
 export async function startRegistry(t: { after(fn: () => unknown): void }, options: RegistryOptions = {}): Promise<TestRegistry> {
   let child: ChildProcess | undefined;
   const halt = async (signal: NodeJS.Signals): Promise<void> => {
-    if (child) await stopProcess(child, signal);
+    if (!child) return;
+    child.kill('SIGCONT'); // a registry a test froze with SIGSTOP must be able to stop
+    await stopProcess(child, signal);
   };
   // Registered before the temp dir so that the registry (whichever process restart
   // left running) is stopped before its storage is removed.
@@ -68,7 +74,7 @@ export async function startRegistry(t: { after(fn: () => unknown): void }, optio
 log:
   level: info
   accesslog:
-    disabled: true
+    disabled: ${options.accessLog ? 'false' : 'true'}
 storage:
   filesystem:
     rootdirectory: ${storage}
@@ -108,6 +114,9 @@ ${authYaml}`;
     auth: options.htpasswd,
     logs: () => logs,
     kill: () => halt('SIGKILL'),
+    signal: (signal) => {
+      child?.kill(signal);
+    },
     restart: async () => {
       await halt('SIGTERM');
       await launch();
