@@ -4,7 +4,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { containerdVersion, CONTAINERD, startContainerd } from './helpers/containerd.js';
-import { runBerthctl } from './helpers/berthd.js';
+import { runBerthctl, startBerthd } from './helpers/berthd.js';
+import { buildLayer, busyboxEntries, pushImage } from './helpers/image-builder.js';
+import { DOCKER_REGISTRY, startRegistry } from './helpers/registry.js';
 import { isRoot } from './helpers/paths.js';
 
 const skip = !isRoot ? 'containerd needs root' : !existsSync(CONTAINERD) ? 'containerd is not installed' : false;
@@ -35,4 +37,46 @@ test('berthctl version and info against containerd', { skip }, async (t) => {
   const unknown = await ctl(['version', '-o', 'xml']);
   assert.equal(unknown.code, 1);
   assert.match(unknown.stderr, /unsupported output format "xml"/);
+});
+
+test('berthctl image verbs against containerd and berthd give the same image', { skip: skip || (!existsSync(DOCKER_REGISTRY) && 'docker-registry is not installed') }, async (t) => {
+  const registry = await startRegistry(t);
+  const pushed = await pushImage(registry, 'interop/busybox', '1', { layers: [buildLayer(busyboxEntries(), 'gzip', 'docker')], format: 'docker', config: { Cmd: ['sh'] } });
+  const reference = `${registry.host}/interop/busybox:1`;
+  const containerd = await startContainerd(t, {
+    criToml: `[plugins."io.containerd.grpc.v1.cri".registry.mirrors."${registry.host}"]\n    endpoint = ["${registry.url}"]`,
+  });
+  const berthd = await startBerthd(t);
+  for (const [name, endpoint] of [['containerd', containerd.endpoint], ['berthd', berthd.endpoint]] as const) {
+    const ctl = (args: string[]) => runBerthctl(['-r', endpoint, '--timeout', '20s', ...args]);
+    const pull = await ctl(['pull', reference]);
+    assert.equal(pull.code, 0, `${name}: ${pull.stderr}`);
+    assert.equal(pull.stdout.trim(), `Image is up to date for ${pushed.configDigest}`, name);
+
+    const listed = JSON.parse((await ctl(['images', '-o', 'json'])).stdout) as { images: Array<{ id: string; repoTags: string[]; repoDigests: string[]; size: string }> };
+    const image = listed.images.find((i) => i.id === pushed.configDigest);
+    assert.ok(image, `${name} lists the image`);
+    assert.deepEqual(image.repoTags, [reference], name);
+    assert.deepEqual(image.repoDigests, [`${registry.host}/interop/busybox@${pushed.manifestDigest}`], name);
+    assert.match(image.size, /^\d+$/, `${name}: size is a uint64 in JSON`);
+
+    const table = (await ctl(['images'])).stdout;
+    assert.match(table, new RegExp(`^${registry.host}/interop/busybox\\s+1\\s+${pushed.configDigest.slice(7, 20)}\\s+\\d`, 'm'), name);
+    const inspect = JSON.parse((await ctl(['inspecti', reference])).stdout) as { status: { id: string }; info?: unknown };
+    assert.equal(inspect.status.id, pushed.configDigest, name);
+    assert.equal(typeof inspect.info, 'object', `${name}: inspecti carries the verbose info`);
+    const fsinfo = JSON.parse((await ctl(['imagefsinfo'])).stdout) as { status: { imageFilesystems: Array<{ usedBytes: { value: string } }> } };
+    const used = fsinfo.status.imageFilesystems[0]!.usedBytes.value;
+    assert.match(used, /^\d+$/, name);
+    // containerd measures its snapshots every 10 s (stats_collect_period), so right after a
+    // pull it may still say 0; berthd measures on demand.
+    if (name === 'berthd') assert.ok(Number(used) > 1_000_000, `berthd counts the busybox layer (${used})`);
+
+    const rmi = await ctl(['rmi', reference]);
+    assert.equal(rmi.code, 0, `${name}: ${rmi.stderr}`);
+    assert.match(rmi.stdout, new RegExp(`Deleted: ${reference.replace(/\./g, '\\.')}`), name);
+    const after = await ctl(['inspecti', reference]);
+    assert.equal(after.code, 1, name);
+    assert.match(after.stderr, /no such image/, name);
+  }
 });
