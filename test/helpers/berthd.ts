@@ -22,6 +22,8 @@ export interface TestBerthd {
 export interface BerthdOptions {
   /** Extra TOML appended to the test config. */
   extraToml?: string;
+  /** berthd's log level (debug by default, so a failing test shows what happened). */
+  logLevel?: string;
   /** A CNI config dir; by default an empty one of the test's own. */
   cniConfDir?: string;
 }
@@ -38,7 +40,7 @@ export async function startBerthd(t: { after(fn: () => unknown): void }, options
       `listen = "unix://${socket}"`,
       `root = "${join(dir, 'root')}"`,
       `state = "${join(dir, 'state')}"`,
-      `log_level = "debug"`,
+      `log_level = "${options.logLevel ?? 'debug'}"`,
       // Before any table of ours, so its top-level keys stay top-level.
       options.extraToml ?? '',
       `[cni]`,
