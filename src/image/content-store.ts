@@ -3,7 +3,7 @@
 // and renamed into blobs/sha256/<hex>, so a partial or corrupt download is never
 // visible. An interrupted download resumes from its partial file; two pulls of the
 // same blob share one download.
-import { createHash, type Hash } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, rm, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -14,6 +14,8 @@ import { SingleFlight } from '../util/single-flight.js';
 
 /** Opens a byte source at an offset; `resumed` says whether it honoured the offset. */
 export type BlobSource = (offset: number) => Promise<{ body: AsyncIterable<Uint8Array>; resumed: boolean }>;
+
+export type ChunkObserver = (chunk: Uint8Array) => void | Promise<void>;
 
 export class DigestMismatchError extends BerthError {
   constructor(digest: string, actual: string) {
@@ -76,42 +78,54 @@ export class ContentStore {
 
   /**
    * Downloads a blob unless present. Concurrent calls for one digest share the download.
-   * `onBytes` is told of every chunk (for progress and the no-progress timeout).
+   * `onChunk` sees every new chunk as it is stored (the puller unpacks from it while
+   * the download runs); the download waits for the promise it returns.
    */
-  ingest(digest: string, expectedSize: number | undefined, source: BlobSource, onBytes?: (n: number) => void): Promise<void> {
+  ingest(digest: string, expectedSize: number | undefined, source: BlobSource, onChunk?: ChunkObserver): Promise<void> {
     checkDigest(digest);
-    return this.#downloads.run(digest, () => this.#download(digest, expectedSize, source, onBytes));
+    return this.#downloads.run(digest, () => this.#download(digest, expectedSize, source, onChunk));
   }
 
-  async #download(digest: string, expectedSize: number | undefined, source: BlobSource, onBytes?: (n: number) => void): Promise<void> {
+  isDownloading(digest: string): boolean {
+    return this.#downloads.isRunning(digest);
+  }
+
+  async #download(digest: string, expectedSize: number | undefined, source: BlobSource, onChunk?: ChunkObserver): Promise<void> {
     if (await this.has(digest)) return;
     const partial = join(this.#ingest, `${digest.slice('sha256:'.length)}.partial`);
-    const hash = createHash('sha256');
-    let offset = await resumeOffset(partial, hash);
+    let offset = (await stat(partial).catch(() => undefined))?.size ?? 0;
     if (expectedSize !== undefined && offset > expectedSize) offset = 0;
     const { body, resumed } = await source(offset);
-    let written = resumed ? offset : 0;
-    const file = await open(partial, resumed && offset > 0 ? 'a' : 'w', 0o600);
-    const actualHash = resumed && offset > 0 ? hash : createHash('sha256');
+    const hash = createHash('sha256');
+    let written = 0;
+    if (resumed && offset > 0) {
+      // The bytes already here count for the digest, and the observer sees them first.
+      for await (const chunk of createReadStream(partial, { start: 0, end: offset - 1 })) {
+        hash.update(chunk as Buffer);
+        await onChunk?.(chunk as Buffer);
+      }
+      written = offset;
+    }
+    const file = await open(partial, written > 0 ? 'a' : 'w', 0o600);
     try {
       for await (const chunk of body) {
         written += chunk.length;
         if (expectedSize !== undefined && written > expectedSize) {
-          throw new BerthError('Internal', `blob ${digest} is larger than the ${expectedSize} bytes its descriptor declares`);
+          throw new BerthError('DataLoss', `blob ${digest} is larger than the ${expectedSize} bytes its descriptor declares`);
         }
-        actualHash.update(chunk);
+        hash.update(chunk);
         await file.write(chunk);
-        onBytes?.(chunk.length);
+        await onChunk?.(chunk);
       }
       await file.sync();
     } finally {
       await file.close();
     }
-    const actual = `sha256:${actualHash.digest('hex')}`;
+    const actual = `sha256:${hash.digest('hex')}`;
     if (actual !== digest || (expectedSize !== undefined && written !== expectedSize)) {
       await unlink(partial).catch(() => undefined);
       if (actual !== digest) throw new DigestMismatchError(digest, actual);
-      throw new BerthError('Internal', `blob ${digest} has ${written} bytes, its descriptor declares ${expectedSize}`);
+      throw new BerthError('DataLoss', `blob ${digest} has ${written} bytes, its descriptor declares ${expectedSize}`);
     }
     await rename(partial, this.blobPath(digest));
     await fsyncDir(this.#blobs);
@@ -153,17 +167,4 @@ export function sha256Digest(bytes: Uint8Array): string {
 
 function checkDigest(digest: string): void {
   if (!digestPattern.test(digest)) throw new BerthError('InvalidArgument', `unsupported or malformed digest "${digest}"`);
-}
-
-/** Size of a partial download with its bytes fed to the hash, or 0 when there is none. */
-async function resumeOffset(partial: string, hash: Hash): Promise<number> {
-  let size: number;
-  try {
-    size = (await stat(partial)).size;
-  } catch {
-    return 0;
-  }
-  if (size === 0) return 0;
-  for await (const chunk of createReadStream(partial)) hash.update(chunk as Buffer);
-  return size;
 }

@@ -1,5 +1,6 @@
 // The image box's interface to the rest of berth: pull, look up, list, remove, measure,
 // and collect what no image uses. The CRI handlers only translate to and from this.
+import { PassThrough } from 'node:stream';
 import type { Logger } from 'pino';
 import { BerthError, notFound } from '../errors.js';
 import { SingleFlight, mapLimit } from '../util/single-flight.js';
@@ -49,6 +50,33 @@ export interface FsUsage {
 }
 
 const BLOB_ATTEMPTS = 3;
+/** How far a download may run ahead of the unpack that reads it. */
+const STREAM_BUFFER = 4 * 1024 * 1024;
+
+/** The unpack stream was given up because its download restarts; unpack from the store. */
+class StreamAbandoned extends Error {
+  constructor() {
+    super('download restarted; unpacking from the stored blob instead');
+  }
+}
+
+/** Writes each downloaded chunk to the unpack stream, waiting when it is full. */
+function feedInto(stream: PassThrough): (chunk: Uint8Array) => Promise<void> {
+  return async (chunk) => {
+    if (stream.destroyed) throw new BerthError('Aborted', 'layer unpack stopped');
+    if (!stream.write(chunk)) {
+      await new Promise<void>((resolve) => {
+        const done = () => {
+          stream.off('drain', done);
+          stream.off('close', done);
+          resolve();
+        };
+        stream.once('drain', done);
+        stream.once('close', done);
+      });
+    }
+  };
+}
 
 export class ImageManager {
   readonly content: ContentStore;
@@ -157,8 +185,9 @@ export class ImageManager {
     }
     await mapLimit(layers, this.options.parallelLayers ?? 3, async (layer) => {
       if (await this.snapshots.has(layer.chainId)) return;
-      await this.#ingest(top.endpoint, ref, { digest: layer.digest, size: layer.size, mediaType: layer.mediaType }, credentials, signal);
-      await this.snapshots.ensure(layer.chainId, layer.diffId, this.content.blobPath(layer.digest));
+      const started = Date.now();
+      await this.#fetchLayer(top.endpoint, ref, layer, credentials, signal);
+      this.options.log.debug({ layer: layer.digest, bytes: layer.size, ms: Date.now() - started }, 'layer ready');
     });
 
     const tag = tagReference(ref);
@@ -178,16 +207,66 @@ export class ImageManager {
     return record;
   }
 
+  /**
+   * Downloads a layer and unpacks it. The bytes go to the content store and to the
+   * unpacker at once, so the network and the disk work in parallel; should the download
+   * need a retry, the streamed unpack is dropped and the layer is unpacked from the
+   * stored blob once it is complete.
+   */
+  async #fetchLayer(endpoint: RegistryEndpoint, ref: ImageReference, layer: ImageLayer, credentials: RegistryCredentials, signal?: AbortSignal): Promise<void> {
+    const fromStore = () => this.content.openRead(layer.digest) as AsyncIterable<Uint8Array>;
+    const descriptor = { digest: layer.digest, size: layer.size, mediaType: layer.mediaType };
+    // Stream only when this call will both download and unpack: joining another pull's
+    // download or unpack would leave the stream unfed or unread. No await between these
+    // checks and the calls below, which register this pull's download and unpack.
+    if ((await this.content.has(layer.digest)) || this.content.isDownloading(layer.digest) || this.snapshots.isUnpacking(layer.chainId)) {
+      await this.#ingest(endpoint, ref, descriptor, credentials, signal);
+      await this.snapshots.ensure(layer.chainId, layer.diffId, fromStore);
+      return;
+    }
+    const stream = new PassThrough({ highWaterMark: STREAM_BUFFER });
+    const download = this.#ingest(endpoint, ref, descriptor, credentials, signal, stream);
+    try {
+      await this.snapshots.ensure(layer.chainId, layer.diffId, () => stream, download);
+    } catch (err) {
+      if (!(err instanceof StreamAbandoned)) {
+        stream.destroy();
+        await download.catch(() => undefined);
+        throw err;
+      }
+      await download;
+      await this.snapshots.ensure(layer.chainId, layer.diffId, fromStore);
+    } finally {
+      // Whatever the unpack did not read must not hold the download back.
+      stream.resume();
+    }
+  }
+
   /** Downloads one blob into the content store, resuming after interruptions. */
-  async #ingest(endpoint: RegistryEndpoint, ref: ImageReference, descriptor: Pick<Descriptor, 'digest' | 'size' | 'mediaType'>, credentials: RegistryCredentials, signal?: AbortSignal): Promise<void> {
+  async #ingest(
+    endpoint: RegistryEndpoint,
+    ref: ImageReference,
+    descriptor: Pick<Descriptor, 'digest' | 'size' | 'mediaType'>,
+    credentials: RegistryCredentials,
+    signal?: AbortSignal,
+    stream?: PassThrough,
+  ): Promise<void> {
     const source = this.options.registry.blobSource(endpoint, ref, descriptor.digest, credentials, signal);
+    let feed = stream;
     for (let attempt = 1; ; attempt++) {
       try {
-        await this.content.ingest(descriptor.digest, descriptor.size, source);
+        await this.content.ingest(descriptor.digest, descriptor.size, source, feed && feedInto(feed));
+        feed?.end();
         return;
       } catch (err) {
         const retriable = err instanceof BerthError && err.code === 'Unavailable' && !signal?.aborted;
-        if (!retriable || attempt >= BLOB_ATTEMPTS) throw err;
+        if (!retriable || attempt >= BLOB_ATTEMPTS) {
+          feed?.destroy(err as Error);
+          throw err;
+        }
+        // The streamed unpack has seen bytes a resumed download will not repeat cleanly.
+        feed?.destroy(new StreamAbandoned());
+        feed = undefined;
         this.options.log.warn({ digest: descriptor.digest, attempt, error: (err as Error).message }, 'blob download interrupted; resuming');
       }
     }

@@ -7,10 +7,10 @@
 // has a `..` component, that would be written through a symlink, or that hard-links
 // outside, fails the whole layer with a clear error.
 import { createHash } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createWriteStream } from 'node:fs';
 import { chmod, lchown, link, lstat, lutimes, mkdir, open, rm, symlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { PassThrough, Transform, type Readable } from 'node:stream';
+import { PassThrough, Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import { Decompress } from 'fzstd';
@@ -35,9 +35,19 @@ export class UnsafeLayerError extends BerthError {
   }
 }
 
-/** Unpacks the layer blob at blobPath into target (an empty directory that exists). */
-export async function unpackLayer(blobPath: string, target: string): Promise<UnpackResult> {
-  const decompressor = await decompressorFor(blobPath);
+/** Unpacks a layer blob (its bytes as they come) into target, an empty directory. */
+export async function unpackLayer(blob: AsyncIterable<Uint8Array>, target: string): Promise<UnpackResult> {
+  // A failure of the source itself (a download that stopped) is passed on as it is;
+  // only failures of decompression and tar parsing mean the layer is bad.
+  let sourceError: unknown;
+  const source = (async function* () {
+    try {
+      yield* blob;
+    } catch (err) {
+      sourceError = err;
+      throw err;
+    }
+  })();
   const hash = createHash('sha256');
   let tarSize = 0;
   const hasher = new PassThrough();
@@ -47,15 +57,18 @@ export async function unpackLayer(blobPath: string, target: string): Promise<Unp
   });
   const extract = tarStream.extract();
   const writer = new LayerWriter(target);
-  const feeding = pipeline(createReadStream(blobPath), decompressor, hasher, extract);
+  let feeding: Promise<void> | undefined;
   try {
+    const { head, rest } = await peek(source, 4);
+    feeding = pipeline(Readable.from(replay(head, rest)), decompressorFor(head), hasher, extract);
     for await (const entry of extract) {
       await writer.apply(entry.header as EntryHeader, entry as unknown as Readable);
     }
     await feeding;
   } catch (err) {
     extract.destroy();
-    await feeding.catch(() => undefined);
+    await feeding?.catch(() => undefined);
+    if (sourceError !== undefined) throw sourceError;
     if (err instanceof BerthError) throw err;
     throw new BerthError('InvalidArgument', `layer is not a valid tar archive: ${(err as Error).message}`);
   }
@@ -63,16 +76,31 @@ export async function unpackLayer(blobPath: string, target: string): Promise<Unp
   return { diffId: `sha256:${hash.digest('hex')}`, tarSize };
 }
 
-async function decompressorFor(blobPath: string): Promise<Transform> {
-  const handle = await open(blobPath, 'r');
-  const magic = Buffer.alloc(4);
-  try {
-    await handle.read(magic, 0, 4, 0);
-  } finally {
-    await handle.close();
+/** The first `n` bytes of a stream, and an iterator over the rest. */
+async function peek(blob: AsyncIterable<Uint8Array>, n: number): Promise<{ head: Buffer; rest: AsyncIterator<Uint8Array> }> {
+  const rest = blob[Symbol.asyncIterator]();
+  let head = Buffer.alloc(0);
+  while (head.length < n) {
+    const next = await rest.next();
+    if (next.done) break;
+    head = Buffer.concat([head, next.value]);
   }
+  return { head, rest };
+}
+
+async function* replay(head: Buffer, rest: AsyncIterator<Uint8Array>): AsyncIterable<Uint8Array> {
+  if (head.length > 0) yield head;
+  for (;;) {
+    const next = await rest.next();
+    if (next.done) return;
+    yield next.value;
+  }
+}
+
+/** Layers are told apart by their magic bytes: media types are often wrong. */
+function decompressorFor(magic: Buffer): Transform {
   if (magic[0] === 0x1f && magic[1] === 0x8b) return createGunzip();
-  if (magic.readUInt32LE(0) === 0xfd2fb528) return zstdDecompressor();
+  if (magic.length >= 4 && magic.readUInt32LE(0) === 0xfd2fb528) return zstdDecompressor();
   return new PassThrough();
 }
 
@@ -99,12 +127,18 @@ function zstdDecompressor(): Transform {
   return transform;
 }
 
+/** Files up to this size are buffered and written in the background. */
+const BACKGROUND_FILE_LIMIT = 4 * 1024 * 1024;
+const MAX_BACKGROUND_WRITES = 32;
+const MAX_BACKGROUND_BYTES = 32 * 1024 * 1024;
+
 interface EntryHeader {
   name: string;
   type: string | null | undefined;
   mode?: number;
   uid?: number;
   gid?: number;
+  size?: number;
   mtime?: Date;
   linkname?: string | null;
   devmajor?: number;
@@ -119,8 +153,61 @@ class LayerWriter {
   readonly #xattrs: XattrSetting[] = [];
   readonly #chmods: Array<{ path: string; mode: number }> = [];
   readonly #canChown = process.getuid?.() === 0;
+  /** File writes still running in the background, and the paths they write. */
+  readonly #writes = new Set<Promise<void>>();
+  readonly #writingPaths = new Set<string>();
+  #writingBytes = 0;
+  #writeError: unknown;
 
   constructor(private readonly root: string) {}
+
+  /** Waits for every background write; rethrows the first that failed. */
+  async #flush(): Promise<void> {
+    await Promise.all(this.#writes);
+    if (this.#writeError !== undefined) throw this.#writeError;
+  }
+
+  /**
+   * Small files are read whole and written in the background while the next members are
+   * parsed: a layer of many files then costs file-system round trips in parallel rather
+   * than one after another. Anything that could touch such a file first waits for it.
+   */
+  async #writeFile(path: string, body: Readable, header: EntryHeader, mode: number): Promise<void> {
+    const size = header.size ?? 0;
+    if (size > BACKGROUND_FILE_LIMIT) {
+      await pipeline(body, createWriteStream(path, { flags: 'wx', mode: 0o600 }));
+      await this.#own(path, header);
+      await chmod(path, mode);
+      await this.#times(path, header);
+      return;
+    }
+    const chunks: Buffer[] = [];
+    for await (const chunk of body) chunks.push(chunk as Buffer);
+    while (this.#writes.size >= MAX_BACKGROUND_WRITES || this.#writingBytes > MAX_BACKGROUND_BYTES) await Promise.race(this.#writes);
+    if (this.#writeError !== undefined) throw this.#writeError;
+    const write = (async () => {
+      const file = await open(path, 'wx', 0o600);
+      try {
+        if (chunks.length > 0) await file.writev(chunks);
+        if (this.#canChown) await file.chown(header.uid ?? 0, header.gid ?? 0);
+        await file.chmod(mode);
+        if (header.mtime) await file.utimes(header.mtime, header.mtime);
+      } finally {
+        await file.close();
+      }
+    })()
+      .catch((err: unknown) => {
+        this.#writeError ??= err;
+      })
+      .finally(() => {
+        this.#writes.delete(write);
+        this.#writingPaths.delete(path);
+        this.#writingBytes -= size;
+      });
+    this.#writes.add(write);
+    this.#writingPaths.add(path);
+    this.#writingBytes += size;
+  }
 
   async apply(header: EntryHeader, body: Readable): Promise<void> {
     const relative = safeRelativePath(header.name, 'member');
@@ -134,6 +221,7 @@ class LayerWriter {
 
     if (base.startsWith(WHITEOUT_PREFIX)) {
       body.resume();
+      await this.#flush();
       const parent = await this.#ensureParents(parentParts);
       if (base === OPAQUE_MARKER) {
         this.#xattrs.push({ path: parent, name: OVERLAY_OPAQUE_XATTR, value: Buffer.from('y') });
@@ -148,8 +236,10 @@ class LayerWriter {
     const parent = await this.#ensureParents(parentParts);
     const path = join(parent, base);
     const mode = (header.mode ?? 0o644) & 0o7777;
+    if (this.#writingPaths.has(path)) await this.#flush();
     const existing = await lstat(path).catch(() => undefined);
     if (existing && !(header.type === 'directory' && existing.isDirectory())) {
+      await this.#flush();
       await rm(path, { recursive: true, force: true });
     }
 
@@ -164,10 +254,7 @@ class LayerWriter {
       case 'contiguous-file':
       case null:
       case undefined:
-        await pipeline(body, createWriteStream(path, { flags: 'wx', mode: 0o600 }));
-        await this.#own(path, header);
-        await chmod(path, mode);
-        await this.#times(path, header);
+        await this.#writeFile(path, body, header, mode);
         break;
       case 'symlink':
         body.resume();
@@ -177,6 +264,7 @@ class LayerWriter {
         break;
       case 'link': {
         body.resume();
+        await this.#flush();
         const target = await this.#resolveExisting(safeRelativePath(header.linkname ?? '', 'hard link target'), relative);
         await link(target, path);
         break;
@@ -206,6 +294,7 @@ class LayerWriter {
 
   /** What must wait for the last member: nodes, xattrs, then directory modes and times. */
   async finish(): Promise<void> {
+    await this.#flush();
     await makeNodes(this.#nodes);
     // chmod follows symlinks: a later member may have replaced a path with a symlink to
     // outside, so only paths that are still what they were get their mode.

@@ -45,14 +45,19 @@ export class SnapshotStore {
     return (await stat(this.path(chainId)).catch(() => undefined))?.isDirectory() ?? false;
   }
 
-  /** Unpacks a layer blob for chainId unless it is there; checks the diff ID. */
-  ensure(chainId: string, expectedDiffId: string, blobPath: string): Promise<void> {
+  /**
+   * Unpacks a layer for chainId unless it is there. `blob` gives its bytes (from the
+   * content store, or from a download as it runs); `verified` settles once the blob's
+   * digest is checked. Only a layer whose blob and diff ID both check out becomes visible.
+   */
+  ensure(chainId: string, expectedDiffId: string, blob: () => AsyncIterable<Uint8Array>, verified: Promise<void> = Promise.resolve()): Promise<void> {
     return this.#unpacks.run(chainId, async () => {
       if (await this.has(chainId)) return;
       const temp = join(this.#dir, `${TEMP_PREFIX}${randomBytes(6).toString('hex')}`);
       await mkdir(temp, { mode: 0o755 });
       try {
-        const { diffId } = await unpackLayer(blobPath, temp);
+        const { diffId } = await unpackLayer(blob(), temp);
+        await verified;
         if (diffId !== expectedDiffId) {
           throw new BerthError('DataLoss', `layer content does not match the image config: diff ID ${diffId}, config says ${expectedDiffId}`);
         }
@@ -63,6 +68,10 @@ export class SnapshotStore {
         throw err;
       }
     });
+  }
+
+  isUnpacking(chainId: string): boolean {
+    return this.#unpacks.isRunning(chainId);
   }
 
   async list(): Promise<string[]> {

@@ -3,6 +3,10 @@
 export class SingleFlight<T> {
   readonly #running = new Map<string, Promise<T>>();
 
+  isRunning(key: string): boolean {
+    return this.#running.has(key);
+  }
+
   run(key: string, work: () => Promise<T>): Promise<T> {
     const running = this.#running.get(key);
     if (running) return running;
