@@ -14,4 +14,4 @@ protoc \
   --es_out="$out" \
   --es_opt=target=ts,import_extension=js \
   -I proto \
-  proto/runtime/v1/api.proto proto/csi/v1/csi.proto
+  proto/runtime/v1/api.proto proto/csi/v1/csi.proto proto/berth/v1/berth.proto

@@ -15,7 +15,7 @@ import { buildLayer, busyboxEntries, pushImage, pushIndex, type LayerEntry } fro
 import { expectedUnion, listTree } from './helpers/layer-tree.js';
 import { isRoot } from './helpers/paths.js';
 import { run } from './helpers/processes.js';
-import { DOCKER_REGISTRY, startRegistry, type TestRegistry } from './helpers/registry.js';
+import { DOCKER_REGISTRY, startRegistry } from './helpers/registry.js';
 import { tempDir } from './helpers/tmp.js';
 
 const skip = !isRoot ? 'needs root (overlay mounts, ownership)' : !existsSync(DOCKER_REGISTRY) ? 'docker-registry is not installed' : false;

@@ -6,7 +6,15 @@ import { resolveSettings, type GlobalFlags } from '../cli/settings.js';
 import { parseOutputFormat, type OutputFormat } from '../cli/output.js';
 import { versionCommand } from '../cli/commands/version.js';
 import { infoCommand } from '../cli/commands/info.js';
-import { imageFsInfoCommand, imagesCommand, inspectImageCommand, pullCommand, removeImagesCommand } from '../cli/commands/images.js';
+import {
+  exportCommand,
+  imageFsInfoCommand,
+  imagesCommand,
+  importCommand,
+  inspectImageCommand,
+  pullCommand,
+  removeImagesCommand,
+} from '../cli/commands/images.js';
 import { parseDuration } from '../util/duration.js';
 import { BERTH_VERSION } from '../version.js';
 
@@ -69,11 +77,7 @@ program
     ),
   );
 
-program
-  .command('images')
-  .alias('image')
-  .alias('img')
-  .description('list images')
+const listImages = (command: Command) => command
   .argument('[repository]', 'only images this name refers to')
   .option('-q, --quiet', 'only image ids')
   .option('--digests', 'show digests')
@@ -91,6 +95,23 @@ program
       }),
     ),
   );
+
+listImages(program.command('images').alias('img').description('list images'));
+
+const imageGroup = program.command('image').description('list, import and export images');
+listImages(imageGroup.command('ls', { isDefault: true }).alias('list').description('list images (as `images`)'));
+imageGroup
+  .command('import')
+  .description('import an OCI layout or docker save archive into berthd')
+  .argument('<archive>', 'tar archive path')
+  .option('--name <reference>', 'a name for the image, replacing the archive\'s (repeatable)', (value: string, all: string[] = []) => [...all, value])
+  .action((archive: string, opts: { name?: string[] }) => withClients((c) => importCommand(c, archive, opts.name ?? [])));
+imageGroup
+  .command('export')
+  .description('export images from berthd as an archive (OCI layout with docker\'s manifest.json)')
+  .argument('<image...>', 'image ids or references')
+  .requiredOption('-f, --file <archive>', 'tar archive to write')
+  .action((images: string[], opts: { file: string }) => withClients((c) => exportCommand(c, images, opts.file)));
 
 program
   .command('inspecti')

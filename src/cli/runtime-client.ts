@@ -2,12 +2,15 @@
 // endpoint, typed RuntimeService and ImageService clients, and crictl-style errors.
 import * as grpc from '@grpc/grpc-js';
 import { ImageService, RuntimeService } from '../gen/runtime/v1/api_pb.js';
+import { ImageTransfer } from '../gen/berth/v1/berth_pb.js';
 import { openChannel, serviceClient, type MethodsOf, type ServiceClient } from '../rpc/grpc-service.js';
 import type { ClientSettings } from './settings.js';
 
 export interface CriClients {
   runtime: ServiceClient<MethodsOf<typeof RuntimeService>>;
   image: ServiceClient<MethodsOf<typeof ImageService>>;
+  /** berth's own image import/export; other runtimes answer UNIMPLEMENTED. */
+  transfer: ServiceClient<MethodsOf<typeof ImageTransfer>>;
   settings: ClientSettings;
   close(): void;
 }
@@ -18,6 +21,7 @@ export function connect(settings: ClientSettings): CriClients {
   return {
     runtime: serviceClient(RuntimeService, runtimeChannel),
     image: serviceClient(ImageService, imageChannel),
+    transfer: serviceClient(ImageTransfer, imageChannel),
     settings,
     close() {
       runtimeChannel.close();

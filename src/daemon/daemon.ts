@@ -4,6 +4,8 @@ import { mkdir, unlink } from 'node:fs/promises';
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { ImageService, RuntimeService } from '../gen/runtime/v1/api_pb.js';
+import { ImageTransfer } from '../gen/berth/v1/berth_pb.js';
+import { imageTransferHandlers } from '../api/image-transfer.js';
 import { grpcServiceDefinition } from '../rpc/grpc-service.js';
 import { implementService } from '../cri/rpc-wrapper.js';
 import { imageHandlers, runtimeHandlers } from '../cri/runtime-service.js';
@@ -45,6 +47,7 @@ export async function startDaemon(config: BerthConfig, log: Logger): Promise<Run
   });
   server.addService(grpcServiceDefinition(RuntimeService), implementService(RuntimeService, runtimeHandlers(deps), { gate, log }));
   server.addService(grpcServiceDefinition(ImageService), implementService(ImageService, imageHandlers(deps), { gate, log }));
+  server.addService(grpcServiceDefinition(ImageTransfer), implementService(ImageTransfer, imageTransferHandlers(images), { gate, log }));
 
   await bindRootOnly(socketPath, () => bindServer(server, `unix://${socketPath}`));
   log.info({ socket: socketPath, version: BERTH_VERSION, root: config.root, state: config.state }, 'berthd listening');

@@ -3,7 +3,7 @@
 // and renamed into blobs/sha256/<hex>, so a partial or corrupt download is never
 // visible. An interrupted download resumes from its partial file; two pulls of the
 // same blob share one download.
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, rm, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -129,6 +129,34 @@ export class ContentStore {
     }
     await rename(partial, this.blobPath(digest));
     await fsyncDir(this.#blobs);
+  }
+
+  /** Stores a stream whose digest is not known in advance; answers its digest and size. */
+  async ingestUnknown(body: AsyncIterable<Uint8Array>): Promise<{ digest: string; size: number }> {
+    const temp = join(this.#ingest, `unknown-${randomBytes(8).toString('hex')}.partial`);
+    const hash = createHash('sha256');
+    let size = 0;
+    const file = await open(temp, 'w', 0o600);
+    try {
+      for await (const chunk of body) {
+        hash.update(chunk);
+        size += chunk.length;
+        await file.write(chunk);
+      }
+      await file.sync();
+    } catch (err) {
+      await file.close();
+      await unlink(temp).catch(() => undefined);
+      throw err;
+    }
+    await file.close();
+    const digest = `sha256:${hash.digest('hex')}`;
+    if (await this.has(digest)) await unlink(temp);
+    else {
+      await rename(temp, this.blobPath(digest));
+      await fsyncDir(this.#blobs);
+    }
+    return { digest, size };
   }
 
   async delete(digest: string): Promise<void> {

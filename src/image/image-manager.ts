@@ -6,10 +6,12 @@ import { BerthError, notFound } from '../errors.js';
 import { SingleFlight, mapLimit } from '../util/single-flight.js';
 import { ContentStore, sha256Digest } from './content-store.js';
 import { ImageStore, type ImageLayer, type ImageRecord } from './image-store.js';
-import { INDEX_TYPES, MANIFEST_TYPES, layerCompression } from './media-types.js';
+import { INDEX_TYPES, MANIFEST_TYPES } from './media-types.js';
 import { digestReference, formatReference, parseReference, tagReference, type ImageReference } from './reference.js';
 import { RegistryClient, type RegistryCredentials, type RegistryEndpoint } from './registry-client.js';
-import { SnapshotStore, chainIds } from './snapshot-store.js';
+import { SnapshotStore } from './snapshot-store.js';
+import { choosePlatform, imageLayers, parseJson, type Descriptor, type ManifestDoc } from './manifest.js';
+import { readImageArchive, resolveArchiveImages, writeImageArchive } from './image-archive.js';
 
 export interface ImageManagerOptions {
   root: string;
@@ -18,29 +20,6 @@ export interface ImageManagerOptions {
   log: Logger;
   /** Layers of one pull downloaded at once. */
   parallelLayers?: number;
-}
-
-interface Descriptor {
-  mediaType: string;
-  digest: string;
-  size: number;
-  platform?: { architecture?: string; os?: string; variant?: string };
-  annotations?: Record<string, string>;
-}
-
-interface ManifestDoc {
-  mediaType?: string;
-  config?: Descriptor;
-  layers?: Descriptor[];
-  manifests?: Descriptor[];
-  annotations?: Record<string, string>;
-}
-
-interface ImageConfigDoc {
-  architecture?: string;
-  os?: string;
-  config?: { User?: string };
-  rootfs?: { type?: string; diff_ids?: string[] };
 }
 
 export interface FsUsage {
@@ -108,22 +87,25 @@ export class ImageManager {
   /** Pulls an image (shared with a pull of the same reference already running). */
   pull(reference: string, credentials: RegistryCredentials, signal?: AbortSignal): Promise<ImageRecord> {
     const ref = parseReference(reference);
-    return this.#pulls.run(formatReference(ref), async () => {
-      const leased: string[] = [];
-      const lease = (key: string) => {
-        leased.push(key);
-        this.#leased.set(key, (this.#leased.get(key) ?? 0) + 1);
-      };
-      try {
-        return await this.#pull(ref, credentials, lease, signal);
-      } finally {
-        for (const key of leased) {
-          const n = this.#leased.get(key)! - 1;
-          if (n === 0) this.#leased.delete(key);
-          else this.#leased.set(key, n);
-        }
+    return this.#pulls.run(formatReference(ref), () => this.#leasing((lease) => this.#pull(ref, credentials, lease, signal)));
+  }
+
+  /** Runs work that stores content before recording an image: GC keeps what it leases. */
+  async #leasing<T>(work: (lease: (key: string) => void) => Promise<T>): Promise<T> {
+    const leased: string[] = [];
+    const lease = (key: string) => {
+      leased.push(key);
+      this.#leased.set(key, (this.#leased.get(key) ?? 0) + 1);
+    };
+    try {
+      return await work(lease);
+    } finally {
+      for (const key of leased) {
+        const n = this.#leased.get(key)! - 1;
+        if (n === 0) this.#leased.delete(key);
+        else this.#leased.set(key, n);
       }
-    });
+    }
   }
 
   async #pull(ref: ImageReference, credentials: RegistryCredentials, lease: (key: string) => void, signal?: AbortSignal): Promise<ImageRecord> {
@@ -134,7 +116,7 @@ export class ImageManager {
     if (ref.digest && ref.digest !== topDigest) {
       throw new BerthError('DataLoss', `registry returned content with digest ${topDigest} for ${formatReference(ref)}`);
     }
-    let topDoc = parseJson<ManifestDoc>(top.bytes, 'manifest');
+    const topDoc = parseJson<ManifestDoc>(top.bytes, 'manifest');
     const mediaType = top.mediaType || topDoc.mediaType || (topDoc.manifests ? INDEX_TYPES[0]! : MANIFEST_TYPES[0]!);
     const contentSizes: number[] = [top.bytes.length];
     lease(topDigest);
@@ -151,34 +133,12 @@ export class ImageManager {
       contentSizes.push(bytes.length);
       manifestDigest = chosen.digest;
       manifest = parseJson<ManifestDoc>(bytes, 'manifest');
-      topDoc = manifest;
     }
-    if (!manifest.config || !Array.isArray(manifest.layers)) {
-      throw new BerthError('InvalidArgument', `${formatReference(ref)}: manifest ${manifestDigest} has no config or layers`);
-    }
-    for (const layer of manifest.layers) {
-      if (!layerCompression(layer.mediaType)) {
-        throw new BerthError('FailedPrecondition', `${formatReference(ref)}: layer ${layer.digest} has media type ${layer.mediaType}, which berth cannot unpack`);
-      }
-    }
-
     const config = manifest.config;
+    if (!config) throw new BerthError('InvalidArgument', `${formatReference(ref)}: manifest ${manifestDigest} has no config`);
     lease(config.digest);
     await this.#ingest(top.endpoint, ref, config, credentials, signal);
-    const configDoc = parseJson<ImageConfigDoc>(await this.content.read(config.digest), 'image config');
-    const diffIds = configDoc.rootfs?.diff_ids ?? [];
-    if (diffIds.length !== manifest.layers.length) {
-      throw new BerthError('InvalidArgument', `${formatReference(ref)}: the config lists ${diffIds.length} layers, the manifest ${manifest.layers.length}`);
-    }
-    const chains = chainIds(diffIds);
-    const layers: ImageLayer[] = manifest.layers.map((l, i) => ({
-      digest: l.digest,
-      size: l.size,
-      mediaType: l.mediaType,
-      diffId: diffIds[i]!,
-      chainId: chains[i]!,
-    }));
-
+    const { layers, configDoc } = imageLayers(manifest, await this.content.read(config.digest), formatReference(ref));
     for (const layer of layers) {
       lease(layer.digest);
       lease(layer.chainId);
@@ -205,6 +165,56 @@ export class ImageManager {
     });
     this.options.log.info({ image: formatReference(ref), id: record.id, layers: layers.length, ms: Date.now() - started }, 'image pulled');
     return record;
+  }
+
+  /**
+   * Imports the images of an OCI layout or `docker save` archive. Every blob is checked
+   * against its digest and every layer against the config's diff IDs, as for a pull.
+   * `names` replace the archive's own names when it holds one image.
+   */
+  importArchive(path: string, names: string[]): Promise<ImageRecord[]> {
+    return this.#leasing(async (lease) => {
+      const archive = await readImageArchive(path, this.content, lease);
+      const found = await resolveArchiveImages(archive, this.content);
+      if (found.length === 0) throw new BerthError('InvalidArgument', `${path} holds no image (no index.json or manifest.json naming one)`);
+      if (names.length > 0 && found.length !== 1) throw new BerthError('InvalidArgument', `${path} holds ${found.length} images; names can be given only for one`);
+      const records: ImageRecord[] = [];
+      for (const image of found) {
+        const manifestBytes = image.manifestBytes ?? (await this.content.read(image.manifestDigest));
+        if (image.manifestBytes) await this.content.put(image.manifestDigest, image.manifestBytes);
+        lease(image.manifestDigest);
+        const manifest = parseJson<ManifestDoc>(manifestBytes, 'manifest');
+        if (!manifest.config) throw new BerthError('InvalidArgument', `${path}: manifest ${image.manifestDigest} has no config`);
+        const { layers, configDoc } = imageLayers(manifest, await this.content.read(manifest.config.digest), path);
+        for (const layer of layers) {
+          if (!(await this.content.has(layer.digest))) throw new BerthError('InvalidArgument', `${path}: layer ${layer.digest} is not in the archive`);
+          lease(layer.chainId);
+          await this.snapshots.ensure(layer.chainId, layer.diffId, () => this.content.openRead(layer.digest) as AsyncIterable<Uint8Array>);
+        }
+        const refs = (names.length > 0 ? names : image.names).map((n) => parseReference(n));
+        records.push(
+          await this.images.add({
+            id: manifest.config.digest,
+            repoTags: refs.map(tagReference).filter((t): t is string => t !== undefined),
+            repoDigests: [...new Set(refs.map((r) => digestReference(r, image.manifestDigest)))],
+            manifestDigest: image.manifestDigest,
+            size: manifestBytes.length + manifest.config.size + layers.reduce((a, l) => a + l.size, 0),
+            layers,
+            user: configDoc.config?.User ?? '',
+            annotations: manifest.annotations ?? {},
+            createdAt: new Date().toISOString(),
+          }),
+        );
+      }
+      this.options.log.info({ archive: path, images: records.map((r) => r.id) }, 'images imported');
+      return records;
+    });
+  }
+
+  /** Writes images to an archive that both OCI tools and `docker load` read. */
+  async exportArchive(names: string[], path: string): Promise<number> {
+    const images = names.map((n) => this.get(n));
+    return writeImageArchive(path, images, this.content);
   }
 
   /**
@@ -338,28 +348,3 @@ export class ImageManager {
   }
 }
 
-/** OCI architecture names for Node's process.arch. */
-export function hostPlatform(): { os: string; architecture: string; variant?: string } {
-  const arch: Record<string, string> = { x64: 'amd64', arm64: 'arm64', arm: 'arm', ia32: '386', ppc64: 'ppc64le', s390x: 's390x', riscv64: 'riscv64' };
-  return { os: 'linux', architecture: arch[process.arch] ?? process.arch, variant: process.arch === 'arm64' ? 'v8' : undefined };
-}
-
-function choosePlatform(manifests: Descriptor[], name: string): Descriptor {
-  const host = hostPlatform();
-  const candidates = manifests.filter((m) => m.platform?.os === host.os && m.platform?.architecture === host.architecture);
-  const exact = candidates.find((m) => (m.platform?.variant ?? host.variant) === host.variant);
-  const chosen = exact ?? candidates[0];
-  if (!chosen) {
-    const offered = manifests.map((m) => `${m.platform?.os}/${m.platform?.architecture}${m.platform?.variant ? `/${m.platform.variant}` : ''}`).join(', ');
-    throw new BerthError('NotFound', `${name}: no image for ${host.os}/${host.architecture} in its index (it has: ${offered || 'nothing'})`);
-  }
-  return chosen;
-}
-
-function parseJson<T>(bytes: Buffer, what: string): T {
-  try {
-    return JSON.parse(bytes.toString('utf8')) as T;
-  } catch (err) {
-    throw new BerthError('InvalidArgument', `${what} is not valid JSON: ${(err as Error).message}`);
-  }
-}

@@ -34,7 +34,12 @@ export async function writeJsonAtomic(path: string, value: unknown): Promise<voi
 
 /** Makes a rename or unlink in dir durable. */
 export async function fsyncDir(dir: string): Promise<void> {
-  const handle = await open(dir, 'r');
+  await fsyncFile(dir);
+}
+
+/** Flushes a file's (or directory's) data to disk. */
+export async function fsyncFile(path: string): Promise<void> {
+  const handle = await open(path, 'r');
   try {
     await handle.sync();
   } finally {

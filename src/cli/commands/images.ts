@@ -1,4 +1,6 @@
 // berthctl's image verbs, shaped like crictl's: pull, images, inspecti, rmi, imagefsinfo.
+import { resolve as pathResolve } from 'node:path';
+import { status as grpcStatus } from '@grpc/grpc-js';
 import type { MessageShape } from '@bufbuild/protobuf';
 import { ImageFsInfoResponseSchema, ImageSchema } from '../../gen/runtime/v1/api_pb.js';
 import { call, type CriClients } from '../runtime-client.js';
@@ -201,4 +203,34 @@ function parseMaybeJson(value: string): unknown {
   } catch {
     return value;
   }
+}
+
+/** berthctl image import: berth's own API, so other runtimes are told plainly. */
+export async function importCommand(clients: CriClients, archive: string, names: string[]): Promise<string> {
+  const response = await call('importing images', () =>
+    transferCall(() => clients.transfer.importImages({ archivePath: resolvePath(archive), names }, { timeoutMs: 0 })),
+  );
+  return response.images.map((i) => `Imported ${i.id}${i.repoTags.length > 0 ? ` as ${i.repoTags.join(', ')}` : ''}\n`).join('');
+}
+
+export async function exportCommand(clients: CriClients, images: string[], archive: string): Promise<string> {
+  const response = await call('exporting images', () =>
+    transferCall(() => clients.transfer.exportImages({ images, archivePath: resolvePath(archive) }, { timeoutMs: 0 })),
+  );
+  return `Exported ${images.length} image(s), ${humanSize(Number(response.size))}, to ${resolvePath(archive)}\n`;
+}
+
+async function transferCall<T>(run: () => Promise<T>): Promise<T> {
+  try {
+    return await run();
+  } catch (err) {
+    if ((err as { code?: number }).code === grpcStatus.UNIMPLEMENTED) {
+      throw new Error('the runtime does not serve berth.v1.ImageTransfer: image import and export need berthd');
+    }
+    throw err;
+  }
+}
+
+function resolvePath(path: string): string {
+  return pathResolve(process.cwd(), path);
 }
