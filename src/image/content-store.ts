@@ -121,6 +121,10 @@ export class ContentStore {
     } finally {
       await file.close();
     }
+    if (expectedSize !== undefined && written < expectedSize) {
+      // Cut short: keep the partial so the next attempt resumes from it.
+      throw new BerthError('Unavailable', `download of ${digest} ended after ${written} of ${expectedSize} bytes`);
+    }
     const actual = `sha256:${hash.digest('hex')}`;
     if (actual !== digest || (expectedSize !== undefined && written !== expectedSize)) {
       await unlink(partial).catch(() => undefined);

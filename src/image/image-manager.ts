@@ -236,6 +236,9 @@ export class ImageManager {
     }
     const stream = new PassThrough({ highWaterMark: STREAM_BUFFER });
     const download = this.#ingest(endpoint, ref, descriptor, credentials, signal, stream);
+    // The download may fail while the unpack is still running; its error is awaited
+    // below, but must count as handled from the start or Node ends the process.
+    download.catch(() => undefined);
     try {
       await this.snapshots.ensure(layer.chainId, layer.diffId, () => stream, download);
     } catch (err) {

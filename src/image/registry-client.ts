@@ -84,7 +84,7 @@ export class RegistryClient {
       const response = await this.#request(endpoint, ref.path, `/manifests/${target}`, credentials, { accept: MANIFEST_ACCEPT }, watchdog.signal);
       const mediaType = (response.headers.get('content-type') ?? '').split(';')[0]!.trim();
       const chunks: Uint8Array[] = [];
-      if (response.body) for await (const chunk of watchdog.watch(response.body)) chunks.push(chunk);
+      for await (const chunk of watchdog.watch(response)) chunks.push(chunk);
       return { bytes: Buffer.concat(chunks), mediaType };
     } finally {
       watchdog.stop();
@@ -104,8 +104,7 @@ export class RegistryClient {
         throw err;
       }
       const resumed = offset > 0 && response.status === 206;
-      if (!response.body) throw new BerthError('Unavailable', `registry sent no body for blob ${digest}`);
-      return { body: watchdog.watch(response.body), resumed };
+      return { body: watchdog.watch(response), resumed };
     };
   }
 
@@ -342,9 +341,15 @@ class ProgressWatchdog {
     clearTimeout(this.#timer);
   }
 
-  async *watch(body: AsyncIterable<Uint8Array>): AsyncIterable<Uint8Array> {
+  /**
+   * The response's body, chunk by chunk. It takes the Response, not its body: undici
+   * cancels the body of a Response that is garbage collected, which would end a slowly
+   * read download early without an error.
+   */
+  async *watch(response: Response): AsyncIterable<Uint8Array> {
+    if (!response.body) return;
     try {
-      for await (const chunk of body) {
+      for await (const chunk of response.body) {
         this.#arm();
         yield chunk;
       }
