@@ -3,7 +3,7 @@
 import { Command } from 'commander';
 import { configToToml, loadConfig, type BerthConfig, type ConfigOverrides } from '../daemon/config.js';
 import { createLogger } from '../daemon/logger.js';
-import { startDaemon } from '../daemon/daemon.js';
+import { startDaemon, type RunningDaemon } from '../daemon/daemon.js';
 import { BERTH_VERSION } from '../version.js';
 
 interface DaemonFlags {
@@ -45,19 +45,25 @@ const program = new Command('berthd')
       fail(err);
     }
     const log = createLogger(config.log_level);
-    let daemon;
+    // Signals are handled from the start: a SIGTERM during start-up recovery must still
+    // end in a clean stop (socket removed, exit 0), not in the default kill.
+    let daemon: RunningDaemon | undefined;
+    let stopping = false;
+    const shutdown = (signal: string) => {
+      if (stopping) return;
+      stopping = true;
+      log.info({ signal }, 'shutting down');
+      if (daemon) daemon.stop().then(() => process.exit(0), (err: unknown) => fail(err));
+    };
+    process.once('SIGTERM', () => shutdown('SIGTERM'));
+    process.once('SIGINT', () => shutdown('SIGINT'));
     try {
       daemon = await startDaemon(config, log);
     } catch (err) {
       log.fatal({ error: (err as Error).message }, 'berthd could not start');
       fail(err);
     }
-    const shutdown = (signal: string) => {
-      log.info({ signal }, 'shutting down');
-      daemon.stop().then(() => process.exit(0), (err: unknown) => fail(err));
-    };
-    process.once('SIGTERM', () => shutdown('SIGTERM'));
-    process.once('SIGINT', () => shutdown('SIGINT'));
+    if (stopping) daemon.stop().then(() => process.exit(0), (err: unknown) => fail(err));
   });
 
 program
