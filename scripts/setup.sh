@@ -29,6 +29,36 @@ fi
 # Debian's containerd package may start its service; berth's tests run their own
 # containerd on private paths, so a system one is harmless and left alone.
 
+# A default pod network when the machine has none: bridge berth0 with host-local
+# addresses in 10.88.0.0/16 and portmap (berthd brings each pod's lo up itself, as
+# containerd does, rather than chaining the loopback plugin on eth0). No masquerade:
+# pods reach each other and the host, and nothing is NATed to the outside for them.
+if ! ls /etc/cni/net.d/*.conflist /etc/cni/net.d/*.conf /etc/cni/net.d/*.json >/dev/null 2>&1; then
+  echo "setup: installing the default CNI config /etc/cni/net.d/10-berth.conflist"
+  mkdir -p /etc/cni/net.d
+  cat >/etc/cni/net.d/10-berth.conflist <<'CNI'
+{
+  "cniVersion": "1.0.0",
+  "name": "berth",
+  "plugins": [
+    {
+      "type": "bridge",
+      "bridge": "berth0",
+      "isGateway": true,
+      "ipMasq": false,
+      "hairpinMode": true,
+      "ipam": {
+        "type": "host-local",
+        "ranges": [[{ "subnet": "10.88.0.0/16" }]],
+        "routes": [{ "dst": "0.0.0.0/0" }]
+      }
+    },
+    { "type": "portmap", "capabilities": { "portMappings": true } }
+  ]
+}
+CNI
+fi
+
 echo "setup: npm packages"
 npm ci --no-audit --no-fund --loglevel=error
 

@@ -17,6 +17,7 @@ import { isRoot } from './helpers/paths.js';
 import { run } from './helpers/processes.js';
 import { DOCKER_REGISTRY, startRegistry } from './helpers/registry.js';
 import { tempDir } from './helpers/tmp.js';
+import { startTokenService } from './helpers/token-service.js';
 
 const skip = !isRoot ? 'needs root (overlay mounts, ownership)' : !existsSync(DOCKER_REGISTRY) ? 'docker-registry is not installed' : false;
 
@@ -374,3 +375,26 @@ async function startBerthdOn(t: { after(fn: () => unknown): void }, previous: Te
   const { launchBerthd } = await import('./helpers/berthd.js');
   return launchBerthd(t, previous.dir, previous.configPath, previous.socket);
 }
+
+test('bearer-token auth, as Docker Hub uses it: anonymous tokens, and tokens for credentials', { skip }, async (t) => {
+  const tokens = await startTokenService(t);
+  const registry = await startRegistry(t, { token: tokens });
+  const berthd = await startBerthd(t);
+  const push = { bearer: tokens.issue('repository:public/app:push,pull') };
+  const pushed = await pushImage(registry, 'public/app', '1', { layers: [buildLayer(busyboxEntries())], auth: push });
+  const pull = await berthd.ctl(['pull', `${registry.host}/public/app:1`]);
+  assert.equal(pull.code, 0, pull.stderr + berthd.logs().slice(-2000));
+  assert.match(pull.stdout, new RegExp(pushed.configDigest));
+  assert.ok(tokens.requests.some((r) => r === '- repository:public/app:pull'), `an anonymous pull token was asked for: ${tokens.requests}`);
+
+  // A token service that wants credentials: refused without, served with them.
+  const strict = await startTokenService(t, { users: { alice: 'wonderland' } });
+  const privateRegistry = await startRegistry(t, { token: strict });
+  await pushImage(privateRegistry, 'private/app', '1', { layers: [buildLayer(busyboxEntries())], auth: { bearer: strict.issue('repository:private/app:push,pull') } });
+  const refused = await berthd.ctl(['pull', `${privateRegistry.host}/private/app:1`]);
+  assert.equal(refused.code, 1);
+  assert.match(refused.stderr, /code = Unauthenticated desc = registry token service .* refused the credentials/);
+  const allowed = await berthd.ctl(['pull', '--creds', 'alice:wonderland', `${privateRegistry.host}/private/app:1`]);
+  assert.equal(allowed.code, 0, allowed.stderr);
+  assert.ok(strict.requests.includes('alice repository:private/app:pull'), `${strict.requests}`);
+});

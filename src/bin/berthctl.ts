@@ -16,6 +16,7 @@ import {
   removeImagesCommand,
 } from '../cli/commands/images.js';
 import { parseDuration } from '../util/duration.js';
+import { inspectPodCommand, podsCommand, removePodsCommand, runPodCommand, stopPodsCommand } from '../cli/commands/pods.js';
 import { BERTH_VERSION } from '../version.js';
 
 const program = new Command('berthctl')
@@ -26,6 +27,8 @@ const program = new Command('berthctl')
   .option('-t, --timeout <duration>', 'timeout of each call, e.g. 2s, 20s (default 2s)')
   .addOption(new Option('-c, --config <file>', 'client config file (default /etc/crictl.yaml)').env('CRI_CONFIG_FILE'))
   .option('-D, --debug', 'enable debug output')
+  // As with crictl, global flags come before the command; a command's own flags (runp -r) after it.
+  .enablePositionalOptions()
   .showHelpAfterError();
 
 /** Runs a command body with connected clients, printing its output; errors exit 1 like crictl. */
@@ -137,6 +140,66 @@ program
   .description('show image filesystem usage')
   .addOption(outputOption('json', ['json', 'yaml', 'table']))
   .action((opts: { output: string }) => withClients((c) => imageFsInfoCommand(c, parseOutputFormat(opts.output, 'json'))));
+
+program
+  .command('runp')
+  .description('run a new pod sandbox')
+  .argument('<pod-config>', 'pod sandbox config file (JSON or YAML)')
+  .option('-r, --runtime <handler>', 'runtime handler (default: the runtime\'s default)', '')
+  .action((configPath: string, opts: { runtime: string }) => withClients((c) => runPodCommand(c, configPath, opts.runtime)));
+
+program
+  .command('pods')
+  .description('list pod sandboxes')
+  .option('--id <id>', 'only pods whose id starts with this')
+  .option('--name <regexp>', 'only pods whose name matches')
+  .option('--namespace <regexp>', 'only pods whose namespace matches')
+  .option('--label <key=value>', 'only pods with this label (repeatable)', (v: string, all: string[] = []) => [...all, v])
+  .option('-s, --state <state>', 'ready or notready')
+  .option('-q, --quiet', 'only pod ids')
+  .option('-v, --verbose', 'verbose output')
+  .option('--no-trunc', 'show whole ids')
+  .option('-l, --latest', 'only the newest pod')
+  .option('--last <n>', 'only the newest n pods', (v: string) => Number(v))
+  .addOption(outputOption('table', ['json', 'yaml', 'table']))
+  .action((opts: { id?: string; name?: string; namespace?: string; label?: string[]; state?: string; quiet?: boolean; verbose?: boolean; trunc: boolean; latest?: boolean; last?: number; output: string }) =>
+    withClients((c) =>
+      podsCommand(c, {
+        id: opts.id,
+        name: opts.name,
+        namespace: opts.namespace,
+        labels: opts.label ?? [],
+        state: opts.state,
+        quiet: opts.quiet ?? false,
+        verbose: opts.verbose ?? false,
+        noTrunc: !opts.trunc,
+        latest: opts.latest ?? false,
+        last: opts.last,
+        output: parseOutputFormat(opts.output, 'table'),
+      }),
+    ),
+  );
+
+program
+  .command('inspectp')
+  .description('show the status of one or more pod sandboxes')
+  .argument('<pod-id...>')
+  .addOption(outputOption('json', ['json', 'yaml', 'table']))
+  .action((ids: string[], opts: { output: string }) => withClients((c) => inspectPodCommand(c, ids, parseOutputFormat(opts.output, 'json'))));
+
+program
+  .command('stopp')
+  .description('stop one or more pod sandboxes')
+  .argument('<pod-id...>')
+  .action((ids: string[]) => withClients((c) => stopPodsCommand(c, ids)));
+
+program
+  .command('rmp')
+  .description('remove one or more pod sandboxes')
+  .argument('[pod-id...]')
+  .option('-a, --all', 'remove all pods')
+  .option('-f, --force', 'stop running pods first')
+  .action((ids: string[], opts: { all?: boolean; force?: boolean }) => withClients((c) => removePodsCommand(c, ids, { all: opts.all ?? false, force: opts.force ?? false })));
 
 try {
   await program.parseAsync();

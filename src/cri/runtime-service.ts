@@ -9,15 +9,27 @@ import { imageStatusHandler, listImagesHandler } from './image-status.js';
 import { removeImageHandler } from './image-remove.js';
 import { imageFsInfoHandler } from './image-fs-info.js';
 import type { ImageManager } from '../image/image-manager.js';
+import type { SandboxManager } from '../pod/sandbox-manager.js';
+import { runtimeConfigHandler, updateRuntimeConfigHandler } from './runtime-config.js';
+import { removePodSandboxHandler, runPodSandboxHandler, stopPodSandboxHandler } from './sandbox-run.js';
+import { listPodSandboxHandler, podSandboxStatusHandler } from './sandbox-status.js';
 
 export interface CriDeps extends StatusDeps {
   images: ImageManager;
+  pods: SandboxManager;
 }
 
 export function runtimeHandlers(deps: CriDeps): ServiceHandlers<MethodsOf<typeof RuntimeService>> {
   return {
     version,
     status: statusHandler(deps),
+    runtimeConfig: runtimeConfigHandler(deps.config),
+    updateRuntimeConfig: updateRuntimeConfigHandler(deps.settings),
+    runPodSandbox: runPodSandboxHandler(deps.pods, deps.config.default_runtime),
+    stopPodSandbox: stopPodSandboxHandler(deps.pods),
+    removePodSandbox: removePodSandboxHandler(deps.pods),
+    podSandboxStatus: podSandboxStatusHandler(deps.pods),
+    listPodSandbox: listPodSandboxHandler(deps.pods),
   };
 }
 

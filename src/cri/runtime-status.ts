@@ -3,10 +3,13 @@ import type { RuntimeService } from '../gen/runtime/v1/api_pb.js';
 import type { UnaryHandler } from '../rpc/grpc-service.js';
 import type { BerthConfig } from '../daemon/config.js';
 import type { NetworkReadiness } from '../network/network-readiness.js';
+import type { RuntimeSettings } from './runtime-config.js';
 
 export interface StatusDeps {
   config: BerthConfig;
   network: NetworkReadiness;
+  /** What the kubelet told berth with UpdateRuntimeConfig. */
+  settings: RuntimeSettings;
 }
 
 export function statusHandler(deps: StatusDeps): UnaryHandler<typeof RuntimeService.method.status> {
@@ -16,6 +19,7 @@ export function statusHandler(deps: StatusDeps): UnaryHandler<typeof RuntimeServ
     if (request.verbose) {
       info.config = JSON.stringify(deps.config);
       info.network = JSON.stringify(network);
+      info.runtimeConfig = JSON.stringify(deps.settings);
     }
     return {
       status: {

@@ -17,6 +17,9 @@ import { BERTH_VERSION } from '../version.js';
 import { ImageManager } from '../image/image-manager.js';
 import { RegistryClient } from '../image/registry-client.js';
 import { parseDuration } from '../util/duration.js';
+import { CniManager } from '../network/cni.js';
+import { SandboxManager } from '../pod/sandbox-manager.js';
+import { join } from 'node:path';
 
 export interface RunningDaemon {
   readonly socketPath: string;
@@ -39,7 +42,17 @@ export async function startDaemon(config: BerthConfig, log: Logger): Promise<Run
     pinnedImages: config.pinned_images,
     log,
   });
-  const deps = { config, network: cniNetworkReadiness(config.cni.conf_dir), images };
+  const cni = new CniManager({ confDir: config.cni.conf_dir, binDirs: config.cni.bin_dirs, cacheDir: join(config.root, 'cni-cache') });
+  const pods = new SandboxManager({
+    root: config.root,
+    state: config.state,
+    cgroupDriver: config.cgroup_driver,
+    runtimeHandlers: Object.keys(config.runtimes),
+    defaultRuntime: config.default_runtime,
+    cni,
+    log,
+  });
+  const deps = { config, network: cniNetworkReadiness(config.cni.conf_dir), images, pods, settings: { podCidr: '' } };
   const server = new grpc.Server({
     // Image manifests and container lists can exceed the 4 MiB default.
     'grpc.max_receive_message_length': 16 * 1024 * 1024,
@@ -56,6 +69,7 @@ export async function startDaemon(config: BerthConfig, log: Logger): Promise<Run
   // of a crash (partial downloads and unpacks, unreferenced content) are collected.
   gate.setPhase('recovering state');
   await images.init();
+  await pods.recover();
   gate.open();
   log.info('start-up recovery finished; serving');
 

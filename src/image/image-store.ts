@@ -2,9 +2,8 @@
 // atomically, all held in memory. An image's id is its config digest; its names are
 // repo tags (name:tag) and repo digests (name@digest). A tag belongs to one image at a
 // time: pulling a tag that moved takes it from the image that had it.
-import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { writeJsonAtomic, isAtomicTempFile } from '../store/atomic-file.js';
+import { RecordStore } from '../store/record-store.js';
 import { BerthError } from '../errors.js';
 import { Mutex } from '../util/single-flight.js';
 import { parseReference, tagReference, repositoryName } from './reference.js';
@@ -37,32 +36,18 @@ export interface ImageRecord {
 }
 
 export class ImageStore {
-  readonly #dir: string;
+  readonly #records: RecordStore<ImageRecord>;
   readonly #images = new Map<string, ImageRecord>();
   readonly #mutex = new Mutex();
 
   constructor(root: string) {
-    this.#dir = join(root, 'images');
+    this.#records = new RecordStore(join(root, 'images'));
   }
 
   /** Loads every record; unreadable ones are reported and skipped, never fatal. */
   async load(): Promise<string[]> {
-    await mkdir(this.#dir, { recursive: true, mode: 0o700 });
-    const problems: string[] = [];
-    for (const name of await readdir(this.#dir)) {
-      const path = join(this.#dir, name);
-      if (isAtomicTempFile(name)) {
-        await rm(path, { force: true });
-        continue;
-      }
-      if (!name.endsWith('.json')) continue;
-      try {
-        const record = JSON.parse(await readFile(path, 'utf8')) as ImageRecord;
-        this.#images.set(record.id, record);
-      } catch (err) {
-        problems.push(`${path}: ${(err as Error).message}`);
-      }
-    }
+    const { records, problems } = await this.#records.loadAll();
+    for (const record of records) this.#images.set(record.id, record);
     return problems;
   }
 
@@ -130,18 +115,14 @@ export class ImageStore {
   remove(id: string): Promise<boolean> {
     return this.#mutex.lock(async () => {
       if (!this.#images.has(id)) return false;
-      await rm(this.#path(id), { force: true });
+      await this.#records.delete(id);
       this.#images.delete(id);
       return true;
     });
   }
 
-  #path(id: string): string {
-    return join(this.#dir, `${id.replace(/^sha256:/, '')}.json`);
-  }
-
   async #write(record: ImageRecord): Promise<void> {
-    await writeJsonAtomic(this.#path(record.id), record);
+    await this.#records.put(record.id, record);
     this.#images.set(record.id, record);
   }
 }

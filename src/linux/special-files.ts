@@ -1,8 +1,7 @@
 // The few file operations Node has no call for: device nodes and fifos (mknod) and
 // extended attributes (setfattr from Debian's attr). Batched, so a layer with many
 // whiteouts costs one process, not one per file.
-import { spawn } from 'node:child_process';
-import { BerthError } from '../errors.js';
+import { runCommand } from './command.js';
 
 export interface DeviceNode {
   path: string;
@@ -16,7 +15,7 @@ export async function makeNodes(nodes: DeviceNode[]): Promise<void> {
   // One shell loop over (path kind major minor) quadruples.
   const args = nodes.flatMap((n) => [n.path, n.kind, String(n.major), String(n.minor)]);
   const script = 'while [ $# -gt 0 ]; do if [ "$2" = p ]; then mknod -- "$1" p; else mknod -- "$1" "$2" "$3" "$4"; fi || exit 1; shift 4; done';
-  await runTool('sh', ['-c', script, 'sh', ...args], 'mknod');
+  await runCommand('sh', ['-c', script, 'sh', ...args], 'creating device nodes');
 }
 
 export interface XattrSetting {
@@ -32,7 +31,7 @@ export async function setXattrs(settings: XattrSetting[]): Promise<void> {
   const dump = settings
     .map((s) => `# file: ${escapeDumpPath(s.path)}\n${s.name}=0s${s.value.toString('base64')}\n`)
     .join('\n');
-  await runTool('setfattr', ['-h', '--restore=-'], 'setfattr', dump);
+  await runCommand('setfattr', ['-h', '--restore=-'], 'setting extended attributes', { input: dump });
 }
 
 /** getfattr escapes newlines, backslashes and non-printables in paths as octal. */
@@ -40,15 +39,4 @@ function escapeDumpPath(path: string): string {
   return Array.from(Buffer.from(path))
     .map((b) => (b < 0x21 || b > 0x7e || b === 0x5c ? `\\${b.toString(8).padStart(3, '0')}` : String.fromCharCode(b)))
     .join('');
-}
-
-function runTool(command: string, args: string[], what: string, input?: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { stdio: ['pipe', 'ignore', 'pipe'] });
-    let stderr = '';
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', (err) => reject(new BerthError('Internal', `${what}: cannot run ${command}: ${err.message}`)));
-    child.on('close', (code) => (code === 0 ? resolve() : reject(new BerthError('Internal', `${what} failed: ${stderr.trim() || `exit ${code}`}`))));
-    child.stdin.end(input ?? '');
-  });
 }

@@ -1,6 +1,8 @@
 // Reads CNI network configuration the way libcni does: every .conflist, .conf and .json
 // file of the configured dir, in lexicographic order of file name; single-plugin .conf
 // files are wrapped as one-plugin lists. The first valid list is the pod network.
+// A list may also take plugins from the sibling folder named after the network (CNI spec
+// 1.1 `loadOnlyInlinedPlugins`); those are appended to its own, as libcni does.
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
@@ -13,7 +15,10 @@ export interface NetworkConfigList {
   /** The file it came from. */
   file: string;
   name: string;
+  /** The list's own `cniVersion`, as written. */
   cniVersion: string;
+  /** The list's `cniVersions` (CNI 1.1), as written; empty when absent. */
+  cniVersions: string[];
   disableCheck: boolean;
   disableGC: boolean;
   plugins: CniPluginConf[];
@@ -27,7 +32,12 @@ export interface NetworkConfigScan {
   problems: string[];
 }
 
+/** The spec versions berth speaks: 0.3.0 brought the result shape we rely on. */
+export const SUPPORTED_CNI_VERSIONS = ['0.3.0', '0.3.1', '0.4.0', '1.0.0', '1.1.0'] as const;
+
 const CONFIG_EXTENSIONS = ['.conflist', '.conf', '.json'];
+/** The spec's rule for network names (and container ids): safe in file paths. */
+export const CNI_NAME_PATTERN = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
 
 export async function scanNetworkConfigs(confDir: string): Promise<NetworkConfigScan> {
   let names: string[];
@@ -42,7 +52,9 @@ export async function scanNetworkConfigs(confDir: string): Promise<NetworkConfig
   for (const name of files) {
     const file = join(confDir, name);
     try {
-      scan.lists.push(parseNetworkConfig(await readFile(file, 'utf8'), file));
+      const text = await readFile(file, 'utf8');
+      const extra = await siblingPlugins(confDir, text, file);
+      scan.lists.push(parseNetworkConfig(text, file, extra));
     } catch (err) {
       scan.problems.push(`${file}: ${(err as Error).message}`);
     }
@@ -50,8 +62,65 @@ export async function scanNetworkConfigs(confDir: string): Promise<NetworkConfig
   return scan;
 }
 
-/** Parses one config file; a .conf/.json holding a single plugin becomes a one-plugin list. */
-export function parseNetworkConfig(text: string, file: string): NetworkConfigList {
+/**
+ * Parses one config file; a .conf/.json holding a single plugin becomes a one-plugin
+ * list. `extraPlugins` (from the network's sibling folder) are appended to a list's own.
+ */
+export function parseNetworkConfig(text: string, file: string, extraPlugins: CniPluginConf[] = []): NetworkConfigList {
+  const raw = parseObject(text);
+  const isList = isListDocument(raw, file);
+  if (typeof raw.name !== 'string' || raw.name === '') throw new Error('has no "name"');
+  if (!CNI_NAME_PATTERN.test(raw.name)) {
+    throw new Error(`network name ${JSON.stringify(raw.name)} is not valid (letters, digits, "_", "." and "-", starting with a letter or digit)`);
+  }
+  if (typeof raw.cniVersion !== 'string' || raw.cniVersion === '') throw new Error('has no "cniVersion"');
+  let cniVersions: string[] = [];
+  if (raw.cniVersions !== undefined) {
+    if (!Array.isArray(raw.cniVersions) || raw.cniVersions.some((v) => typeof v !== 'string')) throw new Error('"cniVersions" must be a list of strings');
+    cniVersions = raw.cniVersions as string[];
+  }
+  if (![raw.cniVersion, ...cniVersions].some(isSupportedVersion)) {
+    const written = cniVersions.length > 0 ? `cniVersion ${raw.cniVersion} / cniVersions ${cniVersions.join(', ')}` : `cniVersion ${raw.cniVersion}`;
+    throw new Error(`${written} is not supported (berth speaks CNI ${SUPPORTED_CNI_VERSIONS.join(', ')})`);
+  }
+  let plugins: unknown;
+  if (isList) {
+    if (raw.plugins !== undefined && !Array.isArray(raw.plugins)) throw new Error('"plugins" must be a list');
+    if (raw.loadOnlyInlinedPlugins === true && raw.plugins === undefined) throw new Error('"loadOnlyInlinedPlugins" needs "plugins"');
+    plugins = [...((raw.plugins as unknown[] | undefined) ?? []), ...extraPlugins];
+  } else {
+    plugins = [raw];
+  }
+  if (!Array.isArray(plugins) || plugins.length === 0) throw new Error('has no "plugins"');
+  plugins.forEach((plugin, i) => checkPlugin(plugin, `plugin ${i}`));
+  return {
+    file,
+    name: raw.name,
+    cniVersion: raw.cniVersion,
+    cniVersions,
+    disableCheck: raw.disableCheck === true,
+    disableGC: raw.disableGC === true,
+    plugins: plugins as CniPluginConf[],
+    raw,
+  };
+}
+
+export function isSupportedVersion(version: string): boolean {
+  return (SUPPORTED_CNI_VERSIONS as readonly string[]).includes(version);
+}
+
+/** Compares two "x.y.z" versions numerically (-1, 0, 1). */
+export function compareVersions(a: string, b: string): number {
+  const pa = a.split('.').map(Number);
+  const pb = b.split('.').map(Number);
+  for (let i = 0; i < Math.max(pa.length, pb.length); i++) {
+    const d = (pa[i] ?? 0) - (pb[i] ?? 0);
+    if (d !== 0) return d < 0 ? -1 : 1;
+  }
+  return 0;
+}
+
+function parseObject(text: string): Record<string, unknown> {
   let doc: unknown;
   try {
     doc = JSON.parse(text);
@@ -59,24 +128,52 @@ export function parseNetworkConfig(text: string, file: string): NetworkConfigLis
     throw new Error(`not valid JSON: ${(err as Error).message}`);
   }
   if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) throw new Error('must be a JSON object');
-  const raw = doc as Record<string, unknown>;
-  const isList = !file.endsWith('.conf') && !file.endsWith('.json') ? true : Array.isArray(raw.plugins);
-  const plugins = isList ? raw.plugins : [raw];
-  if (typeof raw.name !== 'string' || raw.name === '') throw new Error('has no "name"');
-  if (typeof raw.cniVersion !== 'string' || raw.cniVersion === '') throw new Error('has no "cniVersion"');
-  if (!Array.isArray(plugins) || plugins.length === 0) throw new Error('has no "plugins"');
-  plugins.forEach((plugin, i) => {
-    if (typeof plugin !== 'object' || plugin === null || typeof (plugin as CniPluginConf).type !== 'string') {
-      throw new Error(`plugin ${i} has no "type"`);
+  return doc as Record<string, unknown>;
+}
+
+function isListDocument(raw: Record<string, unknown>, file: string): boolean {
+  return !file.endsWith('.conf') && !file.endsWith('.json') ? true : Array.isArray(raw.plugins);
+}
+
+function checkPlugin(plugin: unknown, what: string): void {
+  if (typeof plugin !== 'object' || plugin === null || Array.isArray(plugin)) throw new Error(`${what} is not a JSON object`);
+  const type = (plugin as CniPluginConf).type;
+  if (typeof type !== 'string' || type === '') throw new Error(`${what} has no "type"`);
+  // The type names a binary in the plugin dirs: it must not reach anywhere else.
+  if (/[/\\]/.test(type) || type === '.' || type === '..') throw new Error(`${what} has type ${JSON.stringify(type)}, which is not a plugin file name`);
+}
+
+/**
+ * Plugin objects from `<confDir>/<network name>/*.conf` (sorted), for a list that does
+ * not set loadOnlyInlinedPlugins. A missing folder means none.
+ */
+async function siblingPlugins(confDir: string, text: string, file: string): Promise<CniPluginConf[]> {
+  let raw: Record<string, unknown>;
+  try {
+    raw = parseObject(text);
+  } catch {
+    return []; // parseNetworkConfig reports it
+  }
+  if (!isListDocument(raw, file) || raw.loadOnlyInlinedPlugins === true) return [];
+  if (typeof raw.name !== 'string' || !CNI_NAME_PATTERN.test(raw.name)) return [];
+  const dir = join(confDir, raw.name);
+  let names: string[];
+  try {
+    names = (await readdir(dir)).filter((n) => n.endsWith('.conf')).sort();
+  } catch {
+    return [];
+  }
+  const plugins: CniPluginConf[] = [];
+  for (const name of names) {
+    const path = join(dir, name);
+    let plugin: Record<string, unknown>;
+    try {
+      plugin = parseObject(await readFile(path, 'utf8'));
+      checkPlugin(plugin, 'the plugin');
+    } catch (err) {
+      throw new Error(`plugin file ${path}: ${(err as Error).message}`);
     }
-  });
-  return {
-    file,
-    name: raw.name,
-    cniVersion: raw.cniVersion,
-    disableCheck: raw.disableCheck === true,
-    disableGC: raw.disableGC === true,
-    plugins: plugins as CniPluginConf[],
-    raw,
-  };
+    plugins.push(plugin as CniPluginConf);
+  }
+  return plugins;
 }

@@ -48,3 +48,19 @@ export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (it
   if (failed) throw firstError;
   return results;
 }
+
+/** A Mutex per key (one pod's or container's transitions run one at a time). */
+export class KeyedMutex {
+  readonly #tails = new Map<string, Promise<unknown>>();
+
+  lock<T>(key: string, work: () => Promise<T>): Promise<T> {
+    const previous = this.#tails.get(key) ?? Promise.resolve();
+    const result = previous.then(work, work);
+    const tail = result.catch(() => undefined);
+    this.#tails.set(key, tail);
+    void tail.then(() => {
+      if (this.#tails.get(key) === tail) this.#tails.delete(key);
+    });
+    return result;
+  }
+}

@@ -5,6 +5,9 @@ import { join } from 'node:path';
 import { BERTHCTL, BERTHD } from './paths.js';
 import { run, stopProcess, waitForSocket, type RunResult } from './processes.js';
 import { tempDir } from './tmp.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { RuntimeService } from '../../src/gen/runtime/v1/api_pb.js';
+import { openChannel, serviceClient } from '../../src/rpc/grpc-service.js';
 
 export interface TestBerthd {
   dir: string;
@@ -66,6 +69,7 @@ export async function launchBerthd(
     throw new Error(`${err.message}\nberthd output:\n${logs}`);
   });
   const endpoint = `unix://${socket}`;
+  await waitUntilServing(endpoint, () => logs);
   return {
     dir,
     socket,
@@ -82,4 +86,23 @@ export function runBerthctl(args: string[], options: { env?: NodeJS.ProcessEnv; 
   // A test must never pick up the machine's /etc/crictl.yaml or endpoint variables.
   const env: NodeJS.ProcessEnv = { PATH: process.env.PATH, CRI_CONFIG_FILE: '/dev/null', ...options.env };
   return run(process.execPath, [BERTHCTL, ...args], { env, input: options.input });
+}
+
+/** Waits until berthd has finished start-up recovery (its RPCs stop answering UNAVAILABLE). */
+async function waitUntilServing(endpoint: string, logs: () => string): Promise<void> {
+  const channel = openChannel(endpoint);
+  const runtime = serviceClient(RuntimeService, channel);
+  try {
+    for (let i = 0; i < 300; i++) {
+      try {
+        await runtime.version({}, { timeoutMs: 2000 });
+        return;
+      } catch {
+        await sleep(50);
+      }
+    }
+    throw new Error(`berthd did not finish starting:\n${logs().slice(-3000)}`);
+  } finally {
+    channel.close();
+  }
 }

@@ -342,10 +342,7 @@ export interface PushedImage {
   layers: BuiltLayer[];
 }
 
-export interface RegistryAuth {
-  user: string;
-  password: string;
-}
+export type RegistryAuth = { user: string; password: string } | { bearer: string };
 
 export interface ImageInput {
   layers: BuiltLayer[];
@@ -420,7 +417,9 @@ export async function pushIndex(
 }
 
 export function authHeader(auth?: RegistryAuth): Record<string, string> {
-  return auth ? { Authorization: `Basic ${Buffer.from(`${auth.user}:${auth.password}`).toString('base64')}` } : {};
+  if (!auth) return {};
+  if ('bearer' in auth) return { Authorization: `Bearer ${auth.bearer}` };
+  return { Authorization: `Basic ${Buffer.from(`${auth.user}:${auth.password}`).toString('base64')}` };
 }
 
 /** Uploads a blob (monolithic: POST then PUT ?digest=) unless it is there; returns its digest. */

@@ -34,6 +34,8 @@ export interface RegistryOptions {
   htpasswd?: { user: string; password: string };
   /** Log every request (to count fetches of a blob). */
   accessLog?: boolean;
+  /** Require bearer tokens from this token service (distribution's token auth). */
+  token?: { realm: string; service: string; issuer: string; rootCertBundle: string };
 }
 
 const LOG_LIMIT = 256 * 1024;
@@ -66,6 +68,11 @@ export async function startRegistry(t: { after(fn: () => unknown): void }, optio
     // distribution 2.8 serves htpasswd auth over plain http (it does not insist on
     // TLS), which is what lets tests check credentials on loopback.
     authYaml = `auth:\n  htpasswd:\n    realm: berth-test\n    path: ${htpasswdPath}\n`;
+  }
+
+  if (options.token) {
+    const { realm, service, issuer, rootCertBundle } = options.token;
+    authYaml = `auth:\n  token:\n    realm: ${realm}\n    service: ${service}\n    issuer: ${issuer}\n    rootcertbundle: ${rootCertBundle}\n`;
   }
 
   // A fixed http.secret keeps upload URLs (their signed _state) valid across kill and

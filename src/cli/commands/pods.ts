@@ -1,0 +1,172 @@
+// berthctl's pod verbs, shaped like crictl's: runp, pods, inspectp, stopp, rmp.
+import { readFile } from 'node:fs/promises';
+import { fromJson, type JsonValue, type MessageShape } from '@bufbuild/protobuf';
+import { parse as parseYaml } from 'yaml';
+import { PodSandboxConfigSchema, PodSandboxSchema, PodSandboxState, PodSandboxStatusSchema } from '../../gen/runtime/v1/api_pb.js';
+import { call, type CriClients } from '../runtime-client.js';
+import { formatStructured, formatTable, messageJson, type OutputFormat } from '../output.js';
+import { truncateId } from './images.js';
+
+type PodSandbox = MessageShape<typeof PodSandboxSchema>;
+
+/** A config file as crictl reads them: JSON or YAML, proto or JSON field names. */
+export async function loadMessageFile<D extends Parameters<typeof fromJson>[0]>(schema: D, path: string): Promise<MessageShape<D>> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (err) {
+    throw new Error(`cannot read ${path}: ${(err as Error).message}`);
+  }
+  let doc: unknown;
+  try {
+    doc = /\.json$/i.test(path) ? JSON.parse(text) : parseYaml(text);
+  } catch (err) {
+    throw new Error(`${path} is not valid ${/\.json$/i.test(path) ? 'JSON' : 'YAML'}: ${(err as Error).message}`);
+  }
+  try {
+    return fromJson(schema, doc as JsonValue) as MessageShape<D>;
+  } catch (err) {
+    throw new Error(`${path}: ${(err as Error).message}`);
+  }
+}
+
+export async function runPodCommand(clients: CriClients, configPath: string, runtimeHandler: string): Promise<string> {
+  const config = await loadMessageFile(PodSandboxConfigSchema, configPath);
+  const response = await call('running the pod sandbox', () =>
+    clients.runtime.runPodSandbox({ config, runtimeHandler }, { timeoutMs: Math.max(clients.settings.timeoutMs, 240_000) }),
+  );
+  return `${response.podSandboxId}\n`;
+}
+
+export interface PodsOptions {
+  id?: string;
+  name?: string;
+  namespace?: string;
+  labels: string[];
+  state?: string;
+  quiet: boolean;
+  verbose: boolean;
+  noTrunc: boolean;
+  latest: boolean;
+  last?: number;
+  output: OutputFormat;
+}
+
+export async function podsCommand(clients: CriClients, options: PodsOptions): Promise<string> {
+  const labelSelector = Object.fromEntries(
+    options.labels.map((l) => {
+      const eq = l.indexOf('=');
+      if (eq <= 0) throw new Error(`--label "${l}" must be KEY=VALUE`);
+      return [l.slice(0, eq), l.slice(eq + 1)];
+    }),
+  );
+  let state: { state: PodSandboxState } | undefined;
+  if (options.state) {
+    const wanted = options.state.toLowerCase();
+    if (wanted !== 'ready' && wanted !== 'notready') throw new Error(`--state must be ready or notready, not "${options.state}"`);
+    state = { state: wanted === 'ready' ? PodSandboxState.SANDBOX_READY : PodSandboxState.SANDBOX_NOTREADY };
+  }
+  const response = await call('listing pod sandboxes', () =>
+    clients.runtime.listPodSandbox({ filter: { id: options.id ?? '', state, labelSelector } }, { timeoutMs: clients.settings.timeoutMs }),
+  );
+  let pods = [...response.items].sort((a, b) => (b.createdAt > a.createdAt ? 1 : b.createdAt < a.createdAt ? -1 : 0));
+  if (options.name) pods = pods.filter((p) => new RegExp(options.name!).test(p.metadata?.name ?? ''));
+  if (options.namespace) pods = pods.filter((p) => new RegExp(options.namespace!).test(p.metadata?.namespace ?? ''));
+  if (options.latest) pods = pods.slice(0, 1);
+  if (options.last !== undefined) pods = pods.slice(0, options.last);
+  if (options.output !== 'table') return formatStructured({ items: pods.map((p) => messageJson(PodSandboxSchema, p)) }, options.output);
+  if (options.quiet) return pods.map((p) => `${p.id}\n`).join('');
+  if (options.verbose) return pods.map(verbosePod).join('');
+  return formatTable(
+    ['POD ID', 'CREATED', 'STATE', 'NAME', 'NAMESPACE', 'ATTEMPT', 'RUNTIME'],
+    pods.map((p) => [
+      options.noTrunc ? p.id : truncateId(p.id),
+      `${humanDuration(Date.now() - Number(p.createdAt / 1_000_000n))} ago`,
+      p.state === PodSandboxState.SANDBOX_READY ? 'Ready' : 'NotReady',
+      p.metadata?.name ?? '',
+      p.metadata?.namespace ?? '',
+      String(p.metadata?.attempt ?? 0),
+      p.runtimeHandler || '(default)',
+    ]),
+  );
+}
+
+function verbosePod(p: PodSandbox): string {
+  const lines = [
+    `ID: ${p.id}`,
+    `Name: ${p.metadata?.name ?? ''}`,
+    `UID: ${p.metadata?.uid ?? ''}`,
+    `Namespace: ${p.metadata?.namespace ?? ''}`,
+    `Attempt: ${p.metadata?.attempt ?? 0}`,
+    `Status: ${p.state === PodSandboxState.SANDBOX_READY ? 'SANDBOX_READY' : 'SANDBOX_NOTREADY'}`,
+    `Created: ${new Date(Number(p.createdAt / 1_000_000n)).toString()}`,
+  ];
+  if (Object.keys(p.labels).length > 0) lines.push('Labels:', ...Object.entries(p.labels).sort().map(([k, v]) => `\t${k} -> ${v}`));
+  if (Object.keys(p.annotations).length > 0) lines.push('Annotations:', ...Object.entries(p.annotations).sort().map(([k, v]) => `\t${k} -> ${v}`));
+  return lines.join('\n') + '\n\n';
+}
+
+export async function inspectPodCommand(clients: CriClients, ids: string[], output: OutputFormat): Promise<string> {
+  const out: string[] = [];
+  for (const id of ids) {
+    const response = await call(`getting the pod sandbox status of "${id}"`, () =>
+      clients.runtime.podSandboxStatus({ podSandboxId: id, verbose: true }, { timeoutMs: clients.settings.timeoutMs }),
+    );
+    const doc: Record<string, unknown> = { status: response.status ? messageJson(PodSandboxStatusSchema, response.status) : null };
+    for (const [key, value] of Object.entries(response.info)) {
+      try {
+        doc[key] = JSON.parse(value);
+      } catch {
+        doc[key] = value;
+      }
+    }
+    out.push(formatStructured(doc, output === 'table' ? 'yaml' : output));
+  }
+  return out.join('');
+}
+
+export async function stopPodsCommand(clients: CriClients, ids: string[]): Promise<string> {
+  if (ids.length === 0) throw new Error('stopp: give at least one pod sandbox id');
+  let out = '';
+  for (const id of ids) {
+    await call(`stopping the pod sandbox "${id}"`, () => clients.runtime.stopPodSandbox({ podSandboxId: id }, { timeoutMs: Math.max(clients.settings.timeoutMs, 60_000) }));
+    out += `Stopped sandbox ${id}\n`;
+  }
+  return out;
+}
+
+export async function removePodsCommand(clients: CriClients, ids: string[], options: { all: boolean; force: boolean }): Promise<string> {
+  const timeoutMs = Math.max(clients.settings.timeoutMs, 60_000);
+  let targets = ids;
+  if (options.all) targets = (await call('listing pod sandboxes', () => clients.runtime.listPodSandbox({}, { timeoutMs }))).items.map((p) => p.id);
+  else if (targets.length === 0) throw new Error('rmp: give at least one pod sandbox id, or --all');
+  let out = '';
+  for (const id of targets) {
+    const status = await call(`getting the pod sandbox status of "${id}"`, () => clients.runtime.podSandboxStatus({ podSandboxId: id }, { timeoutMs }));
+    if (status.status?.state === PodSandboxState.SANDBOX_READY) {
+      if (!options.force) throw new Error(`pod sandbox "${id}" is running, please stop it first (or use --force)`);
+      await call(`stopping the pod sandbox "${id}"`, () => clients.runtime.stopPodSandbox({ podSandboxId: id }, { timeoutMs }));
+    }
+    await call(`removing the pod sandbox "${id}"`, () => clients.runtime.removePodSandbox({ podSandboxId: id }, { timeoutMs }));
+    out += `Removed sandbox ${id}\n`;
+  }
+  return out;
+}
+
+/** Go's units.HumanDuration, as crictl prints ages. */
+export function humanDuration(ms: number): string {
+  const seconds = Math.floor(ms / 1000);
+  const minutes = Math.floor(seconds / 60);
+  const hours = Math.floor(minutes / 60);
+  if (seconds < 1) return 'Less than a second';
+  if (seconds === 1) return '1 second';
+  if (seconds < 60) return `${seconds} seconds`;
+  if (minutes === 1) return 'About a minute';
+  if (minutes < 60) return `${minutes} minutes`;
+  if (hours === 1) return 'About an hour';
+  if (hours < 48) return `${hours} hours`;
+  if (hours < 24 * 7 * 2) return `${Math.floor(hours / 24)} days`;
+  if (hours < 24 * 30 * 2) return `${Math.floor(hours / 24 / 7)} weeks`;
+  if (hours < 24 * 365 * 2) return `${Math.floor(hours / 24 / 30)} months`;
+  return `${Math.floor(hours / 24 / 365)} years`;
+}

@@ -1,0 +1,31 @@
+// RunPodSandbox, StopPodSandbox, RemovePodSandbox.
+import type { RuntimeService } from '../gen/runtime/v1/api_pb.js';
+import type { UnaryHandler } from '../rpc/grpc-service.js';
+import { invalidArgument } from '../errors.js';
+import type { SandboxManager } from '../pod/sandbox-manager.js';
+import { sandboxConfigJson, sandboxSpecFrom } from './sandbox-translate.js';
+
+export function runPodSandboxHandler(pods: SandboxManager, defaultRuntime: string): UnaryHandler<typeof RuntimeService.method.runPodSandbox> {
+  return async (request, ctx) => {
+    const spec = sandboxSpecFrom(request.config, request.runtimeHandler || defaultRuntime);
+    // The pod is made (or undone) whether or not the caller waits for the answer.
+    const id = await pods.run(spec, sandboxConfigJson(request.config!), ctx.signal);
+    return { podSandboxId: id };
+  };
+}
+
+export function stopPodSandboxHandler(pods: SandboxManager): UnaryHandler<typeof RuntimeService.method.stopPodSandbox> {
+  return async (request) => {
+    if (!request.podSandboxId) throw invalidArgument('StopPodSandbox: pod_sandbox_id is required');
+    await pods.stop(request.podSandboxId);
+    return {};
+  };
+}
+
+export function removePodSandboxHandler(pods: SandboxManager): UnaryHandler<typeof RuntimeService.method.removePodSandbox> {
+  return async (request) => {
+    if (!request.podSandboxId) throw invalidArgument('RemovePodSandbox: pod_sandbox_id is required');
+    await pods.remove(request.podSandboxId);
+    return {};
+  };
+}

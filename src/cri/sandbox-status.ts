@@ -1,0 +1,43 @@
+// PodSandboxStatus and ListPodSandbox.
+import { PodSandboxState, type RuntimeService } from '../gen/runtime/v1/api_pb.js';
+import type { UnaryHandler } from '../rpc/grpc-service.js';
+import { invalidArgument } from '../errors.js';
+import type { SandboxManager } from '../pod/sandbox-manager.js';
+import { toCriSandbox, toCriSandboxStatus } from './sandbox-translate.js';
+
+export function podSandboxStatusHandler(pods: SandboxManager): UnaryHandler<typeof RuntimeService.method.podSandboxStatus> {
+  return async (request) => {
+    if (!request.podSandboxId) throw invalidArgument('PodSandboxStatus: pod_sandbox_id is required');
+    const record = pods.get(request.podSandboxId);
+    const info: Record<string, string> = {};
+    if (request.verbose) {
+      info.info = JSON.stringify({
+        pid: 0,
+        netns: record.netns ?? '',
+        namespaces: { network: record.netns, uts: record.utsns, ipc: record.ipcns },
+        network: record.network,
+        cgroupPath: record.cgroupPath,
+        podDir: record.podDir,
+        runtimeHandler: record.spec.runtimeHandler,
+        config: record.criConfig,
+      });
+    }
+    return { status: toCriSandboxStatus(record), info, timestamp: BigInt(Date.now()) * 1_000_000n };
+  };
+}
+
+export function listPodSandboxHandler(pods: SandboxManager): UnaryHandler<typeof RuntimeService.method.listPodSandbox> {
+  return async (request) => {
+    const filter = request.filter;
+    let records = pods.list();
+    if (filter?.id) records = records.filter((r) => r.id.startsWith(filter.id));
+    if (filter?.state) {
+      const wanted = filter.state.state === PodSandboxState.SANDBOX_READY ? 'ready' : 'notready';
+      records = records.filter((r) => r.state === wanted);
+    }
+    const selector = Object.entries(filter?.labelSelector ?? {});
+    if (selector.length > 0) records = records.filter((r) => selector.every(([k, v]) => r.spec.labels[k] === v));
+    records.sort((a, b) => (BigInt(b.createdAt) > BigInt(a.createdAt) ? 1 : -1));
+    return { items: records.map(toCriSandbox) };
+  };
+}

@@ -1,0 +1,109 @@
+// CRI pod sandbox messages to berth's sandbox types and back.
+import { toJson, type MessageInitShape } from '@bufbuild/protobuf';
+import {
+  NamespaceMode as CriNamespaceMode,
+  PodSandboxConfigSchema,
+  PodSandboxState,
+  Protocol,
+  type PodSandboxConfig,
+  type PodSandboxSchema,
+  type PodSandboxStatusSchema,
+} from '../gen/runtime/v1/api_pb.js';
+import { invalidArgument } from '../errors.js';
+import type { NamespaceMode, PortMapping, SandboxRecord, SandboxSpec } from '../pod/sandbox-types.js';
+
+const namespaceModes: Record<CriNamespaceMode, NamespaceMode> = {
+  [CriNamespaceMode.POD]: 'pod',
+  [CriNamespaceMode.CONTAINER]: 'container',
+  [CriNamespaceMode.NODE]: 'node',
+  [CriNamespaceMode.TARGET]: 'target',
+};
+const criNamespaceModes = Object.fromEntries(Object.entries(namespaceModes).map(([k, v]) => [v, Number(k)])) as Record<NamespaceMode, CriNamespaceMode>;
+
+const protocols: Record<Protocol, PortMapping['protocol']> = { [Protocol.TCP]: 'tcp', [Protocol.UDP]: 'udp', [Protocol.SCTP]: 'sctp' };
+
+export function sandboxSpecFrom(config: PodSandboxConfig | undefined, runtimeHandler: string): SandboxSpec {
+  if (!config) throw invalidArgument('RunPodSandbox: config is required');
+  const metadata = config.metadata;
+  if (!metadata) throw invalidArgument('RunPodSandbox: config.metadata is required');
+  const options = config.linux?.securityContext?.namespaceOptions;
+  const mode = (value: CriNamespaceMode | undefined): NamespaceMode => {
+    const known = namespaceModes[value ?? CriNamespaceMode.POD];
+    if (!known) throw invalidArgument(`unknown namespace mode ${value}`);
+    return known;
+  };
+  return {
+    name: metadata.name,
+    uid: metadata.uid,
+    namespace: metadata.namespace,
+    attempt: metadata.attempt,
+    hostname: config.hostname,
+    logDirectory: config.logDirectory,
+    dns: config.dnsConfig ? { servers: config.dnsConfig.servers, searches: config.dnsConfig.searches, options: config.dnsConfig.options } : undefined,
+    portMappings: config.portMappings.map((p) => {
+      const protocol = protocols[p.protocol];
+      if (!protocol) throw invalidArgument(`unknown port mapping protocol ${p.protocol}`);
+      if (p.containerPort <= 0 || p.containerPort > 65535 || p.hostPort < 0 || p.hostPort > 65535) {
+        throw invalidArgument(`port mapping ${p.hostPort}:${p.containerPort} is out of range`);
+      }
+      return { protocol, containerPort: p.containerPort, hostPort: p.hostPort, hostIp: p.hostIp };
+    }),
+    labels: { ...config.labels },
+    annotations: { ...config.annotations },
+    cgroupParent: config.linux?.cgroupParent ?? '',
+    namespaces: { network: mode(options?.network), pid: mode(options?.pid), ipc: mode(options?.ipc), targetId: options?.targetId ?? '' },
+    sysctls: { ...(config.linux?.sysctls ?? {}) },
+    runtimeHandler,
+  };
+}
+
+/** The request's config as JSON, kept with the pod for its containers. */
+export function sandboxConfigJson(config: PodSandboxConfig): unknown {
+  return toJson(PodSandboxConfigSchema, config);
+}
+
+function criState(record: SandboxRecord): PodSandboxState {
+  return record.state === 'ready' ? PodSandboxState.SANDBOX_READY : PodSandboxState.SANDBOX_NOTREADY;
+}
+
+function metadataOf(spec: SandboxSpec) {
+  return { name: spec.name, uid: spec.uid, namespace: spec.namespace, attempt: spec.attempt };
+}
+
+export function toCriSandboxStatus(record: SandboxRecord): MessageInitShape<typeof PodSandboxStatusSchema> {
+  const { spec } = record;
+  const [ip, ...more] = record.network?.ips ?? [];
+  return {
+    id: record.id,
+    metadata: metadataOf(spec),
+    state: criState(record),
+    createdAt: BigInt(record.createdAt),
+    network: { ip: ip ?? '', additionalIps: more.map((address) => ({ ip: address })) },
+    linux: {
+      namespaces: {
+        options: {
+          network: criNamespaceModes[spec.namespaces.network],
+          pid: criNamespaceModes[spec.namespaces.pid],
+          ipc: criNamespaceModes[spec.namespaces.ipc],
+          targetId: spec.namespaces.targetId,
+        },
+      },
+    },
+    labels: spec.labels,
+    annotations: spec.annotations,
+    runtimeHandler: spec.runtimeHandler,
+  };
+}
+
+export function toCriSandbox(record: SandboxRecord): MessageInitShape<typeof PodSandboxSchema> {
+  const { spec } = record;
+  return {
+    id: record.id,
+    metadata: metadataOf(spec),
+    state: criState(record),
+    createdAt: BigInt(record.createdAt),
+    labels: spec.labels,
+    annotations: spec.annotations,
+    runtimeHandler: spec.runtimeHandler,
+  };
+}

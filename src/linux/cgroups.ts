@@ -1,0 +1,98 @@
+// Cgroup paths for pods and containers, on cgroup v1, v2 and hybrid hosts, with the
+// cgroupfs and systemd drivers' naming. berth makes a pod's cgroup parent when the
+// kubelet has not (e.g. under crictl) and removes exactly what it made.
+import { mkdir, readFile, rmdir, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { BerthError } from '../errors.js';
+import type { CgroupDriver } from '../daemon/config.js';
+
+export interface CgroupHierarchy {
+  /** Mount point, e.g. /sys/fs/cgroup/memory or /sys/fs/cgroup/unified. */
+  mount: string;
+  version: 1 | 2;
+  controllers: string[];
+}
+
+/** The mounted cgroup hierarchies of this host (from /proc/self/mountinfo). */
+export async function cgroupHierarchies(): Promise<CgroupHierarchy[]> {
+  const text = await readFile('/proc/self/mountinfo', 'utf8');
+  const found: CgroupHierarchy[] = [];
+  for (const line of text.split('\n')) {
+    const [before, after] = line.split(' - ');
+    if (!before || !after) continue;
+    const [fsType, , superOptions] = after.split(' ');
+    const mount = before.split(' ')[4]!;
+    if (fsType === 'cgroup2') found.push({ mount, version: 2, controllers: [] });
+    else if (fsType === 'cgroup') {
+      const controllers = (superOptions ?? '').split(',').filter((o) => o !== 'rw' && o !== 'ro' && !o.startsWith('release_agent') && o !== 'clone_children' && o !== 'noprefix');
+      found.push({ mount, version: 1, controllers });
+    }
+  }
+  // One entry per hierarchy even if it is mounted twice.
+  return found.filter((h, i) => found.findIndex((o) => o.mount === h.mount) === i);
+}
+
+/**
+ * The cgroup path a cgroup_parent names. cgroupfs: an absolute path. systemd: a slice
+ * name, expanded as systemd nests slices ("kubepods-burstable-pod1.slice" lives in
+ * /kubepods.slice/kubepods-burstable.slice/).
+ */
+export function cgroupParentPath(driver: CgroupDriver, parent: string): string {
+  if (driver === 'cgroupfs') {
+    if (!parent.startsWith('/')) throw new BerthError('InvalidArgument', `cgroup_parent "${parent}" must be an absolute path with the cgroupfs driver`);
+    if (parent.split('/').includes('..')) throw new BerthError('InvalidArgument', `cgroup_parent "${parent}" may not contain ".."`);
+    return parent.replace(/\/+$/, '') || '/';
+  }
+  if (!/^[\w.@:-]+\.slice$/.test(parent)) {
+    throw new BerthError('InvalidArgument', `cgroup_parent "${parent}" must be a systemd slice name (NAME.slice) with the systemd driver`);
+  }
+  const name = parent.slice(0, -'.slice'.length);
+  if (name === '-') return '/';
+  const parts = name.split('-');
+  const path: string[] = [];
+  for (let i = 1; i <= parts.length; i++) path.push(`${parts.slice(0, i).join('-')}.slice`);
+  return `/${path.join('/')}`;
+}
+
+/** Makes a cgroup in every hierarchy; returns the directories it created (to undo). */
+export async function ensureCgroup(path: string): Promise<string[]> {
+  const created: string[] = [];
+  for (const hierarchy of await cgroupHierarchies()) {
+    let current = hierarchy.mount;
+    for (const part of path.split('/').filter(Boolean)) {
+      const parent = current;
+      current = join(current, part);
+      if (await exists(current)) continue;
+      await mkdir(current);
+      created.push(current);
+      // A new v1 cpuset cgroup has no CPUs or memory nodes: inherit the parent's so
+      // that tasks can run in it.
+      if (hierarchy.version === 1 && hierarchy.controllers.includes('cpuset')) {
+        for (const file of ['cpuset.cpus', 'cpuset.mems']) {
+          await writeFile(join(current, file), await readFile(join(parent, file)));
+        }
+      }
+    }
+  }
+  return created;
+}
+
+/** Removes cgroup directories deepest first; gone ones are fine. */
+export async function removeCgroups(dirs: string[]): Promise<void> {
+  for (const dir of [...dirs].sort((a, b) => b.length - a.length)) {
+    try {
+      await rmdir(dir);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT') continue;
+      throw new BerthError('FailedPrecondition', `cannot remove cgroup ${dir}: ${code === 'EBUSY' ? 'processes are still in it' : (err as Error).message}`);
+    }
+  }
+}
+
+async function exists(path: string): Promise<boolean> {
+  return stat(path).then(
+    () => true,
+    () => false,
+  );
+}

@@ -1,0 +1,52 @@
+// The files every container of a pod shares: hostname, /etc/hosts with the pod's IP and
+// name, and /etc/resolv.conf from the pod's DNS config (or the host's).
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { writeFileAtomic } from '../store/atomic-file.js';
+
+export interface DnsSettings {
+  servers: string[];
+  searches: string[];
+  options: string[];
+}
+
+export interface PodFiles {
+  hostname: string;
+  hosts: string;
+  resolvConf: string;
+}
+
+export function podFilePaths(podDir: string): PodFiles {
+  return { hostname: join(podDir, 'hostname'), hosts: join(podDir, 'hosts'), resolvConf: join(podDir, 'resolv.conf') };
+}
+
+export async function writePodFiles(podDir: string, hostname: string, ips: string[], dns: DnsSettings | undefined, hostResolvConf = '/etc/resolv.conf'): Promise<PodFiles> {
+  const paths = podFilePaths(podDir);
+  await writeFileAtomic(paths.hostname, `${hostname}\n`, 0o644);
+  await writeFileAtomic(paths.hosts, hostsFile(hostname, ips), 0o644);
+  await writeFileAtomic(paths.resolvConf, dns ? resolvConf(dns) : await readFile(hostResolvConf, 'utf8').catch(() => ''), 0o644);
+  return paths;
+}
+
+/** As the kubelet writes it for pods: localhost lines, then the pod's IPs with its name. */
+export function hostsFile(hostname: string, ips: string[]): string {
+  const lines = [
+    '# Kubernetes-managed hosts file (written by berth).',
+    '127.0.0.1\tlocalhost',
+    '::1\tlocalhost ip6-localhost ip6-loopback',
+    'fe00::0\tip6-localnet',
+    'fe00::0\tip6-mcastprefix',
+    'fe00::1\tip6-allnodes',
+    'fe00::2\tip6-allrouters',
+    ...ips.map((ip) => `${ip}\t${hostname}`),
+  ];
+  return lines.join('\n') + '\n';
+}
+
+export function resolvConf(dns: DnsSettings): string {
+  const lines: string[] = [];
+  if (dns.searches.length > 0) lines.push(`search ${dns.searches.join(' ')}`);
+  for (const server of dns.servers) lines.push(`nameserver ${server}`);
+  if (dns.options.length > 0) lines.push(`options ${dns.options.join(' ')}`);
+  return lines.join('\n') + '\n';
+}

@@ -1,0 +1,302 @@
+// Pod sandboxes from RunPodSandbox to RemovePodSandbox: pinned namespaces, CNI, the
+// pod's files and cgroup parent, each step undone if a later one fails. Every pod has
+// one record on disk (written before any resource exists, so recovery can undo a crash
+// mid-way) and one object in memory; transitions of one pod run one at a time.
+import { randomBytes } from 'node:crypto';
+import { mkdir, readdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import { BerthError, notFound } from '../errors.js';
+import type { CgroupDriver } from '../daemon/config.js';
+import { RecordStore } from '../store/record-store.js';
+import { KeyedMutex } from '../util/single-flight.js';
+import { cgroupParentPath, ensureCgroup, removeCgroups } from '../linux/cgroups.js';
+import { isPinned, namespaceFiles, pinNamespaces, preparePinDir, unpinNamespaces } from '../linux/namespaces.js';
+import type { CniAttachment, CniManager } from '../network/cni.js';
+import { bringUpLoopback } from '../network/loopback.js';
+import { writePodFiles } from './pod-files.js';
+import type { SandboxRecord, SandboxSpec } from './sandbox-types.js';
+
+export interface SandboxManagerOptions {
+  root: string;
+  state: string;
+  cgroupDriver: CgroupDriver;
+  runtimeHandlers: string[];
+  defaultRuntime: string;
+  cni: CniManager;
+  log: Logger;
+}
+
+interface Reservation {
+  id: string;
+  /** A RunPodSandbox caller got this id; false while nobody has (the caller gave up). */
+  claimed: boolean;
+  creating?: Promise<void>;
+}
+
+const POD_INTERFACE = 'eth0';
+/** The bandwidth plugin needs a burst with a rate; containerd uses "no limit" too. */
+const UNLIMITED_BURST = 2 ** 31 - 1;
+
+export class SandboxManager {
+  readonly #records = new Map<string, SandboxRecord>();
+  readonly #store: RecordStore<SandboxRecord>;
+  readonly #reservations = new Map<string, Reservation>();
+  readonly #locks = new KeyedMutex();
+  readonly #pinDir: string;
+
+  constructor(private readonly options: SandboxManagerOptions) {
+    this.#store = new RecordStore(join(options.root, 'pods'));
+    this.#pinDir = join(options.state, 'ns');
+  }
+
+  /** Loads pods; undoes creations a crash interrupted; frees namespaces nobody owns. */
+  async recover(): Promise<void> {
+    await preparePinDir(this.#pinDir);
+    const { records, problems } = await this.#store.loadAll();
+    for (const problem of problems) this.options.log.error({ problem }, 'skipping unreadable pod record');
+    for (const record of records) {
+      this.#records.set(record.id, record);
+      if (record.state === 'creating') {
+        this.options.log.warn({ pod: record.id }, 'undoing a pod creation that a crash interrupted');
+        await this.#teardown(record, true).catch((err: Error) => this.options.log.error({ pod: record.id, error: err.message }, 'undo failed'));
+        await this.#forget(record);
+        continue;
+      }
+      if (record.state === 'ready' && record.netns && !(await isPinned(record.netns))) {
+        // The namespaces are gone (the host rebooted): the pod cannot be ready.
+        record.state = 'notready';
+        await this.#store.put(record.id, record);
+      }
+      this.#reservations.set(reservationKey(record.spec), { id: record.id, claimed: true });
+    }
+    // Pins without a pod: a crash between pinning and recording (or a removed record).
+    const owned = new Set([...this.#records.values()].flatMap((r) => [r.netns, r.utsns, r.ipcns]));
+    for (const name of await readdir(this.#pinDir).catch(() => [] as string[])) {
+      const file = join(this.#pinDir, name);
+      if (!owned.has(file)) await unpinNamespaces([file]);
+    }
+  }
+
+  list(): SandboxRecord[] {
+    return [...this.#records.values()].filter((r) => r.state !== 'creating');
+  }
+
+  /** A pod by id or unique id prefix. */
+  find(idOrPrefix: string): SandboxRecord | undefined {
+    if (idOrPrefix === '') return undefined;
+    const exact = this.#records.get(idOrPrefix);
+    if (exact) return exact.state === 'creating' ? undefined : exact;
+    const matches = this.list().filter((r) => r.id.startsWith(idOrPrefix));
+    if (matches.length > 1) throw new BerthError('InvalidArgument', `pod sandbox id prefix "${idOrPrefix}" is ambiguous (${matches.length} pods)`);
+    return matches[0];
+  }
+
+  get(idOrPrefix: string): SandboxRecord {
+    const record = this.find(idOrPrefix);
+    if (!record) throw notFound('pod sandbox', idOrPrefix);
+    return record;
+  }
+
+  /**
+   * Creates a pod and returns its id. The same metadata again is refused while its pod
+   * exists, except as the kubelet's retry: a retry joins a creation still running, or
+   * gets the pod whose first caller gave up before the answer came.
+   */
+  async run(spec: SandboxSpec, criConfig: unknown, signal: AbortSignal): Promise<string> {
+    const key = reservationKey(spec);
+    const existing = this.#reservations.get(key);
+    if (existing) {
+      if (existing.creating) {
+        await existing.creating;
+        existing.claimed = true;
+        return existing.id;
+      }
+      if (!existing.claimed) {
+        existing.claimed = true;
+        this.options.log.info({ pod: existing.id }, 'a retried RunPodSandbox gets the pod its first attempt made');
+        return existing.id;
+      }
+      throw new BerthError('AlreadyExists', `pod sandbox name "${key}" is reserved for pod ${existing.id}; remove it first or use another attempt number`);
+    }
+    this.#validate(spec);
+    const id = randomBytes(32).toString('hex');
+    const reservation: Reservation = { id, claimed: false };
+    reservation.creating = this.#locks.lock(id, () => this.#create(id, spec, criConfig));
+    this.#reservations.set(key, reservation);
+    try {
+      await reservation.creating;
+    } catch (err) {
+      this.#reservations.delete(key);
+      throw err;
+    } finally {
+      reservation.creating = undefined;
+    }
+    // A caller that gave up does not learn the id: a retry may claim the pod instead.
+    reservation.claimed ||= !signal.aborted;
+    return id;
+  }
+
+  #validate(spec: SandboxSpec): void {
+    if (!spec.name || !spec.namespace || !spec.uid) {
+      throw new BerthError('InvalidArgument', 'pod sandbox metadata needs a name, a namespace and a uid');
+    }
+    if (!this.options.runtimeHandlers.includes(spec.runtimeHandler)) {
+      throw new BerthError('InvalidArgument', `runtime handler "${spec.runtimeHandler}" is not configured (have: ${this.options.runtimeHandlers.join(', ')})`);
+    }
+    if (spec.namespaces.network === 'target' || spec.namespaces.network === 'container') {
+      throw new BerthError('InvalidArgument', `network namespace mode ${spec.namespaces.network.toUpperCase()} is not valid for a pod`);
+    }
+  }
+
+  async #create(id: string, spec: SandboxSpec, criConfig: unknown): Promise<void> {
+    const files = namespaceFiles(this.#pinDir, id);
+    const ownNetwork = spec.namespaces.network !== 'node';
+    const record: SandboxRecord = {
+      id,
+      spec,
+      state: 'creating',
+      createdAt: (BigInt(Date.now()) * 1_000_000n).toString(),
+      netns: ownNetwork ? files.net : undefined,
+      // A pod on the host's network keeps the host's name too (UTS follows the network).
+      utsns: ownNetwork ? files.uts : undefined,
+      ipcns: spec.namespaces.ipc !== 'node' ? files.ipc : undefined,
+      podDir: join(this.options.state, 'pods', id),
+      cgroupPath: spec.cgroupParent ? cgroupParentPath(this.options.cgroupDriver, spec.cgroupParent) : '',
+      cgroupsCreated: [],
+      criConfig,
+    };
+    this.#records.set(id, record);
+    await this.#store.put(id, record);
+    try {
+      await mkdir(record.podDir, { recursive: true, mode: 0o755 });
+      await pinNamespaces({ net: record.netns, uts: record.utsns, ipc: record.ipcns }, spec.hostname || spec.name);
+      if (record.netns) {
+        await bringUpLoopback(record.netns);
+        const list = await this.options.cni.network();
+        record.network = { name: list.name, ifName: POD_INTERFACE, ips: [] };
+        // Recorded before ADD: should berthd die during it, recovery runs DEL.
+        await this.#store.put(id, record);
+        const result = await this.options.cni.add(list, this.#attachment(record));
+        record.network.ips = (result.ips ?? []).map((ip: { address: string }) => ip.address.split('/')[0]!);
+      }
+      await writePodFiles(record.podDir, spec.hostname || spec.name, record.network?.ips ?? [], spec.dns);
+      if (record.cgroupPath) record.cgroupsCreated = await ensureCgroup(record.cgroupPath);
+      record.state = 'ready';
+      await this.#store.put(id, record);
+      this.options.log.info({ pod: id, name: `${spec.namespace}/${spec.name}`, ips: record.network?.ips }, 'pod sandbox ready');
+    } catch (err) {
+      this.options.log.warn({ pod: id, error: (err as Error).message }, 'pod creation failed; undoing it');
+      await this.#teardown(record, true).catch((undo: Error) => this.options.log.error({ pod: id, error: undo.message }, 'undo failed'));
+      await this.#forget(record);
+      throw err;
+    }
+  }
+
+  /** Stops a pod: network down, namespaces released. Idempotent; a missing pod is fine. */
+  stop(idOrPrefix: string): Promise<void> {
+    const record = this.find(idOrPrefix);
+    if (!record) return Promise.resolve();
+    return this.#locks.lock(record.id, async () => {
+      if (record.state === 'notready' && !record.network && !record.netns) return;
+      await this.#teardown(record, false);
+      record.state = 'notready';
+      await this.#store.put(record.id, record);
+      this.options.log.info({ pod: record.id }, 'pod sandbox stopped');
+    });
+  }
+
+  /** Removes a pod (stopping it first). Idempotent; a missing pod is fine. */
+  remove(idOrPrefix: string): Promise<void> {
+    const record = this.find(idOrPrefix);
+    if (!record) return Promise.resolve();
+    return this.#locks.lock(record.id, async () => {
+      if (!this.#records.has(record.id)) return;
+      await this.#teardown(record, false);
+      await this.#forget(record);
+      this.options.log.info({ pod: record.id }, 'pod sandbox removed');
+    });
+  }
+
+  /**
+   * Releases the network and the namespaces. A failed CNI DEL stops here (the caller
+   * retries) unless the netns is already gone: then nothing can be attached to it any
+   * more and the pod must not become unremovable.
+   */
+  async #teardown(record: SandboxRecord, undoing: boolean): Promise<void> {
+    if (record.network) {
+      try {
+        // The config the pod was added with, so a changed or removed conf dir cannot
+        // keep a pod from being torn down (the most reported CNI teardown failure).
+        const cached = await this.options.cni.cachedAttachment(record.network.name, record.id, record.network.ifName);
+        const list = cached?.config ?? (await this.options.cni.network());
+        await this.options.cni.del(list, this.#attachment(record));
+      } catch (err) {
+        const netnsAlive = record.netns ? await isPinned(record.netns) : false;
+        if (netnsAlive && !undoing) throw err;
+        this.options.log.warn({ pod: record.id, error: (err as Error).message }, 'CNI DEL failed; the netns is gone, so the pod is torn down anyway');
+      }
+      record.network = undefined;
+    }
+    await unpinNamespaces([record.netns, record.utsns, record.ipcns]);
+    record.netns = record.utsns = record.ipcns = undefined;
+  }
+
+  async #forget(record: SandboxRecord): Promise<void> {
+    await removeCgroups(record.cgroupsCreated);
+    await rm(record.podDir, { recursive: true, force: true });
+    await this.#store.delete(record.id);
+    this.#records.delete(record.id);
+    const key = reservationKey(record.spec);
+    if (this.#reservations.get(key)?.id === record.id) this.#reservations.delete(key);
+  }
+
+  #attachment(record: SandboxRecord): CniAttachment {
+    const { spec } = record;
+    const portMappings = spec.portMappings
+      .filter((p) => p.hostPort > 0)
+      .map((p) => ({ hostPort: p.hostPort, containerPort: p.containerPort, protocol: p.protocol, ...(p.hostIp ? { hostIP: p.hostIp } : {}) }));
+    const ingress = bandwidthAnnotation(spec.annotations['kubernetes.io/ingress-bandwidth']);
+    const egress = bandwidthAnnotation(spec.annotations['kubernetes.io/egress-bandwidth']);
+    return {
+      containerId: record.id,
+      netns: record.netns ?? '',
+      ifName: POD_INTERFACE,
+      args: [
+        ['IgnoreUnknown', '1'],
+        ['K8S_POD_NAMESPACE', spec.namespace],
+        ['K8S_POD_NAME', spec.name],
+        ['K8S_POD_INFRA_CONTAINER_ID', record.id],
+        ['K8S_POD_UID', spec.uid],
+      ],
+      capabilityArgs: {
+        ...(portMappings.length > 0 ? { portMappings } : {}),
+        ...(ingress || egress
+          ? {
+              bandwidth: {
+                ...(ingress ? { ingressRate: ingress, ingressBurst: UNLIMITED_BURST } : {}),
+                ...(egress ? { egressRate: egress, egressBurst: UNLIMITED_BURST } : {}),
+              },
+            }
+          : {}),
+      },
+    };
+  }
+}
+
+/** The name containerd reserves per pod: name_namespace_uid_attempt. */
+export function reservationKey(spec: SandboxSpec): string {
+  return `${spec.name}_${spec.namespace}_${spec.uid}_${spec.attempt}`;
+}
+
+/** A Kubernetes quantity ("10M", "1Gi", "500k") in bits per second; undefined when unset. */
+export function bandwidthAnnotation(value: string | undefined): number | undefined {
+  if (value === undefined || value === '') return undefined;
+  const match = /^(\d+(?:\.\d+)?)([kMGTPE]i?)?$/.exec(value.trim());
+  if (!match) throw new BerthError('InvalidArgument', `bandwidth annotation "${value}" is not a quantity like 10M or 1Gi`);
+  const decimal: Record<string, number> = { k: 1e3, M: 1e6, G: 1e9, T: 1e12, P: 1e15, E: 1e18 };
+  const binary: Record<string, number> = { Ki: 2 ** 10, Mi: 2 ** 20, Gi: 2 ** 30, Ti: 2 ** 40, Pi: 2 ** 50, Ei: 2 ** 60 };
+  const suffix = match[2] ?? '';
+  const factor = suffix === '' ? 1 : suffix.endsWith('i') ? binary[suffix]! : decimal[suffix]!;
+  return Math.round(Number(match[1]) * factor);
+}

@@ -1,0 +1,48 @@
+// Pod sandboxes in berth's own terms (cri/ translates the CRI messages to these).
+export type NamespaceMode = 'pod' | 'container' | 'node' | 'target';
+export type SandboxState = 'creating' | 'ready' | 'notready';
+
+export interface PortMapping {
+  protocol: 'tcp' | 'udp' | 'sctp';
+  containerPort: number;
+  hostPort: number;
+  hostIp: string;
+}
+
+export interface SandboxSpec {
+  name: string;
+  uid: string;
+  namespace: string;
+  attempt: number;
+  hostname: string;
+  logDirectory: string;
+  dns?: { servers: string[]; searches: string[]; options: string[] };
+  portMappings: PortMapping[];
+  labels: Record<string, string>;
+  annotations: Record<string, string>;
+  cgroupParent: string;
+  namespaces: { network: NamespaceMode; pid: NamespaceMode; ipc: NamespaceMode; targetId: string };
+  sysctls: Record<string, string>;
+  runtimeHandler: string;
+}
+
+export interface SandboxRecord {
+  id: string;
+  spec: SandboxSpec;
+  state: SandboxState;
+  /** Nanoseconds since the epoch, as a decimal string (JSON has no int64). */
+  createdAt: string;
+  /** Pinned namespace files; absent for namespaces shared with the host. */
+  netns?: string;
+  utsns?: string;
+  ipcns?: string;
+  /** The pod network, when the pod has its own network namespace. */
+  network?: { name: string; ifName: string; ips: string[] };
+  /** Directory of the pod's hostname, hosts and resolv.conf. */
+  podDir: string;
+  /** The cgroup path containers go under, and the directories berth made for it. */
+  cgroupPath: string;
+  cgroupsCreated: string[];
+  /** The CRI PodSandboxConfig as the kubelet sent it (JSON), for containers and status. */
+  criConfig: unknown;
+}
