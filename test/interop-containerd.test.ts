@@ -2,11 +2,15 @@
 // berth's proto or client were off on the wire, containerd would not understand it.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { containerdVersion, CONTAINERD, startContainerd } from './helpers/containerd.js';
 import { runBerthctl, startBerthd } from './helpers/berthd.js';
 import { buildLayer, busyboxEntries, pushImage } from './helpers/image-builder.js';
 import { DOCKER_REGISTRY, startRegistry } from './helpers/registry.js';
+import { startPodNetwork } from './helpers/pod-network.js';
+import { tempDir } from './helpers/tmp.js';
 import { isRoot } from './helpers/paths.js';
 
 const skip = !isRoot ? 'containerd needs root' : !existsSync(CONTAINERD) ? 'containerd is not installed' : false;
@@ -78,5 +82,47 @@ test('berthctl image verbs against containerd and berthd give the same image', {
     const after = await ctl(['inspecti', reference]);
     assert.equal(after.code, 1, name);
     assert.match(after.stderr, /no such image/, name);
+  }
+});
+
+test('the same pod config through berthctl against containerd and berthd', { skip: skip || (!existsSync(DOCKER_REGISTRY) && 'docker-registry is not installed') || (!existsSync('/usr/bin/catatonit') && 'catatonit is not installed') }, async (t) => {
+  // containerd's CRI needs a pause image: Debian's static catatonit, served locally.
+  const registry = await startRegistry(t);
+  const pause = buildLayer([{ type: 'file', path: 'catatonit', content: readFileSync('/usr/bin/catatonit'), mode: 0o755 }]);
+  await pushImage(registry, 'berth/pause', 'test', { layers: [pause], config: { Entrypoint: ['/catatonit', '-P'] } });
+  const net = await startPodNetwork(t);
+  const containerd = await startContainerd(t, {
+    cniConfDir: net.confDir,
+    criToml: `sandbox_image = "${registry.host}/berth/pause:test"\n  [plugins."io.containerd.grpc.v1.cri".registry.mirrors."${registry.host}"]\n    endpoint = ["${registry.url}"]`,
+  });
+  const berthd = await startBerthd(t, { cniConfDir: net.confDir });
+  const dir = await tempDir(t);
+  const configPath = join(dir, 'pod.yaml');
+  await writeFile(
+    configPath,
+    ['metadata:', '  name: interop', '  namespace: default', '  uid: interop-uid', '  attempt: 1', 'hostname: interop-host', 'log_directory: /tmp', 'labels:', '  app: interop', ''].join('\n'),
+  );
+  for (const [name, endpoint] of [['containerd', containerd.endpoint], ['berthd', berthd.endpoint]] as const) {
+    const ctl = (args: string[]) => runBerthctl(['-r', endpoint, '--timeout', '60s', ...args]);
+    const runp = await ctl(['runp', configPath]);
+    assert.equal(runp.code, 0, `${name}: ${runp.stderr}`);
+    const id = runp.stdout.trim();
+    assert.match(id, /^[0-9a-f]{64}$/, name);
+    const pods = JSON.parse((await ctl(['pods', '-o', 'json'])).stdout) as { items: Array<{ id: string; state: string; metadata: { name: string }; labels: Record<string, string> }> };
+    const pod = pods.items.find((p) => p.id === id);
+    assert.equal(pod?.state, 'SANDBOX_READY', name);
+    assert.equal(pod?.metadata.name, 'interop', name);
+    assert.equal(pod?.labels.app, 'interop', name);
+    const table = (await ctl(['pods', '--name', 'interop'])).stdout;
+    assert.match(table, new RegExp(`^${id.slice(0, 13)}\\s+.+ ago\\s+Ready\\s+interop\\s+default\\s+1\\s+`, 'm'), name);
+    const inspect = JSON.parse((await ctl(['inspectp', id])).stdout) as { status: { network: { ip: string }; state: string } };
+    assert.ok(inspect.status.network.ip.startsWith(net.subnet.replace(/0\/24$/, '')), `${name}: IP ${inspect.status.network.ip} in ${net.subnet}`);
+    const again = await ctl(['runp', configPath]);
+    assert.equal(again.code, 1, `${name}: the same metadata twice is refused`);
+    assert.match(again.stderr, /reserved/, name);
+    assert.equal((await ctl(['stopp', id])).stdout, `Stopped sandbox ${id}\n`, name);
+    assert.equal(JSON.parse((await ctl(['inspectp', id])).stdout).status.state, 'SANDBOX_NOTREADY', name);
+    assert.equal((await ctl(['rmp', id])).stdout, `Removed sandbox ${id}\n`, name);
+    assert.equal((await ctl(['pods', '-q'])).stdout, '', name);
   }
 });
