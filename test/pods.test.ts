@@ -119,6 +119,9 @@ test('a port mapping reaches a listener in the pod from the host', { skip }, asy
     setTimeout(() => socket.destroy(new Error('timed out')), 5000);
   });
   assert.equal(received, 'hello from the pod\n');
+  assert.equal((await berthd.ctl(['rmp', '--force', pod])).code, 0);
+  const rules = (await run('iptables', ['-t', 'nat', '-S'])).stdout;
+  assert.ok(!rules.includes(pod), 'removing the pod removed its port mapping rules');
 });
 
 test('stop then remove leaves nothing behind, and both are idempotent', { skip }, async (t) => {

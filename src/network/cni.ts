@@ -223,14 +223,8 @@ export class CniManager {
   }
 
   /** The whole cache entry: result, the parameters and the config list it was added with. */
-  async cachedAttachment(networkName: string, containerId: string, ifName: string): Promise<CniCacheEntry | undefined> {
-    const entry = await this.#cache.get(networkName, containerId, ifName);
-    if (!entry) return undefined;
-    try {
-      return { ...entry, result: checkResult(entry.result, entry.cniVersion, 'the cached result') };
-    } catch {
-      return undefined;
-    }
+  cachedAttachment(networkName: string, containerId: string, ifName: string): Promise<CniCacheEntry | undefined> {
+    return this.#cachedEntry(networkName, containerId, ifName);
   }
 
   /** Every cached attachment (of one network, if named): what ADD made and no DEL undid yet. */
@@ -350,12 +344,12 @@ export class CniManager {
     return this.#options.binDirs.join(':');
   }
 
-  /** The cache entry with its result checked and converted to `version`; unusable means none. */
-  async #cachedEntry(networkName: string, containerId: string, ifName: string, version: string): Promise<CniCacheEntry | undefined> {
+  /** The cache entry with its result checked (and converted to `version`); unusable means none. */
+  async #cachedEntry(networkName: string, containerId: string, ifName: string, version?: string): Promise<CniCacheEntry | undefined> {
     const entry = await this.#cache.get(networkName, containerId, ifName);
     if (!entry) return undefined;
     try {
-      return { ...entry, result: checkResult(entry.result, version, 'the cached result') };
+      return { ...entry, result: checkResult(entry.result, version ?? entry.cniVersion, 'the cached result') };
     } catch {
       return undefined;
     }

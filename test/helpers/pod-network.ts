@@ -54,6 +54,7 @@ export async function startPodNetwork(t: { after(fn: () => unknown): void }, opt
   await run('iptables', ['-I', 'FORWARD', '-s', subnet, '!', '-d', subnet, '-j', 'DROP']);
   t.after(async () => {
     await run('iptables', ['-D', 'FORWARD', '-s', subnet, '!', '-d', subnet, '-j', 'DROP']);
+    await removePortmapRules(name);
     await run('ip', ['link', 'del', bridge]);
   });
   return { confDir, ipamDir, bridge, subnet, gateway, name };
@@ -67,4 +68,18 @@ async function freeSubnet(): Promise<string> {
     if (!routes.includes(`${candidate}.`)) return `${candidate}.0/24`;
   }
   throw new Error('no free 10.x.y.0/24 for a test network');
+}
+
+/** portmap rules a test's pods left (a pod never removed, a berthd killed): by network name. */
+export async function removePortmapRules(network: string): Promise<void> {
+  const rules = (await run('iptables', ['-t', 'nat', '-S', 'CNI-HOSTPORT-DNAT'])).stdout.split('\n');
+  for (const rule of rules.filter((r) => r.includes(`name: \\"${network}\\"`))) {
+    const chain = / -j (CNI-DN-\w+)/.exec(rule)?.[1];
+    const args = rule.replace(/^-A /, '-D ').match(/"[^"\\]*(?:\\.[^"\\]*)*"|\S+/g)!.map((a) => (a.startsWith('"') ? a.slice(1, -1).replace(/\\"/g, '"') : a));
+    await run('iptables', ['-t', 'nat', ...args]);
+    if (chain) {
+      await run('iptables', ['-t', 'nat', '-F', chain]);
+      await run('iptables', ['-t', 'nat', '-X', chain]);
+    }
+  }
 }
