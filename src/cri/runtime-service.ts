@@ -10,6 +10,8 @@ import { removeImageHandler } from './image-remove.js';
 import { imageFsInfoHandler } from './image-fs-info.js';
 import type { ImageManager } from '../image/image-manager.js';
 import type { SandboxManager } from '../pod/sandbox-manager.js';
+import type { ContainerManager } from '../container/container-manager.js';
+import { containerHandlers } from './container-lifecycle.js';
 import { runtimeConfigHandler, updateRuntimeConfigHandler } from './runtime-config.js';
 import { removePodSandboxHandler, runPodSandboxHandler, stopPodSandboxHandler } from './sandbox-run.js';
 import { listPodSandboxHandler, podSandboxStatusHandler } from './sandbox-status.js';
@@ -17,6 +19,7 @@ import { listPodSandboxHandler, podSandboxStatusHandler } from './sandbox-status
 export interface CriDeps extends StatusDeps {
   images: ImageManager;
   pods: SandboxManager;
+  containers: ContainerManager;
 }
 
 export function runtimeHandlers(deps: CriDeps): ServiceHandlers<MethodsOf<typeof RuntimeService>> {
@@ -30,6 +33,7 @@ export function runtimeHandlers(deps: CriDeps): ServiceHandlers<MethodsOf<typeof
     removePodSandbox: removePodSandboxHandler(deps.pods),
     podSandboxStatus: podSandboxStatusHandler(deps.pods),
     listPodSandbox: listPodSandboxHandler(deps.pods),
+    ...containerHandlers(deps.containers),
   };
 }
 

@@ -19,6 +19,7 @@ import { RegistryClient } from '../image/registry-client.js';
 import { parseDuration } from '../util/duration.js';
 import { CniManager } from '../network/cni.js';
 import { SandboxManager } from '../pod/sandbox-manager.js';
+import { ContainerManager } from '../container/container-manager.js';
 import { join } from 'node:path';
 
 export interface RunningDaemon {
@@ -52,7 +53,16 @@ export async function startDaemon(config: BerthConfig, log: Logger): Promise<Run
     cni,
     log,
   });
-  const deps = { config, network: cniNetworkReadiness(config.cni.conf_dir), images, pods, settings: { podCidr: '' } };
+  const containers = new ContainerManager({ config, images, pods, log });
+  pods.setContainerHooks({
+    stopPodContainers: async (podId) => {
+      for (const c of containers.ofPod(podId)) await containers.stop(c.id, 0);
+    },
+    removePodContainers: async (podId) => {
+      for (const c of containers.ofPod(podId)) await containers.remove(c.id);
+    },
+  });
+  const deps = { config, network: cniNetworkReadiness(config.cni.conf_dir), images, pods, containers, settings: { podCidr: '' } };
   const server = new grpc.Server({
     // Image manifests and container lists can exceed the 4 MiB default.
     'grpc.max_receive_message_length': 16 * 1024 * 1024,
@@ -70,6 +80,7 @@ export async function startDaemon(config: BerthConfig, log: Logger): Promise<Run
   gate.setPhase('recovering state');
   await images.init();
   await pods.recover();
+  await containers.recover();
   gate.open();
   log.info('start-up recovery finished; serving');
 

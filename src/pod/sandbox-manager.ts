@@ -27,6 +27,11 @@ export interface SandboxManagerOptions {
   log: Logger;
 }
 
+export interface PodContainerHooks {
+  stopPodContainers(podId: string): Promise<void>;
+  removePodContainers(podId: string): Promise<void>;
+}
+
 interface Reservation {
   id: string;
   /** A RunPodSandbox caller got this id; false while nobody has (the caller gave up). */
@@ -44,10 +49,16 @@ export class SandboxManager {
   readonly #reservations = new Map<string, Reservation>();
   readonly #locks = new KeyedMutex();
   readonly #pinDir: string;
+  #containers: PodContainerHooks = { stopPodContainers: async () => undefined, removePodContainers: async () => undefined };
 
   constructor(private readonly options: SandboxManagerOptions) {
     this.#store = new RecordStore(join(options.root, 'pods'));
     this.#pinDir = join(options.state, 'ns');
+  }
+
+  /** How a pod stops and removes its containers (the container box sets these). */
+  setContainerHooks(hooks: PodContainerHooks): void {
+    this.#containers = hooks;
   }
 
   /** Loads pods; undoes creations a crash interrupted; frees namespaces nobody owns. */
@@ -198,6 +209,7 @@ export class SandboxManager {
     const record = this.find(idOrPrefix);
     if (!record) return Promise.resolve();
     return this.#locks.lock(record.id, async () => {
+      await this.#containers.stopPodContainers(record.id);
       if (record.state === 'notready' && !record.network && !record.netns) return;
       await this.#teardown(record, false);
       record.state = 'notready';
@@ -212,6 +224,7 @@ export class SandboxManager {
     if (!record) return Promise.resolve();
     return this.#locks.lock(record.id, async () => {
       if (!this.#records.has(record.id)) return;
+      await this.#containers.removePodContainers(record.id);
       await this.#teardown(record, false);
       await this.#forget(record);
       this.options.log.info({ pod: record.id }, 'pod sandbox removed');

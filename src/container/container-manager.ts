@@ -1,0 +1,273 @@
+// Containers from CreateContainer to RemoveContainer: an overlay rootfs on the image's
+// snapshots, an OCI bundle, conmon and the runtime handler. berthd learns of exits from
+// conmon's exit files, so a container that ended while berthd was down is reported
+// with its code after the restart. One record on disk and one object in memory each.
+import { randomBytes } from 'node:crypto';
+import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { dirname, isAbsolute, join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Logger } from 'pino';
+import { BerthError, notFound } from '../errors.js';
+import type { BerthConfig } from '../daemon/config.js';
+import { RecordStore } from '../store/record-store.js';
+import { KeyedMutex } from '../util/single-flight.js';
+import { runCommand } from '../linux/command.js';
+import { mountPoints } from '../linux/namespaces.js';
+import type { ImageManager } from '../image/image-manager.js';
+import type { SandboxManager } from '../pod/sandbox-manager.js';
+import { buildOciSpec, type ImageRuntimeConfig } from './oci-spec.js';
+import { OciRuntime } from './oci-runtime.js';
+import { resolveUser } from './user.js';
+import type { ContainerRecord, ContainerSpec, ContainerState } from './container-types.js';
+
+export interface ContainerManagerOptions {
+  config: BerthConfig;
+  images: ImageManager;
+  pods: SandboxManager;
+  log: Logger;
+  conmon?: string;
+}
+
+const KILL_WAIT_MS = 10_000;
+
+export class ContainerManager {
+  readonly #records = new Map<string, ContainerRecord>();
+  readonly #store: RecordStore<ContainerRecord>;
+  readonly #locks = new KeyedMutex();
+  readonly #names = new Map<string, string>();
+  readonly #runtimes = new Map<string, OciRuntime>();
+  readonly #dir: string;
+  readonly #exitDir: string;
+
+  constructor(private readonly options: ContainerManagerOptions) {
+    const { config } = options;
+    this.#store = new RecordStore(join(config.root, 'containers'));
+    this.#dir = join(config.state, 'containers');
+    this.#exitDir = join(config.state, 'exits');
+    for (const [name, handler] of Object.entries(config.runtimes)) {
+      this.#runtimes.set(
+        name,
+        new OciRuntime({ name, path: handler.path, options: handler.options, root: join(config.state, 'runtime', name), conmon: options.conmon ?? '/usr/bin/conmon', cgroupDriver: config.cgroup_driver }),
+      );
+    }
+  }
+
+  async recover(): Promise<void> {
+    await mkdir(this.#exitDir, { recursive: true, mode: 0o700 });
+    const { records, problems } = await this.#store.loadAll();
+    for (const problem of problems) this.options.log.error({ problem }, 'skipping unreadable container record');
+    for (const record of records) {
+      this.#records.set(record.id, record);
+      this.#names.set(this.#nameKey(record.podId, record.spec), record.id);
+      await this.#refresh(record);
+    }
+  }
+
+  list(): ContainerRecord[] {
+    return [...this.#records.values()];
+  }
+
+  find(idOrPrefix: string): ContainerRecord | undefined {
+    if (!idOrPrefix) return undefined;
+    const exact = this.#records.get(idOrPrefix);
+    if (exact) return exact;
+    const matches = this.list().filter((r) => r.id.startsWith(idOrPrefix));
+    if (matches.length > 1) throw new BerthError('InvalidArgument', `container id prefix "${idOrPrefix}" is ambiguous`);
+    return matches[0];
+  }
+
+  /** A container with its state brought up to date from its exit file. */
+  async get(idOrPrefix: string): Promise<ContainerRecord> {
+    const record = this.find(idOrPrefix);
+    if (!record) throw notFound('container', idOrPrefix);
+    await this.#refresh(record);
+    return record;
+  }
+
+  async listFresh(): Promise<ContainerRecord[]> {
+    for (const record of this.#records.values()) await this.#refresh(record);
+    return this.list();
+  }
+
+  #nameKey(podId: string, spec: ContainerSpec): string {
+    return `${spec.name}_${podId}_${spec.attempt}`;
+  }
+
+  async create(podId: string, spec: ContainerSpec): Promise<string> {
+    const pod = this.options.pods.get(podId);
+    if (pod.state !== 'ready') throw new BerthError('FailedPrecondition', `pod sandbox ${pod.id} is not ready`);
+    if (!spec.name) throw new BerthError('InvalidArgument', 'container metadata needs a name');
+    const key = this.#nameKey(pod.id, spec);
+    const taken = this.#names.get(key);
+    if (taken) throw new BerthError('AlreadyExists', `container name "${key}" is reserved for container ${taken}`);
+    const image = this.options.images.get(spec.image);
+    const runtime = this.#runtimes.get(pod.spec.runtimeHandler);
+    if (!runtime) throw new BerthError('FailedPrecondition', `runtime handler "${pod.spec.runtimeHandler}" is not configured`);
+    for (const m of spec.mounts) {
+      if (!isAbsolute(m.containerPath) || !isAbsolute(m.hostPath)) throw new BerthError('InvalidArgument', `mount ${m.hostPath}:${m.containerPath} needs absolute paths`);
+    }
+    const id = randomBytes(32).toString('hex');
+    this.#names.set(key, id);
+    const bundle = join(this.#dir, id);
+    const logFile = pod.spec.logDirectory && spec.logPath ? join(pod.spec.logDirectory, spec.logPath) : join(bundle, 'console.log');
+    const record: ContainerRecord = {
+      id,
+      podId: pod.id,
+      spec: { ...spec, imageId: image.id },
+      state: 'created',
+      createdAt: nowNanos(),
+      startedAt: '0',
+      finishedAt: '0',
+      exitCode: 0,
+      reason: '',
+      message: '',
+      logFile,
+      bundle,
+      runtime: runtime.options.name,
+      pid: 0,
+    };
+    try {
+      await mkdir(bundle, { recursive: true, mode: 0o700 });
+      const rootfs = await this.#mountRootfs(record, image.layers.map((l) => this.options.images.snapshots.path(l.chainId)).reverse());
+      const imageConfig = (JSON.parse((await this.options.images.content.read(image.id)).toString('utf8')) as { config?: ImageRuntimeConfig }).config ?? {};
+      const user = await resolveUser(rootfs, { ...spec, imageUser: image.user });
+      const cgroupsPath = `${pod.cgroupPath || '/berth'}/berth-${id}`;
+      const oci = buildOciSpec({ id, spec, pod, image: imageConfig, user, rootfs, cgroupsPath, minOomScoreAdj: await ownOomScoreAdj() });
+      if (!spec.stopSignal && imageConfig.StopSignal) record.spec.stopSignal = imageConfig.StopSignal;
+      await writeFile(join(bundle, 'config.json'), JSON.stringify(oci));
+      await mkdir(dirname(logFile), { recursive: true });
+      record.pid = await runtime.create({ id, bundle, logFile, exitDir: this.#exitDir, persistDir: bundle, socketDir: join(this.options.config.state, 'attach') });
+      await this.#store.put(id, record);
+      this.#records.set(id, record);
+      this.options.log.info({ container: id, pod: pod.id, name: spec.name }, 'container created');
+      return id;
+    } catch (err) {
+      this.#names.delete(key);
+      await runtime.delete(id).catch(() => undefined);
+      await this.#unmountRootfs(record).catch(() => undefined);
+      await rm(bundle, { recursive: true, force: true });
+      throw err;
+    }
+  }
+
+  async start(idOrPrefix: string): Promise<void> {
+    const record = await this.get(idOrPrefix);
+    await this.#locks.lock(record.id, async () => {
+      if (record.state !== 'created') throw new BerthError('FailedPrecondition', `container ${record.id} is ${record.state}, not created`);
+      // Taken before start: a short-lived process can exit before `start` returns.
+      const startedAt = nowNanos();
+      await this.#runtime(record).start(record.id);
+      record.startedAt = startedAt;
+      // A status read meanwhile may already have seen the exit file.
+      if (record.state === 'created') record.state = 'running';
+      await this.#refresh(record);
+      await this.#store.put(record.id, record);
+    });
+  }
+
+  /** SIGTERM (or the stop signal), SIGKILL after the timeout. Idempotent. */
+  async stop(idOrPrefix: string, timeoutSeconds: number): Promise<void> {
+    const record = this.find(idOrPrefix);
+    if (!record) throw notFound('container', idOrPrefix);
+    await this.#locks.lock(record.id, async () => {
+      await this.#refresh(record);
+      if (record.state === 'exited') return;
+      const runtime = this.#runtime(record);
+      if (record.state === 'running' && timeoutSeconds > 0) {
+        await runtime.kill(record.id, record.spec.stopSignal || 'SIGTERM');
+        if (await this.#waitExit(record, timeoutSeconds * 1000)) return;
+      }
+      await runtime.kill(record.id, 'SIGKILL');
+      if (!(await this.#waitExit(record, KILL_WAIT_MS)) && record.state === 'created') {
+        // Never started: nothing will exit, the runtime just drops it.
+        await runtime.delete(record.id);
+        this.#markExited(record, 137, 'Error', 'stopped before it started');
+        await this.#store.put(record.id, record);
+      }
+    });
+  }
+
+  /** Removes a container, killing it if it runs. Idempotent. */
+  async remove(idOrPrefix: string): Promise<void> {
+    const record = this.find(idOrPrefix);
+    if (!record) return;
+    await this.stop(record.id, 0);
+    await this.#locks.lock(record.id, async () => {
+      await this.#runtime(record).delete(record.id);
+      await this.#unmountRootfs(record);
+      await rm(record.bundle, { recursive: true, force: true });
+      await rm(join(this.#exitDir, record.id), { force: true });
+      await this.#store.delete(record.id);
+      this.#records.delete(record.id);
+      this.#names.delete(this.#nameKey(record.podId, record.spec));
+      this.options.log.info({ container: record.id }, 'container removed');
+    });
+  }
+
+  /** Containers of a pod (for pod stop and remove). */
+  ofPod(podId: string): ContainerRecord[] {
+    return this.list().filter((r) => r.podId === podId);
+  }
+
+  #runtime(record: ContainerRecord): OciRuntime {
+    const runtime = this.#runtimes.get(record.runtime);
+    if (!runtime) throw new BerthError('FailedPrecondition', `runtime handler "${record.runtime}" is no longer configured`);
+    return runtime;
+  }
+
+  /** Reads conmon's exit file: the container's code, written even while berthd was down. */
+  async #refresh(record: ContainerRecord): Promise<void> {
+    if (record.state === 'exited') return;
+    const exitFile = join(this.#exitDir, record.id);
+    const text = await readFile(exitFile, 'utf8').catch(() => undefined);
+    if (text === undefined) return;
+    const finished = (await stat(exitFile)).mtimeMs;
+    const code = Number.parseInt(text.trim(), 10);
+    const oom = await stat(join(record.bundle, 'oom')).then(() => true, () => false);
+    this.#markExited(record, Number.isNaN(code) ? -1 : code, oom ? 'OOMKilled' : code === 0 ? 'Completed' : 'Error', '', BigInt(Math.round(finished * 1e6)).toString());
+    await this.#store.put(record.id, record);
+  }
+
+  #markExited(record: ContainerRecord, code: number, reason: string, message: string, finishedAt = nowNanos()): void {
+    record.state = 'exited';
+    record.exitCode = code;
+    record.reason = reason;
+    record.message = message;
+    record.finishedAt = finishedAt;
+  }
+
+  async #waitExit(record: ContainerRecord, ms: number): Promise<boolean> {
+    const until = Date.now() + ms;
+    while (Date.now() < until) {
+      await this.#refresh(record);
+      if (record.state === 'exited') return true;
+      await sleep(50);
+    }
+    return false;
+  }
+
+  async #mountRootfs(record: ContainerRecord, lowers: string[]): Promise<string> {
+    const upper = join(record.bundle, 'upper');
+    const work = join(record.bundle, 'work');
+    const rootfs = join(record.bundle, 'rootfs');
+    for (const dir of [upper, work, rootfs]) await mkdir(dir, { recursive: true, mode: 0o755 });
+    await runCommand('mount', ['-t', 'overlay', 'overlay', '-o', `lowerdir=${lowers.join(':')},upperdir=${upper},workdir=${work}`, rootfs], 'mounting the container rootfs');
+    return rootfs;
+  }
+
+  async #unmountRootfs(record: ContainerRecord): Promise<void> {
+    const rootfs = join(record.bundle, 'rootfs');
+    if ((await mountPoints()).has(rootfs)) await runCommand('umount', [rootfs], 'unmounting the container rootfs');
+  }
+}
+
+function nowNanos(): string {
+  return (BigInt(Date.now()) * 1_000_000n).toString();
+}
+
+/** berthd's own oom_score_adj: without CAP_SYS_RESOURCE nothing lower can be set. */
+async function ownOomScoreAdj(): Promise<number> {
+  return Number((await readFile('/proc/self/oom_score_adj', 'utf8').catch(() => '0')).trim()) || 0;
+}
+
+export type { ContainerState };

@@ -1,0 +1,119 @@
+// An OCI runtime handler (runc, crun, runsc) driven the way CRI-O drives it: conmon
+// creates the container and stays with it (holding its stdio, writing the CRI log and
+// the exit code to a file), so containers outlive berthd; berthd runs `start`, `kill`,
+// `delete` and `state` itself.
+import { spawn } from 'node:child_process';
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { BerthError } from '../errors.js';
+import { runCommand } from '../linux/command.js';
+
+export interface OciRuntimeOptions {
+  name: string;
+  path: string;
+  /** Global flags for the runtime (from [runtimes.NAME] options). */
+  options: string[];
+  /** The runtime's own state dir (its --root), private to this berthd. */
+  root: string;
+  conmon: string;
+  cgroupDriver: 'cgroupfs' | 'systemd';
+}
+
+export interface CreateOptions {
+  id: string;
+  bundle: string;
+  logFile: string;
+  exitDir: string;
+  /** Where conmon keeps files of its own for this container (oom marker…). */
+  persistDir: string;
+  socketDir: string;
+}
+
+const CREATE_TIMEOUT_MS = 120_000;
+
+export class OciRuntime {
+  constructor(readonly options: OciRuntimeOptions) {}
+
+  get #globalArgs(): string[] {
+    return [`--root=${this.options.root}`, ...(this.options.cgroupDriver === 'systemd' ? ['--systemd-cgroup'] : []), ...this.options.options];
+  }
+
+  /** Creates the container under conmon; resolves with its init pid once it exists. */
+  async create(opts: CreateOptions): Promise<number> {
+    await mkdir(this.options.root, { recursive: true, mode: 0o700 });
+    // conmon fails silently (to syslog only) when its attach socket dir is missing.
+    await mkdir(opts.socketDir, { recursive: true, mode: 0o700 });
+    const args = [
+      '--api-version', '1',
+      '-c', opts.id,
+      '-u', opts.id,
+      '-n', opts.id,
+      '-r', this.options.path,
+      '-b', opts.bundle,
+      '-p', join(opts.bundle, 'pid'),
+      '-P', join(opts.bundle, 'conmon.pid'),
+      '-l', `k8s-file:${opts.logFile}`,
+      '--exit-dir', opts.exitDir,
+      '-0', opts.persistDir,
+      '--socket-dir-path', opts.socketDir,
+      ...this.#globalArgs.flatMap((a) => ['--runtime-arg', a]),
+      ...(this.options.cgroupDriver === 'systemd' ? ['-s'] : []),
+    ];
+    return new Promise((resolve, reject) => {
+      // conmon reports the container's pid (or the runtime's error) on the sync pipe, fd 3.
+      const child = spawn(this.options.conmon, args, {
+        stdio: ['ignore', 'ignore', 'pipe', 'pipe'],
+        env: { ...process.env, _OCI_SYNCPIPE: '3' },
+        detached: true,
+      });
+      let stderr = '';
+      let sync = '';
+      let settled = false;
+      const finish = (err: Error | undefined, pid?: number) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        child.stdio[3]?.destroy();
+        child.stderr?.destroy();
+        child.unref();
+        if (err) reject(err);
+        else resolve(pid!);
+      };
+      const timer = setTimeout(() => finish(new BerthError('DeadlineExceeded', `${this.options.name}: creating container ${opts.id} took over ${CREATE_TIMEOUT_MS / 1000}s`)), CREATE_TIMEOUT_MS);
+      child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+      child.stdio[3]!.on('data', (d: Buffer) => {
+        sync += d.toString();
+        const line = sync.split('\n').find((l) => l.trim().startsWith('{'));
+        if (!line) return;
+        try {
+          const message = JSON.parse(line) as { data?: number; message?: string };
+          if (typeof message.data === 'number' && message.data > 0) finish(undefined, message.data);
+          else finish(new BerthError('Internal', `${this.options.name} could not create the container: ${message.message ?? stderr.trim() ?? 'no reason given'}`));
+        } catch {
+          // a partial line: wait for the rest
+        }
+      });
+      child.on('error', (err) => finish(new BerthError('Internal', `cannot run conmon (${this.options.conmon}): ${err.message}`)));
+      child.on('close', (code) => {
+        if (code !== 0) finish(new BerthError('Internal', `conmon failed (exit ${code}): ${stderr.trim()}`));
+      });
+    });
+  }
+
+  async start(id: string): Promise<void> {
+    await runCommand(this.options.path, [...this.#globalArgs, 'start', id], `starting container ${id}`);
+  }
+
+  async kill(id: string, signal: string): Promise<void> {
+    await runCommand(this.options.path, [...this.#globalArgs, 'kill', id, signal], `signalling container ${id}`).catch((err: BerthError) => {
+      // Already gone is what a kill wanted.
+      if (!/not running|does not exist|container not running/i.test(err.message)) throw err;
+    });
+  }
+
+  async delete(id: string): Promise<void> {
+    await runCommand(this.options.path, [...this.#globalArgs, 'delete', '--force', id], `deleting container ${id}`).catch((err: BerthError) => {
+      if (!/does not exist|not exist/i.test(err.message)) throw err;
+    });
+  }
+}

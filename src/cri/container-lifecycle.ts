@@ -1,0 +1,58 @@
+// CreateContainer, StartContainer, StopContainer, RemoveContainer, ContainerStatus,
+// ListContainers: thin handlers over the container manager.
+import type { RuntimeService } from '../gen/runtime/v1/api_pb.js';
+import type { UnaryHandler } from '../rpc/grpc-service.js';
+import { invalidArgument } from '../errors.js';
+import type { ContainerManager } from '../container/container-manager.js';
+import { containerSpecFrom, criContainerStates, toCriContainer, toCriContainerStatus } from './container-translate.js';
+
+type Method<K extends keyof typeof RuntimeService.method> = UnaryHandler<(typeof RuntimeService.method)[K]>;
+
+function requireId(id: string, rpc: string): string {
+  if (!id) throw invalidArgument(`${rpc}: container_id is required`);
+  return id;
+}
+
+export function containerHandlers(containers: ContainerManager): {
+  createContainer: Method<'createContainer'>;
+  startContainer: Method<'startContainer'>;
+  stopContainer: Method<'stopContainer'>;
+  removeContainer: Method<'removeContainer'>;
+  containerStatus: Method<'containerStatus'>;
+  listContainers: Method<'listContainers'>;
+} {
+  return {
+    createContainer: async (request) => {
+      if (!request.podSandboxId) throw invalidArgument('CreateContainer: pod_sandbox_id is required');
+      return { containerId: await containers.create(request.podSandboxId, containerSpecFrom(request.config)) };
+    },
+    startContainer: async (request) => {
+      await containers.start(requireId(request.containerId, 'StartContainer'));
+      return {};
+    },
+    stopContainer: async (request) => {
+      await containers.stop(requireId(request.containerId, 'StopContainer'), Number(request.timeout));
+      return {};
+    },
+    removeContainer: async (request) => {
+      await containers.remove(requireId(request.containerId, 'RemoveContainer'));
+      return {};
+    },
+    containerStatus: async (request) => {
+      const record = await containers.get(requireId(request.containerId, 'ContainerStatus'));
+      const info: Record<string, string> = {};
+      if (request.verbose) info.info = JSON.stringify({ pid: record.pid, bundle: record.bundle, runtime: record.runtime, spec: record.spec });
+      return { status: toCriContainerStatus(record), info };
+    },
+    listContainers: async (request) => {
+      const filter = request.filter;
+      let records = await containers.listFresh();
+      if (filter?.id) records = records.filter((r) => r.id.startsWith(filter.id));
+      if (filter?.podSandboxId) records = records.filter((r) => r.podId.startsWith(filter.podSandboxId));
+      if (filter?.state) records = records.filter((r) => criContainerStates[r.state] === filter.state!.state);
+      const selector = Object.entries(filter?.labelSelector ?? {});
+      if (selector.length > 0) records = records.filter((r) => selector.every(([k, v]) => r.spec.labels[k] === v));
+      return { containers: records.map(toCriContainer) };
+    },
+  };
+}

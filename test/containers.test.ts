@@ -1,0 +1,131 @@
+// Containers through berthd: conmon and runc from Debian, a busybox image built by the
+// test, logs in the CRI format, exit codes, stop by SIGKILL after the timeout, restarts.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import * as grpc from '@grpc/grpc-js';
+import { ContainerState, RuntimeService } from '../src/gen/runtime/v1/api_pb.js';
+import { openChannel, serviceClient } from '../src/rpc/grpc-service.js';
+import { launchBerthd, startBerthd, type TestBerthd } from './helpers/berthd.js';
+import { buildLayer, busyboxEntries, pushImage } from './helpers/image-builder.js';
+import { isRoot } from './helpers/paths.js';
+import { startPodNetwork } from './helpers/pod-network.js';
+import { DOCKER_REGISTRY, startRegistry } from './helpers/registry.js';
+import { tempDir } from './helpers/tmp.js';
+
+const skip = !isRoot ? 'needs root' : !existsSync('/usr/bin/conmon') || !existsSync('/usr/sbin/runc') ? 'conmon and runc are needed' : !existsSync(DOCKER_REGISTRY) ? 'docker-registry is needed' : false;
+
+async function setup(t: { after(fn: () => unknown): void }) {
+  const registry = await startRegistry(t);
+  const image = `${registry.host}/test/busybox:1`;
+  await pushImage(registry, 'test/busybox', '1', { layers: [buildLayer(busyboxEntries())], config: { Env: ['PATH=/bin', 'FROM_IMAGE=yes'], WorkingDir: '/tmp' } });
+  const net = await startPodNetwork(t);
+  const berthd = await startBerthd(t, { cniConfDir: net.confDir });
+  const channel = openChannel(berthd.endpoint);
+  t.after(() => channel.close());
+  const runtime = serviceClient(RuntimeService, channel);
+  assert.equal((await berthd.ctl(['pull', image])).code, 0);
+  const logDir = await tempDir(t, 'podlogs-');
+  const pod = await runtime.runPodSandbox({ config: { metadata: { name: 'ctr-pod', namespace: 'test', uid: 'ctr-pod-uid', attempt: 0 }, hostname: 'ctr-host', logDirectory: logDir } });
+  // Whatever a failing test leaves running is removed with its pod.
+  t.after(() => runtime.removePodSandbox({ podSandboxId: pod.podSandboxId }, { timeoutMs: 60_000 }).catch(() => undefined));
+  return { berthd, runtime, image, podId: pod.podSandboxId, logDir };
+}
+
+type Runtime = Awaited<ReturnType<typeof setup>>['runtime'];
+
+async function waitExited(runtime: Runtime, id: string, ms = 15_000) {
+  const until = Date.now() + ms;
+  while (Date.now() < until) {
+    const status = (await runtime.containerStatus({ containerId: id })).status!;
+    if (status.state === ContainerState.CONTAINER_EXITED) return status;
+    await sleep(100);
+  }
+  throw new Error(`container ${id} did not exit in ${ms} ms`);
+}
+
+test('a container runs under conmon: CRI log lines, exit codes 0 and 3, env, workdir, user', { skip }, async (t) => {
+  const { runtime, image, podId, logDir } = await setup(t);
+  const create = async (name: string, command: string[], extra: object = {}) =>
+    (
+      await runtime.createContainer({
+        podSandboxId: podId,
+        config: { metadata: { name }, image: { image }, command, logPath: `${name}.log`, envs: [{ key: 'GREETING', value: new TextEncoder().encode('hi there') }], ...extra },
+      })
+    ).containerId;
+
+  const talker = await create('talker', ['sh', '-c', 'echo "$GREETING $FROM_IMAGE"; pwd; id -u; echo oops >&2; exit 3']);
+  const created = await runtime.containerStatus({ containerId: talker });
+  assert.equal(created.status?.state, ContainerState.CONTAINER_CREATED);
+  await runtime.startContainer({ containerId: talker });
+  const exited = await waitExited(runtime, talker);
+  assert.equal(exited.exitCode, 3);
+  assert.equal(exited.reason, 'Error');
+  assert.ok(exited.finishedAt >= exited.startedAt && exited.startedAt > 0n);
+  const log = await readFile(join(logDir, 'talker.log'), 'utf8');
+  const lines = log.trim().split('\n');
+  for (const line of lines) assert.match(line, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+(Z|[+-]\d\d:\d\d) (stdout|stderr) [FP] /, line);
+  assert.deepEqual(lines.map((l) => l.split(' ').slice(1).join(' ')), ['stdout F hi there yes', 'stdout F /tmp', 'stdout F 0', 'stderr F oops']);
+
+  const quiet = await create('quiet', ['true'], { linux: { securityContext: { runAsUser: { value: 1000n } } } });
+  await runtime.startContainer({ containerId: quiet });
+  const ok = await waitExited(runtime, quiet);
+  assert.deepEqual([ok.exitCode, ok.reason], [0, 'Completed']);
+
+  const listed = await runtime.listContainers({ filter: { podSandboxId: podId } });
+  assert.equal(listed.containers.length, 2);
+  await assert.rejects(create('talker', ['true']), { code: grpc.status.ALREADY_EXISTS });
+  await runtime.removeContainer({ containerId: talker });
+  await runtime.removeContainer({ containerId: talker });
+  await assert.rejects(runtime.containerStatus({ containerId: talker }), { code: grpc.status.NOT_FOUND });
+});
+
+test('stop ends a container that ignores SIGTERM with SIGKILL after the timeout; stop and remove twice succeed', { skip }, async (t) => {
+  const { runtime, image, podId } = await setup(t);
+  const { containerId } = await runtime.createContainer({
+    podSandboxId: podId,
+    config: { metadata: { name: 'stubborn' }, image: { image }, command: ['sh', '-c', 'trap "" TERM; while true; do sleep 1; done'], logPath: 'stubborn.log' },
+  });
+  await runtime.startContainer({ containerId });
+  await sleep(300);
+  const started = Date.now();
+  await runtime.stopContainer({ containerId, timeout: 2n }, { timeoutMs: 30_000 });
+  const took = Date.now() - started;
+  const status = (await runtime.containerStatus({ containerId })).status!;
+  assert.equal(status.state, ContainerState.CONTAINER_EXITED);
+  assert.equal(status.exitCode, 137, 'killed by SIGKILL');
+  assert.ok(took >= 1900 && took < 15_000, `stop took ${took} ms`);
+  await runtime.stopContainer({ containerId, timeout: 2n });
+  await runtime.removeContainer({ containerId });
+  await runtime.removeContainer({ containerId });
+});
+
+test('containers keep running while berthd is down; one that exits meanwhile is reported with its code', { skip }, async (t) => {
+  const { berthd, runtime, image, podId } = await setup(t);
+  const make = async (name: string, command: string[]) => {
+    const { containerId } = await runtime.createContainer({ podSandboxId: podId, config: { metadata: { name }, image: { image }, command, logPath: `${name}.log` } });
+    await runtime.startContainer({ containerId });
+    return containerId;
+  };
+  const longRunning = await make('long', ['sleep', '600']);
+  const shortLived = await make('short', ['sh', '-c', 'sleep 2; exit 7']);
+  await berthd.stop('SIGKILL');
+  await sleep(3000);
+  const again: TestBerthd = await launchBerthd(t, berthd.dir, berthd.configPath, berthd.socket);
+  const channel = openChannel(again.endpoint);
+  t.after(() => channel.close());
+  const after = serviceClient(RuntimeService, channel);
+  const running = (await after.containerStatus({ containerId: longRunning })).status!;
+  assert.equal(running.state, ContainerState.CONTAINER_RUNNING, 'the long container survived the restart');
+  const short = (await after.containerStatus({ containerId: shortLived })).status!;
+  assert.deepEqual([short.state, short.exitCode], [ContainerState.CONTAINER_EXITED, 7]);
+  await after.stopPodSandbox({ podSandboxId: podId }, { timeoutMs: 60_000 });
+  assert.equal((await after.containerStatus({ containerId: longRunning })).status?.state, ContainerState.CONTAINER_EXITED, 'stopping the pod stopped its containers');
+  await after.removePodSandbox({ podSandboxId: podId }, { timeoutMs: 60_000 });
+  assert.deepEqual((await after.listContainers({})).containers, [], 'removing the pod removed its containers');
+  const mounts = (await readFile('/proc/self/mountinfo', 'utf8')).split('\n').filter((l) => l.includes(again.dir));
+  assert.deepEqual(mounts.filter((m) => m.includes('rootfs')), [], 'no container rootfs left mounted');
+});
