@@ -1,29 +1,66 @@
 #!/usr/bin/env bash
 # berth's main job from a fresh machine: set-up, start berthd on its defaults
-# (/etc/berth/berth.toml if present, socket unix:///run/berth/berth.sock), then ask it
-# who it is and how it is, with berthctl.
+# (/etc/berth/berth.toml if present, socket unix:///run/berth/berth.sock), build a
+# busybox image from Debian's busybox-static and import it, run a pod with a container
+# that prints something, and show its output and status.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 
+ctl() { npx --no berthctl "$@"; }
 socket=/run/berth/berth.sock
 log=/var/log/berthd.log
-if [ -S "$socket" ] && npx --no berthctl version >/dev/null 2>&1; then
+if [ -S "$socket" ] && ctl version >/dev/null 2>&1; then
   echo "demo: berthd is already serving on $socket"
 else
   echo "demo: starting berthd (log: $log)"
   nohup npx --no berthd >>"$log" 2>&1 &
-  for _ in $(seq 1 100); do
-    npx --no berthctl version >/dev/null 2>&1 && break
+  for _ in $(seq 1 150); do
+    ctl version >/dev/null 2>&1 && break
     sleep 0.2
   done
 fi
 
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
 echo
 echo "\$ berthctl version"
-npx --no berthctl version
+ctl version
+
 echo
-echo "\$ berthctl info -o table"
-npx --no berthctl info -o table
+node scripts/build-busybox-image.mjs "$work/busybox.tar" localhost/busybox:demo
+echo "\$ berthctl image import busybox.tar"
+ctl image import "$work/busybox.tar"
+
+cat >"$work/pod.json" <<JSON
+{ "metadata": { "name": "demo", "namespace": "default", "uid": "demo-$(date +%s)", "attempt": 1 },
+  "hostname": "demo", "log_directory": "/var/log/pods/berth-demo" }
+JSON
+cat >"$work/container.json" <<JSON
+{ "metadata": { "name": "hello" }, "image": { "image": "localhost/busybox:demo" },
+  "command": ["sh", "-c", "echo hello from a berth container; echo running on \$(hostname) as uid \$(id -u); uname -sr"],
+  "log_path": "hello.log" }
+JSON
+echo
+echo "\$ berthctl run container.json pod.json"
+id=$(ctl run "$work/container.json" "$work/pod.json")
+echo "$id"
+for _ in $(seq 1 50); do
+  [ "$(ctl inspect -o json "$id" | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).status.state))')" = CONTAINER_EXITED ] && break
+  sleep 0.2
+done
+echo
+echo "\$ berthctl logs $id"
+ctl logs "$id"
+echo
+echo "\$ berthctl ps -a"
+ctl ps -a
+echo
+echo "\$ berthctl pods"
+ctl pods
+pod=$(ctl ps -a -q --no-trunc -o json | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const c=JSON.parse(s).containers.find(c=>c.id==="'"$id"'");console.log(c.podSandboxId)})')
+echo
+echo "\$ berthctl rmp --force $pod"
+ctl rmp --force "$pod"
 echo
 echo "demo: berthd keeps running; stop it with: pkill -TERM -f dist/src/bin/berthd.js"

@@ -85,6 +85,12 @@ test('every RPC berth does not serve yet answers UNIMPLEMENTED with its name', a
     'RuntimeService.RemovePodSandbox',
     'RuntimeService.PodSandboxStatus',
     'RuntimeService.ListPodSandbox',
+    'RuntimeService.CreateContainer',
+    'RuntimeService.StartContainer',
+    'RuntimeService.StopContainer',
+    'RuntimeService.RemoveContainer',
+    'RuntimeService.ContainerStatus',
+    'RuntimeService.ListContainers',
     'ImageService.PullImage',
     'ImageService.ImageStatus',
     'ImageService.ListImages',
@@ -113,7 +119,7 @@ test('every RPC berth does not serve yet answers UNIMPLEMENTED with its name', a
       checked++;
     }
   }
-  assert.ok(checked > 20, `checked ${checked} RPCs`);
+  assert.ok(checked > 15, `checked ${checked} RPCs`);
   // And berthd is still serving.
   assert.equal((await berthd.ctl(['version'])).code, 0);
 });

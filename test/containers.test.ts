@@ -48,7 +48,7 @@ async function waitExited(runtime: Runtime, id: string, ms = 15_000) {
 }
 
 test('a container runs under conmon: CRI log lines, exit codes 0 and 3, env, workdir, user', { skip }, async (t) => {
-  const { runtime, image, podId, logDir } = await setup(t);
+  const { berthd, runtime, image, podId, logDir } = await setup(t);
   const create = async (name: string, command: string[], extra: object = {}) =>
     (
       await runtime.createContainer({
@@ -75,6 +75,14 @@ test('a container runs under conmon: CRI log lines, exit codes 0 and 3, env, wor
   const ok = await waitExited(runtime, quiet);
   assert.deepEqual([ok.exitCode, ok.reason], [0, 'Completed']);
 
+  // berthctl reads the same log and lists the same containers.
+  const ctlLogs = await berthd.ctl(['logs', talker]);
+  assert.equal(ctlLogs.stdout, 'hi there yes\n/tmp\n0\n');
+  assert.equal(ctlLogs.stderr, 'oops\n');
+  assert.equal((await berthd.ctl(['logs', '--tail', '1', talker])).stderr, 'oops\n');
+  const ps = (await berthd.ctl(['ps', '-a'])).stdout;
+  assert.match(ps, new RegExp(`^${talker.slice(0, 13)}\\s+\\S+busybox:1\\s+.+ ago\\s+Exited\\s+talker\\s+0\\s+${podId.slice(0, 13)}$`, 'm'));
+  assert.equal((await berthd.ctl(['ps', '-q'])).stdout, '', 'no running containers');
   const listed = await runtime.listContainers({ filter: { podSandboxId: podId } });
   assert.equal(listed.containers.length, 2);
   await assert.rejects(create('talker', ['true']), { code: grpc.status.ALREADY_EXISTS });

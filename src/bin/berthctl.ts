@@ -16,6 +16,16 @@ import {
   removeImagesCommand,
 } from '../cli/commands/images.js';
 import { parseDuration } from '../util/duration.js';
+import {
+  createContainerCommand,
+  inspectContainersCommand,
+  logsCommand,
+  psCommand,
+  removeContainersCommand,
+  runContainerCommand,
+  startContainersCommand,
+  stopContainersCommand,
+} from '../cli/commands/containers.js';
 import { inspectPodCommand, podsCommand, removePodsCommand, runPodCommand, stopPodsCommand } from '../cli/commands/pods.js';
 import { BERTH_VERSION } from '../version.js';
 
@@ -200,6 +210,94 @@ program
   .option('-a, --all', 'remove all pods')
   .option('-f, --force', 'stop running pods first')
   .action((ids: string[], opts: { all?: boolean; force?: boolean }) => withClients((c) => removePodsCommand(c, ids, { all: opts.all ?? false, force: opts.force ?? false })));
+
+program
+  .command('create')
+  .description('create a new container in a pod')
+  .argument('<pod-id>')
+  .argument('<container-config>', 'container config file (JSON or YAML)')
+  .argument('<pod-config>', 'the pod\'s config file (JSON or YAML)')
+  .action((podId: string, containerConfig: string, podConfig: string) => withClients((c) => createContainerCommand(c, podId, containerConfig, podConfig)));
+
+program
+  .command('start')
+  .description('start one or more created containers')
+  .argument('<container-id...>')
+  .action((ids: string[]) => withClients((c) => startContainersCommand(c, ids)));
+
+program
+  .command('run')
+  .description('run a new container inside a new pod (runp + create + start)')
+  .argument('<container-config>')
+  .argument('<pod-config>')
+  .option('-r, --runtime <handler>', 'runtime handler', '')
+  .action((containerConfig: string, podConfig: string, opts: { runtime: string }) => withClients((c) => runContainerCommand(c, containerConfig, podConfig, opts.runtime)));
+
+program
+  .command('ps')
+  .description('list containers')
+  .option('-a, --all', 'show all containers, not only running ones')
+  .option('-p, --pod <pod-id>', 'only containers of this pod')
+  .option('--name <regexp>', 'only containers whose name matches')
+  .option('--label <key=value>', 'only containers with this label (repeatable)', (v: string, all: string[] = []) => [...all, v])
+  .option('-s, --state <state>', 'created, running, exited or unknown')
+  .option('--image <image>', 'only containers of this image')
+  .option('-q, --quiet', 'only container ids')
+  .option('--no-trunc', 'show whole ids')
+  .addOption(outputOption('table', ['json', 'yaml', 'table']))
+  .action((opts: { all?: boolean; pod?: string; name?: string; label?: string[]; state?: string; image?: string; quiet?: boolean; trunc: boolean; output: string }) =>
+    withClients((c) =>
+      psCommand(c, {
+        all: opts.all ?? false,
+        pod: opts.pod,
+        name: opts.name,
+        labels: opts.label ?? [],
+        state: opts.state,
+        image: opts.image,
+        quiet: opts.quiet ?? false,
+        noTrunc: !opts.trunc,
+        output: parseOutputFormat(opts.output, 'table'),
+      }),
+    ),
+  );
+
+program
+  .command('inspect')
+  .description('show the status of one or more containers')
+  .argument('<container-id...>')
+  .addOption(outputOption('json', ['json', 'yaml', 'table']))
+  .action((ids: string[], opts: { output: string }) => withClients((c) => inspectContainersCommand(c, ids, parseOutputFormat(opts.output, 'json'))));
+
+program
+  .command('stop')
+  .description('stop one or more running containers')
+  .argument('<container-id...>')
+  .option('-t, --timeout <seconds>', 'seconds before SIGKILL', (v: string) => Number(v), 10)
+  .action((ids: string[], opts: { timeout: number }) => withClients((c) => stopContainersCommand(c, ids, opts.timeout)));
+
+program
+  .command('rm')
+  .description('remove one or more containers')
+  .argument('[container-id...]')
+  .option('-a, --all', 'remove all containers')
+  .option('-f, --force', 'stop running containers first')
+  .action((ids: string[], opts: { all?: boolean; force?: boolean }) => withClients((c) => removeContainersCommand(c, ids, { all: opts.all ?? false, force: opts.force ?? false })));
+
+program
+  .command('logs')
+  .description('show a container\'s logs')
+  .argument('<container-id>')
+  .option('-f, --follow', 'follow the log until the container exits')
+  .option('--tail <lines>', 'only the last lines', (v: string) => Number(v))
+  .option('-t, --timestamps', 'show timestamps')
+  .action((id: string, opts: { follow?: boolean; tail?: number; timestamps?: boolean }) =>
+    withClients(async (c) => {
+      await logsCommand(c, id, { follow: opts.follow ?? false, tail: opts.tail, timestamps: opts.timestamps ?? false }, (text, stream) =>
+        (stream === 'stdout' ? process.stdout : process.stderr).write(text),
+      );
+      return '';
+    }),
+  );
 
 try {
   await program.parseAsync();

@@ -1,0 +1,171 @@
+// berthctl's container verbs, shaped like crictl's: create, start, run, ps, inspect,
+// stop, rm, logs.
+import { createReadStream } from 'node:fs';
+import { readFile, stat } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { ContainerConfigSchema, ContainerSchema, ContainerState, ContainerStatusSchema, PodSandboxConfigSchema } from '../../gen/runtime/v1/api_pb.js';
+import { call, type CriClients } from '../runtime-client.js';
+import { formatStructured, formatTable, messageJson, type OutputFormat } from '../output.js';
+import { truncateId } from './images.js';
+import { humanDuration, loadMessageFile } from './pods.js';
+
+const stateNames: Record<ContainerState, string> = {
+  [ContainerState.CONTAINER_CREATED]: 'Created',
+  [ContainerState.CONTAINER_RUNNING]: 'Running',
+  [ContainerState.CONTAINER_EXITED]: 'Exited',
+  [ContainerState.CONTAINER_UNKNOWN]: 'Unknown',
+};
+
+const long = (clients: CriClients) => Math.max(clients.settings.timeoutMs, 120_000);
+
+export async function createContainerCommand(clients: CriClients, podId: string, containerConfig: string, podConfig: string): Promise<string> {
+  const config = await loadMessageFile(ContainerConfigSchema, containerConfig);
+  const sandboxConfig = await loadMessageFile(PodSandboxConfigSchema, podConfig);
+  const response = await call('creating container', () => clients.runtime.createContainer({ podSandboxId: podId, config, sandboxConfig }, { timeoutMs: long(clients) }));
+  return `${response.containerId}\n`;
+}
+
+export async function startContainersCommand(clients: CriClients, ids: string[]): Promise<string> {
+  let out = '';
+  for (const id of ids) {
+    await call(`starting the container "${id}"`, () => clients.runtime.startContainer({ containerId: id }, { timeoutMs: long(clients) }));
+    out += `${id}\n`;
+  }
+  return out;
+}
+
+/** runp + create + start, as `crictl run` does. */
+export async function runContainerCommand(clients: CriClients, containerConfig: string, podConfig: string, runtimeHandler: string): Promise<string> {
+  const config = await loadMessageFile(ContainerConfigSchema, containerConfig);
+  const sandboxConfig = await loadMessageFile(PodSandboxConfigSchema, podConfig);
+  const pod = await call('running the pod sandbox', () => clients.runtime.runPodSandbox({ config: sandboxConfig, runtimeHandler }, { timeoutMs: long(clients) }));
+  const created = await call('creating container', () =>
+    clients.runtime.createContainer({ podSandboxId: pod.podSandboxId, config, sandboxConfig }, { timeoutMs: long(clients) }),
+  );
+  await call('starting container', () => clients.runtime.startContainer({ containerId: created.containerId }, { timeoutMs: long(clients) }));
+  return `${created.containerId}\n`;
+}
+
+export interface PsOptions {
+  all: boolean;
+  pod?: string;
+  name?: string;
+  labels: string[];
+  state?: string;
+  image?: string;
+  quiet: boolean;
+  noTrunc: boolean;
+  output: OutputFormat;
+}
+
+export async function psCommand(clients: CriClients, options: PsOptions): Promise<string> {
+  const labelSelector = Object.fromEntries(options.labels.map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
+  const response = await call('listing containers', () =>
+    clients.runtime.listContainers({ filter: { podSandboxId: options.pod ?? '', labelSelector } }, { timeoutMs: clients.settings.timeoutMs }),
+  );
+  let containers = [...response.containers].sort((a, b) => (b.createdAt > a.createdAt ? 1 : -1));
+  if (options.state) containers = containers.filter((c) => stateNames[c.state].toLowerCase() === options.state!.toLowerCase());
+  else if (!options.all) containers = containers.filter((c) => c.state === ContainerState.CONTAINER_RUNNING);
+  if (options.name) containers = containers.filter((c) => new RegExp(options.name!).test(c.metadata?.name ?? ''));
+  if (options.image) containers = containers.filter((c) => c.image?.image === options.image || c.imageRef === options.image);
+  if (options.output !== 'table') return formatStructured({ containers: containers.map((c) => messageJson(ContainerSchema, c)) }, options.output);
+  if (options.quiet) return containers.map((c) => `${c.id}\n`).join('');
+  return formatTable(
+    ['CONTAINER', 'IMAGE', 'CREATED', 'STATE', 'NAME', 'ATTEMPT', 'POD ID'],
+    containers.map((c) => [
+      options.noTrunc ? c.id : truncateId(c.id),
+      c.image?.image ?? '',
+      `${humanDuration(Date.now() - Number(c.createdAt / 1_000_000n))} ago`,
+      stateNames[c.state],
+      c.metadata?.name ?? '',
+      String(c.metadata?.attempt ?? 0),
+      options.noTrunc ? c.podSandboxId : truncateId(c.podSandboxId),
+    ]),
+  );
+}
+
+export async function inspectContainersCommand(clients: CriClients, ids: string[], output: OutputFormat): Promise<string> {
+  let out = '';
+  for (const id of ids) {
+    const response = await call(`getting the status of the container "${id}"`, () =>
+      clients.runtime.containerStatus({ containerId: id, verbose: true }, { timeoutMs: clients.settings.timeoutMs }),
+    );
+    const doc: Record<string, unknown> = { status: response.status ? messageJson(ContainerStatusSchema, response.status) : null };
+    for (const [key, value] of Object.entries(response.info)) {
+      try {
+        doc[key] = JSON.parse(value);
+      } catch {
+        doc[key] = value;
+      }
+    }
+    out += formatStructured(doc, output === 'table' ? 'yaml' : output);
+  }
+  return out;
+}
+
+export async function stopContainersCommand(clients: CriClients, ids: string[], timeoutSeconds: number): Promise<string> {
+  let out = '';
+  for (const id of ids) {
+    await call(`stopping the container "${id}"`, () =>
+      clients.runtime.stopContainer({ containerId: id, timeout: BigInt(timeoutSeconds) }, { timeoutMs: timeoutSeconds * 1000 + long(clients) }),
+    );
+    out += `${id}\n`;
+  }
+  return out;
+}
+
+export async function removeContainersCommand(clients: CriClients, ids: string[], options: { all: boolean; force: boolean }): Promise<string> {
+  let targets = ids;
+  if (options.all) targets = (await call('listing containers', () => clients.runtime.listContainers({}, { timeoutMs: long(clients) }))).containers.map((c) => c.id);
+  else if (targets.length === 0) throw new Error('rm: give at least one container id, or --all');
+  let out = '';
+  for (const id of targets) {
+    const status = await call(`getting the status of the container "${id}"`, () => clients.runtime.containerStatus({ containerId: id }, { timeoutMs: long(clients) }));
+    if (status.status?.state === ContainerState.CONTAINER_RUNNING) {
+      if (!options.force) throw new Error(`container "${id}" is running, please stop it first (or use --force)`);
+      await call(`stopping the container "${id}"`, () => clients.runtime.stopContainer({ containerId: id, timeout: 0n }, { timeoutMs: long(clients) }));
+    }
+    await call(`removing the container "${id}"`, () => clients.runtime.removeContainer({ containerId: id }, { timeoutMs: long(clients) }));
+    out += `${id}\n`;
+  }
+  return out;
+}
+
+export interface LogsOptions {
+  follow: boolean;
+  tail?: number;
+  timestamps: boolean;
+}
+
+/** Reads the container's CRI log file (berthctl runs on the node, as crictl does). */
+export async function logsCommand(clients: CriClients, id: string, options: LogsOptions, write: (text: string, stream: 'stdout' | 'stderr') => void): Promise<void> {
+  const status = await call(`getting the status of the container "${id}"`, () => clients.runtime.containerStatus({ containerId: id }, { timeoutMs: clients.settings.timeoutMs }));
+  const path = status.status?.logPath;
+  if (!path) throw new Error(`container "${id}" has no log path`);
+  const emit = (line: string) => {
+    const match = /^(\S+) (stdout|stderr) ([FP]) (.*)$/.exec(line);
+    if (!match) return;
+    const [, time, stream, tag, text] = match;
+    write(`${options.timestamps ? `${time} ` : ''}${text}${tag === 'F' ? '\n' : ''}`, stream as 'stdout' | 'stderr');
+  };
+  const text = await readFile(path, 'utf8').catch(() => '');
+  let lines = text.split('\n').filter(Boolean);
+  if (options.tail !== undefined && options.tail >= 0) lines = lines.slice(Math.max(0, lines.length - options.tail));
+  lines.forEach(emit);
+  if (!options.follow) return;
+  let offset = Buffer.byteLength(text);
+  let rest = '';
+  for (;;) {
+    const size = (await stat(path).catch(() => undefined))?.size ?? 0;
+    if (size > offset) {
+      for await (const chunk of createReadStream(path, { start: offset, end: size - 1 })) rest += chunk.toString();
+      offset = size;
+      const parts = rest.split('\n');
+      rest = parts.pop() ?? '';
+      parts.forEach(emit);
+    }
+    const state = (await clients.runtime.containerStatus({ containerId: id }, { timeoutMs: clients.settings.timeoutMs })).status?.state;
+    if (state === ContainerState.CONTAINER_EXITED && size <= offset) return;
+    await sleep(250);
+  }
+}
