@@ -268,3 +268,22 @@ test('berthd killed with SIGKILL keeps its pods and their IPs; stopping them the
   }
   assert.deepEqual(await leakState(again, net), before);
 });
+
+test('bandwidth annotations reach the bandwidth plugin as rates', { skip: skip || (!existsSync('/usr/lib/cni/bandwidth') && 'no bandwidth plugin') }, async (t) => {
+  const net = await startPodNetwork(t, { extraPlugins: [{ type: 'bandwidth', capabilities: { bandwidth: true } }] });
+  const { berthd } = await berthdWithNetwork(t, net);
+  const client = runtimeClient(t, berthd);
+  const { podSandboxId } = await client.runPodSandbox({
+    config: { ...podConfig('limited'), annotations: { 'kubernetes.io/ingress-bandwidth': '1M', 'kubernetes.io/egress-bandwidth': '2M' } } as never,
+  });
+  // The plugin shapes both directions on the host: the veth (traffic into the pod) and
+  // an ifb device (traffic out of it).
+  const host = (await run('tc', ['qdisc', 'show'])).stdout;
+  assert.match(host, /tbf .*rate 1Mbit/, `ingress limit: ${host}`);
+  assert.match(host, /tbf .*rate 2Mbit/, `egress limit: ${host}`);
+  await client.removePodSandbox({ podSandboxId });
+  await assert.rejects(
+    client.runPodSandbox({ config: { ...podConfig('badrate'), annotations: { 'kubernetes.io/ingress-bandwidth': 'fast' } } as never }),
+    (err: grpc.ServiceError) => err.code === grpc.status.INVALID_ARGUMENT && /not a quantity/.test(err.details),
+  );
+});

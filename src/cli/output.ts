@@ -31,3 +31,19 @@ export function formatTable(header: string[], rows: string[][]): string {
       .trimEnd() + '\n';
   return line(header) + rows.map(line).join('');
 }
+
+/**
+ * crictl's verbose shape: `status` first, then each info entry inlined as JSON (runtimes
+ * put JSON in info values) or kept as the plain string when it is not.
+ */
+export function withInfo(head: Record<string, unknown>, info: Record<string, string>): Record<string, unknown> {
+  const doc = { ...head };
+  for (const [key, value] of Object.entries(info)) {
+    try {
+      doc[key] = JSON.parse(value);
+    } catch {
+      doc[key] = value;
+    }
+  }
+  return doc;
+}

@@ -23,7 +23,7 @@ export async function claimSocketPath(path: string): Promise<void> {
   await unlink(path);
 }
 
-function isListening(path: string): Promise<boolean> {
+export function isListening(path: string): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = connect(path);
     socket.once('connect', () => {

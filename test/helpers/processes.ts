@@ -1,6 +1,6 @@
 // Running programs from tests: collect output, wait for exit, wait for a socket to serve.
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
-import { connect } from 'node:net';
+import { isListening } from '../../src/daemon/socket.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 export interface RunResult {
@@ -34,22 +34,12 @@ export async function waitForSocket(path: string, timeoutMs: number, alive?: () 
   const until = Date.now() + timeoutMs;
   while (Date.now() < until) {
     if (alive && !alive()) throw new Error(`process serving ${path} exited before listening`);
-    if (await accepts(path)) return;
+    if (await isListening(path)) return;
     await sleep(50);
   }
   throw new Error(`nothing listened on ${path} within ${timeoutMs} ms`);
 }
 
-export function accepts(path: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect(path);
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once('error', () => resolve(false));
-  });
-}
 
 /** Waits for a child to exit; kills it with SIGKILL when it takes longer than the grace. */
 export async function stopProcess(child: ChildProcess, signal: NodeJS.Signals = 'SIGTERM', graceMs = 10_000): Promise<number | null> {

@@ -5,7 +5,7 @@ import { readFile, stat } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ContainerConfigSchema, ContainerSchema, ContainerState, ContainerStatusSchema, PodSandboxConfigSchema } from '../../gen/runtime/v1/api_pb.js';
 import { call, type CriClients } from '../runtime-client.js';
-import { formatStructured, formatTable, messageJson, type OutputFormat } from '../output.js';
+import { formatStructured, formatTable, messageJson, withInfo, type OutputFormat } from '../output.js';
 import { truncateId } from './images.js';
 import { humanDuration, loadMessageFile } from './pods.js';
 
@@ -90,14 +90,7 @@ export async function inspectContainersCommand(clients: CriClients, ids: string[
     const response = await call(`getting the status of the container "${id}"`, () =>
       clients.runtime.containerStatus({ containerId: id, verbose: true }, { timeoutMs: clients.settings.timeoutMs }),
     );
-    const doc: Record<string, unknown> = { status: response.status ? messageJson(ContainerStatusSchema, response.status) : null };
-    for (const [key, value] of Object.entries(response.info)) {
-      try {
-        doc[key] = JSON.parse(value);
-      } catch {
-        doc[key] = value;
-      }
-    }
+    const doc = withInfo({ status: response.status ? messageJson(ContainerStatusSchema, response.status) : null }, response.info);
     out += formatStructured(doc, output === 'table' ? 'yaml' : output);
   }
   return out;

@@ -4,7 +4,7 @@ import { status as grpcStatus } from '@grpc/grpc-js';
 import type { MessageShape } from '@bufbuild/protobuf';
 import { ImageFsInfoResponseSchema, ImageSchema } from '../../gen/runtime/v1/api_pb.js';
 import { call, type CriClients } from '../runtime-client.js';
-import { formatStructured, formatTable, messageJson, type OutputFormat } from '../output.js';
+import { formatStructured, formatTable, messageJson, withInfo, type OutputFormat } from '../output.js';
 
 type Image = MessageShape<typeof ImageSchema>;
 
@@ -111,9 +111,7 @@ export async function inspectImageCommand(clients: CriClients, names: string[], 
       clients.image.imageStatus({ image: { image: name }, verbose: true }, { timeoutMs: clients.settings.timeoutMs }),
     );
     if (!response.image) throw new Error(`no such image "${name}" present`);
-    const out: Record<string, unknown> = { status: messageJson(ImageSchema, response.image) };
-    for (const [key, value] of Object.entries(response.info)) out[key] = parseMaybeJson(value);
-    results.push(out);
+    results.push(withInfo({ status: messageJson(ImageSchema, response.image) }, response.info));
   }
   if (output === 'table') {
     return results.map((r) => formatStructured(r, 'yaml')).join('---\n');
@@ -197,13 +195,6 @@ export function humanSize(bytes: number): string {
   return `${Number(value.toPrecision(4))}${units[unit]}`;
 }
 
-function parseMaybeJson(value: string): unknown {
-  try {
-    return JSON.parse(value);
-  } catch {
-    return value;
-  }
-}
 
 /** berthctl image import: berth's own API, so other runtimes are told plainly. */
 export async function importCommand(clients: CriClients, archive: string, names: string[]): Promise<string> {

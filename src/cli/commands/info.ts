@@ -2,7 +2,7 @@
 // {"status": {...}, ...each info entry parsed as JSON}.
 import { RuntimeStatusSchema } from '../../gen/runtime/v1/api_pb.js';
 import { call, type CriClients } from '../runtime-client.js';
-import { formatStructured, formatTable, messageJson, type OutputFormat } from '../output.js';
+import { formatStructured, formatTable, messageJson, withInfo, type OutputFormat } from '../output.js';
 
 export async function infoCommand(clients: CriClients, format: OutputFormat): Promise<string> {
   const r = await call('getting status of runtime', () => clients.runtime.status({ verbose: true }, { timeoutMs: clients.settings.timeoutMs }));
@@ -13,15 +13,6 @@ export async function infoCommand(clients: CriClients, format: OutputFormat): Pr
       conditions.map((c) => [c.type, String(c.status), c.reason, c.message]),
     );
   }
-  const out: Record<string, unknown> = {};
-  if (r.status) out.status = messageJson(RuntimeStatusSchema, r.status);
-  for (const [key, value] of Object.entries(r.info)) {
-    // Runtimes put JSON in each info value; crictl inlines it, or keeps the plain string.
-    try {
-      out[key] = JSON.parse(value);
-    } catch {
-      out[key] = value;
-    }
-  }
+  const out = withInfo(r.status ? { status: messageJson(RuntimeStatusSchema, r.status) } : {}, r.info);
   return formatStructured(out, format);
 }

@@ -4,7 +4,7 @@ import { fromJson, type JsonValue, type MessageShape } from '@bufbuild/protobuf'
 import { parse as parseYaml } from 'yaml';
 import { PodSandboxConfigSchema, PodSandboxSchema, PodSandboxState, PodSandboxStatusSchema } from '../../gen/runtime/v1/api_pb.js';
 import { call, type CriClients } from '../runtime-client.js';
-import { formatStructured, formatTable, messageJson, type OutputFormat } from '../output.js';
+import { formatStructured, formatTable, messageJson, withInfo, type OutputFormat } from '../output.js';
 import { truncateId } from './images.js';
 
 type PodSandbox = MessageShape<typeof PodSandboxSchema>;
@@ -112,14 +112,7 @@ export async function inspectPodCommand(clients: CriClients, ids: string[], outp
     const response = await call(`getting the pod sandbox status of "${id}"`, () =>
       clients.runtime.podSandboxStatus({ podSandboxId: id, verbose: true }, { timeoutMs: clients.settings.timeoutMs }),
     );
-    const doc: Record<string, unknown> = { status: response.status ? messageJson(PodSandboxStatusSchema, response.status) : null };
-    for (const [key, value] of Object.entries(response.info)) {
-      try {
-        doc[key] = JSON.parse(value);
-      } catch {
-        doc[key] = value;
-      }
-    }
+    const doc = withInfo({ status: response.status ? messageJson(PodSandboxStatusSchema, response.status) : null }, response.info);
     out.push(formatStructured(doc, output === 'table' ? 'yaml' : output));
   }
   return out.join('');
