@@ -137,3 +137,30 @@ test('containers keep running while berthd is down; one that exits meanwhile is 
   const mounts = (await readFile('/proc/self/mountinfo', 'utf8')).split('\n').filter((l) => l.includes(again.dir));
   assert.deepEqual(mounts.filter((m) => m.includes('rootfs')), [], 'no container rootfs left mounted');
 });
+
+test('the RuntimeDefault seccomp profile applies unless the request asks for Unconfined', { skip }, async (t) => {
+  const { runtime, image, podId, logDir } = await setup(t);
+  const probe = async (name: string, seccomp?: object) => {
+    const { containerId } = await runtime.createContainer({
+      podSandboxId: podId,
+      config: {
+        metadata: { name },
+        image: { image },
+        // Seccomp mode 2 means a filter is installed; `mount` is one of the calls it refuses.
+        command: ['sh', '-c', 'grep "^Seccomp:" /proc/self/status; mount -t tmpfs none /tmp 2>&1 && echo mounted || echo refused'],
+        logPath: `${name}.log`,
+        linux: seccomp ? { securityContext: { seccomp } } : undefined,
+      } as never,
+    });
+    await runtime.startContainer({ containerId });
+    await waitExited(runtime, containerId);
+    return (await readFile(join(logDir, `${name}.log`), 'utf8')).split('\n').filter(Boolean).map((l) => l.split(' ').slice(3).join(' '));
+  };
+  const unset = await probe('unset');
+  assert.match(unset[0]!, /^Seccomp:\s+2$/, `no profile asked for: ${unset}`);
+  assert.match(unset[1]!, /refused|denied|not permitted/i);
+  const explicit = await probe('default', { profileType: 0 });
+  assert.match(explicit[0]!, /^Seccomp:\s+2$/);
+  const unconfined = await probe('unconfined', { profileType: 1 });
+  assert.match(unconfined[0]!, /^Seccomp:\s+0$/, `${unconfined}`);
+});

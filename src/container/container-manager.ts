@@ -18,6 +18,7 @@ import type { SandboxManager } from '../pod/sandbox-manager.js';
 import { buildOciSpec, type ImageRuntimeConfig } from './oci-spec.js';
 import { OciRuntime } from './oci-runtime.js';
 import { resolveUser } from './user.js';
+import { seccompFor } from './seccomp.js';
 import type { ContainerRecord, ContainerSpec, ContainerState } from './container-types.js';
 
 export interface ContainerManagerOptions {
@@ -132,7 +133,8 @@ export class ContainerManager {
       const imageConfig = (JSON.parse((await this.options.images.content.read(image.id)).toString('utf8')) as { config?: ImageRuntimeConfig }).config ?? {};
       const user = await resolveUser(rootfs, { ...spec, imageUser: image.user });
       const cgroupsPath = `${pod.cgroupPath || '/berth'}/berth-${id}`;
-      const oci = buildOciSpec({ id, spec, pod, image: imageConfig, user, rootfs, cgroupsPath, minOomScoreAdj: await ownOomScoreAdj() });
+      const seccomp = await seccompFor(spec.seccomp, spec.privileged);
+      const oci = buildOciSpec({ id, spec, pod, image: imageConfig, user, rootfs, cgroupsPath, minOomScoreAdj: await ownOomScoreAdj(), seccomp });
       if (!spec.stopSignal && imageConfig.StopSignal) record.spec.stopSignal = imageConfig.StopSignal;
       await writeFile(join(bundle, 'config.json'), JSON.stringify(oci));
       await mkdir(dirname(logFile), { recursive: true });

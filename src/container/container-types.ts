@@ -1,4 +1,5 @@
 // Containers in berth's own terms (cri/ translates the CRI messages to these).
+import type { SeccompChoice } from './seccomp.js';
 export type ContainerState = 'created' | 'running' | 'exited' | 'unknown';
 
 export interface ContainerMount {
@@ -41,6 +42,8 @@ export interface ContainerSpec {
   memoryLimit: number;
   oomScoreAdj: number;
   stopSignal: string;
+  /** RuntimeDefault unless the request asks otherwise. */
+  seccomp: SeccompChoice;
 }
 
 export interface ContainerRecord {

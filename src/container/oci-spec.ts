@@ -56,6 +56,8 @@ export interface OciSpecInput {
   cgroupsPath: string;
   /** The lowest oom_score_adj this host lets berth set (containerd's restrict_oom_score_adj). */
   minOomScoreAdj: number;
+  /** The linux.seccomp section, or undefined for none. */
+  seccomp?: Record<string, unknown>;
 }
 
 export function buildOciSpec(input: OciSpecInput): Record<string, unknown> {
@@ -119,6 +121,7 @@ export function buildOciSpec(input: OciSpecInput): Record<string, unknown> {
       sysctl: pod.spec.sysctls,
       maskedPaths: spec.privileged ? [] : MASKED_PATHS,
       readonlyPaths: spec.privileged ? [] : READONLY_PATHS,
+      ...(input.seccomp ? { seccomp: input.seccomp } : {}),
     },
   };
 }

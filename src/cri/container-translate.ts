@@ -3,13 +3,16 @@ import type { MessageInitShape } from '@bufbuild/protobuf';
 import {
   ContainerState as CriState,
   MountPropagation,
+  SecurityProfile_ProfileType,
   Signal,
   type ContainerConfig,
+  type LinuxContainerSecurityContext,
   type ContainerSchema,
   type ContainerStatusSchema,
 } from '../gen/runtime/v1/api_pb.js';
 import { invalidArgument } from '../errors.js';
 import type { ContainerMount, ContainerRecord, ContainerSpec, ContainerState } from '../container/container-types.js';
+import type { SeccompChoice } from '../container/seccomp.js';
 
 const propagations: Record<MountPropagation, ContainerMount['propagation']> = {
   [MountPropagation.PROPAGATION_PRIVATE]: 'private',
@@ -59,7 +62,25 @@ export function containerSpecFrom(config: ContainerConfig | undefined): Containe
     memoryLimit: Number(resources?.memoryLimitInBytes ?? 0n),
     oomScoreAdj: Number(resources?.oomScoreAdj ?? 0n),
     stopSignal: config.stopSignal ? Signal[config.stopSignal] : '',
+    seccomp: seccompChoice(security),
   };
+}
+
+/** RuntimeDefault unless asked otherwise (also when the request names no profile). */
+function seccompChoice(security: LinuxContainerSecurityContext | undefined): SeccompChoice {
+  const profile = security?.seccomp;
+  if (profile) {
+    if (profile.profileType === SecurityProfile_ProfileType.Unconfined) return { type: 'unconfined' };
+    if (profile.profileType === SecurityProfile_ProfileType.Localhost) {
+      if (!profile.localhostRef.startsWith('/')) throw invalidArgument(`seccomp localhost profile "${profile.localhostRef}" must be an absolute path`);
+      return { type: 'localhost', path: profile.localhostRef };
+    }
+    return { type: 'runtime-default' };
+  }
+  const legacy = security?.seccompProfilePath ?? '';
+  if (legacy === 'unconfined') return { type: 'unconfined' };
+  if (legacy.startsWith('localhost/')) return { type: 'localhost', path: legacy.slice('localhost'.length) };
+  return { type: 'runtime-default' };
 }
 
 export const criContainerStates: Record<ContainerState, CriState> = {
