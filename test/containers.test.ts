@@ -164,3 +164,27 @@ test('the RuntimeDefault seccomp profile applies unless the request asks for Unc
   const unconfined = await probe('unconfined', { profileType: 1 });
   assert.match(unconfined[0]!, /^Seccomp:\s+0$/, `${unconfined}`);
 });
+
+test('a container killed by its memory limit is reported OOMKilled; others are not', { skip }, async (t) => {
+  const { runtime, image, podId } = await setup(t);
+  const { containerId } = await runtime.createContainer({
+    podSandboxId: podId,
+    config: {
+      metadata: { name: 'hog' },
+      image: { image },
+      command: ['sh', '-c', 'a=$(head -c 300000000 /dev/zero | tr "\\000" x); echo survived'],
+      logPath: 'hog.log',
+      linux: { resources: { memoryLimitInBytes: 32n * 1024n * 1024n } },
+    } as never,
+  });
+  await runtime.startContainer({ containerId });
+  const status = await waitExited(runtime, containerId, 60_000);
+  assert.deepEqual([status.reason, status.exitCode], ['OOMKilled', 137]);
+  const calm = await runtime.createContainer({
+    podSandboxId: podId,
+    config: { metadata: { name: 'calm' }, image: { image }, command: ['sh', '-c', 'exit 137'], logPath: 'calm.log', linux: { resources: { memoryLimitInBytes: 32n * 1024n * 1024n } } } as never,
+  });
+  await runtime.startContainer({ containerId: calm.containerId });
+  const calmStatus = await waitExited(runtime, calm.containerId);
+  assert.deepEqual([calmStatus.reason, calmStatus.exitCode], ['Error', 137], 'exit 137 alone is not an OOM kill');
+});
