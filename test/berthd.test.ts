@@ -91,6 +91,7 @@ test('every RPC berth does not serve yet answers UNIMPLEMENTED with its name', a
     'RuntimeService.RemoveContainer',
     'RuntimeService.ContainerStatus',
     'RuntimeService.ListContainers',
+    'RuntimeService.ExecSync',
     'ImageService.PullImage',
     'ImageService.ImageStatus',
     'ImageService.ListImages',

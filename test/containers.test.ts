@@ -188,3 +188,30 @@ test('a container killed by its memory limit is reported OOMKilled; others are n
   const calmStatus = await waitExited(runtime, calm.containerId);
   assert.deepEqual([calmStatus.reason, calmStatus.exitCode], ['Error', 137], 'exit 137 alone is not an OOM kill');
 });
+
+test('ExecSync returns output and exit code; a command outliving its timeout is killed, even with a child holding stdout', { skip }, async (t) => {
+  const { berthd, runtime, image, podId } = await setup(t);
+  const { containerId } = await runtime.createContainer({ podSandboxId: podId, config: { metadata: { name: 'target' }, image: { image }, command: ['sleep', '600'], logPath: 'target.log' } });
+  await runtime.startContainer({ containerId });
+  const result = await runtime.execSync({ containerId, cmd: ['sh', '-c', 'echo out; echo err >&2; exit 4'], timeout: 10n });
+  assert.deepEqual([Buffer.from(result.stdout).toString(), Buffer.from(result.stderr).toString(), result.exitCode], ['out\n', 'err\n', 4]);
+
+  // runc exec waits for every process the command left behind (it reaps them as a
+  // subreaper), so a background child keeps the call open — but never past its timeout.
+  let started = Date.now();
+  await assert.rejects(runtime.execSync({ containerId, cmd: ['sh', '-c', 'sleep 100 & echo launched'], timeout: 2n }, { timeoutMs: 30_000 }), {
+    code: grpc.status.DEADLINE_EXCEEDED,
+  });
+  assert.ok(Date.now() - started < 8000, `a background child held ExecSync for ${Date.now() - started} ms`);
+
+  started = Date.now();
+  await assert.rejects(runtime.execSync({ containerId, cmd: ['sleep', '100'], timeout: 1n }, { timeoutMs: 30_000 }), (err: grpc.ServiceError) => {
+    assert.equal(err.code, grpc.status.DEADLINE_EXCEEDED);
+    assert.match(err.details, /timed out after 1s/);
+    return true;
+  });
+  assert.ok(Date.now() - started < 6000, `timeout honoured (${Date.now() - started} ms)`);
+
+  const ctl = await berthd.ctl(['exec', '--sync', containerId, 'sh', '-c', 'echo via berthctl; exit 5']);
+  assert.deepEqual([ctl.stdout, ctl.code], ['via berthctl\n', 5]);
+});

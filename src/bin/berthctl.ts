@@ -18,6 +18,7 @@ import {
 import { parseDuration } from '../util/duration.js';
 import {
   createContainerCommand,
+  execSyncCommand,
   inspectContainersCommand,
   logsCommand,
   psCommand,
@@ -295,6 +296,25 @@ program
       await logsCommand(c, id, { follow: opts.follow ?? false, tail: opts.tail, timestamps: opts.timestamps ?? false }, (text, stream) =>
         (stream === 'stdout' ? process.stdout : process.stderr).write(text),
       );
+      return '';
+    }),
+  );
+
+program
+  .command('exec')
+  .description('run a command in a running container (only --sync for now)')
+  .argument('<container-id>')
+  .argument('<command...>')
+  .option('-s, --sync', 'run the command synchronously (ExecSync)')
+  .option('--timeout <seconds>', 'kill the command after this many seconds (0: never)', (v: string) => Number(v), 0)
+  .passThroughOptions()
+  .action((id: string, command: string[], opts: { sync?: boolean; timeout: number }) =>
+    withClients(async (c) => {
+      if (!opts.sync) throw new Error('streaming exec is not implemented yet; use --sync');
+      const result = await execSyncCommand(c, id, command, opts.timeout);
+      process.stdout.write(result.stdout);
+      process.stderr.write(result.stderr);
+      process.exitCode = result.exitCode;
       return '';
     }),
   );

@@ -30,6 +30,8 @@ export interface ContainerManagerOptions {
 }
 
 const KILL_WAIT_MS = 10_000;
+/** ExecSync keeps at most this much of each stream (what the kubelet's probes need). */
+const EXEC_OUTPUT_LIMIT = 16 * 1024 * 1024;
 
 export class ContainerManager {
   readonly #records = new Map<string, ContainerRecord>();
@@ -204,6 +206,21 @@ export class ContainerManager {
       this.#names.delete(this.#nameKey(record.podId, record.spec));
       this.options.log.info({ container: record.id }, 'container removed');
     });
+  }
+
+  /** Runs a command in a running container (ExecSync). */
+  async execSync(idOrPrefix: string, command: string[], timeoutSeconds: number): Promise<{ exitCode: number; stdout: Buffer; stderr: Buffer }> {
+    const record = await this.get(idOrPrefix);
+    if (record.state !== 'running') throw new BerthError('FailedPrecondition', `container ${record.id} is not running (${record.state})`);
+    if (command.length === 0) throw new BerthError('InvalidArgument', 'ExecSync: cmd is required');
+    const pidFile = join(record.bundle, `exec-${randomBytes(6).toString('hex')}.pid`);
+    try {
+      const result = await this.#runtime(record).exec(record.id, command, { timeoutMs: timeoutSeconds * 1000, maxOutput: EXEC_OUTPUT_LIMIT, pidFile });
+      if (result.timedOut) throw new BerthError('DeadlineExceeded', `command ${JSON.stringify(command)} timed out after ${timeoutSeconds}s and was killed`);
+      return result;
+    } finally {
+      await rm(pidFile, { force: true });
+    }
   }
 
   /** Containers of a pod (for pod stop and remove). */

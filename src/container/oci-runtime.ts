@@ -3,7 +3,7 @@
 // the exit code to a file), so containers outlive berthd; berthd runs `start`, `kill`,
 // `delete` and `state` itself.
 import { spawn } from 'node:child_process';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BerthError } from '../errors.js';
 import { runCommand } from '../linux/command.js';
@@ -96,6 +96,58 @@ export class OciRuntime {
       child.on('error', (err) => finish(new BerthError('Internal', `cannot run conmon (${this.options.conmon}): ${err.message}`)));
       child.on('close', (code) => {
         if (code !== 0) finish(new BerthError('Internal', `conmon failed (exit ${code}): ${stderr.trim()}`));
+      });
+    });
+  }
+
+  /**
+   * Runs a command in a running container and collects its output. The deadline is kept
+   * even when the command leaves a child holding stdout open: output is collected until
+   * the command itself exits, and on timeout the command is killed.
+   */
+  exec(id: string, args: string[], options: { timeoutMs: number; maxOutput: number; pidFile: string }): Promise<{ exitCode: number; stdout: Buffer; stderr: Buffer; timedOut: boolean }> {
+    return new Promise((resolve, reject) => {
+      const child = spawn(this.options.path, [...this.#globalArgs, 'exec', '--pid-file', options.pidFile, id, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+      const out: Buffer[] = [];
+      const err: Buffer[] = [];
+      let outSize = 0;
+      let errSize = 0;
+      let timedOut = false;
+      child.stdout.on('data', (d: Buffer) => {
+        if (outSize < options.maxOutput) out.push(d.subarray(0, options.maxOutput - outSize));
+        outSize += d.length;
+      });
+      child.stderr.on('data', (d: Buffer) => {
+        if (errSize < options.maxOutput) err.push(d.subarray(0, options.maxOutput - errSize));
+        errSize += d.length;
+      });
+      const timer =
+        options.timeoutMs > 0
+          ? setTimeout(async () => {
+              timedOut = true;
+              const pid = Number((await readFile(options.pidFile, 'utf8').catch(() => '')).trim());
+              if (pid > 0) {
+                try {
+                  process.kill(pid, 'SIGKILL');
+                } catch {
+                  // already gone
+                }
+              }
+              child.kill('SIGKILL');
+            }, options.timeoutMs)
+          : undefined;
+      child.on('error', (e) => {
+        clearTimeout(timer);
+        reject(new BerthError('Internal', `cannot run ${this.options.path}: ${e.message}`));
+      });
+      // 'exit', not 'close': a background child may keep the pipes open long after.
+      child.on('exit', (code, signal) => {
+        clearTimeout(timer);
+        setImmediate(() => {
+          child.stdout.destroy();
+          child.stderr.destroy();
+          resolve({ exitCode: code ?? (signal ? 128 + 9 : -1), stdout: Buffer.concat(out), stderr: Buffer.concat(err), timedOut });
+        });
       });
     });
   }

@@ -20,6 +20,7 @@ export function containerHandlers(containers: ContainerManager): {
   removeContainer: Method<'removeContainer'>;
   containerStatus: Method<'containerStatus'>;
   listContainers: Method<'listContainers'>;
+  execSync: Method<'execSync'>;
 } {
   return {
     createContainer: async (request) => {
@@ -43,6 +44,10 @@ export function containerHandlers(containers: ContainerManager): {
       const info: Record<string, string> = {};
       if (request.verbose) info.info = JSON.stringify({ pid: record.pid, bundle: record.bundle, runtime: record.runtime, spec: record.spec });
       return { status: toCriContainerStatus(record), info };
+    },
+    execSync: async (request) => {
+      const result = await containers.execSync(requireId(request.containerId, 'ExecSync'), request.cmd, Number(request.timeout));
+      return { stdout: result.stdout, stderr: result.stderr, exitCode: result.exitCode };
     },
     listContainers: async (request) => {
       const filter = request.filter;

@@ -162,3 +162,11 @@ export async function logsCommand(clients: CriClients, id: string, options: Logs
     await sleep(250);
   }
 }
+
+/** exec --sync: output printed as it was, exit code propagated (crictl's behaviour). */
+export async function execSyncCommand(clients: CriClients, id: string, command: string[], timeoutSeconds: number): Promise<{ stdout: Uint8Array; stderr: Uint8Array; exitCode: number }> {
+  const response = await call(`executing in the container "${id}"`, () =>
+    clients.runtime.execSync({ containerId: id, cmd: command, timeout: BigInt(timeoutSeconds) }, { timeoutMs: timeoutSeconds > 0 ? timeoutSeconds * 1000 + 30_000 : 0 }),
+  );
+  return response;
+}
