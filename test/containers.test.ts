@@ -7,7 +7,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import * as grpc from '@grpc/grpc-js';
-import { ContainerState, RuntimeService } from '../src/gen/runtime/v1/api_pb.js';
+import { ContainerState, NamespaceMode, RuntimeService } from '../src/gen/runtime/v1/api_pb.js';
 import { openChannel, serviceClient } from '../src/rpc/grpc-service.js';
 import { launchBerthd, startBerthd, type TestBerthd } from './helpers/berthd.js';
 import { buildLayer, busyboxEntries, pushImage } from './helpers/image-builder.js';
@@ -18,12 +18,12 @@ import { tempDir } from './helpers/tmp.js';
 
 const skip = !isRoot ? 'needs root' : !existsSync('/usr/bin/conmon') || !existsSync('/usr/sbin/runc') ? 'conmon and runc are needed' : !existsSync(DOCKER_REGISTRY) ? 'docker-registry is needed' : false;
 
-async function setup(t: { after(fn: () => unknown): void }) {
+async function setup(t: { after(fn: () => unknown): void }, extraToml = '') {
   const registry = await startRegistry(t);
   const image = `${registry.host}/test/busybox:1`;
   await pushImage(registry, 'test/busybox', '1', { layers: [buildLayer(busyboxEntries())], config: { Env: ['PATH=/bin', 'FROM_IMAGE=yes'], WorkingDir: '/tmp' } });
   const net = await startPodNetwork(t);
-  const berthd = await startBerthd(t, { cniConfDir: net.confDir });
+  const berthd = await startBerthd(t, { cniConfDir: net.confDir, extraToml });
   const channel = openChannel(berthd.endpoint);
   t.after(() => channel.close());
   const runtime = serviceClient(RuntimeService, channel);
@@ -214,4 +214,43 @@ test('ExecSync returns output and exit code; a command outliving its timeout is 
 
   const ctl = await berthd.ctl(['exec', '--sync', containerId, 'sh', '-c', 'echo via berthctl; exit 5']);
   assert.deepEqual([ctl.stdout, ctl.code], ['via berthctl\n', 5]);
+});
+
+test('runtime handlers: runsc (gVisor) runs the same container with its own kernel; crun on a hybrid host fails with its own message', { skip: skip || (!existsSync('/usr/bin/runsc') && 'runsc is not installed') }, async (t) => {
+  // Debian's runsc (2022-12) refuses to set up its network when its sandbox has not
+  // joined the pod's netns, so this pod uses the host network and runsc --network=none.
+  const { berthd, runtime, image } = await setup(t, '[runtimes.runsc]\npath = "/usr/bin/runsc"\noptions = ["--network=none"]');
+  const hostKernel = (await readFile('/proc/sys/kernel/osrelease', 'utf8')).trim();
+  const logDir = join(berthd.dir, 'gvisor-logs');
+  const pod = await runtime.runPodSandbox({
+    config: {
+      metadata: { name: 'gvisor', namespace: 'test', uid: 'gvisor-uid', attempt: 0 },
+      hostname: 'gv',
+      logDirectory: logDir,
+      linux: { securityContext: { namespaceOptions: { network: NamespaceMode.NODE } } },
+    },
+    runtimeHandler: 'runsc',
+  }, { timeoutMs: 60_000 });
+  const { containerId } = await runtime.createContainer({ podSandboxId: pod.podSandboxId, config: { metadata: { name: 'kernel' }, image: { image }, command: ['uname', '-r'], logPath: 'kernel.log' } }, { timeoutMs: 120_000 });
+  await runtime.startContainer({ containerId }, { timeoutMs: 60_000 });
+  const status = await waitExited(runtime, containerId, 60_000);
+  assert.equal(status.exitCode, 0, status.message);
+  const kernel = (await readFile(join(logDir, 'kernel.log'), 'utf8')).trim().split(' ').slice(3).join(' ');
+  assert.ok(kernel.length > 0 && kernel !== hostKernel, `gVisor reports its own kernel (${kernel}), not the host's (${hostKernel})`);
+  await runtime.removePodSandbox({ podSandboxId: pod.podSandboxId }, { timeoutMs: 60_000 });
+
+  if (existsSync('/usr/bin/crun') && existsSync('/sys/fs/cgroup/unified') && existsSync('/sys/fs/cgroup/memory')) {
+    const crunPod = await runtime.runPodSandbox({ config: { metadata: { name: 'crun', namespace: 'test', uid: 'crun-uid', attempt: 0 }, logDirectory: logDir }, runtimeHandler: 'crun' });
+    const started = Date.now();
+    await assert.rejects(
+      runtime.createContainer({ podSandboxId: crunPod.podSandboxId, config: { metadata: { name: 'c' }, image: { image }, command: ['true'], logPath: 'c.log' } }, { timeoutMs: 60_000 }),
+      (err: grpc.ServiceError) => {
+        // crun's own words, passed through.
+        assert.match(err.details, /^crun could not create the container: .*hybrid/, err.details);
+        return true;
+      },
+    );
+    assert.ok(Date.now() - started < 30_000, 'a clear error, not a hang');
+    await runtime.removePodSandbox({ podSandboxId: crunPod.podSandboxId });
+  }
 });
