@@ -92,6 +92,8 @@ test('every RPC berth does not serve yet answers UNIMPLEMENTED with its name', a
     'RuntimeService.ContainerStatus',
     'RuntimeService.ListContainers',
     'RuntimeService.ExecSync',
+    'RuntimeService.UpdateContainerResources',
+    'RuntimeService.ReopenContainerLog',
     'ImageService.PullImage',
     'ImageService.ImageStatus',
     'ImageService.ListImages',

@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { readFile, rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import * as grpc from '@grpc/grpc-js';
@@ -253,4 +253,30 @@ test('runtime handlers: runsc (gVisor) runs the same container with its own kern
     assert.ok(Date.now() - started < 30_000, 'a clear error, not a hang');
     await runtime.removePodSandbox({ podSandboxId: crunPod.podSandboxId });
   }
+});
+
+test('UpdateContainerResources changes the cgroup; ReopenContainerLog starts a new log file after rotation', { skip }, async (t) => {
+  const { runtime, image, podId, logDir } = await setup(t);
+  const { containerId } = await runtime.createContainer({
+    podSandboxId: podId,
+    config: { metadata: { name: 'ticker' }, image: { image }, command: ['sh', '-c', 'i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.1; done'], logPath: 'ticker.log', linux: { resources: { memoryLimitInBytes: 64n << 20n } } },
+  });
+  await assert.rejects(runtime.reopenContainerLog({ containerId }), { code: grpc.status.FAILED_PRECONDITION });
+  await runtime.startContainer({ containerId });
+  const limitFile = `/sys/fs/cgroup/memory/berth/berth-${containerId}/memory.limit_in_bytes`;
+  assert.equal((await readFile(limitFile, 'utf8')).trim(), String(64 << 20));
+  await runtime.updateContainerResources({ containerId, linux: { memoryLimitInBytes: 96n << 20n, cpuShares: 512n } });
+  assert.equal((await readFile(limitFile, 'utf8')).trim(), String(96 << 20));
+  assert.equal((await readFile(`/sys/fs/cgroup/cpu/berth/berth-${containerId}/cpu.shares`, 'utf8')).trim(), '512');
+
+  await sleep(500);
+  await rename(join(logDir, 'ticker.log'), join(logDir, 'ticker.log.1'));
+  await runtime.reopenContainerLog({ containerId });
+  await sleep(500);
+  const fresh = await readFile(join(logDir, 'ticker.log'), 'utf8');
+  assert.match(fresh, /stdout F tick \d+/, 'the reopened log gets new lines');
+  const rotated = await readFile(join(logDir, 'ticker.log.1'), 'utf8');
+  assert.match(rotated, /tick 0\n/, 'the rotated file kept the old ones');
+  await runtime.stopContainer({ containerId, timeout: 0n });
+  await assert.rejects(runtime.reopenContainerLog({ containerId }), { code: grpc.status.FAILED_PRECONDITION });
 });

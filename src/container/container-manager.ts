@@ -3,7 +3,8 @@
 // conmon's exit files, so a container that ended while berthd was down is reported
 // with its code after the restart. One record on disk and one object in memory each.
 import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, open, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { constants as fsConstants } from 'node:fs';
 import { dirname, isAbsolute, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
@@ -206,6 +207,42 @@ export class ContainerManager {
       this.#names.delete(this.#nameKey(record.podId, record.spec));
       this.options.log.info({ container: record.id }, 'container removed');
     });
+  }
+
+  /** New CPU and memory limits for a running or created container, recorded for status. */
+  async updateResources(idOrPrefix: string, resources: Pick<ContainerSpec, 'cpuShares' | 'cpuQuota' | 'cpuPeriod' | 'memoryLimit'>): Promise<void> {
+    const record = await this.get(idOrPrefix);
+    await this.#locks.lock(record.id, async () => {
+      if (record.state === 'exited') throw new BerthError('FailedPrecondition', `container ${record.id} has exited`);
+      await this.#runtime(record).update(record.id, resources);
+      for (const key of ['cpuShares', 'cpuQuota', 'cpuPeriod', 'memoryLimit'] as const) if (resources[key] > 0) record.spec[key] = resources[key];
+      await this.#store.put(record.id, record);
+    });
+  }
+
+  /**
+   * Asks conmon to reopen the log file (after the kubelet rotated it). Never waits on a
+   * conmon that is gone: the control fifo is opened without blocking.
+   */
+  async reopenLog(idOrPrefix: string): Promise<void> {
+    const record = await this.get(idOrPrefix);
+    if (record.state !== 'running') throw new BerthError('FailedPrecondition', `container ${record.id} is not running; its log cannot be reopened`);
+    let ctl;
+    try {
+      ctl = await open(join(record.bundle, 'ctl'), fsConstants.O_WRONLY | fsConstants.O_NONBLOCK);
+    } catch (err) {
+      throw new BerthError('FailedPrecondition', `container ${record.id}: conmon is not listening (${(err as NodeJS.ErrnoException).code})`);
+    }
+    try {
+      await ctl.write('2 0 0\n');
+    } finally {
+      await ctl.close();
+    }
+    for (let i = 0; i < 40; i++) {
+      if (await stat(record.logFile).then(() => true, () => false)) return;
+      await sleep(50);
+    }
+    throw new BerthError('Internal', `container ${record.id}: conmon did not reopen ${record.logFile}`);
   }
 
   /** Runs a command in a running container (ExecSync). */

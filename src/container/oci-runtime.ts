@@ -152,6 +152,17 @@ export class OciRuntime {
     });
   }
 
+  /** Changes a running container's CPU and memory limits (0 leaves one as it is). */
+  async update(id: string, resources: { cpuShares: number; cpuQuota: number; cpuPeriod: number; memoryLimit: number }): Promise<void> {
+    const args: string[] = [];
+    if (resources.cpuShares > 0) args.push('--cpu-share', String(resources.cpuShares));
+    if (resources.cpuQuota > 0) args.push('--cpu-quota', String(resources.cpuQuota));
+    if (resources.cpuPeriod > 0) args.push('--cpu-period', String(resources.cpuPeriod));
+    if (resources.memoryLimit > 0) args.push('--memory', String(resources.memoryLimit), '--memory-swap', String(resources.memoryLimit));
+    if (args.length === 0) return;
+    await runCommand(this.options.path, [...this.#globalArgs, 'update', ...args, id], `updating the resources of container ${id}`);
+  }
+
   async start(id: string): Promise<void> {
     await runCommand(this.options.path, [...this.#globalArgs, 'start', id], `starting container ${id}`);
   }

@@ -21,6 +21,8 @@ export function containerHandlers(containers: ContainerManager): {
   containerStatus: Method<'containerStatus'>;
   listContainers: Method<'listContainers'>;
   execSync: Method<'execSync'>;
+  updateContainerResources: Method<'updateContainerResources'>;
+  reopenContainerLog: Method<'reopenContainerLog'>;
 } {
   return {
     createContainer: async (request) => {
@@ -48,6 +50,20 @@ export function containerHandlers(containers: ContainerManager): {
     execSync: async (request) => {
       const result = await containers.execSync(requireId(request.containerId, 'ExecSync'), request.cmd, Number(request.timeout));
       return { stdout: result.stdout, stderr: result.stderr, exitCode: result.exitCode };
+    },
+    updateContainerResources: async (request) => {
+      const linux = request.linux;
+      await containers.updateResources(requireId(request.containerId, 'UpdateContainerResources'), {
+        cpuShares: Number(linux?.cpuShares ?? 0n),
+        cpuQuota: Number(linux?.cpuQuota ?? 0n),
+        cpuPeriod: Number(linux?.cpuPeriod ?? 0n),
+        memoryLimit: Number(linux?.memoryLimitInBytes ?? 0n),
+      });
+      return {};
+    },
+    reopenContainerLog: async (request) => {
+      await containers.reopenLog(requireId(request.containerId, 'ReopenContainerLog'));
+      return {};
     },
     listContainers: async (request) => {
       const filter = request.filter;
