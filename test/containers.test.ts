@@ -280,3 +280,30 @@ test('UpdateContainerResources changes the cgroup; ReopenContainerLog starts a n
   await runtime.stopContainer({ containerId, timeout: 0n });
   await assert.rejects(runtime.reopenContainerLog({ containerId }), { code: grpc.status.FAILED_PRECONDITION });
 });
+
+test('container and pod stats: CPU time and nano-cores, memory, the writable layer', { skip }, async (t) => {
+  const { runtime, image, podId } = await setup(t);
+  const { containerId } = await runtime.createContainer({
+    podSandboxId: podId,
+    config: { metadata: { name: 'busy' }, image: { image }, command: ['sh', '-c', 'head -c 2000000 /dev/zero > /tmp/blob; while true; do :; done'], logPath: 'busy.log' },
+  });
+  await runtime.startContainer({ containerId });
+  await sleep(1000);
+  const first = (await runtime.containerStats({ containerId })).stats!;
+  await sleep(1000);
+  const second = (await runtime.containerStats({ containerId })).stats!;
+  assert.equal(second.attributes?.metadata?.name, 'busy');
+  assert.ok(second.cpu!.usageCoreNanoSeconds!.value > first.cpu!.usageCoreNanoSeconds!.value, 'CPU time grows');
+  const cores = Number(second.cpu!.usageNanoCores!.value) / 1e9;
+  assert.ok(cores > 0.3 && cores < 2.5, `a busy loop uses about one core (${cores})`);
+  assert.ok(second.memory!.workingSetBytes!.value > 0n);
+  assert.ok(second.writableLayer!.usedBytes!.value >= 2_000_000n, `the 2 MB file counts in the writable layer (${second.writableLayer!.usedBytes!.value})`);
+  const listed = await runtime.listContainerStats({ filter: { podSandboxId: podId } });
+  assert.deepEqual(listed.stats.map((s) => s.attributes?.id), [containerId]);
+  const pod = (await runtime.podSandboxStats({ podSandboxId: podId })).stats!;
+  assert.equal(pod.attributes?.id, podId);
+  assert.deepEqual(pod.linux?.containers.map((c) => c.attributes?.id), [containerId]);
+  assert.ok(pod.linux!.cpu!.usageCoreNanoSeconds!.value > 0n);
+  assert.equal((await runtime.listPodSandboxStats({})).stats.length, 1);
+  await runtime.stopContainer({ containerId, timeout: 0n });
+});

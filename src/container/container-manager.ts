@@ -129,13 +129,14 @@ export class ContainerManager {
       bundle,
       runtime: runtime.options.name,
       pid: 0,
+      cgroupsPath: `${pod.cgroupPath || '/berth'}/berth-${id}`,
     };
     try {
       await mkdir(bundle, { recursive: true, mode: 0o700 });
       const rootfs = await this.#mountRootfs(record, image.layers.map((l) => this.options.images.snapshots.path(l.chainId)).reverse());
       const imageConfig = (JSON.parse((await this.options.images.content.read(image.id)).toString('utf8')) as { config?: ImageRuntimeConfig }).config ?? {};
       const user = await resolveUser(rootfs, { ...spec, imageUser: image.user });
-      const cgroupsPath = `${pod.cgroupPath || '/berth'}/berth-${id}`;
+      const cgroupsPath = record.cgroupsPath;
       const seccomp = await seccompFor(spec.seccomp, spec.privileged);
       const oci = buildOciSpec({ id, spec, pod, image: imageConfig, user, rootfs, cgroupsPath, minOomScoreAdj: await ownOomScoreAdj(), seccomp });
       if (!spec.stopSignal && imageConfig.StopSignal) record.spec.stopSignal = imageConfig.StopSignal;

@@ -63,4 +63,6 @@ export interface ContainerRecord {
   bundle: string;
   runtime: string;
   pid: number;
+  /** The container's cgroup (under its pod's parent). */
+  cgroupsPath: string;
 }

@@ -12,6 +12,7 @@ import type { ImageManager } from '../image/image-manager.js';
 import type { SandboxManager } from '../pod/sandbox-manager.js';
 import type { ContainerManager } from '../container/container-manager.js';
 import { containerHandlers } from './container-lifecycle.js';
+import { statsHandlers } from './stats.js';
 import { runtimeConfigHandler, updateRuntimeConfigHandler } from './runtime-config.js';
 import { removePodSandboxHandler, runPodSandboxHandler, stopPodSandboxHandler } from './sandbox-run.js';
 import { listPodSandboxHandler, podSandboxStatusHandler } from './sandbox-status.js';
@@ -34,6 +35,7 @@ export function runtimeHandlers(deps: CriDeps): ServiceHandlers<MethodsOf<typeof
     podSandboxStatus: podSandboxStatusHandler(deps.pods),
     listPodSandbox: listPodSandboxHandler(deps.pods),
     ...containerHandlers(deps.containers),
+    ...statsHandlers(deps.containers, deps.pods),
   };
 }
 

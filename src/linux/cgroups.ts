@@ -96,3 +96,54 @@ async function exists(path: string): Promise<boolean> {
     () => false,
   );
 }
+
+export interface CgroupUsage {
+  /** Total CPU time, nanoseconds. */
+  cpuNanos: number;
+  memoryUsage: number;
+  /** Usage less inactive file cache: what the kubelet evicts on. */
+  workingSet: number;
+  rss: number;
+  pageFaults: number;
+  majorPageFaults: number;
+}
+
+/** CPU and memory usage of a cgroup, from v1 controllers or the v2 unified hierarchy. */
+export async function cgroupUsage(path: string): Promise<CgroupUsage | undefined> {
+  const hierarchies = await cgroupHierarchies();
+  const v1 = (controller: string) => hierarchies.find((h) => h.version === 1 && h.controllers.includes(controller));
+  const read = (file: string) => readFile(file, 'utf8').catch(() => undefined);
+  const stat = (text: string | undefined) => new Map((text ?? '').split('\n').map((l) => l.split(' ')).filter((p) => p.length === 2).map(([k, v]) => [k!, Number(v)]));
+  const cpuacct = v1('cpuacct');
+  const memory = v1('memory');
+  if (cpuacct && memory) {
+    const usage = await read(join(cpuacct.mount, path, 'cpuacct.usage'));
+    const memUsage = await read(join(memory.mount, path, 'memory.usage_in_bytes'));
+    if (usage === undefined || memUsage === undefined) return undefined;
+    const mstat = stat(await read(join(memory.mount, path, 'memory.stat')));
+    const used = Number(memUsage);
+    return {
+      cpuNanos: Number(usage),
+      memoryUsage: used,
+      workingSet: Math.max(0, used - (mstat.get('total_inactive_file') ?? 0)),
+      rss: mstat.get('total_rss') ?? 0,
+      pageFaults: mstat.get('total_pgfault') ?? 0,
+      majorPageFaults: mstat.get('total_pgmajfault') ?? 0,
+    };
+  }
+  const unified = hierarchies.find((h) => h.version === 2);
+  if (!unified) return undefined;
+  const cpu = stat(await read(join(unified.mount, path, 'cpu.stat')));
+  const current = await read(join(unified.mount, path, 'memory.current'));
+  if (current === undefined) return undefined;
+  const mstat = stat(await read(join(unified.mount, path, 'memory.stat')));
+  const used = Number(current);
+  return {
+    cpuNanos: (cpu.get('usage_usec') ?? 0) * 1000,
+    memoryUsage: used,
+    workingSet: Math.max(0, used - (mstat.get('inactive_file') ?? 0)),
+    rss: mstat.get('anon') ?? 0,
+    pageFaults: mstat.get('pgfault') ?? 0,
+    majorPageFaults: mstat.get('pgmajfault') ?? 0,
+  };
+}

@@ -1,0 +1,104 @@
+// ContainerStats, ListContainerStats, PodSandboxStats, ListPodSandboxStats: CPU and
+// memory from cgroups, the writable layer from the container's upper dir.
+import { join } from 'node:path';
+import type { MessageInitShape } from '@bufbuild/protobuf';
+import type { ContainerStatsSchema, CpuUsageSchema, MemoryUsageSchema, PodSandboxStatsSchema, RuntimeService } from '../gen/runtime/v1/api_pb.js';
+import type { UnaryHandler } from '../rpc/grpc-service.js';
+import type { ContainerManager } from '../container/container-manager.js';
+import type { ContainerRecord } from '../container/container-types.js';
+import { UsageSampler, writableLayerUsage, type UsageSample } from '../container/container-stats.js';
+import type { SandboxManager } from '../pod/sandbox-manager.js';
+import type { SandboxRecord } from '../pod/sandbox-types.js';
+import { invalidArgument } from '../errors.js';
+
+type Method<K extends keyof typeof RuntimeService.method> = UnaryHandler<(typeof RuntimeService.method)[K]>;
+
+const u64 = (n: number | undefined) => (n === undefined ? undefined : { value: BigInt(Math.round(n)) });
+
+function cpuOf(sample: UsageSample | undefined): MessageInitShape<typeof CpuUsageSchema> | undefined {
+  if (!sample) return undefined;
+  return { timestamp: sample.timestampNanos, usageCoreNanoSeconds: u64(sample.usage.cpuNanos), usageNanoCores: u64(sample.nanoCores) };
+}
+
+function memoryOf(sample: UsageSample | undefined): MessageInitShape<typeof MemoryUsageSchema> | undefined {
+  if (!sample) return undefined;
+  const m = sample.usage;
+  return {
+    timestamp: sample.timestampNanos,
+    workingSetBytes: u64(m.workingSet),
+    usageBytes: u64(m.memoryUsage),
+    rssBytes: u64(m.rss),
+    pageFaults: u64(m.pageFaults),
+    majorPageFaults: u64(m.majorPageFaults),
+  };
+}
+
+export function statsHandlers(containers: ContainerManager, pods: SandboxManager): {
+  containerStats: Method<'containerStats'>;
+  listContainerStats: Method<'listContainerStats'>;
+  podSandboxStats: Method<'podSandboxStats'>;
+  listPodSandboxStats: Method<'listPodSandboxStats'>;
+} {
+  const sampler = new UsageSampler();
+
+  const containerStats = async (record: ContainerRecord): Promise<MessageInitShape<typeof ContainerStatsSchema>> => {
+    const sample = record.state === 'running' ? await sampler.sample(record.id, record.cgroupsPath) : undefined;
+    const upper = join(record.bundle, 'upper');
+    const layer = await writableLayerUsage(upper);
+    return {
+      attributes: { id: record.id, metadata: { name: record.spec.name, attempt: record.spec.attempt }, labels: record.spec.labels, annotations: record.spec.annotations },
+      cpu: cpuOf(sample),
+      memory: memoryOf(sample),
+      writableLayer: { timestamp: BigInt(Date.now()) * 1_000_000n, fsId: { mountpoint: upper }, usedBytes: u64(layer.bytes), inodesUsed: u64(layer.inodes) },
+    };
+  };
+
+  const podStats = async (pod: SandboxRecord): Promise<MessageInitShape<typeof PodSandboxStatsSchema>> => {
+    const mine = await Promise.all(containers.ofPod(pod.id).map(containerStats));
+    // The pod's own cgroup holds all its containers; without one, their sum is the pod.
+    const sample = pod.cgroupPath ? await sampler.sample(`pod:${pod.id}`, pod.cgroupPath) : undefined;
+    const sum = (pick: (c: (typeof mine)[number]) => bigint | undefined) => mine.reduce((a, c) => a + (pick(c) ?? 0n), 0n);
+    const now = BigInt(Date.now()) * 1_000_000n;
+    return {
+      attributes: { id: pod.id, metadata: { name: pod.spec.name, uid: pod.spec.uid, namespace: pod.spec.namespace, attempt: pod.spec.attempt }, labels: pod.spec.labels, annotations: pod.spec.annotations },
+      linux: {
+        cpu: cpuOf(sample) ?? { timestamp: now, usageCoreNanoSeconds: { value: sum((c) => c.cpu?.usageCoreNanoSeconds?.value) }, usageNanoCores: { value: sum((c) => c.cpu?.usageNanoCores?.value) } },
+        memory: memoryOf(sample) ?? {
+          timestamp: now,
+          workingSetBytes: { value: sum((c) => c.memory?.workingSetBytes?.value) },
+          usageBytes: { value: sum((c) => c.memory?.usageBytes?.value) },
+          rssBytes: { value: sum((c) => c.memory?.rssBytes?.value) },
+        },
+        containers: mine,
+      },
+    };
+  };
+
+  return {
+    containerStats: async (request) => {
+      if (!request.containerId) throw invalidArgument('ContainerStats: container_id is required');
+      return { stats: await containerStats(await containers.get(request.containerId)) };
+    },
+    listContainerStats: async (request) => {
+      const f = request.filter;
+      let records = await containers.listFresh();
+      if (f?.id) records = records.filter((r) => r.id.startsWith(f.id));
+      if (f?.podSandboxId) records = records.filter((r) => r.podId.startsWith(f.podSandboxId));
+      const selector = Object.entries(f?.labelSelector ?? {});
+      if (selector.length > 0) records = records.filter((r) => selector.every(([k, v]) => r.spec.labels[k] === v));
+      return { stats: await Promise.all(records.map(containerStats)) };
+    },
+    podSandboxStats: async (request) => {
+      if (!request.podSandboxId) throw invalidArgument('PodSandboxStats: pod_sandbox_id is required');
+      return { stats: await podStats(pods.get(request.podSandboxId)) };
+    },
+    listPodSandboxStats: async (request) => {
+      const f = request.filter;
+      let records = pods.list();
+      if (f?.id) records = records.filter((r) => r.id.startsWith(f.id));
+      const selector = Object.entries(f?.labelSelector ?? {});
+      if (selector.length > 0) records = records.filter((r) => selector.every(([k, v]) => r.spec.labels[k] === v));
+      return { stats: await Promise.all(records.map(podStats)) };
+    },
+  };
+}
