@@ -282,7 +282,7 @@ test('UpdateContainerResources changes the cgroup; ReopenContainerLog starts a n
 });
 
 test('container and pod stats: CPU time and nano-cores, memory, the writable layer', { skip }, async (t) => {
-  const { runtime, image, podId } = await setup(t);
+  const { berthd, runtime, image, podId } = await setup(t);
   const { containerId } = await runtime.createContainer({
     podSandboxId: podId,
     config: { metadata: { name: 'busy' }, image: { image }, command: ['sh', '-c', 'head -c 2000000 /dev/zero > /tmp/blob; while true; do :; done'], logPath: 'busy.log' },
@@ -305,5 +305,10 @@ test('container and pod stats: CPU time and nano-cores, memory, the writable lay
   assert.deepEqual(pod.linux?.containers.map((c) => c.attributes?.id), [containerId]);
   assert.ok(pod.linux!.cpu!.usageCoreNanoSeconds!.value > 0n);
   assert.equal((await runtime.listPodSandboxStats({})).stats.length, 1);
+  const table = (await berthd.ctl(['stats'])).stdout;
+  assert.match(table, new RegExp(`^${containerId.slice(0, 13)}\\s+busy\\s+\\d+\\.\\d\\d\\s+\\S+B\\s+\\S+B\\s+\\d+$`, 'm'), table);
+  assert.match((await berthd.ctl(['statsp'])).stdout, /^ctr-pod\s+/m);
+  assert.equal((await berthd.ctl(['update', '--memory', String(80 << 20), containerId])).code, 0);
+  assert.equal((await readFile(`/sys/fs/cgroup/memory/berth/berth-${containerId}/memory.limit_in_bytes`, 'utf8')).trim(), String(80 << 20));
   await runtime.stopContainer({ containerId, timeout: 0n });
 });

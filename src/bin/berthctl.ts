@@ -19,6 +19,9 @@ import { parseDuration } from '../util/duration.js';
 import {
   createContainerCommand,
   execSyncCommand,
+  podStatsCommand,
+  statsCommand,
+  updateCommand,
   inspectContainersCommand,
   logsCommand,
   psCommand,
@@ -317,6 +320,36 @@ program
       process.exitCode = result.exitCode;
       return '';
     }),
+  );
+
+program
+  .command('stats')
+  .description('show container resource usage')
+  .argument('[container-id...]')
+  .option('-a, --all', 'all containers (the default here)')
+  .option('-p, --pod <pod-id>', 'only containers of this pod')
+  .addOption(outputOption('table', ['json', 'yaml', 'table']))
+  .action((ids: string[], opts: { all?: boolean; pod?: string; output: string }) =>
+    withClients((c) => statsCommand(c, { ids, pod: opts.pod, all: opts.all ?? false, output: parseOutputFormat(opts.output, 'table') })),
+  );
+
+program
+  .command('statsp')
+  .description('show pod resource usage')
+  .option('--id <pod-id>', 'only this pod')
+  .addOption(outputOption('table', ['json', 'yaml', 'table']))
+  .action((opts: { id?: string; output: string }) => withClients((c) => podStatsCommand(c, { id: opts.id, output: parseOutputFormat(opts.output, 'table') })));
+
+program
+  .command('update')
+  .description('update the CPU and memory limits of containers')
+  .argument('<container-id...>')
+  .option('--cpu-share <shares>', 'CPU shares', (v: string) => Number(v))
+  .option('--cpu-quota <us>', 'CPU CFS quota', (v: string) => Number(v))
+  .option('--cpu-period <us>', 'CPU CFS period', (v: string) => Number(v))
+  .option('--memory <bytes>', 'memory limit in bytes', (v: string) => Number(v))
+  .action((ids: string[], opts: { cpuShare?: number; cpuQuota?: number; cpuPeriod?: number; memory?: number }) =>
+    withClients((c) => updateCommand(c, ids, { cpuShares: opts.cpuShare, cpuQuota: opts.cpuQuota, cpuPeriod: opts.cpuPeriod, memory: opts.memory })),
   );
 
 try {

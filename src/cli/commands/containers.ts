@@ -3,10 +3,18 @@
 import { createReadStream } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { ContainerConfigSchema, ContainerSchema, ContainerState, ContainerStatusSchema, PodSandboxConfigSchema } from '../../gen/runtime/v1/api_pb.js';
+import {
+  ContainerConfigSchema,
+  ContainerSchema,
+  ContainerState,
+  ContainerStatsSchema,
+  ContainerStatusSchema,
+  PodSandboxConfigSchema,
+  PodSandboxStatsSchema,
+} from '../../gen/runtime/v1/api_pb.js';
 import { call, type CriClients } from '../runtime-client.js';
 import { formatStructured, formatTable, messageJson, withInfo, type OutputFormat } from '../output.js';
-import { truncateId } from './images.js';
+import { humanSize, truncateId } from './images.js';
 import { humanDuration, loadMessageFile } from './pods.js';
 
 const stateNames: Record<ContainerState, string> = {
@@ -169,4 +177,60 @@ export async function execSyncCommand(clients: CriClients, id: string, command: 
     clients.runtime.execSync({ containerId: id, cmd: command, timeout: BigInt(timeoutSeconds) }, { timeoutMs: timeoutSeconds > 0 ? timeoutSeconds * 1000 + 30_000 : 0 }),
   );
   return response;
+}
+
+/** berthctl stats: crictl's columns (CPU % from nano-cores, memory working set, writable layer). */
+export async function statsCommand(clients: CriClients, options: { ids: string[]; pod?: string; all: boolean; output: OutputFormat }): Promise<string> {
+  const response = await call('listing container stats', () =>
+    clients.runtime.listContainerStats({ filter: { id: options.ids[0] ?? '', podSandboxId: options.pod ?? '' } }, { timeoutMs: clients.settings.timeoutMs }),
+  );
+  const stats = response.stats;
+  if (options.output !== 'table') return formatStructured({ stats: stats.map((s) => messageJson(ContainerStatsSchema, s)) }, options.output);
+  return formatTable(
+    ['CONTAINER', 'NAME', 'CPU %', 'MEM', 'DISK', 'INODES'],
+    stats.map((s) => [
+      truncateId(s.attributes?.id ?? ''),
+      s.attributes?.metadata?.name ?? '',
+      (Number(s.cpu?.usageNanoCores?.value ?? 0n) / 1e7).toFixed(2),
+      humanSize(Number(s.memory?.workingSetBytes?.value ?? 0n)),
+      humanSize(Number(s.writableLayer?.usedBytes?.value ?? 0n)),
+      String(s.writableLayer?.inodesUsed?.value ?? 0n),
+    ]),
+  );
+}
+
+export async function podStatsCommand(clients: CriClients, options: { id?: string; output: OutputFormat }): Promise<string> {
+  const response = await call('listing pod stats', () => clients.runtime.listPodSandboxStats({ filter: { id: options.id ?? '' } }, { timeoutMs: clients.settings.timeoutMs }));
+  if (options.output !== 'table') return formatStructured({ stats: response.stats.map((s) => messageJson(PodSandboxStatsSchema, s)) }, options.output);
+  return formatTable(
+    ['POD', 'POD ID', 'CPU %', 'MEM'],
+    response.stats.map((s) => [
+      s.attributes?.metadata?.name ?? '',
+      truncateId(s.attributes?.id ?? ''),
+      (Number(s.linux?.cpu?.usageNanoCores?.value ?? 0n) / 1e7).toFixed(2),
+      humanSize(Number(s.linux?.memory?.workingSetBytes?.value ?? 0n)),
+    ]),
+  );
+}
+
+export async function updateCommand(clients: CriClients, ids: string[], options: { cpuShares?: number; cpuQuota?: number; cpuPeriod?: number; memory?: number }): Promise<string> {
+  let out = '';
+  for (const id of ids) {
+    await call(`updating the container "${id}"`, () =>
+      clients.runtime.updateContainerResources(
+        {
+          containerId: id,
+          linux: {
+            cpuShares: BigInt(options.cpuShares ?? 0),
+            cpuQuota: BigInt(options.cpuQuota ?? 0),
+            cpuPeriod: BigInt(options.cpuPeriod ?? 0),
+            memoryLimitInBytes: BigInt(options.memory ?? 0),
+          },
+        },
+        { timeoutMs: clients.settings.timeoutMs },
+      ),
+    );
+    out += `${id}\n`;
+  }
+  return out;
 }
