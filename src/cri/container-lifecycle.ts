@@ -5,6 +5,7 @@ import type { UnaryHandler } from '../rpc/grpc-service.js';
 import { invalidArgument } from '../errors.js';
 import type { ContainerManager } from '../container/container-manager.js';
 import { containerSpecFrom, criContainerStates, toCriContainer, toCriContainerStatus } from './container-translate.js';
+import { filterContainers } from './list-filters.js';
 
 type Method<K extends keyof typeof RuntimeService.method> = UnaryHandler<(typeof RuntimeService.method)[K]>;
 
@@ -67,12 +68,8 @@ export function containerHandlers(containers: ContainerManager): {
     },
     listContainers: async (request) => {
       const filter = request.filter;
-      let records = await containers.listFresh();
-      if (filter?.id) records = records.filter((r) => r.id.startsWith(filter.id));
-      if (filter?.podSandboxId) records = records.filter((r) => r.podId.startsWith(filter.podSandboxId));
+      let records = filterContainers(await containers.listFresh(), filter);
       if (filter?.state) records = records.filter((r) => criContainerStates[r.state] === filter.state!.state);
-      const selector = Object.entries(filter?.labelSelector ?? {});
-      if (selector.length > 0) records = records.filter((r) => selector.every(([k, v]) => r.spec.labels[k] === v));
       return { containers: records.map(toCriContainer) };
     },
   };

@@ -4,6 +4,7 @@ import type { UnaryHandler } from '../rpc/grpc-service.js';
 import { invalidArgument } from '../errors.js';
 import type { SandboxManager } from '../pod/sandbox-manager.js';
 import { toCriSandbox, toCriSandboxStatus } from './sandbox-translate.js';
+import { filterPods } from './list-filters.js';
 
 export function podSandboxStatusHandler(pods: SandboxManager): UnaryHandler<typeof RuntimeService.method.podSandboxStatus> {
   return async (request) => {
@@ -29,14 +30,11 @@ export function podSandboxStatusHandler(pods: SandboxManager): UnaryHandler<type
 export function listPodSandboxHandler(pods: SandboxManager): UnaryHandler<typeof RuntimeService.method.listPodSandbox> {
   return async (request) => {
     const filter = request.filter;
-    let records = pods.list();
-    if (filter?.id) records = records.filter((r) => r.id.startsWith(filter.id));
+    let records = filterPods(pods.list(), filter);
     if (filter?.state) {
       const wanted = filter.state.state === PodSandboxState.SANDBOX_READY ? 'ready' : 'notready';
       records = records.filter((r) => r.state === wanted);
     }
-    const selector = Object.entries(filter?.labelSelector ?? {});
-    if (selector.length > 0) records = records.filter((r) => selector.every(([k, v]) => r.spec.labels[k] === v));
     records.sort((a, b) => (BigInt(b.createdAt) > BigInt(a.createdAt) ? 1 : -1));
     return { items: records.map(toCriSandbox) };
   };

@@ -10,6 +10,7 @@ import { UsageSampler, writableLayerUsage, type UsageSample } from '../container
 import type { SandboxManager } from '../pod/sandbox-manager.js';
 import type { SandboxRecord } from '../pod/sandbox-types.js';
 import { invalidArgument } from '../errors.js';
+import { filterContainers, filterPods } from './list-filters.js';
 
 type Method<K extends keyof typeof RuntimeService.method> = UnaryHandler<(typeof RuntimeService.method)[K]>;
 
@@ -80,12 +81,7 @@ export function statsHandlers(containers: ContainerManager, pods: SandboxManager
       return { stats: await containerStats(await containers.get(request.containerId)) };
     },
     listContainerStats: async (request) => {
-      const f = request.filter;
-      let records = await containers.listFresh();
-      if (f?.id) records = records.filter((r) => r.id.startsWith(f.id));
-      if (f?.podSandboxId) records = records.filter((r) => r.podId.startsWith(f.podSandboxId));
-      const selector = Object.entries(f?.labelSelector ?? {});
-      if (selector.length > 0) records = records.filter((r) => selector.every(([k, v]) => r.spec.labels[k] === v));
+      const records = filterContainers(await containers.listFresh(), request.filter);
       return { stats: await Promise.all(records.map(containerStats)) };
     },
     podSandboxStats: async (request) => {
@@ -93,12 +89,7 @@ export function statsHandlers(containers: ContainerManager, pods: SandboxManager
       return { stats: await podStats(pods.get(request.podSandboxId)) };
     },
     listPodSandboxStats: async (request) => {
-      const f = request.filter;
-      let records = pods.list();
-      if (f?.id) records = records.filter((r) => r.id.startsWith(f.id));
-      const selector = Object.entries(f?.labelSelector ?? {});
-      if (selector.length > 0) records = records.filter((r) => selector.every(([k, v]) => r.spec.labels[k] === v));
-      return { stats: await Promise.all(records.map(podStats)) };
+      return { stats: await Promise.all(filterPods(pods.list(), request.filter).map(podStats)) };
     },
   };
 }

@@ -15,7 +15,7 @@ import {
 import { call, type CriClients } from '../runtime-client.js';
 import { formatStructured, formatTable, messageJson, withInfo, type OutputFormat } from '../output.js';
 import { humanSize, truncateId } from './images.js';
-import { humanDuration, loadMessageFile } from './pods.js';
+import { humanDuration, loadMessageFile, parseLabelSelector } from './pods.js';
 
 const stateNames: Record<ContainerState, string> = {
   [ContainerState.CONTAINER_CREATED]: 'Created',
@@ -67,7 +67,7 @@ export interface PsOptions {
 }
 
 export async function psCommand(clients: CriClients, options: PsOptions): Promise<string> {
-  const labelSelector = Object.fromEntries(options.labels.map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
+  const labelSelector = parseLabelSelector(options.labels);
   const response = await call('listing containers', () =>
     clients.runtime.listContainers({ filter: { podSandboxId: options.pod ?? '', labelSelector } }, { timeoutMs: clients.settings.timeoutMs }),
   );

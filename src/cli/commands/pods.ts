@@ -53,13 +53,7 @@ export interface PodsOptions {
 }
 
 export async function podsCommand(clients: CriClients, options: PodsOptions): Promise<string> {
-  const labelSelector = Object.fromEntries(
-    options.labels.map((l) => {
-      const eq = l.indexOf('=');
-      if (eq <= 0) throw new Error(`--label "${l}" must be KEY=VALUE`);
-      return [l.slice(0, eq), l.slice(eq + 1)];
-    }),
-  );
+  const labelSelector = parseLabelSelector(options.labels);
   let state: { state: PodSandboxState } | undefined;
   if (options.state) {
     const wanted = options.state.toLowerCase();
@@ -144,6 +138,17 @@ export async function removePodsCommand(clients: CriClients, ids: string[], opti
     out += `Removed sandbox ${id}\n`;
   }
   return out;
+}
+
+/** --label KEY=VALUE flags as a CRI label selector. */
+export function parseLabelSelector(labels: string[]): Record<string, string> {
+  return Object.fromEntries(
+    labels.map((l) => {
+      const eq = l.indexOf('=');
+      if (eq <= 0) throw new Error(`--label "${l}" must be KEY=VALUE`);
+      return [l.slice(0, eq), l.slice(eq + 1)];
+    }),
+  );
 }
 
 /** Go's units.HumanDuration, as crictl prints ages. */
