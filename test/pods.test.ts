@@ -133,12 +133,17 @@ test('stop then remove leaves nothing behind, and both are idempotent', { skip }
     config: { ...podConfig('leaky'), logDirectory: '/tmp', linux: { cgroupParent } } as never,
   });
   const during = await leakState(berthd, net);
-  assert.ok(during.links === before.links + 1 && during.reserved === before.reserved + 1 && during.pins === before.pins + 3, JSON.stringify({ before, during }));
+  // Network, UTS, IPC and (no namespace options: PID mode POD) the pod's PID namespace.
+  assert.ok(during.links === before.links + 1 && during.reserved === before.reserved + 1 && during.pins === before.pins + 4, JSON.stringify({ before, during }));
+  const init = (JSON.parse((await client.podSandboxStatus({ podSandboxId: id, verbose: true })).info.info!) as { pid: number }).pid;
+  assert.equal((await readFile(`/proc/${init}/comm`, 'utf8')).trim(), 'catatonit', "the pod's PID namespace has its init");
   assert.ok(existsSync(`/sys/fs/cgroup/memory${cgroupParent}`), 'the pod cgroup parent exists');
 
   await client.stopPodSandbox({ podSandboxId: id });
   const stopped = await client.podSandboxStatus({ podSandboxId: id });
   assert.equal(stopped.status?.state, PodSandboxState.SANDBOX_NOTREADY);
+  const initState = (await readFile(`/proc/${init}/stat`, 'utf8').catch(() => '')).split(') ')[1]?.[0];
+  assert.ok(initState === undefined || initState === 'Z', `the pod's init is gone (${initState})`);
   assert.equal(stopped.status?.network?.ip, '');
   await client.stopPodSandbox({ podSandboxId: id });
   await client.removePodSandbox({ podSandboxId: id });

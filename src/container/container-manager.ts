@@ -16,11 +16,14 @@ import { runCommand } from '../linux/command.js';
 import { mountPoints } from '../linux/namespaces.js';
 import type { ImageManager } from '../image/image-manager.js';
 import type { SandboxManager } from '../pod/sandbox-manager.js';
-import { buildOciSpec, type ImageRuntimeConfig } from './oci-spec.js';
+import { devicesFromPath, hostDevices } from '../linux/devices.js';
+import { hostCapabilities } from '../linux/capabilities.js';
+import type { SandboxRecord } from '../pod/sandbox-types.js';
+import { buildOciSpec, ociResources, type ImageRuntimeConfig } from './oci-spec.js';
 import { OciRuntime } from './oci-runtime.js';
 import { resolveUser } from './user.js';
 import { seccompFor } from './seccomp.js';
-import type { ContainerRecord, ContainerSpec, ContainerState } from './container-types.js';
+import type { ContainerRecord, ContainerResources, ContainerSpec, ContainerState } from './container-types.js';
 
 export interface ContainerManagerOptions {
   config: BerthConfig;
@@ -110,6 +113,10 @@ export class ContainerManager {
     for (const m of spec.mounts) {
       if (!isAbsolute(m.containerPath) || !isAbsolute(m.hostPath)) throw new BerthError('InvalidArgument', `mount ${m.hostPath}:${m.containerPath} needs absolute paths`);
     }
+    const pidNamespace = await this.#pidNamespace(pod, spec);
+    const devices = spec.privileged
+      ? (await hostDevices()).map((d) => ({ ...d, permissions: 'rwm' }))
+      : (await Promise.all(spec.devices.map(async (d) => (await devicesFromPath(d.hostPath, d.containerPath)).map((node) => ({ ...node, permissions: d.permissions }))))).flat();
     const id = randomBytes(32).toString('hex');
     this.#names.set(key, id);
     const bundle = join(this.#dir, id);
@@ -138,7 +145,7 @@ export class ContainerManager {
       const user = await resolveUser(rootfs, { ...spec, imageUser: image.user });
       const cgroupsPath = record.cgroupsPath;
       const seccomp = await seccompFor(spec.seccomp, spec.privileged);
-      const oci = buildOciSpec({ id, spec, pod, image: imageConfig, user, rootfs, cgroupsPath, minOomScoreAdj: await ownOomScoreAdj(), seccomp });
+      const oci = buildOciSpec({ id, spec, pod, image: imageConfig, user, rootfs, cgroupsPath, minOomScoreAdj: await ownOomScoreAdj(), seccomp, devices, pidNamespace, hostCapabilities: await hostCapabilities() });
       if (!spec.stopSignal && imageConfig.StopSignal) record.spec.stopSignal = imageConfig.StopSignal;
       await writeFile(join(bundle, 'config.json'), JSON.stringify(oci));
       await mkdir(dirname(logFile), { recursive: true });
@@ -210,15 +217,51 @@ export class ContainerManager {
     });
   }
 
-  /** New CPU and memory limits for a running or created container, recorded for status. */
-  async updateResources(idOrPrefix: string, resources: Pick<ContainerSpec, 'cpuShares' | 'cpuQuota' | 'cpuPeriod' | 'memoryLimit'>): Promise<void> {
+  /**
+   * New resources for a running or created container, recorded for status. What the
+   * request leaves unset (0 or empty) keeps its current value.
+   */
+  async updateResources(idOrPrefix: string, resources: ContainerResources): Promise<void> {
     const record = await this.get(idOrPrefix);
     await this.#locks.lock(record.id, async () => {
       if (record.state === 'exited') throw new BerthError('FailedPrecondition', `container ${record.id} has exited`);
-      await this.#runtime(record).update(record.id, resources);
-      for (const key of ['cpuShares', 'cpuQuota', 'cpuPeriod', 'memoryLimit'] as const) if (resources[key] > 0) record.spec[key] = resources[key];
+      const merged: ContainerResources = {
+        cpuShares: resources.cpuShares || record.spec.cpuShares,
+        cpuQuota: resources.cpuQuota || record.spec.cpuQuota,
+        cpuPeriod: resources.cpuPeriod || record.spec.cpuPeriod,
+        memoryLimit: resources.memoryLimit || record.spec.memoryLimit,
+        // A new memory limit without a swap limit means no swap again.
+        memorySwapLimit: resources.memorySwapLimit || (resources.memoryLimit ? 0 : (record.spec.memorySwapLimit ?? 0)),
+        cpusetCpus: resources.cpusetCpus || (record.spec.cpusetCpus ?? ''),
+        cpusetMems: resources.cpusetMems || (record.spec.cpusetMems ?? ''),
+        hugepageLimits: resources.hugepageLimits.length > 0 ? resources.hugepageLimits : (record.spec.hugepageLimits ?? []),
+        unified: Object.keys(resources.unified).length > 0 ? resources.unified : (record.spec.unified ?? {}),
+      };
+      await this.#runtime(record).update(record.id, ociResources(merged));
+      Object.assign(record.spec, merged);
       await this.#store.put(record.id, record);
     });
+  }
+
+  /** The PID namespace a container gets: the pod's, its own, the host's, or a target container's. */
+  async #pidNamespace(pod: SandboxRecord, spec: ContainerSpec): Promise<{ path?: string } | undefined> {
+    const mode = spec.pidMode ?? pod.spec.namespaces.pid;
+    switch (mode) {
+      case 'node':
+        return undefined;
+      case 'container':
+        return {};
+      case 'pod':
+        if (!pod.pidns) throw new BerthError('FailedPrecondition', `pod sandbox ${pod.id} has no shared PID namespace (its PID mode is ${pod.spec.namespaces.pid.toUpperCase()})`);
+        return { path: pod.pidns };
+      case 'target': {
+        if (!spec.pidTargetId) throw new BerthError('InvalidArgument', 'PID namespace mode TARGET needs a target_id');
+        const target = await this.get(spec.pidTargetId);
+        if (target.podId !== pod.id) throw new BerthError('InvalidArgument', `target container ${target.id} is not in pod ${pod.id}`);
+        if (target.state !== 'running') throw new BerthError('FailedPrecondition', `target container ${target.id} is not running`);
+        return { path: `/proc/${target.pid}/ns/pid` };
+      }
+    }
   }
 
   /**

@@ -1,5 +1,6 @@
 // Containers in berth's own terms (cri/ translates the CRI messages to these).
 import type { SeccompChoice } from './seccomp.js';
+import type { NamespaceMode } from '../pod/sandbox-types.js';
 export type ContainerState = 'created' | 'running' | 'exited' | 'unknown';
 
 export interface ContainerMount {
@@ -9,7 +10,35 @@ export interface ContainerMount {
   propagation: 'private' | 'rslave' | 'rshared';
 }
 
-export interface ContainerSpec {
+export interface ContainerDevice {
+  containerPath: string;
+  hostPath: string;
+  /** Cgroup access: a subset of "rwm". */
+  permissions: string;
+}
+
+export interface HugepageLimit {
+  pageSize: string;
+  limit: number;
+}
+
+/** Resources a container is created with and UpdateContainerResources changes. */
+export interface ContainerResources {
+  /** CPU and memory limits (0: none). */
+  cpuShares: number;
+  cpuQuota: number;
+  cpuPeriod: number;
+  memoryLimit: number;
+  /** Memory plus swap; 0: the same as memoryLimit (no swap), as containerd does. */
+  memorySwapLimit: number;
+  cpusetCpus: string;
+  cpusetMems: string;
+  hugepageLimits: HugepageLimit[];
+  /** cgroup v2 files, written as given. */
+  unified: Record<string, string>;
+}
+
+export interface ContainerSpec extends ContainerResources {
   name: string;
   attempt: number;
   /** What the caller named the image, and the image's id. */
@@ -35,11 +64,14 @@ export interface ContainerSpec {
   noNewPrivs: boolean;
   capAdd: string[];
   capDrop: string[];
-  /** CPU and memory limits (0: none). */
-  cpuShares: number;
-  cpuQuota: number;
-  cpuPeriod: number;
-  memoryLimit: number;
+  capAmbient: string[];
+  /** Paths masked and made read-only inside; undefined: berth's defaults. */
+  maskedPaths?: string[];
+  readonlyPaths?: string[];
+  devices: ContainerDevice[];
+  /** The container's PID namespace; undefined: the pod's mode. TARGET names a container. */
+  pidMode?: NamespaceMode;
+  pidTargetId: string;
   oomScoreAdj: number;
   stopSignal: string;
   /** RuntimeDefault unless the request asks otherwise. */

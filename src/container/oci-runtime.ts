@@ -152,15 +152,9 @@ export class OciRuntime {
     });
   }
 
-  /** Changes a running container's CPU and memory limits (0 leaves one as it is). */
-  async update(id: string, resources: { cpuShares: number; cpuQuota: number; cpuPeriod: number; memoryLimit: number }): Promise<void> {
-    const args: string[] = [];
-    if (resources.cpuShares > 0) args.push('--cpu-share', String(resources.cpuShares));
-    if (resources.cpuQuota > 0) args.push('--cpu-quota', String(resources.cpuQuota));
-    if (resources.cpuPeriod > 0) args.push('--cpu-period', String(resources.cpuPeriod));
-    if (resources.memoryLimit > 0) args.push('--memory', String(resources.memoryLimit), '--memory-swap', String(resources.memoryLimit));
-    if (args.length === 0) return;
-    await runCommand(this.options.path, [...this.#globalArgs, 'update', ...args, id], `updating the resources of container ${id}`);
+  /** Gives a container new resources (an OCI linux.resources object, through `update -r -`). */
+  async update(id: string, resources: Record<string, unknown>): Promise<void> {
+    await runCommand(this.options.path, [...this.#globalArgs, 'update', '--resources', '-', id], `updating the resources of container ${id}`, { input: JSON.stringify(resources) });
   }
 
   async start(id: string): Promise<void> {

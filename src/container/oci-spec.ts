@@ -1,7 +1,8 @@
 // The OCI runtime config.json of a container, from its spec, its pod and its image.
 import { join } from 'node:path';
 import type { SandboxRecord } from '../pod/sandbox-types.js';
-import type { ContainerSpec } from './container-types.js';
+import type { ContainerResources, ContainerSpec } from './container-types.js';
+import type { DeviceNode } from '../linux/devices.js';
 
 export interface ImageRuntimeConfig {
   Entrypoint?: string[] | null;
@@ -58,11 +59,34 @@ export interface OciSpecInput {
   minOomScoreAdj: number;
   /** The linux.seccomp section, or undefined for none. */
   seccomp?: Record<string, unknown>;
+  /** Device nodes and the cgroup access each gets. */
+  devices: Array<DeviceNode & { permissions: string }>;
+  /** What "ALL" and privileged grant: the capabilities berthd itself holds. */
+  hostCapabilities: string[];
+  /** The PID namespace: undefined for the host's, {} for a new one, a path to join one. */
+  pidNamespace?: { path?: string };
+}
+
+/** The OCI linux.resources of a container (also what `runc update -r` takes). */
+export function ociResources(spec: ContainerResources): Record<string, unknown> {
+  const resources: Record<string, unknown> = {};
+  const cpu: Record<string, unknown> = {};
+  if (spec.cpuShares > 0) cpu.shares = spec.cpuShares;
+  if (spec.cpuQuota > 0) cpu.quota = spec.cpuQuota;
+  if (spec.cpuPeriod > 0) cpu.period = spec.cpuPeriod;
+  if (spec.cpusetCpus) cpu.cpus = spec.cpusetCpus;
+  if (spec.cpusetMems) cpu.mems = spec.cpusetMems;
+  if (Object.keys(cpu).length > 0) resources.cpu = cpu;
+  // No swap unless asked, as containerd does: swap equal to the limit.
+  if (spec.memoryLimit > 0) resources.memory = { limit: spec.memoryLimit, swap: spec.memorySwapLimit > 0 ? spec.memorySwapLimit : spec.memoryLimit };
+  if (spec.hugepageLimits.length > 0) resources.hugepageLimits = spec.hugepageLimits.map((h) => ({ pageSize: h.pageSize, limit: h.limit }));
+  if (Object.keys(spec.unified).length > 0) resources.unified = spec.unified;
+  return resources;
 }
 
 export function buildOciSpec(input: OciSpecInput): Record<string, unknown> {
   const { spec, pod, image, user } = input;
-  const caps = spec.privileged ? allCapabilities() : capabilitySet(spec.capAdd, spec.capDrop);
+  const caps = spec.privileged ? input.hostCapabilities : capabilitySet(spec.capAdd, spec.capDrop, input.hostCapabilities);
   const mounts: Array<Record<string, unknown>> = [
     { destination: '/proc', type: 'proc', source: 'proc', options: ['nosuid', 'noexec', 'nodev'] },
     { destination: '/dev', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'strictatime', 'mode=755', 'size=65536k'] },
@@ -85,16 +109,14 @@ export function buildOciSpec(input: OciSpecInput): Record<string, unknown> {
   if (pod.netns) namespaces.push({ type: 'network', path: pod.netns });
   if (pod.utsns) namespaces.push({ type: 'uts', path: pod.utsns });
   if (pod.ipcns) namespaces.push({ type: 'ipc', path: pod.ipcns });
-  if (pod.spec.namespaces.pid !== 'node') namespaces.push({ type: 'pid' });
+  if (input.pidNamespace) namespaces.push({ type: 'pid', ...input.pidNamespace });
 
-  const resources: Record<string, unknown> = { devices: [{ allow: false, access: 'rwm' }] };
-  const cpu: Record<string, number> = {};
-  if (spec.cpuShares > 0) cpu.shares = spec.cpuShares;
-  if (spec.cpuQuota > 0) cpu.quota = spec.cpuQuota;
-  if (spec.cpuPeriod > 0) cpu.period = spec.cpuPeriod;
-  if (Object.keys(cpu).length > 0) resources.cpu = cpu;
-  if (spec.memoryLimit > 0) resources.memory = { limit: spec.memoryLimit, swap: spec.memoryLimit };
-  if (spec.privileged) resources.devices = [{ allow: true, access: 'rwm' }];
+  const resources: Record<string, unknown> = {
+    ...ociResources(spec),
+    devices: spec.privileged
+      ? [{ allow: true, access: 'rwm' }]
+      : [{ allow: false, access: 'rwm' }, ...input.devices.map((d) => ({ allow: true, type: d.type, major: d.major, minor: d.minor, access: d.permissions }))],
+  };
 
   return {
     ociVersion: '1.0.2',
@@ -104,7 +126,7 @@ export function buildOciSpec(input: OciSpecInput): Record<string, unknown> {
       args: processArgs(spec, image),
       env: mergedEnv(spec, image, spec.tty),
       cwd: spec.workingDir || image.WorkingDir || '/',
-      capabilities: { bounding: caps, effective: caps, permitted: caps },
+      capabilities: capabilitiesOf(caps, spec.capAmbient.map(normaliseCap)),
       noNewPrivileges: spec.noNewPrivs,
       // Clamped, as containerd's restrict_oom_score_adj does: a host that forbids a lower
       // value than berthd's own would otherwise fail every pod.
@@ -118,12 +140,20 @@ export function buildOciSpec(input: OciSpecInput): Record<string, unknown> {
       cgroupsPath: input.cgroupsPath,
       namespaces,
       resources,
+      devices: input.devices.map(({ permissions: _access, ...node }) => node),
       sysctl: pod.spec.sysctls,
-      maskedPaths: spec.privileged ? [] : MASKED_PATHS,
-      readonlyPaths: spec.privileged ? [] : READONLY_PATHS,
+      maskedPaths: spec.privileged ? [] : (spec.maskedPaths ?? MASKED_PATHS),
+      readonlyPaths: spec.privileged ? [] : (spec.readonlyPaths ?? READONLY_PATHS),
       ...(input.seccomp ? { seccomp: input.seccomp } : {}),
     },
   };
+}
+
+/** Ambient capabilities must also be inheritable and permitted, or the kernel drops them. */
+function capabilitiesOf(caps: string[], ambient: string[]): Record<string, string[]> {
+  if (ambient.length === 0) return { bounding: caps, effective: caps, permitted: caps };
+  const withAmbient = [...new Set([...caps, ...ambient])].sort();
+  return { bounding: withAmbient, effective: withAmbient, permitted: withAmbient, inheritable: ambient, ambient };
 }
 
 function normaliseCap(name: string): string {
@@ -131,22 +161,11 @@ function normaliseCap(name: string): string {
   return upper.startsWith('CAP_') ? upper : `CAP_${upper}`;
 }
 
-function capabilitySet(add: string[], drop: string[]): string[] {
+function capabilitySet(add: string[], drop: string[], all: string[]): string[] {
   let caps = new Set(DEFAULT_CAPABILITIES);
-  if (add.map(normaliseCap).includes('CAP_ALL')) caps = new Set(allCapabilities());
+  if (add.map(normaliseCap).includes('CAP_ALL')) caps = new Set(all);
   for (const c of add.map(normaliseCap)) if (c !== 'CAP_ALL') caps.add(c);
   if (drop.map(normaliseCap).includes('CAP_ALL')) caps.clear();
   for (const c of drop.map(normaliseCap)) caps.delete(c);
   return [...caps].sort();
-}
-
-function allCapabilities(): string[] {
-  return [
-    'CAP_AUDIT_CONTROL', 'CAP_AUDIT_READ', 'CAP_AUDIT_WRITE', 'CAP_BLOCK_SUSPEND', 'CAP_BPF', 'CAP_CHECKPOINT_RESTORE', 'CAP_CHOWN',
-    'CAP_DAC_OVERRIDE', 'CAP_DAC_READ_SEARCH', 'CAP_FOWNER', 'CAP_FSETID', 'CAP_IPC_LOCK', 'CAP_IPC_OWNER', 'CAP_KILL', 'CAP_LEASE',
-    'CAP_LINUX_IMMUTABLE', 'CAP_MAC_ADMIN', 'CAP_MAC_OVERRIDE', 'CAP_MKNOD', 'CAP_NET_ADMIN', 'CAP_NET_BIND_SERVICE', 'CAP_NET_BROADCAST',
-    'CAP_NET_RAW', 'CAP_PERFMON', 'CAP_SETFCAP', 'CAP_SETGID', 'CAP_SETPCAP', 'CAP_SETUID', 'CAP_SYSLOG', 'CAP_SYS_ADMIN', 'CAP_SYS_BOOT',
-    'CAP_SYS_CHROOT', 'CAP_SYS_MODULE', 'CAP_SYS_NICE', 'CAP_SYS_PACCT', 'CAP_SYS_PTRACE', 'CAP_SYS_RAWIO', 'CAP_SYS_RESOURCE',
-    'CAP_SYS_TIME', 'CAP_SYS_TTY_CONFIG', 'CAP_WAKE_ALARM',
-  ];
 }

@@ -4,7 +4,7 @@ import type { RuntimeService } from '../gen/runtime/v1/api_pb.js';
 import type { UnaryHandler } from '../rpc/grpc-service.js';
 import { invalidArgument } from '../errors.js';
 import type { ContainerManager } from '../container/container-manager.js';
-import { containerSpecFrom, criContainerStates, toCriContainer, toCriContainerStatus } from './container-translate.js';
+import { containerResourcesFrom, containerSpecFrom, criContainerStates, toCriContainer, toCriContainerStatus } from './container-translate.js';
 import { filterContainers } from './list-filters.js';
 
 type Method<K extends keyof typeof RuntimeService.method> = UnaryHandler<(typeof RuntimeService.method)[K]>;
@@ -53,13 +53,7 @@ export function containerHandlers(containers: ContainerManager): {
       return { stdout: result.stdout, stderr: result.stderr, exitCode: result.exitCode };
     },
     updateContainerResources: async (request) => {
-      const linux = request.linux;
-      await containers.updateResources(requireId(request.containerId, 'UpdateContainerResources'), {
-        cpuShares: Number(linux?.cpuShares ?? 0n),
-        cpuQuota: Number(linux?.cpuQuota ?? 0n),
-        cpuPeriod: Number(linux?.cpuPeriod ?? 0n),
-        memoryLimit: Number(linux?.memoryLimitInBytes ?? 0n),
-      });
+      await containers.updateResources(requireId(request.containerId, 'UpdateContainerResources'), containerResourcesFrom(request.linux));
       return {};
     },
     reopenContainerLog: async (request) => {

@@ -5,13 +5,17 @@ import {
   MountPropagation,
   SecurityProfile_ProfileType,
   Signal,
+  NamespaceMode as CriNamespaceMode,
   type ContainerConfig,
+  type LinuxContainerResources,
+  type LinuxContainerResourcesSchema,
   type LinuxContainerSecurityContext,
   type ContainerSchema,
   type ContainerStatusSchema,
 } from '../gen/runtime/v1/api_pb.js';
 import { invalidArgument } from '../errors.js';
-import type { ContainerMount, ContainerRecord, ContainerSpec, ContainerState } from '../container/container-types.js';
+import type { ContainerMount, ContainerRecord, ContainerResources, ContainerSpec, ContainerState } from '../container/container-types.js';
+import type { NamespaceMode } from '../pod/sandbox-types.js';
 import type { SeccompChoice } from '../container/seccomp.js';
 
 const propagations: Record<MountPropagation, ContainerMount['propagation']> = {
@@ -25,7 +29,16 @@ export function containerSpecFrom(config: ContainerConfig | undefined): Containe
   if (!config.metadata?.name) throw invalidArgument('CreateContainer: config.metadata.name is required');
   if (!config.image?.image) throw invalidArgument('CreateContainer: config.image.image is required');
   const security = config.linux?.securityContext;
-  const resources = config.linux?.resources;
+  for (const m of config.mounts) {
+    // Reported as unsupported in Status (runtime_handlers features), so the kubelet
+    // never asks; anyone else gets told rather than a writable mount.
+    if (m.recursiveReadOnly) throw invalidArgument(`mount ${m.containerPath}: recursive read-only mounts are not supported by berth's runtime handlers`);
+    if (m.image?.image) throw invalidArgument(`mount ${m.containerPath}: image volumes are not supported`);
+  }
+  for (const d of config.devices) {
+    if (!/^[rwm]+$/.test(d.permissions || 'rwm')) throw invalidArgument(`device ${d.hostPath}: permissions "${d.permissions}" must be letters of "rwm"`);
+  }
+  const pid = security?.namespaceOptions?.pid;
   return {
     name: config.metadata.name,
     attempt: config.metadata.attempt,
@@ -56,13 +69,53 @@ export function containerSpecFrom(config: ContainerConfig | undefined): Containe
     noNewPrivs: security?.noNewPrivs ?? false,
     capAdd: security?.capabilities?.addCapabilities ?? [],
     capDrop: security?.capabilities?.dropCapabilities ?? [],
+    capAmbient: security?.capabilities?.addAmbientCapabilities ?? [],
+    maskedPaths: security?.maskedPaths.length ? security.maskedPaths : undefined,
+    readonlyPaths: security?.readonlyPaths.length ? security.readonlyPaths : undefined,
+    devices: config.devices.map((d) => ({ containerPath: d.containerPath, hostPath: d.hostPath, permissions: d.permissions || 'rwm' })),
+    pidMode: security?.namespaceOptions ? pidModes[pid ?? CriNamespaceMode.POD] : undefined,
+    pidTargetId: security?.namespaceOptions?.targetId ?? '',
+    ...containerResourcesFrom(config.linux?.resources),
+    oomScoreAdj: Number(config.linux?.resources?.oomScoreAdj ?? 0n),
+    stopSignal: config.stopSignal ? Signal[config.stopSignal] : '',
+    seccomp: seccompChoice(security),
+  };
+}
+
+const pidModes: Record<CriNamespaceMode, NamespaceMode> = {
+  [CriNamespaceMode.POD]: 'pod',
+  [CriNamespaceMode.CONTAINER]: 'container',
+  [CriNamespaceMode.NODE]: 'node',
+  [CriNamespaceMode.TARGET]: 'target',
+};
+
+/** CRI resources in berth's terms; 0 and empty mean "not set". */
+export function containerResourcesFrom(resources: LinuxContainerResources | undefined): ContainerResources {
+  return {
     cpuShares: Number(resources?.cpuShares ?? 0n),
     cpuQuota: Number(resources?.cpuQuota ?? 0n),
     cpuPeriod: Number(resources?.cpuPeriod ?? 0n),
     memoryLimit: Number(resources?.memoryLimitInBytes ?? 0n),
-    oomScoreAdj: Number(resources?.oomScoreAdj ?? 0n),
-    stopSignal: config.stopSignal ? Signal[config.stopSignal] : '',
-    seccomp: seccompChoice(security),
+    memorySwapLimit: Number(resources?.memorySwapLimitInBytes ?? 0n),
+    cpusetCpus: resources?.cpusetCpus ?? '',
+    cpusetMems: resources?.cpusetMems ?? '',
+    hugepageLimits: (resources?.hugepageLimits ?? []).map((h) => ({ pageSize: h.pageSize, limit: Number(h.limit) })),
+    unified: { ...(resources?.unified ?? {}) },
+  };
+}
+
+function toCriResources(spec: ContainerSpec): MessageInitShape<typeof LinuxContainerResourcesSchema> {
+  return {
+    cpuShares: BigInt(spec.cpuShares),
+    cpuQuota: BigInt(spec.cpuQuota),
+    cpuPeriod: BigInt(spec.cpuPeriod),
+    memoryLimitInBytes: BigInt(spec.memoryLimit),
+    memorySwapLimitInBytes: BigInt(spec.memorySwapLimit ?? 0),
+    oomScoreAdj: BigInt(spec.oomScoreAdj),
+    cpusetCpus: spec.cpusetCpus ?? '',
+    cpusetMems: spec.cpusetMems ?? '',
+    hugepageLimits: (spec.hugepageLimits ?? []).map((h) => ({ pageSize: h.pageSize, limit: BigInt(h.limit) })),
+    unified: spec.unified ?? {},
   };
 }
 
@@ -128,5 +181,6 @@ export function toCriContainerStatus(record: ContainerRecord): MessageInitShape<
       propagation: m.propagation === 'rslave' ? MountPropagation.PROPAGATION_HOST_TO_CONTAINER : m.propagation === 'rshared' ? MountPropagation.PROPAGATION_BIDIRECTIONAL : MountPropagation.PROPAGATION_PRIVATE,
     })),
     logPath: record.logFile,
+    resources: { linux: toCriResources(record.spec) },
   };
 }

@@ -13,9 +13,10 @@ export function podSandboxStatusHandler(pods: SandboxManager): UnaryHandler<type
     const info: Record<string, string> = {};
     if (request.verbose) {
       info.info = JSON.stringify({
-        pid: 0,
+        // As containerd's pause pid: the pod's init, when it has a shared PID namespace.
+        pid: record.pidInit ?? 0,
         netns: record.netns ?? '',
-        namespaces: { network: record.netns, uts: record.utsns, ipc: record.ipcns },
+        namespaces: { network: record.netns, uts: record.utsns, ipc: record.ipcns, pid: record.pidns },
         network: record.network,
         cgroupPath: record.cgroupPath,
         podDir: record.podDir,

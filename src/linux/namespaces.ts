@@ -73,6 +73,6 @@ export async function mountPoints(): Promise<Set<string>> {
 }
 
 /** Where a pod's pinned namespaces live. */
-export function namespaceFiles(pinDir: string, podId: string): Record<PinnableNamespace, string> {
-  return { net: join(pinDir, `${podId}-net`), uts: join(pinDir, `${podId}-uts`), ipc: join(pinDir, `${podId}-ipc`) };
+export function namespaceFiles(pinDir: string, podId: string): Record<PinnableNamespace | 'pid', string> {
+  return { net: join(pinDir, `${podId}-net`), uts: join(pinDir, `${podId}-uts`), ipc: join(pinDir, `${podId}-ipc`), pid: join(pinDir, `${podId}-pid`) };
 }

@@ -12,6 +12,7 @@ import { RecordStore } from '../store/record-store.js';
 import { KeyedMutex } from '../util/single-flight.js';
 import { cgroupParentPath, ensureCgroup, removeCgroups } from '../linux/cgroups.js';
 import { isPinned, namespaceFiles, pinNamespaces, preparePinDir, unpinNamespaces } from '../linux/namespaces.js';
+import { inPinnedNamespace, startPidNamespace, stopPidNamespace } from '../linux/pid-namespace.js';
 import type { CniAttachment, CniManager } from '../network/cni.js';
 import { bringUpLoopback } from '../network/loopback.js';
 import { writePodFiles } from './pod-files.js';
@@ -25,6 +26,8 @@ export interface SandboxManagerOptions {
   defaultRuntime: string;
   cni: CniManager;
   log: Logger;
+  /** The init of pods that share one PID namespace. */
+  catatonit?: string;
 }
 
 export interface PodContainerHooks {
@@ -74,15 +77,19 @@ export class SandboxManager {
         await this.#forget(record);
         continue;
       }
-      if (record.state === 'ready' && record.netns && !(await isPinned(record.netns))) {
-        // The namespaces are gone (the host rebooted): the pod cannot be ready.
+      const netnsGone = record.netns !== undefined && !(await isPinned(record.netns));
+      const pidInitGone = record.pidns !== undefined && !(record.pidInit && (await inPinnedNamespace(record.pidInit, record.pidns)));
+      if (record.state === 'ready' && (netnsGone || pidInitGone)) {
+        // The namespaces are gone (the host rebooted) or the pod's init died (as a dead
+        // pause container does for containerd): the pod cannot be ready.
+        this.options.log.warn({ pod: record.id, netnsGone, pidInitGone }, 'pod sandbox is not ready any more');
         record.state = 'notready';
         await this.#store.put(record.id, record);
       }
       this.#reservations.set(reservationKey(record.spec), { id: record.id, claimed: true });
     }
     // Pins without a pod: a crash between pinning and recording (or a removed record).
-    const owned = new Set([...this.#records.values()].flatMap((r) => [r.netns, r.utsns, r.ipcns]));
+    const owned = new Set([...this.#records.values()].flatMap((r) => [r.netns, r.utsns, r.ipcns, r.pidns]));
     for (const name of await readdir(this.#pinDir).catch(() => [] as string[])) {
       const file = join(this.#pinDir, name);
       if (!owned.has(file)) await unpinNamespaces([file]);
@@ -172,6 +179,7 @@ export class SandboxManager {
       // A pod on the host's network keeps the host's name too (UTS follows the network).
       utsns: ownNetwork ? files.uts : undefined,
       ipcns: spec.namespaces.ipc !== 'node' ? files.ipc : undefined,
+      pidns: spec.namespaces.pid === 'pod' ? files.pid : undefined,
       podDir: join(this.options.state, 'pods', id),
       cgroupPath: spec.cgroupParent ? cgroupParentPath(this.options.cgroupDriver, spec.cgroupParent) : '',
       cgroupsCreated: [],
@@ -182,6 +190,10 @@ export class SandboxManager {
     try {
       await mkdir(record.podDir, { recursive: true, mode: 0o755 });
       await pinNamespaces({ net: record.netns, uts: record.utsns, ipc: record.ipcns }, spec.hostname || spec.name);
+      if (record.pidns) {
+        record.pidInit = await startPidNamespace(record.pidns, this.options.catatonit ?? '/usr/bin/catatonit');
+        await this.#store.put(id, record);
+      }
       if (record.netns) {
         await bringUpLoopback(record.netns);
         const list = await this.options.cni.network();
@@ -210,7 +222,7 @@ export class SandboxManager {
     if (!record) return Promise.resolve();
     return this.#locks.lock(record.id, async () => {
       await this.#containers.stopPodContainers(record.id);
-      if (record.state === 'notready' && !record.network && !record.netns) return;
+      if (record.state === 'notready' && !record.network && !record.netns && !record.pidns) return;
       await this.#teardown(record, false);
       record.state = 'notready';
       await this.#store.put(record.id, record);
@@ -251,8 +263,10 @@ export class SandboxManager {
       }
       record.network = undefined;
     }
+    await stopPidNamespace(record.pidns, record.pidInit);
     await unpinNamespaces([record.netns, record.utsns, record.ipcns]);
-    record.netns = record.utsns = record.ipcns = undefined;
+    record.netns = record.utsns = record.ipcns = record.pidns = undefined;
+    record.pidInit = undefined;
   }
 
   async #forget(record: SandboxRecord): Promise<void> {

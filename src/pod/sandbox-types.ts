@@ -36,6 +36,9 @@ export interface SandboxRecord {
   netns?: string;
   utsns?: string;
   ipcns?: string;
+  /** The pod-wide PID namespace (mode POD) and the host pid of its init (catatonit). */
+  pidns?: string;
+  pidInit?: number;
   /** The pod network, when the pod has its own network namespace. */
   network?: { name: string; ifName: string; ips: string[] };
   /** Directory of the pod's hostname, hosts and resolv.conf. */

@@ -1,0 +1,69 @@
+// A pod-wide PID namespace (namespace mode POD). Unlike the network, UTS and IPC
+// namespaces, a PID namespace whose first process has died accepts no new processes,
+// so a pin alone is not enough: catatonit sits in it as its init (reaping orphans, as
+// the pause container does for containerd). It is started by util-linux's unshare,
+// which is then killed, leaving catatonit alone, reparented, and no berthd child: it
+// lives on while berthd restarts.
+import { spawn } from 'node:child_process';
+import { readFile, stat, writeFile } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { BerthError } from '../errors.js';
+import { isPinned, unpinNamespaces } from './namespaces.js';
+
+const START_TIMEOUT_MS = 5_000;
+
+/** Creates a PID namespace pinned at pinFile with catatonit as its init; returns catatonit's host pid. */
+export async function startPidNamespace(pinFile: string, catatonit: string): Promise<number> {
+  await writeFile(pinFile, '', { mode: 0o444 });
+  const unshare = spawn('unshare', [`--pid=${pinFile}`, '--fork', '--', catatonit, '-P'], { stdio: ['ignore', 'ignore', 'pipe'], detached: true });
+  let stderr = '';
+  unshare.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const exited = new Promise<void>((resolve) => unshare.once('exit', () => resolve()));
+  unshare.once('error', (err) => (stderr += err.message));
+  try {
+    const until = Date.now() + START_TIMEOUT_MS;
+    while (Date.now() < until && unshare.exitCode === null && unshare.pid !== undefined) {
+      const init = await childOf(unshare.pid);
+      if (init > 0 && (await isPinned(pinFile)) && (await inPinnedNamespace(init, pinFile))) {
+        // unshare only waits for catatonit: without it catatonit lives on by itself.
+        unshare.kill('SIGKILL');
+        await exited;
+        return init;
+      }
+      await sleep(5);
+    }
+    throw new BerthError('Internal', `cannot start the pod's PID namespace (${catatonit}): ${stderr.trim() || 'it did not come up'}`);
+  } catch (err) {
+    unshare.kill('SIGKILL');
+    await unpinNamespaces([pinFile]);
+    throw err;
+  } finally {
+    unshare.stderr.destroy();
+  }
+}
+
+/** Ends every process of the pod's PID namespace (killing its init does) and unpins it. Idempotent. */
+export async function stopPidNamespace(pinFile: string | undefined, init: number | undefined): Promise<void> {
+  if (pinFile && init && (await inPinnedNamespace(init, pinFile))) {
+    try {
+      process.kill(init, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+  await unpinNamespaces([pinFile]);
+}
+
+/** True when the pid is (still) the init of the namespace pinned at pinFile, not a reused pid. */
+export async function inPinnedNamespace(pid: number, pinFile: string): Promise<boolean> {
+  const [pinned, own] = await Promise.all([stat(pinFile).catch(() => undefined), stat(`/proc/${pid}/ns/pid`).catch(() => undefined)]);
+  if (!pinned || !own || pinned.ino !== own.ino || pinned.dev !== own.dev) return false;
+  // A zombie still has its namespace link until reaped: count it as gone.
+  const status = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
+  return !/\) Z /.test(status);
+}
+
+async function childOf(pid: number): Promise<number> {
+  const text = await readFile(`/proc/${pid}/task/${pid}/children`, 'utf8').catch(() => '');
+  return Number(text.trim().split(' ')[0]) || 0;
+}

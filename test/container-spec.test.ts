@@ -1,0 +1,198 @@
+// What a container's OCI spec does, observed from inside the container (or in its
+// cgroup): users and groups by id and by name, read-only rootfs and bind mounts,
+// capabilities, sysctls, devices, limits, PID namespace modes, long log lines.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import type { MessageInitShape } from '@bufbuild/protobuf';
+import { ContainerState, NamespaceMode, PodSandboxState, RuntimeService, type ContainerConfigSchema } from '../src/gen/runtime/v1/api_pb.js';
+import { openChannel, serviceClient } from '../src/rpc/grpc-service.js';
+import { containerTestSkip as skip, setupContainerTest, waitExited, type Runtime } from './helpers/containers.js';
+import { launchBerthd } from './helpers/berthd.js';
+import { buildLayer, busyboxEntries, pushImage } from './helpers/image-builder.js';
+import { tempDir } from './helpers/tmp.js';
+
+type ConfigInit = Omit<Exclude<MessageInitShape<typeof ContainerConfigSchema>, { $typeName: string }>, '$typeName' | 'metadata' | 'image' | 'command' | 'logPath'>;
+
+/** Runs a container to its end; returns its status and its stdout+stderr lines. */
+async function runToExit(runtime: Runtime, podId: string, logDir: string, image: string, name: string, script: string, extra: ConfigInit = {}) {
+  const { containerId } = await runtime.createContainer({ podSandboxId: podId, config: { metadata: { name }, image: { image }, command: ['sh', '-c', script], logPath: `${name}.log`, ...extra } });
+  await runtime.startContainer({ containerId });
+  const status = await waitExited(runtime, containerId);
+  const lines = (await readFile(join(logDir, `${name}.log`), 'utf8')).split('\n').filter(Boolean).map((l) => l.split(' ').slice(3).join(' '));
+  return { status, lines, containerId };
+}
+
+function capEff(lines: string[]): bigint {
+  const line = lines.find((l) => l.startsWith('CapEff:'));
+  assert.ok(line, `no CapEff in ${lines.join('|')}`);
+  return BigInt(`0x${line.split(/\s+/)[1]}`);
+}
+const CAP = { CHOWN: 0, NET_ADMIN: 12, NET_RAW: 13, SYS_ADMIN: 21 } as const;
+const has = (mask: bigint, cap: number) => (mask >> BigInt(cap)) & 1n;
+
+test('users and groups by id and by name, from the request and the image USER', { skip }, async (t) => {
+  const { berthd, runtime, registry, image, podId, logDir } = await setupContainerTest(t);
+  const named = `${registry.host}/test/busybox:named`;
+  await pushImage(registry, 'test/busybox', 'named', { layers: [buildLayer(busyboxEntries())], config: { Env: ['PATH=/bin'], User: 'app:extra' } });
+  assert.equal((await berthd.ctl(['pull', named])).code, 0);
+  const ids = 'id -u; id -g; id -G';
+
+  // By name from the request: uid and primary gid from /etc/passwd, groups from /etc/group.
+  let run = await runToExit(runtime, podId, logDir, image, 'byname', ids, { linux: { securityContext: { runAsUsername: 'app' } } });
+  assert.deepEqual(run.lines, ['1000', '1000', '1000 2000']);
+  // By id with a group and supplemental groups.
+  run = await runToExit(runtime, podId, logDir, image, 'byid', ids, { linux: { securityContext: { runAsUser: { value: 1000n }, runAsGroup: { value: 3000n }, supplementalGroups: [4000n] } } });
+  assert.deepEqual(run.lines, ['1000', '3000', '3000 2000 4000']);
+  // The image's USER "app:extra", names resolved in the image.
+  run = await runToExit(runtime, podId, logDir, named, 'imageuser', ids);
+  assert.deepEqual(run.lines, ['1000', '2000', '2000']);
+  // The request's user overrides the image's, group included.
+  run = await runToExit(runtime, podId, logDir, named, 'override', ids, { linux: { securityContext: { runAsUser: { value: 0n } } } });
+  assert.deepEqual(run.lines, ['0', '0', '0']);
+  await assert.rejects(
+    runtime.createContainer({ podSandboxId: podId, config: { metadata: { name: 'ghost' }, image: { image }, command: ['true'], linux: { securityContext: { runAsUsername: 'ghost' } } } }),
+    (err: grpc.ServiceError) => err.code === grpc.status.INVALID_ARGUMENT && /user "ghost" is not in the image's \/etc\/passwd/.test(err.details),
+  );
+});
+
+test('read-only rootfs, read-only and writable bind mounts, masked paths, devices', { skip }, async (t) => {
+  const { runtime, image, podId, logDir } = await setupContainerTest(t);
+  const shared = await tempDir(t, 'bind-');
+  await writeFile(join(shared, 'from-host'), 'host data\n');
+
+  const ro = await runToExit(runtime, podId, logDir, image, 'rorootfs', 'touch /newfile 2>&1 || echo refused; cat /data/from-host; touch /data/x 2>&1 || echo ro-refused; echo written > /rw/out && echo rw-ok; ls -l /proc/keys | cut -c1', {
+    mounts: [
+      { containerPath: '/data', hostPath: shared, readonly: true },
+      { containerPath: '/rw', hostPath: shared },
+    ],
+    linux: { securityContext: { readonlyRootfs: true } },
+  });
+  assert.equal(ro.status.exitCode, 0, ro.lines.join('\n'));
+  assert.match(ro.lines[0]!, /Read-only file system/);
+  assert.equal(ro.lines[1], 'refused');
+  assert.equal(ro.lines[2], 'host data');
+  assert.match(ro.lines[3]!, /Read-only file system/);
+  assert.deepEqual(ro.lines.slice(4), ['ro-refused', 'rw-ok', 'c'], 'the write went through /rw and /proc/keys is masked (by /dev/null)');
+  assert.equal(await readFile(join(shared, 'out'), 'utf8'), 'written\n');
+  const status = (await runtime.containerStatus({ containerId: ro.containerId })).status!;
+  assert.deepEqual(status.mounts.map((m) => [m.containerPath, m.readonly]), [['/data', true], ['/rw', false]]);
+
+  // The host's loop-control device under another name, readable but not writable by
+  // the devices cgroup (it is not among the devices every container gets).
+  const dev = await runToExit(runtime, podId, logDir, image, 'device', 'stat -c "%F %t %T" /dev/lc; : < /dev/lc && echo read-ok; (: > /dev/lc) 2>/dev/null || echo write-refused', {
+    devices: [{ containerPath: '/dev/lc', hostPath: '/dev/loop-control', permissions: 'r' }],
+  });
+  assert.deepEqual(dev.lines, ['character special file a ed', 'read-ok', 'write-refused']);
+  await assert.rejects(
+    runtime.createContainer({ podSandboxId: podId, config: { metadata: { name: 'notdev' }, image: { image }, command: ['true'], devices: [{ containerPath: '/dev/x', hostPath: '/etc/hostname', permissions: 'rw' }] } }),
+    (err: grpc.ServiceError) => err.code === grpc.status.INVALID_ARGUMENT && /not a character or block device/.test(err.details),
+  );
+  await assert.rejects(
+    runtime.createContainer({ podSandboxId: podId, config: { metadata: { name: 'rro' }, image: { image }, command: ['true'], mounts: [{ containerPath: '/x', hostPath: shared, readonly: true, recursiveReadOnly: true }] } }),
+    (err: grpc.ServiceError) => err.code === grpc.status.INVALID_ARGUMENT && /recursive read-only/.test(err.details),
+  );
+});
+
+test('capabilities: the default set, a drop, an add, ALL', { skip }, async (t) => {
+  const { runtime, image, podId, logDir } = await setupContainerTest(t);
+  const script = 'grep CapEff /proc/self/status; touch /tmp/f; chown 1 /tmp/f 2>&1 && echo chown-ok || echo chown-refused';
+  const plain = await runToExit(runtime, podId, logDir, image, 'capdefault', script);
+  const dropped = await runToExit(runtime, podId, logDir, image, 'capdrop', script, { linux: { securityContext: { capabilities: { dropCapabilities: ['CHOWN', 'NET_RAW'], addCapabilities: ['NET_ADMIN'] } } } });
+  const none = await runToExit(runtime, podId, logDir, image, 'capnone', script, { linux: { securityContext: { capabilities: { dropCapabilities: ['ALL'] } } } });
+  const all = await runToExit(runtime, podId, logDir, image, 'capall', script, { linux: { securityContext: { capabilities: { addCapabilities: ['ALL'] } } } });
+  const [p, d, n, a] = [plain, dropped, none, all].map((r) => capEff(r.lines));
+  assert.deepEqual([has(p!, CAP.CHOWN), has(p!, CAP.NET_RAW), has(p!, CAP.NET_ADMIN), has(p!, CAP.SYS_ADMIN)], [1n, 1n, 0n, 0n]);
+  assert.deepEqual([has(d!, CAP.CHOWN), has(d!, CAP.NET_RAW), has(d!, CAP.NET_ADMIN)], [0n, 0n, 1n]);
+  assert.equal(n, 0n);
+  assert.equal(has(a!, CAP.SYS_ADMIN), 1n);
+  assert.equal(plain.lines.at(-1), 'chown-ok');
+  assert.equal(dropped.lines.at(-1), 'chown-refused', 'CHOWN dropped: chown fails inside');
+});
+
+test('pod sysctls, CPU and memory limits and cpuset, seen from inside the container', { skip }, async (t) => {
+  const { runtime, image, logDir } = await setupContainerTest(t);
+  const hostValues = async () => Promise.all(['net/ipv4/ip_unprivileged_port_start', 'kernel/shm_rmid_forced'].map(async (f) => (await readFile(`/proc/sys/${f}`, 'utf8')).trim()));
+  const before = await hostValues();
+  const pod = await runtime.runPodSandbox({
+    config: {
+      metadata: { name: 'tuned', namespace: 'test', uid: 'tuned-uid', attempt: 0 },
+      logDirectory: logDir,
+      linux: { sysctls: { 'net.ipv4.ip_unprivileged_port_start': '80', 'kernel.shm_rmid_forced': '1' } },
+    },
+  });
+  t.after(() => runtime.removePodSandbox({ podSandboxId: pod.podSandboxId }).catch(() => undefined));
+  const run = await runToExit(
+    runtime,
+    pod.podSandboxId,
+    logDir,
+    image,
+    'limits',
+    'cat /proc/sys/net/ipv4/ip_unprivileged_port_start /proc/sys/kernel/shm_rmid_forced /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/cpu/cpu.cfs_quota_us /sys/fs/cgroup/cpu/cpu.cfs_period_us /sys/fs/cgroup/cpu/cpu.shares /sys/fs/cgroup/cpuset/cpuset.cpus',
+    { linux: { resources: { memoryLimitInBytes: 48n << 20n, cpuQuota: 50_000n, cpuPeriod: 100_000n, cpuShares: 256n, cpusetCpus: '0' } } },
+  );
+  assert.equal(run.status.exitCode, 0, run.lines.join('\n'));
+  assert.deepEqual(run.lines, ['80', '1', String(48 << 20), '50000', '100000', '256', '0']);
+  assert.deepEqual(await hostValues(), before, "the host's own values are untouched");
+  const status = (await runtime.containerStatus({ containerId: run.containerId })).status!;
+  assert.equal(status.resources?.linux?.memoryLimitInBytes, 48n << 20n);
+  assert.equal(status.resources?.linux?.cpusetCpus, '0');
+});
+
+test('PID namespaces: shared by the pod with an init, per container, a target container; the init survives a berthd restart', { skip }, async (t) => {
+  const { berthd, runtime, image, logDir } = await setupContainerTest(t);
+  const podWith = async (name: string, pid: NamespaceMode) =>
+    (await runtime.runPodSandbox({ config: { metadata: { name, namespace: 'test', uid: `${name}-uid`, attempt: 0 }, logDirectory: logDir, linux: { securityContext: { namespaceOptions: { pid } } } } })).podSandboxId;
+  const startSleeper = async (podId: string, name: string, extra: ConfigInit = {}) => {
+    const { containerId } = await runtime.createContainer({ podSandboxId: podId, config: { metadata: { name }, image: { image }, command: ['sleep', '3600'], logPath: `${name}.log`, ...extra } });
+    await runtime.startContainer({ containerId });
+    return containerId;
+  };
+  const processes = async (containerId: string) => {
+    const r = await runtime.execSync({ containerId, cmd: ['sh', '-c', 'for p in /proc/[0-9]*; do echo "${p#/proc/} $(cat $p/comm)"; done'], timeout: 10n });
+    return Buffer.from(r.stdout).toString().trim().split('\n');
+  };
+
+  const shared = await podWith('sharedpid', NamespaceMode.POD);
+  const first = await startSleeper(shared, 'first');
+  const second = await startSleeper(shared, 'second');
+  const seen = await processes(second);
+  assert.ok(seen.includes('1 catatonit'), `the pod's init is pid 1: ${seen}`);
+  assert.equal(seen.filter((l) => l.endsWith(' sleep')).length, 2, `both containers' processes are visible: ${seen}`);
+
+  const own = await podWith('ownpid', NamespaceMode.CONTAINER);
+  const alone = await startSleeper(own, 'alone');
+  assert.deepEqual((await processes(alone)).filter((l) => !l.endsWith(' sh')), ['1 sleep']);
+  const debug = await startSleeper(own, 'debug', { linux: { securityContext: { namespaceOptions: { pid: NamespaceMode.TARGET, targetId: alone } } } });
+  assert.ok((await processes(debug)).includes('1 sleep'), 'the target container\'s pid 1 is visible');
+
+  // The pod's init outlives berthd; killing it makes the pod not ready after a restart.
+  const statusOf = async (id: string, client = runtime) => (await client.podSandboxStatus({ podSandboxId: id, verbose: false })).status!.state;
+  await berthd.stop('SIGKILL');
+  const again = await launchBerthd(t, berthd.dir, berthd.configPath, berthd.socket);
+  const channel = openChannel(again.endpoint);
+  t.after(() => channel.close());
+  const client = serviceClient(RuntimeService, channel);
+  assert.equal(await statusOf(shared, client), PodSandboxState.SANDBOX_READY);
+  assert.equal((await client.containerStatus({ containerId: first })).status?.state, ContainerState.CONTAINER_RUNNING);
+  await client.stopPodSandbox({ podSandboxId: own });
+  assert.equal(await statusOf(own, client), PodSandboxState.SANDBOX_NOTREADY);
+  await client.removePodSandbox({ podSandboxId: shared });
+  const left = (await readFile('/proc/self/mountinfo', 'utf8')).split('\n').filter((l) => l.includes(shared));
+  assert.deepEqual(left, [], 'no pin of the removed pod is left');
+  await client.removePodSandbox({ podSandboxId: own });
+});
+
+test('a line longer than conmon\'s buffer is split into P parts and an F end, which join to the line', { skip }, async (t) => {
+  const { runtime, image, podId, logDir } = await setupContainerTest(t);
+  const run = await runToExit(runtime, podId, logDir, image, 'longline', 'head -c 20000 /dev/zero | tr "\\0" a; echo; echo short');
+  const raw = (await readFile(join(logDir, 'longline.log'), 'utf8')).trim().split('\n').map((l) => l.split(' '));
+  const tags = raw.map((f) => f[2]);
+  assert.ok(tags.length >= 3 && tags.slice(0, -2).every((tag) => tag === 'P'), `partial lines first: ${tags}`);
+  assert.deepEqual(tags.slice(-2), ['F', 'F']);
+  assert.equal(raw.slice(0, -1).map((f) => f.slice(3).join(' ')).join(''), 'a'.repeat(20000));
+  assert.equal(run.lines.at(-1), 'short');
+});
+
