@@ -96,7 +96,7 @@ test('read-only rootfs, read-only and writable bind mounts, masked paths, device
   );
 });
 
-test('capabilities: the default set, a drop, an add, ALL', { skip }, async (t) => {
+test('capabilities: the default set, a drop, an add, ALL, privileged', { skip }, async (t) => {
   const { runtime, image, podId, logDir } = await setupContainerTest(t);
   const script = 'grep CapEff /proc/self/status; touch /tmp/f; chown 1 /tmp/f 2>&1 && echo chown-ok || echo chown-refused';
   const plain = await runToExit(runtime, podId, logDir, image, 'capdefault', script);
@@ -109,6 +109,12 @@ test('capabilities: the default set, a drop, an add, ALL', { skip }, async (t) =
   assert.equal(n, 0n);
   assert.equal(has(a!, CAP.SYS_ADMIN), 1n);
   assert.equal(plain.lines.at(-1), 'chown-ok');
+  const privileged = await runToExit(runtime, podId, logDir, image, 'privileged', 'grep CapEff /proc/self/status; test -c /dev/loop-control && echo host-devices; mount -t tmpfs none /tmp && echo mounted', {
+    linux: { securityContext: { privileged: true } },
+  });
+  assert.equal(has(capEff(privileged.lines), CAP.SYS_ADMIN), 1n);
+  assert.deepEqual(privileged.lines.slice(1), ['host-devices', 'mounted']);
+  assert.equal(has(p!, CAP.SYS_ADMIN), 0n);
   assert.equal(dropped.lines.at(-1), 'chown-refused', 'CHOWN dropped: chown fails inside');
 });
 
