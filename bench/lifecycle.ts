@@ -3,8 +3,10 @@
 //   node dist/bench/lifecycle.js [--iterations N] [--pods N]
 // Prints p50/p95 ms of RunPodSandbox, CreateContainer+StartContainer, and
 // Stop+Remove (container and pod), then resident memory idle and with N running pods
-// (the daemon plus its per-container monitors: conmon for berth, shims for containerd).
-import { readdir, readFile } from 'node:fs/promises';
+// (the daemon plus its per-pod and per-container processes: conmon and the pod's
+// catatonit for berth, shims and pause containers for containerd).
+import { readdir, readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
 import { readFileSync } from 'node:fs';
 import { RuntimeService, ImageService } from '../src/gen/runtime/v1/api_pb.js';
 import { openChannel, serviceClient } from '../src/rpc/grpc-service.js';
@@ -29,16 +31,28 @@ interface Figures {
 }
 
 /** Resident memory (kB) of the processes whose command line matches. */
-async function rssOf(match: (cmdline: string, pid: number) => boolean): Promise<number> {
+async function rssOf(match: (cmdline: string, pid: number) => boolean | Promise<boolean>): Promise<number> {
   let total = 0;
   for (const entry of await readdir('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
     const cmdline = await readFile(`/proc/${entry}/cmdline`, 'utf8').catch(() => '');
-    if (!cmdline || !match(cmdline.replace(/\0/g, ' '), Number(entry))) continue;
+    if (!cmdline || !(await match(cmdline.replace(/\0/g, ' '), Number(entry)))) continue;
     const status = await readFile(`/proc/${entry}/status`, 'utf8').catch(() => '');
     total += Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
   }
   return total;
+}
+
+/** True when the process is the init of a PID namespace pinned in dir (a berth pod's catatonit). */
+async function initOfPinIn(pid: number, dir: string): Promise<boolean> {
+  const own = await stat(`/proc/${pid}/ns/pid`).catch(() => undefined);
+  if (!own) return false;
+  for (const name of await readdir(dir).catch(() => [] as string[])) {
+    if (!name.endsWith('-pid')) continue;
+    const pin = await stat(join(dir, name)).catch(() => undefined);
+    if (pin && pin.ino === own.ino && pin.dev === own.dev) return true;
+  }
+  return false;
 }
 
 async function measure(endpoint: string, image: string, iterations: number, pods: number, memory: () => Promise<number>): Promise<Figures> {
@@ -98,7 +112,7 @@ async function main(): Promise<void> {
     const berthd = await startBerthd(scope, { cniConfDir: net.confDir, logLevel: 'warn' });
     const berthPid = berthd.process.pid!;
     const berth = await measure(berthd.endpoint, image, iterations, pods, () =>
-      rssOf((cmd, pid) => pid === berthPid || (cmd.startsWith('/usr/bin/conmon') && cmd.includes(berthd.dir))),
+      rssOf(async (cmd, pid) => pid === berthPid || (cmd.startsWith('/usr/bin/conmon') && cmd.includes(berthd.dir)) || (cmd.startsWith('/usr/bin/catatonit') && (await initOfPinIn(pid, join(berthd.dir, 'state', 'ns'))))),
     );
     await berthd.stop();
 
@@ -108,7 +122,7 @@ async function main(): Promise<void> {
     });
     const ctrdPid = containerd.process.pid!;
     const ctrd = await measure(containerd.endpoint, image, iterations, pods, () =>
-      rssOf((cmd, pid) => pid === ctrdPid || (cmd.includes('containerd-shim') && cmd.includes(containerd.socket))),
+      rssOf((cmd, pid) => pid === ctrdPid || (cmd.includes('containerd-shim') && cmd.includes(containerd.socket)) || cmd.startsWith('/catatonit -P')),
     );
 
     const row = (label: string, b: number[], c: number[]) => {

@@ -3,7 +3,7 @@
 // capabilities, sysctls, devices, limits, PID namespace modes, long log lines.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import type { MessageInitShape } from '@bufbuild/protobuf';
@@ -13,6 +13,7 @@ import { containerTestSkip as skip, setupContainerTest, waitExited, type Runtime
 import { launchBerthd } from './helpers/berthd.js';
 import { buildLayer, busyboxEntries, pushImage } from './helpers/image-builder.js';
 import { tempDir } from './helpers/tmp.js';
+import { run } from './helpers/processes.js';
 
 type ConfigInit = Omit<Exclude<MessageInitShape<typeof ContainerConfigSchema>, { $typeName: string }>, '$typeName' | 'metadata' | 'image' | 'command' | 'logPath'>;
 
@@ -90,10 +91,31 @@ test('read-only rootfs, read-only and writable bind mounts, masked paths, device
     runtime.createContainer({ podSandboxId: podId, config: { metadata: { name: 'notdev' }, image: { image }, command: ['true'], devices: [{ containerPath: '/dev/x', hostPath: '/etc/hostname', permissions: 'rw' }] } }),
     (err: grpc.ServiceError) => err.code === grpc.status.INVALID_ARGUMENT && /not a character or block device/.test(err.details),
   );
+});
+
+test('a recursive read-only mount makes submounts read-only too; a plain read-only one does not; nothing stays mounted', { skip }, async (t) => {
+  const { runtime, image, podId, logDir, berthd } = await setupContainerTest(t);
+  const shared = await tempDir(t, 'rro-');
+  await mkdir(join(shared, 'sub'));
+  await run('mount', ['-t', 'tmpfs', '-o', 'nosuid,size=1m', 'rro-test', join(shared, 'sub')]);
+  t.after(() => run('umount', [join(shared, 'sub')]).catch(() => undefined));
+  const probe = 'touch /m/sub/x 2>/dev/null && echo sub-writable || echo sub-readonly; touch /m/top 2>/dev/null && echo top-writable || echo top-readonly';
+  const plain = await runToExit(runtime, podId, logDir, image, 'plainro', probe, { mounts: [{ containerPath: '/m', hostPath: shared, readonly: true }] });
+  assert.deepEqual(plain.lines, ['sub-writable', 'top-readonly'], 'runc makes only the top of an rbind read-only');
+  const recursive = await runToExit(runtime, podId, logDir, image, 'rro', probe, { mounts: [{ containerPath: '/m', hostPath: shared, readonly: true, recursiveReadOnly: true }] });
+  assert.deepEqual(recursive.lines, ['sub-readonly', 'top-readonly']);
+  const status = await runtime.status({});
+  assert.ok(status.runtimeHandlers.every((h) => h.features?.recursiveReadOnlyMounts), 'Status says recursive read-only mounts are supported');
   await assert.rejects(
-    runtime.createContainer({ podSandboxId: podId, config: { metadata: { name: 'rro' }, image: { image }, command: ['true'], mounts: [{ containerPath: '/x', hostPath: shared, readonly: true, recursiveReadOnly: true }] } }),
-    (err: grpc.ServiceError) => err.code === grpc.status.INVALID_ARGUMENT && /recursive read-only/.test(err.details),
+    runtime.createContainer({ podSandboxId: podId, config: { metadata: { name: 'rrow' }, image: { image }, command: ['true'], mounts: [{ containerPath: '/x', hostPath: shared, recursiveReadOnly: true }] } }),
+    (err: grpc.ServiceError) => err.code === grpc.status.INVALID_ARGUMENT && /recursive_read_only needs readonly/.test(err.details),
   );
+  // The host's tmpfs keeps its own options, and the container's tree is gone once it is removed.
+  await runtime.removeContainer({ containerId: recursive.containerId });
+  const table = (await readFile('/proc/self/mountinfo', 'utf8')).split('\n');
+  assert.deepEqual(table.filter((l) => l.includes(berthd.dir) && l.includes('/rro/')), []);
+  const host = table.find((l) => l.split(' ')[4] === join(shared, 'sub'));
+  assert.match(host ?? '', / rw,nosuid/, 'the host submount is still writable');
 });
 
 test('capabilities: the default set, a drop, an add, ALL, privileged', { skip }, async (t) => {

@@ -3,7 +3,7 @@
 // conmon's exit files, so a container that ended while berthd was down is reported
 // with its code after the restart. One record on disk and one object in memory each.
 import { randomBytes } from 'node:crypto';
-import { mkdir, open, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { constants as fsConstants } from 'node:fs';
 import { dirname, isAbsolute, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -18,12 +18,13 @@ import type { ImageManager } from '../image/image-manager.js';
 import type { SandboxManager } from '../pod/sandbox-manager.js';
 import { devicesFromPath, hostDevices } from '../linux/devices.js';
 import { hostCapabilities } from '../linux/capabilities.js';
+import { recursiveReadOnlyBind, unmountTree } from '../linux/recursive-readonly.js';
 import type { SandboxRecord } from '../pod/sandbox-types.js';
 import { buildOciSpec, ociResources, type ImageRuntimeConfig } from './oci-spec.js';
 import { OciRuntime } from './oci-runtime.js';
 import { resolveUser } from './user.js';
 import { seccompFor } from './seccomp.js';
-import type { ContainerRecord, ContainerResources, ContainerSpec, ContainerState } from './container-types.js';
+import type { ContainerMount, ContainerRecord, ContainerResources, ContainerSpec, ContainerState } from './container-types.js';
 
 export interface ContainerManagerOptions {
   config: BerthConfig;
@@ -67,6 +68,16 @@ export class ContainerManager {
       this.#records.set(record.id, record);
       this.#names.set(this.#nameKey(record.podId, record.spec), record.id);
       await this.#refresh(record);
+    }
+    // Bundles without a record: a crash during CreateContainer. Nothing may stay mounted.
+    for (const id of await readdir(this.#dir).catch(() => [] as string[])) {
+      if (this.#records.has(id)) continue;
+      this.options.log.warn({ container: id }, 'removing a container bundle that a crash left behind');
+      const bundle = join(this.#dir, id);
+      // Which handler made it is not known: each forgets it (conmon then exits).
+      for (const runtime of this.#runtimes.values()) await runtime.delete(id).catch(() => undefined);
+      await this.#unmountRootfs({ bundle });
+      await rm(bundle, { recursive: true, force: true });
     }
   }
 
@@ -145,7 +156,8 @@ export class ContainerManager {
       const user = await resolveUser(rootfs, { ...spec, imageUser: image.user });
       const cgroupsPath = record.cgroupsPath;
       const seccomp = await seccompFor(spec.seccomp, spec.privileged);
-      const oci = buildOciSpec({ id, spec, pod, image: imageConfig, user, rootfs, cgroupsPath, minOomScoreAdj: await ownOomScoreAdj(), seccomp, devices, pidNamespace, hostCapabilities: await hostCapabilities() });
+      const mounts = await this.#prepareMounts(record);
+      const oci = buildOciSpec({ id, spec, pod, image: imageConfig, user, rootfs, cgroupsPath, minOomScoreAdj: await ownOomScoreAdj(), seccomp, devices, pidNamespace, mounts, hostCapabilities: await hostCapabilities() });
       if (!spec.stopSignal && imageConfig.StopSignal) record.spec.stopSignal = imageConfig.StopSignal;
       await writeFile(join(bundle, 'config.json'), JSON.stringify(oci));
       await mkdir(dirname(logFile), { recursive: true });
@@ -355,9 +367,23 @@ export class ContainerManager {
     return rootfs;
   }
 
-  async #unmountRootfs(record: ContainerRecord): Promise<void> {
+  /** The CRI mounts to bind, recursive read-only ones replaced by trees prepared in the bundle. */
+  async #prepareMounts(record: ContainerRecord): Promise<ContainerMount[]> {
+    return Promise.all(
+      record.spec.mounts.map(async (m, i) => {
+        if (!m.recursiveReadOnly) return m;
+        const tree = join(record.bundle, 'rro', String(i));
+        await recursiveReadOnlyBind(m.hostPath, tree);
+        return { ...m, hostPath: tree };
+      }),
+    );
+  }
+
+  /** Unmounts the rootfs and any recursive read-only trees of a container (or of a bundle left by a crash). */
+  async #unmountRootfs(record: Pick<ContainerRecord, 'bundle'>): Promise<void> {
     const rootfs = join(record.bundle, 'rootfs');
     if ((await mountPoints()).has(rootfs)) await runCommand('umount', [rootfs], 'unmounting the container rootfs');
+    for (const tree of await readdir(join(record.bundle, 'rro')).catch(() => [] as string[])) await unmountTree(join(record.bundle, 'rro', tree));
   }
 }
 

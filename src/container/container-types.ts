@@ -7,6 +7,8 @@ export interface ContainerMount {
   containerPath: string;
   hostPath: string;
   readonly: boolean;
+  /** Read-only all the way down, submounts included. */
+  recursiveReadOnly?: boolean;
   propagation: 'private' | 'rslave' | 'rshared';
 }
 

@@ -1,7 +1,7 @@
 // The OCI runtime config.json of a container, from its spec, its pod and its image.
 import { join } from 'node:path';
 import type { SandboxRecord } from '../pod/sandbox-types.js';
-import type { ContainerResources, ContainerSpec } from './container-types.js';
+import type { ContainerMount, ContainerResources, ContainerSpec } from './container-types.js';
 import type { DeviceNode } from '../linux/devices.js';
 
 export interface ImageRuntimeConfig {
@@ -61,6 +61,8 @@ export interface OciSpecInput {
   seccomp?: Record<string, unknown>;
   /** Device nodes and the cgroup access each gets. */
   devices: Array<DeviceNode & { permissions: string }>;
+  /** The CRI mounts with the sources to bind (recursive read-only ones are prepared trees). */
+  mounts?: ContainerMount[];
   /** What "ALL" and privileged grant: the capabilities berthd itself holds. */
   hostCapabilities: string[];
   /** The PID namespace: undefined for the host's, {} for a new one, a path to join one. */
@@ -98,7 +100,7 @@ export function buildOciSpec(input: OciSpecInput): Record<string, unknown> {
     { destination: '/etc/hostname', type: 'bind', source: join(pod.podDir, 'hostname'), options: ['rbind', 'rprivate', 'ro'] },
     { destination: '/etc/hosts', type: 'bind', source: join(pod.podDir, 'hosts'), options: ['rbind', 'rprivate', 'rw'] },
     { destination: '/etc/resolv.conf', type: 'bind', source: join(pod.podDir, 'resolv.conf'), options: ['rbind', 'rprivate', 'rw'] },
-    ...spec.mounts.map((m) => ({
+    ...(input.mounts ?? spec.mounts).map((m) => ({
       destination: m.containerPath,
       type: 'bind',
       source: m.hostPath,

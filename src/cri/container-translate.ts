@@ -30,9 +30,9 @@ export function containerSpecFrom(config: ContainerConfig | undefined): Containe
   if (!config.image?.image) throw invalidArgument('CreateContainer: config.image.image is required');
   const security = config.linux?.securityContext;
   for (const m of config.mounts) {
-    // Reported as unsupported in Status (runtime_handlers features), so the kubelet
-    // never asks; anyone else gets told rather than a writable mount.
-    if (m.recursiveReadOnly) throw invalidArgument(`mount ${m.containerPath}: recursive read-only mounts are not supported by berth's runtime handlers`);
+    if (m.recursiveReadOnly && (!m.readonly || m.propagation !== MountPropagation.PROPAGATION_PRIVATE)) {
+      throw invalidArgument(`mount ${m.containerPath}: recursive_read_only needs readonly and private propagation`);
+    }
     if (m.image?.image) throw invalidArgument(`mount ${m.containerPath}: image volumes are not supported`);
   }
   for (const d of config.devices) {
@@ -53,6 +53,7 @@ export function containerSpecFrom(config: ContainerConfig | undefined): Containe
       containerPath: m.containerPath,
       hostPath: m.hostPath,
       readonly: m.readonly,
+      recursiveReadOnly: m.recursiveReadOnly,
       propagation: propagations[m.propagation] ?? 'private',
     })),
     labels: { ...config.labels },

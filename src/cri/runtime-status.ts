@@ -37,7 +37,8 @@ export function statusHandler(deps: StatusDeps): UnaryHandler<typeof RuntimeServ
       // As containerd does: the default handler under the empty name, then each by name.
       runtimeHandlers: ['', ...Object.keys(deps.config.runtimes).sort()].map((name) => ({
         name,
-        features: { recursiveReadOnlyMounts: false, userNamespaces: false },
+        // berth builds recursive read-only trees itself, whatever the runtime.
+        features: { recursiveReadOnlyMounts: true, userNamespaces: false },
       })),
     };
   };

@@ -61,15 +61,27 @@ async function isMountPoint(path: string): Promise<boolean> {
   return (await mountPoints()).has(path);
 }
 
-/** Mount points of this mount namespace, from /proc/self/mountinfo. */
-export async function mountPoints(): Promise<Set<string>> {
+export interface MountEntry {
+  point: string;
+  /** Per-mount options (rw, nosuid, nodev…). */
+  options: string[];
+}
+
+/** The mounts of this mount namespace, from /proc/self/mountinfo. */
+export async function mountTable(): Promise<MountEntry[]> {
   const text = await readFile('/proc/self/mountinfo', 'utf8');
-  const points = new Set<string>();
+  const entries: MountEntry[] = [];
   for (const line of text.split('\n')) {
-    const field = line.split(' ')[4];
-    if (field) points.add(field.replace(/\\(\d{3})/g, (_, octal: string) => String.fromCharCode(parseInt(octal, 8))));
+    const fields = line.split(' ');
+    const point = fields[4];
+    if (point) entries.push({ point: point.replace(/\\(\d{3})/g, (_, octal: string) => String.fromCharCode(parseInt(octal, 8))), options: (fields[5] ?? '').split(',') });
   }
-  return points;
+  return entries;
+}
+
+/** Mount points of this mount namespace. */
+export async function mountPoints(): Promise<Set<string>> {
+  return new Set((await mountTable()).map((m) => m.point));
 }
 
 /** Where a pod's pinned namespaces live. */
