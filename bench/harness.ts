@@ -1,23 +1,6 @@
 // What benchmarks share: a cleanup scope standing in for node:test's `t` (so the test
 // helpers that start berthd, containerd and the registry can be reused), and figures.
-export class Scope {
-  readonly #cleanups: Array<() => unknown> = [];
-
-  after(fn: () => unknown): void {
-    this.#cleanups.push(fn);
-  }
-
-  /** Runs cleanups last-registered first (servers stop before their dirs are removed). */
-  async close(): Promise<void> {
-    for (const fn of this.#cleanups.reverse()) {
-      try {
-        await fn();
-      } catch (err) {
-        process.stderr.write(`cleanup failed: ${(err as Error).message}\n`);
-      }
-    }
-  }
-}
+export { Scope } from '../test/helpers/scope.js';
 
 export function median(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b);

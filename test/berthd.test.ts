@@ -16,6 +16,7 @@ import { launchBerthd, runBerthctl, startBerthd } from './helpers/berthd.js';
 import { BERTHD, PACKAGE_ROOT } from './helpers/paths.js';
 import { run } from './helpers/processes.js';
 import { tempDir } from './helpers/tmp.js';
+import { cleanup } from './helpers/scope.js';
 
 test('berthctl version and info against berthd', async (t) => {
   const berthd = await startBerthd(t);
@@ -74,7 +75,7 @@ test('the socket is root-only and removed on SIGTERM', async (t) => {
 test('every RPC berth does not serve yet answers UNIMPLEMENTED with its name', async (t) => {
   const berthd = await startBerthd(t);
   const channel = openChannel(berthd.endpoint);
-  t.after(() => channel.close());
+  cleanup(t).after(() => channel.close());
   const served = new Set([
     'RuntimeService.Version',
     'RuntimeService.Status',
@@ -134,7 +135,7 @@ test('every RPC berth does not serve yet answers UNIMPLEMENTED with its name', a
 test('a malformed request gets an error status and berthd keeps serving', async (t) => {
   const berthd = await startBerthd(t);
   const session = http2Connect('http://localhost', { createConnection: () => netConnect(berthd.socket) });
-  t.after(() => session.close());
+  cleanup(t).after(() => session.close());
   const status = await new Promise<{ grpcStatus: string | undefined; message: string | undefined }>((resolve, reject) => {
     const request = session.request({
       ':method': 'POST',
@@ -222,7 +223,7 @@ test('berthctl gives a one-line error and exit 1 when nothing serves the socket'
 test('RuntimeConfig answers the configured cgroup driver; UpdateRuntimeConfig records the pod CIDR', async (t) => {
   const berthd = await startBerthd(t, { extraToml: 'cgroup_driver = "systemd"' });
   const channel = openChannel(berthd.endpoint);
-  t.after(() => channel.close());
+  cleanup(t).after(() => channel.close());
   const runtime = serviceClient(RuntimeService, channel);
   assert.equal((await runtime.runtimeConfig({})).linux?.cgroupDriver, CgroupDriver.SYSTEMD);
   await runtime.updateRuntimeConfig({ runtimeConfig: { networkConfig: { podCidr: '10.244.1.0/24' } } });

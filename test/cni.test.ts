@@ -22,6 +22,7 @@ import { isRoot } from './helpers/paths.js';
 import { run, stopProcess } from './helpers/processes.js';
 import { freePort } from './helpers/registry.js';
 import { tempDir } from './helpers/tmp.js';
+import { cleanup } from './helpers/scope.js';
 
 const PLUGINS = '/usr/lib/cni';
 const skip = !isRoot ? 'needs root (network namespaces, bridges, iptables)' : !existsSync(join(PLUGINS, 'bridge')) ? `containernetworking-plugins is not installed (${PLUGINS}/bridge)` : false;
@@ -100,7 +101,7 @@ async function testNetwork(t: T, options: { binDirs?: string[]; timeoutMs?: numb
   let cni: CniManager | undefined;
   // Registered before the temp dir (after-hooks run in order): the cache must still be
   // there to DEL what a failed test left attached.
-  t.after(async () => {
+  cleanup(t).after(async () => {
     for (const entry of (await cni?.cachedAttachments()) ?? []) {
       await cni!.del(entry.config, { containerId: entry.containerId, netns: entry.netns, ifName: entry.ifName }).catch(() => undefined);
     }
@@ -155,7 +156,7 @@ async function netns(t: T): Promise<TestNetns> {
   const name = `berth-cni-${randomBytes(4).toString('hex')}`;
   const made = await run('ip', ['netns', 'add', name]);
   if (made.code !== 0) throw new Error(`ip netns add: ${made.stderr}`);
-  t.after(() => run('ip', ['netns', 'del', name]));
+  cleanup(t).after(() => run('ip', ['netns', 'del', name]));
   return { name, path: `/run/netns/${name}` };
 }
 
@@ -302,7 +303,7 @@ test('two pods ping each other; a host port on 127.0.0.1 reaches a pod; DEL remo
   // on the bridge so a 127.0.0.1 source may be routed to it, and masquerades them to the
   // bridge address: nothing else needs setting.
   const server = spawn('ip', ['netns', 'exec', ns2.name, process.execPath, '-e', `require('net').createServer((s) => s.end('hello from the pod\\n')).listen(8080, '0.0.0.0', () => console.log('listening'))`], { stdio: ['ignore', 'pipe', 'pipe'] });
-  t.after(() => stopProcess(server, 'SIGKILL'));
+  cleanup(t).after(() => stopProcess(server, 'SIGKILL'));
   await new Promise<void>((resolve, reject) => {
     server.stdout!.on('data', (d: Buffer) => d.toString().includes('listening') && resolve());
     server.once('exit', (code) => reject(new Error(`the listener exited (${code})`)));

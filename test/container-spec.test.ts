@@ -5,6 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import * as grpc from '@grpc/grpc-js';
 import type { MessageInitShape } from '@bufbuild/protobuf';
 import { ContainerState, NamespaceMode, PodSandboxState, RuntimeService, type ContainerConfigSchema } from '../src/gen/runtime/v1/api_pb.js';
@@ -14,6 +15,7 @@ import { launchBerthd } from './helpers/berthd.js';
 import { buildLayer, busyboxEntries, pushImage } from './helpers/image-builder.js';
 import { tempDir } from './helpers/tmp.js';
 import { run } from './helpers/processes.js';
+import { cleanup } from './helpers/scope.js';
 
 type ConfigInit = Omit<Exclude<MessageInitShape<typeof ContainerConfigSchema>, { $typeName: string }>, '$typeName' | 'metadata' | 'image' | 'command' | 'logPath'>;
 
@@ -98,7 +100,7 @@ test('a recursive read-only mount makes submounts read-only too; a plain read-on
   const shared = await tempDir(t, 'rro-');
   await mkdir(join(shared, 'sub'));
   await run('mount', ['-t', 'tmpfs', '-o', 'nosuid,size=1m', 'rro-test', join(shared, 'sub')]);
-  t.after(() => run('umount', [join(shared, 'sub')]).catch(() => undefined));
+  cleanup(t).after(() => run('umount', [join(shared, 'sub')]).catch(() => undefined));
   const probe = 'touch /m/sub/x 2>/dev/null && echo sub-writable || echo sub-readonly; touch /m/top 2>/dev/null && echo top-writable || echo top-readonly';
   const plain = await runToExit(runtime, podId, logDir, image, 'plainro', probe, { mounts: [{ containerPath: '/m', hostPath: shared, readonly: true }] });
   assert.deepEqual(plain.lines, ['sub-writable', 'top-readonly'], 'runc makes only the top of an rbind read-only');
@@ -151,7 +153,7 @@ test('pod sysctls, CPU and memory limits and cpuset, seen from inside the contai
       linux: { sysctls: { 'net.ipv4.ip_unprivileged_port_start': '80', 'kernel.shm_rmid_forced': '1' } },
     },
   });
-  t.after(() => runtime.removePodSandbox({ podSandboxId: pod.podSandboxId }).catch(() => undefined));
+  cleanup(t).after(() => runtime.removePodSandbox({ podSandboxId: pod.podSandboxId }).catch(() => undefined));
   const run = await runToExit(
     runtime,
     pod.podSandboxId,
@@ -201,12 +203,20 @@ test('PID namespaces: shared by the pod with an init, per container, a target co
   await berthd.stop('SIGKILL');
   const again = await launchBerthd(t, berthd.dir, berthd.configPath, berthd.socket);
   const channel = openChannel(again.endpoint);
-  t.after(() => channel.close());
+  cleanup(t).after(() => channel.close());
   const client = serviceClient(RuntimeService, channel);
   assert.equal(await statusOf(shared, client), PodSandboxState.SANDBOX_READY);
   assert.equal((await client.containerStatus({ containerId: first })).status?.state, ContainerState.CONTAINER_RUNNING);
   await client.stopPodSandbox({ podSandboxId: own });
   assert.equal(await statusOf(own, client), PodSandboxState.SANDBOX_NOTREADY);
+  // A pod whose init dies is not ready any more (as containerd's pod whose pause died).
+  const init = (JSON.parse((await client.podSandboxStatus({ podSandboxId: shared, verbose: true })).info.info!) as { pid: number }).pid;
+  assert.ok(init > 0);
+  process.kill(init, 'SIGKILL');
+  await sleep(300);
+  assert.equal(await statusOf(shared, client), PodSandboxState.SANDBOX_NOTREADY);
+  const listed = await client.listPodSandbox({});
+  assert.equal(listed.items.find((p) => p.id === shared)?.state, PodSandboxState.SANDBOX_NOTREADY);
   await client.removePodSandbox({ podSandboxId: shared });
   const left = (await readFile('/proc/self/mountinfo', 'utf8')).split('\n').filter((l) => l.includes(shared));
   assert.deepEqual(left, [], 'no pin of the removed pod is left');

@@ -11,6 +11,7 @@ import { ContainerState, NamespaceMode, RuntimeService } from '../src/gen/runtim
 import { openChannel, serviceClient } from '../src/rpc/grpc-service.js';
 import { launchBerthd, type TestBerthd } from './helpers/berthd.js';
 import { containerTestSkip, setupContainerTest, waitExited } from './helpers/containers.js';
+import { cleanup } from './helpers/scope.js';
 
 const skip = containerTestSkip;
 const setup = setupContainerTest;
@@ -92,7 +93,7 @@ test('containers keep running while berthd is down; one that exits meanwhile is 
   await sleep(3000);
   const again: TestBerthd = await launchBerthd(t, berthd.dir, berthd.configPath, berthd.socket);
   const channel = openChannel(again.endpoint);
-  t.after(() => channel.close());
+  cleanup(t).after(() => channel.close());
   const after = serviceClient(RuntimeService, channel);
   const running = (await after.containerStatus({ containerId: longRunning })).status!;
   assert.equal(running.state, ContainerState.CONTAINER_RUNNING, 'the long container survived the restart');
@@ -180,6 +181,12 @@ test('ExecSync returns output and exit code; a command outliving its timeout is 
   });
   assert.ok(Date.now() - started < 6000, `timeout honoured (${Date.now() - started} ms)`);
 
+  // A command that cannot start is an error (as containerd answers), not exit code 255.
+  await assert.rejects(runtime.execSync({ containerId, cmd: ['no-such-command'], timeout: 10n }), (err: grpc.ServiceError) => {
+    assert.equal(err.code, grpc.status.INVALID_ARGUMENT);
+    assert.match(err.details, /"no-such-command": executable file not found in \$PATH/);
+    return true;
+  });
   const ctl = await berthd.ctl(['exec', '--sync', containerId, 'sh', '-c', 'echo via berthctl; exit 5']);
   assert.deepEqual([ctl.stdout, ctl.code], ['via berthctl\n', 5]);
 });

@@ -18,12 +18,13 @@ import { run } from './helpers/processes.js';
 import { DOCKER_REGISTRY, startRegistry } from './helpers/registry.js';
 import { tempDir } from './helpers/tmp.js';
 import { startTokenService } from './helpers/token-service.js';
+import { cleanup } from './helpers/scope.js';
 
 const skip = !isRoot ? 'needs root (overlay mounts, ownership)' : !existsSync(DOCKER_REGISTRY) ? 'docker-registry is not installed' : false;
 
 function imageClient(t: { after(fn: () => unknown): void }, berthd: TestBerthd) {
   const channel = openChannel(berthd.endpoint);
-  t.after(() => channel.close());
+  cleanup(t).after(() => channel.close());
   return serviceClient(ImageService, channel);
 }
 
@@ -210,7 +211,7 @@ test('hostile layers are refused and nothing outside the snapshot changes', { sk
     const marker = `berth-escape-${randomBytes(4).toString('hex')}`;
     if (attack.name.startsWith('symlink then')) {
       await mkdir(`/tmp/${marker}`, { mode: 0o700 });
-      t.after(() => rmdir(`/tmp/${marker}`).catch(() => undefined));
+      cleanup(t).after(() => rmdir(`/tmp/${marker}`).catch(() => undefined));
     }
     const layer = buildLayer([{ type: 'dir', path: 'ok/' }, ...attack.entries(marker)], 'gzip');
     await pushImage(registry, `hostile/${i}`, 'latest', { layers: [layer] });
@@ -269,7 +270,7 @@ test('a pull that makes no progress is cancelled after image_pull_progress_timeo
   const berthd = await startBerthd(t, { extraToml: 'image_pull_progress_timeout = "2s"' });
   await pushImage(registry, 'test/stall', '1', { layers: [buildLayer(busyboxEntries())] });
   registry.signal('SIGSTOP');
-  t.after(() => registry.signal('SIGCONT'));
+  cleanup(t).after(() => registry.signal('SIGCONT'));
   const started = Date.now();
   const pull = await berthd.ctl(['--timeout', '60s', 'pull', `${registry.host}/test/stall:1`]);
   const elapsed = Date.now() - started;
@@ -367,7 +368,7 @@ test('pinned images report pinned; unreferenced content is collected at start-up
   const restarted = await startBerthdOn(t, berthd);
   assert.ok(!existsSync(orphanBlob) && !existsSync(orphanSnapshot) && !existsSync(halfUnpack) && !existsSync(partial), restarted.logs());
   const again = serviceClient(ImageService, openChannel(restarted.endpoint));
-  t.after(() => again.close());
+  cleanup(t).after(() => again.close());
   assert.equal((await again.imageStatus({ image: { image: pinnedRef } })).image?.pinned, true, 'the image survived the restart');
 });
 

@@ -17,12 +17,13 @@ import { isRoot } from './helpers/paths.js';
 import { startPodNetwork, type TestPodNetwork } from './helpers/pod-network.js';
 import { run } from './helpers/processes.js';
 import { tempDir } from './helpers/tmp.js';
+import { cleanup } from './helpers/scope.js';
 
 const skip = !isRoot ? 'needs root (namespaces, CNI)' : !existsSync('/usr/lib/cni/bridge') ? 'containernetworking-plugins is not installed' : false;
 
 function runtimeClient(t: { after(fn: () => unknown): void }, berthd: TestBerthd) {
   const channel = openChannel(berthd.endpoint);
-  t.after(() => channel.close());
+  cleanup(t).after(() => channel.close());
   return serviceClient(RuntimeService, channel);
 }
 
@@ -106,7 +107,7 @@ test('a port mapping reaches a listener in the pod from the host', { skip }, asy
   const pod = (await berthd.ctl(['runp', join(dir, 'web.json')])).stdout.trim();
   const info = JSON.parse((await berthd.ctl(['inspectp', pod])).stdout) as { info: { namespaces: { network: string } } };
   const listener = spawn('nsenter', [`--net=${info.info.namespaces.network}`, 'busybox', 'nc', '-l', '-p', '8080'], { stdio: ['pipe', 'ignore', 'ignore'] });
-  t.after(() => listener.kill('SIGKILL'));
+  cleanup(t).after(() => listener.kill('SIGKILL'));
   listener.stdin.end('hello from the pod\n');
   await sleep(300);
   // The host reaches the pod through portmap's DNAT on the bridge address.

@@ -10,6 +10,7 @@ import { implementService } from '../src/cri/rpc-wrapper.js';
 import { StartupGate } from '../src/daemon/startup-gate.js';
 import { BerthError, notFound } from '../src/errors.js';
 import { tempDir } from './helpers/tmp.js';
+import { cleanup } from './helpers/scope.js';
 
 test('calls before recovery finishes get UNAVAILABLE; errors map to their gRPC codes', async (t) => {
   const dir = await tempDir(t);
@@ -39,9 +40,9 @@ test('calls before recovery finishes get UNAVAILABLE; errors map to their gRPC c
   await new Promise<void>((resolve, reject) =>
     server.bindAsync(`unix://${socket}`, grpc.ServerCredentials.createInsecure(), (err) => (err ? reject(err) : resolve())),
   );
-  t.after(() => server.forceShutdown());
+  cleanup(t).after(() => server.forceShutdown());
   const channel = openChannel(`unix://${socket}`);
-  t.after(() => channel.close());
+  cleanup(t).after(() => channel.close());
   const client = serviceClient(RuntimeService, channel);
 
   await assert.rejects(client.version({}), (err: grpc.ServiceError) => {

@@ -146,7 +146,15 @@ export class OciRuntime {
         setImmediate(() => {
           child.stdout.destroy();
           child.stderr.destroy();
-          resolve({ exitCode: code ?? (signal ? 128 + 9 : -1), stdout: Buffer.concat(out), stderr: Buffer.concat(err), timedOut });
+          const stderr = Buffer.concat(err);
+          // runc could not start the command at all (no such executable, not
+          // permitted…): an error, as containerd gives, not the command's exit code.
+          const failure = code === 255 ? /level=error msg="exec failed: (?:unable to start container process: )?(.*)"\s*$/m.exec(stderr.toString()) : null;
+          if (failure) {
+            reject(new BerthError('InvalidArgument', `cannot run ${JSON.stringify(args)} in container ${id}: ${failure[1]!.replace(/\\"/g, '"')}`));
+            return;
+          }
+          resolve({ exitCode: code ?? (signal ? 128 + 9 : -1), stdout: Buffer.concat(out), stderr, timedOut });
         });
       });
     });

@@ -62,10 +62,10 @@ export async function resolveUser(rootfs: string, request: UserRequest): Promise
     }
   }
   if (request.runAsGroup !== undefined) gid = request.runAsGroup;
-  // The user's groups from /etc/group, then the requested supplemental groups.
-  const additional = new Set<number>();
+  // The primary group (as containerd and CRI-O list it too), the user's groups from
+  // /etc/group, then the requested supplemental groups.
+  const additional = new Set<number>([gid]);
   if (name) for (const g of groups) if ((g[3] ?? '').split(',').includes(name)) additional.add(Number(g[2]));
   for (const g of request.supplementalGroups) additional.add(g);
-  additional.delete(gid);
-  return { uid, gid, additionalGids: [...additional].sort((a, b) => a - b) };
+  return { uid, gid, additionalGids: [...additional] };
 }

@@ -9,7 +9,7 @@ import { filterPods } from './list-filters.js';
 export function podSandboxStatusHandler(pods: SandboxManager): UnaryHandler<typeof RuntimeService.method.podSandboxStatus> {
   return async (request) => {
     if (!request.podSandboxId) throw invalidArgument('PodSandboxStatus: pod_sandbox_id is required');
-    const record = pods.get(request.podSandboxId);
+    const record = await pods.getChecked(request.podSandboxId);
     const info: Record<string, string> = {};
     if (request.verbose) {
       info.info = JSON.stringify({
@@ -31,7 +31,7 @@ export function podSandboxStatusHandler(pods: SandboxManager): UnaryHandler<type
 export function listPodSandboxHandler(pods: SandboxManager): UnaryHandler<typeof RuntimeService.method.listPodSandbox> {
   return async (request) => {
     const filter = request.filter;
-    let records = filterPods(pods.list(), filter);
+    let records = filterPods(await pods.listChecked(), filter);
     if (filter?.state) {
       const wanted = filter.state.state === PodSandboxState.SANDBOX_READY ? 'ready' : 'notready';
       records = records.filter((r) => r.state === wanted);

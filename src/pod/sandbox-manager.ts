@@ -77,15 +77,7 @@ export class SandboxManager {
         await this.#forget(record);
         continue;
       }
-      const netnsGone = record.netns !== undefined && !(await isPinned(record.netns));
-      const pidInitGone = record.pidns !== undefined && !(record.pidInit && (await inPinnedNamespace(record.pidInit, record.pidns)));
-      if (record.state === 'ready' && (netnsGone || pidInitGone)) {
-        // The namespaces are gone (the host rebooted) or the pod's init died (as a dead
-        // pause container does for containerd): the pod cannot be ready.
-        this.options.log.warn({ pod: record.id, netnsGone, pidInitGone }, 'pod sandbox is not ready any more');
-        record.state = 'notready';
-        await this.#store.put(record.id, record);
-      }
+      await this.#checkAlive(record, true);
       this.#reservations.set(reservationKey(record.spec), { id: record.id, claimed: true });
     }
     // Pins without a pod: a crash between pinning and recording (or a removed record).
@@ -94,6 +86,34 @@ export class SandboxManager {
       const file = join(this.#pinDir, name);
       if (!owned.has(file)) await unpinNamespaces([file]);
     }
+  }
+
+  /**
+   * A ready pod whose namespaces are gone (the host rebooted) or whose init died (as a
+   * dead pause container does for containerd) is not ready any more.
+   */
+  async #checkAlive(record: SandboxRecord, afterRestart = false): Promise<void> {
+    if (record.state !== 'ready') return;
+    // Pins vanish only with a reboot, which only a restart can follow.
+    const netnsGone = afterRestart && record.netns !== undefined && !(await isPinned(record.netns));
+    const pidInitGone = record.pidns !== undefined && !(record.pidInit && (await inPinnedNamespace(record.pidInit, record.pidns)));
+    if (!netnsGone && !pidInitGone) return;
+    this.options.log.warn({ pod: record.id, netnsGone, pidInitGone }, 'pod sandbox is not ready any more');
+    record.state = 'notready';
+    await this.#store.put(record.id, record);
+  }
+
+  /** Pods with their readiness checked (for status and list). */
+  async listChecked(): Promise<SandboxRecord[]> {
+    const records = this.list();
+    for (const record of records) await this.#checkAlive(record);
+    return records;
+  }
+
+  async getChecked(idOrPrefix: string): Promise<SandboxRecord> {
+    const record = this.get(idOrPrefix);
+    await this.#checkAlive(record);
+    return record;
   }
 
   list(): SandboxRecord[] {

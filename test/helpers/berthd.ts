@@ -8,6 +8,7 @@ import { tempDir } from './tmp.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { RuntimeService } from '../../src/gen/runtime/v1/api_pb.js';
 import { openChannel, serviceClient } from '../../src/rpc/grpc-service.js';
+import { cleanup } from './scope.js';
 
 export interface TestBerthd {
   dir: string;
@@ -53,6 +54,19 @@ export async function startBerthd(t: { after(fn: () => unknown): void }, options
   return launchBerthd(t, dir, configPath, socket);
 }
 
+/** Stops and removes every pod (and so every container) of a berthd. */
+async function removeAllPods(endpoint: string): Promise<void> {
+  const channel = openChannel(endpoint);
+  try {
+    const runtime = serviceClient(RuntimeService, channel);
+    for (const pod of (await runtime.listPodSandbox({}, { timeoutMs: 10_000 })).items) {
+      await runtime.removePodSandbox({ podSandboxId: pod.id }, { timeoutMs: 60_000 }).catch(() => undefined);
+    }
+  } finally {
+    channel.close();
+  }
+}
+
 /** Runs berthd on an existing config (e.g. to restart it on the same state). */
 export async function launchBerthd(
   t: { after(fn: () => unknown): void },
@@ -64,11 +78,16 @@ export async function launchBerthd(
   let logs = '';
   child.stdout!.on('data', (d: Buffer) => (logs += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (logs += d.toString()));
-  t.after(() => stopProcess(child));
+  const endpoint = `unix://${socket}`;
+  // Pods first, while berthd still runs: their containers and PID namespace inits are
+  // processes of their own that would outlive the test otherwise.
+  cleanup(t).after(async () => {
+    if (child.exitCode === null && child.signalCode === null) await removeAllPods(endpoint).catch(() => undefined);
+    await stopProcess(child);
+  });
   await waitForSocket(socket, 15_000, () => child.exitCode === null).catch((err: Error) => {
     throw new Error(`${err.message}\nberthd output:\n${logs}`);
   });
-  const endpoint = `unix://${socket}`;
   await waitUntilServing(endpoint, () => logs);
   return {
     dir,

@@ -5,6 +5,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { run, stopProcess, waitForSocket } from './processes.js';
 import { tempDir } from './tmp.js';
+import { cleanup } from './scope.js';
 
 export const CONTAINERD = '/usr/bin/containerd';
 
@@ -62,7 +63,7 @@ state = "${join(dir, 'state')}"
   let logs = '';
   child.stdout!.on('data', (d: Buffer) => (logs += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (logs += d.toString()));
-  t.after(() => stopProcess(child));
+  cleanup(t).after(() => stopProcess(child));
   await waitForSocket(socket, 30_000, () => child.exitCode === null).catch((err: Error) => {
     throw new Error(`${err.message}\ncontainerd output:\n${logs.slice(-4000)}`);
   });

@@ -11,6 +11,7 @@ import { isRoot } from './paths.js';
 import { startPodNetwork } from './pod-network.js';
 import { DOCKER_REGISTRY, startRegistry } from './registry.js';
 import { tempDir } from './tmp.js';
+import { cleanup } from './scope.js';
 
 export const containerTestSkip = !isRoot ? 'needs root' : !existsSync('/usr/bin/conmon') || !existsSync('/usr/sbin/runc') ? 'conmon and runc are needed' : !existsSync(DOCKER_REGISTRY) ? 'docker-registry is needed' : false;
 
@@ -21,13 +22,13 @@ export async function setupContainerTest(t: { after(fn: () => unknown): void }, 
   const net = await startPodNetwork(t);
   const berthd = await startBerthd(t, { cniConfDir: net.confDir, extraToml });
   const channel = openChannel(berthd.endpoint);
-  t.after(() => channel.close());
+  cleanup(t).after(() => channel.close());
   const runtime = serviceClient(RuntimeService, channel);
   assert.equal((await berthd.ctl(['pull', image])).code, 0);
   const logDir = await tempDir(t, 'podlogs-');
   const pod = await runtime.runPodSandbox({ config: { metadata: { name: 'ctr-pod', namespace: 'test', uid: 'ctr-pod-uid', attempt: 0 }, hostname: 'ctr-host', logDirectory: logDir } });
   // Whatever a failing test leaves running is removed with its pod.
-  t.after(() => runtime.removePodSandbox({ podSandboxId: pod.podSandboxId }, { timeoutMs: 60_000 }).catch(() => undefined));
+  cleanup(t).after(() => runtime.removePodSandbox({ podSandboxId: pod.podSandboxId }, { timeoutMs: 60_000 }).catch(() => undefined));
   return { berthd, runtime, registry, image, podId: pod.podSandboxId, logDir };
 }
 

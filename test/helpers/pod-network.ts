@@ -7,6 +7,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { run } from './processes.js';
 import { tempDir } from './tmp.js';
+import { cleanup } from './scope.js';
 
 export interface TestPodNetwork {
   confDir: string;
@@ -52,7 +53,7 @@ export async function startPodNetwork(t: { after(fn: () => unknown): void }, opt
   await writeFile(join(confDir, '10-test.conflist'), JSON.stringify({ cniVersion: options.cniVersion ?? '1.0.0', name, plugins }, null, 1));
   // Pods may talk to each other and to the host, never past the bridge.
   await run('iptables', ['-I', 'FORWARD', '-s', subnet, '!', '-d', subnet, '-j', 'DROP']);
-  t.after(async () => {
+  cleanup(t).after(async () => {
     await run('iptables', ['-D', 'FORWARD', '-s', subnet, '!', '-d', subnet, '-j', 'DROP']);
     await removePortmapRules(name);
     await run('ip', ['link', 'del', bridge]);

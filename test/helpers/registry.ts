@@ -9,6 +9,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import bcrypt from 'bcryptjs';
 import { stopProcess } from './processes.js';
 import { tempDir } from './tmp.js';
+import { cleanup } from './scope.js';
 
 export const DOCKER_REGISTRY = '/usr/bin/docker-registry';
 
@@ -49,7 +50,7 @@ export async function startRegistry(t: { after(fn: () => unknown): void }, optio
   };
   // Registered before the temp dir so that the registry (whichever process restart
   // left running) is stopped before its storage is removed.
-  t.after(() => halt('SIGTERM'));
+  cleanup(t).after(() => halt('SIGTERM'));
   const dir = await tempDir(t, 'registry-');
   const port = await freePort();
   const host = `127.0.0.1:${port}`;

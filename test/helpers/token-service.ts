@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { run } from './processes.js';
 import { tempDir } from './tmp.js';
+import { cleanup } from './scope.js';
 
 export interface TestTokenService {
   realm: string;
@@ -72,7 +73,7 @@ export async function startTokenService(t: { after(fn: () => unknown): void }, o
     res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ token: issue(scope, user), expires_in: 300 }));
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  t.after(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  cleanup(t).after(() => new Promise<void>((resolve) => server.close(() => resolve())));
   const { port } = server.address() as AddressInfo;
   return { realm: `http://127.0.0.1:${port}/token`, service, issuer, rootCertBundle: certPath, requests, issue };
 }

@@ -26,8 +26,27 @@ const stateNames: Record<ContainerState, string> = {
 
 const long = (clients: CriClients) => Math.max(clients.settings.timeoutMs, 120_000);
 
+/**
+ * A container config as crictl's users write it. KeyValue.value is `bytes` in the CRI
+ * proto, so protobuf JSON would read "value": "hi there" as base64; crictl users write
+ * the text itself, so text is what berthctl sends.
+ */
+function loadContainerConfig(path: string) {
+  return loadMessageFile(ContainerConfigSchema, path, (doc) => {
+    const envs = (doc as { envs?: unknown } | null)?.envs;
+    if (!Array.isArray(envs)) return doc;
+    return {
+      ...(doc as object),
+      envs: envs.map((e: unknown) => {
+        const entry = e as { value?: unknown } | null;
+        return entry && typeof entry.value === 'string' ? { ...entry, value: Buffer.from(entry.value, 'utf8').toString('base64') } : e;
+      }),
+    };
+  });
+}
+
 export async function createContainerCommand(clients: CriClients, podId: string, containerConfig: string, podConfig: string): Promise<string> {
-  const config = await loadMessageFile(ContainerConfigSchema, containerConfig);
+  const config = await loadContainerConfig(containerConfig);
   const sandboxConfig = await loadMessageFile(PodSandboxConfigSchema, podConfig);
   const response = await call('creating container', () => clients.runtime.createContainer({ podSandboxId: podId, config, sandboxConfig }, { timeoutMs: long(clients) }));
   return `${response.containerId}\n`;
@@ -44,7 +63,7 @@ export async function startContainersCommand(clients: CriClients, ids: string[])
 
 /** runp + create + start, as `crictl run` does. */
 export async function runContainerCommand(clients: CriClients, containerConfig: string, podConfig: string, runtimeHandler: string): Promise<string> {
-  const config = await loadMessageFile(ContainerConfigSchema, containerConfig);
+  const config = await loadContainerConfig(containerConfig);
   const sandboxConfig = await loadMessageFile(PodSandboxConfigSchema, podConfig);
   const pod = await call('running the pod sandbox', () => clients.runtime.runPodSandbox({ config: sandboxConfig, runtimeHandler }, { timeoutMs: long(clients) }));
   const created = await call('creating container', () =>

@@ -10,7 +10,7 @@ import { truncateId } from './images.js';
 type PodSandbox = MessageShape<typeof PodSandboxSchema>;
 
 /** A config file as crictl reads them: JSON or YAML, proto or JSON field names. */
-export async function loadMessageFile<D extends Parameters<typeof fromJson>[0]>(schema: D, path: string): Promise<MessageShape<D>> {
+export async function loadMessageFile<D extends Parameters<typeof fromJson>[0]>(schema: D, path: string, prepare: (doc: unknown) => unknown = (doc) => doc): Promise<MessageShape<D>> {
   let text: string;
   try {
     text = await readFile(path, 'utf8');
@@ -24,7 +24,7 @@ export async function loadMessageFile<D extends Parameters<typeof fromJson>[0]>(
     throw new Error(`${path} is not valid ${/\.json$/i.test(path) ? 'JSON' : 'YAML'}: ${(err as Error).message}`);
   }
   try {
-    return fromJson(schema, doc as JsonValue) as MessageShape<D>;
+    return fromJson(schema, prepare(doc) as JsonValue) as MessageShape<D>;
   } catch (err) {
     throw new Error(`${path}: ${(err as Error).message}`);
   }
