@@ -316,6 +316,14 @@ export class ContainerManager {
     }
   }
 
+  /**
+   * The image reference ContainerStatus reports: the image's first repo digest when it
+   * has one (what the kubelet shows as a pod's imageID), else its id — as containerd does.
+   */
+  imageRefOf(record: ContainerRecord): string {
+    return this.options.images.find(record.spec.imageId)?.repoDigests[0] ?? record.spec.imageId;
+  }
+
   /** Containers of a pod (for pod stop and remove). */
   ofPod(podId: string): ContainerRecord[] {
     return this.list().filter((r) => r.podId === podId);

@@ -46,7 +46,7 @@ export function containerHandlers(containers: ContainerManager): {
       const record = await containers.get(requireId(request.containerId, 'ContainerStatus'));
       const info: Record<string, string> = {};
       if (request.verbose) info.info = JSON.stringify({ pid: record.pid, bundle: record.bundle, runtime: record.runtime, spec: record.spec });
-      return { status: toCriContainerStatus(record), info };
+      return { status: toCriContainerStatus(record, containers.imageRefOf(record)), info };
     },
     execSync: async (request) => {
       const result = await containers.execSync(requireId(request.containerId, 'ExecSync'), request.cmd, Number(request.timeout));

@@ -159,7 +159,7 @@ export function toCriContainer(record: ContainerRecord): MessageInitShape<typeof
   };
 }
 
-export function toCriContainerStatus(record: ContainerRecord): MessageInitShape<typeof ContainerStatusSchema> {
+export function toCriContainerStatus(record: ContainerRecord, imageRef: string): MessageInitShape<typeof ContainerStatusSchema> {
   return {
     id: record.id,
     metadata: { name: record.spec.name, attempt: record.spec.attempt },
@@ -169,7 +169,7 @@ export function toCriContainerStatus(record: ContainerRecord): MessageInitShape<
     finishedAt: BigInt(record.finishedAt),
     exitCode: record.exitCode,
     image: { image: record.spec.image },
-    imageRef: record.spec.imageId,
+    imageRef,
     imageId: record.spec.imageId,
     reason: record.reason,
     message: record.message,
