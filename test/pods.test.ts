@@ -260,11 +260,20 @@ test('berthd killed with SIGKILL keeps its pods and their IPs; stopping them the
   const before = await leakState(berthd, net);
   const ids = await Promise.all([0, 1, 2].map((i) => client.runPodSandbox({ config: podConfig(`survivor-${i}`) as never }).then((r) => r.podSandboxId)));
   const ipsBefore = await Promise.all(ids.map(async (id) => (await client.podSandboxStatus({ podSandboxId: id })).status?.network?.ip));
+  // A fourth pod as a crash right after its PID namespace init started would leave it:
+  // still "creating", the init's pid not yet recorded. Recovery must undo it, init included.
+  const crashed = (await client.runPodSandbox({ config: podConfig('crashed') as never })).podSandboxId;
+  const crashedInit = (JSON.parse((await client.podSandboxStatus({ podSandboxId: crashed, verbose: true })).info.info!) as { pid: number }).pid;
   await berthd.stop('SIGKILL');
+  const recordFile = join(berthd.dir, 'root', 'pods', `${crashed}.json`);
+  const record = JSON.parse(await readFile(recordFile, 'utf8')) as Record<string, unknown>;
+  await writeFile(recordFile, JSON.stringify({ ...record, state: 'creating', pidInit: undefined }));
   const again = await launchBerthd(t, berthd.dir, berthd.configPath, berthd.socket);
   const after = runtimeClient(t, again);
   const listed = (await after.listPodSandbox({})).items;
-  assert.deepEqual(listed.map((p) => p.id).sort(), [...ids].sort());
+  assert.deepEqual(listed.map((p) => p.id).sort(), [...ids].sort(), 'the interrupted pod was undone');
+  const initState = (await readFile(`/proc/${crashedInit}/stat`, 'utf8').catch(() => '')).split(') ')[1]?.[0];
+  assert.ok(initState === undefined || initState === 'Z', `the interrupted pod's init was killed (${initState})`);
   assert.ok(listed.every((p) => p.state === PodSandboxState.SANDBOX_READY));
   const ipsAfter = await Promise.all(ids.map(async (id) => (await after.podSandboxStatus({ podSandboxId: id })).status?.network?.ip));
   assert.deepEqual(ipsAfter, ipsBefore);

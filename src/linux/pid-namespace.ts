@@ -5,7 +5,7 @@
 // which is then killed, leaving catatonit alone, reparented, and no berthd child: it
 // lives on while berthd restarts.
 import { spawn } from 'node:child_process';
-import { readFile, stat, writeFile } from 'node:fs/promises';
+import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { BerthError } from '../errors.js';
 import { isPinned, unpinNamespaces } from './namespaces.js';
@@ -42,16 +42,37 @@ export async function startPidNamespace(pinFile: string, catatonit: string): Pro
   }
 }
 
-/** Ends every process of the pod's PID namespace (killing its init does) and unpins it. Idempotent. */
+/**
+ * Ends every process of the pod's PID namespace (killing its init does) and unpins it.
+ * Without a known init (a crash before it was recorded) the init is looked up by the
+ * namespace itself. Idempotent.
+ */
 export async function stopPidNamespace(pinFile: string | undefined, init: number | undefined): Promise<void> {
-  if (pinFile && init && (await inPinnedNamespace(init, pinFile))) {
+  if (!pinFile) return;
+  const target = init && (await inPinnedNamespace(init, pinFile)) ? init : await initOf(pinFile);
+  if (target) {
     try {
-      process.kill(init, 'SIGKILL');
+      process.kill(target, 'SIGKILL');
     } catch {
       // already gone
     }
   }
   await unpinNamespaces([pinFile]);
+}
+
+/** The process that is pid 1 of the namespace pinned at pinFile, if any. */
+async function initOf(pinFile: string): Promise<number | undefined> {
+  const pinned = await stat(pinFile).catch(() => undefined);
+  if (!pinned) return undefined;
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const ns = await stat(`/proc/${entry}/ns/pid`).catch(() => undefined);
+    if (!ns || ns.ino !== pinned.ino || ns.dev !== pinned.dev) continue;
+    // NSpid's last field is the pid inside the namespace: 1 for its init.
+    const status = await readFile(`/proc/${entry}/status`, 'utf8').catch(() => '');
+    if (/^NSpid:.*\s1$/m.test(status)) return Number(entry);
+  }
+  return undefined;
 }
 
 /** True when the pid is (still) the init of the namespace pinned at pinFile, not a reused pid. */
