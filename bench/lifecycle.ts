@@ -7,6 +7,7 @@
 // catatonit for berth, shims and pause containers for containerd).
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { readFileSync } from 'node:fs';
 import { RuntimeService, ImageService } from '../src/gen/runtime/v1/api_pb.js';
 import { openChannel, serviceClient } from '../src/rpc/grpc-service.js';
@@ -21,6 +22,8 @@ const arg = (name: string, fallback: number) => {
   const i = process.argv.indexOf(name);
   return i > 0 ? Number(process.argv[i + 1]) : fallback;
 };
+
+const SETTLE_MS = 10_000;
 
 interface Figures {
   runPod: number[];
@@ -79,6 +82,9 @@ async function measure(endpoint: string, image: string, iterations: number, pods
     await runtime.removePodSandbox({ podSandboxId: pod.podSandboxId }, { timeoutMs: 120_000 });
     figures.stopRemove.push(ms(t));
   }
+  // Both daemons get the same quiet time before each reading, so a collector that
+  // returns memory a little after the work (V8's and Go's both do) is measured at rest.
+  await sleep(SETTLE_MS);
   figures.idleKb = await memory();
   const made: string[] = [];
   for (let i = 0; i < pods; i++) {
@@ -87,6 +93,7 @@ async function measure(endpoint: string, image: string, iterations: number, pods
     await runtime.startContainer({ containerId: ctr.containerId }, { timeoutMs: 120_000 });
     made.push(pod.podSandboxId);
   }
+  await sleep(SETTLE_MS);
   figures.loadedKb = await memory();
   for (const id of made) {
     await runtime.stopPodSandbox({ podSandboxId: id }, { timeoutMs: 120_000 });
@@ -135,7 +142,8 @@ async function main(): Promise<void> {
     process.stdout.write(row('CreateContainer+Start', berth.createStart, ctrd.createStart));
     process.stdout.write(row('Stop+Remove (ctr and pod)', berth.stopRemove, ctrd.stopRemove));
     const mb = (kb: number) => (kb / 1024).toFixed(1);
-    process.stdout.write(`\nresident memory (MB)          berth   containerd   ratio\n`);
+    process.stdout.write(`\nresident memory, read ${SETTLE_MS / 1000} s after the work\n`);
+    process.stdout.write(`MB                            berth   containerd   ratio\n`);
     process.stdout.write(`idle                       ${mb(berth.idleKb).padStart(8)} ${mb(ctrd.idleKb).padStart(12)}   ${(berth.idleKb / ctrd.idleKb).toFixed(2)}\n`);
     process.stdout.write(`with ${pods} running pods      ${mb(berth.loadedKb).padStart(8)} ${mb(ctrd.loadedKb).padStart(12)}   ${(berth.loadedKb / ctrd.loadedKb).toFixed(2)}\n`);
   } finally {
