@@ -74,7 +74,8 @@ export async function launchBerthd(
   configPath: string,
   socket: string,
 ): Promise<TestBerthd> {
-  const child = spawn(process.execPath, [BERTHD, '--config', configPath], { stdio: ['ignore', 'pipe', 'pipe'] });
+  // Run as a user runs it, through its #! line (which carries berthd's node flags).
+  const child = spawn(BERTHD, ['--config', configPath], { stdio: ['ignore', 'pipe', 'pipe'] });
   let logs = '';
   child.stdout!.on('data', (d: Buffer) => (logs += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (logs += d.toString()));
