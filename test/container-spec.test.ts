@@ -223,6 +223,19 @@ test('PID namespaces: shared by the pod with an init, per container, a target co
   await client.removePodSandbox({ podSandboxId: own });
 });
 
+test("the containers of a pod share the pod's /dev/shm; other pods do not see it", { skip }, async (t) => {
+  const { runtime, image, podId, logDir } = await setupContainerTest(t);
+  const writer = await runToExit(runtime, podId, logDir, image, 'shmwriter', 'echo shared > /dev/shm/note && grep " /dev/shm " /proc/mounts | cut -d" " -f3,4');
+  assert.equal(writer.status.exitCode, 0, writer.lines.join('\n'));
+  assert.match(writer.lines[0]!, /^tmpfs rw,nosuid,nodev,noexec/);
+  const reader = await runToExit(runtime, podId, logDir, image, 'shmreader', 'cat /dev/shm/note');
+  assert.deepEqual(reader.lines, ['shared']);
+  const other = await runtime.runPodSandbox({ config: { metadata: { name: 'othershm', namespace: 'test', uid: 'othershm-uid', attempt: 0 }, logDirectory: logDir } });
+  const stranger = await runToExit(runtime, other.podSandboxId, logDir, image, 'shmstranger', 'cat /dev/shm/note 2>&1 || echo absent');
+  assert.equal(stranger.lines.at(-1), 'absent');
+  await runtime.removePodSandbox({ podSandboxId: other.podSandboxId });
+});
+
 test('a line longer than conmon\'s buffer is split into P parts and an F end, which join to the line', { skip }, async (t) => {
   const { runtime, image, podId, logDir } = await setupContainerTest(t);
   const run = await runToExit(runtime, podId, logDir, image, 'longline', 'head -c 20000 /dev/zero | tr "\\0" a; echo; echo short');

@@ -20,6 +20,7 @@ import { devicesFromPath, hostDevices } from '../linux/devices.js';
 import { hostCapabilities } from '../linux/capabilities.js';
 import { recursiveReadOnlyBind, unmountTree } from '../linux/recursive-readonly.js';
 import type { SandboxRecord } from '../pod/sandbox-types.js';
+import { mountPodShm } from '../pod/pod-files.js';
 import { buildOciSpec, ociResources, type ImageRuntimeConfig } from './oci-spec.js';
 import { OciRuntime } from './oci-runtime.js';
 import { resolveUser } from './user.js';
@@ -125,6 +126,8 @@ export class ContainerManager {
       if (!isAbsolute(m.containerPath) || !isAbsolute(m.hostPath)) throw new BerthError('InvalidArgument', `mount ${m.hostPath}:${m.containerPath} needs absolute paths`);
     }
     const pidNamespace = await this.#pidNamespace(pod, spec);
+    // Made with the pod; made here too for a pod from before berth had it (idempotent).
+    if (pod.ipcns) await mountPodShm(pod.podDir);
     const devices = spec.privileged
       ? (await hostDevices()).map((d) => ({ ...d, permissions: 'rwm' }))
       : (await Promise.all(spec.devices.map(async (d) => (await devicesFromPath(d.hostPath, d.containerPath)).map((node) => ({ ...node, permissions: d.permissions }))))).flat();

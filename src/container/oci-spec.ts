@@ -1,5 +1,5 @@
 // The OCI runtime config.json of a container, from its spec, its pod and its image.
-import { join } from 'node:path';
+import { podFilePaths } from '../pod/pod-files.js';
 import type { SandboxRecord } from '../pod/sandbox-types.js';
 import type { ContainerMount, ContainerResources, ContainerSpec } from './container-types.js';
 import type { DeviceNode } from '../linux/devices.js';
@@ -89,17 +89,19 @@ export function ociResources(spec: ContainerResources): Record<string, unknown> 
 export function buildOciSpec(input: OciSpecInput): Record<string, unknown> {
   const { spec, pod, image, user } = input;
   const caps = spec.privileged ? input.hostCapabilities : capabilitySet(spec.capAdd, spec.capDrop, input.hostCapabilities);
+  const podFiles = podFilePaths(pod.podDir);
   const mounts: Array<Record<string, unknown>> = [
     { destination: '/proc', type: 'proc', source: 'proc', options: ['nosuid', 'noexec', 'nodev'] },
     { destination: '/dev', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'strictatime', 'mode=755', 'size=65536k'] },
     { destination: '/dev/pts', type: 'devpts', source: 'devpts', options: ['nosuid', 'noexec', 'newinstance', 'ptmxmode=0666', 'mode=0620', 'gid=5'] },
-    { destination: '/dev/shm', type: 'tmpfs', source: 'shm', options: ['nosuid', 'noexec', 'nodev', 'mode=1777', 'size=65536k'] },
+    // The pod's /dev/shm with its IPC namespace; the host's with the host's.
+    { destination: '/dev/shm', type: 'bind', source: pod.ipcns ? podFiles.shm : '/dev/shm', options: ['rbind', 'rprivate', 'nosuid', 'noexec', 'nodev', 'rw'] },
     { destination: '/dev/mqueue', type: 'mqueue', source: 'mqueue', options: ['nosuid', 'noexec', 'nodev'] },
     { destination: '/sys', type: 'sysfs', source: 'sysfs', options: ['nosuid', 'noexec', 'nodev', spec.privileged ? 'rw' : 'ro'] },
     { destination: '/sys/fs/cgroup', type: 'cgroup', source: 'cgroup', options: ['nosuid', 'noexec', 'nodev', 'relatime', spec.privileged ? 'rw' : 'ro'] },
-    { destination: '/etc/hostname', type: 'bind', source: join(pod.podDir, 'hostname'), options: ['rbind', 'rprivate', 'ro'] },
-    { destination: '/etc/hosts', type: 'bind', source: join(pod.podDir, 'hosts'), options: ['rbind', 'rprivate', 'rw'] },
-    { destination: '/etc/resolv.conf', type: 'bind', source: join(pod.podDir, 'resolv.conf'), options: ['rbind', 'rprivate', 'rw'] },
+    { destination: '/etc/hostname', type: 'bind', source: podFiles.hostname, options: ['rbind', 'rprivate', 'ro'] },
+    { destination: '/etc/hosts', type: 'bind', source: podFiles.hosts, options: ['rbind', 'rprivate', 'rw'] },
+    { destination: '/etc/resolv.conf', type: 'bind', source: podFiles.resolvConf, options: ['rbind', 'rprivate', 'rw'] },
     ...(input.mounts ?? spec.mounts).map((m) => ({
       destination: m.containerPath,
       type: 'bind',

@@ -1,8 +1,12 @@
 // The files every container of a pod shares: hostname, /etc/hosts with the pod's IP and
-// name, and /etc/resolv.conf from the pod's DNS config (or the host's).
-import { readFile } from 'node:fs/promises';
+// name, /etc/resolv.conf from the pod's DNS config (or the host's), and the /dev/shm
+// that goes with the pod's IPC namespace (one tmpfs, so POSIX shared memory is shared
+// as System V's is, as containerd's sandbox shm is).
+import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../store/atomic-file.js';
+import { runCommand } from '../linux/command.js';
+import { mountPoints } from '../linux/namespaces.js';
 
 export interface DnsSettings {
   servers: string[];
@@ -14,10 +18,27 @@ export interface PodFiles {
   hostname: string;
   hosts: string;
   resolvConf: string;
+  /** The pod's /dev/shm (a tmpfs), when the pod has its own IPC namespace. */
+  shm: string;
 }
 
 export function podFilePaths(podDir: string): PodFiles {
-  return { hostname: join(podDir, 'hostname'), hosts: join(podDir, 'hosts'), resolvConf: join(podDir, 'resolv.conf') };
+  return { hostname: join(podDir, 'hostname'), hosts: join(podDir, 'hosts'), resolvConf: join(podDir, 'resolv.conf'), shm: join(podDir, 'shm') };
+}
+
+/** The kubelet's and containerd's default /dev/shm size. */
+const SHM_OPTIONS = 'nosuid,nodev,noexec,mode=1777,size=65536k';
+
+export async function mountPodShm(podDir: string): Promise<void> {
+  const { shm } = podFilePaths(podDir);
+  await mkdir(shm, { recursive: true, mode: 0o1777 });
+  if (!(await mountPoints()).has(shm)) await runCommand('mount', ['-t', 'tmpfs', '-o', SHM_OPTIONS, 'shm', shm], "mounting the pod's /dev/shm");
+}
+
+/** Idempotent; a pod without one is fine. */
+export async function unmountPodShm(podDir: string): Promise<void> {
+  const { shm } = podFilePaths(podDir);
+  if ((await mountPoints()).has(shm)) await runCommand('umount', ['-l', shm], "unmounting the pod's /dev/shm");
 }
 
 export async function writePodFiles(podDir: string, hostname: string, ips: string[], dns: DnsSettings | undefined, hostResolvConf = '/etc/resolv.conf'): Promise<PodFiles> {

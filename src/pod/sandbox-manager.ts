@@ -15,7 +15,7 @@ import { isPinned, namespaceFiles, pinNamespaces, preparePinDir, unpinNamespaces
 import { inPinnedNamespace, startPidNamespace, stopPidNamespace } from '../linux/pid-namespace.js';
 import type { CniAttachment, CniManager } from '../network/cni.js';
 import { bringUpLoopback } from '../network/loopback.js';
-import { writePodFiles } from './pod-files.js';
+import { mountPodShm, unmountPodShm, writePodFiles } from './pod-files.js';
 import type { SandboxRecord, SandboxSpec } from './sandbox-types.js';
 
 export interface SandboxManagerOptions {
@@ -224,6 +224,7 @@ export class SandboxManager {
         record.network.ips = (result.ips ?? []).map((ip: { address: string }) => ip.address.split('/')[0]!);
       }
       await writePodFiles(record.podDir, spec.hostname || spec.name, record.network?.ips ?? [], spec.dns);
+      if (record.ipcns) await mountPodShm(record.podDir);
       if (record.cgroupPath) record.cgroupsCreated = await ensureCgroup(record.cgroupPath);
       record.state = 'ready';
       await this.#store.put(id, record);
@@ -283,6 +284,7 @@ export class SandboxManager {
       }
       record.network = undefined;
     }
+    await unmountPodShm(record.podDir);
     await stopPidNamespace(record.pidns, record.pidInit);
     await unpinNamespaces([record.netns, record.utsns, record.ipcns]);
     record.netns = record.utsns = record.ipcns = record.pidns = undefined;
