@@ -49,9 +49,34 @@ test('a container runs under conmon: CRI log lines, exit codes 0 and 3, env, wor
   assert.equal(ctlLogs.stdout, 'hi there yes\n/tmp\n0\n');
   assert.equal(ctlLogs.stderr, 'oops\n');
   assert.equal((await berthd.ctl(['logs', '--tail', '1', talker])).stderr, 'oops\n');
+  assert.equal((await berthd.ctl(['logs', '--limit-bytes', '4', talker])).stdout, 'hi t');
+  assert.equal((await berthd.ctl(['logs', '--since', '1h', talker])).stdout, 'hi there yes\n/tmp\n0\n');
+  const future = await berthd.ctl(['logs', '--since', new Date(Date.now() + 60_000).toISOString(), talker]);
+  assert.deepEqual([future.stdout, future.stderr], ['', '']);
+  // --previous reads the attempt before, in the kubelet's <name>/<attempt>.log layout.
+  const attempts: string[] = [];
+  for (const attempt of [0, 1]) {
+    const { containerId } = await runtime.createContainer({
+      podSandboxId: podId,
+      config: { metadata: { name: 'restarter', attempt }, image: { image }, command: ['echo', `attempt ${attempt}`], logPath: `restarter/${attempt}.log` },
+    });
+    await runtime.startContainer({ containerId });
+    await waitExited(runtime, containerId);
+    attempts.push(containerId);
+  }
+  assert.equal((await berthd.ctl(['logs', attempts[1]!])).stdout, 'attempt 1\n');
+  assert.equal((await berthd.ctl(['logs', '--previous', attempts[1]!])).stdout, 'attempt 0\n');
+  const none = await berthd.ctl(['logs', '-p', attempts[0]!]);
+  assert.equal(none.code, 1);
+  assert.match(none.stderr, /no previous attempt/);
+  for (const id of attempts) await runtime.removeContainer({ containerId: id });
   const ps = (await berthd.ctl(['ps', '-a'])).stdout;
   assert.match(ps, new RegExp(`^${talker.slice(0, 13)}\\s+\\S+busybox:1\\s+.+ ago\\s+Exited\\s+talker\\s+0\\s+${podId.slice(0, 13)}$`, 'm'));
   assert.equal((await berthd.ctl(['ps', '-q'])).stdout, '', 'no running containers');
+  assert.equal((await berthd.ctl(['ps', '--latest', '-q'])).stdout, `${quiet}\n`, 'the most recent, stopped or not');
+  assert.equal((await berthd.ctl(['ps', '--last', '2', '-q'])).stdout, `${quiet}\n${talker}\n`);
+  const verbose = (await berthd.ctl(['ps', '-a', '-v', '--name', '^talker$'])).stdout;
+  assert.match(verbose, new RegExp(`^ID: ${talker}\nPodID: ${podId}\nName: talker\nAttempt: 0\nState: CONTAINER_EXITED\nImage: \\S+busybox:1\nCreated: .+ ago\n`));
   const listed = await runtime.listContainers({ filter: { podSandboxId: podId } });
   assert.equal(listed.containers.length, 2);
   await assert.rejects(create('talker', ['true']), { code: grpc.status.ALREADY_EXISTS });

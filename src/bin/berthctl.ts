@@ -24,6 +24,7 @@ import {
   updateCommand,
   inspectContainersCommand,
   logsCommand,
+  parseSince,
   psCommand,
   removeContainersCommand,
   runContainerCommand,
@@ -248,11 +249,15 @@ program
   .option('--image <image>', 'only containers of this image')
   .option('-q, --quiet', 'only container ids')
   .option('--no-trunc', 'show whole ids')
+  .option('-v, --verbose', 'every field of each container')
+  .option('-l, --latest', 'only the most recently created container')
+  .option('--last <n>', 'only the n most recently created containers', (v: string) => Number(v))
   .addOption(outputOption('table', ['json', 'yaml', 'table']))
-  .action((opts: { all?: boolean; pod?: string; name?: string; label?: string[]; state?: string; image?: string; quiet?: boolean; trunc: boolean; output: string }) =>
+  .action((opts: { all?: boolean; pod?: string; name?: string; label?: string[]; state?: string; image?: string; quiet?: boolean; trunc: boolean; output: string; verbose?: boolean; latest?: boolean; last?: number }) =>
     withClients((c) =>
       psCommand(c, {
-        all: opts.all ?? false,
+        // As crictl: --latest and --last count stopped containers too.
+        all: Boolean(opts.all || opts.latest || opts.last !== undefined),
         pod: opts.pod,
         name: opts.name,
         labels: opts.label ?? [],
@@ -261,6 +266,8 @@ program
         quiet: opts.quiet ?? false,
         noTrunc: !opts.trunc,
         output: parseOutputFormat(opts.output, 'table'),
+        verbose: opts.verbose ?? false,
+        last: opts.latest ? 1 : opts.last,
       }),
     ),
   );
@@ -294,9 +301,20 @@ program
   .option('-f, --follow', 'follow the log until the container exits')
   .option('--tail <lines>', 'only the last lines', (v: string) => Number(v))
   .option('-t, --timestamps', 'show timestamps')
-  .action((id: string, opts: { follow?: boolean; tail?: number; timestamps?: boolean }) =>
+  .option('--since <time>', 'only lines since an RFC 3339 time or a duration ago (42m)')
+  .option('-p, --previous', "the previous attempt's log")
+  .option('--limit-bytes <n>', 'at most this many bytes', (v: string) => Number(v))
+  .action((id: string, opts: { follow?: boolean; tail?: number; timestamps?: boolean; since?: string; previous?: boolean; limitBytes?: number }) =>
     withClients(async (c) => {
-      await logsCommand(c, id, { follow: opts.follow ?? false, tail: opts.tail, timestamps: opts.timestamps ?? false }, (text, stream) =>
+      const options = {
+        follow: opts.follow ?? false,
+        tail: opts.tail,
+        timestamps: opts.timestamps ?? false,
+        sinceMs: opts.since === undefined ? undefined : parseSince(opts.since),
+        previous: opts.previous ?? false,
+        limitBytes: opts.limitBytes,
+      };
+      await logsCommand(c, id, options, (text, stream) =>
         (stream === 'stdout' ? process.stdout : process.stderr).write(text),
       );
       return '';

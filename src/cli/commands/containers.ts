@@ -15,7 +15,8 @@ import {
 import { call, type CriClients } from '../runtime-client.js';
 import { formatStructured, formatTable, messageJson, withInfo, type OutputFormat } from '../output.js';
 import { humanSize, truncateId } from './images.js';
-import { humanDuration, loadMessageFile, parseLabelSelector } from './pods.js';
+import { humanDuration, labelLines, loadMessageFile, parseLabelSelector } from './pods.js';
+import { parseDuration } from '../../util/duration.js';
 
 const stateNames: Record<ContainerState, string> = {
   [ContainerState.CONTAINER_CREATED]: 'Created',
@@ -83,6 +84,9 @@ export interface PsOptions {
   quiet: boolean;
   noTrunc: boolean;
   output: OutputFormat;
+  verbose?: boolean;
+  /** Only the N most recently created (crictl's --last; --latest is 1). */
+  last?: number;
 }
 
 export async function psCommand(clients: CriClients, options: PsOptions): Promise<string> {
@@ -95,8 +99,25 @@ export async function psCommand(clients: CriClients, options: PsOptions): Promis
   else if (!options.all) containers = containers.filter((c) => c.state === ContainerState.CONTAINER_RUNNING);
   if (options.name) containers = containers.filter((c) => new RegExp(options.name!).test(c.metadata?.name ?? ''));
   if (options.image) containers = containers.filter((c) => c.image?.image === options.image || c.imageRef === options.image);
+  if (options.last !== undefined && options.last > 0) containers = containers.slice(0, options.last);
   if (options.output !== 'table') return formatStructured({ containers: containers.map((c) => messageJson(ContainerSchema, c)) }, options.output);
   if (options.quiet) return containers.map((c) => `${c.id}\n`).join('');
+  if (options.verbose) {
+    return containers
+      .map((c) =>
+        [
+          `ID: ${c.id}`,
+          `PodID: ${c.podSandboxId}`,
+          `Name: ${c.metadata?.name ?? ''}`,
+          `Attempt: ${c.metadata?.attempt ?? 0}`,
+          `State: ${ContainerState[c.state]}`,
+          `Image: ${c.image?.image ?? ''}`,
+          `Created: ${humanDuration(Date.now() - Number(c.createdAt / 1_000_000n))} ago`,
+          ...labelLines(c.labels, c.annotations),
+        ].join('\n') + '\n\n',
+      )
+      .join('');
+  }
   return formatTable(
     ['CONTAINER', 'IMAGE', 'CREATED', 'STATE', 'NAME', 'ATTEMPT', 'POD ID'],
     containers.map((c) => [
@@ -155,24 +176,57 @@ export interface LogsOptions {
   follow: boolean;
   tail?: number;
   timestamps: boolean;
+  /** Only lines logged at or after this time (ms since the epoch). */
+  sinceMs?: number;
+  /** The log of the previous attempt (the kubelet's <name>/<attempt>.log layout). */
+  previous?: boolean;
+  /** Stop after this many bytes of output. */
+  limitBytes?: number;
+}
+
+/** --since as crictl takes it: an RFC 3339 time, or a duration back from now (42m). */
+export function parseSince(text: string, now = Date.now()): number {
+  const time = Date.parse(text);
+  if (!Number.isNaN(time) && /^\d{4}-/.test(text)) return time;
+  try {
+    return now - parseDuration(text);
+  } catch {
+    throw new Error(`--since "${text}" is neither an RFC 3339 time nor a duration like 42m`);
+  }
+}
+
+/** The previous attempt's log beside the current one: …/<attempt>.log → …/<attempt-1>.log. */
+function previousLogPath(path: string, attempt: number): string {
+  const suffix = `${attempt}.log`;
+  if (attempt < 1 || !path.endsWith(suffix)) throw new Error(`container has no previous attempt's log (attempt ${attempt}, log ${path})`);
+  return `${path.slice(0, -suffix.length)}${attempt - 1}.log`;
 }
 
 /** Reads the container's CRI log file (berthctl runs on the node, as crictl does). */
 export async function logsCommand(clients: CriClients, id: string, options: LogsOptions, write: (text: string, stream: 'stdout' | 'stderr') => void): Promise<void> {
   const status = await call(`getting the status of the container "${id}"`, () => clients.runtime.containerStatus({ containerId: id }, { timeoutMs: clients.settings.timeoutMs }));
-  const path = status.status?.logPath;
-  if (!path) throw new Error(`container "${id}" has no log path`);
+  const current = status.status?.logPath;
+  if (!current) throw new Error(`container "${id}" has no log path`);
+  const path = options.previous ? previousLogPath(current, status.status?.metadata?.attempt ?? 0) : current;
+  let budget = options.limitBytes ?? Infinity;
   const emit = (line: string) => {
     const match = /^(\S+) (stdout|stderr) ([FP]) (.*)$/.exec(line);
-    if (!match) return;
+    if (!match || budget <= 0) return;
     const [, time, stream, tag, text] = match;
-    write(`${options.timestamps ? `${time} ` : ''}${text}${tag === 'F' ? '\n' : ''}`, stream as 'stdout' | 'stderr');
+    if (options.sinceMs !== undefined && Date.parse(time!) < options.sinceMs) return;
+    let out = `${options.timestamps ? `${time} ` : ''}${text}${tag === 'F' ? '\n' : ''}`;
+    if (Buffer.byteLength(out) > budget) out = Buffer.from(out).subarray(0, budget).toString();
+    budget -= Buffer.byteLength(out);
+    write(out, stream as 'stdout' | 'stderr');
   };
-  const text = await readFile(path, 'utf8').catch(() => '');
+  const text = await readFile(path, 'utf8').catch((err: NodeJS.ErrnoException) => {
+    if (options.previous) throw new Error(`cannot read the previous attempt's log ${path}: ${err.code ?? err.message}`);
+    return '';
+  });
   let lines = text.split('\n').filter(Boolean);
   if (options.tail !== undefined && options.tail >= 0) lines = lines.slice(Math.max(0, lines.length - options.tail));
   lines.forEach(emit);
-  if (!options.follow) return;
+  if (!options.follow || options.previous) return;
   let offset = Buffer.byteLength(text);
   let rest = '';
   for (;;) {

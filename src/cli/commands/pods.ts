@@ -95,9 +95,15 @@ function verbosePod(p: PodSandbox): string {
     `Status: ${p.state === PodSandboxState.SANDBOX_READY ? 'SANDBOX_READY' : 'SANDBOX_NOTREADY'}`,
     `Created: ${new Date(Number(p.createdAt / 1_000_000n)).toString()}`,
   ];
-  if (Object.keys(p.labels).length > 0) lines.push('Labels:', ...Object.entries(p.labels).sort().map(([k, v]) => `\t${k} -> ${v}`));
-  if (Object.keys(p.annotations).length > 0) lines.push('Annotations:', ...Object.entries(p.annotations).sort().map(([k, v]) => `\t${k} -> ${v}`));
-  return lines.join('\n') + '\n\n';
+  return [...lines, ...labelLines(p.labels, p.annotations)].join('\n') + '\n\n';
+}
+
+/** The Labels: and Annotations: blocks of crictl's verbose listings. */
+export function labelLines(labels: Record<string, string>, annotations: Record<string, string>): string[] {
+  const lines: string[] = [];
+  if (Object.keys(labels).length > 0) lines.push('Labels:', ...Object.entries(labels).sort().map(([k, v]) => `\t${k} -> ${v}`));
+  if (Object.keys(annotations).length > 0) lines.push('Annotations:', ...Object.entries(annotations).sort().map(([k, v]) => `\t${k} -> ${v}`));
+  return lines;
 }
 
 export async function inspectPodCommand(clients: CriClients, ids: string[], output: OutputFormat): Promise<string> {
