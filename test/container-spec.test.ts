@@ -82,6 +82,8 @@ test('read-only rootfs, read-only and writable bind mounts, masked paths, device
   assert.equal(await readFile(join(shared, 'out'), 'utf8'), 'written\n');
   const status = (await runtime.containerStatus({ containerId: ro.containerId })).status!;
   assert.deepEqual(status.mounts.map((m) => [m.containerPath, m.readonly]), [['/data', true], ['/rw', false]]);
+  const info = JSON.parse((await runtime.containerStatus({ containerId: ro.containerId, verbose: true })).info.info!) as { sandboxID: string; runtimeSpec: { root: { readonly: boolean } } };
+  assert.deepEqual([info.sandboxID, info.runtimeSpec.root.readonly], [podId, true], 'verbose status carries the OCI spec');
 
   // The host's loop-control device under another name, readable but not writable by
   // the devices cgroup (it is not among the devices every container gets).

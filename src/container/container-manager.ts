@@ -327,6 +327,11 @@ export class ContainerManager {
     return this.options.images.find(record.spec.imageId)?.repoDigests[0] ?? record.spec.imageId;
   }
 
+  /** The OCI config.json the container was created from (for verbose status). */
+  async runtimeSpecOf(record: ContainerRecord): Promise<unknown> {
+    return JSON.parse(await readFile(join(record.bundle, 'config.json'), 'utf8').catch(() => 'null'));
+  }
+
   /** Containers of a pod (for pod stop and remove). */
   ofPod(podId: string): ContainerRecord[] {
     return this.list().filter((r) => r.podId === podId);

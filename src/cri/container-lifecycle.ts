@@ -45,7 +45,17 @@ export function containerHandlers(containers: ContainerManager): {
     containerStatus: async (request) => {
       const record = await containers.get(requireId(request.containerId, 'ContainerStatus'));
       const info: Record<string, string> = {};
-      if (request.verbose) info.info = JSON.stringify({ pid: record.pid, bundle: record.bundle, runtime: record.runtime, spec: record.spec });
+      if (request.verbose) {
+        // containerd's keys where berth has the same thing (crictl inspect templates use them).
+        info.info = JSON.stringify({
+          sandboxID: record.podId,
+          pid: record.state === 'running' ? record.pid : 0,
+          runtimeType: record.runtime,
+          bundle: record.bundle,
+          config: record.spec,
+          runtimeSpec: await containers.runtimeSpecOf(record),
+        });
+      }
       return { status: toCriContainerStatus(record, containers.imageRefOf(record)), info };
     },
     execSync: async (request) => {
