@@ -106,8 +106,14 @@ test('a recursive read-only mount makes submounts read-only too; a plain read-on
   const probe = 'touch /m/sub/x 2>/dev/null && echo sub-writable || echo sub-readonly; touch /m/top 2>/dev/null && echo top-writable || echo top-readonly';
   const plain = await runToExit(runtime, podId, logDir, image, 'plainro', probe, { mounts: [{ containerPath: '/m', hostPath: shared, readonly: true }] });
   assert.deepEqual(plain.lines, ['sub-writable', 'top-readonly'], 'runc makes only the top of an rbind read-only');
-  const recursive = await runToExit(runtime, podId, logDir, image, 'rro', probe, { mounts: [{ containerPath: '/m', hostPath: shared, readonly: true, recursiveReadOnly: true }] });
-  assert.deepEqual(recursive.lines, ['sub-readonly', 'top-readonly']);
+  await writeFile(join(shared, 'file'), 'x');
+  const recursive = await runToExit(runtime, podId, logDir, image, 'rro', `${probe}; (echo y > /f) 2>/dev/null && echo file-writable || echo file-readonly`, {
+    mounts: [
+      { containerPath: '/m', hostPath: shared, readonly: true, recursiveReadOnly: true },
+      { containerPath: '/f', hostPath: join(shared, 'file'), readonly: true, recursiveReadOnly: true },
+    ],
+  });
+  assert.deepEqual(recursive.lines, ['sub-readonly', 'top-readonly', 'file-readonly']);
   const status = await runtime.status({});
   assert.ok(status.runtimeHandlers.every((h) => h.features?.recursiveReadOnlyMounts), 'Status says recursive read-only mounts are supported');
   await assert.rejects(
@@ -135,11 +141,18 @@ test('capabilities: the default set, a drop, an add, ALL, privileged', { skip },
   assert.equal(n, 0n);
   assert.equal(has(a!, CAP.SYS_ADMIN), 1n);
   assert.equal(plain.lines.at(-1), 'chown-ok');
-  const privileged = await runToExit(runtime, podId, logDir, image, 'privileged', 'grep CapEff /proc/self/status; test -c /dev/loop-control && echo host-devices; mount -t tmpfs none /tmp && echo mounted', {
+  const privileged = await runToExit(runtime, podId, logDir, image, 'privileged', 'grep CapEff /proc/self/status; test -c /dev/loop-control && echo host-devices; test -c /dev/lc && echo requested-device; mount -t tmpfs none /tmp && echo mounted', {
     linux: { securityContext: { privileged: true } },
+    devices: [{ containerPath: '/dev/lc', hostPath: '/dev/loop-control', permissions: 'r' }],
   });
   assert.equal(has(capEff(privileged.lines), CAP.SYS_ADMIN), 1n);
-  assert.deepEqual(privileged.lines.slice(1), ['host-devices', 'mounted']);
+  assert.deepEqual(privileged.lines.slice(1), ['host-devices', 'requested-device', 'mounted']);
+  // Ambient capabilities reach a non-root process, but never re-add a dropped one.
+  const ambient = await runToExit(runtime, podId, logDir, image, 'ambient', 'grep CapAmb /proc/self/status', {
+    linux: { securityContext: { runAsUser: { value: 1000n }, capabilities: { dropCapabilities: ['NET_RAW'], addAmbientCapabilities: ['NET_BIND_SERVICE', 'NET_RAW'] } } },
+  });
+  const amb = BigInt(`0x${ambient.lines[0]!.split(/\s+/)[1]}`);
+  assert.deepEqual([has(amb, 10), has(amb, CAP.NET_RAW)], [1n, 0n], ambient.lines.join('|'));
   assert.equal(has(p!, CAP.SYS_ADMIN), 0n);
   assert.equal(dropped.lines.at(-1), 'chown-refused', 'CHOWN dropped: chown fails inside');
 });
@@ -193,6 +206,11 @@ test('PID namespaces: shared by the pod with an init, per container, a target co
   const seen = await processes(second);
   assert.ok(seen.includes('1 catatonit'), `the pod's init is pid 1: ${seen}`);
   assert.equal(seen.filter((l) => l.endsWith(' sleep')).length, 2, `both containers' processes are visible: ${seen}`);
+  // The init gives the pod nothing: even with CAP_SYS_PTRACE its root is a directory
+  // holding only catatonit, and it runs as nobody without capabilities.
+  const prober = await startSleeper(shared, 'prober', { linux: { securityContext: { capabilities: { addCapabilities: ['SYS_PTRACE'] } } } });
+  const probe = await runtime.execSync({ containerId: prober, cmd: ['sh', '-c', 'ls /proc/1/root; grep -E "^(Uid|CapEff):" /proc/1/status'], timeout: 10n });
+  assert.deepEqual(Buffer.from(probe.stdout).toString().trim().split('\n').map((l) => l.replace(/\s+/g, ' ')), ['catatonit', 'Uid: 65534 65534 65534 65534', 'CapEff: 0000000000000000']);
 
   const own = await podWith('ownpid', NamespaceMode.CONTAINER);
   const alone = await startSleeper(own, 'alone');

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // berthctl: a crictl-compatible command line for any CRI runtime (berthd by default).
-import { Command, Option } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { connect, CallError, type CriClients } from '../cli/runtime-client.js';
 import { resolveSettings, type GlobalFlags } from '../cli/settings.js';
 import { parseOutputFormat, type OutputFormat } from '../cli/output.js';
@@ -33,6 +33,12 @@ import {
 } from '../cli/commands/containers.js';
 import { inspectPodCommand, podsCommand, removePodsCommand, runPodCommand, stopPodsCommand } from '../cli/commands/pods.js';
 import { BERTH_VERSION } from '../version.js';
+
+/** A numeric flag's value: a whole number, or a usage error naming it (never NaN). */
+function wholeNumber(value: string): number {
+  if (!/^\d+$/.test(value)) throw new InvalidArgumentError(`needs a whole number, not "${value}"`);
+  return Number(value);
+}
 
 const program = new Command('berthctl')
   .description('A crictl-compatible client for CRI runtimes (berthd, containerd, CRI-O)')
@@ -175,7 +181,7 @@ program
   .option('-v, --verbose', 'verbose output')
   .option('--no-trunc', 'show whole ids')
   .option('-l, --latest', 'only the newest pod')
-  .option('--last <n>', 'only the newest n pods', (v: string) => Number(v))
+  .option('--last <n>', 'only the newest n pods', wholeNumber)
   .addOption(outputOption('table', ['json', 'yaml', 'table']))
   .action((opts: { id?: string; name?: string; namespace?: string; label?: string[]; state?: string; quiet?: boolean; verbose?: boolean; trunc: boolean; latest?: boolean; last?: number; output: string }) =>
     withClients((c) =>
@@ -251,7 +257,7 @@ program
   .option('--no-trunc', 'show whole ids')
   .option('-v, --verbose', 'every field of each container')
   .option('-l, --latest', 'only the most recently created container')
-  .option('--last <n>', 'only the n most recently created containers', (v: string) => Number(v))
+  .option('--last <n>', 'only the n most recently created containers', wholeNumber)
   .addOption(outputOption('table', ['json', 'yaml', 'table']))
   .action((opts: { all?: boolean; pod?: string; name?: string; label?: string[]; state?: string; image?: string; quiet?: boolean; trunc: boolean; output: string; verbose?: boolean; latest?: boolean; last?: number }) =>
     withClients((c) =>
@@ -283,7 +289,7 @@ program
   .command('stop')
   .description('stop one or more running containers')
   .argument('<container-id...>')
-  .option('-t, --timeout <seconds>', 'seconds before SIGKILL', (v: string) => Number(v), 10)
+  .option('-t, --timeout <seconds>', 'seconds before SIGKILL', wholeNumber, 10)
   .action((ids: string[], opts: { timeout: number }) => withClients((c) => stopContainersCommand(c, ids, opts.timeout)));
 
 program
@@ -299,11 +305,11 @@ program
   .description('show a container\'s logs')
   .argument('<container-id>')
   .option('-f, --follow', 'follow the log until the container exits')
-  .option('--tail <lines>', 'only the last lines', (v: string) => Number(v))
+  .option('--tail <lines>', 'only the last lines', wholeNumber)
   .option('-t, --timestamps', 'show timestamps')
   .option('--since <time>', 'only lines since an RFC 3339 time or a duration ago (42m)')
   .option('-p, --previous', "the previous attempt's log")
-  .option('--limit-bytes <n>', 'at most this many bytes', (v: string) => Number(v))
+  .option('--limit-bytes <n>', 'at most this many bytes', wholeNumber)
   .action((id: string, opts: { follow?: boolean; tail?: number; timestamps?: boolean; since?: string; previous?: boolean; limitBytes?: number }) =>
     withClients(async (c) => {
       const options = {
@@ -327,7 +333,7 @@ program
   .argument('<container-id>')
   .argument('<command...>')
   .option('-s, --sync', 'run the command synchronously (ExecSync)')
-  .option('--timeout <seconds>', 'kill the command after this many seconds (0: never)', (v: string) => Number(v), 0)
+  .option('--timeout <seconds>', 'kill the command after this many seconds (0: never)', wholeNumber, 0)
   .passThroughOptions()
   .action((id: string, command: string[], opts: { sync?: boolean; timeout: number }) =>
     withClients(async (c) => {
@@ -362,10 +368,10 @@ program
   .command('update')
   .description('update the CPU and memory limits of containers')
   .argument('<container-id...>')
-  .option('--cpu-share <shares>', 'CPU shares', (v: string) => Number(v))
-  .option('--cpu-quota <us>', 'CPU CFS quota', (v: string) => Number(v))
-  .option('--cpu-period <us>', 'CPU CFS period', (v: string) => Number(v))
-  .option('--memory <bytes>', 'memory limit in bytes', (v: string) => Number(v))
+  .option('--cpu-share <shares>', 'CPU shares', wholeNumber)
+  .option('--cpu-quota <us>', 'CPU CFS quota', wholeNumber)
+  .option('--cpu-period <us>', 'CPU CFS period', wholeNumber)
+  .option('--memory <bytes>', 'memory limit in bytes', wholeNumber)
   .action((ids: string[], opts: { cpuShare?: number; cpuQuota?: number; cpuPeriod?: number; memory?: number }) =>
     withClients((c) => updateCommand(c, ids, { cpuShares: opts.cpuShare, cpuQuota: opts.cpuQuota, cpuPeriod: opts.cpuPeriod, memory: opts.memory })),
   );

@@ -13,7 +13,7 @@ import type { BerthConfig } from '../daemon/config.js';
 import { RecordStore } from '../store/record-store.js';
 import { KeyedMutex } from '../util/single-flight.js';
 import { runCommand } from '../linux/command.js';
-import { mountPoints } from '../linux/namespaces.js';
+import { mountPoints, preparePrivateDir, removeUnmounted } from '../linux/namespaces.js';
 import type { ImageManager } from '../image/image-manager.js';
 import type { SandboxManager } from '../pod/sandbox-manager.js';
 import { devicesFromPath, hostDevices } from '../linux/devices.js';
@@ -47,12 +47,15 @@ export class ContainerManager {
   readonly #runtimes = new Map<string, OciRuntime>();
   readonly #dir: string;
   readonly #exitDir: string;
+  /** Recursive read-only trees, under a private mount so no other namespace gets copies. */
+  readonly #rroDir: string;
 
   constructor(private readonly options: ContainerManagerOptions) {
     const { config } = options;
     this.#store = new RecordStore(join(config.root, 'containers'));
     this.#dir = join(config.state, 'containers');
     this.#exitDir = join(config.state, 'exits');
+    this.#rroDir = join(config.state, 'rro');
     for (const [name, handler] of Object.entries(config.runtimes)) {
       this.#runtimes.set(
         name,
@@ -63,6 +66,7 @@ export class ContainerManager {
 
   async recover(): Promise<void> {
     await mkdir(this.#exitDir, { recursive: true, mode: 0o700 });
+    await preparePrivateDir(this.#rroDir);
     const { records, problems } = await this.#store.loadAll();
     for (const problem of problems) this.options.log.error({ problem }, 'skipping unreadable container record');
     for (const record of records) {
@@ -74,11 +78,16 @@ export class ContainerManager {
     for (const id of await readdir(this.#dir).catch(() => [] as string[])) {
       if (this.#records.has(id)) continue;
       this.options.log.warn({ container: id }, 'removing a container bundle that a crash left behind');
-      const bundle = join(this.#dir, id);
+      const orphan = { id, bundle: join(this.#dir, id) };
       // Which handler made it is not known: each forgets it (conmon then exits).
       for (const runtime of this.#runtimes.values()) await runtime.delete(id).catch(() => undefined);
-      await this.#unmountRootfs({ bundle });
-      await rm(bundle, { recursive: true, force: true });
+      try {
+        await this.#unmountRootfs(orphan);
+        await this.#removeBundle(orphan);
+        await rm(join(this.#exitDir, id), { force: true });
+      } catch (err) {
+        this.options.log.error({ container: id, error: (err as Error).message }, 'cannot remove a container bundle left behind; it stays for a later start');
+      }
     }
   }
 
@@ -125,12 +134,7 @@ export class ContainerManager {
     for (const m of spec.mounts) {
       if (!isAbsolute(m.containerPath) || !isAbsolute(m.hostPath)) throw new BerthError('InvalidArgument', `mount ${m.hostPath}:${m.containerPath} needs absolute paths`);
     }
-    const pidNamespace = await this.#pidNamespace(pod, spec);
-    // Made with the pod; made here too for a pod from before berth had it (idempotent).
-    if (pod.ipcns) await mountPodShm(pod.podDir);
-    const devices = spec.privileged
-      ? (await hostDevices()).map((d) => ({ ...d, permissions: 'rwm' }))
-      : (await Promise.all(spec.devices.map(async (d) => (await devicesFromPath(d.hostPath, d.containerPath)).map((node) => ({ ...node, permissions: d.permissions }))))).flat();
+    // Reserved before anything is awaited: a retry overlapping this call must see it.
     const id = randomBytes(32).toString('hex');
     this.#names.set(key, id);
     const bundle = join(this.#dir, id);
@@ -153,6 +157,12 @@ export class ContainerManager {
       cgroupsPath: `${pod.cgroupPath || '/berth'}/berth-${id}`,
     };
     try {
+      const pidNamespace = await this.#pidNamespace(pod, spec);
+      // Made with the pod; made here too for a pod from before berth had it (idempotent).
+      if (pod.ipcns) await mountPodShm(pod.podDir);
+      const requested = (await Promise.all(spec.devices.map(async (d) => (await devicesFromPath(d.hostPath, d.containerPath)).map((node) => ({ ...node, permissions: d.permissions }))))).flat();
+      // Privileged: the host's devices, and the requested ones where the request put them.
+      const devices = spec.privileged ? [...(await hostDevices()).map((d) => ({ ...d, permissions: 'rwm' })), ...requested.map((d) => ({ ...d, permissions: 'rwm' }))] : requested;
       await mkdir(bundle, { recursive: true, mode: 0o700 });
       const rootfs = await this.#mountRootfs(record, image.layers.map((l) => this.options.images.snapshots.path(l.chainId)).reverse());
       const imageConfig = (JSON.parse((await this.options.images.content.read(image.id)).toString('utf8')) as { config?: ImageRuntimeConfig }).config ?? {};
@@ -173,7 +183,7 @@ export class ContainerManager {
       this.#names.delete(key);
       await runtime.delete(id).catch(() => undefined);
       await this.#unmountRootfs(record).catch(() => undefined);
-      await rm(bundle, { recursive: true, force: true });
+      await this.#removeBundle(record).catch((cleanup: Error) => this.options.log.error({ container: id, error: cleanup.message }, 'cannot clean up after a failed create'));
       throw err;
     }
   }
@@ -223,7 +233,7 @@ export class ContainerManager {
     await this.#locks.lock(record.id, async () => {
       await this.#runtime(record).delete(record.id);
       await this.#unmountRootfs(record);
-      await rm(record.bundle, { recursive: true, force: true });
+      await this.#removeBundle(record);
       await rm(join(this.#exitDir, record.id), { force: true });
       await this.#store.delete(record.id);
       this.#records.delete(record.id);
@@ -240,6 +250,10 @@ export class ContainerManager {
     const record = await this.get(idOrPrefix);
     await this.#locks.lock(record.id, async () => {
       if (record.state === 'exited') throw new BerthError('FailedPrecondition', `container ${record.id} has exited`);
+      // `runc update` does not apply hugepage limits: refused rather than recorded as applied.
+      if (resources.hugepageLimits.length > 0 && JSON.stringify(resources.hugepageLimits) !== JSON.stringify(record.spec.hugepageLimits ?? [])) {
+        throw new BerthError('InvalidArgument', `container ${record.id}: hugepage limits cannot be changed after creation`);
+      }
       const merged: ContainerResources = {
         cpuShares: resources.cpuShares || record.spec.cpuShares,
         cpuQuota: resources.cpuQuota || record.spec.cpuQuota,
@@ -383,23 +397,37 @@ export class ContainerManager {
     return rootfs;
   }
 
-  /** The CRI mounts to bind, recursive read-only ones replaced by trees prepared in the bundle. */
+  /**
+   * The CRI mounts to bind, recursive read-only ones replaced by trees berth builds in
+   * its private rro dir (one at a time: a failure must not race a half-built tree).
+   */
   async #prepareMounts(record: ContainerRecord): Promise<ContainerMount[]> {
-    return Promise.all(
-      record.spec.mounts.map(async (m, i) => {
-        if (!m.recursiveReadOnly) return m;
-        const tree = join(record.bundle, 'rro', String(i));
-        await recursiveReadOnlyBind(m.hostPath, tree);
-        return { ...m, hostPath: tree };
-      }),
-    );
+    const mounts: ContainerMount[] = [];
+    for (const [i, m] of record.spec.mounts.entries()) {
+      // A file has no submounts: a plain read-only bind is already all the way down.
+      if (!m.recursiveReadOnly || !(await stat(m.hostPath).then((s) => s.isDirectory(), () => false))) {
+        mounts.push(m);
+        continue;
+      }
+      const tree = join(this.#rroDir, record.id, String(i));
+      await recursiveReadOnlyBind(m.hostPath, tree);
+      mounts.push({ ...m, hostPath: tree });
+    }
+    return mounts;
   }
 
   /** Unmounts the rootfs and any recursive read-only trees of a container (or of a bundle left by a crash). */
-  async #unmountRootfs(record: Pick<ContainerRecord, 'bundle'>): Promise<void> {
+  async #unmountRootfs(record: Pick<ContainerRecord, 'id' | 'bundle'>): Promise<void> {
     const rootfs = join(record.bundle, 'rootfs');
     if ((await mountPoints()).has(rootfs)) await runCommand('umount', [rootfs], 'unmounting the container rootfs');
-    for (const tree of await readdir(join(record.bundle, 'rro')).catch(() => [] as string[])) await unmountTree(join(record.bundle, 'rro', tree));
+    const trees = join(this.#rroDir, record.id);
+    for (const tree of await readdir(trees).catch(() => [] as string[])) await unmountTree(join(trees, tree));
+  }
+
+  /** Removes the bundle and rro dir, refusing while anything below is still mounted. */
+  async #removeBundle(record: Pick<ContainerRecord, 'id' | 'bundle'>): Promise<void> {
+    await removeUnmounted(join(this.#rroDir, record.id));
+    await removeUnmounted(record.bundle);
   }
 }
 

@@ -153,11 +153,14 @@ export function buildOciSpec(input: OciSpecInput): Record<string, unknown> {
   };
 }
 
-/** Ambient capabilities must also be inheritable and permitted, or the kernel drops them. */
-function capabilitiesOf(caps: string[], ambient: string[]): Record<string, string[]> {
+/**
+ * Ambient capabilities must also be inheritable and permitted, or the kernel drops them;
+ * only those the container has at all qualify (an ambient request never re-adds a drop).
+ */
+function capabilitiesOf(caps: string[], ambientRequest: string[]): Record<string, string[]> {
+  const ambient = ambientRequest.filter((c) => caps.includes(c));
   if (ambient.length === 0) return { bounding: caps, effective: caps, permitted: caps };
-  const withAmbient = [...new Set([...caps, ...ambient])].sort();
-  return { bounding: withAmbient, effective: withAmbient, permitted: withAmbient, inheritable: ambient, ambient };
+  return { bounding: caps, effective: caps, permitted: caps, inheritable: ambient, ambient };
 }
 
 function normaliseCap(name: string): string {

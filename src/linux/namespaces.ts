@@ -9,10 +9,12 @@ import { runCommand } from './command.js';
 export type PinnableNamespace = 'net' | 'uts' | 'ipc';
 
 /**
- * The directory pinned namespace files live in must be a private mount point: the
- * kernel refuses nsfs bind mounts that would propagate to peer mounts.
+ * Makes dir a private mount point. Pinned namespace files need one (the kernel refuses
+ * nsfs bind mounts that would propagate to peer mounts), and so do mounts berth builds
+ * for itself, which must not be copied into other mount namespaces on a host whose
+ * mounts are shared (systemd's default).
  */
-export async function preparePinDir(dir: string): Promise<void> {
+export async function preparePrivateDir(dir: string): Promise<void> {
   await mkdir(dir, { recursive: true, mode: 0o711 });
   if (await isMountPoint(dir)) return;
   await runCommand('mount', ['--bind', dir, dir], 'preparing the namespace dir');
@@ -77,6 +79,16 @@ export async function mountTable(): Promise<MountEntry[]> {
     if (point) entries.push({ point: point.replace(/\\(\d{3})/g, (_, octal: string) => String.fromCharCode(parseInt(octal, 8))), options: (fields[5] ?? '').split(',') });
   }
   return entries;
+}
+
+/**
+ * Removes a directory tree, but never through a mount point: a recursive rm would
+ * delete the files of whatever is still mounted below (a volume, a host path).
+ */
+export async function removeUnmounted(dir: string): Promise<void> {
+  const mounted = (await mountTable()).filter((m) => m.point === dir || m.point.startsWith(`${dir}/`));
+  if (mounted.length > 0) throw new BerthError('Internal', `refusing to remove ${dir}: ${mounted[0]!.point} is still mounted`);
+  await rm(dir, { recursive: true, force: true });
 }
 
 /** Mount points of this mount namespace. */

@@ -4,18 +4,39 @@
 // the pause container does for containerd). It is started by util-linux's unshare,
 // which is then killed, leaving catatonit alone, reparented, and no berthd child: it
 // lives on while berthd restarts.
+//
+// Every container of the pod sees it as pid 1, so it must give them nothing: it runs
+// as nobody with no capabilities, chrooted into a directory holding only its own
+// (static) binary, so /proc/1/root leads nowhere. (Its mount namespace stays the
+// host's: a private copy would hold every mount of the moment alive for the pod's life.)
 import { spawn } from 'node:child_process';
-import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { chmod, copyFile, mkdir, readdir, readFile, readlink, rename, stat, writeFile } from 'node:fs/promises';
+import { basename, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { BerthError } from '../errors.js';
 import { isPinned, unpinNamespaces } from './namespaces.js';
 
+const NOBODY = '65534';
+
+/** The root the pod inits run in: an otherwise empty directory with catatonit in it. */
+export async function prepareInfraRoot(dir: string, catatonit: string): Promise<void> {
+  await mkdir(dir, { recursive: true, mode: 0o755 });
+  const target = join(dir, 'catatonit');
+  const [source, present] = await Promise.all([stat(catatonit).catch(() => undefined), stat(target).catch(() => undefined)]);
+  if (!source) return; // a pod that needs it fails with a clear error then
+  if (present && present.size === source.size && present.mtimeMs >= source.mtimeMs) return;
+  await copyFile(catatonit, `${target}.tmp`);
+  await chmod(`${target}.tmp`, 0o555);
+  await rename(`${target}.tmp`, target);
+}
+
 const START_TIMEOUT_MS = 5_000;
 
-/** Creates a PID namespace pinned at pinFile with catatonit as its init; returns catatonit's host pid. */
-export async function startPidNamespace(pinFile: string, catatonit: string): Promise<number> {
+/** Creates a PID namespace pinned at pinFile with catatonit (from infraRoot) as its init; returns its host pid. */
+export async function startPidNamespace(pinFile: string, infraRoot: string): Promise<number> {
   await writeFile(pinFile, '', { mode: 0o444 });
-  const unshare = spawn('unshare', [`--pid=${pinFile}`, '--fork', '--', catatonit, '-P'], { stdio: ['ignore', 'ignore', 'pipe'], detached: true });
+  const args = [`--pid=${pinFile}`, '--fork', `--root=${infraRoot}`, '--setuid', NOBODY, '--setgid', NOBODY, '--', '/catatonit', '-P'];
+  const unshare = spawn('unshare', args, { stdio: ['ignore', 'ignore', 'pipe'], detached: true });
   let stderr = '';
   unshare.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
   const exited = new Promise<void>((resolve) => unshare.once('exit', () => resolve()));
@@ -24,7 +45,9 @@ export async function startPidNamespace(pinFile: string, catatonit: string): Pro
     const until = Date.now() + START_TIMEOUT_MS;
     while (Date.now() < until && unshare.exitCode === null && unshare.pid !== undefined) {
       const init = await childOf(unshare.pid);
-      if (init > 0 && (await isPinned(pinFile)) && (await inPinnedNamespace(init, pinFile))) {
+      // Up once the child runs catatonit itself (not unshare before its exec) in the pinned namespace.
+      const exe = init > 0 ? await readlink(`/proc/${init}/exe`).catch(() => '') : '';
+      if (basename(exe) === 'catatonit' && (await isPinned(pinFile)) && (await inPinnedNamespace(init, pinFile))) {
         // unshare only waits for catatonit: without it catatonit lives on by itself.
         unshare.kill('SIGKILL');
         await exited;
@@ -32,10 +55,14 @@ export async function startPidNamespace(pinFile: string, catatonit: string): Pro
       }
       await sleep(5);
     }
-    throw new BerthError('Internal', `cannot start the pod's PID namespace (${catatonit}): ${stderr.trim() || 'it did not come up'}`);
+    throw new BerthError('Internal', `cannot start the pod's PID namespace init (${join(infraRoot, 'catatonit')}): ${stderr.trim() || 'it did not come up'}`);
   } catch (err) {
-    unshare.kill('SIGKILL');
-    await unpinNamespaces([pinFile]);
+    if (unshare.pid !== undefined && unshare.exitCode === null && unshare.signalCode === null) {
+      unshare.kill('SIGKILL');
+      await exited;
+    }
+    // A catatonit that came up late is found by its namespace and ended with it.
+    await stopPidNamespace(pinFile, undefined);
     throw err;
   } finally {
     unshare.stderr.destroy();

@@ -11,8 +11,8 @@ import type { CgroupDriver } from '../daemon/config.js';
 import { RecordStore } from '../store/record-store.js';
 import { KeyedMutex } from '../util/single-flight.js';
 import { cgroupParentPath, ensureCgroup, removeCgroups } from '../linux/cgroups.js';
-import { isPinned, namespaceFiles, pinNamespaces, preparePinDir, unpinNamespaces } from '../linux/namespaces.js';
-import { inPinnedNamespace, startPidNamespace, stopPidNamespace } from '../linux/pid-namespace.js';
+import { isPinned, namespaceFiles, pinNamespaces, preparePrivateDir, unpinNamespaces } from '../linux/namespaces.js';
+import { inPinnedNamespace, prepareInfraRoot, startPidNamespace, stopPidNamespace } from '../linux/pid-namespace.js';
 import type { CniAttachment, CniManager } from '../network/cni.js';
 import { bringUpLoopback } from '../network/loopback.js';
 import { mountPodShm, unmountPodShm, writePodFiles } from './pod-files.js';
@@ -52,11 +52,14 @@ export class SandboxManager {
   readonly #reservations = new Map<string, Reservation>();
   readonly #locks = new KeyedMutex();
   readonly #pinDir: string;
+  /** Where pod PID namespace inits run (chrooted): catatonit alone. */
+  readonly #infraRoot: string;
   #containers: PodContainerHooks = { stopPodContainers: async () => undefined, removePodContainers: async () => undefined };
 
   constructor(private readonly options: SandboxManagerOptions) {
     this.#store = new RecordStore(join(options.root, 'pods'));
     this.#pinDir = join(options.state, 'ns');
+    this.#infraRoot = join(options.state, 'infra');
   }
 
   /** How a pod stops and removes its containers (the container box sets these). */
@@ -66,7 +69,8 @@ export class SandboxManager {
 
   /** Loads pods; undoes creations a crash interrupted; frees namespaces nobody owns. */
   async recover(): Promise<void> {
-    await preparePinDir(this.#pinDir);
+    await preparePrivateDir(this.#pinDir);
+    await prepareInfraRoot(this.#infraRoot, this.options.catatonit ?? '/usr/bin/catatonit');
     const { records, problems } = await this.#store.loadAll();
     for (const problem of problems) this.options.log.error({ problem }, 'skipping unreadable pod record');
     for (const record of records) {
@@ -84,7 +88,8 @@ export class SandboxManager {
     const owned = new Set([...this.#records.values()].flatMap((r) => [r.netns, r.utsns, r.ipcns, r.pidns]));
     for (const name of await readdir(this.#pinDir).catch(() => [] as string[])) {
       const file = join(this.#pinDir, name);
-      if (!owned.has(file)) await unpinNamespaces([file]);
+      // A PID namespace pin may still have its init running: it goes too.
+      if (!owned.has(file)) await (name.endsWith('-pid') ? stopPidNamespace(file, undefined) : unpinNamespaces([file]));
     }
   }
 
@@ -211,7 +216,7 @@ export class SandboxManager {
       await mkdir(record.podDir, { recursive: true, mode: 0o755 });
       await pinNamespaces({ net: record.netns, uts: record.utsns, ipc: record.ipcns }, spec.hostname || spec.name);
       if (record.pidns) {
-        record.pidInit = await startPidNamespace(record.pidns, this.options.catatonit ?? '/usr/bin/catatonit');
+        record.pidInit = await startPidNamespace(record.pidns, this.#infraRoot);
         await this.#store.put(id, record);
       }
       if (record.netns) {

@@ -215,7 +215,8 @@ export async function logsCommand(clients: CriClients, id: string, options: Logs
     const [, time, stream, tag, text] = match;
     if (options.sinceMs !== undefined && Date.parse(time!) < options.sinceMs) return;
     let out = `${options.timestamps ? `${time} ` : ''}${text}${tag === 'F' ? '\n' : ''}`;
-    if (Buffer.byteLength(out) > budget) out = Buffer.from(out).subarray(0, budget).toString();
+    // Cut at a character boundary: a streaming decode holds back a split character.
+    if (Buffer.byteLength(out) > budget) out = new TextDecoder().decode(Buffer.from(out).subarray(0, budget), { stream: true });
     budget -= Buffer.byteLength(out);
     write(out, stream as 'stdout' | 'stderr');
   };
@@ -224,6 +225,8 @@ export async function logsCommand(clients: CriClients, id: string, options: Logs
     return '';
   });
   let lines = text.split('\n').filter(Boolean);
+  // As crictl: --since first, then --tail of what is left.
+  if (options.sinceMs !== undefined) lines = lines.filter((l) => Date.parse(l.slice(0, l.indexOf(' '))) >= options.sinceMs!);
   if (options.tail !== undefined && options.tail >= 0) lines = lines.slice(Math.max(0, lines.length - options.tail));
   lines.forEach(emit);
   if (!options.follow || options.previous) return;
