@@ -3,11 +3,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { readFile, rename } from 'node:fs/promises';
+import { mkdir, readFile, rename, rmdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import * as grpc from '@grpc/grpc-js';
-import { ContainerState, NamespaceMode, RuntimeService } from '../src/gen/runtime/v1/api_pb.js';
+import { ContainerState, NamespaceMode, PodSandboxState, RuntimeService } from '../src/gen/runtime/v1/api_pb.js';
 import { openChannel, serviceClient } from '../src/rpc/grpc-service.js';
 import { launchBerthd, type TestBerthd } from './helpers/berthd.js';
 import { containerTestSkip, setupContainerTest, waitExited } from './helpers/containers.js';
@@ -132,6 +132,37 @@ test('containers keep running while berthd is down; one that exits meanwhile is 
   assert.deepEqual((await after.listContainers({})).containers, [], 'removing the pod removed its containers');
   const mounts = (await readFile('/proc/self/mountinfo', 'utf8')).split('\n').filter((l) => l.includes(again.dir));
   assert.deepEqual(mounts.filter((m) => m.includes('rootfs')), [], 'no container rootfs left mounted');
+});
+
+test("a service manager killing everything in berthd's cgroup leaves containers, their monitors and pod inits running", { skip }, async (t) => {
+  const { berthd, runtime, image, podId } = await setup(t);
+  // systemd's default KillMode=control-group, played by hand on the hierarchy it uses.
+  const base = existsSync('/sys/fs/cgroup/unified/cgroup.procs') ? '/sys/fs/cgroup/unified' : existsSync('/sys/fs/cgroup/cgroup.procs') ? '/sys/fs/cgroup' : '/sys/fs/cgroup/pids';
+  const service = join(base, `berth-test-service-${process.pid}-${Date.now()}`);
+  await mkdir(service);
+  cleanup(t).after(() => rmdir(service).catch(() => undefined));
+  await writeFile(join(service, 'cgroup.procs'), `${berthd.process.pid}\n`);
+  const make = async (name: string, command: string[]) => {
+    const { containerId } = await runtime.createContainer({ podSandboxId: podId, config: { metadata: { name }, image: { image }, command, logPath: `${name}.log` } });
+    await runtime.startContainer({ containerId });
+    return containerId;
+  };
+  const long = await make('long', ['sleep', '600']);
+  const short = await make('short', ['sh', '-c', 'sleep 2; exit 7']);
+  const members = async () => (await readFile(join(service, 'cgroup.procs'), 'utf8')).split('\n').filter(Boolean).map(Number);
+  assert.deepEqual(await members(), [berthd.process.pid], "only berthd is in its service's cgroup: conmon and the pod's init left it");
+  for (const pid of await members()) process.kill(pid, 'SIGKILL');
+  await sleep(3000);
+  const again: TestBerthd = await launchBerthd(t, berthd.dir, berthd.configPath, berthd.socket);
+  const channel = openChannel(again.endpoint);
+  cleanup(t).after(() => channel.close());
+  const after = serviceClient(RuntimeService, channel);
+  assert.equal((await after.containerStatus({ containerId: long })).status?.state, ContainerState.CONTAINER_RUNNING);
+  const exited = (await after.containerStatus({ containerId: short })).status!;
+  assert.deepEqual([exited.state, exited.exitCode], [ContainerState.CONTAINER_EXITED, 7], 'conmon outlived berthd and wrote the exit');
+  assert.equal((await after.podSandboxStatus({ podSandboxId: podId })).status?.state, PodSandboxState.SANDBOX_READY, "the pod's init outlived berthd");
+  await after.removeContainer({ containerId: long });
+  assert.ok(!existsSync(`/sys/fs/cgroup/memory/berth/berth-conmon-${long}`), "conmon's cgroup is removed with its container");
 });
 
 test('the RuntimeDefault seccomp profile applies unless the request asks for Unconfined', { skip }, async (t) => {

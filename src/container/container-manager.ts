@@ -13,6 +13,7 @@ import type { BerthConfig } from '../daemon/config.js';
 import { RecordStore } from '../store/record-store.js';
 import { KeyedMutex } from '../util/single-flight.js';
 import { runCommand } from '../linux/command.js';
+import { moveIntoCgroup, removeLeafCgroup } from '../linux/cgroups.js';
 import { mountPoints, preparePrivateDir, removeUnmounted } from '../linux/namespaces.js';
 import type { ImageManager } from '../image/image-manager.js';
 import type { SandboxManager } from '../pod/sandbox-manager.js';
@@ -175,6 +176,7 @@ export class ContainerManager {
       await writeFile(join(bundle, 'config.json'), JSON.stringify(oci));
       await mkdir(dirname(logFile), { recursive: true });
       record.pid = await runtime.create({ id, bundle, logFile, exitDir: this.#exitDir, persistDir: bundle, socketDir: join(this.options.config.state, 'attach') });
+      await this.#moveMonitor(record);
       await this.#store.put(id, record);
       this.#records.set(id, record);
       this.options.log.info({ container: id, pod: pod.id, name: spec.name }, 'container created');
@@ -235,6 +237,7 @@ export class ContainerManager {
       await this.#unmountRootfs(record);
       await this.#removeBundle(record);
       await rm(join(this.#exitDir, record.id), { force: true });
+      await removeLeafCgroup(this.#monitorCgroup(record)).catch((err: Error) => this.options.log.warn({ container: record.id, error: err.message }, "cannot remove conmon's cgroup"));
       await this.#store.delete(record.id);
       this.#records.delete(record.id);
       this.#names.delete(this.#nameKey(record.podId, record.spec));
@@ -422,6 +425,21 @@ export class ContainerManager {
     if ((await mountPoints()).has(rootfs)) await runCommand('umount', [rootfs], 'unmounting the container rootfs');
     const trees = join(this.#rroDir, record.id);
     for (const tree of await readdir(trees).catch(() => [] as string[])) await unmountTree(join(trees, tree));
+  }
+
+  /** conmon's own cgroup, beside the container's under the pod's. */
+  #monitorCgroup(record: Pick<ContainerRecord, 'id' | 'cgroupsPath'>): string {
+    return join(dirname(record.cgroupsPath), `berth-conmon-${record.id}`);
+  }
+
+  /** Moves conmon out of berthd's cgroup, so whatever stops berthd leaves it running. */
+  async #moveMonitor(record: ContainerRecord): Promise<void> {
+    try {
+      const pid = Number((await readFile(join(record.bundle, 'conmon.pid'), 'utf8')).trim());
+      if (pid > 0) await moveIntoCgroup(this.#monitorCgroup(record), pid);
+    } catch (err) {
+      this.options.log.warn({ container: record.id, error: (err as Error).message }, "conmon stays in berthd's cgroup");
+    }
   }
 
   /** Removes the bundle and rro dir, refusing while anything below is still mounted. */

@@ -90,6 +90,34 @@ export async function removeCgroups(dirs: string[]): Promise<void> {
   }
 }
 
+/**
+ * Moves a process into a cgroup of its own (made in every hierarchy). berth's helper
+ * processes (conmon, a pod's PID namespace init) go there rather than stay in
+ * berthd's cgroup, where a service manager stopping berthd (systemd's default
+ * KillMode=control-group) would kill them with it.
+ */
+export async function moveIntoCgroup(path: string, pid: number): Promise<void> {
+  await ensureCgroup(path);
+  for (const hierarchy of await cgroupHierarchies()) {
+    await writeFile(join(hierarchy.mount, path, 'cgroup.procs'), `${pid}\n`);
+  }
+}
+
+/** Removes a leaf cgroup from every hierarchy, waiting a little for exiting processes. Idempotent. */
+export async function removeLeafCgroup(path: string, waitMs = 2000): Promise<void> {
+  const dirs = (await cgroupHierarchies()).map((h) => join(h.mount, path));
+  const until = Date.now() + waitMs;
+  for (;;) {
+    try {
+      await removeCgroups(dirs);
+      return;
+    } catch (err) {
+      if (Date.now() > until) throw err;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  }
+}
+
 async function exists(path: string): Promise<boolean> {
   return stat(path).then(
     () => true,

@@ -10,7 +10,7 @@ import { BerthError, notFound } from '../errors.js';
 import type { CgroupDriver } from '../daemon/config.js';
 import { RecordStore } from '../store/record-store.js';
 import { KeyedMutex } from '../util/single-flight.js';
-import { cgroupParentPath, ensureCgroup, removeCgroups } from '../linux/cgroups.js';
+import { cgroupParentPath, ensureCgroup, moveIntoCgroup, removeCgroups, removeLeafCgroup } from '../linux/cgroups.js';
 import { isPinned, namespaceFiles, pinNamespaces, preparePrivateDir, unpinNamespaces } from '../linux/namespaces.js';
 import { inPinnedNamespace, prepareInfraRoot, startPidNamespace, stopPidNamespace } from '../linux/pid-namespace.js';
 import type { CniAttachment, CniManager } from '../network/cni.js';
@@ -215,9 +215,15 @@ export class SandboxManager {
     try {
       await mkdir(record.podDir, { recursive: true, mode: 0o755 });
       await pinNamespaces({ net: record.netns, uts: record.utsns, ipc: record.ipcns }, spec.hostname || spec.name);
+      // The pod's cgroup parent first: the pod's init gets a cgroup below it.
+      if (record.cgroupPath) {
+        record.cgroupsCreated = await ensureCgroup(record.cgroupPath);
+        await this.#store.put(id, record);
+      }
       if (record.pidns) {
         record.pidInit = await startPidNamespace(record.pidns, this.#infraRoot);
         await this.#store.put(id, record);
+        await moveIntoCgroup(initCgroup(record), record.pidInit);
       }
       if (record.netns) {
         await bringUpLoopback(record.netns);
@@ -230,7 +236,6 @@ export class SandboxManager {
       }
       await writePodFiles(record.podDir, spec.hostname || spec.name, record.network?.ips ?? [], spec.dns);
       if (record.ipcns) await mountPodShm(record.podDir);
-      if (record.cgroupPath) record.cgroupsCreated = await ensureCgroup(record.cgroupPath);
       record.state = 'ready';
       await this.#store.put(id, record);
       this.options.log.info({ pod: id, name: `${spec.namespace}/${spec.name}`, ips: record.network?.ips }, 'pod sandbox ready');
@@ -290,7 +295,10 @@ export class SandboxManager {
       record.network = undefined;
     }
     await unmountPodShm(record.podDir);
-    await stopPidNamespace(record.pidns, record.pidInit);
+    if (record.pidns) {
+      await stopPidNamespace(record.pidns, record.pidInit);
+      await removeLeafCgroup(initCgroup(record)).catch((err: Error) => this.options.log.warn({ pod: record.id, error: err.message }, "cannot remove the pod init's cgroup"));
+    }
     await unpinNamespaces([record.netns, record.utsns, record.ipcns]);
     record.netns = record.utsns = record.ipcns = record.pidns = undefined;
     record.pidInit = undefined;
@@ -336,6 +344,11 @@ export class SandboxManager {
       },
     };
   }
+}
+
+/** The cgroup of a pod's PID namespace init (out of berthd's, under the pod's). */
+function initCgroup(record: SandboxRecord): string {
+  return `${record.cgroupPath || '/berth'}/berth-init-${record.id}`;
 }
 
 /** The name containerd reserves per pod: name_namespace_uid_attempt. */
