@@ -32,9 +32,11 @@ node scripts/build-busybox-image.mjs "$work/busybox.tar" localhost/busybox:demo
 echo "\$ berthctl image import busybox.tar"
 ctl image import "$work/busybox.tar"
 
+# The kubelet's layout: /var/log/pods/<namespace>_<name>_<uid>, new for each run.
+uid="demo-$(date +%s%N)"
 cat >"$work/pod.json" <<JSON
-{ "metadata": { "name": "demo", "namespace": "default", "uid": "demo-$(date +%s)", "attempt": 1 },
-  "hostname": "demo", "log_directory": "/var/log/pods/berth-demo" }
+{ "metadata": { "name": "demo", "namespace": "default", "uid": "$uid", "attempt": 1 },
+  "hostname": "demo", "log_directory": "/var/log/pods/default_demo_$uid" }
 JSON
 cat >"$work/container.json" <<JSON
 { "metadata": { "name": "hello" }, "image": { "image": "localhost/busybox:demo" },
@@ -63,4 +65,4 @@ echo
 echo "\$ berthctl rmp --force $pod"
 ctl rmp --force "$pod"
 echo
-echo "demo: berthd keeps running; stop it with: pkill -TERM -f dist/src/bin/berthd.js"
+echo "demo: berthd keeps running; stop it with: pkill -TERM -f bin/berthd"
