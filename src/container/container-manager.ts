@@ -382,11 +382,12 @@ export class ContainerManager {
   }
 
   async #waitExit(record: ContainerRecord, ms: number): Promise<boolean> {
-    const until = Date.now() + ms;
-    while (Date.now() < until) {
+    const started = Date.now();
+    while (Date.now() < started + ms) {
       await this.#refresh(record);
       if (record.state === 'exited') return true;
-      await sleep(50);
+      // A killed process is usually gone within milliseconds: look often at first.
+      await sleep(Date.now() - started < 500 ? 5 : 50);
     }
     return false;
   }

@@ -113,7 +113,7 @@ export async function removeLeafCgroup(path: string, waitMs = 2000): Promise<voi
       return;
     } catch (err) {
       if (Date.now() > until) throw err;
-      await new Promise((resolve) => setTimeout(resolve, 50));
+      await new Promise((resolve) => setTimeout(resolve, 10));
     }
   }
 }

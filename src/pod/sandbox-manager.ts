@@ -3,7 +3,7 @@
 // one record on disk (written before any resource exists, so recovery can undo a crash
 // mid-way) and one object in memory; transitions of one pod run one at a time.
 import { randomBytes } from 'node:crypto';
-import { mkdir, readdir, rm } from 'node:fs/promises';
+import { mkdir, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { BerthError, notFound } from '../errors.js';
@@ -11,7 +11,7 @@ import type { CgroupDriver } from '../daemon/config.js';
 import { RecordStore } from '../store/record-store.js';
 import { KeyedMutex } from '../util/single-flight.js';
 import { cgroupParentPath, ensureCgroup, moveIntoCgroup, removeCgroups, removeLeafCgroup } from '../linux/cgroups.js';
-import { isPinned, namespaceFiles, pinNamespaces, preparePrivateDir, unpinNamespaces } from '../linux/namespaces.js';
+import { isPinned, namespaceFiles, pinNamespaces, preparePrivateDir, removeUnmounted, unpinNamespaces } from '../linux/namespaces.js';
 import { inPinnedNamespace, prepareInfraRoot, startPidNamespace, stopPidNamespace } from '../linux/pid-namespace.js';
 import type { CniAttachment, CniManager } from '../network/cni.js';
 import { bringUpLoopback } from '../network/loopback.js';
@@ -216,26 +216,30 @@ export class SandboxManager {
       await mkdir(record.podDir, { recursive: true, mode: 0o755 });
       await pinNamespaces({ net: record.netns, uts: record.utsns, ipc: record.ipcns }, spec.hostname || spec.name);
       // The pod's cgroup parent first: the pod's init gets a cgroup below it.
-      if (record.cgroupPath) {
-        record.cgroupsCreated = await ensureCgroup(record.cgroupPath);
-        await this.#store.put(id, record);
-      }
-      if (record.pidns) {
-        record.pidInit = await startPidNamespace(record.pidns, this.#infraRoot);
-        await this.#store.put(id, record);
-        await moveIntoCgroup(initCgroup(record), record.pidInit);
-      }
-      if (record.netns) {
-        await bringUpLoopback(record.netns);
-        const list = await this.options.cni.network();
-        record.network = { name: list.name, ifName: POD_INTERFACE, ips: [] };
-        // Recorded before ADD: should berthd die during it, recovery runs DEL.
-        await this.#store.put(id, record);
-        const result = await this.options.cni.add(list, this.#attachment(record));
-        record.network.ips = (result.ips ?? []).map((ip: { address: string }) => ip.address.split('/')[0]!);
-      }
+      if (record.cgroupPath) record.cgroupsCreated = await ensureCgroup(record.cgroupPath);
+      const list = record.netns ? await this.options.cni.network() : undefined;
+      if (list) record.network = { name: list.name, ifName: POD_INTERFACE, ips: [] };
+      // Recorded before ADD and before the init starts: should berthd die during them,
+      // recovery runs DEL and finds the init by its namespace.
+      await this.#store.put(id, record);
+      // The network, the PID namespace init and /dev/shm do not depend on each other.
+      const steps = await Promise.allSettled([
+        (async () => {
+          if (!record.netns || !list || !record.network) return;
+          await bringUpLoopback(record.netns);
+          const result = await this.options.cni.add(list, this.#attachment(record));
+          record.network.ips = (result.ips ?? []).map((ip: { address: string }) => ip.address.split('/')[0]!);
+        })(),
+        (async () => {
+          if (!record.pidns) return;
+          record.pidInit = await startPidNamespace(record.pidns, this.#infraRoot);
+          await moveIntoCgroup(initCgroup(record), record.pidInit);
+        })(),
+        record.ipcns ? mountPodShm(record.podDir) : Promise.resolve(),
+      ]);
+      const failed = steps.find((step): step is PromiseRejectedResult => step.status === 'rejected');
+      if (failed) throw failed.reason;
       await writePodFiles(record.podDir, spec.hostname || spec.name, record.network?.ips ?? [], spec.dns);
-      if (record.ipcns) await mountPodShm(record.podDir);
       record.state = 'ready';
       await this.#store.put(id, record);
       this.options.log.info({ pod: id, name: `${spec.namespace}/${spec.name}`, ips: record.network?.ips }, 'pod sandbox ready');
@@ -280,33 +284,43 @@ export class SandboxManager {
    * more and the pod must not become unremovable.
    */
   async #teardown(record: SandboxRecord, undoing: boolean): Promise<void> {
-    if (record.network) {
-      try {
-        // The config the pod was added with, so a changed or removed conf dir cannot
-        // keep a pod from being torn down (the most reported CNI teardown failure).
-        const cached = await this.options.cni.cachedAttachment(record.network.name, record.id, record.network.ifName);
-        const list = cached?.config ?? (await this.options.cni.network());
-        await this.options.cni.del(list, this.#attachment(record));
-      } catch (err) {
-        const netnsAlive = record.netns ? await isPinned(record.netns) : false;
-        if (netnsAlive && !undoing) throw err;
-        this.options.log.warn({ pod: record.id, error: (err as Error).message }, 'CNI DEL failed; the netns is gone, so the pod is torn down anyway');
-      }
-      record.network = undefined;
-    }
-    await unmountPodShm(record.podDir);
-    if (record.pidns) {
-      await stopPidNamespace(record.pidns, record.pidInit);
-      await removeLeafCgroup(initCgroup(record)).catch((err: Error) => this.options.log.warn({ pod: record.id, error: err.message }, "cannot remove the pod init's cgroup"));
-    }
+    // The network and the PID namespace init go down side by side: neither needs the other.
+    const steps = await Promise.allSettled([this.#releaseNetwork(record, undoing), this.#stopInit(record)]);
+    const failed = steps.find((step): step is PromiseRejectedResult => step.status === 'rejected');
+    if (failed) throw failed.reason;
     await unpinNamespaces([record.netns, record.utsns, record.ipcns]);
-    record.netns = record.utsns = record.ipcns = record.pidns = undefined;
+    record.netns = record.utsns = record.ipcns = undefined;
+  }
+
+  async #releaseNetwork(record: SandboxRecord, undoing: boolean): Promise<void> {
+    if (!record.network) return;
+    try {
+      // The config the pod was added with, so a changed or removed conf dir cannot
+      // keep a pod from being torn down (the most reported CNI teardown failure).
+      const cached = await this.options.cni.cachedAttachment(record.network.name, record.id, record.network.ifName);
+      const list = cached?.config ?? (await this.options.cni.network());
+      await this.options.cni.del(list, this.#attachment(record));
+    } catch (err) {
+      const netnsAlive = record.netns ? await isPinned(record.netns) : false;
+      if (netnsAlive && !undoing) throw err;
+      this.options.log.warn({ pod: record.id, error: (err as Error).message }, 'CNI DEL failed; the netns is gone, so the pod is torn down anyway');
+    }
+    record.network = undefined;
+  }
+
+  /** The pod's /dev/shm and its PID namespace init (every process of that namespace dies with it). */
+  async #stopInit(record: SandboxRecord): Promise<void> {
+    await unmountPodShm(record.podDir);
+    if (!record.pidns) return;
+    await stopPidNamespace(record.pidns, record.pidInit);
+    await removeLeafCgroup(initCgroup(record)).catch((err: Error) => this.options.log.warn({ pod: record.id, error: err.message }, "cannot remove the pod init's cgroup"));
+    record.pidns = undefined;
     record.pidInit = undefined;
   }
 
   async #forget(record: SandboxRecord): Promise<void> {
     await removeCgroups(record.cgroupsCreated);
-    await rm(record.podDir, { recursive: true, force: true });
+    await removeUnmounted(record.podDir);
     await this.#store.delete(record.id);
     this.#records.delete(record.id);
     const key = reservationKey(record.spec);
