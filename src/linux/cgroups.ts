@@ -13,8 +13,15 @@ export interface CgroupHierarchy {
   controllers: string[];
 }
 
-/** The mounted cgroup hierarchies of this host (from /proc/self/mountinfo). */
-export async function cgroupHierarchies(): Promise<CgroupHierarchy[]> {
+let hierarchies: Promise<CgroupHierarchy[]> | undefined;
+
+/** The mounted cgroup hierarchies of this host (read once: they do not change under a running node). */
+export function cgroupHierarchies(): Promise<CgroupHierarchy[]> {
+  hierarchies ??= readHierarchies();
+  return hierarchies;
+}
+
+async function readHierarchies(): Promise<CgroupHierarchy[]> {
   const text = await readFile('/proc/self/mountinfo', 'utf8');
   const found: CgroupHierarchy[] = [];
   for (const line of text.split('\n')) {

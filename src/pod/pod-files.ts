@@ -2,7 +2,7 @@
 // name, /etc/resolv.conf from the pod's DNS config (or the host's), and the /dev/shm
 // that goes with the pod's IPC namespace (one tmpfs, so POSIX shared memory is shared
 // as System V's is, as containerd's sandbox shm is).
-import { mkdir, readFile } from 'node:fs/promises';
+import { mkdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../store/atomic-file.js';
 import { runCommand } from '../linux/command.js';
@@ -32,7 +32,9 @@ const SHM_OPTIONS = 'nosuid,nodev,noexec,mode=1777,size=65536k';
 export async function mountPodShm(podDir: string): Promise<void> {
   const { shm } = podFilePaths(podDir);
   await mkdir(shm, { recursive: true, mode: 0o1777 });
-  if (!(await mountPoints()).has(shm)) await runCommand('mount', ['-t', 'tmpfs', '-o', SHM_OPTIONS, 'shm', shm], "mounting the pod's /dev/shm");
+  // Mounted already when it is on another device than the pod dir (a stat, not a mountinfo read).
+  const [dir, mounted] = await Promise.all([stat(podDir), stat(shm)]);
+  if (dir.dev === mounted.dev) await runCommand('mount', ['-t', 'tmpfs', '-o', SHM_OPTIONS, 'shm', shm], "mounting the pod's /dev/shm");
 }
 
 /** Idempotent; a pod without one is fine. */
