@@ -5,7 +5,6 @@ import {
   MountPropagation,
   SecurityProfile_ProfileType,
   Signal,
-  NamespaceMode as CriNamespaceMode,
   type ContainerConfig,
   type LinuxContainerResources,
   type LinuxContainerResourcesSchema,
@@ -15,7 +14,7 @@ import {
 } from '../gen/runtime/v1/api_pb.js';
 import { invalidArgument } from '../errors.js';
 import type { ContainerMount, ContainerRecord, ContainerResources, ContainerSpec, ContainerState } from '../container/container-types.js';
-import type { NamespaceMode } from '../pod/sandbox-types.js';
+import { namespaceModeFrom } from './sandbox-translate.js';
 import type { SeccompChoice } from '../container/seccomp.js';
 
 const propagations: Record<MountPropagation, ContainerMount['propagation']> = {
@@ -74,7 +73,7 @@ export function containerSpecFrom(config: ContainerConfig | undefined): Containe
     maskedPaths: security?.maskedPaths.length ? security.maskedPaths : undefined,
     readonlyPaths: security?.readonlyPaths.length ? security.readonlyPaths : undefined,
     devices: config.devices.map((d) => ({ containerPath: d.containerPath, hostPath: d.hostPath, permissions: d.permissions || 'rwm' })),
-    pidMode: security?.namespaceOptions ? pidModes[pid ?? CriNamespaceMode.POD] : undefined,
+    pidMode: security?.namespaceOptions ? namespaceModeFrom(pid) : undefined,
     pidTargetId: security?.namespaceOptions?.targetId ?? '',
     ...containerResourcesFrom(config.linux?.resources),
     oomScoreAdj: Number(config.linux?.resources?.oomScoreAdj ?? 0n),
@@ -82,13 +81,6 @@ export function containerSpecFrom(config: ContainerConfig | undefined): Containe
     seccomp: seccompChoice(security),
   };
 }
-
-const pidModes: Record<CriNamespaceMode, NamespaceMode> = {
-  [CriNamespaceMode.POD]: 'pod',
-  [CriNamespaceMode.CONTAINER]: 'container',
-  [CriNamespaceMode.NODE]: 'node',
-  [CriNamespaceMode.TARGET]: 'target',
-};
 
 /** CRI resources in berth's terms; 0 and empty mean "not set". */
 export function containerResourcesFrom(resources: LinuxContainerResources | undefined): ContainerResources {

@@ -22,16 +22,19 @@ const criNamespaceModes = Object.fromEntries(Object.entries(namespaceModes).map(
 
 const protocols: Record<Protocol, PortMapping['protocol']> = { [Protocol.TCP]: 'tcp', [Protocol.UDP]: 'udp', [Protocol.SCTP]: 'sctp' };
 
+/** A CRI namespace mode in berth's terms (absent: POD, the proto's default). */
+export function namespaceModeFrom(value: CriNamespaceMode | undefined): NamespaceMode {
+  const known = namespaceModes[value ?? CriNamespaceMode.POD];
+  if (!known) throw invalidArgument(`unknown namespace mode ${value}`);
+  return known;
+}
+
 export function sandboxSpecFrom(config: PodSandboxConfig | undefined, runtimeHandler: string): SandboxSpec {
   if (!config) throw invalidArgument('RunPodSandbox: config is required');
   const metadata = config.metadata;
   if (!metadata) throw invalidArgument('RunPodSandbox: config.metadata is required');
   const options = config.linux?.securityContext?.namespaceOptions;
-  const mode = (value: CriNamespaceMode | undefined): NamespaceMode => {
-    const known = namespaceModes[value ?? CriNamespaceMode.POD];
-    if (!known) throw invalidArgument(`unknown namespace mode ${value}`);
-    return known;
-  };
+  const mode = namespaceModeFrom;
   return {
     name: metadata.name,
     uid: metadata.uid,
