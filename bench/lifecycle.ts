@@ -5,7 +5,7 @@
 // Stop+Remove (container and pod), then resident memory idle and with N running pods
 // (the daemon plus its per-pod and per-container processes: conmon and the pod's
 // catatonit for berth, shims and pause containers for containerd).
-import { readdir, readFile, stat } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { readFileSync } from 'node:fs';
@@ -17,6 +17,7 @@ import { buildLayer, busyboxEntries, pushImage } from '../test/helpers/image-bui
 import { startPodNetwork } from '../test/helpers/pod-network.js';
 import { startRegistry } from '../test/helpers/registry.js';
 import { Scope, percentile, requireRoot } from './harness.js';
+import { inPinnedNamespace } from '../src/linux/pid-namespace.js';
 
 const arg = (name: string, fallback: number) => {
   const i = process.argv.indexOf(name);
@@ -48,12 +49,8 @@ async function rssOf(match: (cmdline: string, pid: number) => boolean | Promise<
 
 /** True when the process is the init of a PID namespace pinned in dir (a berth pod's catatonit). */
 async function initOfPinIn(pid: number, dir: string): Promise<boolean> {
-  const own = await stat(`/proc/${pid}/ns/pid`).catch(() => undefined);
-  if (!own) return false;
   for (const name of await readdir(dir).catch(() => [] as string[])) {
-    if (!name.endsWith('-pid')) continue;
-    const pin = await stat(join(dir, name)).catch(() => undefined);
-    if (pin && pin.ino === own.ino && pin.dev === own.dev) return true;
+    if (name.endsWith('-pid') && (await inPinnedNamespace(pid, join(dir, name)))) return true;
   }
   return false;
 }

@@ -162,8 +162,8 @@ export class ContainerManager {
       // Made with the pod; made here too for a pod from before berth had it (idempotent).
       if (pod.ipcns) await mountPodShm(pod.podDir);
       const requested = (await Promise.all(spec.devices.map(async (d) => (await devicesFromPath(d.hostPath, d.containerPath)).map((node) => ({ ...node, permissions: d.permissions }))))).flat();
-      // Privileged: the host's devices, and the requested ones where the request put them.
-      const devices = spec.privileged ? [...(await hostDevices()).map((d) => ({ ...d, permissions: 'rwm' })), ...requested.map((d) => ({ ...d, permissions: 'rwm' }))] : requested;
+      // Privileged: the host's devices too (its cgroup allows every device anyway).
+      const devices = spec.privileged ? [...(await hostDevices()).map((d) => ({ ...d, permissions: 'rwm' })), ...requested] : requested;
       await mkdir(bundle, { recursive: true, mode: 0o700 });
       const rootfs = await this.#mountRootfs(record, image.layers.map((l) => this.options.images.snapshots.path(l.chainId)).reverse());
       const imageConfig = (JSON.parse((await this.options.images.content.read(image.id)).toString('utf8')) as { config?: ImageRuntimeConfig }).config ?? {};
@@ -445,8 +445,7 @@ export class ContainerManager {
 
   /** Removes the bundle and rro dir, refusing while anything below is still mounted. */
   async #removeBundle(record: Pick<ContainerRecord, 'id' | 'bundle'>): Promise<void> {
-    await removeUnmounted(join(this.#rroDir, record.id));
-    await removeUnmounted(record.bundle);
+    await removeUnmounted(join(this.#rroDir, record.id), record.bundle);
   }
 }
 

@@ -3,6 +3,7 @@
 // kubelet has not (e.g. under crictl) and removes exactly what it made.
 import { mkdir, readFile, rmdir, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { BerthError } from '../errors.js';
 import type { CgroupDriver } from '../daemon/config.js';
 
@@ -120,7 +121,7 @@ export async function removeLeafCgroup(path: string, waitMs = 2000): Promise<voi
       return;
     } catch (err) {
       if (Date.now() > until) throw err;
-      await new Promise((resolve) => setTimeout(resolve, 10));
+      await sleep(10);
     }
   }
 }

@@ -85,10 +85,18 @@ export async function mountTable(): Promise<MountEntry[]> {
  * Removes a directory tree, but never through a mount point: a recursive rm would
  * delete the files of whatever is still mounted below (a volume, a host path).
  */
-export async function removeUnmounted(dir: string): Promise<void> {
-  const mounted = (await mountTable()).filter((m) => m.point === dir || m.point.startsWith(`${dir}/`));
-  if (mounted.length > 0) throw new BerthError('Internal', `refusing to remove ${dir}: ${mounted[0]!.point} is still mounted`);
-  await rm(dir, { recursive: true, force: true });
+export async function removeUnmounted(...dirs: string[]): Promise<void> {
+  const table = await mountTable();
+  for (const dir of dirs) {
+    const mounted = mountsBelow(table, dir);
+    if (mounted.length > 0) throw new BerthError('Internal', `refusing to remove ${dir}: ${mounted[0]!.point} is still mounted`);
+  }
+  for (const dir of dirs) await rm(dir, { recursive: true, force: true });
+}
+
+/** The mounts of a table at or below dir. */
+export function mountsBelow(table: MountEntry[], dir: string): MountEntry[] {
+  return table.filter((m) => m.point === dir || m.point.startsWith(`${dir}/`));
 }
 
 /** Mount points of this mount namespace. */

@@ -14,7 +14,7 @@ import { chmod, copyFile, mkdir, readdir, readFile, readlink, rename, stat, writ
 import { basename, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { BerthError } from '../errors.js';
-import { isPinned, unpinNamespaces } from './namespaces.js';
+import { unpinNamespaces } from './namespaces.js';
 
 const NOBODY = '65534';
 
@@ -45,9 +45,10 @@ export async function startPidNamespace(pinFile: string, infraRoot: string): Pro
     const until = Date.now() + START_TIMEOUT_MS;
     while (Date.now() < until && unshare.exitCode === null && unshare.pid !== undefined) {
       const init = await childOf(unshare.pid);
-      // Up once the child runs catatonit itself (not unshare before its exec) in the pinned namespace.
+      // Up once the child runs catatonit itself (not unshare before its exec) in the
+      // pinned namespace (an unpinned file's inode never matches a namespace's).
       const exe = init > 0 ? await readlink(`/proc/${init}/exe`).catch(() => '') : '';
-      if (basename(exe) === 'catatonit' && (await isPinned(pinFile)) && (await inPinnedNamespace(init, pinFile))) {
+      if (basename(exe) === 'catatonit' && (await inPinnedNamespace(init, pinFile))) {
         // unshare only waits for catatonit: without it catatonit lives on by itself.
         unshare.kill('SIGKILL');
         await exited;

@@ -5,14 +5,10 @@
 // hands the runtime that copy to bind.
 import { mkdir } from 'node:fs/promises';
 import { runCommand } from './command.js';
-import { mountPoints, mountTable, type MountEntry } from './namespaces.js';
+import { mountPoints, mountsBelow, mountTable } from './namespaces.js';
 
 /** Flags a read-only remount must repeat, or the kernel clears them. */
 const KEPT_FLAGS = new Set(['nosuid', 'nodev', 'noexec', 'noatime', 'nodiratime', 'relatime', 'strictatime']);
-
-async function mountsUnder(root: string): Promise<MountEntry[]> {
-  return (await mountTable()).filter((m) => m.point === root || m.point.startsWith(`${root}/`));
-}
 
 /** Mounts source at target as a recursively read-only tree. */
 export async function recursiveReadOnlyBind(source: string, target: string): Promise<void> {
@@ -21,7 +17,7 @@ export async function recursiveReadOnlyBind(source: string, target: string): Pro
   try {
     // Private first: remounting read-only must not reach the host's own mounts.
     await runCommand('mount', ['--make-rprivate', target], `making ${target} private`);
-    for (const entry of await mountsUnder(target)) {
+    for (const entry of mountsBelow(await mountTable(), target)) {
       const kept = entry.options.filter((o) => KEPT_FLAGS.has(o));
       await runCommand('mount', ['-o', ['remount', 'bind', 'ro', ...kept].join(','), entry.point], `making ${entry.point} read-only`);
     }
