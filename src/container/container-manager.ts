@@ -186,6 +186,7 @@ export class ContainerManager {
       await runtime.delete(id).catch(() => undefined);
       await this.#unmountRootfs(record).catch(() => undefined);
       await this.#removeBundle(record).catch((cleanup: Error) => this.options.log.error({ container: id, error: cleanup.message }, 'cannot clean up after a failed create'));
+      await removeLeafCgroup(this.#monitorCgroup(record)).catch(() => undefined);
       throw err;
     }
   }
