@@ -9,7 +9,7 @@ import type { Logger } from 'pino';
 import { BerthError, notFound } from '../errors.js';
 import type { CgroupDriver } from '../daemon/config.js';
 import { RecordStore } from '../store/record-store.js';
-import { KeyedMutex } from '../util/single-flight.js';
+import { KeyedMutex, mapLimit } from '../util/single-flight.js';
 import { cgroupParentPath, ensureCgroup, moveIntoCgroup, removeCgroups, removeLeafCgroup } from '../linux/cgroups.js';
 import { isPinned, namespaceFiles, pinNamespaces, preparePrivateDir, removeUnmounted, unpinNamespaces } from '../linux/namespaces.js';
 import { inPinnedNamespace, prepareInfraRoot, startPidNamespace, stopPidNamespace } from '../linux/pid-namespace.js';
@@ -222,23 +222,25 @@ export class SandboxManager {
       // Recorded before ADD and before the init starts: should berthd die during them,
       // recovery runs DEL and finds the init by its namespace.
       await this.#store.put(id, record);
-      // The network, the PID namespace init and /dev/shm do not depend on each other.
-      const steps = await Promise.allSettled([
-        (async () => {
+      // The network, the PID namespace init and /dev/shm do not depend on each other:
+      // all three run at once, and all settle before a failure is undone.
+      const steps = [
+        async () => {
           if (!record.netns || !list || !record.network) return;
           await bringUpLoopback(record.netns);
           const result = await this.options.cni.add(list, this.#attachment(record));
           record.network.ips = (result.ips ?? []).map((ip: { address: string }) => ip.address.split('/')[0]!);
-        })(),
-        (async () => {
+        },
+        async () => {
           if (!record.pidns) return;
           record.pidInit = await startPidNamespace(record.pidns, this.#infraRoot);
           await moveIntoCgroup(initCgroup(record), record.pidInit);
-        })(),
-        record.ipcns ? mountPodShm(record.podDir) : Promise.resolve(),
-      ]);
-      const failed = steps.find((step): step is PromiseRejectedResult => step.status === 'rejected');
-      if (failed) throw failed.reason;
+        },
+        async () => {
+          if (record.ipcns) await mountPodShm(record.podDir);
+        },
+      ];
+      await mapLimit(steps, steps.length, (step) => step());
       await writePodFiles(record.podDir, spec.hostname || spec.name, record.network?.ips ?? [], spec.dns);
       record.state = 'ready';
       await this.#store.put(id, record);
@@ -285,9 +287,7 @@ export class SandboxManager {
    */
   async #teardown(record: SandboxRecord, undoing: boolean): Promise<void> {
     // The network and the PID namespace init go down side by side: neither needs the other.
-    const steps = await Promise.allSettled([this.#releaseNetwork(record, undoing), this.#stopInit(record)]);
-    const failed = steps.find((step): step is PromiseRejectedResult => step.status === 'rejected');
-    if (failed) throw failed.reason;
+    await mapLimit([() => this.#releaseNetwork(record, undoing), () => this.#stopInit(record)], 2, (step) => step());
     await unpinNamespaces([record.netns, record.utsns, record.ipcns]);
     record.netns = record.utsns = record.ipcns = undefined;
   }

@@ -209,11 +209,12 @@ export async function logsCommand(clients: CriClients, id: string, options: Logs
   if (!current) throw new Error(`container "${id}" has no log path`);
   const path = options.previous ? previousLogPath(current, status.status?.metadata?.attempt ?? 0) : current;
   let budget = options.limitBytes ?? Infinity;
+  /** --since, for the lines there are and the lines that come. */
+  const inWindow = (line: string) => options.sinceMs === undefined || Date.parse(line.slice(0, line.indexOf(' '))) >= options.sinceMs;
   const emit = (line: string) => {
     const match = /^(\S+) (stdout|stderr) ([FP]) (.*)$/.exec(line);
     if (!match || budget <= 0) return;
     const [, time, stream, tag, text] = match;
-    if (options.sinceMs !== undefined && Date.parse(time!) < options.sinceMs) return;
     let out = `${options.timestamps ? `${time} ` : ''}${text}${tag === 'F' ? '\n' : ''}`;
     // Cut at a character boundary: a streaming decode holds back a split character.
     if (Buffer.byteLength(out) > budget) out = new TextDecoder().decode(Buffer.from(out).subarray(0, budget), { stream: true });
@@ -226,7 +227,7 @@ export async function logsCommand(clients: CriClients, id: string, options: Logs
   });
   let lines = text.split('\n').filter(Boolean);
   // As crictl: --since first, then --tail of what is left.
-  if (options.sinceMs !== undefined) lines = lines.filter((l) => Date.parse(l.slice(0, l.indexOf(' '))) >= options.sinceMs!);
+  lines = lines.filter(inWindow);
   if (options.tail !== undefined && options.tail >= 0) lines = lines.slice(Math.max(0, lines.length - options.tail));
   lines.forEach(emit);
   if (!options.follow || options.previous) return;
@@ -239,7 +240,7 @@ export async function logsCommand(clients: CriClients, id: string, options: Logs
       offset = size;
       const parts = rest.split('\n');
       rest = parts.pop() ?? '';
-      parts.forEach(emit);
+      parts.filter(inWindow).forEach(emit);
     }
     const state = (await clients.runtime.containerStatus({ containerId: id }, { timeoutMs: clients.settings.timeoutMs })).status?.state;
     if (state === ContainerState.CONTAINER_EXITED && size <= offset) return;
