@@ -6,13 +6,14 @@ cd "$(dirname "$0")/.."
 
 # Debian packages: the OCI runtimes, conmon, CNI plugins, iptables, a registry and
 # busybox for tests, containerd as the interop oracle, attr (setfattr: overlay opaque
-# dirs and layer xattrs), zstd (test layers), protoc for the build.
+# dirs and layer xattrs), zstd (test layers), protoc and its well-known protos
+# (libprotobuf-dev: csi.proto imports google/protobuf/descriptor.proto) for the build.
 PACKAGES=(
   runc crun runsc conmon catatonit
   containernetworking-plugins iptables iproute2
   busybox-static docker-registry containerd
   attr zstd
-  protobuf-compiler ca-certificates
+  protobuf-compiler libprotobuf-dev ca-certificates
 )
 
 missing=()
