@@ -7,6 +7,7 @@ import { ImageService, RuntimeService } from '../gen/runtime/v1/api_pb.js';
 import { ImageTransfer } from '../gen/berth/v1/berth_pb.js';
 import { imageTransferHandlers } from '../api/image-transfer.js';
 import { grpcServiceDefinition } from '../rpc/grpc-service.js';
+import { serveOnUnixSocket } from '../rpc/unix-server.js';
 import { implementService } from '../cri/rpc-wrapper.js';
 import { imageHandlers, runtimeHandlers } from '../cri/runtime-service.js';
 import { cniNetworkReadiness } from '../network/network-readiness.js';
@@ -72,7 +73,7 @@ export async function startDaemon(config: BerthConfig, log: Logger): Promise<Run
   server.addService(grpcServiceDefinition(ImageService), implementService(ImageService, imageHandlers(deps), { gate, log }));
   server.addService(grpcServiceDefinition(ImageTransfer), implementService(ImageTransfer, imageTransferHandlers(images), { gate, log }));
 
-  await bindRootOnly(socketPath, () => bindServer(server, `unix://${socketPath}`));
+  const listener = await bindRootOnly(socketPath, () => serveOnUnixSocket(server, socketPath));
   log.info({ socket: socketPath, version: BERTH_VERSION, root: config.root, state: config.state }, 'berthd listening');
 
   // Recovery: the gate keeps clients out until every store is loaded and the leftovers
@@ -90,18 +91,13 @@ export async function startDaemon(config: BerthConfig, log: Logger): Promise<Run
     stop() {
       stopping ??= (async () => {
         await shutdownServer(server);
+        await listener.close();
         await unlink(socketPath).catch(() => undefined);
         log.info('berthd stopped');
       })();
       return stopping;
     },
   };
-}
-
-function bindServer(server: grpc.Server, address: string): Promise<number> {
-  return new Promise((resolve, reject) =>
-    server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port))),
-  );
 }
 
 function shutdownServer(server: grpc.Server): Promise<void> {
