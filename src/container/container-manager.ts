@@ -20,6 +20,7 @@ import type { SandboxManager } from '../pod/sandbox-manager.js';
 import { devicesFromPath, hostDevices } from '../linux/devices.js';
 import { hostCapabilities } from '../linux/capabilities.js';
 import { recursiveReadOnlyBind, unmountTree } from '../linux/recursive-readonly.js';
+import { checkPropagationSource } from '../linux/mount-propagation.js';
 import type { SandboxRecord } from '../pod/sandbox-types.js';
 import { mountPodShm } from '../pod/pod-files.js';
 import { buildOciSpec, ociResources, type ImageRuntimeConfig } from './oci-spec.js';
@@ -135,6 +136,7 @@ export class ContainerManager {
     for (const m of spec.mounts) {
       if (!isAbsolute(m.containerPath) || !isAbsolute(m.hostPath)) throw new BerthError('InvalidArgument', `mount ${m.hostPath}:${m.containerPath} needs absolute paths`);
     }
+    for (const m of spec.mounts) await checkPropagationSource(m.hostPath, m.propagation);
     // Reserved before anything is awaited: a retry overlapping this call must see it.
     const id = randomBytes(32).toString('hex');
     this.#names.set(key, id);
