@@ -332,7 +332,8 @@ export class ContainerManager {
     const pidFile = join(record.bundle, `exec-${randomBytes(6).toString('hex')}.pid`);
     try {
       const result = await this.#runtime(record).exec(record.id, command, { timeoutMs: timeoutSeconds * 1000, maxOutput: EXEC_OUTPUT_LIMIT, pidFile });
-      if (result.timedOut) throw new BerthError('DeadlineExceeded', `command ${JSON.stringify(command)} timed out after ${timeoutSeconds}s and was killed`);
+      // containerd's answer too: DeadlineExceeded, which the kubelet reads as a timed-out probe.
+      if (result.timedOut) throw new BerthError('DeadlineExceeded', `command ${JSON.stringify(command)} timed out after ${timeoutSeconds}s and was killed with every process it started`);
       return result;
     } finally {
       await rm(pidFile, { force: true });
