@@ -20,6 +20,7 @@ import type { SandboxManager } from '../pod/sandbox-manager.js';
 import { devicesFromPath, hostDevices } from '../linux/devices.js';
 import { hostCapabilities } from '../linux/capabilities.js';
 import { recursiveReadOnlyBind, unmountTree } from '../linux/recursive-readonly.js';
+import { checkPropagationSource } from '../linux/mount-propagation.js';
 import type { SandboxRecord } from '../pod/sandbox-types.js';
 import { mountPodShm } from '../pod/pod-files.js';
 import { buildOciSpec, ociResources, type ImageRuntimeConfig } from './oci-spec.js';
@@ -135,6 +136,7 @@ export class ContainerManager {
     for (const m of spec.mounts) {
       if (!isAbsolute(m.containerPath) || !isAbsolute(m.hostPath)) throw new BerthError('InvalidArgument', `mount ${m.hostPath}:${m.containerPath} needs absolute paths`);
     }
+    for (const m of spec.mounts) await checkPropagationSource(m.hostPath, m.propagation);
     // Reserved before anything is awaited: a retry overlapping this call must see it.
     const id = randomBytes(32).toString('hex');
     this.#names.set(key, id);
@@ -330,7 +332,8 @@ export class ContainerManager {
     const pidFile = join(record.bundle, `exec-${randomBytes(6).toString('hex')}.pid`);
     try {
       const result = await this.#runtime(record).exec(record.id, command, { timeoutMs: timeoutSeconds * 1000, maxOutput: EXEC_OUTPUT_LIMIT, pidFile });
-      if (result.timedOut) throw new BerthError('DeadlineExceeded', `command ${JSON.stringify(command)} timed out after ${timeoutSeconds}s and was killed`);
+      // containerd's answer too: DeadlineExceeded, which the kubelet reads as a timed-out probe.
+      if (result.timedOut) throw new BerthError('DeadlineExceeded', `command ${JSON.stringify(command)} timed out after ${timeoutSeconds}s and was killed with every process it started`);
       return result;
     } finally {
       await rm(pidFile, { force: true });

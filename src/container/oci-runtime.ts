@@ -5,8 +5,10 @@
 import { spawn } from 'node:child_process';
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { BerthError } from '../errors.js';
 import { runCommand } from '../linux/command.js';
+import { isRunning, killProcessTree } from '../linux/process-tree.js';
 
 export interface OciRuntimeOptions {
   name: string;
@@ -30,6 +32,9 @@ export interface CreateOptions {
 }
 
 const CREATE_TIMEOUT_MS = 120_000;
+/** How long a timed-out exec waits for runc to write the pid file, and for runc to return after the kill. */
+const EXEC_PID_WAIT_MS = 2_000;
+const EXEC_KILL_GRACE_MS = 5_000;
 
 export class OciRuntime {
   constructor(readonly options: OciRuntimeOptions) {}
@@ -101,9 +106,13 @@ export class OciRuntime {
   }
 
   /**
-   * Runs a command in a running container and collects its output. The deadline is kept
-   * even when the command leaves a child holding stdout open: output is collected until
-   * the command itself exits, and on timeout the command is killed.
+   * Runs a command in a running container and collects its output. runc (without a
+   * TTY) copies the command's output through pipes of its own and returns only once
+   * every process holding them has closed them, so a child the command leaves behind
+   * keeps the call open. At the deadline the command and everything it started (its
+   * session, its process group, its descendants) are killed, so nothing outlives it.
+   * `timedOut` says the command itself was still running then; a command that had
+   * ended, leaving only such children, gets its own exit code.
    */
   exec(id: string, args: string[], options: { timeoutMs: number; maxOutput: number; pidFile: string }): Promise<{ exitCode: number; stdout: Buffer; stderr: Buffer; timedOut: boolean }> {
     return new Promise((resolve, reject) => {
@@ -113,6 +122,8 @@ export class OciRuntime {
       let outSize = 0;
       let errSize = 0;
       let timedOut = false;
+      let exited = false;
+      let lastResort: NodeJS.Timeout | undefined;
       child.stdout.on('data', (d: Buffer) => {
         if (outSize < options.maxOutput) out.push(d.subarray(0, options.maxOutput - outSize));
         outSize += d.length;
@@ -121,28 +132,30 @@ export class OciRuntime {
         if (errSize < options.maxOutput) err.push(d.subarray(0, options.maxOutput - errSize));
         errSize += d.length;
       });
-      const timer =
-        options.timeoutMs > 0
-          ? setTimeout(async () => {
-              timedOut = true;
-              const pid = Number((await readFile(options.pidFile, 'utf8').catch(() => '')).trim());
-              if (pid > 0) {
-                try {
-                  process.kill(pid, 'SIGKILL');
-                } catch {
-                  // already gone
-                }
-              }
-              child.kill('SIGKILL');
-            }, options.timeoutMs)
-          : undefined;
+      const onDeadline = async () => {
+        const pid = await this.#execPid(options.pidFile, () => exited);
+        if (exited) return;
+        if (pid === undefined) {
+          // Never started (runc still setting up): runc alone is to end.
+          timedOut = true;
+          child.kill('SIGKILL');
+          return;
+        }
+        timedOut = await isRunning(pid);
+        await killProcessTree(pid);
+        // runc now reports the exit and returns; should it not, it goes too.
+        lastResort = setTimeout(() => child.kill('SIGKILL'), EXEC_KILL_GRACE_MS);
+      };
+      const timer = options.timeoutMs > 0 ? setTimeout(() => void onDeadline(), options.timeoutMs) : undefined;
       child.on('error', (e) => {
         clearTimeout(timer);
         reject(new BerthError('Internal', `cannot run ${this.options.path}: ${e.message}`));
       });
-      // 'exit', not 'close': a background child may keep the pipes open long after.
+      // 'exit', not 'close': runc is gone once the pipes are closed or it was killed.
       child.on('exit', (code, signal) => {
+        exited = true;
         clearTimeout(timer);
+        clearTimeout(lastResort);
         setImmediate(() => {
           child.stdout.destroy();
           child.stderr.destroy();
@@ -158,6 +171,17 @@ export class OciRuntime {
         });
       });
     });
+  }
+
+  /** The host pid of an exec'd process from runc's pid file, waiting briefly for runc to write it. */
+  async #execPid(pidFile: string, gone: () => boolean): Promise<number | undefined> {
+    for (const until = Date.now() + EXEC_PID_WAIT_MS; !gone(); ) {
+      const pid = Number((await readFile(pidFile, 'utf8').catch(() => '')).trim());
+      if (pid > 0) return pid;
+      if (Date.now() > until) return undefined;
+      await sleep(20);
+    }
+    return undefined;
   }
 
   /** Gives a container new resources (an OCI linux.resources object, through `update -r -`). */

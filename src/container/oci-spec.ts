@@ -3,6 +3,7 @@ import { podFilePaths } from '../pod/pod-files.js';
 import type { SandboxRecord } from '../pod/sandbox-types.js';
 import type { ContainerMount, ContainerResources, ContainerSpec } from './container-types.js';
 import type { DeviceNode } from '../linux/devices.js';
+import { rootfsPropagationFor } from '../linux/mount-propagation.js';
 
 export interface ImageRuntimeConfig {
   Entrypoint?: string[] | null;
@@ -90,6 +91,8 @@ export function buildOciSpec(input: OciSpecInput): Record<string, unknown> {
   const { spec, pod, image, user } = input;
   const caps = spec.privileged ? input.hostCapabilities : capabilitySet(spec.capAdd, spec.capDrop, input.hostCapabilities);
   const podFiles = podFilePaths(pod.podDir);
+  const binds = input.mounts ?? spec.mounts;
+  const rootfsPropagation = rootfsPropagationFor(binds.map((m) => m.propagation));
   const mounts: Array<Record<string, unknown>> = [
     { destination: '/proc', type: 'proc', source: 'proc', options: ['nosuid', 'noexec', 'nodev'] },
     { destination: '/dev', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'strictatime', 'mode=755', 'size=65536k'] },
@@ -102,11 +105,12 @@ export function buildOciSpec(input: OciSpecInput): Record<string, unknown> {
     { destination: '/etc/hostname', type: 'bind', source: podFiles.hostname, options: ['rbind', 'rprivate', 'ro'] },
     { destination: '/etc/hosts', type: 'bind', source: podFiles.hosts, options: ['rbind', 'rprivate', 'rw'] },
     { destination: '/etc/resolv.conf', type: 'bind', source: podFiles.resolvConf, options: ['rbind', 'rprivate', 'rw'] },
-    ...(input.mounts ?? spec.mounts).map((m) => ({
+    ...binds.map((m) => ({
       destination: m.containerPath,
       type: 'bind',
       source: m.hostPath,
-      options: ['rbind', m.propagation, m.readonly ? 'ro' : 'rw'],
+      // Private all the way down, as containerd's rprivate: submounts of the source too.
+      options: ['rbind', m.propagation === 'private' ? 'rprivate' : m.propagation, m.readonly ? 'ro' : 'rw'],
     })),
   ];
   const namespaces: Array<Record<string, string>> = [{ type: 'mount' }];
@@ -142,6 +146,9 @@ export function buildOciSpec(input: OciSpecInput): Record<string, unknown> {
     annotations: { ...spec.annotations, 'io.kubernetes.cri.container-name': spec.name, 'io.kubernetes.cri.sandbox-id': pod.id },
     linux: {
       cgroupsPath: input.cgroupsPath,
+      // Without rshared runc makes the container's mounts slaves of the host's, so
+      // nothing mounted inside a bidirectional mount would reach the host.
+      ...(rootfsPropagation ? { rootfsPropagation } : {}),
       namespaces,
       resources,
       devices: input.devices.map(({ permissions: _access, ...node }) => node),

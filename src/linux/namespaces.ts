@@ -67,18 +67,36 @@ export interface MountEntry {
   point: string;
   /** Per-mount options (rw, nosuid, nodev…). */
   options: string[];
+  /** The optional fields: propagation tags such as shared:N, master:N (none: private). */
+  optional: string[];
 }
 
-/** The mounts of this mount namespace, from /proc/self/mountinfo. */
+/** The mounts of this mount namespace, from /proc/self/mountinfo, in mount order. */
 export async function mountTable(): Promise<MountEntry[]> {
   const text = await readFile('/proc/self/mountinfo', 'utf8');
   const entries: MountEntry[] = [];
   for (const line of text.split('\n')) {
     const fields = line.split(' ');
     const point = fields[4];
-    if (point) entries.push({ point: point.replace(/\\(\d{3})/g, (_, octal: string) => String.fromCharCode(parseInt(octal, 8))), options: (fields[5] ?? '').split(',') });
+    if (!point) continue;
+    const separator = fields.indexOf('-', 6);
+    entries.push({
+      point: point.replace(/\\(\d{3})/g, (_, octal: string) => String.fromCharCode(parseInt(octal, 8))),
+      options: (fields[5] ?? '').split(','),
+      optional: fields.slice(6, separator < 0 ? 6 : separator),
+    });
   }
   return entries;
+}
+
+/** The mount a path (already free of symlinks) is on: the deepest mount point above it, the top one of a stack. */
+export function mountOf(table: MountEntry[], path: string): MountEntry | undefined {
+  let found: MountEntry | undefined;
+  for (const entry of table) {
+    const covers = entry.point === '/' || entry.point === path || path.startsWith(`${entry.point}/`);
+    if (covers && (!found || entry.point.length >= found.point.length)) found = entry;
+  }
+  return found;
 }
 
 /**
