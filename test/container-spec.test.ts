@@ -80,6 +80,12 @@ test('read-only rootfs, read-only and writable bind mounts, masked paths, device
   assert.match(ro.lines[3]!, /Read-only file system/);
   assert.deepEqual(ro.lines.slice(4), ['ro-refused', 'rw-ok', 'c'], 'the write went through /rw and /proc/keys is masked (by /dev/null)');
   assert.equal(await readFile(join(shared, 'out'), 'utf8'), 'written\n');
+  // A host path that does not exist is made as a directory (containerd's behaviour).
+  const made = await runToExit(runtime, podId, logDir, image, 'madedir', 'echo in > /made/file && echo made-ok', {
+    mounts: [{ containerPath: '/made', hostPath: join(shared, 'not', 'yet') }],
+  });
+  assert.deepEqual(made.lines, ['made-ok']);
+  assert.equal(await readFile(join(shared, 'not', 'yet', 'file'), 'utf8'), 'in\n');
   const status = (await runtime.containerStatus({ containerId: ro.containerId })).status!;
   assert.deepEqual(status.mounts.map((m) => [m.containerPath, m.readonly]), [['/data', true], ['/rw', false]]);
   const info = JSON.parse((await runtime.containerStatus({ containerId: ro.containerId, verbose: true })).info.info!) as { sandboxID: string; runtimeSpec: { root: { readonly: boolean } } };

@@ -136,6 +136,11 @@ export class ContainerManager {
     for (const m of spec.mounts) {
       if (!isAbsolute(m.containerPath) || !isAbsolute(m.hostPath)) throw new BerthError('InvalidArgument', `mount ${m.hostPath}:${m.containerPath} needs absolute paths`);
     }
+    // A host path that does not exist is created as a directory, as containerd (and
+    // Docker) do; a file stays a file.
+    for (const m of spec.mounts) {
+      if (!(await stat(m.hostPath).then(() => true, () => false))) await mkdir(m.hostPath, { recursive: true, mode: 0o755 });
+    }
     for (const m of spec.mounts) await checkPropagationSource(m.hostPath, m.propagation);
     // Reserved before anything is awaited: a retry overlapping this call must see it.
     const id = randomBytes(32).toString('hex');
