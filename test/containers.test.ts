@@ -339,7 +339,7 @@ test('container and pod stats: CPU time and nano-cores, memory, the writable lay
   assert.ok(pod.linux!.cpu!.usageCoreNanoSeconds!.value > 0n);
   assert.equal((await runtime.listPodSandboxStats({})).stats.length, 1);
   const table = (await berthd.ctl(['stats'])).stdout;
-  assert.match(table, new RegExp(`^${containerId.slice(0, 13)}\\s+busy\\s+\\d+\\.\\d\\d\\s+\\S+B\\s+\\S+B\\s+\\d+$`, 'm'), table);
+  assert.match(table, new RegExp(`^${containerId.slice(0, 13)}\\s+busy\\s+\\d+\\.\\d\\d\\s+\\S+B\\s+\\S+B\\s+\\d+\\s+\\S+B$`, 'm'), table);
   assert.match((await berthd.ctl(['statsp'])).stdout, /^ctr-pod\s+/m);
   assert.equal((await berthd.ctl(['update', '--memory', String(80 << 20), containerId])).code, 0);
   assert.equal((await readFile(`/sys/fs/cgroup/memory/berth/berth-${containerId}/memory.limit_in_bytes`, 'utf8')).trim(), String(80 << 20));
