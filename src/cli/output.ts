@@ -27,6 +27,16 @@ export function formatStructured(value: unknown, format: 'json' | 'yaml'): strin
 }
 
 /**
+ * A status message as crictl's marshalMapInOrder leaves it: every field of the message
+ * present, those protojson leaves out (unset messages) as null.
+ */
+export function statusJson<D extends DescMessage>(schema: D, message: MessageShape<D>, overrides: Record<string, unknown> = {}): Record<string, unknown> {
+  const doc = { ...(messageJson(schema, message) as Record<string, unknown>), ...overrides };
+  for (const field of schema.fields) if (!(field.jsonName in doc)) doc[field.jsonName] = null;
+  return doc;
+}
+
+/**
  * A status document as crictl prints it (outputStatusData): Go's json.Marshal of generic
  * maps, so every key sorted and <, >, & escaped; several documents make one JSON array.
  */

@@ -13,7 +13,7 @@ import {
   PodSandboxStatsSchema,
 } from '../../gen/runtime/v1/api_pb.js';
 import { call, type CriClients } from '../runtime-client.js';
-import { CLEAR_SCREEN, formatStatusDocs, formatStructured, formatTable, goMapString, humanSize, messageJson, rfc3339Nano, withInfo, type OutputFormat } from '../output.js';
+import { CLEAR_SCREEN, statusJson, formatStatusDocs, formatStructured, formatTable, goMapString, humanSize, messageJson, rfc3339Nano, withInfo, type OutputFormat } from '../output.js';
 import { truncateId } from './images.js';
 import { humanDuration, labelLines, loadMessageFile, parseLabelSelector } from './pods.js';
 import { parseDuration } from '../../util/duration.js';
@@ -172,12 +172,11 @@ export async function inspectContainersCommand(clients: CriClients, ids: string[
       // As crictl: times as RFC 3339, the zero time for a start or finish that has not happened.
       const started = s.state !== ContainerState.CONTAINER_CREATED;
       const finished = s.state === ContainerState.CONTAINER_EXITED || (s.state === ContainerState.CONTAINER_UNKNOWN && s.finishedAt > 0n);
-      status = {
-        ...(messageJson(ContainerStatusSchema, s) as object),
+      status = statusJson(ContainerStatusSchema, s, {
         createdAt: rfc3339Nano(s.createdAt),
         startedAt: rfc3339Nano(started ? s.startedAt : undefined),
         finishedAt: rfc3339Nano(finished ? s.finishedAt : undefined),
-      };
+      });
     }
     docs.push(withInfo({ status }, response.info));
   }

@@ -4,7 +4,7 @@ import { fromJson, type JsonValue, type MessageShape } from '@bufbuild/protobuf'
 import { parse as parseYaml } from 'yaml';
 import { PodSandboxConfigSchema, PodSandboxSchema, PodSandboxState, PodSandboxStatusSchema } from '../../gen/runtime/v1/api_pb.js';
 import { call, type CriClients } from '../runtime-client.js';
-import { formatStatusDocs, formatStructured, formatTable, goMapString, goTimeString, messageJson, rfc3339Nano, withInfo, type OutputFormat } from '../output.js';
+import { statusJson, formatStatusDocs, formatStructured, formatTable, goMapString, goTimeString, messageJson, rfc3339Nano, withInfo, type OutputFormat } from '../output.js';
 import { truncateId } from './images.js';
 
 type PodSandbox = MessageShape<typeof PodSandboxSchema>;
@@ -134,7 +134,7 @@ export async function inspectPodCommand(clients: CriClients, ids: string[], outp
       continue;
     }
     // As crictl: createdAt as an RFC 3339 time rather than nanoseconds.
-    const status = s ? { ...(messageJson(PodSandboxStatusSchema, s) as object), createdAt: rfc3339Nano(s.createdAt) } : null;
+    const status = s ? statusJson(PodSandboxStatusSchema, s, { createdAt: rfc3339Nano(s.createdAt) }) : null;
     docs.push(withInfo({ status }, response.info));
   }
   return output === 'table' ? table : formatStatusDocs(docs, output);
