@@ -202,8 +202,10 @@ export async function removeContainersCommand(clients: CriClients, ids: string[]
   for (const id of targets) {
     const status = await call(`getting the status of the container "${id}"`, () => clients.runtime.containerStatus({ containerId: id }, { timeoutMs: long(clients) }));
     if (status.status?.state === ContainerState.CONTAINER_RUNNING) {
-      if (!options.force) throw new Error(`container "${id}" is running, please stop it first (or use --force)`);
+      if (!options.force) throw new Error(`container "${id}" is running, please stop it first`);
       await call(`stopping the container "${id}"`, () => clients.runtime.stopContainer({ containerId: id, timeout: 0n }, { timeoutMs: long(clients) }));
+      // As crictl: the stop prints the id, and so does the removal.
+      out += `${id}\n`;
     }
     await call(`removing the container "${id}"`, () => clients.runtime.removeContainer({ containerId: id }, { timeoutMs: long(clients) }));
     out += `${id}\n`;

@@ -159,8 +159,9 @@ export async function removePodsCommand(clients: CriClients, ids: string[], opti
   for (const id of targets) {
     const status = await call(`getting the pod sandbox status of "${id}"`, () => clients.runtime.podSandboxStatus({ podSandboxId: id }, { timeoutMs }));
     if (status.status?.state === PodSandboxState.SANDBOX_READY) {
-      if (!options.force) throw new Error(`pod sandbox "${id}" is running, please stop it first (or use --force)`);
+      if (!options.force) throw new Error(`pod sandbox "${id}" is running, please stop it first`);
       await call(`stopping the pod sandbox "${id}"`, () => clients.runtime.stopPodSandbox({ podSandboxId: id }, { timeoutMs }));
+      out += `Stopped sandbox ${id}\n`;
     }
     await call(`removing the pod sandbox "${id}"`, () => clients.runtime.removePodSandbox({ podSandboxId: id }, { timeoutMs }));
     out += `Removed sandbox ${id}\n`;
