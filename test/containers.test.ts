@@ -71,14 +71,14 @@ test('a container runs under conmon: CRI log lines, exit codes 0 and 3, env, wor
   assert.match(none.stderr, /no previous attempt/);
   for (const id of attempts) await runtime.removeContainer({ containerId: id });
   const ps = (await berthd.ctl(['ps', '-a'])).stdout;
-  assert.match(ps, new RegExp(`^${talker.slice(0, 13)}\\s+\\S+busybox:1\\s+.+ ago\\s+Exited\\s+talker\\s+0\\s+${podId.slice(0, 13)}$`, 'm'));
+  assert.match(ps, new RegExp(`^${talker.slice(0, 13)}\\s+\\S+busybox:1\\s+.+ ago\\s+Exited\\s+talker\\s+0\\s+${podId.slice(0, 13)}\\s+unknown\\s+unknown$`, 'm'));
   assert.equal((await berthd.ctl(['ps', '-q'])).stdout, '', 'no running containers');
   assert.equal((await berthd.ctl(['ps', '--latest', '-q'])).stdout, `${quiet}\n`, 'the most recent, stopped or not');
   assert.equal((await berthd.ctl(['ps', '--last', '2', '-q'])).stdout, `${quiet}\n${talker}\n`);
   const badLast = await berthd.ctl(['ps', '--last', 'two']);
   assert.deepEqual([badLast.code, /needs a whole number, not "two"/.test(badLast.stderr)], [1, true], badLast.stderr);
   const verbose = (await berthd.ctl(['ps', '-a', '-v', '--name', '^talker$'])).stdout;
-  assert.match(verbose, new RegExp(`^ID: ${talker}\nPodID: ${podId}\nName: talker\nAttempt: 0\nState: CONTAINER_EXITED\nImage: \\S+busybox:1\nCreated: .+ ago\n`));
+  assert.match(verbose, new RegExp(`^ID: ${talker}\nPodID: ${podId}\nNamespace: unknown\nName: talker\nAttempt: 0\nState: Exited\nImage: \\S+busybox:1\nCreated: .+ ago\n`));
   const listed = await runtime.listContainers({ filter: { podSandboxId: podId } });
   assert.equal(listed.containers.length, 2);
   await assert.rejects(create('talker', ['true']), { code: grpc.status.ALREADY_EXISTS });
@@ -360,7 +360,7 @@ test('container and pod stats: CPU time and nano-cores, memory, the writable lay
   assert.ok(pod.linux!.cpu!.usageCoreNanoSeconds!.value > 0n);
   assert.equal((await runtime.listPodSandboxStats({})).stats.length, 1);
   const table = (await berthd.ctl(['stats'])).stdout;
-  assert.match(table, new RegExp(`^${containerId.slice(0, 13)}\\s+busy\\s+\\d+\\.\\d\\d\\s+\\S+B\\s+\\S+B\\s+\\d+$`, 'm'), table);
+  assert.match(table, new RegExp(`^${containerId.slice(0, 13)}\\s+busy\\s+\\d+\\.\\d\\d\\s+\\S+B\\s+\\S+B\\s+\\d+\\s+\\S+B$`, 'm'), table);
   assert.match((await berthd.ctl(['statsp'])).stdout, /^ctr-pod\s+/m);
   assert.equal((await berthd.ctl(['update', '--memory', String(80 << 20), containerId])).code, 0);
   assert.equal((await readFile(`/sys/fs/cgroup/memory/berth/berth-${containerId}/memory.limit_in_bytes`, 'utf8')).trim(), String(80 << 20));

@@ -178,13 +178,21 @@ test('the same container configs through berthctl against containerd and berthd'
         // the field. imageRef is the image's repo digest on both (the pod's imageID).
         const { id, createdAt, startedAt, finishedAt, imageId, logPath, ...rest } = status;
         assert.equal(names.has(id), true, `${daemon}: inspect answers the container's own id`);
-        assert.ok(BigInt(createdAt) > 0n, `${daemon}: createdAt`);
-        if (startedAt !== '0') assert.ok(BigInt(createdAt) <= BigInt(startedAt), `${daemon}: createdAt ${createdAt} <= startedAt ${startedAt}`);
+        // berthctl prints crictl's RFC 3339 times (nanoseconds kept); Go's zero time for
+        // a start or finish that has not happened.
+        const zero = '0001-01-01T00:00:00Z';
+        const ns = (time: string) => {
+          const m = /^(.*?)(?:\.(\d{1,9}))?(Z|[+-]\d\d:\d\d)$/.exec(time);
+          assert.ok(m, `${daemon}: an RFC 3339 time: ${time}`);
+          return BigInt(Date.parse(`${m[1]}${m[3]}`)) * 1_000_000n + BigInt((m[2] ?? '').padEnd(9, '0'));
+        };
+        assert.ok(ns(createdAt) > 0n, `${daemon}: createdAt`);
+        if (startedAt !== zero) assert.ok(ns(createdAt) <= ns(startedAt), `${daemon}: createdAt ${createdAt} <= startedAt ${startedAt}`);
         // containerd takes startedAt after the task started, so a process that exits at
         // once can finish "before" it started by a fraction of a millisecond there.
         const slackNs = daemon === 'containerd' ? 5_000_000n : 0n;
-        if (finishedAt !== '0') assert.ok(BigInt(startedAt) <= BigInt(finishedAt) + slackNs, `${daemon}: startedAt ${startedAt} <= finishedAt ${finishedAt}`);
-        return { ...rest, logPath: logPath.replace(logDirectory, '<log_directory>'), started: startedAt !== '0', finished: finishedAt !== '0' };
+        if (finishedAt !== zero) assert.ok(ns(startedAt) <= ns(finishedAt) + slackNs, `${daemon}: startedAt ${startedAt} <= finishedAt ${finishedAt}`);
+        return { ...rest, logPath: logPath.replace(logDirectory, '<log_directory>'), started: startedAt !== zero, finished: finishedAt !== zero };
       };
       const failure = (result: Output): CallFailure => {
         let stderr = result.stderr;

@@ -107,14 +107,16 @@ const listImages = (command: Command) => command
   .option('--digests', 'show digests')
   .option('-v, --verbose', 'verbose output')
   .option('--no-trunc', 'show whole ids and digests')
+  .option('--pinned', 'show whether each image is pinned')
   .addOption(outputOption('table', ['json', 'yaml', 'table']))
-  .action((repository: string | undefined, opts: { quiet?: boolean; digests?: boolean; verbose?: boolean; trunc: boolean; output: string }) =>
+  .action((repository: string | undefined, opts: { quiet?: boolean; digests?: boolean; verbose?: boolean; trunc: boolean; pinned?: boolean; output: string }) =>
     withClients((c) =>
       imagesCommand(c, repository, {
         quiet: opts.quiet ?? false,
         digests: opts.digests ?? false,
         verbose: opts.verbose ?? false,
         noTrunc: !opts.trunc,
+        pinned: opts.pinned ?? false,
         output: parseOutputFormat(opts.output, 'table'),
       }),
     ),
@@ -348,21 +350,31 @@ program
 
 program
   .command('stats')
-  .description('show container resource usage')
-  .argument('[container-id...]')
-  .option('-a, --all', 'all containers (the default here)')
+  .description('list container resource usage (running containers unless --all)')
+  .argument('[container-id]')
+  .option('-a, --all', 'stopped containers too')
+  .option('--id <container-id>', 'only this container')
   .option('-p, --pod <pod-id>', 'only containers of this pod')
+  .option('--label <key=value>', 'only containers with this label (repeatable)', (v: string, all: string[] = []) => [...all, v])
+  .option('-s, --seconds <n>', 'sample duration for CPU usage, in seconds', wholeNumber, 1)
   .addOption(outputOption('table', ['json', 'yaml', 'table']))
-  .action((ids: string[], opts: { all?: boolean; pod?: string; output: string }) =>
-    withClients((c) => statsCommand(c, { ids, pod: opts.pod, all: opts.all ?? false, output: parseOutputFormat(opts.output, 'table') })),
+  .action((id: string | undefined, opts: { all?: boolean; id?: string; pod?: string; label?: string[]; seconds: number; output: string }) =>
+    withClients((c) =>
+      statsCommand(c, { id: opts.id || id, pod: opts.pod, labels: opts.label, all: opts.all ?? false, sampleMs: opts.seconds * 1000, output: parseOutputFormat(opts.output, 'table') }),
+    ),
   );
 
 program
   .command('statsp')
-  .description('show pod resource usage')
+  .description('list pod resource usage')
+  .argument('[pod-id]')
   .option('--id <pod-id>', 'only this pod')
+  .option('--label <key=value>', 'only pods with this label (repeatable)', (v: string, all: string[] = []) => [...all, v])
+  .option('-s, --seconds <n>', 'sample duration for CPU usage, in seconds', wholeNumber, 1)
   .addOption(outputOption('table', ['json', 'yaml', 'table']))
-  .action((opts: { id?: string; output: string }) => withClients((c) => podStatsCommand(c, { id: opts.id, output: parseOutputFormat(opts.output, 'table') })));
+  .action((id: string | undefined, opts: { id?: string; label?: string[]; seconds: number; output: string }) =>
+    withClients((c) => podStatsCommand(c, { id: opts.id || id, labels: opts.label, sampleMs: opts.seconds * 1000, output: parseOutputFormat(opts.output, 'table') })),
+  );
 
 program
   .command('update')

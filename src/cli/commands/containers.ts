@@ -13,8 +13,8 @@ import {
   PodSandboxStatsSchema,
 } from '../../gen/runtime/v1/api_pb.js';
 import { call, type CriClients } from '../runtime-client.js';
-import { formatStructured, formatTable, messageJson, withInfo, type OutputFormat } from '../output.js';
-import { humanSize, truncateId } from './images.js';
+import { CLEAR_SCREEN, statusJson, formatStatusDocs, formatStructured, formatTable, goMapString, humanSize, messageJson, rfc3339Nano, withInfo, type OutputFormat } from '../output.js';
+import { truncateId } from './images.js';
 import { humanDuration, labelLines, loadMessageFile, parseLabelSelector } from './pods.js';
 import { parseDuration } from '../../util/duration.js';
 
@@ -102,16 +102,19 @@ export async function psCommand(clients: CriClients, options: PsOptions): Promis
   if (options.last !== undefined && options.last > 0) containers = containers.slice(0, options.last);
   if (options.output !== 'table') return formatStructured({ containers: containers.map((c) => messageJson(ContainerSchema, c)) }, options.output);
   if (options.quiet) return containers.map((c) => `${c.id}\n`).join('');
+  // The kubelet's labels name the pod; crictl says "unknown" without them.
+  const fromLabels = (c: (typeof containers)[number], key: string) => c.labels[key] ?? 'unknown';
   if (options.verbose) {
     return containers
       .map((c) =>
         [
           `ID: ${c.id}`,
           `PodID: ${c.podSandboxId}`,
-          `Name: ${c.metadata?.name ?? ''}`,
-          `Attempt: ${c.metadata?.attempt ?? 0}`,
-          `State: ${ContainerState[c.state]}`,
-          `Image: ${c.image?.image ?? ''}`,
+          `Namespace: ${fromLabels(c, 'io.kubernetes.pod.namespace')}`,
+          ...(c.metadata?.name ? [`Name: ${c.metadata.name}`] : []),
+          ...(c.metadata ? [`Attempt: ${c.metadata.attempt}`] : []),
+          `State: ${stateNames[c.state]}`,
+          ...(c.image ? [`Image: ${c.image.image}`] : []),
           `Created: ${humanDuration(Date.now() - Number(c.createdAt / 1_000_000n))} ago`,
           ...labelLines(c.labels, c.annotations),
         ].join('\n') + '\n\n',
@@ -119,29 +122,65 @@ export async function psCommand(clients: CriClients, options: PsOptions): Promis
       .join('');
   }
   return formatTable(
-    ['CONTAINER', 'IMAGE', 'CREATED', 'STATE', 'NAME', 'ATTEMPT', 'POD ID'],
-    containers.map((c) => [
-      options.noTrunc ? c.id : truncateId(c.id),
-      c.image?.image ?? '',
-      `${humanDuration(Date.now() - Number(c.createdAt / 1_000_000n))} ago`,
-      stateNames[c.state],
-      c.metadata?.name ?? '',
-      String(c.metadata?.attempt ?? 0),
-      options.noTrunc ? c.podSandboxId : truncateId(c.podSandboxId),
-    ]),
+    ['CONTAINER', 'IMAGE', 'CREATED', 'STATE', 'NAME', 'ATTEMPT', 'POD ID', 'POD', 'NAMESPACE'],
+    containers.map((c) => {
+      const image = c.image?.image ?? '';
+      // An image given as a digest (the kubelet gives the image id) is shortened as an id.
+      const digest = /^([a-z0-9]+(?:[.+_-][a-z0-9]+)*):([a-fA-F0-9]{32,})$/.exec(image);
+      return [
+        options.noTrunc ? c.id : truncateId(c.id),
+        !options.noTrunc && digest ? digest[2]!.slice(0, 13) : image,
+        `${humanDuration(Date.now() - Number(c.createdAt / 1_000_000n))} ago`,
+        stateNames[c.state],
+        c.metadata?.name ?? '',
+        String(c.metadata?.attempt ?? 0),
+        options.noTrunc ? c.podSandboxId : truncateId(c.podSandboxId),
+        fromLabels(c, 'io.kubernetes.pod.name'),
+        fromLabels(c, 'io.kubernetes.pod.namespace'),
+      ];
+    }),
   );
 }
 
 export async function inspectContainersCommand(clients: CriClients, ids: string[], output: OutputFormat): Promise<string> {
-  let out = '';
+  const docs: unknown[] = [];
+  let table = '';
   for (const id of ids) {
     const response = await call(`getting the status of the container "${id}"`, () =>
       clients.runtime.containerStatus({ containerId: id, verbose: true }, { timeoutMs: clients.settings.timeoutMs }),
     );
-    const doc = withInfo({ status: response.status ? messageJson(ContainerStatusSchema, response.status) : null }, response.info);
-    out += formatStructured(doc, output === 'table' ? 'yaml' : output);
+    const s = response.status;
+    const ago = (ns: bigint) => `${humanDuration(Date.now() - Number(ns / 1_000_000n))} ago`;
+    if (output === 'table') {
+      // crictl's outputContainerStatusTable.
+      const lines = [`ID: ${s?.id ?? ''}`];
+      if (s?.metadata?.name) lines.push(`Name: ${s.metadata.name}`);
+      if (s?.metadata?.attempt) lines.push(`Attempt: ${s.metadata.attempt}`);
+      const state = s?.state ?? ContainerState.CONTAINER_CREATED;
+      lines.push(`State: ${ContainerState[state]}`, `Created: ${ago(s?.createdAt ?? 0n)}`);
+      if (state !== ContainerState.CONTAINER_CREATED) lines.push(`Started: ${ago(s?.startedAt ?? 0n)}`);
+      if (state === ContainerState.CONTAINER_EXITED) {
+        if ((s?.finishedAt ?? 0n) > 0n) lines.push(`Finished: ${ago(s!.finishedAt)}`);
+        lines.push(`Exit Code: ${s?.exitCode ?? 0}`);
+      }
+      lines.push(...labelLines(s?.labels ?? {}, s?.annotations ?? {}), `Info: ${goMapString(response.info)}`);
+      table += lines.join('\n') + '\n';
+      continue;
+    }
+    let status: unknown = null;
+    if (s) {
+      // As crictl: times as RFC 3339, the zero time for a start or finish that has not happened.
+      const started = s.state !== ContainerState.CONTAINER_CREATED;
+      const finished = s.state === ContainerState.CONTAINER_EXITED || (s.state === ContainerState.CONTAINER_UNKNOWN && s.finishedAt > 0n);
+      status = statusJson(ContainerStatusSchema, s, {
+        createdAt: rfc3339Nano(s.createdAt),
+        startedAt: rfc3339Nano(started ? s.startedAt : undefined),
+        finishedAt: rfc3339Nano(finished ? s.finishedAt : undefined),
+      });
+    }
+    docs.push(withInfo({ status }, response.info));
   }
-  return out;
+  return output === 'table' ? table : formatStatusDocs(docs, output);
 }
 
 export async function stopContainersCommand(clients: CriClients, ids: string[], timeoutSeconds: number): Promise<string> {
@@ -163,8 +202,10 @@ export async function removeContainersCommand(clients: CriClients, ids: string[]
   for (const id of targets) {
     const status = await call(`getting the status of the container "${id}"`, () => clients.runtime.containerStatus({ containerId: id }, { timeoutMs: long(clients) }));
     if (status.status?.state === ContainerState.CONTAINER_RUNNING) {
-      if (!options.force) throw new Error(`container "${id}" is running, please stop it first (or use --force)`);
+      if (!options.force) throw new Error(`container "${id}" is running, please stop it first`);
       await call(`stopping the container "${id}"`, () => clients.runtime.stopContainer({ containerId: id, timeout: 0n }, { timeoutMs: long(clients) }));
+      // As crictl: the stop prints the id, and so does the removal.
+      out += `${id}\n`;
     }
     await call(`removing the container "${id}"`, () => clients.runtime.removeContainer({ containerId: id }, { timeoutMs: long(clients) }));
     out += `${id}\n`;
@@ -256,38 +297,85 @@ export async function execSyncCommand(clients: CriClients, id: string, command: 
   return response;
 }
 
-/** berthctl stats: crictl's columns (CPU % from nano-cores, memory working set, writable layer). */
-export async function statsCommand(clients: CriClients, options: { ids: string[]; pod?: string; all: boolean; output: OutputFormat }): Promise<string> {
-  const response = await call('listing container stats', () =>
-    clients.runtime.listContainerStats({ filter: { id: options.ids[0] ?? '', podSandboxId: options.pod ?? '' } }, { timeoutMs: clients.settings.timeoutMs }),
-  );
-  const stats = response.stats;
-  if (options.output !== 'table') return formatStructured({ stats: stats.map((s) => messageJson(ContainerStatsSchema, s)) }, options.output);
-  return formatTable(
-    ['CONTAINER', 'NAME', 'CPU %', 'MEM', 'DISK', 'INODES'],
-    stats.map((s) => [
-      truncateId(s.attributes?.id ?? ''),
-      s.attributes?.metadata?.name ?? '',
-      (Number(s.cpu?.usageNanoCores?.value ?? 0n) / 1e7).toFixed(2),
-      humanSize(Number(s.memory?.workingSetBytes?.value ?? 0n)),
-      humanSize(Number(s.writableLayer?.usedBytes?.value ?? 0n)),
-      String(s.writableLayer?.inodesUsed?.value ?? 0n),
-    ]),
-  );
+export interface StatsOptions {
+  /** A container id (crictl's [ID] or --id). */
+  id?: string;
+  pod?: string;
+  labels?: string[];
+  /** Stopped containers too (crictl skips those with neither CPU time nor memory). */
+  all: boolean;
+  output: OutputFormat;
+  /** CPU % is measured between two samples this far apart (crictl's --seconds, default 1). */
+  sampleMs?: number;
 }
 
-export async function podStatsCommand(clients: CriClients, options: { id?: string; output: OutputFormat }): Promise<string> {
-  const response = await call('listing pod stats', () => clients.runtime.listPodSandboxStats({ filter: { id: options.id ?? '' } }, { timeoutMs: clients.settings.timeoutMs }));
-  if (options.output !== 'table') return formatStructured({ stats: response.stats.map((s) => messageJson(PodSandboxStatsSchema, s)) }, options.output);
-  return formatTable(
-    ['POD', 'POD ID', 'CPU %', 'MEM'],
-    response.stats.map((s) => [
+const byId = <T extends { attributes?: { id: string } }>(a: T, b: T) => {
+  const x = a.attributes?.id ?? '';
+  const y = b.attributes?.id ?? '';
+  return x < y ? -1 : x > y ? 1 : 0;
+};
+
+/** CPU % between two cumulative samples, as crictl computes it. */
+function cpuPercent(now: { usage: bigint; at: bigint }, before: { usage: bigint; at: bigint }): string {
+  if (now.usage === 0n) return '0.00';
+  const duration = now.at - before.at;
+  if (duration === 0n) throw new Error('cpu stat is not updated during sample');
+  return ((Number(now.usage - before.usage) / Number(duration)) * 100).toFixed(2);
+}
+
+/** berthctl stats: crictl's table (CPU % over a sample, MEM, DISK, INODES, SWAP), JSON, YAML. */
+export async function statsCommand(clients: CriClients, options: StatsOptions): Promise<string> {
+  const filter = { id: options.id ?? '', podSandboxId: options.pod ?? '', labelSelector: parseLabelSelector(options.labels ?? []) };
+  const list = async () =>
+    (await call('get container stats', () => clients.runtime.listContainerStats({ filter }, { timeoutMs: clients.settings.timeoutMs }))).stats.sort(byId);
+  const first = await list();
+  if (options.output !== 'table') return formatStructured({ stats: first.map((s) => messageJson(ContainerStatsSchema, s)) }, options.output);
+  const before = new Map(first.map((s) => [s.attributes?.id ?? '', s]));
+  await sleep(options.sampleMs ?? 1000);
+  const rows: string[][] = [];
+  for (const s of await list()) {
+    const cpu = s.cpu?.usageCoreNanoSeconds?.value ?? 0n;
+    const mem = s.memory?.workingSetBytes?.value ?? 0n;
+    if (!options.all && cpu === 0n && mem === 0n) continue;
+    const old = before.get(s.attributes?.id ?? '');
+    if (!old) continue;
+    rows.push([
+      truncateId(s.attributes?.id ?? ''),
+      s.attributes?.metadata?.name ?? '',
+      cpuPercent({ usage: cpu, at: s.cpu?.timestamp ?? 0n }, { usage: old.cpu?.usageCoreNanoSeconds?.value ?? 0n, at: old.cpu?.timestamp ?? 0n }),
+      humanSize(Number(mem)),
+      humanSize(Number(s.writableLayer?.usedBytes?.value ?? 0n)),
+      String(s.writableLayer?.inodesUsed?.value ?? 0n),
+      humanSize(Number(s.swap?.swapUsageBytes?.value ?? 0n)),
+    ]);
+  }
+  return CLEAR_SCREEN + formatTable(['CONTAINER', 'NAME', 'CPU %', 'MEM', 'DISK', 'INODES', 'SWAP'], rows);
+}
+
+/** berthctl statsp: crictl's table (POD, POD ID, CPU % over a sample, MEM), JSON, YAML. */
+export async function podStatsCommand(clients: CriClients, options: { id?: string; labels?: string[]; output: OutputFormat; sampleMs?: number }): Promise<string> {
+  const filter = { id: options.id ?? '', labelSelector: parseLabelSelector(options.labels ?? []) };
+  const list = async () =>
+    (await call('get pod stats: list pod sandbox stats', () => clients.runtime.listPodSandboxStats({ filter }, { timeoutMs: clients.settings.timeoutMs }))).stats.sort(byId);
+  const first = await list();
+  if (options.output !== 'table') return formatStructured({ stats: first.map((s) => messageJson(PodSandboxStatsSchema, s)) }, options.output);
+  const before = new Map(first.map((s) => [s.attributes?.id ?? '', s]));
+  await sleep(options.sampleMs ?? 1000);
+  const rows: string[][] = [];
+  for (const s of await list()) {
+    const cpu = s.linux?.cpu?.usageCoreNanoSeconds?.value ?? 0n;
+    const mem = s.linux?.memory?.workingSetBytes?.value ?? 0n;
+    if (cpu === 0n && mem === 0n) continue;
+    const old = before.get(s.attributes?.id ?? '');
+    if (!old) continue;
+    rows.push([
       s.attributes?.metadata?.name ?? '',
       truncateId(s.attributes?.id ?? ''),
-      (Number(s.linux?.cpu?.usageNanoCores?.value ?? 0n) / 1e7).toFixed(2),
-      humanSize(Number(s.linux?.memory?.workingSetBytes?.value ?? 0n)),
-    ]),
-  );
+      cpuPercent({ usage: cpu, at: s.linux?.cpu?.timestamp ?? 0n }, { usage: old.linux?.cpu?.usageCoreNanoSeconds?.value ?? 0n, at: old.linux?.cpu?.timestamp ?? 0n }),
+      humanSize(Number(mem)),
+    ]);
+  }
+  return CLEAR_SCREEN + formatTable(['POD', 'POD ID', 'CPU %', 'MEM'], rows);
 }
 
 export async function updateCommand(clients: CriClients, ids: string[], options: { cpuShares?: number; cpuQuota?: number; cpuPeriod?: number; memory?: number }): Promise<string> {

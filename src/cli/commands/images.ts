@@ -4,7 +4,9 @@ import { status as grpcStatus } from '@grpc/grpc-js';
 import type { MessageShape } from '@bufbuild/protobuf';
 import { ImageFsInfoResponseSchema, ImageSchema } from '../../gen/runtime/v1/api_pb.js';
 import { call, type CriClients } from '../runtime-client.js';
-import { formatStructured, formatTable, messageJson, withInfo, type OutputFormat } from '../output.js';
+import { formatStatusDocs, formatStructured, formatTable, goMapString, humanSize, messageJson, withInfo, type OutputFormat } from '../output.js';
+
+export { humanSize } from '../output.js';
 
 type Image = MessageShape<typeof ImageSchema>;
 
@@ -59,14 +61,24 @@ export interface ImagesOptions {
   digests: boolean;
   verbose: boolean;
   noTrunc: boolean;
+  /** crictl's --pinned: a PINNED column. */
+  pinned?: boolean;
   output: OutputFormat;
+}
+
+/** crictl's order: by first repo tag, else first repo digest, else id (byte order). */
+function compareImages(a: Image, b: Image): number {
+  const cmp = (x: string, y: string) => (x < y ? -1 : x > y ? 1 : 0);
+  if (a.repoTags.length > 0 && b.repoTags.length > 0) return cmp(a.repoTags[0]!, b.repoTags[0]!);
+  if (a.repoDigests.length > 0 && b.repoDigests.length > 0) return cmp(a.repoDigests[0]!, b.repoDigests[0]!);
+  return cmp(a.id, b.id);
 }
 
 export async function imagesCommand(clients: CriClients, filter: string | undefined, options: ImagesOptions): Promise<string> {
   const response = await call('listing images', () =>
-    clients.image.listImages({ filter: filter ? { image: { image: filter } } : undefined }, { timeoutMs: clients.settings.timeoutMs }),
+    clients.image.listImages({ filter: { image: { image: filter ?? '' } } }, { timeoutMs: clients.settings.timeoutMs }),
   );
-  const images = [...response.images].sort((a, b) => (a.repoTags[0] ?? a.id).localeCompare(b.repoTags[0] ?? b.id));
+  const images = [...response.images].sort(compareImages);
   if (options.output !== 'table') {
     return formatStructured({ images: images.map((i) => messageJson(ImageSchema, i)) }, options.output);
   }
@@ -78,8 +90,9 @@ export async function imagesCommand(clients: CriClients, filter: string | undefi
           `ID: ${i.id}`,
           ...i.repoTags.map((t) => `RepoTags: ${t}`),
           ...i.repoDigests.map((d) => `RepoDigests: ${d}`),
-          `Size: ${i.size}`,
-          i.uid ? `Uid: value:${i.uid.value}` : i.username ? `Username: ${i.username}` : '',
+          i.size !== 0n ? `Size: ${i.size}` : '',
+          i.uid ? `Uid: value:${i.uid.value}` : '',
+          i.username ? `Username: ${i.username}` : '',
           i.pinned ? 'Pinned: true' : '',
         ]
           .filter((l) => l !== '')
@@ -87,17 +100,18 @@ export async function imagesCommand(clients: CriClients, filter: string | undefi
       )
       .join('');
   }
-  const header = ['IMAGE', 'TAG', ...(options.digests ? ['DIGEST'] : []), 'IMAGE ID', 'SIZE'];
+  const header = ['IMAGE', 'TAG', ...(options.digests ? ['DIGEST'] : []), 'IMAGE ID', 'SIZE', ...(options.pinned ? ['PINNED'] : [])];
   const rows: string[][] = [];
   for (const image of images) {
-    const digest = image.repoDigests[0]?.split('@')[1] ?? '';
-    for (const [repo, tag] of repoTagPairs(image)) {
+    const [name, digest] = repoDigestPair(image.repoDigests);
+    for (const [repo, tag] of repoTagPairs(image.repoTags, name)) {
       rows.push([
         repo,
         tag,
         ...(options.digests ? [options.noTrunc ? digest : truncateId(digest)] : []),
         options.noTrunc ? image.id : truncateId(image.id),
-        humanSize(Number(image.size)),
+        humanSize(Number(image.size), 3),
+        ...(options.pinned ? [String(image.pinned)] : []),
       ]);
     }
   }
@@ -106,17 +120,19 @@ export async function imagesCommand(clients: CriClients, filter: string | undefi
 
 export async function inspectImageCommand(clients: CriClients, names: string[], output: OutputFormat): Promise<string> {
   const results: unknown[] = [];
+  let table = '';
   for (const name of names) {
-    const response = await call(`getting the status of image "${name}"`, () =>
+    const response = await call(`image status for "${name}" request`, () =>
       clients.image.imageStatus({ image: { image: name }, verbose: true }, { timeoutMs: clients.settings.timeoutMs }),
     );
     if (!response.image) throw new Error(`no such image "${name}" present`);
-    results.push(withInfo({ status: messageJson(ImageSchema, response.image) }, response.info));
+    if (output === 'table') {
+      // crictl's outputImageStatusTable.
+      const i = response.image;
+      table += [`ID: ${i.id}`, ...i.repoTags.map((t) => `Tag: ${t}`), ...i.repoDigests.map((d) => `Digest: ${d}`), `Size: ${humanSize(Number(i.size), 3)}`, `Info: ${goMapString(response.info)}`].join('\n') + '\n';
+    } else results.push(withInfo({ status: messageJson(ImageSchema, response.image) }, response.info));
   }
-  if (output === 'table') {
-    return results.map((r) => formatStructured(r, 'yaml')).join('---\n');
-  }
-  return results.map((r) => formatStructured(r, output)).join('');
+  return output === 'table' ? table : formatStatusDocs(results, output);
 }
 
 export interface RemoveImagesOptions {
@@ -156,26 +172,33 @@ export async function removeImagesCommand(clients: CriClients, names: string[], 
 export async function imageFsInfoCommand(clients: CriClients, output: OutputFormat): Promise<string> {
   const response = await call('getting image filesystem info', () => clients.image.imageFsInfo({}, { timeoutMs: clients.settings.timeoutMs }));
   if (output === 'table') {
-    const rows = response.imageFilesystems.map((fs) => [
-      fs.fsId?.mountpoint ?? '',
-      humanSize(Number(fs.usedBytes?.value ?? 0n)),
-      String(fs.inodesUsed?.value ?? 0n),
-    ]);
-    return formatTable(['MOUNTPOINT', 'USED', 'INODES'], rows);
+    // crictl's outputImageFsInfoTable (the trailing space of the titles included).
+    const section = (label: string, filesystems: typeof response.imageFilesystems) =>
+      `${label} Filesystem \n` +
+      filesystems
+        .map((fs, i) => `TimeStamp[${i}]: ${fs.timestamp}\nDisk[${i}]: ${humanSize(Number(fs.usedBytes?.value ?? 0n))}\nInodes[${i}]: ${fs.inodesUsed?.value ?? 0n}\nMountpoint[${i}]: ${fs.fsId?.mountpoint ?? ''}\n`)
+        .join('');
+    return section('Container', response.containerFilesystems) + section('Image', response.imageFilesystems);
   }
-  return formatStructured({ status: messageJson(ImageFsInfoResponseSchema, response) }, output);
+  return formatStatusDocs([{ status: messageJson(ImageFsInfoResponseSchema, response) }], output);
 }
 
-/** crictl's rows per image: one per repo tag, or "<none>" from a repo digest. */
-function repoTagPairs(image: Image): Array<[string, string]> {
-  if (image.repoTags.length > 0) {
-    return image.repoTags.map((t) => {
-      const colon = t.lastIndexOf(':');
-      return colon > t.lastIndexOf('/') ? [t.slice(0, colon), t.slice(colon + 1)] : [t, '<none>'];
-    });
-  }
-  const name = image.repoDigests[0]?.split('@')[0] ?? '<none>';
-  return [[name, '<none>']];
+/** crictl's normalizeRepoDigest: the first repo digest as [name, digest]. */
+function repoDigestPair(repoDigests: string[]): [string, string] {
+  if (repoDigests.length === 0) return ['<none>', '<none>'];
+  const parts = repoDigests[0]!.split('@');
+  return parts.length === 2 ? [parts[0]!, parts[1]!] : ['errorName', 'errorRepoDigest'];
+}
+
+/** crictl's normalizeRepoTagPair: one row per repo tag, or the digest's name with <none>. */
+function repoTagPairs(repoTags: string[], imageName: string): Array<[string, string]> {
+  if (repoTags.length === 0) return [[imageName, '<none>']];
+  return repoTags.map((t) => {
+    const colon = t.lastIndexOf(':');
+    if (colon < 0) return ['errorRepoTag', 'errorRepoTag'];
+    const name = t.slice(0, colon);
+    return [name === '<none>' ? imageName : name, t.slice(colon + 1)];
+  });
 }
 
 /** crictl shows 13 characters of an id, without its "sha256:". */
@@ -183,17 +206,6 @@ export function truncateId(id: string): string {
   return id.replace(/^sha256:/, '').slice(0, 13);
 }
 
-/** Go's units.HumanSize: decimal units, four significant digits ("1.235MB"). */
-export function humanSize(bytes: number): string {
-  const units = ['B', 'kB', 'MB', 'GB', 'TB', 'PB', 'EB'];
-  let value = bytes;
-  let unit = 0;
-  while (value >= 1000 && unit < units.length - 1) {
-    value /= 1000;
-    unit++;
-  }
-  return `${Number(value.toPrecision(4))}${units[unit]}`;
-}
 
 
 /** berthctl image import: berth's own API, so other runtimes are told plainly. */

@@ -4,7 +4,7 @@ import { fromJson, type JsonValue, type MessageShape } from '@bufbuild/protobuf'
 import { parse as parseYaml } from 'yaml';
 import { PodSandboxConfigSchema, PodSandboxSchema, PodSandboxState, PodSandboxStatusSchema } from '../../gen/runtime/v1/api_pb.js';
 import { call, type CriClients } from '../runtime-client.js';
-import { formatStructured, formatTable, messageJson, withInfo, type OutputFormat } from '../output.js';
+import { statusJson, formatStatusDocs, formatStructured, formatTable, goMapString, goTimeString, messageJson, rfc3339Nano, withInfo, type OutputFormat } from '../output.js';
 import { truncateId } from './images.js';
 
 type PodSandbox = MessageShape<typeof PodSandboxSchema>;
@@ -66,8 +66,7 @@ export async function podsCommand(clients: CriClients, options: PodsOptions): Pr
   let pods = [...response.items].sort((a, b) => (b.createdAt > a.createdAt ? 1 : b.createdAt < a.createdAt ? -1 : 0));
   if (options.name) pods = pods.filter((p) => new RegExp(options.name!).test(p.metadata?.name ?? ''));
   if (options.namespace) pods = pods.filter((p) => new RegExp(options.namespace!).test(p.metadata?.namespace ?? ''));
-  if (options.latest) pods = pods.slice(0, 1);
-  if (options.last !== undefined) pods = pods.slice(0, options.last);
+  pods = pods.slice(0, truncateCount(pods.length, options.latest, options.last ?? 0));
   if (options.output !== 'table') return formatStructured({ items: pods.map((p) => messageJson(PodSandboxSchema, p)) }, options.output);
   if (options.quiet) return pods.map((p) => `${p.id}\n`).join('');
   if (options.verbose) return pods.map(verbosePod).join('');
@@ -85,17 +84,26 @@ export async function podsCommand(clients: CriClients, options: PodsOptions): Pr
   );
 }
 
+/** crictl's truncateCount: --latest is 1, --last N (N > 0) wins, 0 means all. */
+export function truncateCount(total: number, latest: boolean, last: number): number {
+  let n = total;
+  if (latest) n = 1;
+  if (last > 0) n = last;
+  return Math.min(n, total);
+}
+
 function verbosePod(p: PodSandbox): string {
+  const m = p.metadata;
   const lines = [
     `ID: ${p.id}`,
-    `Name: ${p.metadata?.name ?? ''}`,
-    `UID: ${p.metadata?.uid ?? ''}`,
-    `Namespace: ${p.metadata?.namespace ?? ''}`,
-    `Attempt: ${p.metadata?.attempt ?? 0}`,
-    `Status: ${p.state === PodSandboxState.SANDBOX_READY ? 'SANDBOX_READY' : 'SANDBOX_NOTREADY'}`,
-    `Created: ${new Date(Number(p.createdAt / 1_000_000n)).toString()}`,
+    ...(m?.name ? [`Name: ${m.name}`] : []),
+    ...(m?.uid ? [`UID: ${m.uid}`] : []),
+    ...(m?.namespace ? [`Namespace: ${m.namespace}`] : []),
+    ...(m?.attempt ? [`Attempt: ${m.attempt}`] : []),
+    `Status: ${p.state === PodSandboxState.SANDBOX_READY ? 'Ready' : 'NotReady'}`,
+    `Created: ${goTimeString(p.createdAt)}`,
   ];
-  return [...lines, ...labelLines(p.labels, p.annotations)].join('\n') + '\n\n';
+  return [...lines, ...labelLines(p.labels, p.annotations), `Runtime: ${p.runtimeHandler || '(default)'}`].join('\n') + '\n\n';
 }
 
 /** The Labels: and Annotations: blocks of crictl's verbose listings. */
@@ -107,15 +115,29 @@ export function labelLines(labels: Record<string, string>, annotations: Record<s
 }
 
 export async function inspectPodCommand(clients: CriClients, ids: string[], output: OutputFormat): Promise<string> {
-  const out: string[] = [];
+  const docs: unknown[] = [];
+  let table = '';
   for (const id of ids) {
     const response = await call(`getting the pod sandbox status of "${id}"`, () =>
       clients.runtime.podSandboxStatus({ podSandboxId: id, verbose: true }, { timeoutMs: clients.settings.timeoutMs }),
     );
-    const doc = withInfo({ status: response.status ? messageJson(PodSandboxStatusSchema, response.status) : null }, response.info);
-    out.push(formatStructured(doc, output === 'table' ? 'yaml' : output));
+    const s = response.status;
+    if (output === 'table') {
+      // crictl's outputPodSandboxStatusTable.
+      const m = s?.metadata;
+      const lines = [`ID: ${s?.id ?? ''}`];
+      if (m) lines.push(...(m.name ? [`Name: ${m.name}`] : []), ...(m.uid ? [`UID: ${m.uid}`] : []), ...(m.namespace ? [`Namespace: ${m.namespace}`] : []), `Attempt: ${m.attempt}`);
+      lines.push(`Status: ${PodSandboxState[s?.state ?? 0]}`, `Created: ${humanDuration(Date.now() - Number((s?.createdAt ?? 0n) / 1_000_000n))} ago`);
+      if (s?.network) lines.push(`IP Addresses: ${s.network.ip}`, ...s.network.additionalIps.map((ip) => `Additional IP: ${ip.ip}`));
+      lines.push(...labelLines(s?.labels ?? {}, s?.annotations ?? {}), `Info: ${goMapString(response.info)}`);
+      table += lines.join('\n') + '\n';
+      continue;
+    }
+    // As crictl: createdAt as an RFC 3339 time rather than nanoseconds.
+    const status = s ? statusJson(PodSandboxStatusSchema, s, { createdAt: rfc3339Nano(s.createdAt) }) : null;
+    docs.push(withInfo({ status }, response.info));
   }
-  return out.join('');
+  return output === 'table' ? table : formatStatusDocs(docs, output);
 }
 
 export async function stopPodsCommand(clients: CriClients, ids: string[]): Promise<string> {
@@ -137,8 +159,9 @@ export async function removePodsCommand(clients: CriClients, ids: string[], opti
   for (const id of targets) {
     const status = await call(`getting the pod sandbox status of "${id}"`, () => clients.runtime.podSandboxStatus({ podSandboxId: id }, { timeoutMs }));
     if (status.status?.state === PodSandboxState.SANDBOX_READY) {
-      if (!options.force) throw new Error(`pod sandbox "${id}" is running, please stop it first (or use --force)`);
+      if (!options.force) throw new Error(`pod sandbox "${id}" is running, please stop it first`);
       await call(`stopping the pod sandbox "${id}"`, () => clients.runtime.stopPodSandbox({ podSandboxId: id }, { timeoutMs }));
+      out += `Stopped sandbox ${id}\n`;
     }
     await call(`removing the pod sandbox "${id}"`, () => clients.runtime.removePodSandbox({ podSandboxId: id }, { timeoutMs }));
     out += `Removed sandbox ${id}\n`;
