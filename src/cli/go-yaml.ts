@@ -200,27 +200,7 @@ class Emitter {
 
   plain(value: string, indent: number, allowBreaks: boolean): void {
     if (!this.whitespace) this.write(' ');
-    const chars = [...value];
-    let spaces = false;
-    let breaks = false;
-    for (let i = 0; i < chars.length; i++) {
-      const c = chars[i]!;
-      if (isSpace(c)) {
-        if (allowBreaks && !spaces && this.column > BEST_WIDTH && !isSpace(chars[i + 1])) this.indent(indent);
-        else this.write(c);
-        spaces = true;
-      } else if (isBreak(c)) {
-        if (!breaks && c === '\n') this.lineBreak();
-        this.lineBreak();
-        breaks = true;
-      } else {
-        if (breaks) this.indent(indent);
-        this.write(c);
-        this.indention = false;
-        spaces = false;
-        breaks = false;
-      }
-    }
+    this.foldedChars([...value], indent, allowBreaks, () => true, (c) => c);
     this.whitespace = false;
     this.indention = false;
   }
@@ -228,12 +208,21 @@ class Emitter {
   singleQuoted(value: string, indent: number, allowBreaks: boolean): void {
     this.indicator("'", true, false, false);
     const chars = [...value];
+    // A quoted scalar never breaks at its first or last character.
+    this.foldedChars(chars, indent, allowBreaks, (i) => i > 0 && i < chars.length - 1, (c) => (c === "'" ? "''" : c));
+    this.indicator("'", false, false, false);
+    this.whitespace = false;
+    this.indention = false;
+  }
+
+  /** The body of a plain or single-quoted scalar: spaces fold past the best width, line breaks double. */
+  private foldedChars(chars: string[], indent: number, allowBreaks: boolean, mayBreakAt: (i: number) => boolean, escape: (c: string) => string): void {
     let spaces = false;
     let breaks = false;
     for (let i = 0; i < chars.length; i++) {
       const c = chars[i]!;
       if (isSpace(c)) {
-        if (allowBreaks && !spaces && this.column > BEST_WIDTH && i > 0 && i < chars.length - 1 && !isSpace(chars[i + 1])) this.indent(indent);
+        if (allowBreaks && !spaces && this.column > BEST_WIDTH && mayBreakAt(i) && !isSpace(chars[i + 1])) this.indent(indent);
         else this.write(c);
         spaces = true;
       } else if (isBreak(c)) {
@@ -242,15 +231,12 @@ class Emitter {
         breaks = true;
       } else {
         if (breaks) this.indent(indent);
-        this.write(c === "'" ? "''" : c);
+        this.write(escape(c));
         this.indention = false;
         spaces = false;
         breaks = false;
       }
     }
-    this.indicator("'", false, false, false);
-    this.whitespace = false;
-    this.indention = false;
   }
 
   doubleQuoted(value: string, indent: number, allowBreaks: boolean): void {
