@@ -137,7 +137,8 @@ export function buildOciSpec(input: OciSpecInput): Record<string, unknown> {
       oomScoreAdj: Math.max(spec.oomScoreAdj, input.minOomScoreAdj),
     },
     root: { path: input.rootfs, readonly: spec.readonlyRootfs },
-    hostname: pod.utsns ? pod.spec.hostname || pod.spec.name : undefined,
+    // The pod's (decided once, by the CRI translation); none for a pod recorded without one.
+    hostname: pod.utsns && pod.spec.hostname ? pod.spec.hostname : undefined,
     mounts,
     annotations: { ...spec.annotations, 'io.kubernetes.cri.container-name': spec.name, 'io.kubernetes.cri.sandbox-id': pod.id },
     linux: {
