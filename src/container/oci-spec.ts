@@ -34,9 +34,13 @@ export function processArgs(spec: ContainerSpec, image: ImageRuntimeConfig): str
   return [...(image.Entrypoint ?? []), ...(spec.args.length > 0 ? spec.args : (image.Cmd ?? []))];
 }
 
-/** Image env under CRI env: a CRI variable replaces the image's of the same name. */
-export function mergedEnv(spec: ContainerSpec, image: ImageRuntimeConfig, tty: boolean): string[] {
+/**
+ * Image env under CRI env: a CRI variable replaces the image's of the same name. Under
+ * both, as containerd sets it, HOSTNAME is the pod's hostname.
+ */
+export function mergedEnv(spec: ContainerSpec, image: ImageRuntimeConfig, tty: boolean, hostname = ''): string[] {
   const env = new Map<string, string>();
+  if (hostname) env.set('HOSTNAME', hostname);
   for (const line of image.Env ?? []) {
     const eq = line.indexOf('=');
     env.set(eq < 0 ? line : line.slice(0, eq), eq < 0 ? '' : line.slice(eq + 1));
@@ -128,7 +132,7 @@ export function buildOciSpec(input: OciSpecInput): Record<string, unknown> {
       terminal: spec.tty,
       user: { uid: user.uid, gid: user.gid, additionalGids: user.additionalGids },
       args: processArgs(spec, image),
-      env: mergedEnv(spec, image, spec.tty),
+      env: mergedEnv(spec, image, spec.tty, pod.spec.hostname),
       cwd: spec.workingDir || image.WorkingDir || '/',
       capabilities: capabilitiesOf(caps, spec.capAmbient.map(normaliseCap)),
       noNewPrivileges: spec.noNewPrivs,
