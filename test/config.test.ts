@@ -16,12 +16,14 @@ test('an empty file gives the documented defaults', () => {
   assert.equal(config.runtimes.runc?.path, '/usr/sbin/runc');
   assert.equal(config.cni.conf_dir, '/etc/cni/net.d');
   assert.deepEqual(config.cni.bin_dirs, ['/usr/lib/cni', '/opt/cni/bin']);
+  assert.equal(config.seccomp_use_default_when_empty, false, 'no profile named: unconfined, as the CRI says');
 });
 
 test('file values and tables are read', () => {
   const config = parseConfig(
     parseToml(`
 log_level = "debug"
+seccomp_use_default_when_empty = true
 cgroup_driver = "systemd"
 default_runtime = "runsc"
 [runtimes.runsc]
@@ -42,6 +44,7 @@ port = 10010
   assert.deepEqual(config.registries['docker.io'], { mirrors: ['http://127.0.0.1:5000'], insecure: false });
   assert.equal(config.registries['127.0.0.1:5000']?.insecure, true);
   assert.equal(config.stream.port, 10010);
+  assert.equal(config.seccomp_use_default_when_empty, true);
 });
 
 test('unknown keys and bad values are errors that name the key', () => {
@@ -57,6 +60,7 @@ test('unknown keys and bad values are errors that name the key', () => {
     ['[registries."docker.io"]\nmirrors = ["ftp://x"]', /registries.docker.io.mirrors must be an http/],
     ['default_runtime = "kata"', /default_runtime "kata" is not a configured runtime/],
     ['[runtimes.kata]\noptions = []', /runtimes.kata.path is required/],
+    ['seccomp_use_default_when_empty = "yes"', /seccomp_use_default_when_empty must be true or false, not string "yes"/],
   ];
   for (const [toml, message] of cases) {
     assert.throws(() => parseConfig(parseToml(toml) as Record<string, unknown>), message, toml);

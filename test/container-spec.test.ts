@@ -3,7 +3,8 @@
 // capabilities, sysctls, devices, limits, PID namespace modes, long log lines.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import * as grpc from '@grpc/grpc-js';
@@ -273,3 +274,46 @@ test('a line longer than conmon\'s buffer is split into P parts and an F end, wh
   assert.equal(run.lines.at(-1), 'short');
 });
 
+
+test("a pod without a hostname has the node's (kernel, /etc/hostname, /etc/hosts, $HOSTNAME), even with a name longer than a hostname may be; a host-network pod has the node's; an over-long hostname is refused", { skip }, async (t) => {
+  const { berthd, runtime, image, podId, logDir } = await setupContainerTest(t);
+  const node = hostname();
+  const probe = 'hostname; cat /etc/hostname; grep -c "$(hostname)$" /etc/hosts; echo "$HOSTNAME"';
+  // critest's pod names are about 73 bytes: as a hostname, sethostname(2) refuses them.
+  const longName = `pod-without-hostname-${'x'.repeat(52)}`;
+  assert.ok(longName.length > 64);
+  const unnamed = await runtime.runPodSandbox({ config: { metadata: { name: longName, namespace: 'test', uid: 'nohost-uid', attempt: 0 }, logDirectory: logDir } });
+  cleanup(t).after(() => runtime.removePodSandbox({ podSandboxId: unnamed.podSandboxId }).catch(() => undefined));
+  const own = await runToExit(runtime, unnamed.podSandboxId, logDir, image, 'nohost', probe);
+  assert.deepEqual(own.lines, [node, node, '1', node], "the kernel's hostname, /etc/hostname, the pod's line in /etc/hosts and $HOSTNAME (as containerd sets it)");
+  // A host-network pod shares the node's UTS namespace: the node's name, whatever it asked for.
+  const hostNet = await runtime.runPodSandbox({
+    config: { metadata: { name: 'hostnet', namespace: 'test', uid: 'hostnet-uid', attempt: 0 }, hostname: 'asked-for', logDirectory: logDir, linux: { securityContext: { namespaceOptions: { network: NamespaceMode.NODE } } } },
+  });
+  cleanup(t).after(() => runtime.removePodSandbox({ podSandboxId: hostNet.podSandboxId }).catch(() => undefined));
+  const shared = await runToExit(runtime, hostNet.podSandboxId, logDir, image, 'hostnet', 'hostname; cat /etc/hostname; echo "$HOSTNAME"');
+  assert.deepEqual(shared.lines, [node, node, node]);
+  // A hostname asked for is the container's, and a CRI env variable still wins over HOSTNAME.
+  const named = await runToExit(runtime, podId, logDir, image, 'named', probe + '; env | grep -c ^HOSTNAME=');
+  assert.deepEqual(named.lines, ['ctr-host', 'ctr-host', '1', 'ctr-host', '1']);
+  const overridden = await runToExit(runtime, unnamed.podSandboxId, logDir, image, 'envwins', 'echo "$HOSTNAME"', { envs: [{ key: 'HOSTNAME', value: new TextEncoder().encode('from-cri') }] });
+  assert.deepEqual(overridden.lines, ['from-cri']);
+  // An explicit hostname too long for the kernel is refused before anything is made.
+  const pods = (await runtime.listPodSandbox({})).items.length;
+  const pins = await readdir(join(berthd.dir, 'state', 'ns'));
+  await assert.rejects(
+    runtime.runPodSandbox({ config: { metadata: { name: 'toolong', namespace: 'test', uid: 'toolong-uid', attempt: 0 }, hostname: 'h'.repeat(65), logDirectory: logDir } }),
+    (err: grpc.ServiceError) => err.code === grpc.status.INVALID_ARGUMENT && /hostname "h{65}" is 65 bytes; a hostname has at most 64/.test(err.details),
+  );
+  assert.equal((await runtime.listPodSandbox({})).items.length, pods);
+  assert.deepEqual(await readdir(join(berthd.dir, 'state', 'ns')), pins, 'no namespace was pinned');
+});
+
+test('run_as_group without a user is refused before anything is made', { skip }, async (t) => {
+  const { runtime, image, podId } = await setupContainerTest(t);
+  await assert.rejects(
+    runtime.createContainer({ podSandboxId: podId, config: { metadata: { name: 'groupless' }, image: { image }, command: ['id'], linux: { securityContext: { runAsGroup: { value: 3000n } } } } }),
+    (err: grpc.ServiceError) => err.code === grpc.status.INVALID_ARGUMENT && /^user group is specified without user/.test(err.details),
+  );
+  assert.deepEqual((await runtime.listContainers({})).containers, []);
+});

@@ -165,31 +165,46 @@ test("a service manager killing everything in berthd's cgroup leaves containers,
   assert.ok(!existsSync(`/sys/fs/cgroup/memory/berth/berth-conmon-${long}`), "conmon's cgroup is removed with its container");
 });
 
-test('the RuntimeDefault seccomp profile applies unless the request asks for Unconfined', { skip }, async (t) => {
+/** Runs a container that reports its seccomp mode (0 none, 2 a filter) and whether `mount`, which berth's profile refuses, got through. */
+async function seccompProbe(runtime: Awaited<ReturnType<typeof setup>>['runtime'], podId: string, logDir: string, image: string, name: string, securityContext?: object) {
+  const { containerId } = await runtime.createContainer({
+    podSandboxId: podId,
+    config: {
+      metadata: { name },
+      image: { image },
+      command: ['sh', '-c', 'grep "^Seccomp:" /proc/self/status | tr -s "\\t " " "; mount -t tmpfs none /tmp 2>/dev/null && echo mounted || echo refused'],
+      logPath: `${name}.log`,
+      // CAP_SYS_ADMIN, so that only seccomp can refuse the mount.
+      linux: { securityContext: { capabilities: { addCapabilities: ['SYS_ADMIN'] }, ...securityContext } },
+    } as never,
+  });
+  await runtime.startContainer({ containerId });
+  await waitExited(runtime, containerId);
+  return (await readFile(join(logDir, `${name}.log`), 'utf8')).split('\n').filter(Boolean).map((l) => l.split(' ').slice(3).join(' '));
+}
+
+test('no seccomp profile named runs unconfined, as the CRI says; RuntimeDefault asked for (message or legacy path) is berth\'s profile', { skip }, async (t) => {
   const { runtime, image, podId, logDir } = await setup(t);
-  const probe = async (name: string, seccomp?: object) => {
-    const { containerId } = await runtime.createContainer({
-      podSandboxId: podId,
-      config: {
-        metadata: { name },
-        image: { image },
-        // Seccomp mode 2 means a filter is installed; `mount` is one of the calls it refuses.
-        command: ['sh', '-c', 'grep "^Seccomp:" /proc/self/status; mount -t tmpfs none /tmp 2>&1 && echo mounted || echo refused'],
-        logPath: `${name}.log`,
-        linux: seccomp ? { securityContext: { seccomp } } : undefined,
-      } as never,
-    });
-    await runtime.startContainer({ containerId });
-    await waitExited(runtime, containerId);
-    return (await readFile(join(logDir, `${name}.log`), 'utf8')).split('\n').filter(Boolean).map((l) => l.split(' ').slice(3).join(' '));
-  };
-  const unset = await probe('unset');
-  assert.match(unset[0]!, /^Seccomp:\s+2$/, `no profile asked for: ${unset}`);
-  assert.match(unset[1]!, /refused|denied|not permitted/i);
-  const explicit = await probe('default', { profileType: 0 });
-  assert.match(explicit[0]!, /^Seccomp:\s+2$/);
-  const unconfined = await probe('unconfined', { profileType: 1 });
-  assert.match(unconfined[0]!, /^Seccomp:\s+0$/, `${unconfined}`);
+  const probe = (name: string, securityContext?: object) => seccompProbe(runtime, podId, logDir, image, name, securityContext);
+  assert.deepEqual(await probe('unset'), ['Seccomp: 0', 'mounted'], 'no profile named: no filter at all');
+  assert.deepEqual(await probe('legacyempty', { seccompProfilePath: '' }), ['Seccomp: 0', 'mounted']);
+  assert.deepEqual(await probe('default', { seccomp: { profileType: 0 } }), ['Seccomp: 2', 'refused']);
+  assert.deepEqual(await probe('legacydefault', { seccompProfilePath: 'runtime/default' }), ['Seccomp: 2', 'refused']);
+  assert.deepEqual(await probe('dockerdefault', { seccompProfilePath: 'docker/default' }), ['Seccomp: 2', 'refused']);
+  assert.deepEqual(await probe('unconfined', { seccomp: { profileType: 1 } }), ['Seccomp: 0', 'mounted']);
+  // A malformed request is refused before anything is made.
+  await assert.rejects(
+    runtime.createContainer({ podSandboxId: podId, config: { metadata: { name: 'badprofile' }, image: { image }, command: ['true'], linux: { securityContext: { seccompProfilePath: 'bogus' } } } as never }),
+    (err: grpc.ServiceError) => err.code === grpc.status.INVALID_ARGUMENT && /seccomp_profile_path "bogus" is not valid/.test(err.details),
+  );
+  assert.deepEqual((await runtime.listContainers({})).containers.filter((c) => c.metadata?.name === 'badprofile'), []);
+});
+
+test('with seccomp_use_default_when_empty, a container that names no profile gets berth\'s RuntimeDefault profile', { skip }, async (t) => {
+  const { runtime, image, podId, logDir } = await setup(t, 'seccomp_use_default_when_empty = true\n');
+  const probe = (name: string, securityContext?: object) => seccompProbe(runtime, podId, logDir, image, name, securityContext);
+  assert.deepEqual(await probe('unset'), ['Seccomp: 2', 'refused']);
+  assert.deepEqual(await probe('unconfined', { seccompProfilePath: 'unconfined' }), ['Seccomp: 0', 'mounted'], 'what the request names still wins');
 });
 
 test('a container killed by its memory limit is reported OOMKilled; others are not', { skip }, async (t) => {

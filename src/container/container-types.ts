@@ -76,7 +76,7 @@ export interface ContainerSpec extends ContainerResources {
   pidTargetId: string;
   oomScoreAdj: number;
   stopSignal: string;
-  /** RuntimeDefault unless the request asks otherwise. */
+  /** As the request asks; none named is unconfined unless berthd is configured otherwise. */
   seccomp: SeccompChoice;
 }
 

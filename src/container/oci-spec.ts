@@ -35,9 +35,13 @@ export function processArgs(spec: ContainerSpec, image: ImageRuntimeConfig): str
   return [...(image.Entrypoint ?? []), ...(spec.args.length > 0 ? spec.args : (image.Cmd ?? []))];
 }
 
-/** Image env under CRI env: a CRI variable replaces the image's of the same name. */
-export function mergedEnv(spec: ContainerSpec, image: ImageRuntimeConfig, tty: boolean): string[] {
+/**
+ * Image env under CRI env: a CRI variable replaces the image's of the same name. Under
+ * both, as containerd sets it, HOSTNAME is the pod's hostname.
+ */
+export function mergedEnv(spec: ContainerSpec, image: ImageRuntimeConfig, tty: boolean, hostname = ''): string[] {
   const env = new Map<string, string>();
+  if (hostname) env.set('HOSTNAME', hostname);
   for (const line of image.Env ?? []) {
     const eq = line.indexOf('=');
     env.set(eq < 0 ? line : line.slice(0, eq), eq < 0 ? '' : line.slice(eq + 1));
@@ -132,7 +136,7 @@ export function buildOciSpec(input: OciSpecInput): Record<string, unknown> {
       terminal: spec.tty,
       user: { uid: user.uid, gid: user.gid, additionalGids: user.additionalGids },
       args: processArgs(spec, image),
-      env: mergedEnv(spec, image, spec.tty),
+      env: mergedEnv(spec, image, spec.tty, pod.spec.hostname),
       cwd: spec.workingDir || image.WorkingDir || '/',
       capabilities: capabilitiesOf(caps, spec.capAmbient.map(normaliseCap)),
       noNewPrivileges: spec.noNewPrivs,
@@ -141,7 +145,8 @@ export function buildOciSpec(input: OciSpecInput): Record<string, unknown> {
       oomScoreAdj: Math.max(spec.oomScoreAdj, input.minOomScoreAdj),
     },
     root: { path: input.rootfs, readonly: spec.readonlyRootfs },
-    hostname: pod.utsns ? pod.spec.hostname || pod.spec.name : undefined,
+    // The pod's (decided once, by the CRI translation); none for a pod recorded without one.
+    hostname: pod.utsns && pod.spec.hostname ? pod.spec.hostname : undefined,
     mounts,
     annotations: { ...spec.annotations, 'io.kubernetes.cri.container-name': spec.name, 'io.kubernetes.cri.sandbox-id': pod.id },
     linux: {

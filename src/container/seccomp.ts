@@ -1,10 +1,12 @@
-// berth's RuntimeDefault seccomp profile, and the choice of profile for a container.
+// berth's RuntimeDefault seccomp profile (what a container gets when its request asks
+// for RuntimeDefault, or names nothing and berthd has seccomp_use_default_when_empty),
+// and the profile section for a container's choice.
 // Everything is allowed except the system calls that let a process leave or reshape its
 // sandbox (namespaces, mounts, kernel modules and keyrings, clocks, tracing other
 // processes, reboot…): the calls Docker's and containerd's defaults also refuse without
 // extra capabilities. They fail with EPERM, as there.
 import { readFile } from 'node:fs/promises';
-import { BerthError } from '../errors.js';
+import { invalidArgument } from '../errors.js';
 
 export type SeccompChoice = { type: 'runtime-default' } | { type: 'unconfined' } | { type: 'localhost'; path: string };
 
@@ -39,11 +41,11 @@ export async function seccompFor(choice: SeccompChoice, privileged: boolean): Pr
   try {
     text = await readFile(choice.path, 'utf8');
   } catch (err) {
-    throw new BerthError('InvalidArgument', `seccomp profile ${choice.path}: ${(err as Error).message}`);
+    throw invalidArgument(`seccomp profile ${choice.path}: ${(err as Error).message}`);
   }
   try {
     return JSON.parse(text) as Record<string, unknown>;
   } catch (err) {
-    throw new BerthError('InvalidArgument', `seccomp profile ${choice.path} is not valid JSON: ${(err as Error).message}`);
+    throw invalidArgument(`seccomp profile ${choice.path} is not valid JSON: ${(err as Error).message}`);
   }
 }

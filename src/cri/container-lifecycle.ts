@@ -4,7 +4,7 @@ import type { RuntimeService } from '../gen/runtime/v1/api_pb.js';
 import type { UnaryHandler } from '../rpc/grpc-service.js';
 import { invalidArgument } from '../errors.js';
 import type { ContainerManager } from '../container/container-manager.js';
-import { containerResourcesFrom, containerSpecFrom, criContainerStates, toCriContainer, toCriContainerStatus } from './container-translate.js';
+import { containerResourcesFrom, containerSpecFrom, criContainerStates, toCriContainer, toCriContainerStatus, type ContainerTranslateOptions } from './container-translate.js';
 import { filterContainers } from './list-filters.js';
 
 type Method<K extends keyof typeof RuntimeService.method> = UnaryHandler<(typeof RuntimeService.method)[K]>;
@@ -14,7 +14,7 @@ function requireId(id: string, rpc: string): string {
   return id;
 }
 
-export function containerHandlers(containers: ContainerManager): {
+export function containerHandlers(containers: ContainerManager, translate: ContainerTranslateOptions = {}): {
   createContainer: Method<'createContainer'>;
   startContainer: Method<'startContainer'>;
   stopContainer: Method<'stopContainer'>;
@@ -28,7 +28,7 @@ export function containerHandlers(containers: ContainerManager): {
   return {
     createContainer: async (request) => {
       if (!request.podSandboxId) throw invalidArgument('CreateContainer: pod_sandbox_id is required');
-      return { containerId: await containers.create(request.podSandboxId, containerSpecFrom(request.config)) };
+      return { containerId: await containers.create(request.podSandboxId, containerSpecFrom(request.config, translate)) };
     },
     startContainer: async (request) => {
       await containers.start(requireId(request.containerId, 'StartContainer'));

@@ -3,12 +3,10 @@ import type { MessageInitShape } from '@bufbuild/protobuf';
 import {
   ContainerState as CriState,
   MountPropagation,
-  SecurityProfile_ProfileType,
   Signal,
   type ContainerConfig,
   type LinuxContainerResources,
   type LinuxContainerResourcesSchema,
-  type LinuxContainerSecurityContext,
   type ContainerSchema,
   type ContainerStatusSchema,
 } from '../gen/runtime/v1/api_pb.js';
@@ -16,6 +14,16 @@ import { invalidArgument } from '../errors.js';
 import type { ContainerMount, ContainerRecord, ContainerResources, ContainerSpec, ContainerState } from '../container/container-types.js';
 import { namespaceModeFrom } from './sandbox-translate.js';
 import type { SeccompChoice } from '../container/seccomp.js';
+import { checkRunAsGroup, seccompChoiceFrom } from './security-translate.js';
+
+export interface ContainerTranslateOptions {
+  /**
+   * berth's RuntimeDefault profile for a container whose request names no seccomp
+   * profile (berthd's seccomp_use_default_when_empty); otherwise such a container runs
+   * unconfined, as the CRI defines it.
+   */
+  seccompDefaultWhenEmpty?: boolean;
+}
 
 const propagations: Record<MountPropagation, ContainerMount['propagation']> = {
   [MountPropagation.PROPAGATION_PRIVATE]: 'private',
@@ -23,11 +31,14 @@ const propagations: Record<MountPropagation, ContainerMount['propagation']> = {
   [MountPropagation.PROPAGATION_BIDIRECTIONAL]: 'rshared',
 };
 
-export function containerSpecFrom(config: ContainerConfig | undefined): ContainerSpec {
+export function containerSpecFrom(config: ContainerConfig | undefined, options: ContainerTranslateOptions = {}): ContainerSpec {
   if (!config) throw invalidArgument('CreateContainer: config is required');
   if (!config.metadata?.name) throw invalidArgument('CreateContainer: config.metadata.name is required');
   if (!config.image?.image) throw invalidArgument('CreateContainer: config.image.image is required');
   const security = config.linux?.securityContext;
+  checkRunAsGroup(security?.runAsGroup, security?.runAsUser, security?.runAsUsername ?? '');
+  const whenEmpty: SeccompChoice = options.seccompDefaultWhenEmpty ? { type: 'runtime-default' } : { type: 'unconfined' };
+  const seccomp = seccompChoiceFrom(security?.seccomp, security?.seccompProfilePath ?? '', whenEmpty);
   for (const m of config.mounts) {
     if (m.recursiveReadOnly && (!m.readonly || m.propagation !== MountPropagation.PROPAGATION_PRIVATE)) {
       throw invalidArgument(`mount ${m.containerPath}: recursive_read_only needs readonly and private propagation`);
@@ -78,7 +89,7 @@ export function containerSpecFrom(config: ContainerConfig | undefined): Containe
     ...containerResourcesFrom(config.linux?.resources),
     oomScoreAdj: Number(config.linux?.resources?.oomScoreAdj ?? 0n),
     stopSignal: config.stopSignal ? Signal[config.stopSignal] : '',
-    seccomp: seccompChoice(security),
+    seccomp,
   };
 }
 
@@ -110,23 +121,6 @@ function toCriResources(spec: ContainerSpec): MessageInitShape<typeof LinuxConta
     hugepageLimits: (spec.hugepageLimits ?? []).map((h) => ({ pageSize: h.pageSize, limit: BigInt(h.limit) })),
     unified: spec.unified ?? {},
   };
-}
-
-/** RuntimeDefault unless asked otherwise (also when the request names no profile). */
-function seccompChoice(security: LinuxContainerSecurityContext | undefined): SeccompChoice {
-  const profile = security?.seccomp;
-  if (profile) {
-    if (profile.profileType === SecurityProfile_ProfileType.Unconfined) return { type: 'unconfined' };
-    if (profile.profileType === SecurityProfile_ProfileType.Localhost) {
-      if (!profile.localhostRef.startsWith('/')) throw invalidArgument(`seccomp localhost profile "${profile.localhostRef}" must be an absolute path`);
-      return { type: 'localhost', path: profile.localhostRef };
-    }
-    return { type: 'runtime-default' };
-  }
-  const legacy = security?.seccompProfilePath ?? '';
-  if (legacy === 'unconfined') return { type: 'unconfined' };
-  if (legacy.startsWith('localhost/')) return { type: 'localhost', path: legacy.slice('localhost'.length) };
-  return { type: 'runtime-default' };
 }
 
 export const criContainerStates: Record<ContainerState, CriState> = {

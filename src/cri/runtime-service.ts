@@ -34,7 +34,7 @@ export function runtimeHandlers(deps: CriDeps): ServiceHandlers<MethodsOf<typeof
     removePodSandbox: removePodSandboxHandler(deps.pods),
     podSandboxStatus: podSandboxStatusHandler(deps.pods),
     listPodSandbox: listPodSandboxHandler(deps.pods),
-    ...containerHandlers(deps.containers),
+    ...containerHandlers(deps.containers, { seccompDefaultWhenEmpty: deps.config.seccomp_use_default_when_empty }),
     ...statsHandlers(deps.containers, deps.pods),
   };
 }

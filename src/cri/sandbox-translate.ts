@@ -1,4 +1,5 @@
 // CRI pod sandbox messages to berth's sandbox types and back.
+import { hostname as osHostname } from 'node:os';
 import { toJson, type MessageInitShape } from '@bufbuild/protobuf';
 import {
   NamespaceMode as CriNamespaceMode,
@@ -11,6 +12,7 @@ import {
 } from '../gen/runtime/v1/api_pb.js';
 import { invalidArgument } from '../errors.js';
 import type { NamespaceMode, PortMapping, SandboxRecord, SandboxSpec } from '../pod/sandbox-types.js';
+import { checkRunAsGroup, seccompChoiceFrom } from './security-translate.js';
 
 const namespaceModes: Record<CriNamespaceMode, NamespaceMode> = {
   [CriNamespaceMode.POD]: 'pod',
@@ -29,18 +31,47 @@ export function namespaceModeFrom(value: CriNamespaceMode | undefined): Namespac
   return known;
 }
 
-export function sandboxSpecFrom(config: PodSandboxConfig | undefined, runtimeHandler: string): SandboxSpec {
+/** Linux's HOST_NAME_MAX: sethostname(2) refuses longer names. */
+export const HOSTNAME_MAX_BYTES = 64;
+
+/**
+ * The one place a pod's hostname is decided (its UTS namespace, /etc/hostname, /etc/hosts
+ * and every container's OCI hostname follow it). A request without one gets the node's,
+ * as containerd does (the kubelet names none for host-network pods, and the CRI allows
+ * none only for them). A pod on the node's network shares the node's UTS namespace too
+ * (berth ties UTS to the network), so its hostname is the node's whatever it asked for.
+ */
+export function podHostname(requested: string, hostNetwork: boolean, nodeHostname: () => string = osHostname): string {
+  const bytes = Buffer.byteLength(requested);
+  if (bytes > HOSTNAME_MAX_BYTES) {
+    throw invalidArgument(`RunPodSandbox: hostname "${requested}" is ${bytes} bytes; a hostname has at most ${HOSTNAME_MAX_BYTES}`);
+  }
+  return hostNetwork || requested === '' ? nodeHostname() : requested;
+}
+
+export interface SandboxTranslateOptions {
+  /** The node's hostname (os.hostname() unless a test gives another). */
+  nodeHostname?: () => string;
+}
+
+export function sandboxSpecFrom(config: PodSandboxConfig | undefined, runtimeHandler: string, translate: SandboxTranslateOptions = {}): SandboxSpec {
   if (!config) throw invalidArgument('RunPodSandbox: config is required');
   const metadata = config.metadata;
   if (!metadata) throw invalidArgument('RunPodSandbox: config.metadata is required');
-  const options = config.linux?.securityContext?.namespaceOptions;
+  const security = config.linux?.securityContext;
+  const options = security?.namespaceOptions;
   const mode = namespaceModeFrom;
+  const network = mode(options?.network);
+  // berth runs no sandbox process that a profile or a user would apply to (the pod's
+  // init is catatonit as nobody), but a malformed request is refused as containerd does.
+  checkRunAsGroup(security?.runAsGroup, security?.runAsUser, '');
+  seccompChoiceFrom(security?.seccomp, security?.seccompProfilePath ?? '', { type: 'unconfined' });
   return {
     name: metadata.name,
     uid: metadata.uid,
     namespace: metadata.namespace,
     attempt: metadata.attempt,
-    hostname: config.hostname,
+    hostname: podHostname(config.hostname, network === 'node', translate.nodeHostname),
     logDirectory: config.logDirectory,
     dns: config.dnsConfig ? { servers: config.dnsConfig.servers, searches: config.dnsConfig.searches, options: config.dnsConfig.options } : undefined,
     portMappings: config.portMappings.map((p) => {
@@ -54,7 +85,7 @@ export function sandboxSpecFrom(config: PodSandboxConfig | undefined, runtimeHan
     labels: { ...config.labels },
     annotations: { ...config.annotations },
     cgroupParent: config.linux?.cgroupParent ?? '',
-    namespaces: { network: mode(options?.network), pid: mode(options?.pid), ipc: mode(options?.ipc), targetId: options?.targetId ?? '' },
+    namespaces: { network, pid: mode(options?.pid), ipc: mode(options?.ipc), targetId: options?.targetId ?? '' },
     sysctls: { ...(config.linux?.sysctls ?? {}) },
     runtimeHandler,
   };

@@ -39,6 +39,8 @@ export interface BerthConfig {
   pinned_images: string[];
   /** A pull that receives no bytes for this long is cancelled (Go duration). */
   image_pull_progress_timeout: string;
+  /** berth's RuntimeDefault seccomp profile for containers whose request names none (CRI-O's key); false: unconfined, as the CRI says. */
+  seccomp_use_default_when_empty: boolean;
   runtimes: Record<string, RuntimeHandlerConfig>;
   cni: { conf_dir: string; bin_dirs: string[] };
   registries: Record<string, RegistryConfig>;
@@ -55,6 +57,7 @@ export function defaultConfig(): BerthConfig {
     default_runtime: 'runc',
     pinned_images: [],
     image_pull_progress_timeout: '5m',
+    seccomp_use_default_when_empty: false,
     runtimes: {
       runc: { path: '/usr/sbin/runc', options: [] },
       crun: { path: '/usr/bin/crun', options: [] },
@@ -120,6 +123,7 @@ export function parseConfig(raw: Record<string, unknown>, source = 'config'): Be
   config.default_runtime = where.string('default_runtime', config.default_runtime);
   config.pinned_images = where.stringArray('pinned_images', config.pinned_images, checkReference);
   config.image_pull_progress_timeout = where.string('image_pull_progress_timeout', config.image_pull_progress_timeout, checkDuration);
+  config.seccomp_use_default_when_empty = where.boolean('seccomp_use_default_when_empty', config.seccomp_use_default_when_empty);
 
   for (const [name, table] of where.tables('runtimes')) {
     const base = config.runtimes[name];

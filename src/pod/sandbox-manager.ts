@@ -214,7 +214,7 @@ export class SandboxManager {
     await this.#store.put(id, record);
     try {
       await mkdir(record.podDir, { recursive: true, mode: 0o755 });
-      await pinNamespaces({ net: record.netns, uts: record.utsns, ipc: record.ipcns }, spec.hostname || spec.name);
+      await pinNamespaces({ net: record.netns, uts: record.utsns, ipc: record.ipcns }, spec.hostname);
       // The pod's cgroup parent first: the pod's init gets a cgroup below it.
       if (record.cgroupPath) record.cgroupsCreated = await ensureCgroup(record.cgroupPath);
       const list = record.netns ? await this.options.cni.network() : undefined;
@@ -241,7 +241,7 @@ export class SandboxManager {
         },
       ];
       await mapLimit(steps, steps.length, (step) => step());
-      await writePodFiles(record.podDir, spec.hostname || spec.name, record.network?.ips ?? [], spec.dns);
+      await writePodFiles(record.podDir, spec.hostname, record.network?.ips ?? [], spec.dns);
       record.state = 'ready';
       await this.#store.put(id, record);
       this.options.log.info({ pod: id, name: `${spec.namespace}/${spec.name}`, ips: record.network?.ips }, 'pod sandbox ready');

@@ -14,6 +14,7 @@ export interface SandboxSpec {
   uid: string;
   namespace: string;
   attempt: number;
+  /** Never empty for a pod made now: the request's, or the node's (cri/sandbox-translate's podHostname). */
   hostname: string;
   logDirectory: string;
   dns?: { servers: string[]; searches: string[]; options: string[] };
