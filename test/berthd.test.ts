@@ -39,7 +39,7 @@ test('berthctl version and info against berthd', async (t) => {
   const network = conditions[1]!;
   assert.equal(network.status, false, 'no CNI config in the test dir');
   assert.equal(network.reason, 'NetworkPluginNotReady');
-  assert.match(network.message, /no network config found/);
+  assert.match(network.message, /no network config \(.conflist, .conf, .json\) found/);
   assert.equal(parsed.config.listen, berthd.endpoint, 'verbose info carries the effective config');
 
   const yaml = await berthd.ctl(['info', '-o', 'yaml']);

@@ -11,7 +11,7 @@ import type { Logger } from 'pino';
 import { BerthError, notFound } from '../errors.js';
 import type { BerthConfig } from '../daemon/config.js';
 import { RecordStore } from '../store/record-store.js';
-import { KeyedMutex } from '../util/single-flight.js';
+import { KeyedMutex } from '../util/locks.js';
 import { runCommand } from '../linux/command.js';
 import { moveIntoCgroup, removeLeafCgroup } from '../linux/cgroups.js';
 import { mountPoints, preparePrivateDir, removeUnmounted } from '../linux/namespaces.js';

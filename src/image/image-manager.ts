@@ -3,7 +3,8 @@
 import { PassThrough } from 'node:stream';
 import type { Logger } from 'pino';
 import { BerthError, notFound } from '../errors.js';
-import { SingleFlight, mapLimit } from '../util/single-flight.js';
+import { SingleFlight } from '../util/single-flight.js';
+import { mapLimit } from '../util/map-limit.js';
 import { ContentStore, sha256Digest } from './content-store.js';
 import { ImageStore, type ImageLayer, type ImageRecord } from './image-store.js';
 import { INDEX_TYPES, MANIFEST_TYPES } from './media-types.js';

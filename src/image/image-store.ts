@@ -5,7 +5,7 @@
 import { join } from 'node:path';
 import { RecordStore } from '../store/record-store.js';
 import { BerthError } from '../errors.js';
-import { Mutex } from '../util/single-flight.js';
+import { Mutex } from '../util/locks.js';
 import { parseReference, tagReference, repositoryName } from './reference.js';
 
 export interface ImageLayer {

@@ -62,6 +62,14 @@ export async function scanNetworkConfigs(confDir: string): Promise<NetworkConfig
   return scan;
 }
 
+/** The pod network: the first valid list of confDir, or why there is none. */
+export async function podNetworkConfig(confDir: string): Promise<{ list: NetworkConfigList; problems: string[] } | { list: undefined; why: string }> {
+  const scan = await scanNetworkConfigs(confDir);
+  const first = scan.lists[0];
+  if (first) return { list: first, problems: scan.problems };
+  return { list: undefined, why: scan.problems.length > 0 ? scan.problems.join('; ') : `no network config (.conflist, .conf, .json) found in ${confDir}` };
+}
+
 /**
  * Parses one config file; a .conf/.json holding a single plugin becomes a one-plugin
  * list. `extraPlugins` (from the network's sibling folder) are appended to a list's own.

@@ -4,8 +4,8 @@
 // and DEL get their prevResult after a restart too.
 import { statfs } from 'node:fs/promises';
 import { BerthError } from '../errors.js';
-import { KeyedMutex } from '../util/single-flight.js';
-import { CNI_NAME_PATTERN, compareVersions, isSupportedVersion, scanNetworkConfigs, type CniPluginConf, type NetworkConfigList } from './cni-config.js';
+import { KeyedMutex, SharedExclusiveLock } from '../util/locks.js';
+import { CNI_NAME_PATTERN, compareVersions, isSupportedVersion, podNetworkConfig, type CniPluginConf, type NetworkConfigList } from './cni-config.js';
 import { CniCache, type CniCacheEntry } from './cni-cache.js';
 import { execPlugin, findPlugin, VersionProbe, type CniCommand } from './cni-exec.js';
 import { checkResult, convertResult, parseResult, type CniResult } from './cni-result.js';
@@ -88,7 +88,7 @@ export class CniManager {
   /** The spec forbids parallel operations on one attachment… */
   readonly #attachmentLocks = new KeyedMutex();
   /** …and any ADD/CHECK/DEL while a GC runs. */
-  readonly #gcGate = new GcGate();
+  readonly #gcGate = new SharedExclusiveLock();
 
   constructor(options: CniOptions) {
     this.#options = { ...options, timeoutMs: options.timeoutMs ?? DEFAULT_TIMEOUT_MS };
@@ -102,11 +102,9 @@ export class CniManager {
    * each file. Re-read on every call, so a config dropped in later is used at once.
    */
   async network(): Promise<NetworkConfigList> {
-    const scan = await scanNetworkConfigs(this.#options.confDir);
-    const first = scan.lists[0];
-    if (first) return first;
-    const why = scan.problems.length > 0 ? scan.problems.join('; ') : `no network config (.conflist, .conf, .json) in ${this.#options.confDir}`;
-    throw new BerthError('FailedPrecondition', `no usable CNI network config: ${why}`);
+    const found = await podNetworkConfig(this.#options.confDir);
+    if (found.list) return found.list;
+    throw new BerthError('FailedPrecondition', `no usable CNI network config: ${found.why}`);
   }
 
   /**
@@ -440,37 +438,4 @@ async function requireNetns(path: string, command: CniCommand): Promise<void> {
 
 function describe(list: NetworkConfigList, attachment: CniAttachment): string {
   return `the attachment of ${attachment.containerId} (${attachment.ifName}) to network "${list.name}"`;
-}
-
-/**
- * Many shared holders or one exclusive holder: ADD/CHECK/DEL share, GC is exclusive.
- * A waiting GC holds back new sharers, so a steady stream of ADDs cannot starve it.
- */
-class GcGate {
-  #shared = 0;
-  #exclusive: Promise<void> | undefined;
-  #drained: Array<() => void> = [];
-
-  async shared<T>(work: () => Promise<T>): Promise<T> {
-    while (this.#exclusive) await this.#exclusive;
-    this.#shared++;
-    try {
-      return await work();
-    } finally {
-      if (--this.#shared === 0) for (const wake of this.#drained.splice(0)) wake();
-    }
-  }
-
-  async exclusive<T>(work: () => Promise<T>): Promise<T> {
-    while (this.#exclusive) await this.#exclusive;
-    let release!: () => void;
-    this.#exclusive = new Promise<void>((resolve) => (release = resolve));
-    try {
-      while (this.#shared > 0) await new Promise<void>((resolve) => this.#drained.push(resolve));
-      return await work();
-    } finally {
-      this.#exclusive = undefined;
-      release();
-    }
-  }
 }

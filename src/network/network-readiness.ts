@@ -1,7 +1,7 @@
 // Whether pods can get a network: a usable CNI config list exists in the configured dir.
 // Re-read on every check (a readdir and a few small files), so a config dropped in
 // later turns NetworkReady true without a restart.
-import { scanNetworkConfigs } from './cni-config.js';
+import { podNetworkConfig } from './cni-config.js';
 
 export interface NetworkState {
   ready: boolean;
@@ -19,11 +19,9 @@ export interface NetworkReadiness {
 export function cniNetworkReadiness(confDir: string): NetworkReadiness {
   return {
     async check() {
-      const scan = await scanNetworkConfigs(confDir);
-      const first = scan.lists[0];
-      if (first) return { ready: true, network: first.name, file: first.file, message: scan.problems.join('; ') };
-      const why = scan.problems.length > 0 ? scan.problems.join('; ') : `no network config found in ${confDir}`;
-      return { ready: false, message: `cni config load failed: ${why}` };
+      const found = await podNetworkConfig(confDir);
+      if (found.list) return { ready: true, network: found.list.name, file: found.list.file, message: found.problems.join('; ') };
+      return { ready: false, message: `cni config load failed: ${found.why}` };
     },
   };
 }
