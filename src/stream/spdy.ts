@@ -166,26 +166,35 @@ export class HeaderCompressor {
   }
 }
 
-interface SyncZlib {
-  _processChunk(chunk: Buffer, flushFlag: number): Buffer;
-}
-
 /**
- * The receiving half: one inflater for the connection's whole life, fed each block and
- * flushed synchronously (Node's zlib objects keep their state across _processChunk
- * calls, which is what inflateSync itself runs on), so frames are decoded in order
- * without an asynchronous hop per header block.
+ * The receiving half: one inflater for the connection's whole life. Each block is
+ * written and sync-flushed; what the flush produced is read back. Callers await blocks
+ * one at a time (the session handles frames strictly in order).
  */
 export class HeaderDecompressor {
-  readonly #inflate = zlib.createInflate({ dictionary: SPDY3_DICTIONARY }) as unknown as SyncZlib & zlib.Inflate;
+  readonly #inflate = zlib.createInflate({ dictionary: SPDY3_DICTIONARY });
+  #failure: Error | undefined;
 
-  decompress(block: Buffer): Buffer {
-    if (block.length === 0) return block;
-    return this.#inflate._processChunk(block, zlib.constants.Z_SYNC_FLUSH);
+  constructor() {
+    this.#inflate.on('error', (err) => (this.#failure = err));
+  }
+
+  decompress(block: Buffer): Promise<Buffer> {
+    if (block.length === 0) return Promise.resolve(block);
+    return new Promise((resolve, reject) => {
+      if (this.#failure) return reject(this.#failure);
+      this.#inflate.write(block);
+      this.#inflate.flush(zlib.constants.Z_SYNC_FLUSH, () => {
+        if (this.#failure) return reject(this.#failure);
+        const parts: Buffer[] = [];
+        for (let chunk = this.#inflate.read() as Buffer | null; chunk !== null; chunk = this.#inflate.read() as Buffer | null) parts.push(chunk);
+        resolve(Buffer.concat(parts));
+      });
+    });
   }
 
   close(): void {
-    this.#inflate.close();
+    this.#inflate.destroy();
   }
 }
 
@@ -313,6 +322,7 @@ export class SpdySession extends EventEmitter<SpdySessionEvents> {
   #closed = false;
   #goneAway = false;
   #lastPeerStream = 0;
+  #queue: Promise<void> = Promise.resolve();
   peerFlowControl = false;
 
   constructor(
@@ -417,15 +427,23 @@ export class SpdySession extends EventEmitter<SpdySessionEvents> {
   }
 
   #onData(chunk: Buffer): void {
+    let frames: Frame[];
     try {
-      for (const frame of this.#reader.push(chunk)) this.#handle(frame);
+      frames = this.#reader.push(chunk);
     } catch (err) {
-      if (this.listenerCount('error') > 0) this.emit('error', err as Error);
-      this.destroy();
+      this.#fail(err as Error);
+      return;
     }
+    // Header blocks share one zlib stream: frames are handled strictly in order.
+    for (const frame of frames) this.#queue = this.#queue.then(() => (this.#closed ? undefined : this.#handle(frame))).catch((err: Error) => this.#fail(err));
   }
 
-  #handle(frame: Frame): void {
+  #fail(err: Error): void {
+    if (this.listenerCount('error') > 0) this.emit('error', err);
+    this.destroy();
+  }
+
+  async #handle(frame: Frame): Promise<void> {
     if (frame.kind === 'data') {
       const stream = this.#streams.get(frame.streamId);
       if (!stream) return;
@@ -436,7 +454,7 @@ export class SpdySession extends EventEmitter<SpdySessionEvents> {
     switch (frame.type) {
       case FrameType.SynStream: {
         const id = p.readUInt32BE(0) & 0x7fffffff;
-        const headers = decodeHeaderBlock(this.#decompressor.decompress(p.subarray(10)));
+        const headers = decodeHeaderBlock(await this.#decompressor.decompress(p.subarray(10)));
         if (this.#goneAway || id <= this.#lastPeerStream || id % 2 === this.#nextStreamId % 2) {
           this.sendControl(FrameType.RstStream, 0, u32(id, RST_PROTOCOL_ERROR));
           return;
@@ -451,7 +469,7 @@ export class SpdySession extends EventEmitter<SpdySessionEvents> {
       }
       case FrameType.SynReply: {
         const id = p.readUInt32BE(0) & 0x7fffffff;
-        this.#decompressor.decompress(p.subarray(4));
+        await this.#decompressor.decompress(p.subarray(4));
         const stream = this.#streams.get(id);
         const pending = this.#pendingReplies.get(id);
         this.#pendingReplies.delete(id);
@@ -462,7 +480,7 @@ export class SpdySession extends EventEmitter<SpdySessionEvents> {
         return;
       }
       case FrameType.Headers: {
-        this.#decompressor.decompress(p.subarray(4));
+        await this.#decompressor.decompress(p.subarray(4));
         const stream = this.#streams.get(p.readUInt32BE(0) & 0x7fffffff);
         if (stream && frame.flags & FLAG_FIN) stream.remoteFinish();
         return;

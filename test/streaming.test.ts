@@ -1,0 +1,110 @@
+// Streaming exec, attach and port-forward through berthd: berthctl's SPDY client
+// against berthd's streaming server, with real runc, conmon and a pod network.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import { request } from 'node:http';
+import { connect } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { containerTestSkip, setupContainerTest, waitExited } from './helpers/containers.js';
+import { remoteCommand } from '../src/cli/stream-client.js';
+import { PassThrough, Readable } from 'node:stream';
+
+const skip = containerTestSkip;
+
+function collect() {
+  const stream = new PassThrough();
+  const parts: Buffer[] = [];
+  stream.on('data', (d: Buffer) => parts.push(d));
+  return { stream, text: () => Buffer.concat(parts).toString(), bytes: () => Buffer.concat(parts) };
+}
+
+test('streaming exec, attach and port-forward against berthd', { skip }, async (t) => {
+  const { berthd, runtime, image, podId } = await setupContainerTest(t);
+  const create = async (name: string, command: string[], extra: object = {}) => {
+    const { containerId } = await runtime.createContainer({ podSandboxId: podId, config: { metadata: { name }, image: { image }, command, logPath: `${name}.log`, ...extra } });
+    await runtime.startContainer({ containerId });
+    return containerId;
+  };
+  const sleeper = await create('sleeper', ['sleep', '600']);
+
+  await t.test('exec without a TTY: stdin piped, stdout and stderr apart, exit code', async () => {
+    const { url } = await runtime.exec({ containerId: sleeper, cmd: ['sh', '-c', 'cat; echo err >&2; exit 7'], stdin: true, stdout: true, stderr: true });
+    assert.match(url, /^http:\/\/127\.0\.0\.1:\d+\/exec\/[A-Za-z0-9_-]+$/);
+    const out = collect();
+    const err = collect();
+    const code = await remoteCommand(url, { stdin: Readable.from([Buffer.from('hello '), Buffer.from('world\n')]), stdout: out.stream, stderr: err.stream, tty: false });
+    assert.equal(code, 7);
+    assert.equal(out.text(), 'hello world\n');
+    assert.equal(err.text(), 'err\n');
+    // The token was used: a second connection gets 404.
+    const status = await new Promise<number>((resolve, reject) => {
+      const req = request(url, { method: 'POST', headers: { Connection: 'Upgrade', Upgrade: 'SPDY/3.1', 'X-Stream-Protocol-Version': 'v4.channel.k8s.io' } });
+      req.on('upgrade', () => resolve(101));
+      req.on('response', (res) => resolve(res.statusCode ?? 0));
+      req.on('error', reject);
+      req.end();
+    });
+    assert.equal(status, 404);
+  });
+
+  await t.test('exec through berthctl: stdin, exit code, a few MB of output', async () => {
+    const r = await berthd.ctl(['exec', '-i', sleeper, 'sh', '-c', 'tr a-z A-Z; exit 4'], { input: 'shout\n' } as never);
+    assert.equal(r.stdout, 'SHOUT\n');
+    assert.equal(r.code, 4);
+    const big = await berthd.ctl(['exec', sleeper, 'sh', '-c', 'head -c 3000000 /dev/zero | tr "\\0" x']);
+    assert.equal(big.code, 0, big.stderr);
+    assert.equal(big.stdout.length, 3_000_000);
+  });
+
+  await t.test('exec with a TTY: a terminal, its size, the exit code', async () => {
+    const { url } = await runtime.exec({ containerId: sleeper, cmd: ['sh', '-c', '[ -t 1 ] && echo is-a-tty; exit 5'], stdin: false, stdout: true, stderr: false, tty: true });
+    const out = collect();
+    const code = await remoteCommand(url, { stdout: out.stream, tty: true, initialSize: { width: 100, height: 40 } });
+    assert.equal(code, 5);
+    assert.match(out.text(), /is-a-tty\r\n/);
+  });
+
+  await t.test('attach: output of a running container, stdin to it', async () => {
+    const echoer = await create('echoer', ['sh', '-c', 'while read line; do echo "got $line"; done; echo bye'], { stdin: true, stdinOnce: true });
+    const { url } = await runtime.attach({ containerId: echoer, stdin: true, stdout: true, stderr: true });
+    const out = collect();
+    const code = await remoteCommand(url, { stdin: Readable.from([Buffer.from('one\ntwo\n')]), stdout: out.stream, stderr: new PassThrough(), tty: false });
+    assert.equal(code, 0);
+    assert.equal(out.text(), 'got one\ngot two\nbye\n');
+    await waitExited(runtime, echoer);
+  });
+
+  await t.test('port-forward: a few MB through the pod\'s localhost', async () => {
+    await create('server', ['sh', '-c', 'while true; do nc -l -p 8080 -e cat; done']);
+    await sleep(300);
+    const child = (await import('node:child_process')).spawn(process.execPath, [(await import('./helpers/paths.js')).BERTHCTL, '-r', berthd.endpoint, 'port-forward', podId, '0:8080'], { env: { PATH: process.env.PATH, CRI_CONFIG_FILE: '/dev/null' } });
+    t.after(() => child.kill());
+    const line = await new Promise<string>((resolve, reject) => {
+      let text = '';
+      child.stdout.on('data', (d: Buffer) => {
+        text += d.toString();
+        if (text.includes('\n')) resolve(text);
+      });
+      child.stderr.on('data', (d: Buffer) => reject(new Error(d.toString())));
+    });
+    const port = Number(/127\.0\.0\.1:(\d+)/.exec(line)![1]);
+    const payload = randomBytes(3 * 1024 * 1024);
+    const echoed = await new Promise<Buffer>((resolve, reject) => {
+      const socket = connect(port, '127.0.0.1');
+      const parts: Buffer[] = [];
+      let size = 0;
+      socket.on('data', (d: Buffer) => {
+        parts.push(d);
+        size += d.length;
+        if (size >= payload.length) {
+          socket.destroy();
+          resolve(Buffer.concat(parts));
+        }
+      });
+      socket.on('error', reject);
+      socket.write(payload);
+    });
+    assert.equal(createHash('sha256').update(echoed).digest('hex'), createHash('sha256').update(payload).digest('hex'));
+  });
+});
