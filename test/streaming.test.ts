@@ -9,6 +9,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { containerTestSkip, setupContainerTest, waitExited } from './helpers/containers.js';
 import { remoteCommand } from '../src/cli/stream-client.js';
 import { PassThrough, Readable } from 'node:stream';
+import { existsSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { run } from './helpers/processes.js';
 
 const skip = containerTestSkip;
 
@@ -107,4 +110,46 @@ test('streaming exec, attach and port-forward against berthd', { skip }, async (
     });
     assert.equal(createHash('sha256').update(echoed).digest('hex'), createHash('sha256').update(payload).digest('hex'));
   });
+});
+
+const CRICTL = '/var/cache/berth-test-tools/cri-tools-v1.37.0/crictl';
+
+test('crictl (cri-tools v1.37.0) exec, exec -t, attach and port-forward against berthd', { skip: skip || (!existsSync(CRICTL) ? 'crictl is not built (bash scripts/build-cri-tools.sh)' : false) }, async (t) => {
+  const { berthd, runtime, image, podId } = await setupContainerTest(t);
+  const crictl = (args: string[], input = '') => run(CRICTL, ['-r', berthd.endpoint, '-t', '20s', ...args], { input, env: { PATH: process.env.PATH }, timeoutMs: 60_000 });
+  const create = async (name: string, command: string[], extra: object = {}) => {
+    const { containerId } = await runtime.createContainer({ podSandboxId: podId, config: { metadata: { name }, image: { image }, command, logPath: `${name}.log`, ...extra } });
+    await runtime.startContainer({ containerId });
+    return containerId;
+  };
+  const sleeper = await create('sleeper', ['sleep', '600']);
+  const piped = await crictl(['exec', '-i', sleeper, 'sh', '-c', 'tr a-z A-Z; echo to-stderr >&2; exit 3'], 'quiet please\n');
+  assert.equal(piped.stdout, 'QUIET PLEASE\n', piped.stderr + berthd.logs().slice(-3000));
+  assert.match(piped.stderr, /^to-stderr$/m);
+  // crictl reports the command's code in its message and exits 1.
+  assert.match(piped.stderr, /command terminated with exit code 3/);
+  assert.equal(piped.code, 1);
+  // crictl -it wants a terminal on its stdin: script(1) gives it one.
+  const tty = await run('script', ['-qec', `${CRICTL} -r ${berthd.endpoint} exec -it ${sleeper} sh -c '[ -t 1 ] && echo is-a-tty; read x; echo "read $x"'`, '/dev/null'], { input: 'typed\n', env: { PATH: process.env.PATH }, timeoutMs: 60_000 });
+  assert.equal(tty.code, 0, tty.stderr);
+  assert.match(tty.stdout, /is-a-tty\r\n/);
+  assert.match(tty.stdout, /read typed\r\n/);
+  const echoer = await create('echoer', ['sh', '-c', 'while read line; do echo "got $line"; done'], { stdin: true, stdinOnce: true });
+  const attached = await crictl(['attach', '-i', echoer], 'one\n');
+  assert.equal(attached.code, 0, attached.stderr);
+  assert.equal(attached.stdout, 'got one\n');
+
+  await create('server', ['sh', '-c', 'while true; do echo pong | nc -l -p 8081; done']);
+  await sleep(300);
+  const child = spawn(CRICTL, ['-r', berthd.endpoint, 'port-forward', podId, '18181:8081'], { env: { PATH: process.env.PATH } });
+  t.after(() => child.kill());
+  await new Promise<void>((resolve) => child.stdout.on('data', (d: Buffer) => d.toString().includes('Forwarding') && resolve()));
+  const reply = await new Promise<string>((resolve, reject) => {
+    const socket = connect(18181, '127.0.0.1');
+    let text = '';
+    socket.on('data', (d: Buffer) => (text += d.toString()));
+    socket.on('end', () => resolve(text));
+    socket.on('error', reject);
+  });
+  assert.equal(reply, 'pong\n');
 });

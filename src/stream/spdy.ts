@@ -137,7 +137,7 @@ function adler32(data: Buffer): number {
 /**
  * The sending half of a connection's header compression: one zlib stream that starts
  * with a header naming the SPDY dictionary and carries each header block as a stored
- * (uncompressed) deflate block, which ends byte-aligned just as a sync flush does.
+ * (uncompressed) deflate block followed by the empty stored block of a sync flush.
  * Header blocks here are a few dozen bytes: compressing them would save nothing.
  */
 export class HeaderCompressor {
@@ -162,6 +162,9 @@ export class HeaderCompressor {
       parts.push(head, piece);
       if (block.length === 0) break;
     }
+    // The empty stored block a sync flush ends with: Go's inflater hands out a block's
+    // data only when the next block begins, so without it the data waits.
+    parts.push(Buffer.from([0, 0, 0, 0xff, 0xff]));
     return Buffer.concat(parts);
   }
 }
@@ -338,9 +341,11 @@ export class SpdySession extends EventEmitter<SpdySessionEvents> {
     socket.on('error', (err) => {
       if (this.listenerCount('error') > 0) this.emit('error', err);
     });
-    // berth's receive window is the default one; saying so tells a peer that berth
-    // does flow control (it acknowledges what readers consume).
-    this.sendControl(FrameType.Settings, 0, Buffer.concat([u32(1), u32(SETTINGS_INITIAL_WINDOW_SIZE & 0xffffff, DEFAULT_WINDOW)]));
+    // A client announces its receive window (the default one): that tells the server
+    // berth does flow control (it acknowledges what its readers consume). The server
+    // side sends nothing before the client speaks: Go clients read the 101 response
+    // through a buffer that may swallow bytes sent right behind it.
+    if (role === 'client') this.sendControl(FrameType.Settings, 0, Buffer.concat([u32(1), u32(SETTINGS_INITIAL_WINDOW_SIZE & 0xffffff, DEFAULT_WINDOW)]));
     if (head && head.length > 0) this.#onData(head);
   }
 
