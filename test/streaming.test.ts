@@ -9,7 +9,15 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { containerTestSkip, setupContainerTest, waitExited } from './helpers/containers.js';
 import { remoteCommand } from '../src/cli/stream-client.js';
 import { PassThrough, Readable } from 'node:stream';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { CONTAINERD, startContainerd } from './helpers/containerd.js';
+import { runBerthctl } from './helpers/berthd.js';
+import { buildLayer, busyboxEntries, pushImage } from './helpers/image-builder.js';
+import { startRegistry } from './helpers/registry.js';
+import { startPodNetwork } from './helpers/pod-network.js';
+import { BERTHCTL } from './helpers/paths.js';
+import { RuntimeService } from '../src/gen/runtime/v1/api_pb.js';
+import { openChannel, serviceClient } from '../src/rpc/grpc-service.js';
 import { spawn } from 'node:child_process';
 import { run } from './helpers/processes.js';
 
@@ -152,4 +160,62 @@ test('crictl (cri-tools v1.37.0) exec, exec -t, attach and port-forward against 
     socket.on('error', reject);
   });
   assert.equal(reply, 'pong\n');
+});
+
+test("berthctl's SPDY client against containerd's streaming server: exec -i, exec -t, port-forward", { skip: skip || (!existsSync(CONTAINERD) ? 'containerd is not installed' : !existsSync('/usr/bin/catatonit') ? 'catatonit is not installed' : false) }, async (t) => {
+  const registry = await startRegistry(t);
+  const pause = buildLayer([{ type: 'file', path: 'catatonit', content: readFileSync('/usr/bin/catatonit'), mode: 0o755 }]);
+  await pushImage(registry, 'berth/pause', 'test', { layers: [pause], config: { Entrypoint: ['/catatonit', '-P'] } });
+  await pushImage(registry, 'interop/busybox', '1', { layers: [buildLayer(busyboxEntries())], config: { Env: ['PATH=/bin'], WorkingDir: '/tmp' } });
+  const image = `${registry.host}/interop/busybox:1`;
+  const net = await startPodNetwork(t);
+  const containerd = await startContainerd(t, {
+    cniConfDir: net.confDir,
+    criToml: `sandbox_image = "${registry.host}/berth/pause:test"\n  [plugins."io.containerd.grpc.v1.cri".registry.mirrors."${registry.host}"]\n    endpoint = ["${registry.url}"]`,
+  });
+  const channel = openChannel(containerd.endpoint);
+  t.after(() => channel.close());
+  const runtime = serviceClient(RuntimeService, channel);
+  const ctl = (args: string[], input?: string) => runBerthctl(['-r', containerd.endpoint, '-t', '30s', ...args], { input });
+  assert.equal((await ctl(['pull', image])).code, 0);
+  const { podSandboxId } = await runtime.runPodSandbox({ config: { metadata: { name: 'stream-pod', namespace: 'test', uid: 'stream-pod-uid', attempt: 0 }, hostname: 'stream-pod' } }, { timeoutMs: 60_000 });
+  t.after(() => runtime.removePodSandbox({ podSandboxId }, { timeoutMs: 60_000 }).catch(() => undefined));
+  const create = async (name: string, command: string[]) => {
+    const { containerId } = await runtime.createContainer({ podSandboxId, config: { metadata: { name }, image: { image }, command }, sandboxConfig: { metadata: { name: 'stream-pod', namespace: 'test', uid: 'stream-pod-uid', attempt: 0 } } });
+    await runtime.startContainer({ containerId });
+    return containerId;
+  };
+  const sleeper = await create('sleeper', ['sleep', '600']);
+  const piped = await ctl(['exec', '-i', sleeper, 'sh', '-c', 'tr a-z A-Z; echo oops >&2; exit 6'], 'loud\n');
+  assert.deepEqual([piped.stdout, piped.stderr, piped.code], ['LOUD\n', 'oops\n', 6]);
+  const big = await ctl(['exec', sleeper, 'sh', '-c', 'head -c 2000000 /dev/zero | tr "\\0" y']);
+  assert.equal(big.stdout.length, 2_000_000);
+  const { url } = await runtime.exec({ containerId: sleeper, cmd: ['sh', '-c', '[ -t 1 ] && echo is-a-tty; exit 2'], stdout: true, tty: true });
+  const out = collect();
+  assert.equal(await remoteCommand(url, { stdout: out.stream, tty: true, initialSize: { width: 80, height: 24 } }), 2);
+  assert.match(out.text(), /is-a-tty\r\n/);
+
+  await create('server', ['sh', '-c', 'while true; do nc -l -p 8082 -e cat; done']);
+  await sleep(300);
+  const child = spawn(process.execPath, [BERTHCTL, '-r', containerd.endpoint, 'port-forward', podSandboxId, '0:8082'], { env: { PATH: process.env.PATH, CRI_CONFIG_FILE: '/dev/null' } });
+  t.after(() => child.kill());
+  const line = await new Promise<string>((resolve) => child.stdout.on('data', (d: Buffer) => resolve(d.toString())));
+  const port = Number(/127\.0\.0\.1:(\d+)/.exec(line)![1]);
+  const payload = randomBytes(1024 * 1024);
+  const echoed = await new Promise<Buffer>((resolve, reject) => {
+    const socket = connect(port, '127.0.0.1');
+    const parts: Buffer[] = [];
+    let size = 0;
+    socket.on('data', (d: Buffer) => {
+      parts.push(d);
+      size += d.length;
+      if (size >= payload.length) {
+        socket.destroy();
+        resolve(Buffer.concat(parts));
+      }
+    });
+    socket.on('error', reject);
+    socket.write(payload);
+  });
+  assert.ok(echoed.equals(payload));
 });
