@@ -42,7 +42,8 @@ test("a peer's zlib-compressed header blocks (best compression, sync flushes) ar
   const chunks: Buffer[] = [];
   deflate.on('data', (d: Buffer) => chunks.push(d));
   const decompressor = new HeaderDecompressor();
-  for (const headers of [{ streamtype: 'stdin' }, { streamtype: 'stdout' }, { streamtype: 'stdout', extra: 'x'.repeat(3000) }]) {
+  const all: SpdyHeaders[] = [{ streamtype: 'stdin' }, { streamtype: 'stdout' }, { streamtype: 'stdout', extra: 'x'.repeat(3000) }];
+  for (const headers of all) {
     chunks.length = 0;
     deflate.write(encodeHeaderBlock(headers));
     await new Promise<void>((resolve) => deflate.flush(zlib.constants.Z_SYNC_FLUSH, () => resolve()));
