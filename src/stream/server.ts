@@ -1,8 +1,8 @@
 // berthd's streaming server: the URLs that Exec, Attach and PortForward return. Plain
 // HTTP on Node's http module; each URL holds a single-use token for the CRI request it
 // stands for (/exec/TOKEN, /attach/TOKEN, /portforward/TOKEN, as the kubelet's stream
-// server names them). The connection is upgraded to SPDY/3.1 or WebSocket and handed
-// to the protocol code; what runs is up to the backends.
+// server names them). The connection is upgraded to SPDY/3.1 and handed to the
+// protocol code; what runs is up to the backends.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Logger } from 'pino';
@@ -11,8 +11,6 @@ import { TokenCache } from './token-cache.js';
 import { negotiateProtocol, offeredProtocols, serveRemoteCommandSpdy, SPDY_REMOTE_COMMAND_PROTOCOLS } from './remote-command.js';
 import { PORT_FORWARD_PROTOCOL, servePortForwardSpdy } from './port-forward.js';
 import { SpdySession } from './spdy.js';
-import { acceptWebSocket, WEBSOCKET_PORT_FORWARD_PROTOCOLS, WEBSOCKET_REMOTE_COMMAND_PROTOCOLS } from './websocket.js';
-import { serveRemoteCommandWebSocket, servePortForwardWebSocket } from './websocket-channels.js';
 
 type Cached = { kind: 'exec'; request: ExecRequest } | { kind: 'attach'; request: AttachRequest } | { kind: 'portforward'; request: PortForwardRequest };
 
@@ -97,15 +95,9 @@ export class StreamServer {
     const upgrade = String(req.headers.upgrade ?? '').toLowerCase();
     const log = this.options.log.child({ stream: cached.kind });
     if (upgrade === 'websocket') {
-      const supported = cached.kind === 'portforward' ? WEBSOCKET_PORT_FORWARD_PROTOCOLS : WEBSOCKET_REMOTE_COMMAND_PROTOCOLS;
-      const ws = acceptWebSocket(req, socket, head, supported);
-      if (!ws) return;
-      log.debug({ protocol: ws.protocol }, 'websocket stream');
-      if (cached.kind === 'portforward') {
-        servePortForwardWebSocket(ws, cached.request, new URL(req.url ?? '/', 'http://x').searchParams, this.options.backends);
-      } else {
-        void this.#remoteCommand(cached, (run) => serveRemoteCommandWebSocket(ws, optionsOf(cached.request), run));
-      }
+      // The WebSocket channel protocols (v5/v4/channel.k8s.io, port-forward) are not
+      // implemented yet; clients that offer SPDY too (crictl, kubectl) fall back to it.
+      socket.end('HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\nunable to upgrade: WebSocket streaming is not implemented by berthd yet; use SPDY/3.1\n');
       return;
     }
     if (upgrade !== 'spdy/3.1') {
