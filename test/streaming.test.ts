@@ -86,6 +86,30 @@ test('streaming exec, attach and port-forward against berthd', { skip }, async (
     await waitExited(runtime, echoer);
   });
 
+  await t.test('a client that goes away leaves nothing running', async () => {
+    const { url } = await runtime.exec({ containerId: sleeper, cmd: ['sleep', '4242'], stdin: true, stdout: true, stderr: true });
+    const { spdyConnect } = await import('../src/cli/stream-client.js');
+    const { session } = await spdyConnect(url, ['v4.channel.k8s.io']);
+    for (const type of ['error', 'stdin', 'stdout', 'stderr']) await session.openStream({ streamtype: type });
+    await sleep(500);
+    const before = await runtime.execSync({ containerId: sleeper, cmd: ['ps'], timeout: 10n });
+    assert.match(Buffer.from(before.stdout).toString(), /sleep 4242/);
+    session.destroy();
+    await sleep(500);
+    const after = await runtime.execSync({ containerId: sleeper, cmd: ['ps'], timeout: 10n });
+    assert.doesNotMatch(Buffer.from(after.stdout).toString(), /sleep 4242/);
+  });
+
+  await t.test('attach to a TTY container: input in, output out, resize accepted', async () => {
+    const shell = await create('shell', ['sh'], { tty: true, stdin: true, stdinOnce: true });
+    const { url } = await runtime.attach({ containerId: shell, stdin: true, stdout: true, tty: true });
+    const out = collect();
+    const code = await remoteCommand(url, { stdin: Readable.from([Buffer.from('echo tty-$((6*7))\nexit\n')]), stdout: out.stream, tty: true, initialSize: { width: 90, height: 30 } });
+    assert.equal(code, 0);
+    assert.match(out.text(), /tty-42\r\n/);
+    await waitExited(runtime, shell);
+  });
+
   await t.test('port-forward: a few MB through the pod\'s localhost', async () => {
     await create('server', ['sh', '-c', 'while true; do nc -l -p 8080 -e cat; done']);
     await sleep(300);

@@ -337,7 +337,11 @@ export class SpdySession extends EventEmitter<SpdySessionEvents> {
     this.#nextStreamId = role === 'client' ? 1 : 2;
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => this.#onData(chunk));
-    socket.on('close', () => this.#onClose());
+    // Frames already received are handled before the connection counts as closed.
+    socket.on('close', () => void this.#queue.then(() => this.#onClose()));
+    // A SPDY connection has no half-closed state; the HTTP server's sockets allow one,
+    // so the peer's end is taken as the connection's end.
+    socket.on('end', () => void this.#queue.then(() => this.destroy()));
     socket.on('error', (err) => {
       if (this.listenerCount('error') > 0) this.emit('error', err);
     });
