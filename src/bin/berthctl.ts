@@ -19,6 +19,9 @@ import { parseDuration } from '../util/duration.js';
 import {
   createContainerCommand,
   execSyncCommand,
+  execCommand,
+  attachCommand,
+  portForwardCommand,
   podStatsCommand,
   statsCommand,
   updateCommand,
@@ -331,19 +334,49 @@ program
 
 program
   .command('exec')
-  .description('run a command in a running container (only --sync for now)')
+  .description('run a command in a running container (streaming; --sync: ExecSync)')
   .argument('<container-id>')
   .argument('<command...>')
+  .option('-i, --interactive', 'keep stdin open and pass it to the command')
+  .option('-t, --tty', 'allocate a terminal')
   .option('-s, --sync', 'run the command synchronously (ExecSync)')
-  .option('--timeout <seconds>', 'kill the command after this many seconds (0: never)', wholeNumber, 0)
+  .option('--timeout <seconds>', 'with --sync: kill the command after this many seconds (0: never)', wholeNumber, 0)
   .passThroughOptions()
-  .action((id: string, command: string[], opts: { sync?: boolean; timeout: number }) =>
+  .action((id: string, command: string[], opts: { interactive?: boolean; tty?: boolean; sync?: boolean; timeout: number }) =>
     withClients(async (c) => {
-      if (!opts.sync) throw new Error('streaming exec is not implemented yet; use --sync');
-      const result = await execSyncCommand(c, id, command, opts.timeout);
-      process.stdout.write(result.stdout);
-      process.stderr.write(result.stderr);
-      process.exitCode = result.exitCode;
+      if (opts.sync) {
+        const result = await execSyncCommand(c, id, command, opts.timeout);
+        process.stdout.write(result.stdout);
+        process.stderr.write(result.stderr);
+        process.exitCode = result.exitCode;
+        return '';
+      }
+      process.exitCode = await execCommand(c, id, command, { stdin: opts.interactive ?? false, tty: opts.tty ?? false });
+      return '';
+    }),
+  );
+
+program
+  .command('attach')
+  .description("attach to a running container's stdio")
+  .argument('<container-id>')
+  .option('-i, --stdin', 'pass stdin to the container')
+  .option('-t, --tty', 'the container has a terminal')
+  .action((id: string, opts: { stdin?: boolean; tty?: boolean }) =>
+    withClients(async (c) => {
+      process.exitCode = await attachCommand(c, id, { stdin: opts.stdin ?? false, tty: opts.tty ?? false });
+      return '';
+    }),
+  );
+
+program
+  .command('port-forward')
+  .description("forward a local port to a pod's port")
+  .argument('<pod-id>')
+  .argument('<ports>', '[ADDRESS:]LOCAL:REMOTE (LOCAL 0: any free port)')
+  .action((id: string, ports: string) =>
+    withClients(async (c) => {
+      await portForwardCommand(c, id, ports, (line) => process.stdout.write(`${line}\n`));
       return '';
     }),
   );

@@ -27,6 +27,8 @@ import { buildOciSpec, ociResources, type ImageRuntimeConfig } from './oci-spec.
 import { OciRuntime } from './oci-runtime.js';
 import { resolveUser } from './user.js';
 import { seccompFor } from './seccomp.js';
+import { attachToConmon, execWithPipes, execWithTerminal } from './stream-sessions.js';
+import type { AttachRequest, ExecRequest, StreamIO } from '../stream/backends.js';
 import type { ContainerMount, ContainerRecord, ContainerResources, ContainerSpec, ContainerState } from './container-types.js';
 
 export interface ContainerManagerOptions {
@@ -51,6 +53,8 @@ export class ContainerManager {
   readonly #exitDir: string;
   /** Recursive read-only trees, under a private mount so no other namespace gets copies. */
   readonly #rroDir: string;
+  /** conmon's attach sockets: <attachDir>/<container or exec session id>/attach. */
+  readonly #attachDir: string;
 
   constructor(private readonly options: ContainerManagerOptions) {
     const { config } = options;
@@ -58,6 +62,7 @@ export class ContainerManager {
     this.#dir = join(config.state, 'containers');
     this.#exitDir = join(config.state, 'exits');
     this.#rroDir = join(config.state, 'rro');
+    this.#attachDir = join(config.state, 'attach');
     for (const [name, handler] of Object.entries(config.runtimes)) {
       this.#runtimes.set(
         name,
@@ -182,7 +187,7 @@ export class ContainerManager {
       if (!spec.stopSignal && imageConfig.StopSignal) record.spec.stopSignal = imageConfig.StopSignal;
       await writeFile(join(bundle, 'config.json'), JSON.stringify(oci));
       await mkdir(dirname(logFile), { recursive: true });
-      record.pid = await runtime.create({ id, bundle, logFile, exitDir: this.#exitDir, persistDir: bundle, socketDir: join(this.options.config.state, 'attach') });
+      record.pid = await runtime.create({ id, bundle, logFile, exitDir: this.#exitDir, persistDir: bundle, socketDir: this.#attachDir, terminal: spec.tty, stdin: spec.stdin, leaveStdinOpen: !spec.stdinOnce });
       await this.#moveMonitor(record);
       await this.#store.put(id, record);
       this.#records.set(id, record);
@@ -343,6 +348,39 @@ export class ContainerManager {
     } finally {
       await rm(pidFile, { force: true });
     }
+  }
+
+  /** A running container, or FailedPrecondition (for exec and attach). */
+  async running(idOrPrefix: string): Promise<ContainerRecord> {
+    const record = await this.get(idOrPrefix);
+    if (record.state !== 'running') throw new BerthError('FailedPrecondition', `container ${record.id} is not running (${record.state})`);
+    return record;
+  }
+
+  /** A streaming exec (the Exec URL's session); resolves with the command's exit code. */
+  async execStream(request: ExecRequest, io: StreamIO): Promise<number> {
+    const record = await this.running(request.containerId);
+    const runtime = this.#runtime(record);
+    if (!request.tty) {
+      const pidFile = join(record.bundle, `exec-${randomBytes(6).toString('hex')}.pid`);
+      try {
+        return await execWithPipes(runtime, record.id, request.cmd, io, pidFile);
+      } finally {
+        await rm(pidFile, { force: true });
+      }
+    }
+    const spec = (await this.runtimeSpecOf(record)) as { process?: Record<string, unknown> } | null;
+    if (!spec?.process) throw new BerthError('Internal', `container ${record.id} has no OCI process to exec from`);
+    return execWithTerminal(
+      { runtime, conmon: this.options.conmon ?? '/usr/bin/conmon', containerId: record.id, process: spec.process, cmd: request.cmd, sessionRoot: join(this.options.config.state, 'exec'), socketDir: this.#attachDir },
+      io,
+    );
+  }
+
+  /** Attaches to a running container's stdio (through conmon) until it exits or the client leaves. */
+  async attach(request: AttachRequest, io: StreamIO): Promise<void> {
+    const record = await this.running(request.containerId);
+    await attachToConmon(join(this.#attachDir, record.id), join(record.bundle, 'ctl'), io);
   }
 
   /**

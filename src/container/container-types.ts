@@ -57,6 +57,8 @@ export interface ContainerSpec extends ContainerResources {
   logPath: string;
   tty: boolean;
   stdin: boolean;
+  /** Close the container's stdin when the first attached client's stdin ends. */
+  stdinOnce?: boolean;
   runAsUser?: number;
   runAsGroup?: number;
   runAsUsername: string;

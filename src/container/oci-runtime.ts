@@ -29,6 +29,11 @@ export interface CreateOptions {
   /** Where conmon keeps files of its own for this container (oom marker…). */
   persistDir: string;
   socketDir: string;
+  /** conmon allocates a terminal (the OCI spec has process.terminal). */
+  terminal?: boolean;
+  /** conmon keeps a stdin pipe for attach; leaveStdinOpen: not closed when a client's stdin ends. */
+  stdin?: boolean;
+  leaveStdinOpen?: boolean;
 }
 
 const CREATE_TIMEOUT_MS = 120_000;
@@ -38,6 +43,11 @@ const EXEC_KILL_GRACE_MS = 5_000;
 
 export class OciRuntime {
   constructor(readonly options: OciRuntimeOptions) {}
+
+  /** The runtime's global flags (before the subcommand). */
+  get globalArgs(): string[] {
+    return this.#globalArgs;
+  }
 
   get #globalArgs(): string[] {
     return [`--root=${this.options.root}`, ...(this.options.cgroupDriver === 'systemd' ? ['--systemd-cgroup'] : []), ...this.options.options];
@@ -63,6 +73,9 @@ export class OciRuntime {
       '--socket-dir-path', opts.socketDir,
       ...this.#globalArgs.flatMap((a) => ['--runtime-arg', a]),
       ...(this.options.cgroupDriver === 'systemd' ? ['-s'] : []),
+      ...(opts.terminal ? ['-t'] : []),
+      ...(opts.stdin ? ['-i'] : []),
+      ...(opts.stdin && opts.leaveStdinOpen ? ['--leave-stdin-open'] : []),
     ];
     return new Promise((resolve, reject) => {
       // conmon reports the container's pid (or the runtime's error) on the sync pipe, fd 3.

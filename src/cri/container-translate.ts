@@ -71,6 +71,7 @@ export function containerSpecFrom(config: ContainerConfig | undefined, options: 
     logPath: config.logPath,
     tty: config.tty,
     stdin: config.stdin,
+    stdinOnce: config.stdinOnce,
     runAsUser: security?.runAsUser ? Number(security.runAsUser.value) : undefined,
     runAsGroup: security?.runAsGroup ? Number(security.runAsGroup.value) : undefined,
     runAsUsername: security?.runAsUsername ?? '',

@@ -15,12 +15,16 @@ import { containerHandlers } from './container-lifecycle.js';
 import { statsHandlers } from './stats.js';
 import { runtimeConfigHandler, updateRuntimeConfigHandler } from './runtime-config.js';
 import { removePodSandboxHandler, runPodSandboxHandler, stopPodSandboxHandler } from './sandbox-run.js';
+import { containerStreamHandlers } from './container-stream.js';
+import { portForwardHandler } from './sandbox-port-forward.js';
+import type { StreamUrls } from '../stream/backends.js';
 import { listPodSandboxHandler, podSandboxStatusHandler } from './sandbox-status.js';
 
 export interface CriDeps extends StatusDeps {
   images: ImageManager;
   pods: SandboxManager;
   containers: ContainerManager;
+  streams: StreamUrls;
 }
 
 export function runtimeHandlers(deps: CriDeps): ServiceHandlers<MethodsOf<typeof RuntimeService>> {
@@ -36,6 +40,8 @@ export function runtimeHandlers(deps: CriDeps): ServiceHandlers<MethodsOf<typeof
     listPodSandbox: listPodSandboxHandler(deps.pods),
     ...containerHandlers(deps.containers, { seccompDefaultWhenEmpty: deps.config.seccomp_use_default_when_empty }),
     ...statsHandlers(deps.containers, deps.pods),
+    ...containerStreamHandlers(deps.containers, deps.streams),
+    portForward: portForwardHandler(deps.pods, deps.streams),
   };
 }
 

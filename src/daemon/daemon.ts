@@ -22,6 +22,8 @@ import { CniManager } from '../network/cni.js';
 import { SandboxManager } from '../pod/sandbox-manager.js';
 import { ContainerManager } from '../container/container-manager.js';
 import { join } from 'node:path';
+import { StreamServer } from '../stream/server.js';
+import { forwardPort } from '../pod/port-forward.js';
 
 export interface RunningDaemon {
   readonly socketPath: string;
@@ -63,7 +65,21 @@ export async function startDaemon(config: BerthConfig, log: Logger): Promise<Run
       for (const c of containers.ofPod(podId)) await containers.remove(c.id);
     },
   });
-  const deps = { config, network: cniNetworkReadiness(config.cni.conf_dir), images, pods, containers, settings: { podCidr: '' } };
+  const streams = new StreamServer({
+    address: config.stream.address,
+    port: config.stream.port,
+    log,
+    backends: {
+      exec: (request, io) => containers.execStream(request, io),
+      attach: (request, io) => containers.attach(request, io),
+      portForward: async (podId, port, stream, signal) => {
+        const pod = pods.get(podId);
+        await forwardPort(pod.netns, port, stream, signal);
+      },
+    },
+  });
+  await streams.start();
+  const deps = { streams, config, network: cniNetworkReadiness(config.cni.conf_dir), images, pods, containers, settings: { podCidr: '' } };
   const server = new grpc.Server({
     // Image manifests and container lists can exceed the 4 MiB default.
     'grpc.max_receive_message_length': 16 * 1024 * 1024,
@@ -92,6 +108,7 @@ export async function startDaemon(config: BerthConfig, log: Logger): Promise<Run
       stopping ??= (async () => {
         await shutdownServer(server);
         await listener.close();
+        await streams.stop();
         await unlink(socketPath).catch(() => undefined);
         log.info('berthd stopped');
       })();

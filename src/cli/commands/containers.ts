@@ -1,5 +1,9 @@
 // berthctl's container verbs, shaped like crictl's: create, start, run, ps, inspect,
 // stop, rm, logs.
+import { EventEmitter } from 'node:events';
+import type { AddressInfo } from 'node:net';
+import { portForward, remoteCommand } from '../stream-client.js';
+import type { TerminalSize } from '../../stream/backends.js';
 import { createReadStream } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -398,4 +402,66 @@ export async function updateCommand(clients: CriClients, ids: string[], options:
     out += `${id}\n`;
   }
   return out;
+}
+
+/** The local terminal's size and its changes, for TTY sessions. */
+function localTerminal(tty: boolean): { resize?: EventEmitter<{ resize: [TerminalSize] }>; initialSize?: TerminalSize; restore: () => void } {
+  if (!tty || !process.stdout.isTTY) return { restore: () => undefined };
+  const resize = new EventEmitter<{ resize: [TerminalSize] }>();
+  const size = (): TerminalSize => ({ width: process.stdout.columns, height: process.stdout.rows });
+  const onResize = () => resize.emit('resize', size());
+  process.stdout.on('resize', onResize);
+  return { resize, initialSize: size(), restore: () => process.stdout.off('resize', onResize) };
+}
+
+async function streamSession(url: string, options: { stdin: boolean; tty: boolean }): Promise<number> {
+  const terminal = localTerminal(options.tty);
+  const raw = options.tty && options.stdin && process.stdin.isTTY;
+  if (raw) process.stdin.setRawMode(true);
+  try {
+    return await remoteCommand(url, {
+      stdin: options.stdin ? process.stdin : undefined,
+      stdout: process.stdout,
+      stderr: process.stderr,
+      tty: options.tty,
+      resize: terminal.resize,
+      initialSize: terminal.initialSize,
+    });
+  } finally {
+    if (raw) process.stdin.setRawMode(false);
+    terminal.restore();
+    // stdin may be paused in a read: let the process end.
+    process.stdin.destroy();
+  }
+}
+
+/** exec (streaming): Exec for a URL, then the remote-command protocol; resolves with the exit code. */
+export async function execCommand(clients: CriClients, id: string, command: string[], options: { stdin: boolean; tty: boolean }): Promise<number> {
+  const response = await call(`executing in the container "${id}"`, () =>
+    clients.runtime.exec({ containerId: id, cmd: command, stdin: options.stdin, stdout: true, stderr: !options.tty, tty: options.tty }, { timeoutMs: clients.settings.timeoutMs }),
+  );
+  return streamSession(response.url, options);
+}
+
+/** attach: Attach for a URL, then the remote-command protocol. */
+export async function attachCommand(clients: CriClients, id: string, options: { stdin: boolean; tty: boolean }): Promise<number> {
+  const response = await call(`attaching to the container "${id}"`, () =>
+    clients.runtime.attach({ containerId: id, stdin: options.stdin, stdout: true, stderr: !options.tty, tty: options.tty }, { timeoutMs: clients.settings.timeoutMs }),
+  );
+  return streamSession(response.url, options);
+}
+
+/** port-forward POD [ADDRESS:]LOCAL:REMOTE: runs until interrupted or the session ends. */
+export async function portForwardCommand(clients: CriClients, podId: string, mapping: string, log: (line: string) => void): Promise<void> {
+  const match = /^(?:(.+):)?(\d+):(\d+)$/.exec(mapping);
+  if (!match) throw new Error(`port mapping "${mapping}" is not [ADDRESS:]LOCAL:REMOTE`);
+  const [address, local, remote] = [match[1] ?? '127.0.0.1', Number(match[2]), Number(match[3])];
+  const response = await call(`port forwarding to the pod "${podId}"`, () => clients.runtime.portForward({ podSandboxId: podId, port: [remote] }, { timeoutMs: clients.settings.timeoutMs }));
+  const { server, closed } = await portForward(response.url, address, local, remote, (message) => log(`error: ${message}`));
+  const bound = server.address() as AddressInfo;
+  log(`Forwarding from ${address}:${bound.port} -> ${remote}`);
+  const stop = () => server.close();
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+  await Promise.race([closed, new Promise<void>((resolve) => server.on('close', () => resolve()))]);
 }
