@@ -3,8 +3,8 @@
 // verb berthctl has, with their results checked; then berthctl and crictl run the same
 // calls against the same berthd and their table, JSON and YAML outputs must agree once
 // ids, times and ages are normalized. crictl is the reference: a difference is a berthctl
-// bug. Streaming exec, attach and port-forward are left out: berthd answers them
-// UNIMPLEMENTED until issue 11 (the test checks that it says so).
+// bug. Streaming exec is driven here too (non-TTY, stdin piped, an exit code);
+// test/streaming.test.ts covers attach, TTYs and port-forward.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFile } from 'node:fs/promises';
@@ -151,10 +151,15 @@ test('the real crictl v1.37 against berthd, and berthctl printing what crictl pr
     const failing = await cr(['exec', '-s', '--timeout', '10', sleeper, 'sh', '-c', 'echo out; echo bad >&2; exit 4']);
     assert.equal(failing.code, 1);
     assert.match(failing.stderr, /exited with 4: bad/);
-    // Streaming exec (no --sync) is issue 11: berthd says so rather than hanging.
-    const streaming = await cr(['exec', sleeper, 'true']);
-    assert.notEqual(streaming.code, 0);
-    assert.match(streaming.stderr, /Unimplemented/);
+    // Streaming exec (SPDY through berthd's stream server): the streams apart, stdin
+    // piped, and a non-zero exit reported as crictl reports it.
+    const streamed = await cr(['exec', sleeper, 'sh', '-c', 'echo out; echo err >&2']);
+    assert.deepEqual([streamed.code, streamed.stdout, streamed.stderr], [0, 'out\n', 'err\n']);
+    const piped = await run(crictl, ['--config', config, '--runtime-endpoint', berthd.endpoint, '--timeout', '60s', 'exec', '-i', sleeper, 'sh', '-c', 'tr a-z A-Z'], { env, input: 'piped in\n', timeoutMs: 60_000 });
+    assert.deepEqual([piped.code, piped.stdout], [0, 'PIPED IN\n'], piped.stderr);
+    const exit3 = await cr(['exec', sleeper, 'sh', '-c', 'exit 3']);
+    assert.equal(exit3.code, 1);
+    assert.match(exit3.stderr, /exit code 3/);
   });
 
   await t.test('stats, statsp and update', async () => {
