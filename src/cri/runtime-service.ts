@@ -16,15 +16,19 @@ import { statsHandlers } from './stats.js';
 import { runtimeConfigHandler, updateRuntimeConfigHandler } from './runtime-config.js';
 import { removePodSandboxHandler, runPodSandboxHandler, stopPodSandboxHandler } from './sandbox-run.js';
 import { listPodSandboxHandler, podSandboxStatusHandler } from './sandbox-status.js';
+import type { ContainerEvents } from '../events/container-events.js';
+import { getContainerEventsHandler } from './container-events.js';
+import { imageStreamHandlers, runtimeStreamHandlers } from './list-streams.js';
 
 export interface CriDeps extends StatusDeps {
   images: ImageManager;
   pods: SandboxManager;
   containers: ContainerManager;
+  events: ContainerEvents;
 }
 
 export function runtimeHandlers(deps: CriDeps): ServiceHandlers<MethodsOf<typeof RuntimeService>> {
-  return {
+  const handlers = {
     version,
     status: statusHandler(deps),
     runtimeConfig: runtimeConfigHandler(deps.config),
@@ -35,16 +39,20 @@ export function runtimeHandlers(deps: CriDeps): ServiceHandlers<MethodsOf<typeof
     podSandboxStatus: podSandboxStatusHandler(deps.pods),
     listPodSandbox: listPodSandboxHandler(deps.pods),
     ...containerHandlers(deps.containers),
-    ...statsHandlers(deps.containers, deps.pods),
+    ...statsHandlers(deps.containers, deps.pods, deps.events.hub),
+    getContainerEvents: getContainerEventsHandler(deps.events, deps.containers),
   };
+  // The Stream* twins of the List* calls: the same answers, sent in batches.
+  return { ...handlers, ...runtimeStreamHandlers(handlers) };
 }
 
 export function imageHandlers(deps: CriDeps): ServiceHandlers<MethodsOf<typeof ImageService>> {
-  return {
+  const handlers = {
     pullImage: pullImageHandler(deps.images),
     imageStatus: imageStatusHandler(deps.images),
     listImages: listImagesHandler(deps.images),
     removeImage: removeImageHandler(deps.images),
     imageFsInfo: imageFsInfoHandler(deps.images),
   };
+  return { ...handlers, ...imageStreamHandlers(handlers) };
 }

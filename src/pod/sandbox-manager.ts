@@ -17,6 +17,7 @@ import type { CniAttachment, CniManager } from '../network/cni.js';
 import { bringUpLoopback } from '../network/loopback.js';
 import { mountPodShm, unmountPodShm, writePodFiles } from './pod-files.js';
 import type { SandboxRecord, SandboxSpec } from './sandbox-types.js';
+import { noContainerEvents, type ContainerEventPublisher } from '../events/container-events.js';
 
 export interface SandboxManagerOptions {
   root: string;
@@ -28,6 +29,8 @@ export interface SandboxManagerOptions {
   log: Logger;
   /** The init of pods that share one PID namespace. */
   catatonit?: string;
+  /** Where the pod's own CREATED/STARTED/STOPPED/DELETED events go (its id as container id). */
+  events?: ContainerEventPublisher;
 }
 
 export interface PodContainerHooks {
@@ -105,7 +108,12 @@ export class SandboxManager {
     if (!netnsGone && !pidInitGone) return;
     this.options.log.warn({ pod: record.id, netnsGone, pidInitGone }, 'pod sandbox is not ready any more');
     record.state = 'notready';
+    this.#events.publish('stopped', record.id, record.id);
     await this.#store.put(record.id, record);
+  }
+
+  get #events(): ContainerEventPublisher {
+    return this.options.events ?? noContainerEvents;
   }
 
   /** Pods with their readiness checked (for status and list). */
@@ -244,6 +252,8 @@ export class SandboxManager {
       await writePodFiles(record.podDir, spec.hostname || spec.name, record.network?.ips ?? [], spec.dns);
       record.state = 'ready';
       await this.#store.put(id, record);
+      this.#events.publish('created', id, id);
+      this.#events.publish('started', id, id);
       this.options.log.info({ pod: id, name: `${spec.namespace}/${spec.name}`, ips: record.network?.ips }, 'pod sandbox ready');
     } catch (err) {
       this.options.log.warn({ pod: id, error: (err as Error).message }, 'pod creation failed; undoing it');
@@ -261,8 +271,10 @@ export class SandboxManager {
       await this.#containers.stopPodContainers(record.id);
       if (record.state === 'notready' && !record.network && !record.netns && !record.pidns) return;
       await this.#teardown(record, false);
+      const wasReady = record.state === 'ready';
       record.state = 'notready';
       await this.#store.put(record.id, record);
+      if (wasReady) this.#events.publish('stopped', record.id, record.id);
       this.options.log.info({ pod: record.id }, 'pod sandbox stopped');
     });
   }
@@ -275,6 +287,12 @@ export class SandboxManager {
       if (!this.#records.has(record.id)) return;
       await this.#containers.removePodContainers(record.id);
       await this.#teardown(record, false);
+      // Published while the pod can still be read: the event carries its last status.
+      if (record.state === 'ready') {
+        record.state = 'notready';
+        this.#events.publish('stopped', record.id, record.id);
+      }
+      this.#events.publish('deleted', record.id, record.id);
       await this.#forget(record);
       this.options.log.info({ pod: record.id }, 'pod sandbox removed');
     });
