@@ -18,6 +18,7 @@ import { removePodSandboxHandler, runPodSandboxHandler, stopPodSandboxHandler } 
 import { listPodSandboxHandler, podSandboxStatusHandler } from './sandbox-status.js';
 import type { ContainerEvents } from '../events/container-events.js';
 import { getContainerEventsHandler } from './container-events.js';
+import { updatePodSandboxResourcesHandler } from './sandbox-resources.js';
 import { imageStreamHandlers, runtimeStreamHandlers } from './list-streams.js';
 
 export interface CriDeps extends StatusDeps {
@@ -38,6 +39,7 @@ export function runtimeHandlers(deps: CriDeps): ServiceHandlers<MethodsOf<typeof
     removePodSandbox: removePodSandboxHandler(deps.pods),
     podSandboxStatus: podSandboxStatusHandler(deps.pods),
     listPodSandbox: listPodSandboxHandler(deps.pods),
+    updatePodSandboxResources: updatePodSandboxResourcesHandler(deps.pods),
     ...containerHandlers(deps.containers),
     ...statsHandlers(deps.containers, deps.pods, deps.events.hub),
     getContainerEvents: getContainerEventsHandler(deps.events, deps.containers),

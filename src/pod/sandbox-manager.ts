@@ -11,6 +11,7 @@ import type { CgroupDriver } from '../daemon/config.js';
 import { RecordStore } from '../store/record-store.js';
 import { KeyedMutex, mapLimit } from '../util/single-flight.js';
 import { cgroupParentPath, ensureCgroup, moveIntoCgroup, removeCgroups, removeLeafCgroup } from '../linux/cgroups.js';
+import { applyCgroupLimits, podLimits, type CgroupLimits } from '../linux/cgroup-limits.js';
 import { isPinned, namespaceFiles, pinNamespaces, preparePrivateDir, removeUnmounted, unpinNamespaces } from '../linux/namespaces.js';
 import { inPinnedNamespace, prepareInfraRoot, startPidNamespace, stopPidNamespace } from '../linux/pid-namespace.js';
 import type { CniAttachment, CniManager } from '../network/cni.js';
@@ -295,6 +296,24 @@ export class SandboxManager {
       this.#events.publish('deleted', record.id, record.id);
       await this.#forget(record);
       this.options.log.info({ pod: record.id }, 'pod sandbox removed');
+    });
+  }
+
+  /**
+   * The pod-level resources the kubelet has given the pod (UpdatePodSandboxResources),
+   * recorded for status. The kubelet has already resized the pod's cgroup by then; when
+   * berth made the cgroup itself (no kubelet, e.g. crictl), berth writes the limits to
+   * it: what the containers may use plus the overhead.
+   */
+  updateResources(idOrPrefix: string, resources: CgroupLimits, overhead: CgroupLimits): Promise<void> {
+    const record = this.get(idOrPrefix);
+    return this.#locks.lock(record.id, async () => {
+      if (!this.#records.has(record.id)) throw notFound('pod sandbox', idOrPrefix);
+      const ownsCgroup = record.cgroupPath !== '' && record.cgroupsCreated.some((dir) => dir.endsWith(record.cgroupPath));
+      if (ownsCgroup) await applyCgroupLimits(record.cgroupPath, podLimits(resources, overhead));
+      record.resources = { overhead, resources, appliedToCgroup: ownsCgroup };
+      await this.#store.put(record.id, record);
+      this.options.log.info({ pod: record.id, appliedToCgroup: ownsCgroup }, 'pod sandbox resources updated');
     });
   }
 
