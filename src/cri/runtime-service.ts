@@ -19,6 +19,7 @@ import { listPodSandboxHandler, podSandboxStatusHandler } from './sandbox-status
 import type { ContainerEvents } from '../events/container-events.js';
 import { getContainerEventsHandler } from './container-events.js';
 import { updatePodSandboxResourcesHandler } from './sandbox-resources.js';
+import { metricsHandlers } from './metrics.js';
 import { imageStreamHandlers, runtimeStreamHandlers } from './list-streams.js';
 
 export interface CriDeps extends StatusDeps {
@@ -43,6 +44,7 @@ export function runtimeHandlers(deps: CriDeps): ServiceHandlers<MethodsOf<typeof
     ...containerHandlers(deps.containers),
     ...statsHandlers(deps.containers, deps.pods, deps.events.hub),
     getContainerEvents: getContainerEventsHandler(deps.events, deps.containers),
+    ...metricsHandlers(deps.containers, deps.pods),
   };
   // The Stream* twins of the List* calls: the same answers, sent in batches.
   return { ...handlers, ...runtimeStreamHandlers(handlers) };
