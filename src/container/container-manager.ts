@@ -4,7 +4,7 @@
 // with its code after the restart. One record on disk and one object in memory each.
 import { randomBytes } from 'node:crypto';
 import { mkdir, open, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
-import { constants as fsConstants } from 'node:fs';
+import { constants as fsConstants, watch, type FSWatcher } from 'node:fs';
 import { dirname, isAbsolute, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
@@ -30,6 +30,7 @@ import { seccompFor } from './seccomp.js';
 import { attachToConmon, execWithPipes, execWithTerminal } from './stream-sessions.js';
 import type { AttachRequest, ExecRequest, StreamIO } from '../stream/backends.js';
 import type { ContainerMount, ContainerRecord, ContainerResources, ContainerSpec, ContainerState } from './container-types.js';
+import { noContainerEvents, type ContainerEventPublisher } from '../events/container-events.js';
 
 export interface ContainerManagerOptions {
   config: BerthConfig;
@@ -37,9 +38,15 @@ export interface ContainerManagerOptions {
   pods: SandboxManager;
   log: Logger;
   conmon?: string;
+  /** Where CREATED/STARTED/STOPPED/DELETED are published (GetContainerEvents). */
+  events?: ContainerEventPublisher;
 }
 
 const KILL_WAIT_MS = 10_000;
+/** The exit dir is watched; this sweep catches whatever a watch could miss. */
+const EXIT_SWEEP_MS = 5_000;
+/** An exit file still empty after this long is taken as it is (conmon writes it whole, by rename). */
+const EMPTY_EXIT_FILE_GRACE_MS = 2_000;
 /** ExecSync keeps at most this much of each stream (what the kubelet's probes need). */
 const EXEC_OUTPUT_LIMIT = 16 * 1024 * 1024;
 
@@ -55,6 +62,9 @@ export class ContainerManager {
   readonly #rroDir: string;
   /** conmon's attach sockets: <attachDir>/<container or exec session id>/attach. */
   readonly #attachDir: string;
+  readonly #events: ContainerEventPublisher;
+  #exitWatcher: FSWatcher | undefined;
+  #exitSweep: NodeJS.Timeout | undefined;
 
   constructor(private readonly options: ContainerManagerOptions) {
     const { config } = options;
@@ -63,6 +73,7 @@ export class ContainerManager {
     this.#exitDir = join(config.state, 'exits');
     this.#rroDir = join(config.state, 'rro');
     this.#attachDir = join(config.state, 'attach');
+    this.#events = options.events ?? noContainerEvents;
     for (const [name, handler] of Object.entries(config.runtimes)) {
       this.#runtimes.set(
         name,
@@ -96,6 +107,41 @@ export class ContainerManager {
         this.options.log.error({ container: id, error: (err as Error).message }, 'cannot remove a container bundle left behind; it stays for a later start');
       }
     }
+    this.#watchExits();
+  }
+
+  /**
+   * Exits are noticed as conmon writes them, not only when a client asks: an inotify
+   * watch on the exit dir, and a slow sweep of it for anything a watch could miss.
+   */
+  #watchExits(): void {
+    if (this.#exitWatcher) return;
+    const check = (id: string) => {
+      const record = this.#records.get(id);
+      if (!record || record.state === 'exited') return;
+      this.#locks
+        .lock(id, () => this.#refresh(record))
+        .catch((err: Error) => this.options.log.warn({ container: id, error: err.message }, 'cannot read an exit file'));
+    };
+    try {
+      this.#exitWatcher = watch(this.#exitDir, (_event, name) => {
+        if (name) check(name.toString());
+      });
+      this.#exitWatcher.on('error', (err) => this.options.log.warn({ error: err.message }, 'the exit dir watch failed; exits are found by the sweep'));
+    } catch (err) {
+      this.options.log.warn({ error: (err as Error).message }, 'cannot watch the exit dir; exits are found by the sweep');
+    }
+    this.#exitSweep = setInterval(() => {
+      void readdir(this.#exitDir).then((names) => names.forEach(check), () => undefined);
+    }, EXIT_SWEEP_MS);
+    this.#exitSweep.unref();
+  }
+
+  /** Stops watching for exits (berthd is stopping). */
+  close(): void {
+    this.#exitWatcher?.close();
+    this.#exitWatcher = undefined;
+    clearInterval(this.#exitSweep);
   }
 
   list(): ContainerRecord[] {
@@ -191,6 +237,7 @@ export class ContainerManager {
       await this.#moveMonitor(record);
       await this.#store.put(id, record);
       this.#records.set(id, record);
+      this.#events.publish('created', id, pod.id);
       this.options.log.info({ container: id, pod: pod.id, name: spec.name }, 'container created');
       return id;
     } catch (err) {
@@ -213,6 +260,7 @@ export class ContainerManager {
       record.startedAt = startedAt;
       // A status read meanwhile may already have seen the exit file.
       if (record.state === 'created') record.state = 'running';
+      this.#events.publish('started', record.id, record.podId);
       await this.#refresh(record);
       await this.#store.put(record.id, record);
     });
@@ -254,6 +302,7 @@ export class ContainerManager {
       await this.#store.delete(record.id);
       this.#records.delete(record.id);
       this.#names.delete(this.#nameKey(record.podId, record.spec));
+      this.#events.publish('deleted', record.id, record.podId);
       this.options.log.info({ container: record.id }, 'container removed');
     });
   }
@@ -413,19 +462,29 @@ export class ContainerManager {
     const exitFile = join(this.#exitDir, record.id);
     const text = await readFile(exitFile, 'utf8').catch(() => undefined);
     if (text === undefined) return;
-    const finished = (await stat(exitFile)).mtimeMs;
+    const finished = await stat(exitFile).then((s) => s.mtimeMs, () => undefined);
+    if (finished === undefined) return;
+    // Seen between its creation and its first write: not yet an exit.
+    if (text.trim() === '' && Date.now() - finished < EMPTY_EXIT_FILE_GRACE_MS) return;
     const code = Number.parseInt(text.trim(), 10);
     const oom = await stat(join(record.bundle, 'oom')).then(() => true, () => false);
+    // Another reader may have got here first while this one read files.
+    if ((record.state as ContainerState) === 'exited') return;
     this.#markExited(record, Number.isNaN(code) ? -1 : code, oom ? 'OOMKilled' : code === 0 ? 'Completed' : 'Error', '', BigInt(Math.round(finished * 1e6)).toString());
     await this.#store.put(record.id, record);
+    // Removed while this was written: the record must not come back at the next start.
+    if (!this.#records.has(record.id)) await this.#store.delete(record.id);
   }
 
+  /** The one way into `exited`; publishes STOPPED. */
   #markExited(record: ContainerRecord, code: number, reason: string, message: string, finishedAt = nowNanos()): void {
+    if (record.state === 'exited') return;
     record.state = 'exited';
     record.exitCode = code;
     record.reason = reason;
     record.message = message;
     record.finishedAt = finishedAt;
+    this.#events.publish('stopped', record.id, record.podId);
   }
 
   async #waitExit(record: ContainerRecord, ms: number): Promise<boolean> {

@@ -85,7 +85,19 @@ function wrapServerStream(
     const run = startCall(method, call, deps);
     if (!run) return void call.emit('error', gateClosed(deps.gate));
     if (!handler) return void call.emit('error', run.fail(unimplemented(method.name)));
-    const send = (message: unknown) => call.write(create(method.output, message as MessageInitShape<DescMessage>));
+    const send = (message: unknown) => {
+      if (run.ctx.signal.aborted) return Promise.resolve();
+      if (call.write(create(method.output, message as MessageInitShape<DescMessage>))) return Promise.resolve();
+      return new Promise<void>((resolve) => {
+        const done = () => {
+          call.off('drain', done);
+          run.ctx.signal.removeEventListener('abort', done);
+          resolve();
+        };
+        call.on('drain', done);
+        run.ctx.signal.addEventListener('abort', done, { once: true });
+      });
+    };
     handler(call.request as never, run.ctx, send).then(
       () => {
         run.ok();

@@ -19,16 +19,22 @@ import { containerStreamHandlers } from './container-stream.js';
 import { portForwardHandler } from './sandbox-port-forward.js';
 import type { StreamUrls } from '../stream/backends.js';
 import { listPodSandboxHandler, podSandboxStatusHandler } from './sandbox-status.js';
+import type { ContainerEvents } from '../events/container-events.js';
+import { getContainerEventsHandler } from './container-events.js';
+import { updatePodSandboxResourcesHandler } from './sandbox-resources.js';
+import { metricsHandlers } from './metrics.js';
+import { imageStreamHandlers, runtimeStreamHandlers } from './list-streams.js';
 
 export interface CriDeps extends StatusDeps {
   images: ImageManager;
   pods: SandboxManager;
   containers: ContainerManager;
   streams: StreamUrls;
+  events: ContainerEvents;
 }
 
 export function runtimeHandlers(deps: CriDeps): ServiceHandlers<MethodsOf<typeof RuntimeService>> {
-  return {
+  const handlers = {
     version,
     status: statusHandler(deps),
     runtimeConfig: runtimeConfigHandler(deps.config),
@@ -38,19 +44,25 @@ export function runtimeHandlers(deps: CriDeps): ServiceHandlers<MethodsOf<typeof
     removePodSandbox: removePodSandboxHandler(deps.pods),
     podSandboxStatus: podSandboxStatusHandler(deps.pods),
     listPodSandbox: listPodSandboxHandler(deps.pods),
+    updatePodSandboxResources: updatePodSandboxResourcesHandler(deps.pods),
     ...containerHandlers(deps.containers, { seccompDefaultWhenEmpty: deps.config.seccomp_use_default_when_empty }),
-    ...statsHandlers(deps.containers, deps.pods),
+    ...statsHandlers(deps.containers, deps.pods, deps.events.hub),
     ...containerStreamHandlers(deps.containers, deps.streams),
     portForward: portForwardHandler(deps.pods, deps.streams),
+    getContainerEvents: getContainerEventsHandler(deps.events, deps.containers),
+    ...metricsHandlers(deps.containers, deps.pods),
   };
+  // The Stream* twins of the List* calls: the same answers, sent in batches.
+  return { ...handlers, ...runtimeStreamHandlers(handlers) };
 }
 
 export function imageHandlers(deps: CriDeps): ServiceHandlers<MethodsOf<typeof ImageService>> {
-  return {
+  const handlers = {
     pullImage: pullImageHandler(deps.images),
     imageStatus: imageStatusHandler(deps.images),
     listImages: listImagesHandler(deps.images),
     removeImage: removeImageHandler(deps.images),
     imageFsInfo: imageFsInfoHandler(deps.images),
   };
+  return { ...handlers, ...imageStreamHandlers(handlers) };
 }

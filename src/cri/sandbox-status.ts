@@ -22,6 +22,7 @@ export function podSandboxStatusHandler(pods: SandboxManager): UnaryHandler<type
         podDir: record.podDir,
         runtimeHandler: record.spec.runtimeHandler,
         config: record.criConfig,
+        resources: record.resources,
       });
     }
     return { status: toCriSandboxStatus(record), info, timestamp: BigInt(Date.now()) * 1_000_000n };

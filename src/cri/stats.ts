@@ -11,6 +11,8 @@ import type { SandboxManager } from '../pod/sandbox-manager.js';
 import type { SandboxRecord } from '../pod/sandbox-types.js';
 import { invalidArgument } from '../errors.js';
 import { filterContainers, filterPods } from './list-filters.js';
+import type { EventHub } from '../events/event-hub.js';
+import type { ContainerEvent } from '../events/container-events.js';
 
 type Method<K extends keyof typeof RuntimeService.method> = UnaryHandler<(typeof RuntimeService.method)[K]>;
 
@@ -34,13 +36,18 @@ function memoryOf(sample: UsageSample | undefined): MessageInitShape<typeof Memo
   };
 }
 
-export function statsHandlers(containers: ContainerManager, pods: SandboxManager): {
+export function statsHandlers(containers: ContainerManager, pods: SandboxManager, events?: Pick<EventHub<ContainerEvent>, 'listen'>): {
   containerStats: Method<'containerStats'>;
   listContainerStats: Method<'listContainerStats'>;
   podSandboxStats: Method<'podSandboxStats'>;
   listPodSandboxStats: Method<'listPodSandboxStats'>;
 } {
   const sampler = new UsageSampler();
+  // A removed container's (or pod's) last CPU sample goes with it.
+  events?.listen((event) => {
+    if (event.kind !== 'deleted') return;
+    sampler.forget(event.containerId === event.podId ? `pod:${event.podId}` : event.containerId);
+  });
 
   const containerStats = async (record: ContainerRecord): Promise<MessageInitShape<typeof ContainerStatsSchema>> => {
     const sample = record.state === 'running' ? await sampler.sample(record.id, record.cgroupsPath) : undefined;

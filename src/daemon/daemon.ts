@@ -21,6 +21,7 @@ import { parseDuration } from '../util/duration.js';
 import { CniManager } from '../network/cni.js';
 import { SandboxManager } from '../pod/sandbox-manager.js';
 import { ContainerManager } from '../container/container-manager.js';
+import { ContainerEvents } from '../events/container-events.js';
 import { join } from 'node:path';
 import { StreamServer } from '../stream/server.js';
 import { forwardPort } from '../pod/port-forward.js';
@@ -46,6 +47,11 @@ export async function startDaemon(config: BerthConfig, log: Logger): Promise<Run
     pinnedImages: config.pinned_images,
     log,
   });
+  // Container events: a client more than 1024 events behind is dropped (it relists).
+  const events = new ContainerEvents({
+    capacity: 1024,
+    onDrop: (subscriber, capacity) => log.warn({ subscriber, capacity }, 'dropping a GetContainerEvents client that fell behind; it has to list again'),
+  });
   const cni = new CniManager({ confDir: config.cni.conf_dir, binDirs: config.cni.bin_dirs, cacheDir: join(config.root, 'cni-cache') });
   const pods = new SandboxManager({
     root: config.root,
@@ -55,8 +61,10 @@ export async function startDaemon(config: BerthConfig, log: Logger): Promise<Run
     defaultRuntime: config.default_runtime,
     cni,
     log,
+    events,
   });
-  const containers = new ContainerManager({ config, images, pods, log });
+  const containers = new ContainerManager({ config, images, pods, log, events });
+  events.setSnapshotSource((podId) => ({ pod: pods.find(podId), containers: containers.ofPod(podId) }));
   pods.setContainerHooks({
     stopPodContainers: async (podId) => {
       for (const c of containers.ofPod(podId)) await containers.stop(c.id, 0);
@@ -79,7 +87,7 @@ export async function startDaemon(config: BerthConfig, log: Logger): Promise<Run
     },
   });
   await streams.start();
-  const deps = { streams, config, network: cniNetworkReadiness(config.cni.conf_dir), images, pods, containers, settings: { podCidr: '' } };
+  const deps = { streams, config, network: cniNetworkReadiness(config.cni.conf_dir), images, pods, containers, events, settings: { podCidr: '' } };
   const server = new grpc.Server({
     // Image manifests and container lists can exceed the 4 MiB default.
     'grpc.max_receive_message_length': 16 * 1024 * 1024,
@@ -99,6 +107,8 @@ export async function startDaemon(config: BerthConfig, log: Logger): Promise<Run
   await pods.recover();
   await containers.recover();
   gate.open();
+  // Exits found by recovery (they happened while berthd was down) reach the clients that subscribe next.
+  events.hub.open();
   log.info('start-up recovery finished; serving');
 
   let stopping: Promise<void> | undefined;
@@ -106,6 +116,9 @@ export async function startDaemon(config: BerthConfig, log: Logger): Promise<Run
     socketPath,
     stop() {
       stopping ??= (async () => {
+        // Event streams never end by themselves: they end first, so the server can drain.
+        events.hub.close();
+        containers.close();
         await shutdownServer(server);
         await listener.close();
         await streams.stop();

@@ -12,12 +12,14 @@ import { RecordStore } from '../store/record-store.js';
 import { KeyedMutex } from '../util/locks.js';
 import { mapLimit } from '../util/map-limit.js';
 import { cgroupParentPath, ensureCgroup, moveIntoCgroup, removeCgroups, removeLeafCgroup } from '../linux/cgroups.js';
+import { applyCgroupLimits, podLimits, type CgroupLimits } from '../linux/cgroup-limits.js';
 import { isPinned, namespaceFiles, pinNamespaces, preparePrivateDir, removeUnmounted, unpinNamespaces } from '../linux/namespaces.js';
 import { inPinnedNamespace, prepareInfraRoot, startPidNamespace, stopPidNamespace } from '../linux/pid-namespace.js';
 import type { CniAttachment, CniManager } from '../network/cni.js';
 import { bringUpLoopback } from '../network/loopback.js';
 import { mountPodShm, unmountPodShm, writePodFiles } from './pod-files.js';
 import type { SandboxRecord, SandboxSpec } from './sandbox-types.js';
+import { noContainerEvents, type ContainerEventPublisher } from '../events/container-events.js';
 
 export interface SandboxManagerOptions {
   root: string;
@@ -29,6 +31,8 @@ export interface SandboxManagerOptions {
   log: Logger;
   /** The init of pods that share one PID namespace. */
   catatonit?: string;
+  /** Where the pod's own CREATED/STARTED/STOPPED/DELETED events go (its id as container id). */
+  events?: ContainerEventPublisher;
 }
 
 export interface PodContainerHooks {
@@ -106,7 +110,12 @@ export class SandboxManager {
     if (!netnsGone && !pidInitGone) return;
     this.options.log.warn({ pod: record.id, netnsGone, pidInitGone }, 'pod sandbox is not ready any more');
     record.state = 'notready';
+    this.#events.publish('stopped', record.id, record.id);
     await this.#store.put(record.id, record);
+  }
+
+  get #events(): ContainerEventPublisher {
+    return this.options.events ?? noContainerEvents;
   }
 
   /** Pods with their readiness checked (for status and list). */
@@ -245,6 +254,8 @@ export class SandboxManager {
       await writePodFiles(record.podDir, spec.hostname, record.network?.ips ?? [], spec.dns);
       record.state = 'ready';
       await this.#store.put(id, record);
+      this.#events.publish('created', id, id);
+      this.#events.publish('started', id, id);
       this.options.log.info({ pod: id, name: `${spec.namespace}/${spec.name}`, ips: record.network?.ips }, 'pod sandbox ready');
     } catch (err) {
       this.options.log.warn({ pod: id, error: (err as Error).message }, 'pod creation failed; undoing it');
@@ -262,8 +273,10 @@ export class SandboxManager {
       await this.#containers.stopPodContainers(record.id);
       if (record.state === 'notready' && !record.network && !record.netns && !record.pidns) return;
       await this.#teardown(record, false);
+      const wasReady = record.state === 'ready';
       record.state = 'notready';
       await this.#store.put(record.id, record);
+      if (wasReady) this.#events.publish('stopped', record.id, record.id);
       this.options.log.info({ pod: record.id }, 'pod sandbox stopped');
     });
   }
@@ -276,8 +289,32 @@ export class SandboxManager {
       if (!this.#records.has(record.id)) return;
       await this.#containers.removePodContainers(record.id);
       await this.#teardown(record, false);
+      // Published while the pod can still be read: the event carries its last status.
+      if (record.state === 'ready') {
+        record.state = 'notready';
+        this.#events.publish('stopped', record.id, record.id);
+      }
+      this.#events.publish('deleted', record.id, record.id);
       await this.#forget(record);
       this.options.log.info({ pod: record.id }, 'pod sandbox removed');
+    });
+  }
+
+  /**
+   * The pod-level resources the kubelet has given the pod (UpdatePodSandboxResources),
+   * recorded for status. The kubelet has already resized the pod's cgroup by then; when
+   * berth made the cgroup itself (no kubelet, e.g. crictl), berth writes the limits to
+   * it: what the containers may use plus the overhead.
+   */
+  updateResources(idOrPrefix: string, resources: CgroupLimits, overhead: CgroupLimits): Promise<void> {
+    const record = this.get(idOrPrefix);
+    return this.#locks.lock(record.id, async () => {
+      if (!this.#records.has(record.id)) throw notFound('pod sandbox', idOrPrefix);
+      const ownsCgroup = record.cgroupPath !== '' && record.cgroupsCreated.some((dir) => dir.endsWith(record.cgroupPath));
+      if (ownsCgroup) await applyCgroupLimits(record.cgroupPath, podLimits(resources, overhead));
+      record.resources = { overhead, resources, appliedToCgroup: ownsCgroup };
+      await this.#store.put(record.id, record);
+      this.options.log.info({ pod: record.id, appliedToCgroup: ownsCgroup }, 'pod sandbox resources updated');
     });
   }
 

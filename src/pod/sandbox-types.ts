@@ -1,4 +1,5 @@
 // Pod sandboxes in berth's own terms (cri/ translates the CRI messages to these).
+import type { CgroupLimits } from '../linux/cgroup-limits.js';
 export type NamespaceMode = 'pod' | 'container' | 'node' | 'target';
 export type SandboxState = 'creating' | 'ready' | 'notready';
 
@@ -49,4 +50,6 @@ export interface SandboxRecord {
   cgroupsCreated: string[];
   /** The CRI PodSandboxConfig as the kubelet sent it (JSON), for containers and status. */
   criConfig: unknown;
+  /** The pod-level resources of the last UpdatePodSandboxResources, and whether berth wrote them to the pod's cgroup. */
+  resources?: { overhead: CgroupLimits; resources: CgroupLimits; appliedToCgroup: boolean };
 }

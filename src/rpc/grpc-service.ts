@@ -19,10 +19,15 @@ type Input<M> = M extends { input: infer I extends DescMessage } ? I : never;
 type Output<M> = M extends { output: infer O extends DescMessage } ? O : never;
 
 export type UnaryHandler<M> = (request: MessageShape<Input<M>>, ctx: RpcContext) => Promise<MessageInitShape<Output<M>>>;
+/**
+ * A server-streaming handler. `send` resolves once the message may be followed by the
+ * next: at once while the transport has room, else when it drains (or the call ends),
+ * so a client that reads slowly holds back the handler instead of filling memory.
+ */
 export type ServerStreamHandler<M> = (
   request: MessageShape<Input<M>>,
   ctx: RpcContext,
-  send: (message: MessageInitShape<Output<M>>) => void,
+  send: (message: MessageInitShape<Output<M>>) => Promise<void>,
 ) => Promise<void>;
 
 /** Handlers for a service: any method left out answers UNIMPLEMENTED. */

@@ -1,0 +1,52 @@
+// GetContainerEvents: the container lifecycle as a stream, for the kubelet's evented
+// PLEG. Each event carries the pod's status and every container status of the pod as
+// they were when it happened (what the kubelet builds the pod's status from). A client
+// that falls behind is dropped with RESOURCE_EXHAUSTED (the kubelet relists at once
+// and subscribes again); berthd stopping ends every stream with UNAVAILABLE, as
+// containerd's does.
+import type { MessageInitShape } from '@bufbuild/protobuf';
+import { ContainerEventType, type ContainerEventResponseSchema, type RuntimeService } from '../gen/runtime/v1/api_pb.js';
+import type { ServerStreamHandler } from '../rpc/grpc-service.js';
+import { BerthError } from '../errors.js';
+import type { ContainerManager } from '../container/container-manager.js';
+import type { ContainerEvent, ContainerEventKind, ContainerEvents } from '../events/container-events.js';
+import { toCriSandboxStatus } from './sandbox-translate.js';
+import { toCriContainerStatus } from './container-translate.js';
+
+const eventTypes: Record<ContainerEventKind, ContainerEventType> = {
+  created: ContainerEventType.CONTAINER_CREATED_EVENT,
+  started: ContainerEventType.CONTAINER_STARTED_EVENT,
+  stopped: ContainerEventType.CONTAINER_STOPPED_EVENT,
+  deleted: ContainerEventType.CONTAINER_DELETED_EVENT,
+};
+
+export function toCriContainerEvent(event: ContainerEvent, containers: Pick<ContainerManager, 'imageRefOf'>): MessageInitShape<typeof ContainerEventResponseSchema> {
+  return {
+    containerId: event.containerId,
+    containerEventType: eventTypes[event.kind],
+    createdAt: event.createdAt,
+    podSandboxStatus: event.pod ? toCriSandboxStatus(event.pod) : undefined,
+    containersStatuses: event.containers.map((c) => toCriContainerStatus(c, containers.imageRefOf(c))),
+  };
+}
+
+export function getContainerEventsHandler(events: ContainerEvents, containers: ContainerManager): ServerStreamHandler<typeof RuntimeService.method.getContainerEvents> {
+  return async (_request, ctx, send) => {
+    const subscription = events.subscribe();
+    try {
+      for (;;) {
+        const event = await subscription.next(ctx.signal);
+        if (event === undefined) break;
+        await send(toCriContainerEvent(event, containers));
+      }
+    } finally {
+      subscription.close();
+    }
+    if (ctx.signal.aborted) return;
+    const reason = subscription.endReason;
+    if (reason?.kind === 'overflow') {
+      throw new BerthError('ResourceExhausted', `container events: this client fell ${reason.capacity} events behind and was dropped; list again and resubscribe`);
+    }
+    throw new BerthError('Unavailable', 'container events subscription closed by the server');
+  };
+}

@@ -1,0 +1,95 @@
+// The counters cAdvisor exports for a cgroup beyond what stats need: CPU split into
+// user and system time and CFS throttling, memory cache/mapped/swap/failures/peak, OOM
+// kills, processes and threads. cgroup v1 controllers or the v2 unified hierarchy.
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { cgroupHierarchies, cgroupUsage, type CgroupUsage } from './cgroups.js';
+
+export interface CgroupMetrics extends CgroupUsage {
+  cpuUserNanos: number;
+  cpuSystemNanos: number;
+  cfsPeriods: number;
+  cfsThrottledPeriods: number;
+  cfsThrottledNanos: number;
+  memoryCache: number;
+  memoryMappedFile: number;
+  memorySwap: number;
+  memoryFailcnt: number;
+  /** Peak usage; 0 where the kernel does not keep one (v2 before 5.19). */
+  memoryMaxUsage: number;
+  oomKills: number;
+  processes: number;
+  threads: number;
+}
+
+/** USER_HZ: the unit of cpuacct.stat. */
+const USER_HZ = 100;
+
+const read = (file: string) => readFile(file, 'utf8').catch(() => undefined);
+const keyed = (text: string | undefined) =>
+  new Map(
+    (text ?? '')
+      .split('\n')
+      .map((l) => l.trim().split(/\s+/))
+      .filter((p) => p.length === 2)
+      .map(([k, v]) => [k!, Number(v)]),
+  );
+const lines = (text: string | undefined) => (text ?? '').split('\n').filter((l) => l.trim() !== '').length;
+const num = (text: string | undefined) => (text === undefined || Number.isNaN(Number(text.trim())) ? 0 : Number(text.trim()));
+
+/** Everything about a cgroup's use; undefined when it does not exist (any more). */
+export async function cgroupMetrics(path: string): Promise<CgroupMetrics | undefined> {
+  const usage = await cgroupUsage(path);
+  if (!usage) return undefined;
+  const hierarchies = await cgroupHierarchies();
+  const v1 = (controller: string) => hierarchies.find((h) => h.version === 1 && h.controllers.includes(controller));
+  const memory = v1('memory');
+  if (memory) {
+    const cpuacct = v1('cpuacct');
+    const cpu = v1('cpu');
+    const pids = v1('pids') ?? memory;
+    const acct = keyed(cpuacct && (await read(join(cpuacct.mount, path, 'cpuacct.stat'))));
+    const cfs = keyed(cpu && (await read(join(cpu.mount, path, 'cpu.stat'))));
+    const mem = keyed(await read(join(memory.mount, path, 'memory.stat')));
+    const oom = keyed(await read(join(memory.mount, path, 'memory.oom_control')));
+    const procs = await read(join(pids.mount, path, 'cgroup.procs'));
+    const tasks = await read(join(pids.mount, path, 'tasks'));
+    return {
+      ...usage,
+      cpuUserNanos: ((acct.get('user') ?? 0) * 1e9) / USER_HZ,
+      cpuSystemNanos: ((acct.get('system') ?? 0) * 1e9) / USER_HZ,
+      cfsPeriods: cfs.get('nr_periods') ?? 0,
+      cfsThrottledPeriods: cfs.get('nr_throttled') ?? 0,
+      cfsThrottledNanos: cfs.get('throttled_time') ?? 0,
+      memoryCache: mem.get('total_cache') ?? 0,
+      memoryMappedFile: mem.get('total_mapped_file') ?? 0,
+      memorySwap: mem.get('total_swap') ?? 0,
+      memoryFailcnt: num(await read(join(memory.mount, path, 'memory.failcnt'))),
+      memoryMaxUsage: num(await read(join(memory.mount, path, 'memory.max_usage_in_bytes'))),
+      oomKills: oom.get('oom_kill') ?? 0,
+      processes: lines(procs),
+      threads: lines(tasks),
+    };
+  }
+  const unified = hierarchies.find((h) => h.version === 2)!;
+  const dir = join(unified.mount, path);
+  const cpu = keyed(await read(join(dir, 'cpu.stat')));
+  const mem = keyed(await read(join(dir, 'memory.stat')));
+  const events = keyed(await read(join(dir, 'memory.events')));
+  return {
+    ...usage,
+    cpuUserNanos: (cpu.get('user_usec') ?? 0) * 1000,
+    cpuSystemNanos: (cpu.get('system_usec') ?? 0) * 1000,
+    cfsPeriods: cpu.get('nr_periods') ?? 0,
+    cfsThrottledPeriods: cpu.get('nr_throttled') ?? 0,
+    cfsThrottledNanos: (cpu.get('throttled_usec') ?? 0) * 1000,
+    memoryCache: mem.get('file') ?? 0,
+    memoryMappedFile: mem.get('file_mapped') ?? 0,
+    memorySwap: num(await read(join(dir, 'memory.swap.current'))),
+    memoryFailcnt: events.get('max') ?? 0,
+    memoryMaxUsage: num(await read(join(dir, 'memory.peak'))),
+    oomKills: events.get('oom_kill') ?? 0,
+    processes: lines(await read(join(dir, 'cgroup.procs'))),
+    threads: lines(await read(join(dir, 'cgroup.threads'))),
+  };
+}
