@@ -220,8 +220,13 @@ test('a container killed by its memory limit is reported OOMKilled; others are n
     } as never,
   });
   await runtime.startContainer({ containerId });
+  const oomMarkerInCwd = join(process.cwd(), 'oom');
+  const markerBefore = existsSync(oomMarkerInCwd);
   const status = await waitExited(runtime, containerId, 60_000);
   assert.deepEqual([status.reason, status.exitCode], ['OOMKilled', 137]);
+  // conmon writes an `oom` marker into its working directory: berthd's (here, the
+  // test's) must stay clean.
+  if (!markerBefore) assert.equal(existsSync(oomMarkerInCwd), false, `conmon left an oom marker in ${process.cwd()}`);
   const calm = await runtime.createContainer({
     podSandboxId: podId,
     config: { metadata: { name: 'calm' }, image: { image }, command: ['sh', '-c', 'exit 137'], logPath: 'calm.log', linux: { resources: { memoryLimitInBytes: 32n * 1024n * 1024n } } } as never,

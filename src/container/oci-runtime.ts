@@ -80,6 +80,9 @@ export class OciRuntime {
     return new Promise((resolve, reject) => {
       // conmon reports the container's pid (or the runtime's error) on the sync pipe, fd 3.
       const child = spawn(this.options.conmon, args, {
+        // conmon writes an `oom` marker into its working directory (besides the persist
+        // dir): the bundle, never berthd's own directory.
+        cwd: opts.bundle,
         stdio: ['ignore', 'ignore', 'pipe', 'pipe'],
         env: { ...process.env, _OCI_SYNCPIPE: '3' },
         detached: true,

@@ -244,6 +244,7 @@ export async function execWithTerminal(options: TerminalExecOptions, io: StreamI
   // twice: once to let conmon fork, once to let the runtime run after berth attached);
   // 5: attach pipe (conmon says when its attach socket listens).
   const child = spawn(options.conmon, args, {
+    cwd: dir, // conmon's `oom` marker lands in its working directory
     stdio: ['ignore', 'ignore', 'pipe', 'pipe', 'pipe', 'pipe'],
     env: { ...process.env, _OCI_SYNCPIPE: '3', _OCI_STARTPIPE: '4', _OCI_ATTACHPIPE: '5' },
   });
