@@ -128,11 +128,25 @@ sweep() {
     kill -TERM "$runner_pid" 2>/dev/null || true
     wait "$runner_pid" 2>/dev/null || true
   fi
+  # Processes of this run the runner could not stop (runtimes, shims, conmon, registry:
+  # their command lines name the run dir), their children first.
+  local pids p
+  pids=$(grep -lsF "$run_dir" /proc/[0-9]*/cmdline 2>/dev/null | cut -d/ -f3 | grep -vx "$$" || true)
+  for p in $pids; do
+    pkill -KILL -P "$p" 2>/dev/null || true
+    kill -KILL "$p" 2>/dev/null || true
+  done
   if [ -s "$run_dir/leftovers" ]; then
     tac "$run_dir/leftovers" | while read -r kind a b; do
       case "$kind" in
         pid) kill -KILL "$a" 2>/dev/null || true ;;
-        iptables) iptables -D FORWARD -s "$a" ! -d "$a" -j DROP 2>/dev/null || true ;;
+        iptables)
+          iptables -D FORWARD -s "$a" ! -d "$a" -j DROP 2>/dev/null || true
+          # containerd's pod network namespaces (in /run/netns) on this subnet.
+          for ns in $(ip netns list 2>/dev/null | awk '{print $1}'); do
+            ip -n "$ns" -4 -o addr 2>/dev/null | grep -qF " ${a%.0/24}." && ip netns del "$ns" 2>/dev/null
+          done
+          ;;
         link) ip link del "$a" 2>/dev/null || true ;;
       esac
     done

@@ -167,11 +167,11 @@ export function conformanceImages(inputs: ImageInputs): ImageSpec[] {
 
   // The same pause image under two registries (Image Identifier Consistency), and as
   // containerd's sandbox image: Debian's static catatonit, as upstream's pause would be.
-  images.push({
-    refs: ['registry.k8s.io/pause:3.9', 'k8s.gcr.io/pause:3.9', CONTAINERD_SANDBOX_IMAGE],
-    layers: [filesLayer([{ path: 'catatonit', content: readFileSync(inputs.catatonit), mode: 0o755 }])],
-    config: { Entrypoint: ['/catatonit', '-P'], Env: [PATH_ENV], User: '65535:65535' },
-  });
+  // The sandbox image is a distinct image (a label apart): critest counts pause:3.9's tags.
+  const pause = filesLayer([{ path: 'catatonit', content: readFileSync(inputs.catatonit), mode: 0o755 }]);
+  const pauseConfig: ImageConfigInput = { Entrypoint: ['/catatonit', '-P'], Env: [PATH_ENV], User: '65535:65535' };
+  images.push({ refs: ['registry.k8s.io/pause:3.9', 'k8s.gcr.io/pause:3.9'], layers: [pause], config: pauseConfig });
+  images.push({ refs: [CONTAINERD_SANDBOX_IMAGE], layers: [pause], config: { ...pauseConfig, Labels: { 'berth.conformance': 'containerd sandbox image' } } });
   return images;
 }
 

@@ -9,7 +9,7 @@ import { spawn } from 'node:child_process';
 import { appendFileSync, createWriteStream, existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { startBerthd } from '../helpers/berthd.js';
+import { removeAllPods, startBerthd } from '../helpers/berthd.js';
 import { containerdVersion, startContainerd } from '../helpers/containerd.js';
 import { startPodNetwork } from '../helpers/pod-network.js';
 import { startRegistry } from '../helpers/registry.js';
@@ -121,6 +121,9 @@ async function main(): Promise<number> {
             criToml: `sandbox_image = "${CONTAINERD_SANDBOX_IMAGE}"\n  ${mirrors}\n`,
           });
           leftover(`pid ${containerd.process.pid}`);
+          // Pods first, while containerd still runs: their shims and network namespaces
+          // (in /run/netns) would outlive it otherwise.
+          runScope.after(() => removeAllPods(containerd.endpoint).catch(() => undefined));
           endpoint = containerd.endpoint;
           logs = containerd.logs;
           log(`containerd ${await containerdVersion()} on ${endpoint}`);
