@@ -21,9 +21,10 @@ if [ "$(id -u)" != 0 ]; then
 fi
 
 # Debian packages the harness needs beyond scripts/setup.sh: a C toolchain for the
-# static busybox and stand-ins, dpkg-dev for `apt-get source`, util-linux's ipcmk
-# (the host IPC specs make a shared memory segment on the host).
-PACKAGES=(build-essential dpkg-dev util-linux xz-utils)
+# static busybox and stand-ins, dpkg-dev (with bzip2, xz-utils) for `apt-get source`,
+# util-linux's ipcmk (the host IPC specs make a shared memory segment on the host),
+# procps's pkill -P for the clean-up.
+PACKAGES=(build-essential dpkg-dev bzip2 xz-utils util-linux procps)
 missing=()
 for pkg in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
@@ -124,6 +125,7 @@ runner_pid=""
 sweep() {
   local status=$?
   trap - EXIT INT TERM
+  set +e # best effort from here: every step runs whatever the one before it did
   if [ -n "$runner_pid" ] && kill -0 "$runner_pid" 2>/dev/null; then
     kill -TERM "$runner_pid" 2>/dev/null || true
     wait "$runner_pid" 2>/dev/null || true

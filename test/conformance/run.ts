@@ -69,10 +69,12 @@ function leftover(line: string): void {
 async function main(): Promise<number> {
   const scope = new Scope();
   let closing: Promise<void> | undefined;
+  let stopping = false;
   const close = (): Promise<void> => (closing ??= scope.close());
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     process.once(signal, () => {
       log(`${signal}: cleaning up`);
+      stopping = true;
       void close().finally(() => process.exit(signal === 'SIGINT' ? 130 : 143));
     });
   }
@@ -97,7 +99,10 @@ async function main(): Promise<number> {
     log(`pod network ${network.subnet} on bridge ${network.bridge} (FORWARD guard: nothing from it leaves the subnet)`);
 
     for (const runtime of RUNTIMES) {
+      if (stopping) throw new Error('stopped by a signal');
       const runScope = new Scope();
+      // A signal closes the outer scope: the runtime (and its pods) go first.
+      scope.after(() => runScope.close());
       try {
         let endpoint: string;
         let logs: () => string;
@@ -129,7 +134,7 @@ async function main(): Promise<number> {
           log(`containerd ${await containerdVersion()} on ${endpoint}`);
         }
         const outcome = await runCritest(runtime, endpoint);
-        if (BENCH) outcome.bench = await runBenchmark(runtime, endpoint);
+        if (BENCH && !stopping) outcome.bench = await runBenchmark(runtime, endpoint);
         outcomes.push(outcome);
         writeFileSync(join(RUN_DIR, `${runtime}.log`), logs());
       } finally {
