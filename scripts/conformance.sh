@@ -42,15 +42,16 @@ mkdir -p "$cache"
 # A full busybox (upstream's defconfig: every applet, pgrep and ipcs among them, and
 # FEATURE_SH_STANDALONE off) built static from Debian's source package. Cached; the
 # image gets it with hard-linked applets (see test/conformance/images.ts).
-BUSYBOX_RECIPE=v1
+BUSYBOX_RECIPE=v2
 build_busybox() {
   local out="$cache/busybox-$BUSYBOX_RECIPE"
   if [ -x "$out/busybox" ] && [ -s "$out/applets" ]; then
     return
   fi
   echo "conformance: building busybox from Debian's source package (once; cached in $out)"
-  local work
-  work="$(mktemp -d)"
+  # A fixed build path and time, so that the binary (and the image digests) repeat.
+  local work=/var/tmp/berth-busybox-build
+  rm -rf "$work" && mkdir -p "$work"
   # apt-get source needs deb-src entries: the same URIs and suites as the machine's deb
   # entries, in a file of our own, removed again after the download.
   local srcfile=/etc/apt/sources.list.d/berth-conformance-src.sources
@@ -66,6 +67,7 @@ build_busybox() {
   rm -f "$srcfile"
   (
     cd "$work/src"
+    export KCONFIG_NOTIMESTAMP=1 SOURCE_DATE_EPOCH=1704067200 KBUILD_BUILD_TIMESTAMP='2024-01-01' LC_ALL=C TZ=UTC
     make -s defconfig >/dev/null
     sed -i -E \
       -e 's/^# CONFIG_STATIC is not set/CONFIG_STATIC=y/' \
@@ -74,9 +76,7 @@ build_busybox() {
       -e 's/^CONFIG_TC=y/# CONFIG_TC is not set/' \
       .config
     { yes '' || true; } | make -s oldconfig >/dev/null
-    # Fixed build identity, so the binary (and the image digests) repeat.
-    KCONFIG_NOTIMESTAMP=1 SOURCE_DATE_EPOCH=1704067200 KBUILD_BUILD_TIMESTAMP='2024-01-01' \
-      make -s -j"$(nproc)" busybox >/dev/null 2>"$work/build.log" || { tail -40 "$work/build.log" >&2; exit 1; }
+    make -s -j"$(nproc)" busybox >/dev/null 2>"$work/build.log" || { tail -40 "$work/build.log" >&2; exit 1; }
   )
   local bb="$work/src/busybox"
   for applet in pgrep ipcs sh sleep; do
