@@ -214,11 +214,18 @@ function parseReport(file: string): Map<string, SpecResult> {
     for (const r of suite.SpecReports ?? []) {
       if (r.LeafNodeType !== 'It') continue;
       const name = [...(r.ContainerHierarchyTexts ?? []), r.LeafNodeText].join(' ');
-      const failure = r.Failure?.Message ? `${r.Failure.Message.split('\n').slice(0, 3).join(' ').slice(0, 300)}` : undefined;
+      const failure = r.Failure?.Message ? failureExcerpt(r.Failure.Message) : undefined;
       specs.set(name, { name, state: r.State, seconds: r.RunTime / 1e9, failure });
     }
   }
   return specs;
+}
+
+/** The gist of a ginkgo failure: its first line, and the gRPC status when there is one. */
+function failureExcerpt(message: string): string {
+  const first = message.split('\n')[0]!.trim();
+  const rpc = /rpc error: code = \w+ desc = [^\n]*/.exec(message)?.[0];
+  return (rpc ? `${first}: ${rpc}` : message.split('\n').slice(0, 3).join(' ')).replace(/\s+/g, ' ').slice(0, 400);
 }
 
 function countStates(specs: Map<string, SpecResult>): { passed: number; failed: number; skipped: number } {
