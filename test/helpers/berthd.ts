@@ -54,8 +54,8 @@ export async function startBerthd(t: { after(fn: () => unknown): void }, options
   return launchBerthd(t, dir, configPath, socket);
 }
 
-/** Stops and removes every pod (and so every container) of a berthd. */
-async function removeAllPods(endpoint: string): Promise<void> {
+/** Stops and removes every pod (and so every container) of a CRI runtime (berthd, containerd). */
+export async function removeAllPods(endpoint: string): Promise<void> {
   const channel = openChannel(endpoint);
   try {
     const runtime = serviceClient(RuntimeService, channel);

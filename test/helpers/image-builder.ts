@@ -13,7 +13,8 @@ export type LayerEntry =
   | { type: 'file'; path: string; content: Buffer | string; mode?: number; uid?: number; gid?: number; mtime?: Date; xattrs?: Record<string, string> }
   | { type: 'dir'; path: string; mode?: number; uid?: number; gid?: number; mtime?: Date }
   | { type: 'symlink'; path: string; target: string; uid?: number; gid?: number }
-  | { type: 'hardlink'; path: string; target: string }
+  // mode: what the header says (docker writes the target's); some extractors apply it to the target.
+  | { type: 'hardlink'; path: string; target: string; mode?: number }
   | { type: 'char' | 'block'; path: string; major: number; minor: number; mode?: number }
   | { type: 'fifo'; path: string; mode?: number };
 
