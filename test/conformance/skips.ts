@@ -10,8 +10,6 @@ export interface Skip {
   runtimes: Array<'berth' | 'containerd'>;
 }
 
-const STREAMING = 'waits for issue 11 (streaming: berthd answers Exec, Attach and PortForward with UNIMPLEMENTED)';
-
 export const SKIPS: Skip[] = [
   {
     spec: 'public image with digest should be pulled and removed',
@@ -19,11 +17,6 @@ export const SKIPS: Skip[] = [
       'cannot pass offline: it pulls test-image-digest@sha256:9700f9a2…, the hash of the exact manifest bytes upstream pushed (see critest-offline.md)',
     runtimes: ['berth', 'containerd'],
   },
-  { spec: 'runtime should support exec with tty=false and stdin=false', reason: STREAMING, runtimes: ['berth'] },
-  { spec: 'runtime should support exec with tty=true and stdin=true', reason: STREAMING, runtimes: ['berth'] },
-  { spec: 'runtime should support attach', reason: STREAMING, runtimes: ['berth'] },
-  { spec: 'runtime should support portforward [Conformance]', reason: STREAMING, runtimes: ['berth'] },
-  { spec: 'runtime should support portforward in host network', reason: STREAMING, runtimes: ['berth'] },
 ];
 
 /** A ginkgo -skip regular expression matching the spec text literally. */
