@@ -248,3 +248,17 @@ test('RuntimeConfig answers the configured cgroup driver; UpdateRuntimeConfig re
   await runtime.removePodSandbox({ podSandboxId: 'nope' });
   await assert.rejects(runtime.runPodSandbox({}), { code: grpc.status.INVALID_ARGUMENT });
 });
+
+test('StopContainer, RemoveContainer, StopPodSandbox and RemovePodSandbox of an unknown id succeed (idempotent, as the CRI says)', async (t) => {
+  const berthd = await startBerthd(t);
+  const channel = openChannel(berthd.endpoint);
+  cleanup(t).after(() => channel.close());
+  const runtime = serviceClient(RuntimeService, channel);
+  const ghost = 'f'.repeat(64);
+  await runtime.stopContainer({ containerId: ghost, timeout: 1n });
+  await runtime.removeContainer({ containerId: ghost });
+  await runtime.stopPodSandbox({ podSandboxId: ghost });
+  await runtime.removePodSandbox({ podSandboxId: ghost });
+  // Status still says what is not there.
+  await assert.rejects(runtime.containerStatus({ containerId: ghost }), (err: grpc.ServiceError) => err.code === grpc.status.NOT_FOUND);
+});

@@ -269,7 +269,8 @@ export class ContainerManager {
   /** SIGTERM (or the stop signal), SIGKILL after the timeout. Idempotent. */
   async stop(idOrPrefix: string, timeoutSeconds: number): Promise<void> {
     const record = this.find(idOrPrefix);
-    if (!record) throw notFound('container', idOrPrefix);
+    // Idempotent, as the CRI asks (and critest checks): a container that is gone is stopped.
+    if (!record) return;
     await this.#locks.lock(record.id, async () => {
       await this.#refresh(record);
       if (record.state === 'exited') return;
