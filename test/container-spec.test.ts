@@ -133,6 +133,21 @@ test('a recursive read-only mount makes submounts read-only too; a plain read-on
   assert.deepEqual(table.filter((l) => l.includes(berthd.dir) && l.includes('/rro/')), []);
   const host = table.find((l) => l.split(' ')[4] === join(shared, 'sub'));
   assert.match(host ?? '', / rw,nosuid/, 'the host submount is still writable');
+
+  // While a container with a recursive read-only mount runs, berth holds no mount of the
+  // source on the host: its owner can unmount what is below and remove it (critest does),
+  // and the container keeps its read-only copy.
+  const { containerId } = await runtime.createContainer({
+    podSandboxId: podId,
+    config: { metadata: { name: 'rrolive' }, image: { image }, command: ['sleep', '300'], mounts: [{ containerPath: '/m', hostPath: shared, readonly: true, recursiveReadOnly: true }] },
+  });
+  await runtime.startContainer({ containerId });
+  const live = (await readFile('/proc/self/mountinfo', 'utf8')).split('\n');
+  assert.deepEqual(live.filter((l) => l.includes(berthd.dir) && l.includes('/rro/')), [], 'no rro tree on the host while the container runs');
+  assert.equal((await run('umount', ['-l', join(shared, 'sub')])).code, 0);
+  assert.equal((await run('rmdir', [join(shared, 'sub')])).code, 0, 'the source submount dir can be removed');
+  const inside = await runtime.execSync({ containerId, cmd: ['sh', '-c', 'touch /m/sub/x 2>/dev/null && echo writable || echo readonly'], timeout: 10n });
+  assert.equal(Buffer.from(inside.stdout).toString(), 'readonly\n');
 });
 
 test('capabilities: the default set, a drop, an add, ALL, privileged', { skip }, async (t) => {

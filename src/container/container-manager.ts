@@ -234,6 +234,10 @@ export class ContainerManager {
       await writeFile(join(bundle, 'config.json'), JSON.stringify(oci));
       await mkdir(dirname(logFile), { recursive: true });
       record.pid = await runtime.create({ id, bundle, logFile, exitDir: this.#exitDir, persistDir: bundle, socketDir: this.#attachDir, terminal: spec.tty, stdin: spec.stdin, leaveStdinOpen: !spec.stdinOnce });
+      // The container's mount namespace holds its own copies of the recursive read-only
+      // trees now. The host's go at once, so nothing of berth's keeps a source busy: its
+      // owner can unmount what is below it and remove it, as with a runtime's own rro.
+      await this.#unmountReadOnlyTrees(record);
       await this.#moveMonitor(record);
       await this.#store.put(id, record);
       this.#records.set(id, record);
@@ -531,6 +535,10 @@ export class ContainerManager {
   async #unmountRootfs(record: Pick<ContainerRecord, 'id' | 'bundle'>): Promise<void> {
     const rootfs = join(record.bundle, 'rootfs');
     if ((await mountPoints()).has(rootfs)) await runCommand('umount', [rootfs], 'unmounting the container rootfs');
+    await this.#unmountReadOnlyTrees(record);
+  }
+
+  async #unmountReadOnlyTrees(record: Pick<ContainerRecord, 'id'>): Promise<void> {
     const trees = join(this.#rroDir, record.id);
     for (const tree of await readdir(trees).catch(() => [] as string[])) await unmountTree(join(trees, tree));
   }
