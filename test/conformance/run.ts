@@ -2,8 +2,9 @@
 // this): a local registry serving every image critest pulls, a pod network of its own,
 // critest against a private berthd and against Debian's containerd, an optional short
 // benchmark, a side-by-side summary. Exit status: 0 when berth passes every spec that
-// containerd passes (minus the named skips of skips.ts), 1 when it does not, 2 when the
-// harness itself could not run.
+// containerd passes (minus the named skips of skips.ts) and every spec of its own
+// baseline (baseline.ts: what it passed before), 1 when it does not, 2 when the harness
+// itself could not run.
 //   node dist/test/conformance/run.js --critest PATH --busybox DIR --standins DIR --run-dir DIR
 import { spawn } from 'node:child_process';
 import { appendFileSync, createWriteStream, existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
@@ -16,6 +17,7 @@ import { startRegistry } from '../helpers/registry.js';
 import { Scope } from '../helpers/scope.js';
 import { CONTAINERD_SANDBOX_IMAGE, UPSTREAM_HOSTS, conformanceImages, pushConformanceImages } from './images.js';
 import { SKIPS, skipFor, skipPattern } from './skips.js';
+import { BERTH_BASELINE_FILE, readBerthBaseline } from './baseline.js';
 
 type Runtime = 'berth' | 'containerd';
 
@@ -317,6 +319,22 @@ function summarize(outcomes: RunOutcome[]): number {
 
   let status = 0;
   if (outcomes.some((o) => o.error)) status = 2;
+  // Specs berth passed before (the committed baseline) must pass again, whatever
+  // containerd does with them: a spec containerd 1.6 skips is guarded too.
+  if (berth && !berth.error) {
+    const baseline = readBerthBaseline();
+    // With a focus, critest skips what is out of it; a full run must pass the whole baseline.
+    const lost = baseline.filter((name) => {
+      const state = berth.specs.get(name)?.state;
+      return state !== undefined && state !== 'passed' && !(FOCUS && state === 'skipped');
+    });
+    const missing = FOCUS ? [] : baseline.filter((name) => !berth.specs.has(name));
+    const gained = [...berth.specs.values()].filter((r) => r.state === 'passed' && !baseline.includes(r.name)).map((r) => r.name);
+    out.push('', `Baseline: ${baseline.length} specs berth passed before (${BERTH_BASELINE_FILE}); ${lost.length} of them fail now, ${missing.length} did not run.`);
+    for (const name of [...lost, ...missing]) out.push(`  LOST  ${name}${berth.specs.get(name)?.failure ? `\n        ${berth.specs.get(name)!.failure}` : ''}`);
+    if (gained.length) out.push(`  Passing now and not in the baseline (${gained.length}; add them): `, ...gained.map((n) => `    ${n}`));
+    if (lost.length || missing.length) status = Math.max(status, 1);
+  }
   if (berth && containerd && !berth.error && !containerd.error) {
     const regressions: SpecResult[] = [];
     const bothFail: string[] = [];
