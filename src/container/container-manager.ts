@@ -29,7 +29,8 @@ import { resolveUser } from './user.js';
 import { seccompFor } from './seccomp.js';
 import { attachToConmon, execWithPipes, execWithTerminal } from './stream-sessions.js';
 import type { AttachRequest, ExecRequest, StreamIO } from '../stream/backends.js';
-import type { ContainerMount, ContainerRecord, ContainerResources, ContainerSpec, ContainerState } from './container-types.js';
+import { imageVolumePaths, mountImageVolume, resolveInImage } from './image-volumes.js';
+import type { ContainerMount, ContainerRecord, ImageVolume, ContainerResources, ContainerSpec, ContainerState } from './container-types.js';
 import { noContainerEvents, type ContainerEventPublisher } from '../events/container-events.js';
 
 export interface ContainerManagerOptions {
@@ -58,7 +59,7 @@ export class ContainerManager {
   readonly #runtimes = new Map<string, OciRuntime>();
   readonly #dir: string;
   readonly #exitDir: string;
-  /** Recursive read-only trees, under a private mount so no other namespace gets copies. */
+  /** Recursive read-only trees and image volumes, under a private mount so no other namespace gets copies. */
   readonly #rroDir: string;
   /** conmon's attach sockets: <attachDir>/<container or exec session id>/attach. */
   readonly #attachDir: string;
@@ -184,15 +185,19 @@ export class ContainerManager {
     const image = this.options.images.get(spec.image);
     const runtime = this.#runtimes.get(pod.spec.runtimeHandler);
     if (!runtime) throw new BerthError('FailedPrecondition', `runtime handler "${pod.spec.runtimeHandler}" is not configured`);
-    for (const m of spec.mounts) {
+    // Image volumes: the image must be here (pulled), as for the container's own.
+    const mounts = spec.mounts.map((m) => (m.image ? { ...m, image: { ...m.image, imageId: this.options.images.get(m.image.image).id } } : m));
+    const binds = mounts.filter((m) => !m.image);
+    for (const m of mounts) if (!isAbsolute(m.containerPath)) throw new BerthError('InvalidArgument', `mount ${m.containerPath} needs an absolute container path`);
+    for (const m of binds) {
       if (!isAbsolute(m.containerPath) || !isAbsolute(m.hostPath)) throw new BerthError('InvalidArgument', `mount ${m.hostPath}:${m.containerPath} needs absolute paths`);
     }
     // A host path that does not exist is created as a directory, as containerd (and
     // Docker) do; a file stays a file.
-    for (const m of spec.mounts) {
+    for (const m of binds) {
       if (!(await stat(m.hostPath).then(() => true, () => false))) await mkdir(m.hostPath, { recursive: true, mode: 0o755 });
     }
-    for (const m of spec.mounts) await checkPropagationSource(m.hostPath, m.propagation);
+    for (const m of binds) await checkPropagationSource(m.hostPath, m.propagation);
     // Reserved before anything is awaited: a retry overlapping this call must see it.
     const id = randomBytes(32).toString('hex');
     this.#names.set(key, id);
@@ -201,7 +206,7 @@ export class ContainerManager {
     const record: ContainerRecord = {
       id,
       podId: pod.id,
-      spec: { ...spec, imageId: image.id },
+      spec: { ...spec, imageId: image.id, mounts },
       state: 'created',
       createdAt: nowNanos(),
       startedAt: '0',
@@ -519,6 +524,10 @@ export class ContainerManager {
   async #prepareMounts(record: ContainerRecord): Promise<ContainerMount[]> {
     const mounts: ContainerMount[] = [];
     for (const [i, m] of record.spec.mounts.entries()) {
+      if (m.image) {
+        mounts.push({ ...m, hostPath: await this.#mountImageVolume(record, i, m.image) });
+        continue;
+      }
       // A file has no submounts: a plain read-only bind is already all the way down.
       if (!m.recursiveReadOnly || !(await stat(m.hostPath).then((s) => s.isDirectory(), () => false))) {
         mounts.push(m);
@@ -529,6 +538,19 @@ export class ContainerManager {
       mounts.push({ ...m, hostPath: tree });
     }
     return mounts;
+  }
+
+  /** Mounts an image volume in the container's private dir; the path to bind (its root or sub path). */
+  async #mountImageVolume(record: ContainerRecord, index: number, volume: ImageVolume): Promise<string> {
+    const image = this.options.images.get(volume.imageId);
+    const paths = imageVolumePaths(join(this.#rroDir, record.id), index);
+    await mountImageVolume(image.layers.map((l) => this.options.images.snapshots.path(l.chainId)).reverse(), paths);
+    return volume.subPath ? resolveInImage(paths.target, volume.subPath, volume.image) : paths.target;
+  }
+
+  /** A container with an image volume of this image (RemoveImage refuses to remove it under one). */
+  imageVolumeUser(imageId: string): string | undefined {
+    return this.list().find((r) => r.spec.mounts.some((m) => m.image?.imageId === imageId))?.id;
   }
 
   /** Unmounts the rootfs and any recursive read-only trees of a container (or of a bundle left by a crash). */

@@ -10,6 +10,16 @@ export interface ContainerMount {
   /** Read-only all the way down, submounts included. */
   recursiveReadOnly?: boolean;
   propagation: 'private' | 'rslave' | 'rshared';
+  /** An image volume: the image's rootfs, read-only, instead of hostPath (which is empty). */
+  image?: ImageVolume;
+}
+
+export interface ImageVolume {
+  /** What the caller named the image, and the image's id (set by CreateContainer). */
+  image: string;
+  imageId: string;
+  /** A path inside the image to mount instead of its root; '' for the root. */
+  subPath: string;
 }
 
 export interface ContainerDevice {

@@ -15,6 +15,7 @@ import type { ContainerMount, ContainerRecord, ContainerResources, ContainerSpec
 import { namespaceModeFrom } from './sandbox-translate.js';
 import type { SeccompChoice } from '../container/seccomp.js';
 import { checkRunAsGroup, seccompChoiceFrom } from './security-translate.js';
+import { checkSubPath } from '../container/image-volumes.js';
 
 export interface ContainerTranslateOptions {
   /**
@@ -43,7 +44,12 @@ export function containerSpecFrom(config: ContainerConfig | undefined, options: 
     if (m.recursiveReadOnly && (!m.readonly || m.propagation !== MountPropagation.PROPAGATION_PRIVATE)) {
       throw invalidArgument(`mount ${m.containerPath}: recursive_read_only needs readonly and private propagation`);
     }
-    if (m.image?.image) throw invalidArgument(`mount ${m.containerPath}: image volumes are not supported`);
+    if (m.image?.image) {
+      // Image volumes are read-only (the CRI asks runtimes to refuse readonly=false).
+      if (!m.readonly) throw invalidArgument(`mount ${m.containerPath}: an image volume must be read-only`);
+      const bad = checkSubPath(m.imageSubPath);
+      if (bad) throw invalidArgument(`mount ${m.containerPath}: ${bad}`);
+    } else if (m.imageSubPath) throw invalidArgument(`mount ${m.containerPath}: image_sub_path needs an image`);
   }
   for (const d of config.devices) {
     if (!/^[rwm]+$/.test(d.permissions || 'rwm')) throw invalidArgument(`device ${d.hostPath}: permissions "${d.permissions}" must be letters of "rwm"`);
@@ -59,13 +65,17 @@ export function containerSpecFrom(config: ContainerConfig | undefined, options: 
     workingDir: config.workingDir,
     // The reference proto types the value as bytes (wire-identical to a string): UTF-8.
     env: config.envs.map((e): [string, string] => [e.key, Buffer.from(e.value).toString('utf8')]),
-    mounts: config.mounts.map((m) => ({
-      containerPath: m.containerPath,
-      hostPath: m.hostPath,
-      readonly: m.readonly,
-      recursiveReadOnly: m.recursiveReadOnly,
-      propagation: propagations[m.propagation] ?? 'private',
-    })),
+    mounts: config.mounts.map((m): ContainerMount =>
+      m.image?.image
+        ? { containerPath: m.containerPath, hostPath: '', readonly: true, propagation: 'private', image: { image: m.image.image, imageId: '', subPath: m.imageSubPath } }
+        : {
+            containerPath: m.containerPath,
+            hostPath: m.hostPath,
+            readonly: m.readonly,
+            recursiveReadOnly: m.recursiveReadOnly,
+            propagation: propagations[m.propagation] ?? 'private',
+          },
+    ),
     labels: { ...config.labels },
     annotations: { ...config.annotations },
     logPath: config.logPath,
@@ -167,6 +177,8 @@ export function toCriContainerStatus(record: ContainerRecord, imageRef: string):
       hostPath: m.hostPath,
       readonly: m.readonly,
       propagation: m.propagation === 'rslave' ? MountPropagation.PROPAGATION_HOST_TO_CONTAINER : m.propagation === 'rshared' ? MountPropagation.PROPAGATION_BIDIRECTIONAL : MountPropagation.PROPAGATION_PRIVATE,
+      // An image volume reports its image and the id PullImage returned for it (KEP-5365's image_ref).
+      ...(m.image ? { image: { image: m.image.image, imageRef: m.image.imageId }, imageSubPath: m.image.subPath } : {}),
     })),
     logPath: record.logFile,
     resources: { linux: toCriResources(record.spec) },

@@ -1,10 +1,13 @@
 // ListMetricDescriptors, ListPodSandboxMetrics, StreamPodSandboxMetrics: cAdvisor's
-// metric names, read from the cgroups of ready pods and of their containers, and the
-// pod's network counters from inside its network namespace. Labels are CRI-O's:
-// id, name and image (a pod's own metrics are named "POD"), and interface for the
-// network. Values are whole numbers (the CRI's UInt64Value): the *_seconds_total
-// counters are in nanoseconds, as containerd's and CRI-O's are. Timestamps are 0: the
-// values are read at the call, not cached.
+// metric names (every one critest v1.37.0 expects of all runtimes), read from the cgroups
+// of ready pods and of their containers, their processes' /proc/PID/fd, the containers'
+// writable layers and the filesystem under them, and the pod's network counters from
+// inside its network namespace. Labels are CRI-O's id, name and image (a pod's own
+// metrics are named "POD"), plus cAdvisor's extra label of each metric (interface,
+// device, major/minor/operation, failure_type/scope). Values are whole numbers (the CRI's
+// UInt64Value): the *_seconds_total counters are in nanoseconds, as containerd's and
+// CRI-O's are. Timestamps are 0: the values are read at the call, not cached.
+import { join } from 'node:path';
 import type { MessageInitShape } from '@bufbuild/protobuf';
 import { MetricType, type MetricSchema, type PodSandboxMetricsSchema, type RuntimeService } from '../gen/runtime/v1/api_pb.js';
 import type { ServerStreamHandler, UnaryHandler } from '../rpc/grpc-service.js';
@@ -14,6 +17,10 @@ import type { SandboxManager } from '../pod/sandbox-manager.js';
 import type { SandboxRecord } from '../pod/sandbox-types.js';
 import { cgroupMetrics, type CgroupMetrics } from '../linux/cgroup-metrics.js';
 import { netnsInterfaceCounters, type InterfaceCounters } from '../linux/netdev.js';
+import { cgroupIo, type DeviceIo } from '../linux/cgroup-io.js';
+import { countFds, type FdCounts } from '../linux/process-fds.js';
+import { filesystemOf, type FilesystemInfo } from '../linux/filesystem.js';
+import { writableLayerUsage } from '../container/container-stats.js';
 import { mapLimit } from '../util/map-limit.js';
 import { sendInBatches } from './list-streams.js';
 
@@ -48,13 +55,51 @@ const cgroupDefs: Def<CgroupMetrics>[] = [
   { name: 'container_oom_events_total', help: 'Count of out of memory events observed for the container.', type: COUNTER, value: (s) => s.oomKills },
   { name: 'container_processes', help: 'Number of processes running inside the container.', type: GAUGE, value: (s) => s.processes },
   { name: 'container_threads', help: 'Number of threads running inside the container.', type: GAUGE, value: (s) => s.threads },
+  { name: 'container_threads_max', help: 'Maximum number of threads allowed inside the container, infinity if value is zero.', type: GAUGE, value: (s) => s.threadsMax },
+  { name: 'container_memory_kernel_usage', help: 'Size of kernel memory allocated in bytes.', type: GAUGE, value: (s) => s.kernelUsage },
+  { name: 'container_last_seen', help: 'Last time a container was seen by the exporter.', type: GAUGE, value: () => Math.floor(Date.now() / 1000) },
 ];
+
+/** container_memory_failures_total: one series per failure type and scope, as cAdvisor's. */
+const failureSeries: Array<{ labels: [string, string]; value: (s: CgroupMetrics) => number }> = [
+  { labels: ['pgfault', 'container'], value: (s) => s.pgfault },
+  { labels: ['pgmajfault', 'container'], value: (s) => s.pgmajfault },
+  { labels: ['pgfault', 'hierarchy'], value: (s) => s.hierarchyPgfault },
+  { labels: ['pgmajfault', 'hierarchy'], value: (s) => s.hierarchyPgmajfault },
+];
+const FAILURES = { name: 'container_memory_failures_total', help: 'Cumulative count of memory allocation failures.', labelKeys: [...BASE_LABELS, 'failure_type', 'scope'] };
+
+const processDefs: Def<FdCounts>[] = [
+  { name: 'container_file_descriptors', help: 'Number of open file descriptors for the container.', type: GAUGE, value: (c) => c.fds },
+  { name: 'container_sockets', help: 'Number of open sockets for the container.', type: GAUGE, value: (c) => c.sockets },
+];
+
+/** The writable layer and the filesystem it is on (labelled with its device, as cAdvisor's). */
+interface LayerFs extends FilesystemInfo {
+  usedBytes: number;
+}
+const fsDefs: Def<LayerFs>[] = [
+  { name: 'container_fs_usage_bytes', help: 'Number of bytes that are consumed by the container on this filesystem.', type: GAUGE, value: (f) => f.usedBytes },
+  { name: 'container_fs_limit_bytes', help: 'Number of bytes that can be consumed by the container on this filesystem.', type: GAUGE, value: (f) => f.bytes },
+  { name: 'container_fs_inodes_total', help: 'Number of available Inodes.', type: GAUGE, value: (f) => f.inodes },
+  { name: 'container_fs_inodes_free', help: 'Number of available Inodes free.', type: GAUGE, value: (f) => f.freeInodes },
+];
+
+const ioDefs: Def<DeviceIo>[] = [
+  { name: 'container_fs_reads_bytes_total', help: 'Cumulative count of bytes read.', type: COUNTER, value: (d) => d.readBytes },
+  { name: 'container_fs_reads_total', help: 'Cumulative count of reads completed.', type: COUNTER, value: (d) => d.reads },
+  { name: 'container_fs_writes_bytes_total', help: 'Cumulative count of bytes written.', type: COUNTER, value: (d) => d.writeBytes },
+  { name: 'container_fs_writes_total', help: 'Cumulative count of writes completed.', type: COUNTER, value: (d) => d.writes },
+];
+const BLKIO = { name: 'container_blkio_device_usage_total', help: 'Blkio device bytes usage.', labelKeys: [...BASE_LABELS, 'device', 'major', 'minor', 'operation'] };
 
 const specDefs: Def<ContainerRecord>[] = [
   { name: 'container_spec_cpu_shares', help: 'CPU share of the container.', type: GAUGE, value: (r) => r.spec.cpuShares },
   { name: 'container_spec_cpu_quota', help: 'CPU quota of the container.', type: GAUGE, value: (r) => r.spec.cpuQuota },
   { name: 'container_spec_cpu_period', help: 'CPU period of the container.', type: GAUGE, value: (r) => r.spec.cpuPeriod },
   { name: 'container_spec_memory_limit_bytes', help: 'Memory limit for the container.', type: GAUGE, value: (r) => r.spec.memoryLimit },
+  // The CRI's swap limit is memory plus swap, as cgroup v1's memsw and cAdvisor's figure.
+  { name: 'container_spec_memory_swap_limit_bytes', help: 'Memory swap limit for the container.', type: GAUGE, value: (r) => r.spec.memorySwapLimit ?? 0 },
   { name: 'container_start_time_seconds', help: 'Start time of the container since unix epoch in seconds.', type: GAUGE, value: (r) => Math.floor(Number(BigInt(r.startedAt) / 1_000_000_000n)) },
 ];
 
@@ -72,12 +117,41 @@ const networkDefs: Def<InterfaceCounters>[] = [
 /** The descriptors, fixed for berthd's life (the kubelet reads them once). */
 export const metricDescriptors = [
   ...cgroupDefs.map((d) => ({ name: d.name, help: d.help, labelKeys: BASE_LABELS })),
+  FAILURES,
+  ...processDefs.map((d) => ({ name: d.name, help: d.help, labelKeys: BASE_LABELS })),
+  ...fsDefs.map((d) => ({ name: d.name, help: d.help, labelKeys: [...BASE_LABELS, 'device'] })),
+  ...ioDefs.map((d) => ({ name: d.name, help: d.help, labelKeys: [...BASE_LABELS, 'device'] })),
+  BLKIO,
   ...specDefs.map((d) => ({ name: d.name, help: d.help, labelKeys: BASE_LABELS })),
   ...networkDefs.map((d) => ({ name: d.name, help: d.help, labelKeys: [...BASE_LABELS, 'interface'] })),
 ];
 
 function emit<S>(defs: Def<S>[], source: S, labels: string[]): Metric[] {
-  return defs.map((d) => ({ name: d.name, timestamp: 0n, metricType: d.type, labelValues: labels, value: { value: BigInt(Math.max(0, Math.round(d.value(source)))) } }));
+  return defs.map((d) => metric(d.name, d.type, labels, d.value(source)));
+}
+
+const metric = (name: string, type: MetricType, labels: string[], value: number): Metric => ({ name, timestamp: 0n, metricType: type, labelValues: labels, value: { value: BigInt(Math.max(0, Math.round(value))) } });
+
+/** What a cgroup's processes use beyond the cgroup's own counters: failures, descriptors, block I/O. */
+async function cgroupExtras(usage: CgroupMetrics, cgroupPath: string, labels: string[]): Promise<Metric[]> {
+  const out = failureSeries.map((f) => metric(FAILURES.name, COUNTER, [...labels, ...f.labels], f.value(usage)));
+  out.push(...emit(processDefs, await countFds(usage.pids), labels));
+  for (const d of await cgroupIo(cgroupPath).catch(() => [] as DeviceIo[])) {
+    out.push(...emit(ioDefs, d, [...labels, d.device]));
+    for (const [op, bytes] of Object.entries(d.bytesByOperation)) out.push(metric(BLKIO.name, COUNTER, [...labels, d.device, String(d.major), String(d.minor), op], bytes));
+  }
+  return out;
+}
+
+/** The container's writable layer: its bytes, and the size and inodes of the filesystem under it. */
+async function layerFs(record: ContainerRecord): Promise<LayerFs | undefined> {
+  const upper = join(record.bundle, 'upper');
+  try {
+    const [fs, used] = await Promise.all([filesystemOf(upper), writableLayerUsage(upper)]);
+    return { ...fs, usedBytes: used.bytes };
+  } catch {
+    return undefined;
+  }
 }
 
 /** How many pods are measured at once (each reads a few dozen cgroup files and runs one nsenter). */
@@ -91,14 +165,19 @@ export function metricsHandlers(containers: ContainerManager, pods: SandboxManag
   const containerMetrics = async (record: ContainerRecord): Promise<Metric[]> => {
     const labels = [record.id, record.spec.name, record.spec.image];
     const usage = record.state === 'running' ? await cgroupMetrics(record.cgroupsPath) : undefined;
-    return [...(usage ? emit(cgroupDefs, usage, labels) : []), ...emit(specDefs, record, labels)];
+    const layer = await layerFs(record);
+    return [
+      ...(usage ? [...emit(cgroupDefs, usage, labels), ...(await cgroupExtras(usage, record.cgroupsPath, labels))] : []),
+      ...(layer ? emit(fsDefs, layer, [...labels, layer.device]) : []),
+      ...emit(specDefs, record, labels),
+    ];
   };
 
   const podMetrics = async (pod: SandboxRecord): Promise<MessageInitShape<typeof PodSandboxMetricsSchema>> => {
     const labels = [pod.id, 'POD', ''];
     const metrics: Metric[] = [];
     const usage = pod.cgroupPath ? await cgroupMetrics(pod.cgroupPath) : undefined;
-    if (usage) metrics.push(...emit(cgroupDefs, usage, labels));
+    if (usage) metrics.push(...emit(cgroupDefs, usage, labels), ...(await cgroupExtras(usage, pod.cgroupPath, labels)));
     // Network counters belong to the pod: its containers share its namespace.
     if (pod.netns) {
       const interfaces = await netnsInterfaceCounters(pod.netns).catch(() => [] as InterfaceCounters[]);

@@ -61,7 +61,7 @@ export function imageHandlers(deps: CriDeps): ServiceHandlers<MethodsOf<typeof I
     pullImage: pullImageHandler(deps.images),
     imageStatus: imageStatusHandler(deps.images),
     listImages: listImagesHandler(deps.images),
-    removeImage: removeImageHandler(deps.images),
+    removeImage: removeImageHandler(deps.images, (id) => deps.containers.imageVolumeUser(id)),
     imageFsInfo: imageFsInfoHandler(deps.images),
   };
   return { ...handlers, ...imageStreamHandlers(handlers) };

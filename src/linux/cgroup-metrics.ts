@@ -1,6 +1,6 @@
 // The counters cAdvisor exports for a cgroup beyond what stats need: CPU split into
 // user and system time and CFS throttling, memory cache/mapped/swap/failures/peak, OOM
-// kills, processes and threads. cgroup v1 controllers or the v2 unified hierarchy.
+// kills, processes and threads, page faults, kernel memory, the pids limit. cgroup v1 controllers or the v2 unified hierarchy.
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { cgroupHierarchies, cgroupUsage, type CgroupUsage } from './cgroups.js';
@@ -20,6 +20,17 @@ export interface CgroupMetrics extends CgroupUsage {
   oomKills: number;
   processes: number;
   threads: number;
+  /** Page faults of the cgroup itself and of it with its descendants (v2 counts hierarchically only). */
+  pgfault: number;
+  pgmajfault: number;
+  hierarchyPgfault: number;
+  hierarchyPgmajfault: number;
+  /** Kernel memory charged to the cgroup (kmem on v1, memory.stat kernel on v2). */
+  kernelUsage: number;
+  /** pids.max; 0 when unlimited ("max"), as cAdvisor reports it. */
+  threadsMax: number;
+  /** The processes of the cgroup (cgroup.procs), for counting their descriptors. */
+  pids: number[];
 }
 
 /** USER_HZ: the unit of cpuacct.stat. */
@@ -35,6 +46,7 @@ const keyed = (text: string | undefined) =>
       .map(([k, v]) => [k!, Number(v)]),
   );
 const lines = (text: string | undefined) => (text ?? '').split('\n').filter((l) => l.trim() !== '').length;
+const pidList = (text: string | undefined) => (text ?? '').split('\n').filter((l) => l.trim() !== '').map(Number);
 const num = (text: string | undefined) => (text === undefined || Number.isNaN(Number(text.trim())) ? 0 : Number(text.trim()));
 
 /** Everything about a cgroup's use; undefined when it does not exist (any more). */
@@ -47,7 +59,8 @@ export async function cgroupMetrics(path: string): Promise<CgroupMetrics | undef
   if (memory) {
     const cpuacct = v1('cpuacct');
     const cpu = v1('cpu');
-    const pids = v1('pids') ?? memory;
+    const pidsController = v1('pids');
+    const pids = pidsController ?? memory;
     const acct = keyed(cpuacct && (await read(join(cpuacct.mount, path, 'cpuacct.stat'))));
     const cfs = keyed(cpu && (await read(join(cpu.mount, path, 'cpu.stat'))));
     const mem = keyed(await read(join(memory.mount, path, 'memory.stat')));
@@ -69,6 +82,13 @@ export async function cgroupMetrics(path: string): Promise<CgroupMetrics | undef
       oomKills: oom.get('oom_kill') ?? 0,
       processes: lines(procs),
       threads: lines(tasks),
+      pgfault: mem.get('pgfault') ?? 0,
+      pgmajfault: mem.get('pgmajfault') ?? 0,
+      hierarchyPgfault: mem.get('total_pgfault') ?? 0,
+      hierarchyPgmajfault: mem.get('total_pgmajfault') ?? 0,
+      kernelUsage: num(await read(join(memory.mount, path, 'memory.kmem.usage_in_bytes'))),
+      threadsMax: pidsController ? num(await read(join(pidsController.mount, path, 'pids.max'))) : 0,
+      pids: pidList(procs),
     };
   }
   const unified = hierarchies.find((h) => h.version === 2)!;
@@ -76,6 +96,7 @@ export async function cgroupMetrics(path: string): Promise<CgroupMetrics | undef
   const cpu = keyed(await read(join(dir, 'cpu.stat')));
   const mem = keyed(await read(join(dir, 'memory.stat')));
   const events = keyed(await read(join(dir, 'memory.events')));
+  const procs = await read(join(dir, 'cgroup.procs'));
   return {
     ...usage,
     cpuUserNanos: (cpu.get('user_usec') ?? 0) * 1000,
@@ -89,7 +110,15 @@ export async function cgroupMetrics(path: string): Promise<CgroupMetrics | undef
     memoryFailcnt: events.get('max') ?? 0,
     memoryMaxUsage: num(await read(join(dir, 'memory.peak'))),
     oomKills: events.get('oom_kill') ?? 0,
-    processes: lines(await read(join(dir, 'cgroup.procs'))),
+    processes: lines(procs),
     threads: lines(await read(join(dir, 'cgroup.threads'))),
+    pgfault: mem.get('pgfault') ?? 0,
+    pgmajfault: mem.get('pgmajfault') ?? 0,
+    hierarchyPgfault: mem.get('pgfault') ?? 0,
+    hierarchyPgmajfault: mem.get('pgmajfault') ?? 0,
+    // "kernel" since Linux 5.18; before, its larger parts.
+    kernelUsage: mem.get('kernel') ?? (mem.get('kernel_stack') ?? 0) + (mem.get('slab') ?? 0) + (mem.get('sock') ?? 0) + (mem.get('percpu') ?? 0),
+    threadsMax: num(await read(join(dir, 'pids.max'))),
+    pids: pidList(procs),
   };
 }
