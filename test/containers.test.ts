@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import * as grpc from '@grpc/grpc-js';
 import { ContainerState, NamespaceMode, PodSandboxState, RuntimeService } from '../src/gen/runtime/v1/api_pb.js';
-import { openChannel, serviceClient } from '../src/rpc/grpc-service.js';
+import { openChannel, serviceClient } from '../src/server/grpc-service.js';
 import { launchBerthd, type TestBerthd } from './helpers/berthd.js';
 import { containerTestSkip, setupContainerTest, waitExited } from './helpers/containers.js';
 import { cleanup } from './helpers/scope.js';

@@ -6,7 +6,7 @@
 // containerd's does.
 import type { MessageInitShape } from '@bufbuild/protobuf';
 import { ContainerEventType, type ContainerEventResponseSchema, type RuntimeService } from '../gen/runtime/v1/api_pb.js';
-import type { ServerStreamHandler } from '../rpc/grpc-service.js';
+import type { ServerStreamHandler } from '../server/grpc-service.js';
 import { BerthError } from '../errors.js';
 import type { ContainerManager } from '../container/container-manager.js';
 import type { ContainerEvent, ContainerEventKind, ContainerEvents } from '../events/container-events.js';

@@ -1,6 +1,6 @@
 // RemoveImage: by id, tag or digest; removing an absent image succeeds (idempotent).
 import type { ImageService } from '../gen/runtime/v1/api_pb.js';
-import type { UnaryHandler } from '../rpc/grpc-service.js';
+import type { UnaryHandler } from '../server/grpc-service.js';
 import { invalidArgument } from '../errors.js';
 import type { ImageManager } from '../image/image-manager.js';
 

@@ -1,6 +1,6 @@
 // ImageStatus and ListImages.
 import type { ImageService } from '../gen/runtime/v1/api_pb.js';
-import type { UnaryHandler } from '../rpc/grpc-service.js';
+import type { UnaryHandler } from '../server/grpc-service.js';
 import { invalidArgument } from '../errors.js';
 import type { ImageManager } from '../image/image-manager.js';
 import { toCriImage } from './image-translate.js';

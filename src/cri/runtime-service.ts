@@ -1,7 +1,7 @@
 // The RuntimeService and ImageService handlers berthd serves. Each RPC family lives in
 // its own file; methods not listed here answer UNIMPLEMENTED through the wrapper.
 import type { RuntimeService, ImageService } from '../gen/runtime/v1/api_pb.js';
-import type { MethodsOf, ServiceHandlers } from '../rpc/grpc-service.js';
+import type { MethodsOf, ServiceHandlers } from '../server/grpc-service.js';
 import { version } from './runtime-version.js';
 import { statusHandler, type StatusDeps } from './runtime-status.js';
 import { pullImageHandler } from './image-pull.js';

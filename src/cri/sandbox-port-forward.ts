@@ -1,6 +1,6 @@
 // PortForward: check the pod, hand back a URL on the streaming server.
 import type { RuntimeService } from '../gen/runtime/v1/api_pb.js';
-import type { UnaryHandler } from '../rpc/grpc-service.js';
+import type { UnaryHandler } from '../server/grpc-service.js';
 import { BerthError, invalidArgument } from '../errors.js';
 import type { SandboxManager } from '../pod/sandbox-manager.js';
 import type { StreamUrls } from '../stream/backends.js';

@@ -1,6 +1,6 @@
 // RunPodSandbox, StopPodSandbox, RemovePodSandbox.
 import type { RuntimeService } from '../gen/runtime/v1/api_pb.js';
-import type { UnaryHandler } from '../rpc/grpc-service.js';
+import type { UnaryHandler } from '../server/grpc-service.js';
 import { invalidArgument } from '../errors.js';
 import type { SandboxManager } from '../pod/sandbox-manager.js';
 import { sandboxConfigJson, sandboxSpecFrom } from './sandbox-translate.js';

@@ -1,6 +1,6 @@
 // PodSandboxStatus and ListPodSandbox.
 import { PodSandboxState, type RuntimeService } from '../gen/runtime/v1/api_pb.js';
-import type { UnaryHandler } from '../rpc/grpc-service.js';
+import type { UnaryHandler } from '../server/grpc-service.js';
 import { invalidArgument } from '../errors.js';
 import type { SandboxManager } from '../pod/sandbox-manager.js';
 import { toCriSandbox, toCriSandboxStatus } from './sandbox-translate.js';

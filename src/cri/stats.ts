@@ -3,7 +3,7 @@
 import { join } from 'node:path';
 import type { MessageInitShape } from '@bufbuild/protobuf';
 import type { ContainerStatsSchema, CpuUsageSchema, MemoryUsageSchema, PodSandboxStatsSchema, RuntimeService } from '../gen/runtime/v1/api_pb.js';
-import type { UnaryHandler } from '../rpc/grpc-service.js';
+import type { UnaryHandler } from '../server/grpc-service.js';
 import type { ContainerManager } from '../container/container-manager.js';
 import type { ContainerRecord } from '../container/container-types.js';
 import { UsageSampler, writableLayerUsage, type UsageSample } from '../container/container-stats.js';

@@ -9,7 +9,7 @@ import { mkdir, open, readdir, readFile, rename, rm, stat, unlink } from 'node:f
 import { join } from 'node:path';
 import { BerthError } from '../errors.js';
 import { fsyncDir, writeFileAtomic } from '../store/atomic-file.js';
-import { digestPattern } from './reference.js';
+import { digestPattern } from '../util/image-reference.js';
 import { SingleFlight } from '../util/single-flight.js';
 
 /** Opens a byte source at an offset; `resumed` says whether it honoured the offset. */

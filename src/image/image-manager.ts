@@ -8,7 +8,7 @@ import { mapLimit } from '../util/map-limit.js';
 import { ContentStore, sha256Digest } from './content-store.js';
 import { ImageStore, type ImageLayer, type ImageRecord } from './image-store.js';
 import { INDEX_TYPES, MANIFEST_TYPES } from './media-types.js';
-import { digestReference, formatReference, parseReference, tagReference, type ImageReference } from './reference.js';
+import { digestReference, formatReference, parseReference, tagReference, type ImageReference } from '../util/image-reference.js';
 import { RegistryClient, type RegistryCredentials, type RegistryEndpoint } from './registry-client.js';
 import { SnapshotStore } from './snapshot-store.js';
 import { choosePlatform, imageLayers, parseJson, type Descriptor, type ManifestDoc } from './manifest.js';

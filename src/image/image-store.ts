@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { RecordStore } from '../store/record-store.js';
 import { BerthError } from '../errors.js';
 import { Mutex } from '../util/locks.js';
-import { parseReference, tagReference, repositoryName } from './reference.js';
+import { parseReference, tagReference, repositoryName } from '../util/image-reference.js';
 
 export interface ImageLayer {
   digest: string;

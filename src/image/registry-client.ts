@@ -4,10 +4,10 @@
 // redirects to blob storage (without our credentials when the origin changes), and a
 // watchdog that cancels a transfer making no progress.
 import { BerthError } from '../errors.js';
-import type { RegistryConfig } from '../daemon/config.js';
+import type { RegistryConfig } from '../config/config.js';
 import type { BlobSource } from './content-store.js';
 import { DOCKER_SCHEMA1, DOCKER_SCHEMA1_SIGNED, MANIFEST_ACCEPT } from './media-types.js';
-import { DEFAULT_DOMAIN, type ImageReference } from './reference.js';
+import { DEFAULT_DOMAIN, type ImageReference } from '../util/image-reference.js';
 import { formatDuration } from '../util/duration.js';
 
 /** Credentials for one pull, from the CRI AuthConfig. */

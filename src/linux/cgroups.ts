@@ -5,7 +5,7 @@ import { mkdir, readFile, rmdir, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { BerthError } from '../errors.js';
-import type { CgroupDriver } from '../daemon/config.js';
+import type { CgroupDriver } from '../config/config.js';
 
 export interface CgroupHierarchy {
   /** Mount point, e.g. /sys/fs/cgroup/memory or /sys/fs/cgroup/unified. */

@@ -7,7 +7,7 @@
 // shared or slave mount. containerd checks the same and words its refusals so.
 import { realpath } from 'node:fs/promises';
 import { BerthError } from '../errors.js';
-import { mountOf, mountTable } from './namespaces.js';
+import { mountOf, mountTable } from './mount-table.js';
 
 export type Propagation = 'private' | 'rslave' | 'rshared';
 

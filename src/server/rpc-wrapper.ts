@@ -8,8 +8,8 @@ import type { DescMessage, DescMethod, MessageInitShape } from '@bufbuild/protob
 import type { GenService, GenServiceMethods } from '@bufbuild/protobuf/codegenv2';
 import type { Logger } from 'pino';
 import { asBerthError, unimplemented, type BerthError, type ErrorCode } from '../errors.js';
-import type { RpcContext, ServerStreamHandler, ServiceHandlers, UnaryHandler } from '../rpc/grpc-service.js';
-import type { StartupGate } from '../daemon/startup-gate.js';
+import type { RpcContext, ServerStreamHandler, ServiceHandlers, UnaryHandler } from './grpc-service.js';
+import type { StartupGate } from './startup-gate.js';
 
 const grpcCodes: Record<ErrorCode, grpc.status> = {
   InvalidArgument: grpc.status.INVALID_ARGUMENT,

@@ -5,7 +5,7 @@ import { isAbsolute } from 'node:path';
 import { parse as parseToml, stringify as stringifyToml } from 'smol-toml';
 import { BerthError } from '../errors.js';
 import { parseDuration } from '../util/duration.js';
-import { parseReference } from '../image/reference.js';
+import { parseReference } from '../util/image-reference.js';
 
 export const DEFAULT_CONFIG_PATH = '/etc/berth/berth.toml';
 
