@@ -19,8 +19,7 @@ import { containerStreamHandlers } from './container-stream.js';
 import { portForwardHandler } from './sandbox-port-forward.js';
 import type { StreamUrls } from '../stream/backends.js';
 import { listPodSandboxHandler, podSandboxStatusHandler } from './sandbox-status.js';
-import type { ContainerEvents } from '../events/container-events.js';
-import { getContainerEventsHandler } from './container-events.js';
+import { getContainerEventsHandler, type PodEvents } from './container-events.js';
 import { updatePodSandboxResourcesHandler } from './sandbox-resources.js';
 import { metricsHandlers } from './metrics.js';
 import { imageStreamHandlers, runtimeStreamHandlers } from './list-streams.js';
@@ -30,7 +29,7 @@ export interface CriDeps extends StatusDeps {
   pods: SandboxManager;
   containers: ContainerManager;
   streams: StreamUrls;
-  events: ContainerEvents;
+  events: PodEvents;
 }
 
 export function runtimeHandlers(deps: CriDeps): ServiceHandlers<MethodsOf<typeof RuntimeService>> {

@@ -22,6 +22,8 @@ import { CniManager } from '../network/cni.js';
 import { SandboxManager } from '../pod/sandbox-manager.js';
 import { ContainerManager } from '../container/container-manager.js';
 import { ContainerEvents } from '../events/container-events.js';
+import type { SandboxRecord } from '../pod/sandbox-types.js';
+import type { ContainerRecord } from '../container/container-types.js';
 import { join } from 'node:path';
 import { StreamServer } from '../stream/server.js';
 import { forwardPort } from '../pod/port-forward.js';
@@ -48,7 +50,7 @@ export async function startDaemon(config: BerthConfig, log: Logger): Promise<Run
     log,
   });
   // Container events: a client more than 1024 events behind is dropped (it relists).
-  const events = new ContainerEvents({
+  const events = new ContainerEvents<SandboxRecord, ContainerRecord>({
     capacity: 1024,
     onDrop: (subscriber, capacity) => log.warn({ subscriber, capacity }, 'dropping a GetContainerEvents client that fell behind; it has to list again'),
   });
