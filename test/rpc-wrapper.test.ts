@@ -16,6 +16,7 @@ test('calls before recovery finishes get UNAVAILABLE; errors map to their gRPC c
   const dir = await tempDir(t);
   const gate = new StartupGate();
   gate.setPhase('recovering state');
+  const calls: string[] = [];
   const server = new grpc.Server();
   server.addService(
     grpcServiceDefinition(RuntimeService),
@@ -33,7 +34,7 @@ test('calls before recovery finishes get UNAVAILABLE; errors map to their gRPC c
           throw new TypeError('boom');
         },
       },
-      { gate, log: pino({ level: 'silent' }) },
+      { gate, log: pino({ level: 'silent' }), onCall: (outcome) => calls.push(`${outcome.service}/${outcome.method} ${outcome.code}`) },
     ),
   );
   const socket = join(dir, 's.sock');
@@ -56,4 +57,12 @@ test('calls before recovery finishes get UNAVAILABLE; errors map to their gRPC c
   await assert.rejects(client.podSandboxStatus({}), { code: grpc.status.FAILED_PRECONDITION, details: 'pod is stopping' });
   await assert.rejects(client.listContainers({}), { code: grpc.status.INTERNAL, details: 'boom' });
   await assert.rejects(client.removeContainer({}), { code: grpc.status.UNIMPLEMENTED });
+  // The metrics hook sees every call that passed the gate, once, with its outcome.
+  assert.deepEqual(calls, [
+    'runtime.v1.RuntimeService/Version OK',
+    'runtime.v1.RuntimeService/ContainerStatus NotFound',
+    'runtime.v1.RuntimeService/PodSandboxStatus FailedPrecondition',
+    'runtime.v1.RuntimeService/ListContainers Internal',
+    'runtime.v1.RuntimeService/RemoveContainer Unimplemented',
+  ]);
 });
