@@ -8,7 +8,7 @@ import { constants as fsConstants, watch, type FSWatcher } from 'node:fs';
 import { dirname, isAbsolute, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
-import { BerthError, notFound } from '../errors.js';
+import { notFound, deadlineExceeded, invalidArgument, internal, alreadyExists, failedPrecondition } from '../errors.js';
 import type { BerthConfig } from '../config/config.js';
 import { RecordStore } from '../store/record-store.js';
 import { KeyedMutex } from '../util/locks.js';
@@ -153,7 +153,7 @@ export class ContainerManager {
     const exact = this.#records.get(idOrPrefix);
     if (exact) return exact;
     const matches = this.list().filter((r) => r.id.startsWith(idOrPrefix));
-    if (matches.length > 1) throw new BerthError('InvalidArgument', `container id prefix "${idOrPrefix}" is ambiguous`);
+    if (matches.length > 1) throw invalidArgument(`container id prefix "${idOrPrefix}" is ambiguous`);
     return matches[0];
   }
 
@@ -176,16 +176,16 @@ export class ContainerManager {
 
   async create(podId: string, spec: ContainerSpec): Promise<string> {
     const pod = this.options.pods.get(podId);
-    if (pod.state !== 'ready') throw new BerthError('FailedPrecondition', `pod sandbox ${pod.id} is not ready`);
-    if (!spec.name) throw new BerthError('InvalidArgument', 'container metadata needs a name');
+    if (pod.state !== 'ready') throw failedPrecondition(`pod sandbox ${pod.id} is not ready`);
+    if (!spec.name) throw invalidArgument('container metadata needs a name');
     const key = this.#nameKey(pod.id, spec);
     const taken = this.#names.get(key);
-    if (taken) throw new BerthError('AlreadyExists', `container name "${key}" is reserved for container ${taken}`);
+    if (taken) throw alreadyExists(`container name "${key}" is reserved for container ${taken}`);
     const image = this.options.images.get(spec.image);
     const runtime = this.#runtimes.get(pod.spec.runtimeHandler);
-    if (!runtime) throw new BerthError('FailedPrecondition', `runtime handler "${pod.spec.runtimeHandler}" is not configured`);
+    if (!runtime) throw failedPrecondition(`runtime handler "${pod.spec.runtimeHandler}" is not configured`);
     for (const m of spec.mounts) {
-      if (!isAbsolute(m.containerPath) || !isAbsolute(m.hostPath)) throw new BerthError('InvalidArgument', `mount ${m.hostPath}:${m.containerPath} needs absolute paths`);
+      if (!isAbsolute(m.containerPath) || !isAbsolute(m.hostPath)) throw invalidArgument(`mount ${m.hostPath}:${m.containerPath} needs absolute paths`);
     }
     // A host path that does not exist is created as a directory, as containerd (and
     // Docker) do; a file stays a file.
@@ -253,7 +253,7 @@ export class ContainerManager {
   async start(idOrPrefix: string): Promise<void> {
     const record = await this.get(idOrPrefix);
     await this.#locks.lock(record.id, async () => {
-      if (record.state !== 'created') throw new BerthError('FailedPrecondition', `container ${record.id} is ${record.state}, not created`);
+      if (record.state !== 'created') throw failedPrecondition(`container ${record.id} is ${record.state}, not created`);
       // Taken before start: a short-lived process can exit before `start` returns.
       const startedAt = nowNanos();
       await this.#runtime(record).start(record.id);
@@ -314,10 +314,10 @@ export class ContainerManager {
   async updateResources(idOrPrefix: string, resources: ContainerResources): Promise<void> {
     const record = await this.get(idOrPrefix);
     await this.#locks.lock(record.id, async () => {
-      if (record.state === 'exited') throw new BerthError('FailedPrecondition', `container ${record.id} has exited`);
+      if (record.state === 'exited') throw failedPrecondition(`container ${record.id} has exited`);
       // `runc update` does not apply hugepage limits: refused rather than recorded as applied.
       if (resources.hugepageLimits.length > 0 && JSON.stringify(resources.hugepageLimits) !== JSON.stringify(record.spec.hugepageLimits ?? [])) {
-        throw new BerthError('InvalidArgument', `container ${record.id}: hugepage limits cannot be changed after creation`);
+        throw invalidArgument(`container ${record.id}: hugepage limits cannot be changed after creation`);
       }
       const merged: ContainerResources = {
         cpuShares: resources.cpuShares || record.spec.cpuShares,
@@ -346,13 +346,13 @@ export class ContainerManager {
       case 'container':
         return {};
       case 'pod':
-        if (!pod.pidns) throw new BerthError('FailedPrecondition', `pod sandbox ${pod.id} has no shared PID namespace (its PID mode is ${pod.spec.namespaces.pid.toUpperCase()})`);
+        if (!pod.pidns) throw failedPrecondition(`pod sandbox ${pod.id} has no shared PID namespace (its PID mode is ${pod.spec.namespaces.pid.toUpperCase()})`);
         return { path: pod.pidns };
       case 'target': {
-        if (!spec.pidTargetId) throw new BerthError('InvalidArgument', 'PID namespace mode TARGET needs a target_id');
+        if (!spec.pidTargetId) throw invalidArgument('PID namespace mode TARGET needs a target_id');
         const target = await this.get(spec.pidTargetId);
-        if (target.podId !== pod.id) throw new BerthError('InvalidArgument', `target container ${target.id} is not in pod ${pod.id}`);
-        if (target.state !== 'running') throw new BerthError('FailedPrecondition', `target container ${target.id} is not running`);
+        if (target.podId !== pod.id) throw invalidArgument(`target container ${target.id} is not in pod ${pod.id}`);
+        if (target.state !== 'running') throw failedPrecondition(`target container ${target.id} is not running`);
         return { path: `/proc/${target.pid}/ns/pid` };
       }
     }
@@ -364,12 +364,12 @@ export class ContainerManager {
    */
   async reopenLog(idOrPrefix: string): Promise<void> {
     const record = await this.get(idOrPrefix);
-    if (record.state !== 'running') throw new BerthError('FailedPrecondition', `container ${record.id} is not running; its log cannot be reopened`);
+    if (record.state !== 'running') throw failedPrecondition(`container ${record.id} is not running; its log cannot be reopened`);
     let ctl;
     try {
       ctl = await open(join(record.bundle, 'ctl'), fsConstants.O_WRONLY | fsConstants.O_NONBLOCK);
     } catch (err) {
-      throw new BerthError('FailedPrecondition', `container ${record.id}: conmon is not listening (${(err as NodeJS.ErrnoException).code})`);
+      throw failedPrecondition(`container ${record.id}: conmon is not listening (${(err as NodeJS.ErrnoException).code})`);
     }
     try {
       await ctl.write('2 0 0\n');
@@ -380,19 +380,19 @@ export class ContainerManager {
       if (await stat(record.logFile).then(() => true, () => false)) return;
       await sleep(50);
     }
-    throw new BerthError('Internal', `container ${record.id}: conmon did not reopen ${record.logFile}`);
+    throw internal(`container ${record.id}: conmon did not reopen ${record.logFile}`);
   }
 
   /** Runs a command in a running container (ExecSync). */
   async execSync(idOrPrefix: string, command: string[], timeoutSeconds: number): Promise<{ exitCode: number; stdout: Buffer; stderr: Buffer }> {
     const record = await this.get(idOrPrefix);
-    if (record.state !== 'running') throw new BerthError('FailedPrecondition', `container ${record.id} is not running (${record.state})`);
-    if (command.length === 0) throw new BerthError('InvalidArgument', 'ExecSync: cmd is required');
+    if (record.state !== 'running') throw failedPrecondition(`container ${record.id} is not running (${record.state})`);
+    if (command.length === 0) throw invalidArgument('ExecSync: cmd is required');
     const pidFile = join(record.bundle, `exec-${randomBytes(6).toString('hex')}.pid`);
     try {
       const result = await this.#runtime(record).exec(record.id, command, { timeoutMs: timeoutSeconds * 1000, maxOutput: EXEC_OUTPUT_LIMIT, pidFile });
       // containerd's answer too: DeadlineExceeded, which the kubelet reads as a timed-out probe.
-      if (result.timedOut) throw new BerthError('DeadlineExceeded', `command ${JSON.stringify(command)} timed out after ${timeoutSeconds}s and was killed with every process it started`);
+      if (result.timedOut) throw deadlineExceeded(`command ${JSON.stringify(command)} timed out after ${timeoutSeconds}s and was killed with every process it started`);
       return result;
     } finally {
       await rm(pidFile, { force: true });
@@ -402,7 +402,7 @@ export class ContainerManager {
   /** A running container, or FailedPrecondition (for exec and attach). */
   async running(idOrPrefix: string): Promise<ContainerRecord> {
     const record = await this.get(idOrPrefix);
-    if (record.state !== 'running') throw new BerthError('FailedPrecondition', `container ${record.id} is not running (${record.state})`);
+    if (record.state !== 'running') throw failedPrecondition(`container ${record.id} is not running (${record.state})`);
     return record;
   }
 
@@ -419,7 +419,7 @@ export class ContainerManager {
       }
     }
     const spec = (await this.runtimeSpecOf(record)) as { process?: Record<string, unknown> } | null;
-    if (!spec?.process) throw new BerthError('Internal', `container ${record.id} has no OCI process to exec from`);
+    if (!spec?.process) throw internal(`container ${record.id} has no OCI process to exec from`);
     return execWithTerminal(
       { runtime, conmon: this.options.conmon ?? '/usr/bin/conmon', containerId: record.id, process: spec.process, cmd: request.cmd, sessionRoot: join(this.options.config.state, 'exec'), socketDir: this.#attachDir },
       io,
@@ -452,7 +452,7 @@ export class ContainerManager {
 
   #runtime(record: ContainerRecord): OciRuntime {
     const runtime = this.#runtimes.get(record.runtime);
-    if (!runtime) throw new BerthError('FailedPrecondition', `runtime handler "${record.runtime}" is no longer configured`);
+    if (!runtime) throw failedPrecondition(`runtime handler "${record.runtime}" is no longer configured`);
     return runtime;
   }
 

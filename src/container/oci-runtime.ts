@@ -6,7 +6,7 @@ import { spawn } from 'node:child_process';
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { BerthError } from '../errors.js';
+import { BerthError, deadlineExceeded, internal, invalidArgument } from '../errors.js';
 import { runCommand } from '../linux/command.js';
 import { isRunning, killProcessTree } from '../linux/process-tree.js';
 
@@ -100,7 +100,7 @@ export class OciRuntime {
         if (err) reject(err);
         else resolve(pid!);
       };
-      const timer = setTimeout(() => finish(new BerthError('DeadlineExceeded', `${this.options.name}: creating container ${opts.id} took over ${CREATE_TIMEOUT_MS / 1000}s`)), CREATE_TIMEOUT_MS);
+      const timer = setTimeout(() => finish(deadlineExceeded(`${this.options.name}: creating container ${opts.id} took over ${CREATE_TIMEOUT_MS / 1000}s`)), CREATE_TIMEOUT_MS);
       child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
       child.stdio[3]!.on('data', (d: Buffer) => {
         sync += d.toString();
@@ -109,14 +109,14 @@ export class OciRuntime {
         try {
           const message = JSON.parse(line) as { data?: number; message?: string };
           if (typeof message.data === 'number' && message.data > 0) finish(undefined, message.data);
-          else finish(new BerthError('Internal', `${this.options.name} could not create the container: ${message.message ?? stderr.trim() ?? 'no reason given'}`));
+          else finish(internal(`${this.options.name} could not create the container: ${message.message ?? stderr.trim() ?? 'no reason given'}`));
         } catch {
           // a partial line: wait for the rest
         }
       });
-      child.on('error', (err) => finish(new BerthError('Internal', `cannot run conmon (${this.options.conmon}): ${err.message}`)));
+      child.on('error', (err) => finish(internal(`cannot run conmon (${this.options.conmon}): ${err.message}`)));
       child.on('close', (code) => {
-        if (code !== 0) finish(new BerthError('Internal', `conmon failed (exit ${code}): ${stderr.trim()}`));
+        if (code !== 0) finish(internal(`conmon failed (exit ${code}): ${stderr.trim()}`));
       });
     });
   }
@@ -165,7 +165,7 @@ export class OciRuntime {
       const timer = options.timeoutMs > 0 ? setTimeout(() => void onDeadline(), options.timeoutMs) : undefined;
       child.on('error', (e) => {
         clearTimeout(timer);
-        reject(new BerthError('Internal', `cannot run ${this.options.path}: ${e.message}`));
+        reject(internal(`cannot run ${this.options.path}: ${e.message}`));
       });
       // 'exit', not 'close': runc is gone once the pipes are closed or it was killed.
       child.on('exit', (code, signal) => {
@@ -180,7 +180,7 @@ export class OciRuntime {
           // permitted…): an error, as containerd gives, not the command's exit code.
           const failure = code === 255 ? /level=error msg="exec failed: (?:unable to start container process: )?(.*)"\s*$/m.exec(stderr.toString()) : null;
           if (failure) {
-            reject(new BerthError('InvalidArgument', `cannot run ${JSON.stringify(args)} in container ${id}: ${failure[1]!.replace(/\\"/g, '"')}`));
+            reject(invalidArgument(`cannot run ${JSON.stringify(args)} in container ${id}: ${failure[1]!.replace(/\\"/g, '"')}`));
             return;
           }
           resolve({ exitCode: code ?? (signal ? 128 + 9 : -1), stdout: Buffer.concat(out), stderr, timedOut });

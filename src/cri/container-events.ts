@@ -7,7 +7,7 @@
 import type { MessageInitShape } from '@bufbuild/protobuf';
 import { ContainerEventType, type ContainerEventResponseSchema, type RuntimeService } from '../gen/runtime/v1/api_pb.js';
 import type { ServerStreamHandler } from '../server/grpc-service.js';
-import { BerthError } from '../errors.js';
+import { BerthError, unavailable } from '../errors.js';
 import type { ContainerManager } from '../container/container-manager.js';
 import type { ContainerRecord } from '../container/container-types.js';
 import type { SandboxRecord } from '../pod/sandbox-types.js';
@@ -53,6 +53,6 @@ export function getContainerEventsHandler(events: PodEvents, containers: Contain
     if (reason?.kind === 'overflow') {
       throw new BerthError('ResourceExhausted', `container events: this client fell ${reason.capacity} events behind and was dropped; list again and resubscribe`);
     }
-    throw new BerthError('Unavailable', 'container events subscription closed by the server');
+    throw unavailable('container events subscription closed by the server');
   };
 }

@@ -2,7 +2,7 @@
 // decided from it: which mount a path is on, what is mounted below a directory, whether
 // a directory may be removed, and berth's private mount points.
 import { mkdir, readFile, rm } from 'node:fs/promises';
-import { BerthError } from '../errors.js';
+import { internal } from '../errors.js';
 import { runCommand } from './command.js';
 
 /**
@@ -66,7 +66,7 @@ export async function removeUnmounted(...dirs: string[]): Promise<void> {
   const table = await mountTable();
   for (const dir of dirs) {
     const mounted = mountsBelow(table, dir);
-    if (mounted.length > 0) throw new BerthError('Internal', `refusing to remove ${dir}: ${mounted[0]!.point} is still mounted`);
+    if (mounted.length > 0) throw internal(`refusing to remove ${dir}: ${mounted[0]!.point} is still mounted`);
   }
   for (const dir of dirs) await rm(dir, { recursive: true, force: true });
 }

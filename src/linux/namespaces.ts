@@ -3,7 +3,7 @@
 // (the pod needs no pause container for them). Containers and CNI plugins join by path.
 import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { BerthError } from '../errors.js';
+import { internal } from '../errors.js';
 import { runCommand } from './command.js';
 import { mountPoints } from './mount-table.js';
 
@@ -35,7 +35,7 @@ export async function unpinNamespaces(files: Array<string | undefined>): Promise
     if (mounted.has(file)) {
       // Lazy: a process still inside keeps the namespace, but the pin is gone either way.
       await runCommand('umount', ['-l', file], 'releasing a pod namespace').catch((err: Error) => {
-        throw new BerthError('Internal', `cannot unmount ${file}: ${err.message}`);
+        throw internal(`cannot unmount ${file}: ${err.message}`);
       });
     }
     await rm(file, { force: true });

@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import { BerthError, notFound } from '../errors.js';
+import { notFound, invalidArgument, alreadyExists } from '../errors.js';
 import type { CgroupDriver } from '../config/config.js';
 import { RecordStore } from '../store/record-store.js';
 import { KeyedMutex } from '../util/locks.js';
@@ -142,7 +142,7 @@ export class SandboxManager {
     const exact = this.#records.get(idOrPrefix);
     if (exact) return exact.state === 'creating' ? undefined : exact;
     const matches = this.list().filter((r) => r.id.startsWith(idOrPrefix));
-    if (matches.length > 1) throw new BerthError('InvalidArgument', `pod sandbox id prefix "${idOrPrefix}" is ambiguous (${matches.length} pods)`);
+    if (matches.length > 1) throw invalidArgument(`pod sandbox id prefix "${idOrPrefix}" is ambiguous (${matches.length} pods)`);
     return matches[0];
   }
 
@@ -171,7 +171,7 @@ export class SandboxManager {
         this.options.log.info({ pod: existing.id }, 'a retried RunPodSandbox gets the pod its first attempt made');
         return existing.id;
       }
-      throw new BerthError('AlreadyExists', `pod sandbox name "${key}" is reserved for pod ${existing.id}; remove it first or use another attempt number`);
+      throw alreadyExists(`pod sandbox name "${key}" is reserved for pod ${existing.id}; remove it first or use another attempt number`);
     }
     this.#validate(spec);
     const id = randomBytes(32).toString('hex');
@@ -193,13 +193,13 @@ export class SandboxManager {
 
   #validate(spec: SandboxSpec): void {
     if (!spec.name || !spec.namespace || !spec.uid) {
-      throw new BerthError('InvalidArgument', 'pod sandbox metadata needs a name, a namespace and a uid');
+      throw invalidArgument('pod sandbox metadata needs a name, a namespace and a uid');
     }
     if (!this.options.runtimeHandlers.includes(spec.runtimeHandler)) {
-      throw new BerthError('InvalidArgument', `runtime handler "${spec.runtimeHandler}" is not configured (have: ${this.options.runtimeHandlers.join(', ')})`);
+      throw invalidArgument(`runtime handler "${spec.runtimeHandler}" is not configured (have: ${this.options.runtimeHandlers.join(', ')})`);
     }
     if (spec.namespaces.network === 'target' || spec.namespaces.network === 'container') {
-      throw new BerthError('InvalidArgument', `network namespace mode ${spec.namespaces.network.toUpperCase()} is not valid for a pod`);
+      throw invalidArgument(`network namespace mode ${spec.namespaces.network.toUpperCase()} is not valid for a pod`);
     }
   }
 
@@ -413,7 +413,7 @@ export function reservationKey(spec: SandboxSpec): string {
 export function bandwidthAnnotation(value: string | undefined): number | undefined {
   if (value === undefined || value === '') return undefined;
   const match = /^(\d+(?:\.\d+)?)([kMGTPE]i?)?$/.exec(value.trim());
-  if (!match) throw new BerthError('InvalidArgument', `bandwidth annotation "${value}" is not a quantity like 10M or 1Gi`);
+  if (!match) throw invalidArgument(`bandwidth annotation "${value}" is not a quantity like 10M or 1Gi`);
   const decimal: Record<string, number> = { k: 1e3, M: 1e6, G: 1e9, T: 1e12, P: 1e15, E: 1e18 };
   const binary: Record<string, number> = { Ki: 2 ** 10, Mi: 2 ** 20, Gi: 2 ** 30, Ti: 2 ** 40, Pi: 2 ** 50, Ei: 2 ** 60 };
   const suffix = match[2] ?? '';
