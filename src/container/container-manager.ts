@@ -5,7 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, open, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { constants as fsConstants, watch, type FSWatcher } from 'node:fs';
-import { dirname, isAbsolute, join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { notFound, deadlineExceeded, invalidArgument, internal, alreadyExists, failedPrecondition } from '../errors.js';
@@ -177,16 +177,12 @@ export class ContainerManager {
   async create(podId: string, spec: ContainerSpec): Promise<string> {
     const pod = this.options.pods.get(podId);
     if (pod.state !== 'ready') throw failedPrecondition(`pod sandbox ${pod.id} is not ready`);
-    if (!spec.name) throw invalidArgument('container metadata needs a name');
     const key = this.#nameKey(pod.id, spec);
     const taken = this.#names.get(key);
     if (taken) throw alreadyExists(`container name "${key}" is reserved for container ${taken}`);
     const image = this.options.images.get(spec.image);
     const runtime = this.#runtimes.get(pod.spec.runtimeHandler);
     if (!runtime) throw failedPrecondition(`runtime handler "${pod.spec.runtimeHandler}" is not configured`);
-    for (const m of spec.mounts) {
-      if (!isAbsolute(m.containerPath) || !isAbsolute(m.hostPath)) throw invalidArgument(`mount ${m.hostPath}:${m.containerPath} needs absolute paths`);
-    }
     // A host path that does not exist is created as a directory, as containerd (and
     // Docker) do; a file stays a file.
     for (const m of spec.mounts) {

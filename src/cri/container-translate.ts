@@ -1,4 +1,5 @@
 // CRI container messages to berth's container types and back.
+import { isAbsolute } from 'node:path';
 import type { MessageInitShape } from '@bufbuild/protobuf';
 import {
   ContainerState as CriState,
@@ -44,6 +45,7 @@ export function containerSpecFrom(config: ContainerConfig | undefined, options: 
       throw invalidArgument(`mount ${m.containerPath}: recursive_read_only needs readonly and private propagation`);
     }
     if (m.image?.image) throw invalidArgument(`mount ${m.containerPath}: image volumes are not supported`);
+    if (!isAbsolute(m.containerPath) || !isAbsolute(m.hostPath)) throw invalidArgument(`mount ${m.hostPath}:${m.containerPath} needs absolute paths`);
   }
   for (const d of config.devices) {
     if (!/^[rwm]+$/.test(d.permissions || 'rwm')) throw invalidArgument(`device ${d.hostPath}: permissions "${d.permissions}" must be letters of "rwm"`);

@@ -38,7 +38,7 @@ export function runtimeHandlers(deps: CriDeps): ServiceHandlers<MethodsOf<typeof
     status: statusHandler(deps),
     runtimeConfig: runtimeConfigHandler(deps.config),
     updateRuntimeConfig: updateRuntimeConfigHandler(deps.settings),
-    runPodSandbox: runPodSandboxHandler(deps.pods, deps.config.default_runtime),
+    runPodSandbox: runPodSandboxHandler(deps.pods, { defaultRuntime: deps.config.default_runtime, names: Object.keys(deps.config.runtimes) }),
     stopPodSandbox: stopPodSandboxHandler(deps.pods),
     removePodSandbox: removePodSandboxHandler(deps.pods),
     podSandboxStatus: podSandboxStatusHandler(deps.pods),

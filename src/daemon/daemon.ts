@@ -59,8 +59,6 @@ export async function startDaemon(config: BerthConfig, log: Logger): Promise<Run
     root: config.root,
     state: config.state,
     cgroupDriver: config.cgroup_driver,
-    runtimeHandlers: Object.keys(config.runtimes),
-    defaultRuntime: config.default_runtime,
     cni,
     log,
     events,

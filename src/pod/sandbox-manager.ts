@@ -11,6 +11,7 @@ import type { CgroupDriver } from '../config/config.js';
 import { RecordStore } from '../store/record-store.js';
 import { KeyedMutex } from '../util/locks.js';
 import { mapLimit } from '../util/map-limit.js';
+import { podBandwidth } from '../util/quantity.js';
 import { cgroupParentPath, ensureCgroup, moveIntoCgroup, removeCgroups, removeLeafCgroup } from '../linux/cgroups.js';
 import { applyCgroupLimits, podLimits, type CgroupLimits } from '../linux/cgroup-limits.js';
 import { isPinned, namespaceFiles, pinNamespaces, unpinNamespaces } from '../linux/namespaces.js';
@@ -26,8 +27,6 @@ export interface SandboxManagerOptions {
   root: string;
   state: string;
   cgroupDriver: CgroupDriver;
-  runtimeHandlers: string[];
-  defaultRuntime: string;
   cni: CniManager;
   log: Logger;
   /** The init of pods that share one PID namespace. */
@@ -80,6 +79,8 @@ export class SandboxManager {
     const { records, problems } = await this.#store.loadAll();
     for (const problem of problems) this.options.log.error({ problem }, 'skipping unreadable pod record');
     for (const record of records) {
+      // Older berthd kept the request's raw CRI config in the record; nothing reads it now.
+      delete (record as SandboxRecord & { criConfig?: unknown }).criConfig;
       this.#records.set(record.id, record);
       if (record.state === 'creating') {
         this.options.log.warn({ pod: record.id }, 'undoing a pod creation that a crash interrupted');
@@ -157,7 +158,7 @@ export class SandboxManager {
    * exists, except as the kubelet's retry: a retry joins a creation still running, or
    * gets the pod whose first caller gave up before the answer came.
    */
-  async run(spec: SandboxSpec, criConfig: unknown, signal: AbortSignal): Promise<string> {
+  async run(spec: SandboxSpec, signal: AbortSignal): Promise<string> {
     const key = reservationKey(spec);
     const existing = this.#reservations.get(key);
     if (existing) {
@@ -173,10 +174,9 @@ export class SandboxManager {
       }
       throw alreadyExists(`pod sandbox name "${key}" is reserved for pod ${existing.id}; remove it first or use another attempt number`);
     }
-    this.#validate(spec);
     const id = randomBytes(32).toString('hex');
     const reservation: Reservation = { id, claimed: false };
-    reservation.creating = this.#locks.lock(id, () => this.#create(id, spec, criConfig));
+    reservation.creating = this.#locks.lock(id, () => this.#create(id, spec));
     this.#reservations.set(key, reservation);
     try {
       await reservation.creating;
@@ -191,19 +191,7 @@ export class SandboxManager {
     return id;
   }
 
-  #validate(spec: SandboxSpec): void {
-    if (!spec.name || !spec.namespace || !spec.uid) {
-      throw invalidArgument('pod sandbox metadata needs a name, a namespace and a uid');
-    }
-    if (!this.options.runtimeHandlers.includes(spec.runtimeHandler)) {
-      throw invalidArgument(`runtime handler "${spec.runtimeHandler}" is not configured (have: ${this.options.runtimeHandlers.join(', ')})`);
-    }
-    if (spec.namespaces.network === 'target' || spec.namespaces.network === 'container') {
-      throw invalidArgument(`network namespace mode ${spec.namespaces.network.toUpperCase()} is not valid for a pod`);
-    }
-  }
-
-  async #create(id: string, spec: SandboxSpec, criConfig: unknown): Promise<void> {
+  async #create(id: string, spec: SandboxSpec): Promise<void> {
     const files = namespaceFiles(this.#pinDir, id);
     const ownNetwork = spec.namespaces.network !== 'node';
     const record: SandboxRecord = {
@@ -219,7 +207,6 @@ export class SandboxManager {
       podDir: join(this.options.state, 'pods', id),
       cgroupPath: spec.cgroupParent ? cgroupParentPath(this.options.cgroupDriver, spec.cgroupParent) : '',
       cgroupsCreated: [],
-      criConfig,
     };
     this.#records.set(id, record);
     await this.#store.put(id, record);
@@ -371,8 +358,8 @@ export class SandboxManager {
     const portMappings = spec.portMappings
       .filter((p) => p.hostPort > 0)
       .map((p) => ({ hostPort: p.hostPort, containerPort: p.containerPort, protocol: p.protocol, ...(p.hostIp ? { hostIP: p.hostIp } : {}) }));
-    const ingress = bandwidthAnnotation(spec.annotations['kubernetes.io/ingress-bandwidth']);
-    const egress = bandwidthAnnotation(spec.annotations['kubernetes.io/egress-bandwidth']);
+    // Parsed by the translation; a pod recorded by an older berthd has its annotations only.
+    const { ingress, egress } = spec.bandwidth ?? podBandwidth(spec.annotations);
     return {
       containerId: record.id,
       netns: record.netns ?? '',
@@ -407,16 +394,4 @@ function initCgroup(record: SandboxRecord): string {
 /** The name containerd reserves per pod: name_namespace_uid_attempt. */
 export function reservationKey(spec: SandboxSpec): string {
   return `${spec.name}_${spec.namespace}_${spec.uid}_${spec.attempt}`;
-}
-
-/** A Kubernetes quantity ("10M", "1Gi", "500k") in bits per second; undefined when unset. */
-export function bandwidthAnnotation(value: string | undefined): number | undefined {
-  if (value === undefined || value === '') return undefined;
-  const match = /^(\d+(?:\.\d+)?)([kMGTPE]i?)?$/.exec(value.trim());
-  if (!match) throw invalidArgument(`bandwidth annotation "${value}" is not a quantity like 10M or 1Gi`);
-  const decimal: Record<string, number> = { k: 1e3, M: 1e6, G: 1e9, T: 1e12, P: 1e15, E: 1e18 };
-  const binary: Record<string, number> = { Ki: 2 ** 10, Mi: 2 ** 20, Gi: 2 ** 30, Ti: 2 ** 40, Pi: 2 ** 50, Ei: 2 ** 60 };
-  const suffix = match[2] ?? '';
-  const factor = suffix === '' ? 1 : suffix.endsWith('i') ? binary[suffix]! : decimal[suffix]!;
-  return Math.round(Number(match[1]) * factor);
 }

@@ -22,6 +22,8 @@ export interface SandboxSpec {
   portMappings: PortMapping[];
   labels: Record<string, string>;
   annotations: Record<string, string>;
+  /** From the bandwidth annotations, bits per second (parsed by the translation; absent in records of older berthd). */
+  bandwidth?: { ingress?: number; egress?: number };
   cgroupParent: string;
   namespaces: { network: NamespaceMode; pid: NamespaceMode; ipc: NamespaceMode; targetId: string };
   sysctls: Record<string, string>;
@@ -48,8 +50,6 @@ export interface SandboxRecord {
   /** The cgroup path containers go under, and the directories berth made for it. */
   cgroupPath: string;
   cgroupsCreated: string[];
-  /** The CRI PodSandboxConfig as the kubelet sent it (JSON), for containers and status. */
-  criConfig: unknown;
   /** The pod-level resources of the last UpdatePodSandboxResources, and whether berth wrote them to the pod's cgroup. */
   resources?: { overhead: CgroupLimits; resources: CgroupLimits; appliedToCgroup: boolean };
 }
