@@ -14,6 +14,7 @@ import { RecordStore } from '../store/record-store.js';
 import { KeyedMutex } from '../util/locks.js';
 import { runCommand } from '../linux/command.js';
 import { moveIntoCgroup, removeLeafCgroup } from '../linux/cgroups.js';
+import { containerCgroup, monitorCgroup } from '../linux/cgroup-names.js';
 import { mountPoints, preparePrivateDir, removeUnmounted } from '../linux/mount-table.js';
 import type { ImageManager } from '../image/image-manager.js';
 import type { SandboxManager } from '../pod/sandbox-manager.js';
@@ -209,7 +210,7 @@ export class ContainerManager {
       bundle,
       runtime: runtime.options.name,
       pid: 0,
-      cgroupsPath: `${pod.cgroupPath || '/berth'}/berth-${id}`,
+      cgroupsPath: containerCgroup(pod.cgroupPath, id),
     };
     try {
       const pidNamespace = await this.#pidNamespace(pod, spec);
@@ -532,7 +533,7 @@ export class ContainerManager {
 
   /** conmon's own cgroup, beside the container's under the pod's. */
   #monitorCgroup(record: Pick<ContainerRecord, 'id' | 'cgroupsPath'>): string {
-    return join(dirname(record.cgroupsPath), `berth-conmon-${record.id}`);
+    return monitorCgroup(record.cgroupsPath, record.id);
   }
 
   /** Moves conmon out of berthd's cgroup, so whatever stops berthd leaves it running. */

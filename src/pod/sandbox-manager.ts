@@ -13,6 +13,7 @@ import { KeyedMutex } from '../util/locks.js';
 import { mapLimit } from '../util/map-limit.js';
 import { podBandwidth } from '../util/quantity.js';
 import { cgroupParentPath, ensureCgroup, moveIntoCgroup, removeCgroups, removeLeafCgroup } from '../linux/cgroups.js';
+import { podInitCgroup } from '../linux/cgroup-names.js';
 import { applyCgroupLimits, podLimits, type CgroupLimits } from '../linux/cgroup-limits.js';
 import { isPinned, namespaceFiles, pinNamespaces, unpinNamespaces } from '../linux/namespaces.js';
 import { preparePrivateDir, removeUnmounted } from '../linux/mount-table.js';
@@ -386,9 +387,8 @@ export class SandboxManager {
   }
 }
 
-/** The cgroup of a pod's PID namespace init (out of berthd's, under the pod's). */
 function initCgroup(record: SandboxRecord): string {
-  return `${record.cgroupPath || '/berth'}/berth-init-${record.id}`;
+  return podInitCgroup(record.cgroupPath, record.id);
 }
 
 /** The name containerd reserves per pod: name_namespace_uid_attempt. */
