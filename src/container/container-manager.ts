@@ -17,7 +17,7 @@ import { moveIntoCgroup, removeLeafCgroup } from '../linux/cgroups.js';
 import { containerCgroup, monitorCgroup } from '../linux/cgroup-names.js';
 import { mountPoints, preparePrivateDir, removeUnmounted } from '../linux/mount-table.js';
 import type { ImageManager } from '../image/image-manager.js';
-import type { SandboxManager } from '../pod/sandbox-manager.js';
+import type { PodContainers, SandboxManager } from '../pod/sandbox-manager.js';
 import { devicesFromPath, hostDevices } from '../linux/devices.js';
 import { hostCapabilities } from '../linux/capabilities.js';
 import { recursiveReadOnlyBind, unmountTree } from '../linux/recursive-readonly.js';
@@ -51,7 +51,7 @@ const EMPTY_EXIT_FILE_GRACE_MS = 2_000;
 /** ExecSync keeps at most this much of each stream (what the kubelet's probes need). */
 const EXEC_OUTPUT_LIMIT = 16 * 1024 * 1024;
 
-export class ContainerManager {
+export class ContainerManager implements PodContainers {
   readonly #records = new Map<string, ContainerRecord>();
   readonly #store: RecordStore<ContainerRecord>;
   readonly #locks = new KeyedMutex();
@@ -445,6 +445,16 @@ export class ContainerManager {
   /** Containers of a pod (for pod stop and remove). */
   ofPod(podId: string): ContainerRecord[] {
     return this.list().filter((r) => r.podId === podId);
+  }
+
+  /** PodContainers: stopping a pod stops its containers at once (no grace period). */
+  async stopPodContainers(podId: string): Promise<void> {
+    for (const c of this.ofPod(podId)) await this.stop(c.id, 0);
+  }
+
+  /** PodContainers: removing a pod removes its containers. */
+  async removePodContainers(podId: string): Promise<void> {
+    for (const c of this.ofPod(podId)) await this.remove(c.id);
   }
 
   #runtime(record: ContainerRecord): OciRuntime {

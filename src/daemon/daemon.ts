@@ -65,14 +65,7 @@ export async function startDaemon(config: BerthConfig, log: Logger): Promise<Run
   });
   const containers = new ContainerManager({ config, images, pods, log, events });
   events.setSnapshotSource((podId) => ({ pod: pods.find(podId), containers: containers.ofPod(podId) }));
-  pods.setContainerHooks({
-    stopPodContainers: async (podId) => {
-      for (const c of containers.ofPod(podId)) await containers.stop(c.id, 0);
-    },
-    removePodContainers: async (podId) => {
-      for (const c of containers.ofPod(podId)) await containers.remove(c.id);
-    },
-  });
+  pods.attachContainers(containers);
   const streams = new StreamServer({
     address: config.stream.address,
     port: config.stream.port,

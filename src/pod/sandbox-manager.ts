@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import { notFound, invalidArgument, alreadyExists } from '../errors.js';
+import { notFound, invalidArgument, alreadyExists, internal } from '../errors.js';
 import type { CgroupDriver } from '../config/config.js';
 import { RecordStore } from '../store/record-store.js';
 import { KeyedMutex } from '../util/locks.js';
@@ -36,7 +36,8 @@ export interface SandboxManagerOptions {
   events?: ContainerEventPublisher;
 }
 
-export interface PodContainerHooks {
+/** How a pod stops and removes its containers: the container box implements it. */
+export interface PodContainers {
   stopPodContainers(podId: string): Promise<void>;
   removePodContainers(podId: string): Promise<void>;
 }
@@ -60,7 +61,7 @@ export class SandboxManager {
   readonly #pinDir: string;
   /** Where pod PID namespace inits run (chrooted): catatonit alone. */
   readonly #infraRoot: string;
-  #containers: PodContainerHooks = { stopPodContainers: async () => undefined, removePodContainers: async () => undefined };
+  #containers: PodContainers | undefined;
 
   constructor(private readonly options: SandboxManagerOptions) {
     this.#store = new RecordStore(join(options.root, 'pods'));
@@ -68,9 +69,18 @@ export class SandboxManager {
     this.#infraRoot = join(options.state, 'infra');
   }
 
-  /** How a pod stops and removes its containers (the container box sets these). */
-  setContainerHooks(hooks: PodContainerHooks): void {
-    this.#containers = hooks;
+  /**
+   * The containers of pods, set once when the container manager exists (it needs this
+   * manager first). A pod is never stopped or removed without them: no silent no-op.
+   */
+  attachContainers(containers: PodContainers): void {
+    if (this.#containers) throw internal('the sandbox manager has its containers already');
+    this.#containers = containers;
+  }
+
+  get #podContainers(): PodContainers {
+    if (!this.#containers) throw internal('the sandbox manager was given no containers (attachContainers)');
+    return this.#containers;
   }
 
   /** Loads pods; undoes creations a crash interrupted; frees namespaces nobody owns. */
@@ -259,7 +269,7 @@ export class SandboxManager {
     const record = this.find(idOrPrefix);
     if (!record) return Promise.resolve();
     return this.#locks.lock(record.id, async () => {
-      await this.#containers.stopPodContainers(record.id);
+      await this.#podContainers.stopPodContainers(record.id);
       if (record.state === 'notready' && !record.network && !record.netns && !record.pidns) return;
       await this.#teardown(record, false);
       const wasReady = record.state === 'ready';
@@ -276,7 +286,7 @@ export class SandboxManager {
     if (!record) return Promise.resolve();
     return this.#locks.lock(record.id, async () => {
       if (!this.#records.has(record.id)) return;
-      await this.#containers.removePodContainers(record.id);
+      await this.#podContainers.removePodContainers(record.id);
       await this.#teardown(record, false);
       // Published while the pod can still be read: the event carries its last status.
       if (record.state === 'ready') {
