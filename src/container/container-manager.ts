@@ -24,7 +24,7 @@ import { recursiveReadOnlyBind, unmountTree } from '../linux/recursive-readonly.
 import { checkPropagationSource } from '../linux/mount-propagation.js';
 import type { SandboxRecord } from '../pod/sandbox-types.js';
 import { mountPodShm } from '../pod/pod-files.js';
-import { buildOciSpec, ociResources, type ImageRuntimeConfig } from './oci-spec.js';
+import { buildOciSpec, ociResources } from './oci-spec.js';
 import { OciRuntime } from './oci-runtime.js';
 import { resolveUser } from './user.js';
 import { seccompFor } from './seccomp.js';
@@ -220,8 +220,8 @@ export class ContainerManager implements PodContainers {
       // Privileged: the host's devices too (its cgroup allows every device anyway).
       const devices = spec.privileged ? [...(await hostDevices()).map((d) => ({ ...d, permissions: 'rwm' })), ...requested] : requested;
       await mkdir(bundle, { recursive: true, mode: 0o700 });
-      const rootfs = await this.#mountRootfs(record, image.layers.map((l) => this.options.images.snapshots.path(l.chainId)).reverse());
-      const imageConfig = (JSON.parse((await this.options.images.content.read(image.id)).toString('utf8')) as { config?: ImageRuntimeConfig }).config ?? {};
+      const { lowerDirs, config: imageConfig } = await this.options.images.forContainer(image);
+      const rootfs = await this.#mountRootfs(record, lowerDirs);
       const user = await resolveUser(rootfs, { ...spec, imageUser: image.user });
       const cgroupsPath = record.cgroupsPath;
       const seccomp = await seccompFor(spec.seccomp, spec.privileged);

@@ -4,15 +4,9 @@ import type { SandboxRecord } from '../pod/sandbox-types.js';
 import type { ContainerMount, ContainerResources, ContainerSpec } from './container-types.js';
 import type { DeviceNode } from '../linux/devices.js';
 import { rootfsPropagationFor } from '../linux/mount-propagation.js';
+import type { ImageRuntimeConfig } from '../image/manifest.js';
 
-export interface ImageRuntimeConfig {
-  Entrypoint?: string[] | null;
-  Cmd?: string[] | null;
-  Env?: string[] | null;
-  WorkingDir?: string;
-  User?: string;
-  StopSignal?: string;
-}
+export type { ImageRuntimeConfig };
 
 export interface ResolvedUser {
   uid: number;

@@ -14,7 +14,7 @@ export function imageStatusHandler(images: ImageManager): UnaryHandler<typeof Im
     if (!image) return {};
     const info: Record<string, string> = {};
     if (request.verbose) {
-      const config = JSON.parse((await images.content.read(image.id)).toString('utf8')) as unknown;
+      const config = await images.configDocument(image);
       info.info = JSON.stringify({
         id: image.id,
         manifestDigest: image.manifestDigest,

@@ -11,7 +11,7 @@ import { INDEX_TYPES, MANIFEST_TYPES } from './media-types.js';
 import { digestReference, formatReference, parseReference, tagReference, type ImageReference } from '../util/image-reference.js';
 import { RegistryClient, type RegistryCredentials, type RegistryEndpoint } from './registry-client.js';
 import { SnapshotStore } from './snapshot-store.js';
-import { choosePlatform, imageLayers, parseJson, type Descriptor, type ManifestDoc } from './manifest.js';
+import { choosePlatform, imageLayers, parseJson, type Descriptor, type ImageConfigDoc, type ImageRuntimeConfig, type ManifestDoc } from './manifest.js';
 import { readImageArchive, resolveArchiveImages, writeImageArchive } from './image-archive.js';
 
 export interface ImageManagerOptions {
@@ -56,6 +56,13 @@ function feedInto(stream: PassThrough): (chunk: Uint8Array) => Promise<void> {
       });
     }
   };
+}
+
+/** What a container is made from (ImageManager.forContainer). */
+export interface ContainerImage {
+  /** Snapshot directories, top layer first. */
+  lowerDirs: string[];
+  config: ImageRuntimeConfig;
 }
 
 export class ImageManager {
@@ -342,6 +349,21 @@ export class ImageManager {
   async fsUsage(): Promise<FsUsage> {
     const [blobs, snapshots] = await Promise.all([this.content.usage(), this.snapshots.usage()]);
     return { mountpoint: this.options.root, bytes: blobs.bytes + snapshots.bytes, inodes: blobs.inodes + snapshots.inodes };
+  }
+
+  /** The image's config document as stored (verbose ImageStatus shows it whole). */
+  async configDocument(image: ImageRecord): Promise<ImageConfigDoc> {
+    return JSON.parse((await this.content.read(image.id)).toString('utf8')) as ImageConfigDoc;
+  }
+
+  /**
+   * What a container of the image needs from it, answered here once: the snapshot
+   * directories of its rootfs, top layer first (overlayfs' lowerdir order), and the
+   * runtime config (entrypoint, cmd, env, working dir, user, stop signal).
+   */
+  async forContainer(image: ImageRecord): Promise<ContainerImage> {
+    const doc = await this.configDocument(image);
+    return { lowerDirs: image.layers.map((l) => this.snapshots.path(l.chainId)).reverse(), config: doc.config ?? {} };
   }
 
   /** Throws NotFound unless the image exists. */

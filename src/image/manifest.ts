@@ -21,10 +21,20 @@ export interface ManifestDoc {
   annotations?: Record<string, string>;
 }
 
+/** The runtime part of an image config: what a container of the image starts with. */
+export interface ImageRuntimeConfig {
+  Entrypoint?: string[] | null;
+  Cmd?: string[] | null;
+  Env?: string[] | null;
+  WorkingDir?: string;
+  User?: string;
+  StopSignal?: string;
+}
+
 export interface ImageConfigDoc {
   architecture?: string;
   os?: string;
-  config?: { User?: string };
+  config?: ImageRuntimeConfig;
   rootfs?: { type?: string; diff_ids?: string[] };
 }
 
