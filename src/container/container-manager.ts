@@ -22,8 +22,7 @@ import { devicesFromPath, hostDevices } from '../linux/devices.js';
 import { hostCapabilities } from '../linux/capabilities.js';
 import { recursiveReadOnlyBind, unmountTree } from '../linux/recursive-readonly.js';
 import { checkPropagationSource } from '../linux/mount-propagation.js';
-import type { SandboxRecord } from '../pod/sandbox-types.js';
-import { mountPodShm } from '../pod/pod-files.js';
+import type { PodContext } from '../pod/sandbox-types.js';
 import { buildOciSpec, ociResources } from './oci-spec.js';
 import { OciRuntime } from './oci-runtime.js';
 import { resolveUser } from './user.js';
@@ -176,14 +175,13 @@ export class ContainerManager implements PodContainers {
   }
 
   async create(podId: string, spec: ContainerSpec): Promise<string> {
-    const pod = this.options.pods.get(podId);
-    if (pod.state !== 'ready') throw failedPrecondition(`pod sandbox ${pod.id} is not ready`);
+    const pod = this.options.pods.forContainer(podId);
     const key = this.#nameKey(pod.id, spec);
     const taken = this.#names.get(key);
     if (taken) throw alreadyExists(`container name "${key}" is reserved for container ${taken}`);
     const image = this.options.images.get(spec.image);
-    const runtime = this.#runtimes.get(pod.spec.runtimeHandler);
-    if (!runtime) throw failedPrecondition(`runtime handler "${pod.spec.runtimeHandler}" is not configured`);
+    const runtime = this.#runtimes.get(pod.runtimeHandler);
+    if (!runtime) throw failedPrecondition(`runtime handler "${pod.runtimeHandler}" is not configured`);
     // A host path that does not exist is created as a directory, as containerd (and
     // Docker) do; a file stays a file.
     for (const m of spec.mounts) {
@@ -194,7 +192,7 @@ export class ContainerManager implements PodContainers {
     const id = randomBytes(32).toString('hex');
     this.#names.set(key, id);
     const bundle = join(this.#dir, id);
-    const logFile = pod.spec.logDirectory && spec.logPath ? join(pod.spec.logDirectory, spec.logPath) : join(bundle, 'console.log');
+    const logFile = pod.logDirectory && spec.logPath ? join(pod.logDirectory, spec.logPath) : join(bundle, 'console.log');
     const record: ContainerRecord = {
       id,
       podId: pod.id,
@@ -210,12 +208,10 @@ export class ContainerManager implements PodContainers {
       bundle,
       runtime: runtime.options.name,
       pid: 0,
-      cgroupsPath: containerCgroup(pod.cgroupPath, id),
+      cgroupsPath: containerCgroup(pod.cgroupParent, id),
     };
     try {
       const pidNamespace = await this.#pidNamespace(pod, spec);
-      // Made with the pod; made here too for a pod from before berth had it (idempotent).
-      if (pod.ipcns) await mountPodShm(pod.podDir);
       const requested = (await Promise.all(spec.devices.map(async (d) => (await devicesFromPath(d.hostPath, d.containerPath)).map((node) => ({ ...node, permissions: d.permissions }))))).flat();
       // Privileged: the host's devices too (its cgroup allows every device anyway).
       const devices = spec.privileged ? [...(await hostDevices()).map((d) => ({ ...d, permissions: 'rwm' })), ...requested] : requested;
@@ -335,16 +331,16 @@ export class ContainerManager implements PodContainers {
   }
 
   /** The PID namespace a container gets: the pod's, its own, the host's, or a target container's. */
-  async #pidNamespace(pod: SandboxRecord, spec: ContainerSpec): Promise<{ path?: string } | undefined> {
-    const mode = spec.pidMode ?? pod.spec.namespaces.pid;
+  async #pidNamespace(pod: PodContext, spec: ContainerSpec): Promise<{ path?: string } | undefined> {
+    const mode = spec.pidMode ?? pod.pidMode;
     switch (mode) {
       case 'node':
         return undefined;
       case 'container':
         return {};
       case 'pod':
-        if (!pod.pidns) throw failedPrecondition(`pod sandbox ${pod.id} has no shared PID namespace (its PID mode is ${pod.spec.namespaces.pid.toUpperCase()})`);
-        return { path: pod.pidns };
+        if (!pod.namespaces.pid) throw failedPrecondition(`pod sandbox ${pod.id} has no shared PID namespace (its PID mode is ${pod.pidMode.toUpperCase()})`);
+        return { path: pod.namespaces.pid };
       case 'target': {
         if (!spec.pidTargetId) throw invalidArgument('PID namespace mode TARGET needs a target_id');
         const target = await this.get(spec.pidTargetId);

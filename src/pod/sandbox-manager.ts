@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import { notFound, invalidArgument, alreadyExists, internal } from '../errors.js';
+import { notFound, invalidArgument, alreadyExists, failedPrecondition, internal } from '../errors.js';
 import type { CgroupDriver } from '../config/config.js';
 import { RecordStore } from '../store/record-store.js';
 import { KeyedMutex } from '../util/locks.js';
@@ -20,8 +20,8 @@ import { preparePrivateDir, removeUnmounted } from '../linux/mount-table.js';
 import { inPinnedNamespace, prepareInfraRoot, startPidNamespace, stopPidNamespace } from '../linux/pid-namespace.js';
 import type { CniAttachment, CniManager } from '../network/cni.js';
 import { bringUpLoopback } from '../network/loopback.js';
-import { mountPodShm, unmountPodShm, writePodFiles } from './pod-files.js';
-import type { SandboxRecord, SandboxSpec } from './sandbox-types.js';
+import { mountPodShm, podFilePaths, unmountPodShm, writePodFiles } from './pod-files.js';
+import type { PodContext, SandboxRecord, SandboxSpec } from './sandbox-types.js';
 import { noContainerEvents, type ContainerEventPublisher } from '../events/container-events.js';
 
 export interface SandboxManagerOptions {
@@ -100,6 +100,10 @@ export class SandboxManager {
         continue;
       }
       await this.#checkAlive(record, true);
+      // A pod from before berth gave pods their own /dev/shm gets it now (idempotent).
+      if (record.state === 'ready' && record.ipcns) {
+        await mountPodShm(record.podDir).catch((err: Error) => this.options.log.warn({ pod: record.id, error: err.message }, "cannot mount the pod's /dev/shm"));
+      }
       this.#reservations.set(reservationKey(record.spec), { id: record.id, claimed: true });
     }
     // Pins without a pod: a crash between pinning and recording (or a removed record).
@@ -162,6 +166,24 @@ export class SandboxManager {
     const record = this.find(idOrPrefix);
     if (!record) throw notFound('pod sandbox', idOrPrefix);
     return record;
+  }
+
+  /** What a container of a ready pod needs from it; FailedPrecondition when the pod is not ready. */
+  forContainer(idOrPrefix: string): PodContext {
+    const record = this.get(idOrPrefix);
+    if (record.state !== 'ready') throw failedPrecondition(`pod sandbox ${record.id} is not ready`);
+    const files = podFilePaths(record.podDir);
+    return {
+      id: record.id,
+      hostname: record.spec.hostname,
+      namespaces: { network: record.netns, uts: record.utsns, ipc: record.ipcns, pid: record.pidns },
+      pidMode: record.spec.namespaces.pid,
+      files: { hostname: files.hostname, hosts: files.hosts, resolvConf: files.resolvConf, ...(record.ipcns ? { shm: files.shm } : {}) },
+      cgroupParent: record.cgroupPath,
+      sysctls: record.spec.sysctls,
+      logDirectory: record.spec.logDirectory,
+      runtimeHandler: record.spec.runtimeHandler,
+    };
   }
 
   /**

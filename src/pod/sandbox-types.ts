@@ -53,3 +53,24 @@ export interface SandboxRecord {
   /** The pod-level resources of the last UpdatePodSandboxResources, and whether berth wrote them to the pod's cgroup. */
   resources?: { overhead: CgroupLimits; resources: CgroupLimits; appliedToCgroup: boolean };
 }
+
+/**
+ * What a container needs from its pod, answered by the sandbox manager as one typed
+ * value: the pod's namespaces to join, the files to bind, the cgroup parent, sysctls.
+ */
+export interface PodContext {
+  id: string;
+  /** The pod's hostname (HOSTNAME in every container; the OCI hostname with the pod's own UTS namespace). */
+  hostname: string;
+  /** Pinned namespace files to join; absent: the host's. pid is the pod-wide PID namespace (mode POD). */
+  namespaces: { network?: string; uts?: string; ipc?: string; pid?: string };
+  /** The pod's PID namespace mode (what a container without its own gets). */
+  pidMode: NamespaceMode;
+  /** Bound into every container: hostname, hosts, resolv.conf, and /dev/shm with the pod's own IPC namespace. */
+  files: { hostname: string; hosts: string; resolvConf: string; shm?: string };
+  /** The cgroup path containers go under ('' when the pod named none). */
+  cgroupParent: string;
+  sysctls: Record<string, string>;
+  logDirectory: string;
+  runtimeHandler: string;
+}
