@@ -3,31 +3,31 @@
 // conmon's exit files, so a container that ended while berthd was down is reported
 // with its code after the restart. One record on disk and one object in memory each.
 import { randomBytes } from 'node:crypto';
-import { mkdir, open, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
-import { constants as fsConstants, watch, type FSWatcher } from 'node:fs';
+import { mkdir, open, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { constants as fsConstants } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
-import { notFound, deadlineExceeded, invalidArgument, internal, alreadyExists, failedPrecondition } from '../errors.js';
+import { notFound, invalidArgument, internal, alreadyExists, failedPrecondition } from '../errors.js';
 import type { BerthConfig } from '../config/config.js';
 import { RecordStore } from '../store/record-store.js';
 import { KeyedMutex } from '../util/locks.js';
-import { runCommand } from '../linux/command.js';
 import { moveIntoCgroup, removeLeafCgroup } from '../linux/cgroups.js';
 import { containerCgroup, monitorCgroup } from '../linux/cgroup-names.js';
-import { mountPoints, preparePrivateDir, removeUnmounted } from '../linux/mount-table.js';
 import type { ImageManager } from '../image/image-manager.js';
+import type { ImageRecord } from '../image/image-store.js';
 import type { PodContainers, SandboxManager } from '../pod/sandbox-manager.js';
-import { devicesFromPath, hostDevices } from '../linux/devices.js';
+import { devicesFromPath, hostDevices, type DeviceNode } from '../linux/devices.js';
 import { hostCapabilities } from '../linux/capabilities.js';
-import { recursiveReadOnlyBind, unmountTree } from '../linux/recursive-readonly.js';
 import { checkPropagationSource } from '../linux/mount-propagation.js';
 import type { PodContext } from '../pod/sandbox-types.js';
-import { buildOciSpec, ociResources } from './oci-spec.js';
+import { buildOciSpec, mergeResources, ociResources } from './oci-spec.js';
 import { OciRuntime } from './oci-runtime.js';
 import { resolveUser } from './user.js';
 import { seccompFor } from './seccomp.js';
-import { attachToConmon, execWithPipes, execWithTerminal } from './stream-sessions.js';
+import { Bundles, bundlePaths } from './bundle.js';
+import { ExitWatcher, exitFileOf, readExit } from './exit-watcher.js';
+import { attach, execStream, execSync, type ExecSyncResult } from './exec.js';
 import type { AttachRequest, ExecRequest, StreamIO } from '../stream/backends.js';
 import type { ContainerMount, ContainerRecord, ContainerResources, ContainerSpec, ContainerState } from './container-types.js';
 import { noContainerEvents, type ContainerEventPublisher } from '../events/container-events.js';
@@ -43,12 +43,6 @@ export interface ContainerManagerOptions {
 }
 
 const KILL_WAIT_MS = 10_000;
-/** The exit dir is watched; this sweep catches whatever a watch could miss. */
-const EXIT_SWEEP_MS = 5_000;
-/** An exit file still empty after this long is taken as it is (conmon writes it whole, by rename). */
-const EMPTY_EXIT_FILE_GRACE_MS = 2_000;
-/** ExecSync keeps at most this much of each stream (what the kubelet's probes need). */
-const EXEC_OUTPUT_LIMIT = 16 * 1024 * 1024;
 
 export class ContainerManager implements PodContainers {
   readonly #records = new Map<string, ContainerRecord>();
@@ -56,22 +50,18 @@ export class ContainerManager implements PodContainers {
   readonly #locks = new KeyedMutex();
   readonly #names = new Map<string, string>();
   readonly #runtimes = new Map<string, OciRuntime>();
-  readonly #dir: string;
   readonly #exitDir: string;
-  /** Recursive read-only trees, under a private mount so no other namespace gets copies. */
-  readonly #rroDir: string;
   /** conmon's attach sockets: <attachDir>/<container or exec session id>/attach. */
   readonly #attachDir: string;
   readonly #events: ContainerEventPublisher;
-  #exitWatcher: FSWatcher | undefined;
-  #exitSweep: NodeJS.Timeout | undefined;
+  #exitWatcher: ExitWatcher | undefined;
+  readonly #bundles: Bundles;
 
   constructor(private readonly options: ContainerManagerOptions) {
     const { config } = options;
     this.#store = new RecordStore(join(config.root, 'containers'));
-    this.#dir = join(config.state, 'containers');
+    this.#bundles = new Bundles(config.state);
     this.#exitDir = join(config.state, 'exits');
-    this.#rroDir = join(config.state, 'rro');
     this.#attachDir = join(config.state, 'attach');
     this.#events = options.events ?? noContainerEvents;
     for (const [name, handler] of Object.entries(config.runtimes)) {
@@ -84,7 +74,7 @@ export class ContainerManager implements PodContainers {
 
   async recover(): Promise<void> {
     await mkdir(this.#exitDir, { recursive: true, mode: 0o700 });
-    await preparePrivateDir(this.#rroDir);
+    await this.#bundles.prepare();
     const { records, problems } = await this.#store.loadAll();
     for (const problem of problems) this.options.log.error({ problem }, 'skipping unreadable container record');
     for (const record of records) {
@@ -93,16 +83,16 @@ export class ContainerManager implements PodContainers {
       await this.#refresh(record);
     }
     // Bundles without a record: a crash during CreateContainer. Nothing may stay mounted.
-    for (const id of await readdir(this.#dir).catch(() => [] as string[])) {
+    for (const id of await this.#bundles.ids()) {
       if (this.#records.has(id)) continue;
       this.options.log.warn({ container: id }, 'removing a container bundle that a crash left behind');
-      const orphan = { id, bundle: join(this.#dir, id) };
+      const orphan = { id, bundle: this.#bundles.dirOf(id) };
       // Which handler made it is not known: each forgets it (conmon then exits).
       for (const runtime of this.#runtimes.values()) await runtime.delete(id).catch(() => undefined);
       try {
-        await this.#unmountRootfs(orphan);
-        await this.#removeBundle(orphan);
-        await rm(join(this.#exitDir, id), { force: true });
+        await this.#bundles.unmount(orphan);
+        await this.#bundles.remove(orphan);
+        await rm(exitFileOf(this.#exitDir, id), { force: true });
       } catch (err) {
         this.options.log.error({ container: id, error: (err as Error).message }, 'cannot remove a container bundle left behind; it stays for a later start');
       }
@@ -110,38 +100,25 @@ export class ContainerManager implements PodContainers {
     this.#watchExits();
   }
 
-  /**
-   * Exits are noticed as conmon writes them, not only when a client asks: an inotify
-   * watch on the exit dir, and a slow sweep of it for anything a watch could miss.
-   */
+  /** Exits are noticed as conmon writes them (ExitWatcher), each read under the container's lock. */
   #watchExits(): void {
-    if (this.#exitWatcher) return;
-    const check = (id: string) => {
-      const record = this.#records.get(id);
-      if (!record || record.state === 'exited') return;
-      this.#locks
-        .lock(id, () => this.#refresh(record))
-        .catch((err: Error) => this.options.log.warn({ container: id, error: err.message }, 'cannot read an exit file'));
-    };
-    try {
-      this.#exitWatcher = watch(this.#exitDir, (_event, name) => {
-        if (name) check(name.toString());
-      });
-      this.#exitWatcher.on('error', (err) => this.options.log.warn({ error: err.message }, 'the exit dir watch failed; exits are found by the sweep'));
-    } catch (err) {
-      this.options.log.warn({ error: (err as Error).message }, 'cannot watch the exit dir; exits are found by the sweep');
-    }
-    this.#exitSweep = setInterval(() => {
-      void readdir(this.#exitDir).then((names) => names.forEach(check), () => undefined);
-    }, EXIT_SWEEP_MS);
-    this.#exitSweep.unref();
+    this.#exitWatcher ??= new ExitWatcher({
+      exitDir: this.#exitDir,
+      log: this.options.log,
+      onExitFile: (id) => {
+        const record = this.#records.get(id);
+        if (!record || record.state === 'exited') return;
+        this.#locks
+          .lock(id, () => this.#refresh(record))
+          .catch((err: Error) => this.options.log.warn({ container: id, error: err.message }, 'cannot read an exit file'));
+      },
+    });
+    this.#exitWatcher.start();
   }
 
   /** Stops watching for exits (berthd is stopping). */
   close(): void {
     this.#exitWatcher?.close();
-    this.#exitWatcher = undefined;
-    clearInterval(this.#exitSweep);
   }
 
   list(): ContainerRecord[] {
@@ -174,6 +151,10 @@ export class ContainerManager implements PodContainers {
     return `${spec.name}_${podId}_${spec.attempt}`;
   }
 
+  /**
+   * Creates a container: checks against current state, reserves its name, then named
+   * steps — bundle, rootfs, OCI spec, conmon — each undone if a later one fails.
+   */
   async create(podId: string, spec: ContainerSpec): Promise<string> {
     const pod = this.options.pods.forContainer(podId);
     const key = this.#nameKey(pod.id, spec);
@@ -182,52 +163,14 @@ export class ContainerManager implements PodContainers {
     const image = this.options.images.get(spec.image);
     const runtime = this.#runtimes.get(pod.runtimeHandler);
     if (!runtime) throw failedPrecondition(`runtime handler "${pod.runtimeHandler}" is not configured`);
-    // A host path that does not exist is created as a directory, as containerd (and
-    // Docker) do; a file stays a file.
-    for (const m of spec.mounts) {
-      if (!(await stat(m.hostPath).then(() => true, () => false))) await mkdir(m.hostPath, { recursive: true, mode: 0o755 });
-    }
-    for (const m of spec.mounts) await checkPropagationSource(m.hostPath, m.propagation);
+    await prepareMountSources(spec.mounts);
     // Reserved before anything is awaited: a retry overlapping this call must see it.
     const id = randomBytes(32).toString('hex');
     this.#names.set(key, id);
-    const bundle = join(this.#dir, id);
-    const logFile = pod.logDirectory && spec.logPath ? join(pod.logDirectory, spec.logPath) : join(bundle, 'console.log');
-    const record: ContainerRecord = {
-      id,
-      podId: pod.id,
-      spec: { ...spec, imageId: image.id },
-      state: 'created',
-      createdAt: nowNanos(),
-      startedAt: '0',
-      finishedAt: '0',
-      exitCode: 0,
-      reason: '',
-      message: '',
-      logFile,
-      bundle,
-      runtime: runtime.options.name,
-      pid: 0,
-      cgroupsPath: containerCgroup(pod.cgroupParent, id),
-    };
+    const record = this.#newRecord(id, pod, { ...spec, imageId: image.id }, runtime.options.name);
     try {
-      const pidNamespace = await this.#pidNamespace(pod, spec);
-      const requested = (await Promise.all(spec.devices.map(async (d) => (await devicesFromPath(d.hostPath, d.containerPath)).map((node) => ({ ...node, permissions: d.permissions }))))).flat();
-      // Privileged: the host's devices too (its cgroup allows every device anyway).
-      const devices = spec.privileged ? [...(await hostDevices()).map((d) => ({ ...d, permissions: 'rwm' })), ...requested] : requested;
-      await mkdir(bundle, { recursive: true, mode: 0o700 });
-      const { lowerDirs, config: imageConfig } = await this.options.images.forContainer(image);
-      const rootfs = await this.#mountRootfs(record, lowerDirs);
-      const user = await resolveUser(rootfs, { ...spec, imageUser: image.user });
-      const cgroupsPath = record.cgroupsPath;
-      const seccomp = await seccompFor(spec.seccomp, spec.privileged);
-      const mounts = await this.#prepareMounts(record);
-      const oci = buildOciSpec({ id, spec, pod, image: imageConfig, user, rootfs, cgroupsPath, minOomScoreAdj: await ownOomScoreAdj(), seccomp, devices, pidNamespace, mounts, hostCapabilities: await hostCapabilities() });
-      if (!spec.stopSignal && imageConfig.StopSignal) record.spec.stopSignal = imageConfig.StopSignal;
-      await writeFile(join(bundle, 'config.json'), JSON.stringify(oci));
-      await mkdir(dirname(logFile), { recursive: true });
-      record.pid = await runtime.create({ id, bundle, logFile, exitDir: this.#exitDir, persistDir: bundle, socketDir: this.#attachDir, terminal: spec.tty, stdin: spec.stdin, leaveStdinOpen: !spec.stdinOnce });
-      await this.#moveMonitor(record);
+      await this.#writeBundle(record, pod, image);
+      await this.#startMonitor(record, runtime);
       await this.#store.put(id, record);
       this.#records.set(id, record);
       this.#events.publish('created', id, pod.id);
@@ -235,12 +178,62 @@ export class ContainerManager implements PodContainers {
       return id;
     } catch (err) {
       this.#names.delete(key);
-      await runtime.delete(id).catch(() => undefined);
-      await this.#unmountRootfs(record).catch(() => undefined);
-      await this.#removeBundle(record).catch((cleanup: Error) => this.options.log.error({ container: id, error: cleanup.message }, 'cannot clean up after a failed create'));
-      await removeLeafCgroup(this.#monitorCgroup(record)).catch(() => undefined);
+      await this.#undoCreate(record, runtime);
       throw err;
     }
+  }
+
+  #newRecord(id: string, pod: PodContext, spec: ContainerSpec, runtime: string): ContainerRecord {
+    const bundle = this.#bundles.dirOf(id);
+    return {
+      id,
+      podId: pod.id,
+      spec,
+      state: 'created',
+      createdAt: nowNanos(),
+      startedAt: '0',
+      finishedAt: '0',
+      exitCode: 0,
+      reason: '',
+      message: '',
+      logFile: pod.logDirectory && spec.logPath ? join(pod.logDirectory, spec.logPath) : bundlePaths(bundle).consoleLog,
+      bundle,
+      runtime,
+      pid: 0,
+      cgroupsPath: containerCgroup(pod.cgroupParent, id),
+    };
+  }
+
+  /** The bundle with its rootfs mounted, and the OCI spec written into it. */
+  async #writeBundle(record: ContainerRecord, pod: PodContext, image: ImageRecord): Promise<void> {
+    const { id, spec } = record;
+    const pidNamespace = await this.#pidNamespace(pod, spec);
+    const devices = await containerDevices(spec);
+    const paths = await this.#bundles.create(record.bundle);
+    const { lowerDirs, config: imageConfig } = await this.options.images.forContainer(image);
+    const rootfs = await this.#bundles.mountRootfs(record.bundle, lowerDirs);
+    const user = await resolveUser(rootfs, { ...spec, imageUser: image.user });
+    const seccomp = await seccompFor(spec.seccomp, spec.privileged);
+    const mounts = await this.#bundles.bindSources(id, spec.mounts, isDirectory);
+    const oci = buildOciSpec({ id, spec, pod, image: imageConfig, user, rootfs, cgroupsPath: record.cgroupsPath, minOomScoreAdj: await ownOomScoreAdj(), seccomp, devices, pidNamespace, mounts, hostCapabilities: await hostCapabilities() });
+    if (!spec.stopSignal && imageConfig.StopSignal) record.spec.stopSignal = imageConfig.StopSignal;
+    await writeFile(paths.config, JSON.stringify(oci));
+  }
+
+  /** conmon creates the container under the runtime handler, then leaves berthd's cgroup. */
+  async #startMonitor(record: ContainerRecord, runtime: OciRuntime): Promise<void> {
+    const { id, spec, bundle, logFile } = record;
+    await mkdir(dirname(logFile), { recursive: true });
+    record.pid = await runtime.create({ id, bundle, logFile, exitDir: this.#exitDir, persistDir: bundle, socketDir: this.#attachDir, terminal: spec.tty, stdin: spec.stdin, leaveStdinOpen: !spec.stdinOnce });
+    await this.#moveMonitor(record);
+  }
+
+  /** Undoes whatever a failed create made (each step is idempotent). */
+  async #undoCreate(record: ContainerRecord, runtime: OciRuntime): Promise<void> {
+    await runtime.delete(record.id).catch(() => undefined);
+    await this.#bundles.unmount(record).catch(() => undefined);
+    await this.#bundles.remove(record).catch((cleanup: Error) => this.options.log.error({ container: record.id, error: cleanup.message }, 'cannot clean up after a failed create'));
+    await removeLeafCgroup(this.#monitorCgroup(record)).catch(() => undefined);
   }
 
   async start(idOrPrefix: string): Promise<void> {
@@ -288,9 +281,9 @@ export class ContainerManager implements PodContainers {
     await this.stop(record.id, 0);
     await this.#locks.lock(record.id, async () => {
       await this.#runtime(record).delete(record.id);
-      await this.#unmountRootfs(record);
-      await this.#removeBundle(record);
-      await rm(join(this.#exitDir, record.id), { force: true });
+      await this.#bundles.unmount(record);
+      await this.#bundles.remove(record);
+      await rm(exitFileOf(this.#exitDir, record.id), { force: true });
       await removeLeafCgroup(this.#monitorCgroup(record)).catch((err: Error) => this.options.log.warn({ container: record.id, error: err.message }, "cannot remove conmon's cgroup"));
       await this.#store.delete(record.id);
       this.#records.delete(record.id);
@@ -312,18 +305,7 @@ export class ContainerManager implements PodContainers {
       if (resources.hugepageLimits.length > 0 && JSON.stringify(resources.hugepageLimits) !== JSON.stringify(record.spec.hugepageLimits ?? [])) {
         throw invalidArgument(`container ${record.id}: hugepage limits cannot be changed after creation`);
       }
-      const merged: ContainerResources = {
-        cpuShares: resources.cpuShares || record.spec.cpuShares,
-        cpuQuota: resources.cpuQuota || record.spec.cpuQuota,
-        cpuPeriod: resources.cpuPeriod || record.spec.cpuPeriod,
-        memoryLimit: resources.memoryLimit || record.spec.memoryLimit,
-        // A new memory limit without a swap limit means no swap again.
-        memorySwapLimit: resources.memorySwapLimit || (resources.memoryLimit ? 0 : (record.spec.memorySwapLimit ?? 0)),
-        cpusetCpus: resources.cpusetCpus || (record.spec.cpusetCpus ?? ''),
-        cpusetMems: resources.cpusetMems || (record.spec.cpusetMems ?? ''),
-        hugepageLimits: resources.hugepageLimits.length > 0 ? resources.hugepageLimits : (record.spec.hugepageLimits ?? []),
-        unified: Object.keys(resources.unified).length > 0 ? resources.unified : (record.spec.unified ?? {}),
-      };
+      const merged = mergeResources(record.spec, resources);
       await this.#runtime(record).update(record.id, ociResources(merged));
       Object.assign(record.spec, merged);
       await this.#store.put(record.id, record);
@@ -360,7 +342,7 @@ export class ContainerManager implements PodContainers {
     if (record.state !== 'running') throw failedPrecondition(`container ${record.id} is not running; its log cannot be reopened`);
     let ctl;
     try {
-      ctl = await open(join(record.bundle, 'ctl'), fsConstants.O_WRONLY | fsConstants.O_NONBLOCK);
+      ctl = await open(bundlePaths(record.bundle).ctl, fsConstants.O_WRONLY | fsConstants.O_NONBLOCK);
     } catch (err) {
       throw failedPrecondition(`container ${record.id}: conmon is not listening (${(err as NodeJS.ErrnoException).code})`);
     }
@@ -377,19 +359,10 @@ export class ContainerManager implements PodContainers {
   }
 
   /** Runs a command in a running container (ExecSync). */
-  async execSync(idOrPrefix: string, command: string[], timeoutSeconds: number): Promise<{ exitCode: number; stdout: Buffer; stderr: Buffer }> {
-    const record = await this.get(idOrPrefix);
-    if (record.state !== 'running') throw failedPrecondition(`container ${record.id} is not running (${record.state})`);
+  async execSync(idOrPrefix: string, command: string[], timeoutSeconds: number): Promise<ExecSyncResult> {
+    const record = await this.running(idOrPrefix);
     if (command.length === 0) throw invalidArgument('ExecSync: cmd is required');
-    const pidFile = join(record.bundle, `exec-${randomBytes(6).toString('hex')}.pid`);
-    try {
-      const result = await this.#runtime(record).exec(record.id, command, { timeoutMs: timeoutSeconds * 1000, maxOutput: EXEC_OUTPUT_LIMIT, pidFile });
-      // containerd's answer too: DeadlineExceeded, which the kubelet reads as a timed-out probe.
-      if (result.timedOut) throw deadlineExceeded(`command ${JSON.stringify(command)} timed out after ${timeoutSeconds}s and was killed with every process it started`);
-      return result;
-    } finally {
-      await rm(pidFile, { force: true });
-    }
+    return execSync(this.#runtime(record), record, command, timeoutSeconds);
   }
 
   /** A running container, or FailedPrecondition (for exec and attach). */
@@ -402,27 +375,17 @@ export class ContainerManager implements PodContainers {
   /** A streaming exec (the Exec URL's session); resolves with the command's exit code. */
   async execStream(request: ExecRequest, io: StreamIO): Promise<number> {
     const record = await this.running(request.containerId);
-    const runtime = this.#runtime(record);
-    if (!request.tty) {
-      const pidFile = join(record.bundle, `exec-${randomBytes(6).toString('hex')}.pid`);
-      try {
-        return await execWithPipes(runtime, record.id, request.cmd, io, pidFile);
-      } finally {
-        await rm(pidFile, { force: true });
-      }
-    }
-    const spec = (await this.runtimeSpecOf(record)) as { process?: Record<string, unknown> } | null;
-    if (!spec?.process) throw internal(`container ${record.id} has no OCI process to exec from`);
-    return execWithTerminal(
-      { runtime, conmon: this.options.conmon ?? '/usr/bin/conmon', containerId: record.id, process: spec.process, cmd: request.cmd, sessionRoot: join(this.options.config.state, 'exec'), socketDir: this.#attachDir },
-      io,
-    );
+    return execStream(this.#runtime(record), record, request, io, {
+      conmon: this.options.conmon ?? '/usr/bin/conmon',
+      sessionRoot: join(this.options.config.state, 'exec'),
+      socketDir: this.#attachDir,
+      processOf: async () => ((await this.runtimeSpecOf(record)) as { process?: Record<string, unknown> } | null)?.process,
+    });
   }
 
   /** Attaches to a running container's stdio (through conmon) until it exits or the client leaves. */
   async attach(request: AttachRequest, io: StreamIO): Promise<void> {
-    const record = await this.running(request.containerId);
-    await attachToConmon(join(this.#attachDir, record.id), join(record.bundle, 'ctl'), io);
+    await attach(this.#attachDir, await this.running(request.containerId), request, io);
   }
 
   /**
@@ -435,7 +398,7 @@ export class ContainerManager implements PodContainers {
 
   /** The OCI config.json the container was created from (for verbose status). */
   async runtimeSpecOf(record: ContainerRecord): Promise<unknown> {
-    return JSON.parse(await readFile(join(record.bundle, 'config.json'), 'utf8').catch(() => 'null'));
+    return JSON.parse(await readFile(bundlePaths(record.bundle).config, 'utf8').catch(() => 'null'));
   }
 
   /** Containers of a pod (for pod stop and remove). */
@@ -462,18 +425,10 @@ export class ContainerManager implements PodContainers {
   /** Reads conmon's exit file: the container's code, written even while berthd was down. */
   async #refresh(record: ContainerRecord): Promise<void> {
     if (record.state === 'exited') return;
-    const exitFile = join(this.#exitDir, record.id);
-    const text = await readFile(exitFile, 'utf8').catch(() => undefined);
-    if (text === undefined) return;
-    const finished = await stat(exitFile).then((s) => s.mtimeMs, () => undefined);
-    if (finished === undefined) return;
-    // Seen between its creation and its first write: not yet an exit.
-    if (text.trim() === '' && Date.now() - finished < EMPTY_EXIT_FILE_GRACE_MS) return;
-    const code = Number.parseInt(text.trim(), 10);
-    const oom = await stat(join(record.bundle, 'oom')).then(() => true, () => false);
+    const exit = await readExit(exitFileOf(this.#exitDir, record.id), bundlePaths(record.bundle).oom);
     // Another reader may have got here first while this one read files.
-    if ((record.state as ContainerState) === 'exited') return;
-    this.#markExited(record, Number.isNaN(code) ? -1 : code, oom ? 'OOMKilled' : code === 0 ? 'Completed' : 'Error', '', BigInt(Math.round(finished * 1e6)).toString());
+    if (!exit || (record.state as ContainerState) === 'exited') return;
+    this.#markExited(record, exit.code, exit.oomKilled ? 'OOMKilled' : exit.code === 0 ? 'Completed' : 'Error', '', exit.finishedAt);
     await this.#store.put(record.id, record);
     // Removed while this was written: the record must not come back at the next start.
     if (!this.#records.has(record.id)) await this.#store.delete(record.id);
@@ -501,42 +456,6 @@ export class ContainerManager implements PodContainers {
     return false;
   }
 
-  async #mountRootfs(record: ContainerRecord, lowers: string[]): Promise<string> {
-    const upper = join(record.bundle, 'upper');
-    const work = join(record.bundle, 'work');
-    const rootfs = join(record.bundle, 'rootfs');
-    for (const dir of [upper, work, rootfs]) await mkdir(dir, { recursive: true, mode: 0o755 });
-    await runCommand('mount', ['-t', 'overlay', 'overlay', '-o', `lowerdir=${lowers.join(':')},upperdir=${upper},workdir=${work}`, rootfs], 'mounting the container rootfs');
-    return rootfs;
-  }
-
-  /**
-   * The CRI mounts to bind, recursive read-only ones replaced by trees berth builds in
-   * its private rro dir (one at a time: a failure must not race a half-built tree).
-   */
-  async #prepareMounts(record: ContainerRecord): Promise<ContainerMount[]> {
-    const mounts: ContainerMount[] = [];
-    for (const [i, m] of record.spec.mounts.entries()) {
-      // A file has no submounts: a plain read-only bind is already all the way down.
-      if (!m.recursiveReadOnly || !(await stat(m.hostPath).then((s) => s.isDirectory(), () => false))) {
-        mounts.push(m);
-        continue;
-      }
-      const tree = join(this.#rroDir, record.id, String(i));
-      await recursiveReadOnlyBind(m.hostPath, tree);
-      mounts.push({ ...m, hostPath: tree });
-    }
-    return mounts;
-  }
-
-  /** Unmounts the rootfs and any recursive read-only trees of a container (or of a bundle left by a crash). */
-  async #unmountRootfs(record: Pick<ContainerRecord, 'id' | 'bundle'>): Promise<void> {
-    const rootfs = join(record.bundle, 'rootfs');
-    if ((await mountPoints()).has(rootfs)) await runCommand('umount', [rootfs], 'unmounting the container rootfs');
-    const trees = join(this.#rroDir, record.id);
-    for (const tree of await readdir(trees).catch(() => [] as string[])) await unmountTree(join(trees, tree));
-  }
-
   /** conmon's own cgroup, beside the container's under the pod's. */
   #monitorCgroup(record: Pick<ContainerRecord, 'id' | 'cgroupsPath'>): string {
     return monitorCgroup(record.cgroupsPath, record.id);
@@ -545,17 +464,34 @@ export class ContainerManager implements PodContainers {
   /** Moves conmon out of berthd's cgroup, so whatever stops berthd leaves it running. */
   async #moveMonitor(record: ContainerRecord): Promise<void> {
     try {
-      const pid = Number((await readFile(join(record.bundle, 'conmon.pid'), 'utf8')).trim());
+      const pid = Number((await readFile(bundlePaths(record.bundle).conmonPid, 'utf8')).trim());
       if (pid > 0) await moveIntoCgroup(this.#monitorCgroup(record), pid);
     } catch (err) {
       this.options.log.warn({ container: record.id, error: (err as Error).message }, "conmon stays in berthd's cgroup");
     }
   }
+}
 
-  /** Removes the bundle and rro dir, refusing while anything below is still mounted. */
-  async #removeBundle(record: Pick<ContainerRecord, 'id' | 'bundle'>): Promise<void> {
-    await removeUnmounted(join(this.#rroDir, record.id), record.bundle);
+/**
+ * A host path that does not exist is created as a directory, as containerd (and Docker)
+ * do (a file stays a file); then each source must suit its propagation.
+ */
+async function prepareMountSources(mounts: ContainerMount[]): Promise<void> {
+  for (const m of mounts) {
+    if (!(await stat(m.hostPath).then(() => true, () => false))) await mkdir(m.hostPath, { recursive: true, mode: 0o755 });
   }
+  for (const m of mounts) await checkPropagationSource(m.hostPath, m.propagation);
+}
+
+/** The device nodes a container gets; privileged: the host's too (its cgroup allows every device anyway). */
+async function containerDevices(spec: ContainerSpec): Promise<Array<DeviceNode & { permissions: string }>> {
+  const requested = (await Promise.all(spec.devices.map(async (d) => (await devicesFromPath(d.hostPath, d.containerPath)).map((node) => ({ ...node, permissions: d.permissions }))))).flat();
+  return spec.privileged ? [...(await hostDevices()).map((d) => ({ ...d, permissions: 'rwm' })), ...requested] : requested;
+}
+
+/** A file has no submounts: a plain read-only bind is already all the way down. */
+function isDirectory(path: string): Promise<boolean> {
+  return stat(path).then((s) => s.isDirectory(), () => false);
 }
 
 function nowNanos(): string {

@@ -4,11 +4,11 @@
 // `delete` and `state` itself.
 import { spawn } from 'node:child_process';
 import { mkdir, readFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { BerthError, deadlineExceeded, internal, invalidArgument } from '../errors.js';
 import { runCommand } from '../linux/command.js';
 import { isRunning, killProcessTree } from '../linux/process-tree.js';
+import { bundlePaths } from './bundle.js';
 
 export interface OciRuntimeOptions {
   name: string;
@@ -65,8 +65,8 @@ export class OciRuntime {
       '-n', opts.id,
       '-r', this.options.path,
       '-b', opts.bundle,
-      '-p', join(opts.bundle, 'pid'),
-      '-P', join(opts.bundle, 'conmon.pid'),
+      '-p', bundlePaths(opts.bundle).pid,
+      '-P', bundlePaths(opts.bundle).conmonPid,
       '-l', `k8s-file:${opts.logFile}`,
       '--exit-dir', opts.exitDir,
       '-0', opts.persistDir,

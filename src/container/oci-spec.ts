@@ -84,6 +84,25 @@ export function ociResources(spec: ContainerResources): Record<string, unknown> 
   return resources;
 }
 
+/**
+ * A container's resources after UpdateContainerResources: what the update leaves unset
+ * (0 or empty) keeps its current value; a new memory limit without a swap limit means
+ * no swap again.
+ */
+export function mergeResources(current: Partial<ContainerResources>, update: ContainerResources): ContainerResources {
+  return {
+    cpuShares: update.cpuShares || (current.cpuShares ?? 0),
+    cpuQuota: update.cpuQuota || (current.cpuQuota ?? 0),
+    cpuPeriod: update.cpuPeriod || (current.cpuPeriod ?? 0),
+    memoryLimit: update.memoryLimit || (current.memoryLimit ?? 0),
+    memorySwapLimit: update.memorySwapLimit || (update.memoryLimit ? 0 : (current.memorySwapLimit ?? 0)),
+    cpusetCpus: update.cpusetCpus || (current.cpusetCpus ?? ''),
+    cpusetMems: update.cpusetMems || (current.cpusetMems ?? ''),
+    hugepageLimits: update.hugepageLimits.length > 0 ? update.hugepageLimits : (current.hugepageLimits ?? []),
+    unified: Object.keys(update.unified).length > 0 ? update.unified : (current.unified ?? {}),
+  };
+}
+
 export function buildOciSpec(input: OciSpecInput): Record<string, unknown> {
   const { spec, pod, image, user } = input;
   const caps = spec.privileged ? input.hostCapabilities : capabilitySet(spec.capAdd, spec.capDrop, input.hostCapabilities);
