@@ -50,6 +50,9 @@ export function execPidFile(dir: string): string {
   return join(dir, `exec-${randomBytes(6).toString('hex')}.pid`);
 }
 
+/** What the container manager does with bundles (Bundles; a fake in unit tests). */
+export type BundleStore = Pick<Bundles, 'dirOf' | 'prepare' | 'ids' | 'create' | 'mountRootfs' | 'bindSources' | 'unmount' | 'remove'>;
+
 /** Bundles under <state>/containers, recursive read-only trees under <state>/rro. */
 export class Bundles {
   readonly #dir: string;

@@ -12,34 +12,37 @@ import { notFound, invalidArgument, internal, alreadyExists, failedPrecondition 
 import type { BerthConfig } from '../config/config.js';
 import { RecordStore } from '../store/record-store.js';
 import { KeyedMutex } from '../util/locks.js';
-import { moveIntoCgroup, removeLeafCgroup } from '../linux/cgroups.js';
 import { containerCgroup, monitorCgroup } from '../linux/cgroup-names.js';
 import type { ImageManager } from '../image/image-manager.js';
 import type { ImageRecord } from '../image/image-store.js';
 import type { PodContainers, SandboxManager } from '../pod/sandbox-manager.js';
-import { devicesFromPath, hostDevices, type DeviceNode } from '../linux/devices.js';
-import { hostCapabilities } from '../linux/capabilities.js';
-import { checkPropagationSource } from '../linux/mount-propagation.js';
 import type { PodContext } from '../pod/sandbox-types.js';
 import { buildOciSpec, mergeResources, ociResources } from './oci-spec.js';
-import { OciRuntime } from './oci-runtime.js';
+import { OciRuntime, type ContainerRuntime } from './oci-runtime.js';
+import { linuxContainerHost, type ContainerHost } from './container-host.js';
 import { resolveUser } from './user.js';
 import { seccompFor } from './seccomp.js';
-import { Bundles, bundlePaths } from './bundle.js';
+import { Bundles, bundlePaths, type BundleStore } from './bundle.js';
 import { ExitWatcher, exitFileOf, readExit } from './exit-watcher.js';
 import { attach, execStream, execSync, type ExecSyncResult } from './exec.js';
 import type { AttachRequest, ExecRequest, StreamIO } from '../stream/backends.js';
-import type { ContainerMount, ContainerRecord, ContainerResources, ContainerSpec, ContainerState } from './container-types.js';
+import type { ContainerRecord, ContainerResources, ContainerSpec, ContainerState } from './container-types.js';
 import { noContainerEvents, type ContainerEventPublisher } from '../events/container-events.js';
 
 export interface ContainerManagerOptions {
   config: BerthConfig;
-  images: ImageManager;
-  pods: SandboxManager;
+  /** What containers need of images and pods (the managers; fakes in unit tests). */
+  images: Pick<ImageManager, 'get' | 'find' | 'forContainer'>;
+  pods: Pick<SandboxManager, 'forContainer'>;
   log: Logger;
   conmon?: string;
   /** Where CREATED/STARTED/STOPPED/DELETED are published (GetContainerEvents). */
   events?: ContainerEventPublisher;
+  /** Seams for unit tests: host operations, the bundle store, the runtime handlers by name, the wait after SIGKILL. */
+  host?: ContainerHost;
+  bundles?: BundleStore;
+  runtimes?: Record<string, ContainerRuntime>;
+  killWaitMs?: number;
 }
 
 const KILL_WAIT_MS = 10_000;
@@ -49,25 +52,30 @@ export class ContainerManager implements PodContainers {
   readonly #store: RecordStore<ContainerRecord>;
   readonly #locks = new KeyedMutex();
   readonly #names = new Map<string, string>();
-  readonly #runtimes = new Map<string, OciRuntime>();
+  readonly #runtimes = new Map<string, ContainerRuntime>();
   readonly #exitDir: string;
   /** conmon's attach sockets: <attachDir>/<container or exec session id>/attach. */
   readonly #attachDir: string;
   readonly #events: ContainerEventPublisher;
   #exitWatcher: ExitWatcher | undefined;
-  readonly #bundles: Bundles;
+  readonly #bundles: BundleStore;
+  readonly #host: ContainerHost;
+  readonly #killWaitMs: number;
 
   constructor(private readonly options: ContainerManagerOptions) {
     const { config } = options;
     this.#store = new RecordStore(join(config.root, 'containers'));
-    this.#bundles = new Bundles(config.state);
+    this.#bundles = options.bundles ?? new Bundles(config.state);
+    this.#host = options.host ?? linuxContainerHost;
+    this.#killWaitMs = options.killWaitMs ?? KILL_WAIT_MS;
     this.#exitDir = join(config.state, 'exits');
     this.#attachDir = join(config.state, 'attach');
     this.#events = options.events ?? noContainerEvents;
     for (const [name, handler] of Object.entries(config.runtimes)) {
       this.#runtimes.set(
         name,
-        new OciRuntime({ name, path: handler.path, options: handler.options, root: join(config.state, 'runtime', name), conmon: options.conmon ?? '/usr/bin/conmon', cgroupDriver: config.cgroup_driver }),
+        options.runtimes?.[name] ??
+          new OciRuntime({ name, path: handler.path, options: handler.options, root: join(config.state, 'runtime', name), conmon: options.conmon ?? '/usr/bin/conmon', cgroupDriver: config.cgroup_driver }),
       );
     }
   }
@@ -163,7 +171,7 @@ export class ContainerManager implements PodContainers {
     const image = this.options.images.get(spec.image);
     const runtime = this.#runtimes.get(pod.runtimeHandler);
     if (!runtime) throw failedPrecondition(`runtime handler "${pod.runtimeHandler}" is not configured`);
-    await prepareMountSources(spec.mounts);
+    await this.#host.prepareMountSources(spec.mounts);
     // Reserved before anything is awaited: a retry overlapping this call must see it.
     const id = randomBytes(32).toString('hex');
     this.#names.set(key, id);
@@ -208,20 +216,20 @@ export class ContainerManager implements PodContainers {
   async #writeBundle(record: ContainerRecord, pod: PodContext, image: ImageRecord): Promise<void> {
     const { id, spec } = record;
     const pidNamespace = await this.#pidNamespace(pod, spec);
-    const devices = await containerDevices(spec);
+    const devices = await this.#host.devices(spec);
     const paths = await this.#bundles.create(record.bundle);
     const { lowerDirs, config: imageConfig } = await this.options.images.forContainer(image);
     const rootfs = await this.#bundles.mountRootfs(record.bundle, lowerDirs);
     const user = await resolveUser(rootfs, { ...spec, imageUser: image.user });
     const seccomp = await seccompFor(spec.seccomp, spec.privileged);
-    const mounts = await this.#bundles.bindSources(id, spec.mounts, isDirectory);
-    const oci = buildOciSpec({ id, spec, pod, image: imageConfig, user, rootfs, cgroupsPath: record.cgroupsPath, minOomScoreAdj: await ownOomScoreAdj(), seccomp, devices, pidNamespace, mounts, hostCapabilities: await hostCapabilities() });
+    const mounts = await this.#bundles.bindSources(id, spec.mounts, (path) => this.#host.isDirectory(path));
+    const oci = buildOciSpec({ id, spec, pod, image: imageConfig, user, rootfs, cgroupsPath: record.cgroupsPath, minOomScoreAdj: await this.#host.ownOomScoreAdj(), seccomp, devices, pidNamespace, mounts, hostCapabilities: await this.#host.hostCapabilities() });
     if (!spec.stopSignal && imageConfig.StopSignal) record.spec.stopSignal = imageConfig.StopSignal;
     await writeFile(paths.config, JSON.stringify(oci));
   }
 
   /** conmon creates the container under the runtime handler, then leaves berthd's cgroup. */
-  async #startMonitor(record: ContainerRecord, runtime: OciRuntime): Promise<void> {
+  async #startMonitor(record: ContainerRecord, runtime: ContainerRuntime): Promise<void> {
     const { id, spec, bundle, logFile } = record;
     await mkdir(dirname(logFile), { recursive: true });
     record.pid = await runtime.create({ id, bundle, logFile, exitDir: this.#exitDir, persistDir: bundle, socketDir: this.#attachDir, terminal: spec.tty, stdin: spec.stdin, leaveStdinOpen: !spec.stdinOnce });
@@ -229,11 +237,11 @@ export class ContainerManager implements PodContainers {
   }
 
   /** Undoes whatever a failed create made (each step is idempotent). */
-  async #undoCreate(record: ContainerRecord, runtime: OciRuntime): Promise<void> {
+  async #undoCreate(record: ContainerRecord, runtime: ContainerRuntime): Promise<void> {
     await runtime.delete(record.id).catch(() => undefined);
     await this.#bundles.unmount(record).catch(() => undefined);
     await this.#bundles.remove(record).catch((cleanup: Error) => this.options.log.error({ container: record.id, error: cleanup.message }, 'cannot clean up after a failed create'));
-    await removeLeafCgroup(this.#monitorCgroup(record)).catch(() => undefined);
+    await this.#host.removeLeafCgroup(this.#monitorCgroup(record)).catch(() => undefined);
   }
 
   async start(idOrPrefix: string): Promise<void> {
@@ -265,7 +273,7 @@ export class ContainerManager implements PodContainers {
         if (await this.#waitExit(record, timeoutSeconds * 1000)) return;
       }
       await runtime.kill(record.id, 'SIGKILL');
-      if (!(await this.#waitExit(record, KILL_WAIT_MS)) && record.state === 'created') {
+      if (!(await this.#waitExit(record, this.#killWaitMs)) && record.state === 'created') {
         // Never started: nothing will exit, the runtime just drops it.
         await runtime.delete(record.id);
         this.#markExited(record, 137, 'Error', 'stopped before it started');
@@ -284,7 +292,7 @@ export class ContainerManager implements PodContainers {
       await this.#bundles.unmount(record);
       await this.#bundles.remove(record);
       await rm(exitFileOf(this.#exitDir, record.id), { force: true });
-      await removeLeafCgroup(this.#monitorCgroup(record)).catch((err: Error) => this.options.log.warn({ container: record.id, error: err.message }, "cannot remove conmon's cgroup"));
+      await this.#host.removeLeafCgroup(this.#monitorCgroup(record)).catch((err: Error) => this.options.log.warn({ container: record.id, error: err.message }, "cannot remove conmon's cgroup"));
       await this.#store.delete(record.id);
       this.#records.delete(record.id);
       this.#names.delete(this.#nameKey(record.podId, record.spec));
@@ -416,7 +424,7 @@ export class ContainerManager implements PodContainers {
     for (const c of this.ofPod(podId)) await this.remove(c.id);
   }
 
-  #runtime(record: ContainerRecord): OciRuntime {
+  #runtime(record: ContainerRecord): ContainerRuntime {
     const runtime = this.#runtimes.get(record.runtime);
     if (!runtime) throw failedPrecondition(`runtime handler "${record.runtime}" is no longer configured`);
     return runtime;
@@ -465,42 +473,15 @@ export class ContainerManager implements PodContainers {
   async #moveMonitor(record: ContainerRecord): Promise<void> {
     try {
       const pid = Number((await readFile(bundlePaths(record.bundle).conmonPid, 'utf8')).trim());
-      if (pid > 0) await moveIntoCgroup(this.#monitorCgroup(record), pid);
+      if (pid > 0) await this.#host.moveIntoCgroup(this.#monitorCgroup(record), pid);
     } catch (err) {
       this.options.log.warn({ container: record.id, error: (err as Error).message }, "conmon stays in berthd's cgroup");
     }
   }
 }
 
-/**
- * A host path that does not exist is created as a directory, as containerd (and Docker)
- * do (a file stays a file); then each source must suit its propagation.
- */
-async function prepareMountSources(mounts: ContainerMount[]): Promise<void> {
-  for (const m of mounts) {
-    if (!(await stat(m.hostPath).then(() => true, () => false))) await mkdir(m.hostPath, { recursive: true, mode: 0o755 });
-  }
-  for (const m of mounts) await checkPropagationSource(m.hostPath, m.propagation);
-}
-
-/** The device nodes a container gets; privileged: the host's too (its cgroup allows every device anyway). */
-async function containerDevices(spec: ContainerSpec): Promise<Array<DeviceNode & { permissions: string }>> {
-  const requested = (await Promise.all(spec.devices.map(async (d) => (await devicesFromPath(d.hostPath, d.containerPath)).map((node) => ({ ...node, permissions: d.permissions }))))).flat();
-  return spec.privileged ? [...(await hostDevices()).map((d) => ({ ...d, permissions: 'rwm' })), ...requested] : requested;
-}
-
-/** A file has no submounts: a plain read-only bind is already all the way down. */
-function isDirectory(path: string): Promise<boolean> {
-  return stat(path).then((s) => s.isDirectory(), () => false);
-}
-
 function nowNanos(): string {
   return (BigInt(Date.now()) * 1_000_000n).toString();
-}
-
-/** berthd's own oom_score_adj: without CAP_SYS_RESOURCE nothing lower can be set. */
-async function ownOomScoreAdj(): Promise<number> {
-  return Number((await readFile('/proc/self/oom_score_adj', 'utf8').catch(() => '0')).trim()) || 0;
 }
 
 export type { ContainerState };

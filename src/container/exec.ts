@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { deadlineExceeded, internal } from '../errors.js';
 import type { AttachRequest, ExecRequest, StreamIO } from '../stream/backends.js';
 import { bundlePaths, execPidFile } from './bundle.js';
-import type { OciRuntime } from './oci-runtime.js';
+import type { ContainerRuntime } from './oci-runtime.js';
 import { attachToConmon, execWithPipes, execWithTerminal } from './stream-sessions.js';
 
 /** ExecSync keeps at most this much of each stream (what the kubelet's probes need). */
@@ -25,7 +25,7 @@ export interface ExecSyncResult {
 }
 
 /** Runs a command to its end (ExecSync); at the timeout it and all it started are killed: DeadlineExceeded. */
-export async function execSync(runtime: Pick<OciRuntime, 'exec'>, target: ExecTarget, command: string[], timeoutSeconds: number): Promise<ExecSyncResult> {
+export async function execSync(runtime: Pick<ContainerRuntime, 'exec'>, target: ExecTarget, command: string[], timeoutSeconds: number): Promise<ExecSyncResult> {
   const pidFile = execPidFile(target.bundle);
   try {
     const result = await runtime.exec(target.id, command, { timeoutMs: timeoutSeconds * 1000, maxOutput: EXEC_OUTPUT_LIMIT, pidFile });
@@ -48,7 +48,7 @@ export interface ExecStreamOptions {
 }
 
 /** A streaming exec (the Exec URL's session); resolves with the command's exit code. */
-export async function execStream(runtime: OciRuntime, target: ExecTarget, request: ExecRequest, io: StreamIO, options: ExecStreamOptions): Promise<number> {
+export async function execStream(runtime: ContainerRuntime, target: ExecTarget, request: ExecRequest, io: StreamIO, options: ExecStreamOptions): Promise<number> {
   if (!request.tty) {
     const pidFile = execPidFile(target.bundle);
     try {

@@ -41,7 +41,20 @@ const CREATE_TIMEOUT_MS = 120_000;
 const EXEC_PID_WAIT_MS = 2_000;
 const EXEC_KILL_GRACE_MS = 5_000;
 
-export class OciRuntime {
+/** What berth needs from an OCI runtime handler: OciRuntime, or a fake in unit tests. */
+export interface ContainerRuntime {
+  readonly options: Pick<OciRuntimeOptions, 'name' | 'path'>;
+  /** The runtime's global flags (before the subcommand). */
+  readonly globalArgs: string[];
+  create(opts: CreateOptions): Promise<number>;
+  exec(id: string, args: string[], options: { timeoutMs: number; maxOutput: number; pidFile: string }): Promise<{ exitCode: number; stdout: Buffer; stderr: Buffer; timedOut: boolean }>;
+  update(id: string, resources: Record<string, unknown>): Promise<void>;
+  start(id: string): Promise<void>;
+  kill(id: string, signal: string): Promise<void>;
+  delete(id: string): Promise<void>;
+}
+
+export class OciRuntime implements ContainerRuntime {
   constructor(readonly options: OciRuntimeOptions) {}
 
   /** The runtime's global flags (before the subcommand). */

@@ -22,7 +22,7 @@ import { join } from 'node:path';
 import type { Writable } from 'node:stream';
 import { internal } from '../errors.js';
 import type { StreamIO, TerminalSize } from '../stream/backends.js';
-import type { OciRuntime } from './oci-runtime.js';
+import type { ContainerRuntime } from './oci-runtime.js';
 
 const ATTACH_HELPER = String.raw`
 use strict; use warnings; use Socket;
@@ -161,7 +161,7 @@ export async function attachToConmon(socketDir: string, ctl: string, io: StreamI
 }
 
 /** exec without a TTY: `runc exec` with pipes. Resolves with the exit code. */
-export async function execWithPipes(runtime: OciRuntime, containerId: string, cmd: string[], io: StreamIO, pidFile: string): Promise<number> {
+export async function execWithPipes(runtime: ContainerRuntime, containerId: string, cmd: string[], io: StreamIO, pidFile: string): Promise<number> {
   const child = spawn(runtime.options.path, [...runtime.globalArgs, 'exec', '--pid-file', pidFile, containerId, ...cmd], {
     stdio: [io.stdin ? 'pipe' : 'ignore', io.stdout ? 'pipe' : 'ignore', io.stderr ? 'pipe' : 'ignore'],
   });
@@ -206,7 +206,7 @@ export async function execWithPipes(runtime: OciRuntime, containerId: string, cm
 }
 
 export interface TerminalExecOptions {
-  runtime: OciRuntime;
+  runtime: ContainerRuntime;
   conmon: string;
   containerId: string;
   /** The container's OCI process (from its config.json): user, env, cwd, capabilities. */

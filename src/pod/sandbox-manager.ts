@@ -12,15 +12,13 @@ import { RecordStore } from '../store/record-store.js';
 import { KeyedMutex } from '../util/locks.js';
 import { mapLimit } from '../util/map-limit.js';
 import { podBandwidth } from '../util/quantity.js';
-import { cgroupParentPath, ensureCgroup, moveIntoCgroup, removeCgroups, removeLeafCgroup } from '../linux/cgroups.js';
+import { cgroupParentPath } from '../linux/cgroups.js';
 import { podInitCgroup } from '../linux/cgroup-names.js';
-import { applyCgroupLimits, podLimits, type CgroupLimits } from '../linux/cgroup-limits.js';
-import { isPinned, namespaceFiles, pinNamespaces, unpinNamespaces } from '../linux/namespaces.js';
-import { preparePrivateDir, removeUnmounted } from '../linux/mount-table.js';
-import { inPinnedNamespace, prepareInfraRoot, startPidNamespace, stopPidNamespace } from '../linux/pid-namespace.js';
+import { podLimits, type CgroupLimits } from '../linux/cgroup-limits.js';
+import { namespaceFiles } from '../linux/namespaces.js';
 import type { CniAttachment, CniManager } from '../network/cni.js';
-import { bringUpLoopback } from '../network/loopback.js';
-import { mountPodShm, podFilePaths, unmountPodShm, writePodFiles } from './pod-files.js';
+import { podFilePaths } from './pod-files.js';
+import { linuxPodHost, type PodHost } from './pod-host.js';
 import type { PodContext, SandboxRecord, SandboxSpec } from './sandbox-types.js';
 import { noContainerEvents, type ContainerEventPublisher } from '../events/container-events.js';
 
@@ -28,8 +26,11 @@ export interface SandboxManagerOptions {
   root: string;
   state: string;
   cgroupDriver: CgroupDriver;
-  cni: CniManager;
+  /** The pod network (CniManager; a fake in unit tests). */
+  cni: Pick<CniManager, 'network' | 'add' | 'del' | 'cachedAttachment'>;
   log: Logger;
+  /** Host operations (linuxPodHost unless a test gives fakes). */
+  host?: PodHost;
   /** The init of pods that share one PID namespace. */
   catatonit?: string;
   /** Where the pod's own CREATED/STARTED/STOPPED/DELETED events go (its id as container id). */
@@ -62,11 +63,13 @@ export class SandboxManager {
   /** Where pod PID namespace inits run (chrooted): catatonit alone. */
   readonly #infraRoot: string;
   #containers: PodContainers | undefined;
+  readonly #host: PodHost;
 
   constructor(private readonly options: SandboxManagerOptions) {
     this.#store = new RecordStore(join(options.root, 'pods'));
     this.#pinDir = join(options.state, 'ns');
     this.#infraRoot = join(options.state, 'infra');
+    this.#host = options.host ?? linuxPodHost;
   }
 
   /**
@@ -85,8 +88,8 @@ export class SandboxManager {
 
   /** Loads pods; undoes creations a crash interrupted; frees namespaces nobody owns. */
   async recover(): Promise<void> {
-    await preparePrivateDir(this.#pinDir);
-    await prepareInfraRoot(this.#infraRoot, this.options.catatonit ?? '/usr/bin/catatonit');
+    await this.#host.preparePrivateDir(this.#pinDir);
+    await this.#host.prepareInfraRoot(this.#infraRoot, this.options.catatonit ?? '/usr/bin/catatonit');
     const { records, problems } = await this.#store.loadAll();
     for (const problem of problems) this.options.log.error({ problem }, 'skipping unreadable pod record');
     for (const record of records) {
@@ -102,7 +105,7 @@ export class SandboxManager {
       await this.#checkAlive(record, true);
       // A pod from before berth gave pods their own /dev/shm gets it now (idempotent).
       if (record.state === 'ready' && record.ipcns) {
-        await mountPodShm(record.podDir).catch((err: Error) => this.options.log.warn({ pod: record.id, error: err.message }, "cannot mount the pod's /dev/shm"));
+        await this.#host.mountPodShm(record.podDir).catch((err: Error) => this.options.log.warn({ pod: record.id, error: err.message }, "cannot mount the pod's /dev/shm"));
       }
       this.#reservations.set(reservationKey(record.spec), { id: record.id, claimed: true });
     }
@@ -111,7 +114,7 @@ export class SandboxManager {
     for (const name of await readdir(this.#pinDir).catch(() => [] as string[])) {
       const file = join(this.#pinDir, name);
       // A PID namespace pin may still have its init running: it goes too.
-      if (!owned.has(file)) await (name.endsWith('-pid') ? stopPidNamespace(file, undefined) : unpinNamespaces([file]));
+      if (!owned.has(file)) await (name.endsWith('-pid') ? this.#host.stopPidNamespace(file, undefined) : this.#host.unpinNamespaces([file]));
     }
   }
 
@@ -122,8 +125,8 @@ export class SandboxManager {
   async #checkAlive(record: SandboxRecord, afterRestart = false): Promise<void> {
     if (record.state !== 'ready') return;
     // Pins vanish only with a reboot, which only a restart can follow.
-    const netnsGone = afterRestart && record.netns !== undefined && !(await isPinned(record.netns));
-    const pidInitGone = record.pidns !== undefined && !(record.pidInit && (await inPinnedNamespace(record.pidInit, record.pidns)));
+    const netnsGone = afterRestart && record.netns !== undefined && !(await this.#host.isPinned(record.netns));
+    const pidInitGone = record.pidns !== undefined && !(record.pidInit && (await this.#host.inPinnedNamespace(record.pidInit, record.pidns)));
     if (!netnsGone && !pidInitGone) return;
     this.options.log.warn({ pod: record.id, netnsGone, pidInitGone }, 'pod sandbox is not ready any more');
     record.state = 'notready';
@@ -245,9 +248,9 @@ export class SandboxManager {
     await this.#store.put(id, record);
     try {
       await mkdir(record.podDir, { recursive: true, mode: 0o755 });
-      await pinNamespaces({ net: record.netns, uts: record.utsns, ipc: record.ipcns }, spec.hostname);
+      await this.#host.pinNamespaces({ net: record.netns, uts: record.utsns, ipc: record.ipcns }, spec.hostname);
       // The pod's cgroup parent first: the pod's init gets a cgroup below it.
-      if (record.cgroupPath) record.cgroupsCreated = await ensureCgroup(record.cgroupPath);
+      if (record.cgroupPath) record.cgroupsCreated = await this.#host.ensureCgroup(record.cgroupPath);
       const list = record.netns ? await this.options.cni.network() : undefined;
       if (list) record.network = { name: list.name, ifName: POD_INTERFACE, ips: [] };
       // Recorded before ADD and before the init starts: should berthd die during them,
@@ -258,21 +261,21 @@ export class SandboxManager {
       const steps = [
         async () => {
           if (!record.netns || !list || !record.network) return;
-          await bringUpLoopback(record.netns);
+          await this.#host.bringUpLoopback(record.netns);
           const result = await this.options.cni.add(list, this.#attachment(record));
           record.network.ips = (result.ips ?? []).map((ip: { address: string }) => ip.address.split('/')[0]!);
         },
         async () => {
           if (!record.pidns) return;
-          record.pidInit = await startPidNamespace(record.pidns, this.#infraRoot);
-          await moveIntoCgroup(initCgroup(record), record.pidInit);
+          record.pidInit = await this.#host.startPidNamespace(record.pidns, this.#infraRoot);
+          await this.#host.moveIntoCgroup(initCgroup(record), record.pidInit);
         },
         async () => {
-          if (record.ipcns) await mountPodShm(record.podDir);
+          if (record.ipcns) await this.#host.mountPodShm(record.podDir);
         },
       ];
       await mapLimit(steps, steps.length, (step) => step());
-      await writePodFiles(record.podDir, spec.hostname, record.network?.ips ?? [], spec.dns);
+      await this.#host.writePodFiles(record.podDir, spec.hostname, record.network?.ips ?? [], spec.dns);
       record.state = 'ready';
       await this.#store.put(id, record);
       this.#events.publish('created', id, id);
@@ -332,7 +335,7 @@ export class SandboxManager {
     return this.#locks.lock(record.id, async () => {
       if (!this.#records.has(record.id)) throw notFound('pod sandbox', idOrPrefix);
       const ownsCgroup = record.cgroupPath !== '' && record.cgroupsCreated.some((dir) => dir.endsWith(record.cgroupPath));
-      if (ownsCgroup) await applyCgroupLimits(record.cgroupPath, podLimits(resources, overhead));
+      if (ownsCgroup) await this.#host.applyCgroupLimits(record.cgroupPath, podLimits(resources, overhead));
       record.resources = { overhead, resources, appliedToCgroup: ownsCgroup };
       await this.#store.put(record.id, record);
       this.options.log.info({ pod: record.id, appliedToCgroup: ownsCgroup }, 'pod sandbox resources updated');
@@ -347,7 +350,7 @@ export class SandboxManager {
   async #teardown(record: SandboxRecord, undoing: boolean): Promise<void> {
     // The network and the PID namespace init go down side by side: neither needs the other.
     await mapLimit([() => this.#releaseNetwork(record, undoing), () => this.#stopInit(record)], 2, (step) => step());
-    await unpinNamespaces([record.netns, record.utsns, record.ipcns]);
+    await this.#host.unpinNamespaces([record.netns, record.utsns, record.ipcns]);
     record.netns = record.utsns = record.ipcns = undefined;
   }
 
@@ -360,7 +363,7 @@ export class SandboxManager {
       const list = cached?.config ?? (await this.options.cni.network());
       await this.options.cni.del(list, this.#attachment(record));
     } catch (err) {
-      const netnsAlive = record.netns ? await isPinned(record.netns) : false;
+      const netnsAlive = record.netns ? await this.#host.isPinned(record.netns) : false;
       if (netnsAlive && !undoing) throw err;
       this.options.log.warn({ pod: record.id, error: (err as Error).message }, 'CNI DEL failed; the netns is gone, so the pod is torn down anyway');
     }
@@ -369,17 +372,17 @@ export class SandboxManager {
 
   /** The pod's /dev/shm and its PID namespace init (every process of that namespace dies with it). */
   async #stopInit(record: SandboxRecord): Promise<void> {
-    await unmountPodShm(record.podDir);
+    await this.#host.unmountPodShm(record.podDir);
     if (!record.pidns) return;
-    await stopPidNamespace(record.pidns, record.pidInit);
-    await removeLeafCgroup(initCgroup(record)).catch((err: Error) => this.options.log.warn({ pod: record.id, error: err.message }, "cannot remove the pod init's cgroup"));
+    await this.#host.stopPidNamespace(record.pidns, record.pidInit);
+    await this.#host.removeLeafCgroup(initCgroup(record)).catch((err: Error) => this.options.log.warn({ pod: record.id, error: err.message }, "cannot remove the pod init's cgroup"));
     record.pidns = undefined;
     record.pidInit = undefined;
   }
 
   async #forget(record: SandboxRecord): Promise<void> {
-    await removeCgroups(record.cgroupsCreated);
-    await removeUnmounted(record.podDir);
+    await this.#host.removeCgroups(record.cgroupsCreated);
+    await this.#host.removeUnmounted(record.podDir);
     await this.#store.delete(record.id);
     this.#records.delete(record.id);
     const key = reservationKey(record.spec);
