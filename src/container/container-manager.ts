@@ -369,7 +369,6 @@ export class ContainerManager implements PodContainers {
   /** Runs a command in a running container (ExecSync). */
   async execSync(idOrPrefix: string, command: string[], timeoutSeconds: number): Promise<ExecSyncResult> {
     const record = await this.running(idOrPrefix);
-    if (command.length === 0) throw invalidArgument('ExecSync: cmd is required');
     return execSync(this.#runtime(record), record, command, timeoutSeconds);
   }
 

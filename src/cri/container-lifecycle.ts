@@ -59,6 +59,7 @@ export function containerHandlers(containers: ContainerManager, translate: Conta
       return { status: toCriContainerStatus(record, containers.imageRefOf(record)), info };
     },
     execSync: async (request) => {
+      if (request.cmd.length === 0) throw invalidArgument('ExecSync: cmd is required');
       const result = await containers.execSync(requireId(request.containerId, 'ExecSync'), request.cmd, Number(request.timeout));
       return { stdout: result.stdout, stderr: result.stderr, exitCode: result.exitCode };
     },
