@@ -3,12 +3,11 @@
 // conmon's exit files, so a container that ended while berthd was down is reported
 // with its code after the restart. One record on disk and one object in memory each.
 import { randomBytes } from 'node:crypto';
-import { mkdir, open, readFile, rm, stat, writeFile } from 'node:fs/promises';
-import { constants as fsConstants } from 'node:fs';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
-import { notFound, invalidArgument, internal, alreadyExists, failedPrecondition } from '../errors.js';
+import { notFound, invalidArgument, alreadyExists, failedPrecondition } from '../errors.js';
 import type { BerthConfig } from '../config/config.js';
 import { RecordStore } from '../store/record-store.js';
 import { KeyedMutex } from '../util/locks.js';
@@ -25,6 +24,7 @@ import { seccompFor } from './seccomp.js';
 import { Bundles, bundlePaths, type BundleStore } from './bundle.js';
 import { ExitWatcher, exitFileOf, readExit } from './exit-watcher.js';
 import { attach, execStream, execSync, type ExecSyncResult } from './exec.js';
+import { reopenLog } from './log-reopen.js';
 import type { AttachRequest, ExecRequest, StreamIO } from '../stream/backends.js';
 import type { ContainerRecord, ContainerResources, ContainerSpec, ContainerState } from './container-types.js';
 import { noContainerEvents, type ContainerEventPublisher } from '../events/container-events.js';
@@ -348,22 +348,7 @@ export class ContainerManager implements PodContainers {
   async reopenLog(idOrPrefix: string): Promise<void> {
     const record = await this.get(idOrPrefix);
     if (record.state !== 'running') throw failedPrecondition(`container ${record.id} is not running; its log cannot be reopened`);
-    let ctl;
-    try {
-      ctl = await open(bundlePaths(record.bundle).ctl, fsConstants.O_WRONLY | fsConstants.O_NONBLOCK);
-    } catch (err) {
-      throw failedPrecondition(`container ${record.id}: conmon is not listening (${(err as NodeJS.ErrnoException).code})`);
-    }
-    try {
-      await ctl.write('2 0 0\n');
-    } finally {
-      await ctl.close();
-    }
-    for (let i = 0; i < 40; i++) {
-      if (await stat(record.logFile).then(() => true, () => false)) return;
-      await sleep(50);
-    }
-    throw internal(`container ${record.id}: conmon did not reopen ${record.logFile}`);
+    await reopenLog(record.id, bundlePaths(record.bundle).ctl, record.logFile);
   }
 
   /** Runs a command in a running container (ExecSync). */
