@@ -197,6 +197,29 @@ test("a sandbox manager's containers are set once, and needed", async (t) => {
   assert.throws(() => pods.attachContainers(none), code('Internal', /already/));
 });
 
+test('recovery undoes a creation a crash interrupted and loads the pods of an older berthd', async (t) => {
+  const { root, state } = await dirs(t);
+  await mkdir(join(root, 'pods'), { recursive: true });
+  const record = (id: string, extra: object) => ({
+    id, spec: podSpec({ name: id }), createdAt: '1', podDir: join(state, 'pods', id), cgroupPath: '', cgroupsCreated: [], ...extra,
+  });
+  // Half made: recorded as creating, its network recorded before ADD.
+  await writeFile(join(root, 'pods', 'half.json'), JSON.stringify(record('half', { state: 'creating', netns: join(state, 'ns', 'half-net'), network: { name: 'test-net', ifName: 'eth0', ips: [] } })));
+  // An older berthd's ready pod: the raw CRI config in its record, no parsed bandwidth.
+  const oldSpec = podSpec({ name: 'old', annotations: { 'kubernetes.io/ingress-bandwidth': '1M' } });
+  await writeFile(join(root, 'pods', 'old.json'), JSON.stringify(record('old', { state: 'ready', spec: oldSpec, criConfig: { metadata: { name: 'old' } } })));
+  const calls: string[] = [];
+  const pods = new SandboxManager({ root, state, cgroupDriver: 'cgroupfs', cni: fakeCni(calls), log, host: fakePodHost(calls) });
+  pods.attachContainers({ stopPodContainers: async () => undefined, removePodContainers: async () => undefined });
+  await pods.recover();
+  assert.equal(pods.find('half'), undefined, 'the interrupted creation is gone');
+  assert.ok(calls.includes('cni.del') && calls.includes('unpinNamespaces') && calls.includes('removeUnmounted'), calls.join(' '));
+  const loaded = pods.get('old');
+  assert.equal(loaded.state, 'ready');
+  assert.equal((loaded as unknown as { criConfig?: unknown }).criConfig, undefined, 'the raw CRI config is dropped');
+  await assert.rejects(pods.run(podSpec({ name: 'old' }), new AbortController().signal), code('AlreadyExists'), "the old pod's name stays reserved");
+});
+
 // ---- the container manager ----------------------------------------------------------
 
 const noResources: ContainerResources = { cpuShares: 0, cpuQuota: 0, cpuPeriod: 0, memoryLimit: 0, memorySwapLimit: 0, cpusetCpus: '', cpusetMems: '', hugepageLimits: [], unified: {} };
