@@ -5,7 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import { ImageService } from '../src/gen/runtime/v1/api_pb.js';
-import { openChannel, serviceClient } from '../src/rpc/grpc-service.js';
+import { openChannel, serviceClient } from '../src/server/grpc-service.js';
 import { startBerthd } from '../test/helpers/berthd.js';
 import { startContainerd } from '../test/helpers/containerd.js';
 import { buildLayer, busyboxEntries, pushImage, type BuiltLayer, type LayerEntry } from '../test/helpers/image-builder.js';

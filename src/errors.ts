@@ -33,6 +33,7 @@ export const notFound = (what: string, id: string) => new BerthError('NotFound',
 export const alreadyExists = (message: string) => new BerthError('AlreadyExists', message);
 export const failedPrecondition = (message: string) => new BerthError('FailedPrecondition', message);
 export const unavailable = (message: string) => new BerthError('Unavailable', message);
+export const deadlineExceeded = (message: string) => new BerthError('DeadlineExceeded', message);
 export const unimplemented = (what: string) =>
   new BerthError('Unimplemented', `${what} is not implemented by berth yet`);
 export const internal = (message: string, cause?: unknown) => new BerthError('Internal', message, { cause });

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { connect as http2Connect, createServer as createHttp2Server, type ClientHttp2Session } from 'node:http2';
 import { connect as netConnect, createServer as createNetServer, type Socket } from 'node:net';
 import { join } from 'node:path';
-import { AuthorityRepair, authorityAccepted, REPLACEMENT_AUTHORITY } from '../src/rpc/authority-repair.js';
+import { AuthorityRepair, authorityAccepted, REPLACEMENT_AUTHORITY } from '../src/server/authority-repair.js';
 import { startBerthd } from './helpers/berthd.js';
 import { isRoot, PACKAGE_ROOT } from './helpers/paths.js';
 import { run } from './helpers/processes.js';

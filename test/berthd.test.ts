@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { parse as parseToml } from 'smol-toml';
 import * as grpc from '@grpc/grpc-js';
 import { CgroupDriver, ImageService, RuntimeService } from '../src/gen/runtime/v1/api_pb.js';
-import { openChannel, serviceClient } from '../src/rpc/grpc-service.js';
+import { openChannel, serviceClient } from '../src/server/grpc-service.js';
 import type { GenService, GenServiceMethods } from '@bufbuild/protobuf/codegenv2';
 import { launchBerthd, runBerthctl, startBerthd } from './helpers/berthd.js';
 import { BERTHD, PACKAGE_ROOT } from './helpers/paths.js';

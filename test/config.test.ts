@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parse as parseToml } from 'smol-toml';
-import { configToToml, defaultConfig, loadConfig, parseConfig } from '../src/daemon/config.js';
+import { configToToml, defaultConfig, loadConfig, parseConfig } from '../src/config/config.js';
 import { tempDir } from './helpers/tmp.js';
 
 test('an empty file gives the documented defaults', () => {

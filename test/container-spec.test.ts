@@ -10,7 +10,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import * as grpc from '@grpc/grpc-js';
 import type { MessageInitShape } from '@bufbuild/protobuf';
 import { ContainerState, NamespaceMode, PodSandboxState, RuntimeService, type ContainerConfigSchema } from '../src/gen/runtime/v1/api_pb.js';
-import { openChannel, serviceClient } from '../src/rpc/grpc-service.js';
+import { openChannel, serviceClient } from '../src/server/grpc-service.js';
 import { containerTestSkip as skip, setupContainerTest, waitExited, type Runtime } from './helpers/containers.js';
 import { launchBerthd } from './helpers/berthd.js';
 import { buildLayer, busyboxEntries, pushImage } from './helpers/image-builder.js';

@@ -8,7 +8,8 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import * as grpc from '@grpc/grpc-js';
 import { ContainerState, NamespaceMode, PodSandboxState, RuntimeService } from '../src/gen/runtime/v1/api_pb.js';
-import { openChannel, serviceClient } from '../src/rpc/grpc-service.js';
+import { openChannel, serviceClient } from '../src/server/grpc-service.js';
+import { containerCgroup, monitorCgroup } from '../src/linux/cgroup-names.js';
 import { launchBerthd, type TestBerthd } from './helpers/berthd.js';
 import { containerTestSkip, setupContainerTest, waitExited } from './helpers/containers.js';
 import { cleanup } from './helpers/scope.js';
@@ -162,7 +163,7 @@ test("a service manager killing everything in berthd's cgroup leaves containers,
   assert.deepEqual([exited.state, exited.exitCode], [ContainerState.CONTAINER_EXITED, 7], 'conmon outlived berthd and wrote the exit');
   assert.equal((await after.podSandboxStatus({ podSandboxId: podId })).status?.state, PodSandboxState.SANDBOX_READY, "the pod's init outlived berthd");
   await after.removeContainer({ containerId: long });
-  assert.ok(!existsSync(`/sys/fs/cgroup/memory/berth/berth-conmon-${long}`), "conmon's cgroup is removed with its container");
+  assert.ok(!existsSync(`/sys/fs/cgroup/memory${monitorCgroup(containerCgroup('', long), long)}`), "conmon's cgroup is removed with its container");
 });
 
 /** Runs a container that reports its seccomp mode (0 none, 2 a filter) and whether `mount`, which berth's profile refuses, got through. */
@@ -337,11 +338,11 @@ test('UpdateContainerResources changes the cgroup; ReopenContainerLog starts a n
   });
   await assert.rejects(runtime.reopenContainerLog({ containerId }), { code: grpc.status.FAILED_PRECONDITION });
   await runtime.startContainer({ containerId });
-  const limitFile = `/sys/fs/cgroup/memory/berth/berth-${containerId}/memory.limit_in_bytes`;
+  const limitFile = `/sys/fs/cgroup/memory${containerCgroup('', containerId)}/memory.limit_in_bytes`;
   assert.equal((await readFile(limitFile, 'utf8')).trim(), String(64 << 20));
   await runtime.updateContainerResources({ containerId, linux: { memoryLimitInBytes: 96n << 20n, cpuShares: 512n } });
   assert.equal((await readFile(limitFile, 'utf8')).trim(), String(96 << 20));
-  assert.equal((await readFile(`/sys/fs/cgroup/cpu/berth/berth-${containerId}/cpu.shares`, 'utf8')).trim(), '512');
+  assert.equal((await readFile(`/sys/fs/cgroup/cpu${containerCgroup('', containerId)}/cpu.shares`, 'utf8')).trim(), '512');
 
   await sleep(500);
   await rename(join(logDir, 'ticker.log'), join(logDir, 'ticker.log.1'));
@@ -383,6 +384,6 @@ test('container and pod stats: CPU time and nano-cores, memory, the writable lay
   assert.match(table, new RegExp(`^${containerId.slice(0, 13)}\\s+busy\\s+\\d+\\.\\d\\d\\s+\\S+B\\s+\\S+B\\s+\\d+\\s+\\S+B$`, 'm'), table);
   assert.match((await berthd.ctl(['statsp'])).stdout, /^ctr-pod\s+/m);
   assert.equal((await berthd.ctl(['update', '--memory', String(80 << 20), containerId])).code, 0);
-  assert.equal((await readFile(`/sys/fs/cgroup/memory/berth/berth-${containerId}/memory.limit_in_bytes`, 'utf8')).trim(), String(80 << 20));
+  assert.equal((await readFile(`/sys/fs/cgroup/memory${containerCgroup('', containerId)}/memory.limit_in_bytes`, 'utf8')).trim(), String(80 << 20));
   await runtime.stopContainer({ containerId, timeout: 0n });
 });

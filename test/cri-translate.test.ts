@@ -118,3 +118,26 @@ test('run_as_group without run_as_user or run_as_username is InvalidArgument, fo
   assert.throws(() => sandboxSpecFrom(pod({ linux: { securityContext: { runAsGroup: { value: 5n } } } }), 'runc'), invalid(/user group is specified without user/));
   sandboxSpecFrom(pod({ linux: { securityContext: { runAsGroup: { value: 5n }, runAsUser: { value: 5n } } } }), 'runc');
 });
+
+test("a pod request's shape is checked by the translation, before anything is made", () => {
+  assert.throws(() => sandboxSpecFrom(pod({ metadata: { name: 'p', namespace: 'ns', uid: '' } }), 'runc'), invalid(/needs a name, a namespace and a uid/));
+  assert.throws(() => sandboxSpecFrom(pod({ metadata: { name: '', namespace: 'ns', uid: 'u' } }), 'runc'), invalid(/needs a name, a namespace and a uid/));
+  for (const network of [NamespaceMode.TARGET, NamespaceMode.CONTAINER]) {
+    const linux = { securityContext: { namespaceOptions: { network } } };
+    assert.throws(() => sandboxSpecFrom(pod({ linux }), 'runc'), invalid(/network namespace mode (TARGET|CONTAINER) is not valid for a pod/));
+  }
+});
+
+test('bandwidth annotations are parsed at translation: bits per second, decimal and binary suffixes', () => {
+  const spec = sandboxSpecFrom(pod({ annotations: { 'kubernetes.io/ingress-bandwidth': '10M', 'kubernetes.io/egress-bandwidth': '1Ki' } }), 'runc');
+  assert.throws(() => sandboxSpecFrom(pod({ annotations: { 'kubernetes.io/egress-bandwidth': '1ki' } }), 'runc'), invalid(/not a quantity/), 'no NaN rate');
+  assert.deepEqual(spec.bandwidth, { ingress: 10_000_000, egress: 1024 });
+  assert.deepEqual(sandboxSpecFrom(pod(), 'runc').bandwidth, {});
+  assert.throws(() => sandboxSpecFrom(pod({ annotations: { 'kubernetes.io/ingress-bandwidth': 'fast' } }), 'runc'), invalid(/bandwidth annotation "fast" is not a quantity/));
+});
+
+test('container mounts need absolute paths (checked at translation)', () => {
+  assert.throws(() => containerSpecFrom(container({ mounts: [{ containerPath: 'data', hostPath: '/tmp' }] })), invalid(/mount \/tmp:data needs absolute paths/));
+  assert.throws(() => containerSpecFrom(container({ mounts: [{ containerPath: '/data', hostPath: 'tmp' }] })), invalid(/mount tmp:\/data needs absolute paths/));
+  assert.equal(containerSpecFrom(container({ mounts: [{ containerPath: '/data', hostPath: '/tmp' }] })).mounts.length, 1);
+});

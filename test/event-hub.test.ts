@@ -85,11 +85,12 @@ test('closing the hub ends every stream, and an abort ends a wait', async () => 
 });
 
 test('container events carry copies of the pod and its containers as they were', async () => {
-  const events = new ContainerEvents();
+  type Rec = { id: string; state: string };
+  const events = new ContainerEvents<Rec, Rec>();
   events.hub.open();
-  const pod = { id: 'p1', state: 'ready' } as never as { id: string; state: string };
-  const containers = [{ id: 'c1', podId: 'p1', state: 'running' }] as never as Array<{ id: string; state: string }>;
-  events.setSnapshotSource(() => ({ pod: pod as never, containers: containers as never }));
+  const pod: Rec = { id: 'p1', state: 'ready' };
+  const containers: Rec[] = [{ id: 'c1', state: 'running' }];
+  events.setSnapshotSource(() => ({ pod, containers }));
   const s = events.subscribe();
   const seen: string[] = [];
   events.hub.listen((e) => seen.push(`${e.kind}:${e.containerId}`));

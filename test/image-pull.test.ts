@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import * as grpc from '@grpc/grpc-js';
 import { ImageService } from '../src/gen/runtime/v1/api_pb.js';
-import { openChannel, serviceClient } from '../src/rpc/grpc-service.js';
+import { openChannel, serviceClient } from '../src/server/grpc-service.js';
 import { startBerthd, type TestBerthd } from './helpers/berthd.js';
 import { buildLayer, busyboxEntries, pushImage, pushIndex, type LayerEntry } from './helpers/image-builder.js';
 import { expectedUnion, listTree } from './helpers/layer-tree.js';

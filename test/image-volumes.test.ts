@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { create, type MessageInitShape } from '@bufbuild/protobuf';
 import { ContainerConfigSchema, ImageService, RuntimeService, type MountSchema } from '../src/gen/runtime/v1/api_pb.js';
-import { openChannel, serviceClient } from '../src/rpc/grpc-service.js';
+import { openChannel, serviceClient } from '../src/server/grpc-service.js';
 import { checkSubPath, resolveInImage } from '../src/container/image-volumes.js';
 import { containerSpecFrom } from '../src/cri/container-translate.js';
 import { launchBerthd } from './helpers/berthd.js';

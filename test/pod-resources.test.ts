@@ -6,7 +6,7 @@ import { readFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import { NamespaceMode, RuntimeService } from '../src/gen/runtime/v1/api_pb.js';
-import { openChannel, serviceClient } from '../src/rpc/grpc-service.js';
+import { openChannel, serviceClient } from '../src/server/grpc-service.js';
 import { cgroupHierarchies } from '../src/linux/cgroups.js';
 import { limitWrites, podLimits, sharesToWeight } from '../src/linux/cgroup-limits.js';
 import { startBerthd } from './helpers/berthd.js';

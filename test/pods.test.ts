@@ -11,7 +11,7 @@ import { spawn } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
 import * as grpc from '@grpc/grpc-js';
 import { NamespaceMode, PodSandboxState, RuntimeService } from '../src/gen/runtime/v1/api_pb.js';
-import { openChannel, serviceClient } from '../src/rpc/grpc-service.js';
+import { openChannel, serviceClient } from '../src/server/grpc-service.js';
 import { launchBerthd, startBerthd, type TestBerthd } from './helpers/berthd.js';
 import { isRoot } from './helpers/paths.js';
 import { startPodNetwork, type TestPodNetwork } from './helpers/pod-network.js';

@@ -1,7 +1,7 @@
 // Image references normalised as the kubelet, crictl and Docker write them.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { formatReference, parseReference } from '../src/image/reference.js';
+import { formatReference, parseReference } from '../src/util/image-reference.js';
 
 const digest = `sha256:${'a1'.repeat(32)}`;
 

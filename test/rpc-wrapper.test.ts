@@ -5,9 +5,9 @@ import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { pino } from 'pino';
 import { RuntimeService } from '../src/gen/runtime/v1/api_pb.js';
-import { grpcServiceDefinition, openChannel, serviceClient } from '../src/rpc/grpc-service.js';
-import { implementService } from '../src/cri/rpc-wrapper.js';
-import { StartupGate } from '../src/daemon/startup-gate.js';
+import { grpcServiceDefinition, openChannel, serviceClient } from '../src/server/grpc-service.js';
+import { implementService } from '../src/server/rpc-wrapper.js';
+import { StartupGate } from '../src/server/startup-gate.js';
 import { BerthError, notFound } from '../src/errors.js';
 import { tempDir } from './helpers/tmp.js';
 import { cleanup } from './helpers/scope.js';
@@ -16,6 +16,7 @@ test('calls before recovery finishes get UNAVAILABLE; errors map to their gRPC c
   const dir = await tempDir(t);
   const gate = new StartupGate();
   gate.setPhase('recovering state');
+  const calls: string[] = [];
   const server = new grpc.Server();
   server.addService(
     grpcServiceDefinition(RuntimeService),
@@ -33,7 +34,7 @@ test('calls before recovery finishes get UNAVAILABLE; errors map to their gRPC c
           throw new TypeError('boom');
         },
       },
-      { gate, log: pino({ level: 'silent' }) },
+      { gate, log: pino({ level: 'silent' }), onCall: (outcome) => calls.push(`${outcome.service}/${outcome.method} ${outcome.code}`) },
     ),
   );
   const socket = join(dir, 's.sock');
@@ -56,4 +57,12 @@ test('calls before recovery finishes get UNAVAILABLE; errors map to their gRPC c
   await assert.rejects(client.podSandboxStatus({}), { code: grpc.status.FAILED_PRECONDITION, details: 'pod is stopping' });
   await assert.rejects(client.listContainers({}), { code: grpc.status.INTERNAL, details: 'boom' });
   await assert.rejects(client.removeContainer({}), { code: grpc.status.UNIMPLEMENTED });
+  // The metrics hook sees every call that passed the gate, once, with its outcome.
+  assert.deepEqual(calls, [
+    'runtime.v1.RuntimeService/Version OK',
+    'runtime.v1.RuntimeService/ContainerStatus NotFound',
+    'runtime.v1.RuntimeService/PodSandboxStatus FailedPrecondition',
+    'runtime.v1.RuntimeService/ListContainers Internal',
+    'runtime.v1.RuntimeService/RemoveContainer Unimplemented',
+  ]);
 });

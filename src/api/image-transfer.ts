@@ -1,7 +1,7 @@
 // berth.v1.ImageTransfer: import and export image archives (no CRI RPC does this).
 import { isAbsolute } from 'node:path';
 import type { ImageTransfer } from '../gen/berth/v1/berth_pb.js';
-import type { MethodsOf, ServiceHandlers } from '../rpc/grpc-service.js';
+import type { MethodsOf, ServiceHandlers } from '../server/grpc-service.js';
 import { invalidArgument } from '../errors.js';
 import type { ImageManager } from '../image/image-manager.js';
 

@@ -3,7 +3,7 @@
 // a daemon's garbage is short-lived and small, and the default 16 MB costs ~30 MB of
 // resident memory that is never given back; measured with bench/lifecycle.)
 import { Command } from 'commander';
-import { configToToml, loadConfig, type BerthConfig, type ConfigOverrides } from '../daemon/config.js';
+import { configToToml, loadConfig, type BerthConfig, type ConfigOverrides } from '../config/config.js';
 import { createLogger } from '../daemon/logger.js';
 import { startDaemon, type RunningDaemon } from '../daemon/daemon.js';
 import { BERTH_VERSION } from '../version.js';

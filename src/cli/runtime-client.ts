@@ -3,7 +3,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { ImageService, RuntimeService } from '../gen/runtime/v1/api_pb.js';
 import { ImageTransfer } from '../gen/berth/v1/berth_pb.js';
-import { openChannel, serviceClient, type MethodsOf, type ServiceClient } from '../rpc/grpc-service.js';
+import { openChannel, serviceClient, type MethodsOf, type ServiceClient } from '../server/grpc-service.js';
 import type { ClientSettings } from './settings.js';
 
 export interface CriClients {

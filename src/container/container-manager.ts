@@ -3,89 +3,86 @@
 // conmon's exit files, so a container that ended while berthd was down is reported
 // with its code after the restart. One record on disk and one object in memory each.
 import { randomBytes } from 'node:crypto';
-import { mkdir, open, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
-import { constants as fsConstants, watch, type FSWatcher } from 'node:fs';
-import { dirname, isAbsolute, join } from 'node:path';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
-import { BerthError, notFound } from '../errors.js';
-import type { BerthConfig } from '../daemon/config.js';
+import { notFound, invalidArgument, alreadyExists, failedPrecondition } from '../errors.js';
+import type { BerthConfig } from '../config/config.js';
 import { RecordStore } from '../store/record-store.js';
 import { KeyedMutex } from '../util/locks.js';
-import { runCommand } from '../linux/command.js';
-import { moveIntoCgroup, removeLeafCgroup } from '../linux/cgroups.js';
-import { mountPoints, preparePrivateDir, removeUnmounted } from '../linux/namespaces.js';
+import { containerCgroup, monitorCgroup } from '../linux/cgroup-names.js';
 import type { ImageManager } from '../image/image-manager.js';
-import type { SandboxManager } from '../pod/sandbox-manager.js';
-import { devicesFromPath, hostDevices } from '../linux/devices.js';
-import { hostCapabilities } from '../linux/capabilities.js';
-import { recursiveReadOnlyBind, unmountTree } from '../linux/recursive-readonly.js';
-import { checkPropagationSource } from '../linux/mount-propagation.js';
-import type { SandboxRecord } from '../pod/sandbox-types.js';
-import { mountPodShm } from '../pod/pod-files.js';
-import { buildOciSpec, ociResources, type ImageRuntimeConfig } from './oci-spec.js';
-import { OciRuntime } from './oci-runtime.js';
+import type { ImageRecord } from '../image/image-store.js';
+import type { PodContainers, SandboxManager } from '../pod/sandbox-manager.js';
+import type { PodContext } from '../pod/sandbox-types.js';
+import { buildOciSpec, mergeResources, ociResources } from './oci-spec.js';
+import { OciRuntime, type ContainerRuntime } from './oci-runtime.js';
+import { linuxContainerHost, type ContainerHost } from './container-host.js';
 import { resolveUser } from './user.js';
 import { seccompFor } from './seccomp.js';
-import { attachToConmon, execWithPipes, execWithTerminal } from './stream-sessions.js';
+import { Bundles, bundlePaths, type BundleStore } from './bundle.js';
+import { ExitWatcher, exitFileOf, readExit } from './exit-watcher.js';
+import { attach, execStream, execSync, type ExecSyncResult } from './exec.js';
+import { reopenLog } from './log-reopen.js';
 import type { AttachRequest, ExecRequest, StreamIO } from '../stream/backends.js';
-import { imageVolumePaths, mountImageVolume, resolveInImage } from './image-volumes.js';
-import type { ContainerMount, ContainerRecord, ImageVolume, ContainerResources, ContainerSpec, ContainerState } from './container-types.js';
+import type { ContainerRecord, ContainerResources, ContainerSpec, ContainerState } from './container-types.js';
 import { noContainerEvents, type ContainerEventPublisher } from '../events/container-events.js';
 
 export interface ContainerManagerOptions {
   config: BerthConfig;
-  images: ImageManager;
-  pods: SandboxManager;
+  /** What containers need of images and pods (the managers; fakes in unit tests). */
+  images: Pick<ImageManager, 'get' | 'find' | 'forContainer'>;
+  pods: Pick<SandboxManager, 'forContainer'>;
   log: Logger;
   conmon?: string;
   /** Where CREATED/STARTED/STOPPED/DELETED are published (GetContainerEvents). */
   events?: ContainerEventPublisher;
+  /** Seams for unit tests: host operations, the bundle store, the runtime handlers by name, the wait after SIGKILL. */
+  host?: ContainerHost;
+  bundles?: BundleStore;
+  runtimes?: Record<string, ContainerRuntime>;
+  killWaitMs?: number;
 }
 
 const KILL_WAIT_MS = 10_000;
-/** The exit dir is watched; this sweep catches whatever a watch could miss. */
-const EXIT_SWEEP_MS = 5_000;
-/** An exit file still empty after this long is taken as it is (conmon writes it whole, by rename). */
-const EMPTY_EXIT_FILE_GRACE_MS = 2_000;
-/** ExecSync keeps at most this much of each stream (what the kubelet's probes need). */
-const EXEC_OUTPUT_LIMIT = 16 * 1024 * 1024;
 
-export class ContainerManager {
+export class ContainerManager implements PodContainers {
   readonly #records = new Map<string, ContainerRecord>();
   readonly #store: RecordStore<ContainerRecord>;
   readonly #locks = new KeyedMutex();
   readonly #names = new Map<string, string>();
-  readonly #runtimes = new Map<string, OciRuntime>();
-  readonly #dir: string;
+  readonly #runtimes = new Map<string, ContainerRuntime>();
   readonly #exitDir: string;
-  /** Recursive read-only trees and image volumes, under a private mount so no other namespace gets copies. */
-  readonly #rroDir: string;
   /** conmon's attach sockets: <attachDir>/<container or exec session id>/attach. */
   readonly #attachDir: string;
   readonly #events: ContainerEventPublisher;
-  #exitWatcher: FSWatcher | undefined;
-  #exitSweep: NodeJS.Timeout | undefined;
+  #exitWatcher: ExitWatcher | undefined;
+  readonly #bundles: BundleStore;
+  readonly #host: ContainerHost;
+  readonly #killWaitMs: number;
 
   constructor(private readonly options: ContainerManagerOptions) {
     const { config } = options;
     this.#store = new RecordStore(join(config.root, 'containers'));
-    this.#dir = join(config.state, 'containers');
+    this.#bundles = options.bundles ?? new Bundles(config.state);
+    this.#host = options.host ?? linuxContainerHost;
+    this.#killWaitMs = options.killWaitMs ?? KILL_WAIT_MS;
     this.#exitDir = join(config.state, 'exits');
-    this.#rroDir = join(config.state, 'rro');
     this.#attachDir = join(config.state, 'attach');
     this.#events = options.events ?? noContainerEvents;
     for (const [name, handler] of Object.entries(config.runtimes)) {
       this.#runtimes.set(
         name,
-        new OciRuntime({ name, path: handler.path, options: handler.options, root: join(config.state, 'runtime', name), conmon: options.conmon ?? '/usr/bin/conmon', cgroupDriver: config.cgroup_driver }),
+        options.runtimes?.[name] ??
+          new OciRuntime({ name, path: handler.path, options: handler.options, root: join(config.state, 'runtime', name), conmon: options.conmon ?? '/usr/bin/conmon', cgroupDriver: config.cgroup_driver }),
       );
     }
   }
 
   async recover(): Promise<void> {
     await mkdir(this.#exitDir, { recursive: true, mode: 0o700 });
-    await preparePrivateDir(this.#rroDir);
+    await this.#bundles.prepare();
     const { records, problems } = await this.#store.loadAll();
     for (const problem of problems) this.options.log.error({ problem }, 'skipping unreadable container record');
     for (const record of records) {
@@ -94,16 +91,16 @@ export class ContainerManager {
       await this.#refresh(record);
     }
     // Bundles without a record: a crash during CreateContainer. Nothing may stay mounted.
-    for (const id of await readdir(this.#dir).catch(() => [] as string[])) {
+    for (const id of await this.#bundles.ids()) {
       if (this.#records.has(id)) continue;
       this.options.log.warn({ container: id }, 'removing a container bundle that a crash left behind');
-      const orphan = { id, bundle: join(this.#dir, id) };
+      const orphan = { id, bundle: this.#bundles.dirOf(id) };
       // Which handler made it is not known: each forgets it (conmon then exits).
       for (const runtime of this.#runtimes.values()) await runtime.delete(id).catch(() => undefined);
       try {
-        await this.#unmountRootfs(orphan);
-        await this.#removeBundle(orphan);
-        await rm(join(this.#exitDir, id), { force: true });
+        await this.#bundles.unmount(orphan);
+        await this.#bundles.remove(orphan);
+        await rm(exitFileOf(this.#exitDir, id), { force: true });
       } catch (err) {
         this.options.log.error({ container: id, error: (err as Error).message }, 'cannot remove a container bundle left behind; it stays for a later start');
       }
@@ -111,38 +108,25 @@ export class ContainerManager {
     this.#watchExits();
   }
 
-  /**
-   * Exits are noticed as conmon writes them, not only when a client asks: an inotify
-   * watch on the exit dir, and a slow sweep of it for anything a watch could miss.
-   */
+  /** Exits are noticed as conmon writes them (ExitWatcher), each read under the container's lock. */
   #watchExits(): void {
-    if (this.#exitWatcher) return;
-    const check = (id: string) => {
-      const record = this.#records.get(id);
-      if (!record || record.state === 'exited') return;
-      this.#locks
-        .lock(id, () => this.#refresh(record))
-        .catch((err: Error) => this.options.log.warn({ container: id, error: err.message }, 'cannot read an exit file'));
-    };
-    try {
-      this.#exitWatcher = watch(this.#exitDir, (_event, name) => {
-        if (name) check(name.toString());
-      });
-      this.#exitWatcher.on('error', (err) => this.options.log.warn({ error: err.message }, 'the exit dir watch failed; exits are found by the sweep'));
-    } catch (err) {
-      this.options.log.warn({ error: (err as Error).message }, 'cannot watch the exit dir; exits are found by the sweep');
-    }
-    this.#exitSweep = setInterval(() => {
-      void readdir(this.#exitDir).then((names) => names.forEach(check), () => undefined);
-    }, EXIT_SWEEP_MS);
-    this.#exitSweep.unref();
+    this.#exitWatcher ??= new ExitWatcher({
+      exitDir: this.#exitDir,
+      log: this.options.log,
+      onExitFile: (id) => {
+        const record = this.#records.get(id);
+        if (!record || record.state === 'exited') return;
+        this.#locks
+          .lock(id, () => this.#refresh(record))
+          .catch((err: Error) => this.options.log.warn({ container: id, error: err.message }, 'cannot read an exit file'));
+      },
+    });
+    this.#exitWatcher.start();
   }
 
   /** Stops watching for exits (berthd is stopping). */
   close(): void {
     this.#exitWatcher?.close();
-    this.#exitWatcher = undefined;
-    clearInterval(this.#exitSweep);
   }
 
   list(): ContainerRecord[] {
@@ -154,7 +138,7 @@ export class ContainerManager {
     const exact = this.#records.get(idOrPrefix);
     if (exact) return exact;
     const matches = this.list().filter((r) => r.id.startsWith(idOrPrefix));
-    if (matches.length > 1) throw new BerthError('InvalidArgument', `container id prefix "${idOrPrefix}" is ambiguous`);
+    if (matches.length > 1) throw invalidArgument(`container id prefix "${idOrPrefix}" is ambiguous`);
     return matches[0];
   }
 
@@ -175,75 +159,28 @@ export class ContainerManager {
     return `${spec.name}_${podId}_${spec.attempt}`;
   }
 
+  /**
+   * Creates a container: checks against current state, reserves its name, then named
+   * steps — bundle, rootfs, OCI spec, conmon — each undone if a later one fails.
+   */
   async create(podId: string, spec: ContainerSpec): Promise<string> {
-    const pod = this.options.pods.get(podId);
-    if (pod.state !== 'ready') throw new BerthError('FailedPrecondition', `pod sandbox ${pod.id} is not ready`);
-    if (!spec.name) throw new BerthError('InvalidArgument', 'container metadata needs a name');
+    const pod = this.options.pods.forContainer(podId);
     const key = this.#nameKey(pod.id, spec);
     const taken = this.#names.get(key);
-    if (taken) throw new BerthError('AlreadyExists', `container name "${key}" is reserved for container ${taken}`);
+    if (taken) throw alreadyExists(`container name "${key}" is reserved for container ${taken}`);
     const image = this.options.images.get(spec.image);
-    const runtime = this.#runtimes.get(pod.spec.runtimeHandler);
-    if (!runtime) throw new BerthError('FailedPrecondition', `runtime handler "${pod.spec.runtimeHandler}" is not configured`);
+    const runtime = this.#runtimes.get(pod.runtimeHandler);
+    if (!runtime) throw failedPrecondition(`runtime handler "${pod.runtimeHandler}" is not configured`);
     // Image volumes: the image must be here (pulled), as for the container's own.
     const mounts = spec.mounts.map((m) => (m.image ? { ...m, image: { ...m.image, imageId: this.options.images.get(m.image.image).id } } : m));
-    const binds = mounts.filter((m) => !m.image);
-    for (const m of mounts) if (!isAbsolute(m.containerPath)) throw new BerthError('InvalidArgument', `mount ${m.containerPath} needs an absolute container path`);
-    for (const m of binds) {
-      if (!isAbsolute(m.containerPath) || !isAbsolute(m.hostPath)) throw new BerthError('InvalidArgument', `mount ${m.hostPath}:${m.containerPath} needs absolute paths`);
-    }
-    // A host path that does not exist is created as a directory, as containerd (and
-    // Docker) do; a file stays a file.
-    for (const m of binds) {
-      if (!(await stat(m.hostPath).then(() => true, () => false))) await mkdir(m.hostPath, { recursive: true, mode: 0o755 });
-    }
-    for (const m of binds) await checkPropagationSource(m.hostPath, m.propagation);
+    await this.#host.prepareMountSources(mounts.filter((m) => !m.image));
     // Reserved before anything is awaited: a retry overlapping this call must see it.
     const id = randomBytes(32).toString('hex');
     this.#names.set(key, id);
-    const bundle = join(this.#dir, id);
-    const logFile = pod.spec.logDirectory && spec.logPath ? join(pod.spec.logDirectory, spec.logPath) : join(bundle, 'console.log');
-    const record: ContainerRecord = {
-      id,
-      podId: pod.id,
-      spec: { ...spec, imageId: image.id, mounts },
-      state: 'created',
-      createdAt: nowNanos(),
-      startedAt: '0',
-      finishedAt: '0',
-      exitCode: 0,
-      reason: '',
-      message: '',
-      logFile,
-      bundle,
-      runtime: runtime.options.name,
-      pid: 0,
-      cgroupsPath: `${pod.cgroupPath || '/berth'}/berth-${id}`,
-    };
+    const record = this.#newRecord(id, pod, { ...spec, imageId: image.id, mounts }, runtime.options.name);
     try {
-      const pidNamespace = await this.#pidNamespace(pod, spec);
-      // Made with the pod; made here too for a pod from before berth had it (idempotent).
-      if (pod.ipcns) await mountPodShm(pod.podDir);
-      const requested = (await Promise.all(spec.devices.map(async (d) => (await devicesFromPath(d.hostPath, d.containerPath)).map((node) => ({ ...node, permissions: d.permissions }))))).flat();
-      // Privileged: the host's devices too (its cgroup allows every device anyway).
-      const devices = spec.privileged ? [...(await hostDevices()).map((d) => ({ ...d, permissions: 'rwm' })), ...requested] : requested;
-      await mkdir(bundle, { recursive: true, mode: 0o700 });
-      const rootfs = await this.#mountRootfs(record, image.layers.map((l) => this.options.images.snapshots.path(l.chainId)).reverse());
-      const imageConfig = (JSON.parse((await this.options.images.content.read(image.id)).toString('utf8')) as { config?: ImageRuntimeConfig }).config ?? {};
-      const user = await resolveUser(rootfs, { ...spec, imageUser: image.user });
-      const cgroupsPath = record.cgroupsPath;
-      const seccomp = await seccompFor(spec.seccomp, spec.privileged);
-      const mounts = await this.#prepareMounts(record);
-      const oci = buildOciSpec({ id, spec, pod, image: imageConfig, user, rootfs, cgroupsPath, minOomScoreAdj: await ownOomScoreAdj(), seccomp, devices, pidNamespace, mounts, hostCapabilities: await hostCapabilities() });
-      if (!spec.stopSignal && imageConfig.StopSignal) record.spec.stopSignal = imageConfig.StopSignal;
-      await writeFile(join(bundle, 'config.json'), JSON.stringify(oci));
-      await mkdir(dirname(logFile), { recursive: true });
-      record.pid = await runtime.create({ id, bundle, logFile, exitDir: this.#exitDir, persistDir: bundle, socketDir: this.#attachDir, terminal: spec.tty, stdin: spec.stdin, leaveStdinOpen: !spec.stdinOnce });
-      // The container's mount namespace holds its own copies of the recursive read-only
-      // trees now. The host's go at once, so nothing of berth's keeps a source busy: its
-      // owner can unmount what is below it and remove it, as with a runtime's own rro.
-      await this.#unmountReadOnlyTrees(record);
-      await this.#moveMonitor(record);
+      await this.#writeBundle(record, pod, image);
+      await this.#startMonitor(record, runtime);
       await this.#store.put(id, record);
       this.#records.set(id, record);
       this.#events.publish('created', id, pod.id);
@@ -251,18 +188,76 @@ export class ContainerManager {
       return id;
     } catch (err) {
       this.#names.delete(key);
-      await runtime.delete(id).catch(() => undefined);
-      await this.#unmountRootfs(record).catch(() => undefined);
-      await this.#removeBundle(record).catch((cleanup: Error) => this.options.log.error({ container: id, error: cleanup.message }, 'cannot clean up after a failed create'));
-      await removeLeafCgroup(this.#monitorCgroup(record)).catch(() => undefined);
+      await this.#undoCreate(record, runtime);
       throw err;
     }
+  }
+
+  #newRecord(id: string, pod: PodContext, spec: ContainerSpec, runtime: string): ContainerRecord {
+    const bundle = this.#bundles.dirOf(id);
+    return {
+      id,
+      podId: pod.id,
+      spec,
+      state: 'created',
+      createdAt: nowNanos(),
+      startedAt: '0',
+      finishedAt: '0',
+      exitCode: 0,
+      reason: '',
+      message: '',
+      logFile: pod.logDirectory && spec.logPath ? join(pod.logDirectory, spec.logPath) : bundlePaths(bundle).consoleLog,
+      bundle,
+      runtime,
+      pid: 0,
+      cgroupsPath: containerCgroup(pod.cgroupParent, id),
+    };
+  }
+
+  /** The bundle with its rootfs mounted, and the OCI spec written into it. */
+  async #writeBundle(record: ContainerRecord, pod: PodContext, image: ImageRecord): Promise<void> {
+    const { id, spec } = record;
+    const pidNamespace = await this.#pidNamespace(pod, spec);
+    const devices = await this.#host.devices(spec);
+    const paths = await this.#bundles.create(record.bundle);
+    const { lowerDirs, config: imageConfig } = await this.options.images.forContainer(image);
+    const rootfs = await this.#bundles.mountRootfs(record.bundle, lowerDirs);
+    const user = await resolveUser(rootfs, { ...spec, imageUser: image.user });
+    const seccomp = await seccompFor(spec.seccomp, spec.privileged);
+    const mounts = await this.#bundles.bindSources(id, spec.mounts, {
+      isDirectory: (path) => this.#host.isDirectory(path),
+      imageLowerDirs: async (imageId) => (await this.options.images.forContainer(this.options.images.get(imageId))).lowerDirs,
+    });
+    const oci = buildOciSpec({ id, spec, pod, image: imageConfig, user, rootfs, cgroupsPath: record.cgroupsPath, minOomScoreAdj: await this.#host.ownOomScoreAdj(), seccomp, devices, pidNamespace, mounts, hostCapabilities: await this.#host.hostCapabilities() });
+    if (!spec.stopSignal && imageConfig.StopSignal) record.spec.stopSignal = imageConfig.StopSignal;
+    await writeFile(paths.config, JSON.stringify(oci));
+  }
+
+  /** conmon creates the container under the runtime handler, then leaves berthd's cgroup. */
+  async #startMonitor(record: ContainerRecord, runtime: ContainerRuntime): Promise<void> {
+    const { id, spec, bundle, logFile } = record;
+    await mkdir(dirname(logFile), { recursive: true });
+    record.pid = await runtime.create({ id, bundle, logFile, exitDir: this.#exitDir, persistDir: bundle, socketDir: this.#attachDir, terminal: spec.tty, stdin: spec.stdin, leaveStdinOpen: !spec.stdinOnce });
+    // The container's mount namespace holds its own copies of the recursive read-only
+    // trees and image volumes now. The host's go at once, so nothing of berth's keeps a
+    // source busy: its owner can unmount what is below it and remove it while the
+    // container runs, as with a runtime's own recursive read-only mounts.
+    await this.#bundles.unmountTrees(id);
+    await this.#moveMonitor(record);
+  }
+
+  /** Undoes whatever a failed create made (each step is idempotent). */
+  async #undoCreate(record: ContainerRecord, runtime: ContainerRuntime): Promise<void> {
+    await runtime.delete(record.id).catch(() => undefined);
+    await this.#bundles.unmount(record).catch(() => undefined);
+    await this.#bundles.remove(record).catch((cleanup: Error) => this.options.log.error({ container: record.id, error: cleanup.message }, 'cannot clean up after a failed create'));
+    await this.#host.removeLeafCgroup(this.#monitorCgroup(record)).catch(() => undefined);
   }
 
   async start(idOrPrefix: string): Promise<void> {
     const record = await this.get(idOrPrefix);
     await this.#locks.lock(record.id, async () => {
-      if (record.state !== 'created') throw new BerthError('FailedPrecondition', `container ${record.id} is ${record.state}, not created`);
+      if (record.state !== 'created') throw failedPrecondition(`container ${record.id} is ${record.state}, not created`);
       // Taken before start: a short-lived process can exit before `start` returns.
       const startedAt = nowNanos();
       await this.#runtime(record).start(record.id);
@@ -289,7 +284,7 @@ export class ContainerManager {
         if (await this.#waitExit(record, timeoutSeconds * 1000)) return;
       }
       await runtime.kill(record.id, 'SIGKILL');
-      if (!(await this.#waitExit(record, KILL_WAIT_MS)) && record.state === 'created') {
+      if (!(await this.#waitExit(record, this.#killWaitMs)) && record.state === 'created') {
         // Never started: nothing will exit, the runtime just drops it.
         await runtime.delete(record.id);
         this.#markExited(record, 137, 'Error', 'stopped before it started');
@@ -305,10 +300,10 @@ export class ContainerManager {
     await this.stop(record.id, 0);
     await this.#locks.lock(record.id, async () => {
       await this.#runtime(record).delete(record.id);
-      await this.#unmountRootfs(record);
-      await this.#removeBundle(record);
-      await rm(join(this.#exitDir, record.id), { force: true });
-      await removeLeafCgroup(this.#monitorCgroup(record)).catch((err: Error) => this.options.log.warn({ container: record.id, error: err.message }, "cannot remove conmon's cgroup"));
+      await this.#bundles.unmount(record);
+      await this.#bundles.remove(record);
+      await rm(exitFileOf(this.#exitDir, record.id), { force: true });
+      await this.#host.removeLeafCgroup(this.#monitorCgroup(record)).catch((err: Error) => this.options.log.warn({ container: record.id, error: err.message }, "cannot remove conmon's cgroup"));
       await this.#store.delete(record.id);
       this.#records.delete(record.id);
       this.#names.delete(this.#nameKey(record.podId, record.spec));
@@ -324,23 +319,12 @@ export class ContainerManager {
   async updateResources(idOrPrefix: string, resources: ContainerResources): Promise<void> {
     const record = await this.get(idOrPrefix);
     await this.#locks.lock(record.id, async () => {
-      if (record.state === 'exited') throw new BerthError('FailedPrecondition', `container ${record.id} has exited`);
+      if (record.state === 'exited') throw failedPrecondition(`container ${record.id} has exited`);
       // `runc update` does not apply hugepage limits: refused rather than recorded as applied.
       if (resources.hugepageLimits.length > 0 && JSON.stringify(resources.hugepageLimits) !== JSON.stringify(record.spec.hugepageLimits ?? [])) {
-        throw new BerthError('InvalidArgument', `container ${record.id}: hugepage limits cannot be changed after creation`);
+        throw invalidArgument(`container ${record.id}: hugepage limits cannot be changed after creation`);
       }
-      const merged: ContainerResources = {
-        cpuShares: resources.cpuShares || record.spec.cpuShares,
-        cpuQuota: resources.cpuQuota || record.spec.cpuQuota,
-        cpuPeriod: resources.cpuPeriod || record.spec.cpuPeriod,
-        memoryLimit: resources.memoryLimit || record.spec.memoryLimit,
-        // A new memory limit without a swap limit means no swap again.
-        memorySwapLimit: resources.memorySwapLimit || (resources.memoryLimit ? 0 : (record.spec.memorySwapLimit ?? 0)),
-        cpusetCpus: resources.cpusetCpus || (record.spec.cpusetCpus ?? ''),
-        cpusetMems: resources.cpusetMems || (record.spec.cpusetMems ?? ''),
-        hugepageLimits: resources.hugepageLimits.length > 0 ? resources.hugepageLimits : (record.spec.hugepageLimits ?? []),
-        unified: Object.keys(resources.unified).length > 0 ? resources.unified : (record.spec.unified ?? {}),
-      };
+      const merged = mergeResources(record.spec, resources);
       await this.#runtime(record).update(record.id, ociResources(merged));
       Object.assign(record.spec, merged);
       await this.#store.put(record.id, record);
@@ -348,21 +332,21 @@ export class ContainerManager {
   }
 
   /** The PID namespace a container gets: the pod's, its own, the host's, or a target container's. */
-  async #pidNamespace(pod: SandboxRecord, spec: ContainerSpec): Promise<{ path?: string } | undefined> {
-    const mode = spec.pidMode ?? pod.spec.namespaces.pid;
+  async #pidNamespace(pod: PodContext, spec: ContainerSpec): Promise<{ path?: string } | undefined> {
+    const mode = spec.pidMode ?? pod.pidMode;
     switch (mode) {
       case 'node':
         return undefined;
       case 'container':
         return {};
       case 'pod':
-        if (!pod.pidns) throw new BerthError('FailedPrecondition', `pod sandbox ${pod.id} has no shared PID namespace (its PID mode is ${pod.spec.namespaces.pid.toUpperCase()})`);
-        return { path: pod.pidns };
+        if (!pod.namespaces.pid) throw failedPrecondition(`pod sandbox ${pod.id} has no shared PID namespace (its PID mode is ${pod.pidMode.toUpperCase()})`);
+        return { path: pod.namespaces.pid };
       case 'target': {
-        if (!spec.pidTargetId) throw new BerthError('InvalidArgument', 'PID namespace mode TARGET needs a target_id');
+        if (!spec.pidTargetId) throw invalidArgument('PID namespace mode TARGET needs a target_id');
         const target = await this.get(spec.pidTargetId);
-        if (target.podId !== pod.id) throw new BerthError('InvalidArgument', `target container ${target.id} is not in pod ${pod.id}`);
-        if (target.state !== 'running') throw new BerthError('FailedPrecondition', `target container ${target.id} is not running`);
+        if (target.podId !== pod.id) throw invalidArgument(`target container ${target.id} is not in pod ${pod.id}`);
+        if (target.state !== 'running') throw failedPrecondition(`target container ${target.id} is not running`);
         return { path: `/proc/${target.pid}/ns/pid` };
       }
     }
@@ -374,72 +358,37 @@ export class ContainerManager {
    */
   async reopenLog(idOrPrefix: string): Promise<void> {
     const record = await this.get(idOrPrefix);
-    if (record.state !== 'running') throw new BerthError('FailedPrecondition', `container ${record.id} is not running; its log cannot be reopened`);
-    let ctl;
-    try {
-      ctl = await open(join(record.bundle, 'ctl'), fsConstants.O_WRONLY | fsConstants.O_NONBLOCK);
-    } catch (err) {
-      throw new BerthError('FailedPrecondition', `container ${record.id}: conmon is not listening (${(err as NodeJS.ErrnoException).code})`);
-    }
-    try {
-      await ctl.write('2 0 0\n');
-    } finally {
-      await ctl.close();
-    }
-    for (let i = 0; i < 40; i++) {
-      if (await stat(record.logFile).then(() => true, () => false)) return;
-      await sleep(50);
-    }
-    throw new BerthError('Internal', `container ${record.id}: conmon did not reopen ${record.logFile}`);
+    if (record.state !== 'running') throw failedPrecondition(`container ${record.id} is not running; its log cannot be reopened`);
+    await reopenLog(record.id, bundlePaths(record.bundle).ctl, record.logFile);
   }
 
   /** Runs a command in a running container (ExecSync). */
-  async execSync(idOrPrefix: string, command: string[], timeoutSeconds: number): Promise<{ exitCode: number; stdout: Buffer; stderr: Buffer }> {
-    const record = await this.get(idOrPrefix);
-    if (record.state !== 'running') throw new BerthError('FailedPrecondition', `container ${record.id} is not running (${record.state})`);
-    if (command.length === 0) throw new BerthError('InvalidArgument', 'ExecSync: cmd is required');
-    const pidFile = join(record.bundle, `exec-${randomBytes(6).toString('hex')}.pid`);
-    try {
-      const result = await this.#runtime(record).exec(record.id, command, { timeoutMs: timeoutSeconds * 1000, maxOutput: EXEC_OUTPUT_LIMIT, pidFile });
-      // containerd's answer too: DeadlineExceeded, which the kubelet reads as a timed-out probe.
-      if (result.timedOut) throw new BerthError('DeadlineExceeded', `command ${JSON.stringify(command)} timed out after ${timeoutSeconds}s and was killed with every process it started`);
-      return result;
-    } finally {
-      await rm(pidFile, { force: true });
-    }
+  async execSync(idOrPrefix: string, command: string[], timeoutSeconds: number): Promise<ExecSyncResult> {
+    const record = await this.running(idOrPrefix);
+    return execSync(this.#runtime(record), record, command, timeoutSeconds);
   }
 
   /** A running container, or FailedPrecondition (for exec and attach). */
   async running(idOrPrefix: string): Promise<ContainerRecord> {
     const record = await this.get(idOrPrefix);
-    if (record.state !== 'running') throw new BerthError('FailedPrecondition', `container ${record.id} is not running (${record.state})`);
+    if (record.state !== 'running') throw failedPrecondition(`container ${record.id} is not running (${record.state})`);
     return record;
   }
 
   /** A streaming exec (the Exec URL's session); resolves with the command's exit code. */
   async execStream(request: ExecRequest, io: StreamIO): Promise<number> {
     const record = await this.running(request.containerId);
-    const runtime = this.#runtime(record);
-    if (!request.tty) {
-      const pidFile = join(record.bundle, `exec-${randomBytes(6).toString('hex')}.pid`);
-      try {
-        return await execWithPipes(runtime, record.id, request.cmd, io, pidFile);
-      } finally {
-        await rm(pidFile, { force: true });
-      }
-    }
-    const spec = (await this.runtimeSpecOf(record)) as { process?: Record<string, unknown> } | null;
-    if (!spec?.process) throw new BerthError('Internal', `container ${record.id} has no OCI process to exec from`);
-    return execWithTerminal(
-      { runtime, conmon: this.options.conmon ?? '/usr/bin/conmon', containerId: record.id, process: spec.process, cmd: request.cmd, sessionRoot: join(this.options.config.state, 'exec'), socketDir: this.#attachDir },
-      io,
-    );
+    return execStream(this.#runtime(record), record, request, io, {
+      conmon: this.options.conmon ?? '/usr/bin/conmon',
+      sessionRoot: join(this.options.config.state, 'exec'),
+      socketDir: this.#attachDir,
+      processOf: async () => ((await this.runtimeSpecOf(record)) as { process?: Record<string, unknown> } | null)?.process,
+    });
   }
 
   /** Attaches to a running container's stdio (through conmon) until it exits or the client leaves. */
   async attach(request: AttachRequest, io: StreamIO): Promise<void> {
-    const record = await this.running(request.containerId);
-    await attachToConmon(join(this.#attachDir, record.id), join(record.bundle, 'ctl'), io);
+    await attach(this.#attachDir, await this.running(request.containerId), request, io);
   }
 
   /**
@@ -452,7 +401,7 @@ export class ContainerManager {
 
   /** The OCI config.json the container was created from (for verbose status). */
   async runtimeSpecOf(record: ContainerRecord): Promise<unknown> {
-    return JSON.parse(await readFile(join(record.bundle, 'config.json'), 'utf8').catch(() => 'null'));
+    return JSON.parse(await readFile(bundlePaths(record.bundle).config, 'utf8').catch(() => 'null'));
   }
 
   /** Containers of a pod (for pod stop and remove). */
@@ -460,27 +409,29 @@ export class ContainerManager {
     return this.list().filter((r) => r.podId === podId);
   }
 
-  #runtime(record: ContainerRecord): OciRuntime {
+  /** PodContainers: stopping a pod stops its containers at once (no grace period). */
+  async stopPodContainers(podId: string): Promise<void> {
+    for (const c of this.ofPod(podId)) await this.stop(c.id, 0);
+  }
+
+  /** PodContainers: removing a pod removes its containers. */
+  async removePodContainers(podId: string): Promise<void> {
+    for (const c of this.ofPod(podId)) await this.remove(c.id);
+  }
+
+  #runtime(record: ContainerRecord): ContainerRuntime {
     const runtime = this.#runtimes.get(record.runtime);
-    if (!runtime) throw new BerthError('FailedPrecondition', `runtime handler "${record.runtime}" is no longer configured`);
+    if (!runtime) throw failedPrecondition(`runtime handler "${record.runtime}" is no longer configured`);
     return runtime;
   }
 
   /** Reads conmon's exit file: the container's code, written even while berthd was down. */
   async #refresh(record: ContainerRecord): Promise<void> {
     if (record.state === 'exited') return;
-    const exitFile = join(this.#exitDir, record.id);
-    const text = await readFile(exitFile, 'utf8').catch(() => undefined);
-    if (text === undefined) return;
-    const finished = await stat(exitFile).then((s) => s.mtimeMs, () => undefined);
-    if (finished === undefined) return;
-    // Seen between its creation and its first write: not yet an exit.
-    if (text.trim() === '' && Date.now() - finished < EMPTY_EXIT_FILE_GRACE_MS) return;
-    const code = Number.parseInt(text.trim(), 10);
-    const oom = await stat(join(record.bundle, 'oom')).then(() => true, () => false);
+    const exit = await readExit(exitFileOf(this.#exitDir, record.id), bundlePaths(record.bundle).oom);
     // Another reader may have got here first while this one read files.
-    if ((record.state as ContainerState) === 'exited') return;
-    this.#markExited(record, Number.isNaN(code) ? -1 : code, oom ? 'OOMKilled' : code === 0 ? 'Completed' : 'Error', '', BigInt(Math.round(finished * 1e6)).toString());
+    if (!exit || (record.state as ContainerState) === 'exited') return;
+    this.#markExited(record, exit.code, exit.oomKilled ? 'OOMKilled' : exit.code === 0 ? 'Completed' : 'Error', '', exit.finishedAt);
     await this.#store.put(record.id, record);
     // Removed while this was written: the record must not come back at the next start.
     if (!this.#records.has(record.id)) await this.#store.delete(record.id);
@@ -508,91 +459,29 @@ export class ContainerManager {
     return false;
   }
 
-  async #mountRootfs(record: ContainerRecord, lowers: string[]): Promise<string> {
-    const upper = join(record.bundle, 'upper');
-    const work = join(record.bundle, 'work');
-    const rootfs = join(record.bundle, 'rootfs');
-    for (const dir of [upper, work, rootfs]) await mkdir(dir, { recursive: true, mode: 0o755 });
-    await runCommand('mount', ['-t', 'overlay', 'overlay', '-o', `lowerdir=${lowers.join(':')},upperdir=${upper},workdir=${work}`, rootfs], 'mounting the container rootfs');
-    return rootfs;
-  }
-
-  /**
-   * The CRI mounts to bind, recursive read-only ones replaced by trees berth builds in
-   * its private rro dir (one at a time: a failure must not race a half-built tree).
-   */
-  async #prepareMounts(record: ContainerRecord): Promise<ContainerMount[]> {
-    const mounts: ContainerMount[] = [];
-    for (const [i, m] of record.spec.mounts.entries()) {
-      if (m.image) {
-        mounts.push({ ...m, hostPath: await this.#mountImageVolume(record, i, m.image) });
-        continue;
-      }
-      // A file has no submounts: a plain read-only bind is already all the way down.
-      if (!m.recursiveReadOnly || !(await stat(m.hostPath).then((s) => s.isDirectory(), () => false))) {
-        mounts.push(m);
-        continue;
-      }
-      const tree = join(this.#rroDir, record.id, String(i));
-      await recursiveReadOnlyBind(m.hostPath, tree);
-      mounts.push({ ...m, hostPath: tree });
-    }
-    return mounts;
-  }
-
-  /** Mounts an image volume in the container's private dir; the path to bind (its root or sub path). */
-  async #mountImageVolume(record: ContainerRecord, index: number, volume: ImageVolume): Promise<string> {
-    const image = this.options.images.get(volume.imageId);
-    const paths = imageVolumePaths(join(this.#rroDir, record.id), index);
-    await mountImageVolume(image.layers.map((l) => this.options.images.snapshots.path(l.chainId)).reverse(), paths);
-    return volume.subPath ? resolveInImage(paths.target, volume.subPath, volume.image) : paths.target;
-  }
-
   /** A container with an image volume of this image (RemoveImage refuses to remove it under one). */
   imageVolumeUser(imageId: string): string | undefined {
     return this.list().find((r) => r.spec.mounts.some((m) => m.image?.imageId === imageId))?.id;
   }
 
-  /** Unmounts the rootfs and any recursive read-only trees of a container (or of a bundle left by a crash). */
-  async #unmountRootfs(record: Pick<ContainerRecord, 'id' | 'bundle'>): Promise<void> {
-    const rootfs = join(record.bundle, 'rootfs');
-    if ((await mountPoints()).has(rootfs)) await runCommand('umount', [rootfs], 'unmounting the container rootfs');
-    await this.#unmountReadOnlyTrees(record);
-  }
-
-  async #unmountReadOnlyTrees(record: Pick<ContainerRecord, 'id'>): Promise<void> {
-    const trees = join(this.#rroDir, record.id);
-    for (const tree of await readdir(trees).catch(() => [] as string[])) await unmountTree(join(trees, tree));
-  }
-
   /** conmon's own cgroup, beside the container's under the pod's. */
   #monitorCgroup(record: Pick<ContainerRecord, 'id' | 'cgroupsPath'>): string {
-    return join(dirname(record.cgroupsPath), `berth-conmon-${record.id}`);
+    return monitorCgroup(record.cgroupsPath, record.id);
   }
 
   /** Moves conmon out of berthd's cgroup, so whatever stops berthd leaves it running. */
   async #moveMonitor(record: ContainerRecord): Promise<void> {
     try {
-      const pid = Number((await readFile(join(record.bundle, 'conmon.pid'), 'utf8')).trim());
-      if (pid > 0) await moveIntoCgroup(this.#monitorCgroup(record), pid);
+      const pid = Number((await readFile(bundlePaths(record.bundle).conmonPid, 'utf8')).trim());
+      if (pid > 0) await this.#host.moveIntoCgroup(this.#monitorCgroup(record), pid);
     } catch (err) {
       this.options.log.warn({ container: record.id, error: (err as Error).message }, "conmon stays in berthd's cgroup");
     }
-  }
-
-  /** Removes the bundle and rro dir, refusing while anything below is still mounted. */
-  async #removeBundle(record: Pick<ContainerRecord, 'id' | 'bundle'>): Promise<void> {
-    await removeUnmounted(join(this.#rroDir, record.id), record.bundle);
   }
 }
 
 function nowNanos(): string {
   return (BigInt(Date.now()) * 1_000_000n).toString();
-}
-
-/** berthd's own oom_score_adj: without CAP_SYS_RESOURCE nothing lower can be set. */
-async function ownOomScoreAdj(): Promise<number> {
-  return Number((await readFile('/proc/self/oom_score_adj', 'utf8').catch(() => '0')).trim()) || 0;
 }
 
 export type { ContainerState };

@@ -4,11 +4,11 @@
 // `delete` and `state` itself.
 import { spawn } from 'node:child_process';
 import { mkdir, readFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { BerthError } from '../errors.js';
+import { BerthError, deadlineExceeded, internal, invalidArgument } from '../errors.js';
 import { runCommand } from '../linux/command.js';
 import { isRunning, killProcessTree } from '../linux/process-tree.js';
+import { bundlePaths } from './bundle.js';
 
 export interface OciRuntimeOptions {
   name: string;
@@ -41,7 +41,20 @@ const CREATE_TIMEOUT_MS = 120_000;
 const EXEC_PID_WAIT_MS = 2_000;
 const EXEC_KILL_GRACE_MS = 5_000;
 
-export class OciRuntime {
+/** What berth needs from an OCI runtime handler: OciRuntime, or a fake in unit tests. */
+export interface ContainerRuntime {
+  readonly options: Pick<OciRuntimeOptions, 'name' | 'path'>;
+  /** The runtime's global flags (before the subcommand). */
+  readonly globalArgs: string[];
+  create(opts: CreateOptions): Promise<number>;
+  exec(id: string, args: string[], options: { timeoutMs: number; maxOutput: number; pidFile: string }): Promise<{ exitCode: number; stdout: Buffer; stderr: Buffer; timedOut: boolean }>;
+  update(id: string, resources: Record<string, unknown>): Promise<void>;
+  start(id: string): Promise<void>;
+  kill(id: string, signal: string): Promise<void>;
+  delete(id: string): Promise<void>;
+}
+
+export class OciRuntime implements ContainerRuntime {
   constructor(readonly options: OciRuntimeOptions) {}
 
   /** The runtime's global flags (before the subcommand). */
@@ -65,8 +78,8 @@ export class OciRuntime {
       '-n', opts.id,
       '-r', this.options.path,
       '-b', opts.bundle,
-      '-p', join(opts.bundle, 'pid'),
-      '-P', join(opts.bundle, 'conmon.pid'),
+      '-p', bundlePaths(opts.bundle).pid,
+      '-P', bundlePaths(opts.bundle).conmonPid,
       '-l', `k8s-file:${opts.logFile}`,
       '--exit-dir', opts.exitDir,
       '-0', opts.persistDir,
@@ -100,7 +113,7 @@ export class OciRuntime {
         if (err) reject(err);
         else resolve(pid!);
       };
-      const timer = setTimeout(() => finish(new BerthError('DeadlineExceeded', `${this.options.name}: creating container ${opts.id} took over ${CREATE_TIMEOUT_MS / 1000}s`)), CREATE_TIMEOUT_MS);
+      const timer = setTimeout(() => finish(deadlineExceeded(`${this.options.name}: creating container ${opts.id} took over ${CREATE_TIMEOUT_MS / 1000}s`)), CREATE_TIMEOUT_MS);
       child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
       child.stdio[3]!.on('data', (d: Buffer) => {
         sync += d.toString();
@@ -109,14 +122,14 @@ export class OciRuntime {
         try {
           const message = JSON.parse(line) as { data?: number; message?: string };
           if (typeof message.data === 'number' && message.data > 0) finish(undefined, message.data);
-          else finish(new BerthError('Internal', `${this.options.name} could not create the container: ${message.message ?? stderr.trim() ?? 'no reason given'}`));
+          else finish(internal(`${this.options.name} could not create the container: ${message.message ?? stderr.trim() ?? 'no reason given'}`));
         } catch {
           // a partial line: wait for the rest
         }
       });
-      child.on('error', (err) => finish(new BerthError('Internal', `cannot run conmon (${this.options.conmon}): ${err.message}`)));
+      child.on('error', (err) => finish(internal(`cannot run conmon (${this.options.conmon}): ${err.message}`)));
       child.on('close', (code) => {
-        if (code !== 0) finish(new BerthError('Internal', `conmon failed (exit ${code}): ${stderr.trim()}`));
+        if (code !== 0) finish(internal(`conmon failed (exit ${code}): ${stderr.trim()}`));
       });
     });
   }
@@ -165,7 +178,7 @@ export class OciRuntime {
       const timer = options.timeoutMs > 0 ? setTimeout(() => void onDeadline(), options.timeoutMs) : undefined;
       child.on('error', (e) => {
         clearTimeout(timer);
-        reject(new BerthError('Internal', `cannot run ${this.options.path}: ${e.message}`));
+        reject(internal(`cannot run ${this.options.path}: ${e.message}`));
       });
       // 'exit', not 'close': runc is gone once the pipes are closed or it was killed.
       child.on('exit', (code, signal) => {
@@ -180,7 +193,7 @@ export class OciRuntime {
           // permitted…): an error, as containerd gives, not the command's exit code.
           const failure = code === 255 ? /level=error msg="exec failed: (?:unable to start container process: )?(.*)"\s*$/m.exec(stderr.toString()) : null;
           if (failure) {
-            reject(new BerthError('InvalidArgument', `cannot run ${JSON.stringify(args)} in container ${id}: ${failure[1]!.replace(/\\"/g, '"')}`));
+            reject(invalidArgument(`cannot run ${JSON.stringify(args)} in container ${id}: ${failure[1]!.replace(/\\"/g, '"')}`));
             return;
           }
           resolve({ exitCode: code ?? (signal ? 128 + 9 : -1), stdout: Buffer.concat(out), stderr, timedOut });

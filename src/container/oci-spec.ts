@@ -1,18 +1,11 @@
 // The OCI runtime config.json of a container, from its spec, its pod and its image.
-import { podFilePaths } from '../pod/pod-files.js';
-import type { SandboxRecord } from '../pod/sandbox-types.js';
+import type { PodContext } from '../pod/sandbox-types.js';
 import type { ContainerMount, ContainerResources, ContainerSpec } from './container-types.js';
 import type { DeviceNode } from '../linux/devices.js';
 import { rootfsPropagationFor } from '../linux/mount-propagation.js';
+import type { ImageRuntimeConfig } from '../image/manifest.js';
 
-export interface ImageRuntimeConfig {
-  Entrypoint?: string[] | null;
-  Cmd?: string[] | null;
-  Env?: string[] | null;
-  WorkingDir?: string;
-  User?: string;
-  StopSignal?: string;
-}
+export type { ImageRuntimeConfig };
 
 export interface ResolvedUser {
   uid: number;
@@ -55,7 +48,7 @@ export function mergedEnv(spec: ContainerSpec, image: ImageRuntimeConfig, tty: b
 export interface OciSpecInput {
   id: string;
   spec: ContainerSpec;
-  pod: SandboxRecord;
+  pod: PodContext;
   image: ImageRuntimeConfig;
   user: ResolvedUser;
   rootfs: string;
@@ -91,10 +84,29 @@ export function ociResources(spec: ContainerResources): Record<string, unknown> 
   return resources;
 }
 
+/**
+ * A container's resources after UpdateContainerResources: what the update leaves unset
+ * (0 or empty) keeps its current value; a new memory limit without a swap limit means
+ * no swap again.
+ */
+export function mergeResources(current: Partial<ContainerResources>, update: ContainerResources): ContainerResources {
+  return {
+    cpuShares: update.cpuShares || (current.cpuShares ?? 0),
+    cpuQuota: update.cpuQuota || (current.cpuQuota ?? 0),
+    cpuPeriod: update.cpuPeriod || (current.cpuPeriod ?? 0),
+    memoryLimit: update.memoryLimit || (current.memoryLimit ?? 0),
+    memorySwapLimit: update.memorySwapLimit || (update.memoryLimit ? 0 : (current.memorySwapLimit ?? 0)),
+    cpusetCpus: update.cpusetCpus || (current.cpusetCpus ?? ''),
+    cpusetMems: update.cpusetMems || (current.cpusetMems ?? ''),
+    hugepageLimits: update.hugepageLimits.length > 0 ? update.hugepageLimits : (current.hugepageLimits ?? []),
+    unified: Object.keys(update.unified).length > 0 ? update.unified : (current.unified ?? {}),
+  };
+}
+
 export function buildOciSpec(input: OciSpecInput): Record<string, unknown> {
   const { spec, pod, image, user } = input;
   const caps = spec.privileged ? input.hostCapabilities : capabilitySet(spec.capAdd, spec.capDrop, input.hostCapabilities);
-  const podFiles = podFilePaths(pod.podDir);
+  const podFiles = pod.files;
   const binds = input.mounts ?? spec.mounts;
   const rootfsPropagation = rootfsPropagationFor(binds.map((m) => m.propagation));
   const mounts: Array<Record<string, unknown>> = [
@@ -102,7 +114,7 @@ export function buildOciSpec(input: OciSpecInput): Record<string, unknown> {
     { destination: '/dev', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'strictatime', 'mode=755', 'size=65536k'] },
     { destination: '/dev/pts', type: 'devpts', source: 'devpts', options: ['nosuid', 'noexec', 'newinstance', 'ptmxmode=0666', 'mode=0620', 'gid=5'] },
     // The pod's /dev/shm with its IPC namespace; the host's with the host's.
-    { destination: '/dev/shm', type: 'bind', source: pod.ipcns ? podFiles.shm : '/dev/shm', options: ['rbind', 'rprivate', 'nosuid', 'noexec', 'nodev', 'rw'] },
+    { destination: '/dev/shm', type: 'bind', source: podFiles.shm ?? '/dev/shm', options: ['rbind', 'rprivate', 'nosuid', 'noexec', 'nodev', 'rw'] },
     { destination: '/dev/mqueue', type: 'mqueue', source: 'mqueue', options: ['nosuid', 'noexec', 'nodev'] },
     { destination: '/sys', type: 'sysfs', source: 'sysfs', options: ['nosuid', 'noexec', 'nodev', spec.privileged ? 'rw' : 'ro'] },
     { destination: '/sys/fs/cgroup', type: 'cgroup', source: 'cgroup', options: ['nosuid', 'noexec', 'nodev', 'relatime', spec.privileged ? 'rw' : 'ro'] },
@@ -118,9 +130,9 @@ export function buildOciSpec(input: OciSpecInput): Record<string, unknown> {
     })),
   ];
   const namespaces: Array<Record<string, string>> = [{ type: 'mount' }];
-  if (pod.netns) namespaces.push({ type: 'network', path: pod.netns });
-  if (pod.utsns) namespaces.push({ type: 'uts', path: pod.utsns });
-  if (pod.ipcns) namespaces.push({ type: 'ipc', path: pod.ipcns });
+  if (pod.namespaces.network) namespaces.push({ type: 'network', path: pod.namespaces.network });
+  if (pod.namespaces.uts) namespaces.push({ type: 'uts', path: pod.namespaces.uts });
+  if (pod.namespaces.ipc) namespaces.push({ type: 'ipc', path: pod.namespaces.ipc });
   if (input.pidNamespace) namespaces.push({ type: 'pid', ...input.pidNamespace });
 
   const resources: Record<string, unknown> = {
@@ -136,7 +148,7 @@ export function buildOciSpec(input: OciSpecInput): Record<string, unknown> {
       terminal: spec.tty,
       user: { uid: user.uid, gid: user.gid, additionalGids: user.additionalGids },
       args: processArgs(spec, image),
-      env: mergedEnv(spec, image, spec.tty, pod.spec.hostname),
+      env: mergedEnv(spec, image, spec.tty, pod.hostname),
       cwd: spec.workingDir || image.WorkingDir || '/',
       capabilities: capabilitiesOf(caps, spec.capAmbient.map(normaliseCap)),
       noNewPrivileges: spec.noNewPrivs,
@@ -146,7 +158,7 @@ export function buildOciSpec(input: OciSpecInput): Record<string, unknown> {
     },
     root: { path: input.rootfs, readonly: spec.readonlyRootfs },
     // The pod's (decided once, by the CRI translation); none for a pod recorded without one.
-    hostname: pod.utsns && pod.spec.hostname ? pod.spec.hostname : undefined,
+    hostname: pod.namespaces.uts && pod.hostname ? pod.hostname : undefined,
     mounts,
     annotations: { ...spec.annotations, 'io.kubernetes.cri.container-name': spec.name, 'io.kubernetes.cri.sandbox-id': pod.id },
     linux: {
@@ -157,7 +169,7 @@ export function buildOciSpec(input: OciSpecInput): Record<string, unknown> {
       namespaces,
       resources,
       devices: input.devices.map(({ permissions: _access, ...node }) => node),
-      sysctl: pod.spec.sysctls,
+      sysctl: pod.sysctls,
       maskedPaths: spec.privileged ? [] : (spec.maskedPaths ?? MASKED_PATHS),
       readonlyPaths: spec.privileged ? [] : (spec.readonlyPaths ?? READONLY_PATHS),
       ...(input.seccomp ? { seccomp: input.seccomp } : {}),

@@ -20,9 +20,9 @@ import { constants as fsConstants } from 'node:fs';
 import { mkdir, open, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Writable } from 'node:stream';
-import { BerthError } from '../errors.js';
+import { internal } from '../errors.js';
 import type { StreamIO, TerminalSize } from '../stream/backends.js';
-import type { OciRuntime } from './oci-runtime.js';
+import type { ContainerRuntime } from './oci-runtime.js';
 
 const ATTACH_HELPER = String.raw`
 use strict; use warnings; use Socket;
@@ -96,10 +96,10 @@ class AttachConnection {
     });
     this.done = new Promise((resolve) => {
       this.child.on('close', () => {
-        fail(new BerthError('Internal', `cannot attach: ${this.#stderr.trim() || 'the attach helper ended'}`));
+        fail(internal(`cannot attach: ${this.#stderr.trim() || 'the attach helper ended'}`));
         resolve();
       });
-      this.child.on('error', (err) => fail(new BerthError('Internal', `cannot run perl for attach: ${err.message}`)));
+      this.child.on('error', (err) => fail(internal(`cannot run perl for attach: ${err.message}`)));
     });
   }
 
@@ -161,7 +161,7 @@ export async function attachToConmon(socketDir: string, ctl: string, io: StreamI
 }
 
 /** exec without a TTY: `runc exec` with pipes. Resolves with the exit code. */
-export async function execWithPipes(runtime: OciRuntime, containerId: string, cmd: string[], io: StreamIO, pidFile: string): Promise<number> {
+export async function execWithPipes(runtime: ContainerRuntime, containerId: string, cmd: string[], io: StreamIO, pidFile: string): Promise<number> {
   const child = spawn(runtime.options.path, [...runtime.globalArgs, 'exec', '--pid-file', pidFile, containerId, ...cmd], {
     stdio: [io.stdin ? 'pipe' : 'ignore', io.stdout ? 'pipe' : 'ignore', io.stderr ? 'pipe' : 'ignore'],
   });
@@ -190,7 +190,7 @@ export async function execWithPipes(runtime: OciRuntime, containerId: string, cm
   }
   try {
     const code = await new Promise<number>((resolve, reject) => {
-      child.once('error', (err) => reject(new BerthError('Internal', `cannot run ${runtime.options.path}: ${err.message}`)));
+      child.once('error', (err) => reject(internal(`cannot run ${runtime.options.path}: ${err.message}`)));
       child.once('exit', (c, signal) => resolve(c ?? (signal ? 128 + 9 : -1)));
     });
     // What the command wrote is still in the pipes; a background child that keeps them
@@ -206,7 +206,7 @@ export async function execWithPipes(runtime: OciRuntime, containerId: string, cm
 }
 
 export interface TerminalExecOptions {
-  runtime: OciRuntime;
+  runtime: ContainerRuntime;
   conmon: string;
   containerId: string;
   /** The container's OCI process (from its config.json): user, env, cwd, capabilities. */
@@ -272,7 +272,7 @@ export async function execWithTerminal(options: TerminalExecOptions, io: StreamI
   try {
     start.write('0');
     const attachMessage = await attached.next();
-    if (attachMessage === undefined) throw new BerthError('Internal', `conmon could not prepare the exec session: ${stderr.trim() || 'no reason given'}`);
+    if (attachMessage === undefined) throw internal(`conmon could not prepare the exec session: ${stderr.trim() || 'no reason given'}`);
     connection = new AttachConnection(join(options.socketDir, sessionId), io);
     await connection.ready;
     io.resize.on('resize', onResize);
@@ -280,14 +280,14 @@ export async function execWithTerminal(options: TerminalExecOptions, io: StreamI
     start.end();
     const started = await messages.next();
     if (!started || typeof started.data !== 'number' || started.data <= 0) {
-      throw new BerthError('Internal', `cannot exec in container ${options.containerId}: ${String(started?.message ?? stderr.trim() ?? 'no reason given').trim()}`);
+      throw internal(`cannot exec in container ${options.containerId}: ${String(started?.message ?? stderr.trim() ?? 'no reason given').trim()}`);
     }
     execPid = started.data;
     connection.pipeStdin();
     const ended = await messages.next();
     // The attach socket closes when conmon exits, after it has drained the pty.
     await Promise.race([connection.done, new Promise((r) => setTimeout(r, 2000))]);
-    if (!ended || typeof ended.data !== 'number') throw new BerthError('Internal', `conmon did not report how the command in container ${options.containerId} ended`);
+    if (!ended || typeof ended.data !== 'number') throw internal(`conmon did not report how the command in container ${options.containerId} ended`);
     return ended.data;
   } finally {
     io.signal.removeEventListener('abort', onAbort);

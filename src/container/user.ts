@@ -2,7 +2,7 @@
 // /etc/group, read from its rootfs without following symlinks out of it.
 import { lstat, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { BerthError } from '../errors.js';
+import { invalidArgument } from '../errors.js';
 import type { ResolvedUser } from './oci-spec.js';
 
 async function readContainerFile(rootfs: string, path: string): Promise<string> {
@@ -48,7 +48,7 @@ export async function resolveUser(rootfs: string, request: UserRequest): Promise
     }
   } else if (userPart !== '') {
     const entry = passwd.find((p) => p[0] === userPart);
-    if (!entry) throw new BerthError('InvalidArgument', `user "${userPart}" is not in the image's /etc/passwd`);
+    if (!entry) throw invalidArgument(`user "${userPart}" is not in the image's /etc/passwd`);
     uid = Number(entry[2]);
     gid = Number(entry[3]);
     name = userPart;
@@ -57,7 +57,7 @@ export async function resolveUser(rootfs: string, request: UserRequest): Promise
     if (/^\d+$/.test(groupPart)) gid = Number(groupPart);
     else {
       const entry = groups.find((g) => g[0] === groupPart);
-      if (!entry) throw new BerthError('InvalidArgument', `group "${groupPart}" is not in the image's /etc/group`);
+      if (!entry) throw invalidArgument(`group "${groupPart}" is not in the image's /etc/group`);
       gid = Number(entry[2]);
     }
   }

@@ -6,12 +6,18 @@
 // containerd's does.
 import type { MessageInitShape } from '@bufbuild/protobuf';
 import { ContainerEventType, type ContainerEventResponseSchema, type RuntimeService } from '../gen/runtime/v1/api_pb.js';
-import type { ServerStreamHandler } from '../rpc/grpc-service.js';
-import { BerthError } from '../errors.js';
+import type { ServerStreamHandler } from '../server/grpc-service.js';
+import { BerthError, unavailable } from '../errors.js';
 import type { ContainerManager } from '../container/container-manager.js';
+import type { ContainerRecord } from '../container/container-types.js';
+import type { SandboxRecord } from '../pod/sandbox-types.js';
 import type { ContainerEvent, ContainerEventKind, ContainerEvents } from '../events/container-events.js';
 import { toCriSandboxStatus } from './sandbox-translate.js';
 import { toCriContainerStatus } from './container-translate.js';
+
+/** The events box as berthd wires it: snapshots of pod and container records. */
+export type PodEvents = ContainerEvents<SandboxRecord, ContainerRecord>;
+export type PodEvent = ContainerEvent<SandboxRecord, ContainerRecord>;
 
 const eventTypes: Record<ContainerEventKind, ContainerEventType> = {
   created: ContainerEventType.CONTAINER_CREATED_EVENT,
@@ -20,7 +26,7 @@ const eventTypes: Record<ContainerEventKind, ContainerEventType> = {
   deleted: ContainerEventType.CONTAINER_DELETED_EVENT,
 };
 
-export function toCriContainerEvent(event: ContainerEvent, containers: Pick<ContainerManager, 'imageRefOf'>): MessageInitShape<typeof ContainerEventResponseSchema> {
+export function toCriContainerEvent(event: PodEvent, containers: Pick<ContainerManager, 'imageRefOf'>): MessageInitShape<typeof ContainerEventResponseSchema> {
   return {
     containerId: event.containerId,
     containerEventType: eventTypes[event.kind],
@@ -30,7 +36,7 @@ export function toCriContainerEvent(event: ContainerEvent, containers: Pick<Cont
   };
 }
 
-export function getContainerEventsHandler(events: ContainerEvents, containers: ContainerManager): ServerStreamHandler<typeof RuntimeService.method.getContainerEvents> {
+export function getContainerEventsHandler(events: PodEvents, containers: ContainerManager): ServerStreamHandler<typeof RuntimeService.method.getContainerEvents> {
   return async (_request, ctx, send) => {
     const subscription = events.subscribe();
     try {
@@ -47,6 +53,6 @@ export function getContainerEventsHandler(events: ContainerEvents, containers: C
     if (reason?.kind === 'overflow') {
       throw new BerthError('ResourceExhausted', `container events: this client fell ${reason.capacity} events behind and was dropped; list again and resubscribe`);
     }
-    throw new BerthError('Unavailable', 'container events subscription closed by the server');
+    throw unavailable('container events subscription closed by the server');
   };
 }

@@ -1,7 +1,7 @@
 // CreateContainer, StartContainer, StopContainer, RemoveContainer, ContainerStatus,
 // ListContainers: thin handlers over the container manager.
 import type { RuntimeService } from '../gen/runtime/v1/api_pb.js';
-import type { UnaryHandler } from '../rpc/grpc-service.js';
+import type { UnaryHandler } from '../server/grpc-service.js';
 import { invalidArgument } from '../errors.js';
 import type { ContainerManager } from '../container/container-manager.js';
 import { containerResourcesFrom, containerSpecFrom, criContainerStates, toCriContainer, toCriContainerStatus, type ContainerTranslateOptions } from './container-translate.js';
@@ -59,6 +59,7 @@ export function containerHandlers(containers: ContainerManager, translate: Conta
       return { status: toCriContainerStatus(record, containers.imageRefOf(record)), info };
     },
     execSync: async (request) => {
+      if (request.cmd.length === 0) throw invalidArgument('ExecSync: cmd is required');
       const result = await containers.execSync(requireId(request.containerId, 'ExecSync'), request.cmd, Number(request.timeout));
       return { stdout: result.stdout, stderr: result.stderr, exitCode: result.exitCode };
     },

@@ -1,7 +1,7 @@
 // Exec and Attach: check the request and the container, then hand back a URL on the
 // streaming server, where the session itself runs (src/stream/).
 import type { RuntimeService } from '../gen/runtime/v1/api_pb.js';
-import type { UnaryHandler } from '../rpc/grpc-service.js';
+import type { UnaryHandler } from '../server/grpc-service.js';
 import { invalidArgument } from '../errors.js';
 import type { ContainerManager } from '../container/container-manager.js';
 import type { StreamUrls } from '../stream/backends.js';

@@ -1,4 +1,5 @@
 // CRI container messages to berth's container types and back.
+import { isAbsolute } from 'node:path';
 import type { MessageInitShape } from '@bufbuild/protobuf';
 import {
   ContainerState as CriState,
@@ -50,6 +51,7 @@ export function containerSpecFrom(config: ContainerConfig | undefined, options: 
       const bad = checkSubPath(m.imageSubPath);
       if (bad) throw invalidArgument(`mount ${m.containerPath}: ${bad}`);
     } else if (m.imageSubPath) throw invalidArgument(`mount ${m.containerPath}: image_sub_path needs an image`);
+    if (!isAbsolute(m.containerPath) || (!m.image?.image && !isAbsolute(m.hostPath))) throw invalidArgument(`mount ${m.hostPath}:${m.containerPath} needs absolute paths`);
   }
   for (const d of config.devices) {
     if (!/^[rwm]+$/.test(d.permissions || 'rwm')) throw invalidArgument(`device ${d.hostPath}: permissions "${d.permissions}" must be letters of "rwm"`);

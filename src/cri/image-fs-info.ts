@@ -1,6 +1,6 @@
 // ImageFsInfo: bytes and inodes of berth's image store (blobs and unpacked layers).
 import type { ImageService } from '../gen/runtime/v1/api_pb.js';
-import type { UnaryHandler } from '../rpc/grpc-service.js';
+import type { UnaryHandler } from '../server/grpc-service.js';
 import type { ImageManager } from '../image/image-manager.js';
 
 export function imageFsInfoHandler(images: ImageManager): UnaryHandler<typeof ImageService.method.imageFsInfo> {

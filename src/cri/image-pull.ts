@@ -1,7 +1,7 @@
 // PullImage: resolve, download, verify, unpack, record; answers the image id, which the
 // kubelet stores as the image ref of its containers.
 import type { ImageService } from '../gen/runtime/v1/api_pb.js';
-import type { UnaryHandler } from '../rpc/grpc-service.js';
+import type { UnaryHandler } from '../server/grpc-service.js';
 import { invalidArgument } from '../errors.js';
 import type { ImageManager } from '../image/image-manager.js';
 import { credentialsFromAuth } from './image-translate.js';

@@ -1,6 +1,6 @@
 // ImageStatus and ListImages.
 import type { ImageService } from '../gen/runtime/v1/api_pb.js';
-import type { UnaryHandler } from '../rpc/grpc-service.js';
+import type { UnaryHandler } from '../server/grpc-service.js';
 import { invalidArgument } from '../errors.js';
 import type { ImageManager } from '../image/image-manager.js';
 import { toCriImage } from './image-translate.js';
@@ -14,7 +14,7 @@ export function imageStatusHandler(images: ImageManager): UnaryHandler<typeof Im
     if (!image) return {};
     const info: Record<string, string> = {};
     if (request.verbose) {
-      const config = JSON.parse((await images.content.read(image.id)).toString('utf8')) as unknown;
+      const config = await images.configDocument(image);
       info.info = JSON.stringify({
         id: image.id,
         manifestDigest: image.manifestDigest,

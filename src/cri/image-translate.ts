@@ -1,7 +1,7 @@
 // Image records to CRI Image messages, and CRI AuthConfig to registry credentials.
 import type { MessageInitShape } from '@bufbuild/protobuf';
 import type { AuthConfig, ImageSchema } from '../gen/runtime/v1/api_pb.js';
-import { BerthError } from '../errors.js';
+import { invalidArgument } from '../errors.js';
 import type { ImageRecord } from '../image/image-store.js';
 import type { RegistryCredentials } from '../image/registry-client.js';
 
@@ -36,7 +36,7 @@ export function credentialsFromAuth(auth: AuthConfig | undefined): RegistryCrede
   } else if (auth.auth) {
     const decoded = Buffer.from(auth.auth, 'base64').toString('utf8');
     const colon = decoded.indexOf(':');
-    if (colon < 0) throw new BerthError('InvalidArgument', 'AuthConfig.auth must be base64 of "username:password"');
+    if (colon < 0) throw invalidArgument('AuthConfig.auth must be base64 of "username:password"');
     credentials.username = decoded.slice(0, colon);
     credentials.password = decoded.slice(colon + 1);
   }

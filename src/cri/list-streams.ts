@@ -13,7 +13,7 @@ import {
   type ImageService,
   type RuntimeService,
 } from '../gen/runtime/v1/api_pb.js';
-import type { RpcContext, ServerStreamHandler, UnaryHandler } from '../rpc/grpc-service.js';
+import type { RpcContext, ServerStreamHandler, UnaryHandler } from '../server/grpc-service.js';
 
 export const STREAM_BATCH = 100;
 

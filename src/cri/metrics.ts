@@ -10,7 +10,7 @@
 import { join } from 'node:path';
 import type { MessageInitShape } from '@bufbuild/protobuf';
 import { MetricType, type MetricSchema, type PodSandboxMetricsSchema, type RuntimeService } from '../gen/runtime/v1/api_pb.js';
-import type { ServerStreamHandler, UnaryHandler } from '../rpc/grpc-service.js';
+import type { ServerStreamHandler, UnaryHandler } from '../server/grpc-service.js';
 import type { ContainerManager } from '../container/container-manager.js';
 import type { ContainerRecord } from '../container/container-types.js';
 import type { SandboxManager } from '../pod/sandbox-manager.js';

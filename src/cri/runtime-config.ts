@@ -1,8 +1,8 @@
 // RuntimeConfig (the cgroup driver the kubelet must match) and UpdateRuntimeConfig
 // (the pod CIDR, which berth records and reports; the CNI config owns addressing).
 import { CgroupDriver, type RuntimeService } from '../gen/runtime/v1/api_pb.js';
-import type { UnaryHandler } from '../rpc/grpc-service.js';
-import type { BerthConfig } from '../daemon/config.js';
+import type { UnaryHandler } from '../server/grpc-service.js';
+import type { BerthConfig } from '../config/config.js';
 
 export interface RuntimeSettings {
   podCidr: string;

@@ -1,7 +1,7 @@
 // The RuntimeService and ImageService handlers berthd serves. Each RPC family lives in
 // its own file; methods not listed here answer UNIMPLEMENTED through the wrapper.
 import type { RuntimeService, ImageService } from '../gen/runtime/v1/api_pb.js';
-import type { MethodsOf, ServiceHandlers } from '../rpc/grpc-service.js';
+import type { MethodsOf, ServiceHandlers } from '../server/grpc-service.js';
 import { version } from './runtime-version.js';
 import { statusHandler, type StatusDeps } from './runtime-status.js';
 import { pullImageHandler } from './image-pull.js';
@@ -19,8 +19,7 @@ import { containerStreamHandlers } from './container-stream.js';
 import { portForwardHandler } from './sandbox-port-forward.js';
 import type { StreamUrls } from '../stream/backends.js';
 import { listPodSandboxHandler, podSandboxStatusHandler } from './sandbox-status.js';
-import type { ContainerEvents } from '../events/container-events.js';
-import { getContainerEventsHandler } from './container-events.js';
+import { getContainerEventsHandler, type PodEvents } from './container-events.js';
 import { updatePodSandboxResourcesHandler } from './sandbox-resources.js';
 import { metricsHandlers } from './metrics.js';
 import { imageStreamHandlers, runtimeStreamHandlers } from './list-streams.js';
@@ -30,7 +29,7 @@ export interface CriDeps extends StatusDeps {
   pods: SandboxManager;
   containers: ContainerManager;
   streams: StreamUrls;
-  events: ContainerEvents;
+  events: PodEvents;
 }
 
 export function runtimeHandlers(deps: CriDeps): ServiceHandlers<MethodsOf<typeof RuntimeService>> {
@@ -39,7 +38,7 @@ export function runtimeHandlers(deps: CriDeps): ServiceHandlers<MethodsOf<typeof
     status: statusHandler(deps),
     runtimeConfig: runtimeConfigHandler(deps.config),
     updateRuntimeConfig: updateRuntimeConfigHandler(deps.settings),
-    runPodSandbox: runPodSandboxHandler(deps.pods, deps.config.default_runtime),
+    runPodSandbox: runPodSandboxHandler(deps.pods, { defaultRuntime: deps.config.default_runtime, names: Object.keys(deps.config.runtimes) }),
     stopPodSandbox: stopPodSandboxHandler(deps.pods),
     removePodSandbox: removePodSandboxHandler(deps.pods),
     podSandboxStatus: podSandboxStatusHandler(deps.pods),

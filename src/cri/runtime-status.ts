@@ -1,7 +1,7 @@
 // Status: RuntimeReady and NetworkReady, and with verbose the effective config.
 import type { RuntimeService } from '../gen/runtime/v1/api_pb.js';
-import type { UnaryHandler } from '../rpc/grpc-service.js';
-import type { BerthConfig } from '../daemon/config.js';
+import type { UnaryHandler } from '../server/grpc-service.js';
+import type { BerthConfig } from '../config/config.js';
 import type { NetworkReadiness } from '../network/network-readiness.js';
 import type { RuntimeSettings } from './runtime-config.js';
 

@@ -1,6 +1,6 @@
 // Version: who berth is and which CRI API it serves.
 import type { RuntimeService } from '../gen/runtime/v1/api_pb.js';
-import type { UnaryHandler } from '../rpc/grpc-service.js';
+import type { UnaryHandler } from '../server/grpc-service.js';
 import { BERTH_VERSION, KUBELET_API_VERSION, RUNTIME_API_VERSION, RUNTIME_NAME } from '../version.js';
 
 export const version: UnaryHandler<typeof RuntimeService.method.version> = async () => ({

@@ -3,7 +3,7 @@
 // stop a resize). berth records them (PodSandboxStatus verbose shows them) and writes
 // them to the pod's cgroup when berth made that cgroup itself.
 import type { RuntimeService } from '../gen/runtime/v1/api_pb.js';
-import type { UnaryHandler } from '../rpc/grpc-service.js';
+import type { UnaryHandler } from '../server/grpc-service.js';
 import { invalidArgument } from '../errors.js';
 import type { SandboxManager } from '../pod/sandbox-manager.js';
 import type { CgroupLimits } from '../linux/cgroup-limits.js';

@@ -1,9 +1,9 @@
 // PodSandboxStatus and ListPodSandbox.
 import { PodSandboxState, type RuntimeService } from '../gen/runtime/v1/api_pb.js';
-import type { UnaryHandler } from '../rpc/grpc-service.js';
+import type { UnaryHandler } from '../server/grpc-service.js';
 import { invalidArgument } from '../errors.js';
 import type { SandboxManager } from '../pod/sandbox-manager.js';
-import { toCriSandbox, toCriSandboxStatus } from './sandbox-translate.js';
+import { sandboxConfigJsonOf, toCriSandbox, toCriSandboxStatus } from './sandbox-translate.js';
 import { filterPods } from './list-filters.js';
 
 export function podSandboxStatusHandler(pods: SandboxManager): UnaryHandler<typeof RuntimeService.method.podSandboxStatus> {
@@ -21,7 +21,7 @@ export function podSandboxStatusHandler(pods: SandboxManager): UnaryHandler<type
         cgroupPath: record.cgroupPath,
         podDir: record.podDir,
         runtimeHandler: record.spec.runtimeHandler,
-        config: record.criConfig,
+        config: sandboxConfigJsonOf(record.spec),
         resources: record.resources,
       });
     }

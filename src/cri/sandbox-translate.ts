@@ -1,6 +1,6 @@
 // CRI pod sandbox messages to berth's sandbox types and back.
 import { hostname as osHostname } from 'node:os';
-import { toJson, type MessageInitShape } from '@bufbuild/protobuf';
+import { create, toJson, type MessageInitShape } from '@bufbuild/protobuf';
 import {
   NamespaceMode as CriNamespaceMode,
   PodSandboxConfigSchema,
@@ -11,6 +11,7 @@ import {
   type PodSandboxStatusSchema,
 } from '../gen/runtime/v1/api_pb.js';
 import { invalidArgument } from '../errors.js';
+import { podBandwidth } from '../util/quantity.js';
 import type { NamespaceMode, PortMapping, SandboxRecord, SandboxSpec } from '../pod/sandbox-types.js';
 import { checkRunAsGroup, seccompChoiceFrom } from './security-translate.js';
 
@@ -61,7 +62,9 @@ export function sandboxSpecFrom(config: PodSandboxConfig | undefined, runtimeHan
   const security = config.linux?.securityContext;
   const options = security?.namespaceOptions;
   const mode = namespaceModeFrom;
+  if (!metadata.name || !metadata.namespace || !metadata.uid) throw invalidArgument('pod sandbox metadata needs a name, a namespace and a uid');
   const network = mode(options?.network);
+  if (network === 'target' || network === 'container') throw invalidArgument(`network namespace mode ${network.toUpperCase()} is not valid for a pod`);
   // berth runs no sandbox process that a profile or a user would apply to (the pod's
   // init is catatonit as nobody), but a malformed request is refused as containerd does.
   checkRunAsGroup(security?.runAsGroup, security?.runAsUser, '');
@@ -84,6 +87,7 @@ export function sandboxSpecFrom(config: PodSandboxConfig | undefined, runtimeHan
     }),
     labels: { ...config.labels },
     annotations: { ...config.annotations },
+    bandwidth: podBandwidth(config.annotations),
     cgroupParent: config.linux?.cgroupParent ?? '',
     namespaces: { network, pid: mode(options?.pid), ipc: mode(options?.ipc), targetId: options?.targetId ?? '' },
     sysctls: { ...(config.linux?.sysctls ?? {}) },
@@ -91,8 +95,34 @@ export function sandboxSpecFrom(config: PodSandboxConfig | undefined, runtimeHan
   };
 }
 
-/** The request's config as JSON, kept with the pod for its containers. */
-export function sandboxConfigJson(config: PodSandboxConfig): unknown {
+const criProtocols = Object.fromEntries(Object.entries(protocols).map(([k, v]) => [v, Number(k)])) as Record<PortMapping['protocol'], Protocol>;
+
+/**
+ * The pod's config in the CRI's JSON shape (verbose PodSandboxStatus's "config", as
+ * containerd reports it), rebuilt from what berth keeps of the request.
+ */
+export function sandboxConfigJsonOf(spec: SandboxSpec): unknown {
+  const config = create(PodSandboxConfigSchema, {
+    metadata: metadataOf(spec),
+    hostname: spec.hostname,
+    logDirectory: spec.logDirectory,
+    dnsConfig: spec.dns,
+    portMappings: spec.portMappings.map((p) => ({ protocol: criProtocols[p.protocol], containerPort: p.containerPort, hostPort: p.hostPort, hostIp: p.hostIp })),
+    labels: spec.labels,
+    annotations: spec.annotations,
+    linux: {
+      cgroupParent: spec.cgroupParent,
+      sysctls: spec.sysctls,
+      securityContext: {
+        namespaceOptions: {
+          network: criNamespaceModes[spec.namespaces.network],
+          pid: criNamespaceModes[spec.namespaces.pid],
+          ipc: criNamespaceModes[spec.namespaces.ipc],
+          targetId: spec.namespaces.targetId,
+        },
+      },
+    },
+  });
   return toJson(PodSandboxConfigSchema, config);
 }
 

@@ -1,11 +1,11 @@
 // ContainerStats, ListContainerStats, PodSandboxStats, ListPodSandboxStats: CPU and
 // memory from cgroups, the writable layer from the container's upper dir.
-import { join } from 'node:path';
 import type { MessageInitShape } from '@bufbuild/protobuf';
 import type { ContainerStatsSchema, CpuUsageSchema, MemoryUsageSchema, PodSandboxStatsSchema, RuntimeService } from '../gen/runtime/v1/api_pb.js';
-import type { UnaryHandler } from '../rpc/grpc-service.js';
+import type { UnaryHandler } from '../server/grpc-service.js';
 import type { ContainerManager } from '../container/container-manager.js';
 import type { ContainerRecord } from '../container/container-types.js';
+import { bundlePaths } from '../container/bundle.js';
 import { UsageSampler, writableLayerUsage, type UsageSample } from '../container/container-stats.js';
 import type { SandboxManager } from '../pod/sandbox-manager.js';
 import type { SandboxRecord } from '../pod/sandbox-types.js';
@@ -51,7 +51,7 @@ export function statsHandlers(containers: ContainerManager, pods: SandboxManager
 
   const containerStats = async (record: ContainerRecord): Promise<MessageInitShape<typeof ContainerStatsSchema>> => {
     const sample = record.state === 'running' ? await sampler.sample(record.id, record.cgroupsPath) : undefined;
-    const upper = join(record.bundle, 'upper');
+    const { upper } = bundlePaths(record.bundle);
     const layer = await writableLayerUsage(upper);
     return {
       attributes: { id: record.id, metadata: { name: record.spec.name, attempt: record.spec.attempt }, labels: record.spec.labels, annotations: record.spec.annotations },

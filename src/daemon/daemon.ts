@@ -6,14 +6,14 @@ import type { Logger } from 'pino';
 import { ImageService, RuntimeService } from '../gen/runtime/v1/api_pb.js';
 import { ImageTransfer } from '../gen/berth/v1/berth_pb.js';
 import { imageTransferHandlers } from '../api/image-transfer.js';
-import { grpcServiceDefinition } from '../rpc/grpc-service.js';
-import { serveOnUnixSocket } from '../rpc/unix-server.js';
-import { implementService } from '../cri/rpc-wrapper.js';
+import { grpcServiceDefinition } from '../server/grpc-service.js';
+import { serveOnUnixSocket } from '../server/unix-server.js';
+import { implementService } from '../server/rpc-wrapper.js';
 import { imageHandlers, runtimeHandlers } from '../cri/runtime-service.js';
 import { cniNetworkReadiness } from '../network/network-readiness.js';
-import { StartupGate } from './startup-gate.js';
+import { StartupGate } from '../server/startup-gate.js';
 import { bindRootOnly, claimSocketPath } from './socket.js';
-import { socketPathOf, type BerthConfig } from './config.js';
+import { socketPathOf, type BerthConfig } from '../config/config.js';
 import { BERTH_VERSION } from '../version.js';
 import { ImageManager } from '../image/image-manager.js';
 import { RegistryClient } from '../image/registry-client.js';
@@ -22,6 +22,8 @@ import { CniManager } from '../network/cni.js';
 import { SandboxManager } from '../pod/sandbox-manager.js';
 import { ContainerManager } from '../container/container-manager.js';
 import { ContainerEvents } from '../events/container-events.js';
+import type { SandboxRecord } from '../pod/sandbox-types.js';
+import type { ContainerRecord } from '../container/container-types.js';
 import { join } from 'node:path';
 import { StreamServer } from '../stream/server.js';
 import { forwardPort } from '../pod/port-forward.js';
@@ -48,7 +50,7 @@ export async function startDaemon(config: BerthConfig, log: Logger): Promise<Run
     log,
   });
   // Container events: a client more than 1024 events behind is dropped (it relists).
-  const events = new ContainerEvents({
+  const events = new ContainerEvents<SandboxRecord, ContainerRecord>({
     capacity: 1024,
     onDrop: (subscriber, capacity) => log.warn({ subscriber, capacity }, 'dropping a GetContainerEvents client that fell behind; it has to list again'),
   });
@@ -57,22 +59,13 @@ export async function startDaemon(config: BerthConfig, log: Logger): Promise<Run
     root: config.root,
     state: config.state,
     cgroupDriver: config.cgroup_driver,
-    runtimeHandlers: Object.keys(config.runtimes),
-    defaultRuntime: config.default_runtime,
     cni,
     log,
     events,
   });
   const containers = new ContainerManager({ config, images, pods, log, events });
   events.setSnapshotSource((podId) => ({ pod: pods.find(podId), containers: containers.ofPod(podId) }));
-  pods.setContainerHooks({
-    stopPodContainers: async (podId) => {
-      for (const c of containers.ofPod(podId)) await containers.stop(c.id, 0);
-    },
-    removePodContainers: async (podId) => {
-      for (const c of containers.ofPod(podId)) await containers.remove(c.id);
-    },
-  });
+  pods.attachContainers(containers);
   const streams = new StreamServer({
     address: config.stream.address,
     port: config.stream.port,

@@ -3,7 +3,7 @@
 import { connect } from 'node:net';
 import { chmod, lstat, mkdir, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { BerthError } from '../errors.js';
+import { alreadyExists, failedPrecondition } from '../errors.js';
 
 export async function claimSocketPath(path: string): Promise<void> {
   await mkdir(dirname(path), { recursive: true, mode: 0o711 });
@@ -15,10 +15,10 @@ export async function claimSocketPath(path: string): Promise<void> {
     throw err;
   }
   if (!stat.isSocket()) {
-    throw new BerthError('FailedPrecondition', `${path} exists and is not a socket; refusing to replace it`);
+    throw failedPrecondition(`${path} exists and is not a socket; refusing to replace it`);
   }
   if (await isListening(path)) {
-    throw new BerthError('AlreadyExists', `another process is already serving on ${path} (is berthd running?)`);
+    throw alreadyExists(`another process is already serving on ${path} (is berthd running?)`);
   }
   await unlink(path);
 }

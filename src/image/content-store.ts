@@ -7,9 +7,9 @@ import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, rm, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { BerthError } from '../errors.js';
+import { BerthError, unavailable, internal, invalidArgument } from '../errors.js';
 import { fsyncDir, writeFileAtomic } from '../store/atomic-file.js';
-import { digestPattern } from './reference.js';
+import { digestPattern } from '../util/image-reference.js';
 import { SingleFlight } from '../util/single-flight.js';
 
 /** Opens a byte source at an offset; `resumed` says whether it honoured the offset. */
@@ -60,7 +60,7 @@ export class ContentStore {
   async read(digest: string): Promise<Buffer> {
     const bytes = await readFile(this.blobPath(digest));
     const actual = sha256Digest(bytes);
-    if (actual !== digest) throw new BerthError('Internal', `stored blob ${digest} is corrupt (its content hashes to ${actual}); remove the image and pull it again`);
+    if (actual !== digest) throw internal(`stored blob ${digest} is corrupt (its content hashes to ${actual}); remove the image and pull it again`);
     return bytes;
   }
 
@@ -123,7 +123,7 @@ export class ContentStore {
     }
     if (expectedSize !== undefined && written < expectedSize) {
       // Cut short: keep the partial so the next attempt resumes from it.
-      throw new BerthError('Unavailable', `download of ${digest} ended after ${written} of ${expectedSize} bytes`);
+      throw unavailable(`download of ${digest} ended after ${written} of ${expectedSize} bytes`);
     }
     const actual = `sha256:${hash.digest('hex')}`;
     if (actual !== digest || (expectedSize !== undefined && written !== expectedSize)) {
@@ -198,5 +198,5 @@ export function sha256Digest(bytes: Uint8Array): string {
 }
 
 function checkDigest(digest: string): void {
-  if (!digestPattern.test(digest)) throw new BerthError('InvalidArgument', `unsupported or malformed digest "${digest}"`);
+  if (!digestPattern.test(digest)) throw invalidArgument(`unsupported or malformed digest "${digest}"`);
 }

@@ -7,7 +7,7 @@ import { rename, rm } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
 import type { Readable } from 'node:stream';
 import tarStream from 'tar-stream';
-import { BerthError } from '../errors.js';
+import { BerthError, invalidArgument } from '../errors.js';
 import { fsyncDir, fsyncFile } from '../store/atomic-file.js';
 import type { ContentStore } from './content-store.js';
 import type { ImageRecord } from './image-store.js';
@@ -32,7 +32,7 @@ export async function readImageArchive(path: string, content: ContentStore, leas
   const archive: ImageArchive = { path, metadata: new Map(), files: new Map() };
   const extract = tarStream.extract();
   const feeding = pipeline(createReadStream(path), extract).catch((err: Error) => {
-    throw new BerthError('InvalidArgument', `${path} is not a readable tar archive: ${err.message}`);
+    throw invalidArgument(`${path} is not a readable tar archive: ${err.message}`);
   });
   try {
     for await (const entry of extract) {
@@ -68,7 +68,7 @@ export async function readImageArchive(path: string, content: ContentStore, leas
     extract.destroy();
     await feeding.catch(() => undefined);
     if (err instanceof BerthError) throw err;
-    throw new BerthError('InvalidArgument', `cannot import ${path}: ${(err as Error).message}`);
+    throw invalidArgument(`cannot import ${path}: ${(err as Error).message}`);
   }
   return archive;
 }
@@ -145,12 +145,12 @@ function namesFromAnnotations(annotations: Record<string, string>): string[] {
 
 function requireFile(archive: ImageArchive, name: string): { digest: string; size: number } {
   const file = archive.files.get(name.replace(/^\.\//, ''));
-  if (!file) throw new BerthError('InvalidArgument', `${archive.path}: manifest.json names ${name}, which is not in the archive`);
+  if (!file) throw invalidArgument(`${archive.path}: manifest.json names ${name}, which is not in the archive`);
   return file;
 }
 
 async function storedBlob(archive: ImageArchive, content: ContentStore, digest: string): Promise<Buffer> {
-  if (!(await content.has(digest))) throw new BerthError('InvalidArgument', `${archive.path}: blob ${digest} is referenced but not in the archive`);
+  if (!(await content.has(digest))) throw invalidArgument(`${archive.path}: blob ${digest} is referenced but not in the archive`);
   return content.read(digest);
 }
 

@@ -2,16 +2,16 @@
 // and collect what no image uses. The CRI handlers only translate to and from this.
 import { PassThrough } from 'node:stream';
 import type { Logger } from 'pino';
-import { BerthError, notFound } from '../errors.js';
+import { BerthError, notFound, invalidArgument } from '../errors.js';
 import { SingleFlight } from '../util/single-flight.js';
 import { mapLimit } from '../util/map-limit.js';
 import { ContentStore, sha256Digest } from './content-store.js';
 import { ImageStore, type ImageLayer, type ImageRecord } from './image-store.js';
 import { INDEX_TYPES, MANIFEST_TYPES } from './media-types.js';
-import { digestReference, formatReference, parseReference, tagReference, type ImageReference } from './reference.js';
+import { digestReference, formatReference, parseReference, tagReference, type ImageReference } from '../util/image-reference.js';
 import { RegistryClient, type RegistryCredentials, type RegistryEndpoint } from './registry-client.js';
 import { SnapshotStore } from './snapshot-store.js';
-import { choosePlatform, imageLayers, parseJson, type Descriptor, type ManifestDoc } from './manifest.js';
+import { choosePlatform, imageLayers, parseJson, type Descriptor, type ImageConfigDoc, type ImageRuntimeConfig, type ManifestDoc } from './manifest.js';
 import { readImageArchive, resolveArchiveImages, writeImageArchive } from './image-archive.js';
 
 export interface ImageManagerOptions {
@@ -56,6 +56,13 @@ function feedInto(stream: PassThrough): (chunk: Uint8Array) => Promise<void> {
       });
     }
   };
+}
+
+/** What a container is made from (ImageManager.forContainer). */
+export interface ContainerImage {
+  /** Snapshot directories, top layer first. */
+  lowerDirs: string[];
+  config: ImageRuntimeConfig;
 }
 
 export class ImageManager {
@@ -136,7 +143,7 @@ export class ImageManager {
       manifest = parseJson<ManifestDoc>(bytes, 'manifest');
     }
     const config = manifest.config;
-    if (!config) throw new BerthError('InvalidArgument', `${formatReference(ref)}: manifest ${manifestDigest} has no config`);
+    if (!config) throw invalidArgument(`${formatReference(ref)}: manifest ${manifestDigest} has no config`);
     lease(config.digest);
     await this.#ingest(top.endpoint, ref, config, credentials, signal);
     const { layers, configDoc } = imageLayers(manifest, await this.content.read(config.digest), formatReference(ref));
@@ -177,18 +184,18 @@ export class ImageManager {
     return this.#leasing(async (lease) => {
       const archive = await readImageArchive(path, this.content, lease);
       const found = await resolveArchiveImages(archive, this.content);
-      if (found.length === 0) throw new BerthError('InvalidArgument', `${path} holds no image (no index.json or manifest.json naming one)`);
-      if (names.length > 0 && found.length !== 1) throw new BerthError('InvalidArgument', `${path} holds ${found.length} images; names can be given only for one`);
+      if (found.length === 0) throw invalidArgument(`${path} holds no image (no index.json or manifest.json naming one)`);
+      if (names.length > 0 && found.length !== 1) throw invalidArgument(`${path} holds ${found.length} images; names can be given only for one`);
       const records: ImageRecord[] = [];
       for (const image of found) {
         const manifestBytes = image.manifestBytes ?? (await this.content.read(image.manifestDigest));
         if (image.manifestBytes) await this.content.put(image.manifestDigest, image.manifestBytes);
         lease(image.manifestDigest);
         const manifest = parseJson<ManifestDoc>(manifestBytes, 'manifest');
-        if (!manifest.config) throw new BerthError('InvalidArgument', `${path}: manifest ${image.manifestDigest} has no config`);
+        if (!manifest.config) throw invalidArgument(`${path}: manifest ${image.manifestDigest} has no config`);
         const { layers, configDoc } = imageLayers(manifest, await this.content.read(manifest.config.digest), path);
         for (const layer of layers) {
-          if (!(await this.content.has(layer.digest))) throw new BerthError('InvalidArgument', `${path}: layer ${layer.digest} is not in the archive`);
+          if (!(await this.content.has(layer.digest))) throw invalidArgument(`${path}: layer ${layer.digest} is not in the archive`);
           lease(layer.chainId);
           await this.snapshots.ensure(layer.chainId, layer.diffId, () => this.content.openRead(layer.digest) as AsyncIterable<Uint8Array>);
         }
@@ -342,6 +349,21 @@ export class ImageManager {
   async fsUsage(): Promise<FsUsage> {
     const [blobs, snapshots] = await Promise.all([this.content.usage(), this.snapshots.usage()]);
     return { mountpoint: this.options.root, bytes: blobs.bytes + snapshots.bytes, inodes: blobs.inodes + snapshots.inodes };
+  }
+
+  /** The image's config document as stored (verbose ImageStatus shows it whole). */
+  async configDocument(image: ImageRecord): Promise<ImageConfigDoc> {
+    return JSON.parse((await this.content.read(image.id)).toString('utf8')) as ImageConfigDoc;
+  }
+
+  /**
+   * What a container of the image needs from it, answered here once: the snapshot
+   * directories of its rootfs, top layer first (overlayfs' lowerdir order), and the
+   * runtime config (entrypoint, cmd, env, working dir, user, stop signal).
+   */
+  async forContainer(image: ImageRecord): Promise<ContainerImage> {
+    const doc = await this.configDocument(image);
+    return { lowerDirs: image.layers.map((l) => this.snapshots.path(l.chainId)).reverse(), config: doc.config ?? {} };
   }
 
   /** Throws NotFound unless the image exists. */

@@ -4,9 +4,9 @@
 // time: pulling a tag that moved takes it from the image that had it.
 import { join } from 'node:path';
 import { RecordStore } from '../store/record-store.js';
-import { BerthError } from '../errors.js';
+import { invalidArgument } from '../errors.js';
 import { Mutex } from '../util/locks.js';
-import { parseReference, tagReference, repositoryName } from './reference.js';
+import { parseReference, tagReference, repositoryName } from '../util/image-reference.js';
 
 export interface ImageLayer {
   digest: string;
@@ -84,7 +84,7 @@ export class ImageStore {
     if (prefix) {
       const matches = [...this.#images.keys()].filter((k) => k.startsWith(`sha256:${prefix[1]}`));
       if (matches.length === 1) return this.#images.get(matches[0]!);
-      if (matches.length > 1) throw new BerthError('InvalidArgument', `image id prefix "${text}" is ambiguous (${matches.length} images)`);
+      if (matches.length > 1) throw invalidArgument(`image id prefix "${text}" is ambiguous (${matches.length} images)`);
     }
     return undefined;
   }

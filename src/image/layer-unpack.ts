@@ -15,7 +15,7 @@ import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import { Decompress } from 'fzstd';
 import tarStream from 'tar-stream';
-import { BerthError } from '../errors.js';
+import { BerthError, invalidArgument } from '../errors.js';
 import { makeNodes, setXattrs, type DeviceNode, type XattrSetting } from '../linux/special-files.js';
 
 export interface UnpackResult {
@@ -70,7 +70,7 @@ export async function unpackLayer(blob: AsyncIterable<Uint8Array>, target: strin
     await feeding?.catch(() => undefined);
     if (sourceError !== undefined) throw sourceError;
     if (err instanceof BerthError) throw err;
-    throw new BerthError('InvalidArgument', `layer is not a valid tar archive: ${(err as Error).message}`);
+    throw invalidArgument(`layer is not a valid tar archive: ${(err as Error).message}`);
   }
   await writer.finish();
   return { diffId: `sha256:${hash.digest('hex')}`, tarSize };

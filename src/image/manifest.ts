@@ -1,6 +1,6 @@
 // Manifests, indexes and image configs as berth reads them, and the choice of the
 // platform manifest of an index for this machine.
-import { BerthError } from '../errors.js';
+import { BerthError, invalidArgument, failedPrecondition } from '../errors.js';
 import type { ImageLayer } from './image-store.js';
 import { layerCompression } from './media-types.js';
 import { chainIds } from './snapshot-store.js';
@@ -21,25 +21,35 @@ export interface ManifestDoc {
   annotations?: Record<string, string>;
 }
 
+/** The runtime part of an image config: what a container of the image starts with. */
+export interface ImageRuntimeConfig {
+  Entrypoint?: string[] | null;
+  Cmd?: string[] | null;
+  Env?: string[] | null;
+  WorkingDir?: string;
+  User?: string;
+  StopSignal?: string;
+}
+
 export interface ImageConfigDoc {
   architecture?: string;
   os?: string;
-  config?: { User?: string };
+  config?: ImageRuntimeConfig;
   rootfs?: { type?: string; diff_ids?: string[] };
 }
 
 /** The layers of a manifest with their diff and chain IDs, checked against the config. */
 export function imageLayers(manifest: ManifestDoc, configBytes: Buffer, name: string): { layers: ImageLayer[]; configDoc: ImageConfigDoc } {
-  if (!Array.isArray(manifest.layers)) throw new BerthError('InvalidArgument', `${name}: manifest has no layers`);
+  if (!Array.isArray(manifest.layers)) throw invalidArgument(`${name}: manifest has no layers`);
   for (const layer of manifest.layers) {
     if (!layerCompression(layer.mediaType)) {
-      throw new BerthError('FailedPrecondition', `${name}: layer ${layer.digest} has media type ${layer.mediaType}, which berth cannot unpack`);
+      throw failedPrecondition(`${name}: layer ${layer.digest} has media type ${layer.mediaType}, which berth cannot unpack`);
     }
   }
   const configDoc = parseJson<ImageConfigDoc>(configBytes, 'image config');
   const diffIds = configDoc.rootfs?.diff_ids ?? [];
   if (diffIds.length !== manifest.layers.length) {
-    throw new BerthError('InvalidArgument', `${name}: the config lists ${diffIds.length} layers, the manifest ${manifest.layers.length}`);
+    throw invalidArgument(`${name}: the config lists ${diffIds.length} layers, the manifest ${manifest.layers.length}`);
   }
   const chains = chainIds(diffIds);
   const layers = manifest.layers.map((l, i) => ({ digest: l.digest, size: l.size, mediaType: l.mediaType, diffId: diffIds[i]!, chainId: chains[i]! }));
@@ -68,6 +78,6 @@ export function parseJson<T>(bytes: Buffer, what: string): T {
   try {
     return JSON.parse(bytes.toString('utf8')) as T;
   } catch (err) {
-    throw new BerthError('InvalidArgument', `${what} is not valid JSON: ${(err as Error).message}`);
+    throw invalidArgument(`${what} is not valid JSON: ${(err as Error).message}`);
   }
 }

@@ -3,11 +3,11 @@
 // loopback hosts as Docker does), bearer-token and basic auth, retries with back-off,
 // redirects to blob storage (without our credentials when the origin changes), and a
 // watchdog that cancels a transfer making no progress.
-import { BerthError } from '../errors.js';
-import type { RegistryConfig } from '../daemon/config.js';
+import { BerthError, unavailable, deadlineExceeded, failedPrecondition } from '../errors.js';
+import type { RegistryConfig } from '../config/config.js';
 import type { BlobSource } from './content-store.js';
 import { DOCKER_SCHEMA1, DOCKER_SCHEMA1_SIGNED, MANIFEST_ACCEPT } from './media-types.js';
-import { DEFAULT_DOMAIN, type ImageReference } from './reference.js';
+import { DEFAULT_DOMAIN, type ImageReference } from '../util/image-reference.js';
 import { formatDuration } from '../util/duration.js';
 
 /** Credentials for one pull, from the CRI AuthConfig. */
@@ -66,7 +66,7 @@ export class RegistryClient {
     return this.#firstEndpoint(ref.domain, async (endpoint) => {
       const { bytes, mediaType } = await this.#getManifest(endpoint, ref, target, credentials, signal);
       if (mediaType === DOCKER_SCHEMA1 || mediaType === DOCKER_SCHEMA1_SIGNED) {
-        throw new BerthError('FailedPrecondition', `${ref.domain}/${ref.path}:${target} is a Docker schema 1 manifest, which berth does not support (it is deprecated; push the image again with a current client)`);
+        throw failedPrecondition(`${ref.domain}/${ref.path}:${target} is a Docker schema 1 manifest, which berth does not support (it is deprecated; push the image again with a current client)`);
       }
       return { bytes, mediaType, endpoint };
     });
@@ -114,13 +114,13 @@ export class RegistryClient {
       try {
         return await attempt(endpoint);
       } catch (err) {
-        const error = err instanceof BerthError ? err : new BerthError('Unavailable', (err as Error).message);
+        const error = err instanceof BerthError ? err : unavailable((err as Error).message);
         // A refusal from the registry itself is the answer; mirrors may just lack the image.
         if (!endpoint.isMirror || error.code === 'FailedPrecondition') throw withTried(error, failures);
         failures.push(new BerthError(error.code, `mirror ${endpoint.base}: ${error.message}`));
       }
     }
-    throw new BerthError('Unavailable', `no endpoint for ${domain} is configured`);
+    throw unavailable(`no endpoint for ${domain} is configured`);
   }
 
   /** One API request with auth, retries, https→http fallback and manual redirects. */
@@ -142,7 +142,7 @@ export class RegistryClient {
         const response = await this.#authorizedFetch(url, repository, credentials, headers, signal);
         if (response.status === 429 || response.status >= 500) {
           await response.body?.cancel();
-          lastError = new BerthError('Unavailable', `${url}: registry answered ${response.status} ${response.statusText}`);
+          lastError = unavailable(`${url}: registry answered ${response.status} ${response.statusText}`);
         } else {
           return await checkStatus(response, url);
         }
@@ -155,11 +155,11 @@ export class RegistryClient {
           attempt--;
           continue;
         }
-        lastError = new BerthError('Unavailable', `cannot reach ${base}: ${describeFetchError(err)}`);
+        lastError = unavailable(`cannot reach ${base}: ${describeFetchError(err)}`);
       }
       if (attempt < attempts) await delay(RETRY_BASE_MS * 2 ** (attempt - 1), signal);
     }
-    throw lastError instanceof BerthError ? lastError : new BerthError('Unavailable', String(lastError));
+    throw lastError instanceof BerthError ? lastError : unavailable(String(lastError));
   }
 
   async #authorizedFetch(url: string, repository: string, credentials: RegistryCredentials, headers: Record<string, string>, signal?: AbortSignal): Promise<Response> {
@@ -206,7 +206,7 @@ export class RegistryClient {
     if (response.status === 401 || response.status === 403) {
       throw new BerthError('Unauthenticated', `registry token service ${realm} refused the credentials (${response.status})`);
     }
-    if (!response.ok) throw new BerthError('Unavailable', `registry token service ${realm} answered ${response.status}`);
+    if (!response.ok) throw unavailable(`registry token service ${realm} answered ${response.status}`);
     const body = (await response.json()) as { token?: string; access_token?: string; expires_in?: number };
     const token = body.token ?? body.access_token;
     if (!token) throw new BerthError('Unauthenticated', `registry token service ${realm} returned no token`);
@@ -226,7 +226,7 @@ async function checkStatus(response: Response, url: string): Promise<Response> {
     case 404:
       throw new BerthError('NotFound', `${url}: not found${detail}`);
     default:
-      throw new BerthError('Unavailable', `${url}: registry answered ${response.status} ${response.statusText}${detail}`);
+      throw unavailable(`${url}: registry answered ${response.status} ${response.statusText}${detail}`);
   }
 }
 
@@ -259,7 +259,7 @@ async function fetchFollowingRedirects(url: string, headers: Record<string, stri
     }
     current = next.toString();
   }
-  throw new BerthError('Unavailable', `${url}: too many redirects`);
+  throw unavailable(`${url}: too many redirects`);
 }
 
 interface Challenge {
@@ -332,7 +332,7 @@ class ProgressWatchdog {
   #arm(): void {
     clearTimeout(this.#timer);
     this.#timer = setTimeout(() => {
-      this.#controller.abort(new BerthError('DeadlineExceeded', `pull made no progress for ${formatDuration(this.timeoutMs)}; cancelled (image_pull_progress_timeout)`));
+      this.#controller.abort(deadlineExceeded(`pull made no progress for ${formatDuration(this.timeoutMs)}; cancelled (image_pull_progress_timeout)`));
     }, this.timeoutMs);
     this.#timer.unref();
   }
@@ -355,7 +355,7 @@ class ProgressWatchdog {
       }
     } catch (err) {
       if (this.signal.aborted) throw abortReason(this.signal);
-      throw new BerthError('Unavailable', `blob download interrupted: ${describeFetchError(err)}`);
+      throw unavailable(`blob download interrupted: ${describeFetchError(err)}`);
     } finally {
       clearTimeout(this.#timer);
     }

@@ -3,7 +3,7 @@
 // What is 0 or empty is left as it is.
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { BerthError } from '../errors.js';
+import { BerthError, invalidArgument } from '../errors.js';
 import { cgroupHierarchies } from './cgroups.js';
 
 export interface CgroupLimits {
@@ -51,7 +51,7 @@ export async function limitWrites(path: string, limits: CgroupLimits): Promise<A
     if (limits.cpusetCpus) writes.push([join(dir, 'cpuset.cpus'), limits.cpusetCpus]);
     if (limits.cpusetMems) writes.push([join(dir, 'cpuset.mems'), limits.cpusetMems]);
     for (const [file, value] of Object.entries(limits.unified)) {
-      if (file.includes('/') || file.startsWith('.')) throw new BerthError('InvalidArgument', `unified cgroup key "${file}" is not a file name`);
+      if (file.includes('/') || file.startsWith('.')) throw invalidArgument(`unified cgroup key "${file}" is not a file name`);
       writes.push([join(dir, file), value]);
     }
   }

@@ -4,8 +4,8 @@
 import { mkdir, readFile, rmdir, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { BerthError } from '../errors.js';
-import type { CgroupDriver } from '../daemon/config.js';
+import { invalidArgument, failedPrecondition } from '../errors.js';
+import type { CgroupDriver } from '../config/config.js';
 
 export interface CgroupHierarchy {
   /** Mount point, e.g. /sys/fs/cgroup/memory or /sys/fs/cgroup/unified. */
@@ -47,12 +47,12 @@ async function readHierarchies(): Promise<CgroupHierarchy[]> {
  */
 export function cgroupParentPath(driver: CgroupDriver, parent: string): string {
   if (driver === 'cgroupfs') {
-    if (!parent.startsWith('/')) throw new BerthError('InvalidArgument', `cgroup_parent "${parent}" must be an absolute path with the cgroupfs driver`);
-    if (parent.split('/').includes('..')) throw new BerthError('InvalidArgument', `cgroup_parent "${parent}" may not contain ".."`);
+    if (!parent.startsWith('/')) throw invalidArgument(`cgroup_parent "${parent}" must be an absolute path with the cgroupfs driver`);
+    if (parent.split('/').includes('..')) throw invalidArgument(`cgroup_parent "${parent}" may not contain ".."`);
     return parent.replace(/\/+$/, '') || '/';
   }
   if (!/^[\w.@:-]+\.slice$/.test(parent)) {
-    throw new BerthError('InvalidArgument', `cgroup_parent "${parent}" must be a systemd slice name (NAME.slice) with the systemd driver`);
+    throw invalidArgument(`cgroup_parent "${parent}" must be a systemd slice name (NAME.slice) with the systemd driver`);
   }
   const name = parent.slice(0, -'.slice'.length);
   if (name === '-') return '/';
@@ -93,7 +93,7 @@ export async function removeCgroups(dirs: string[]): Promise<void> {
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       if (code === 'ENOENT') continue;
-      throw new BerthError('FailedPrecondition', `cannot remove cgroup ${dir}: ${code === 'EBUSY' ? 'processes are still in it' : (err as Error).message}`);
+      throw failedPrecondition(`cannot remove cgroup ${dir}: ${code === 'EBUSY' ? 'processes are still in it' : (err as Error).message}`);
     }
   }
 }

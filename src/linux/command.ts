@@ -1,7 +1,7 @@
 // Running a host tool (mount, unshare, ip, iptables…) with its failure turned into a
 // BerthError that says what berth was doing and what the tool said.
 import { spawn } from 'node:child_process';
-import { BerthError } from '../errors.js';
+import { internal } from '../errors.js';
 
 export interface CommandResult {
   stdout: string;
@@ -18,12 +18,12 @@ export function runCommand(command: string, args: string[], doing: string, optio
     const timer = options.timeoutMs ? setTimeout(() => child.kill('SIGKILL'), options.timeoutMs) : undefined;
     child.on('error', (err) => {
       clearTimeout(timer);
-      reject(new BerthError('Internal', `${doing}: cannot run ${command}: ${err.message}`));
+      reject(internal(`${doing}: cannot run ${command}: ${err.message}`));
     });
     child.on('close', (code, signal) => {
       clearTimeout(timer);
       if (code === 0) resolve({ stdout, stderr });
-      else reject(new BerthError('Internal', `${doing}: ${command} ${signal ? `was killed (${signal})` : `failed`}: ${stderr.trim() || stdout.trim() || `exit ${code}`}`));
+      else reject(internal(`${doing}: ${command} ${signal ? `was killed (${signal})` : `failed`}: ${stderr.trim() || stdout.trim() || `exit ${code}`}`));
     });
     child.stdin.on('error', () => undefined);
     child.stdin.end(options.input ?? '');

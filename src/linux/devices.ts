@@ -3,7 +3,7 @@
 // containerd gives them.
 import { readdir, stat } from 'node:fs/promises';
 import { join, relative } from 'node:path';
-import { BerthError } from '../errors.js';
+import { invalidArgument } from '../errors.js';
 
 export interface DeviceNode {
   path: string;
@@ -32,11 +32,11 @@ async function nodeAt(hostPath: string, containerPath: string): Promise<DeviceNo
 /** The device nodes a CRI Device names: the node itself, or every node under a directory. */
 export async function devicesFromPath(hostPath: string, containerPath: string): Promise<DeviceNode[]> {
   const s = await stat(hostPath).catch((err: NodeJS.ErrnoException) => {
-    throw new BerthError('InvalidArgument', `device ${hostPath}: ${err.code === 'ENOENT' ? 'no such file' : err.message}`);
+    throw invalidArgument(`device ${hostPath}: ${err.code === 'ENOENT' ? 'no such file' : err.message}`);
   });
   if (!s.isDirectory()) {
     const node = await nodeAt(hostPath, containerPath);
-    if (!node) throw new BerthError('InvalidArgument', `device ${hostPath} is not a character or block device`);
+    if (!node) throw invalidArgument(`device ${hostPath} is not a character or block device`);
     return [node];
   }
   const nodes: DeviceNode[] = [];

@@ -6,8 +6,8 @@
 // Host-to-container (rslave) needs a source that receives propagation at all: on a
 // shared or slave mount. containerd checks the same and words its refusals so.
 import { realpath } from 'node:fs/promises';
-import { BerthError } from '../errors.js';
-import { mountOf, mountTable } from './namespaces.js';
+import { failedPrecondition } from '../errors.js';
+import { mountOf, mountTable } from './mount-table.js';
 
 export type Propagation = 'private' | 'rslave' | 'rshared';
 
@@ -24,10 +24,10 @@ export async function checkPropagationSource(hostPath: string, propagation: Prop
   const shared = mount.optional.some((o) => o.startsWith('shared:'));
   const slave = mount.optional.some((o) => o.startsWith('master:'));
   if (propagation === 'rshared' && !shared) {
-    throw new BerthError('FailedPrecondition', `path "${hostPath}" is mounted on "${mount.point}" but it is not a shared mount`);
+    throw failedPrecondition(`path "${hostPath}" is mounted on "${mount.point}" but it is not a shared mount`);
   }
   if (propagation === 'rslave' && !shared && !slave) {
-    throw new BerthError('FailedPrecondition', `path "${hostPath}" is mounted on "${mount.point}" but it is not a shared or slave mount`);
+    throw failedPrecondition(`path "${hostPath}" is mounted on "${mount.point}" but it is not a shared or slave mount`);
   }
 }
 

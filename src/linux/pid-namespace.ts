@@ -13,7 +13,7 @@ import { spawn } from 'node:child_process';
 import { chmod, copyFile, mkdir, readdir, readFile, readlink, rename, stat, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { BerthError } from '../errors.js';
+import { internal } from '../errors.js';
 import { unpinNamespaces } from './namespaces.js';
 
 const NOBODY = '65534';
@@ -56,7 +56,7 @@ export async function startPidNamespace(pinFile: string, infraRoot: string): Pro
       }
       await sleep(5);
     }
-    throw new BerthError('Internal', `cannot start the pod's PID namespace init (${join(infraRoot, 'catatonit')}): ${stderr.trim() || 'it did not come up'}`);
+    throw internal(`cannot start the pod's PID namespace init (${join(infraRoot, 'catatonit')}): ${stderr.trim() || 'it did not come up'}`);
   } catch (err) {
     if (unshare.pid !== undefined && unshare.exitCode === null && unshare.signalCode === null) {
       unshare.kill('SIGKILL');

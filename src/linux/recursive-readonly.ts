@@ -5,7 +5,7 @@
 // hands the runtime that copy to bind.
 import { mkdir } from 'node:fs/promises';
 import { runCommand } from './command.js';
-import { mountPoints, mountsBelow, mountTable } from './namespaces.js';
+import { mountPoints, mountsBelow, mountTable } from './mount-table.js';
 
 /** Flags a read-only remount must repeat, or the kernel clears them. */
 const KEPT_FLAGS = new Set(['nosuid', 'nodev', 'noexec', 'noatime', 'nodiratime', 'relatime', 'strictatime']);

@@ -5,7 +5,7 @@ import { spawn } from 'node:child_process';
 import { constants } from 'node:fs';
 import { access, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { BerthError, type ErrorCode } from '../errors.js';
+import { BerthError, type ErrorCode, deadlineExceeded, internal, failedPrecondition } from '../errors.js';
 
 export type CniCommand = 'ADD' | 'DEL' | 'CHECK' | 'GC' | 'STATUS' | 'VERSION';
 
@@ -83,12 +83,12 @@ export function execPlugin(run: PluginRun): Promise<string> {
     }, run.timeoutMs);
     child.on('error', (err) => {
       clearTimeout(timer);
-      reject(new BerthError('Internal', `cannot run CNI plugin ${run.plugin} (${run.path}): ${err.message}`));
+      reject(internal(`cannot run CNI plugin ${run.plugin} (${run.path}): ${err.message}`));
     });
     child.on('close', (code, signal) => {
       clearTimeout(timer);
       if (timedOut) {
-        reject(new BerthError('DeadlineExceeded', `CNI plugin ${run.plugin} did not finish ${run.command} within ${run.timeoutMs} ms and was killed`));
+        reject(deadlineExceeded(`CNI plugin ${run.plugin} did not finish ${run.command} within ${run.timeoutMs} ms and was killed`));
       } else if (code === 0) {
         resolve(stdout);
       } else {
@@ -108,7 +108,7 @@ function pluginFailure(run: PluginRun, code: number | null, signal: NodeJS.Signa
   }
   const how = signal ? `was killed by ${signal}` : `exited with status ${code}`;
   const said = (stderr.trim() || stdout.trim()).slice(-2000);
-  return new BerthError('Internal', `CNI plugin ${run.plugin} ${how} on ${run.command}${said ? `: ${said}` : ''}`);
+  return internal(`CNI plugin ${run.plugin} ${how} on ${run.command}${said ? `: ${said}` : ''}`);
 }
 
 function errorObject(text: string): { code: number; msg: string; details: string } | undefined {
@@ -135,7 +135,7 @@ export async function findPlugin(type: string, binDirs: string[], network: strin
       // Not here (or not executable): the next dir.
     }
   }
-  throw new BerthError('FailedPrecondition', `CNI ${role} "${type}" of network "${network}" was not found in ${binDirs.length > 0 ? binDirs.join(', ') : '(no plugin dirs configured)'}`);
+  throw failedPrecondition(`CNI ${role} "${type}" of network "${network}" was not found in ${binDirs.length > 0 ? binDirs.join(', ') : '(no plugin dirs configured)'}`);
 }
 
 /**
@@ -163,7 +163,7 @@ export class VersionProbe {
         timeoutMs: this.timeoutMs,
       });
     } catch (err) {
-      throw new BerthError('FailedPrecondition', `cannot learn which CNI versions plugin ${plugin} (${path}) supports: ${(err as Error).message}`);
+      throw failedPrecondition(`cannot learn which CNI versions plugin ${plugin} (${path}) supports: ${(err as Error).message}`);
     }
     let versions: unknown;
     try {
@@ -172,7 +172,7 @@ export class VersionProbe {
       versions = undefined;
     }
     if (!Array.isArray(versions) || versions.some((v) => typeof v !== 'string')) {
-      throw new BerthError('FailedPrecondition', `CNI plugin ${plugin} (${path}) answered VERSION with no "supportedVersions": ${stdout.trim().slice(0, 200)}`);
+      throw failedPrecondition(`CNI plugin ${plugin} (${path}) answered VERSION with no "supportedVersions": ${stdout.trim().slice(0, 200)}`);
     }
     this.#cache.set(path, { key, versions: versions as string[] });
     return versions as string[];

@@ -3,7 +3,7 @@
 // as the CNI spec's section 3 says, and keeps each attachment's result on disk so CHECK
 // and DEL get their prevResult after a restart too.
 import { statfs } from 'node:fs/promises';
-import { BerthError } from '../errors.js';
+import { BerthError, invalidArgument, failedPrecondition } from '../errors.js';
 import { KeyedMutex, SharedExclusiveLock } from '../util/locks.js';
 import { CNI_NAME_PATTERN, compareVersions, isSupportedVersion, podNetworkConfig, type CniPluginConf, type NetworkConfigList } from './cni-config.js';
 import { CniCache, type CniCacheEntry } from './cni-cache.js';
@@ -104,7 +104,7 @@ export class CniManager {
   async network(): Promise<NetworkConfigList> {
     const found = await podNetworkConfig(this.#options.confDir);
     if (found.list) return found.list;
-    throw new BerthError('FailedPrecondition', `no usable CNI network config: ${found.why}`);
+    throw failedPrecondition(`no usable CNI network config: ${found.why}`);
   }
 
   /**
@@ -176,7 +176,7 @@ export class CniManager {
       if (compareVersions(version, '0.4.0') < 0) return;
       const cached = await this.#cachedEntry(list.name, attachment.containerId, attachment.ifName, version);
       if (!cached) {
-        throw new BerthError('FailedPrecondition', `cannot CHECK ${describe(list, attachment)}: there is no cached result of its ADD`);
+        throw failedPrecondition(`cannot CHECK ${describe(list, attachment)}: there is no cached result of its ADD`);
       }
       await requireNetns(attachment.netns, 'CHECK');
       const args = attachment.args ?? cached.args;
@@ -272,8 +272,8 @@ export class CniManager {
 
   /** Finds every plugin binary (and IPAM binary) and negotiates the spec version. */
   async #resolve(list: NetworkConfigList): Promise<ResolvedList> {
-    if (!CNI_NAME_PATTERN.test(list.name)) throw new BerthError('InvalidArgument', `CNI network name ${JSON.stringify(list.name)} is not valid`);
-    if (list.plugins.length === 0) throw new BerthError('FailedPrecondition', `CNI network "${list.name}" has no plugins`);
+    if (!CNI_NAME_PATTERN.test(list.name)) throw invalidArgument(`CNI network name ${JSON.stringify(list.name)} is not valid`);
+    if (list.plugins.length === 0) throw failedPrecondition(`CNI network "${list.name}" has no plugins`);
     const dirs = this.#options.binDirs;
     const plugins: ResolvedPlugin[] = [];
     for (const conf of list.plugins) {
@@ -287,7 +287,7 @@ export class CniManager {
     const offered = [...new Set([list.cniVersion, ...(list.cniVersions ?? [])])];
     const candidates = offered.filter(isSupportedVersion).sort((a, b) => compareVersions(b, a));
     if (candidates.length === 0) {
-      throw new BerthError('FailedPrecondition', `CNI network "${list.name}" (${list.file}) offers CNI ${offered.join(', ')}, none of which berth speaks`);
+      throw failedPrecondition(`CNI network "${list.name}" (${list.file}) offers CNI ${offered.join(', ')}, none of which berth speaks`);
     }
     const supported = new Map<string, string[]>();
     for (const plugin of plugins) {
@@ -297,7 +297,7 @@ export class CniManager {
     if (!version) {
       const lacking = [...supported].filter(([, versions]) => !candidates.some((v) => versions.includes(v)));
       const who = (lacking.length > 0 ? lacking : [...supported]).map(([type, versions]) => `${type} supports ${versions.join(', ')}`).join('; ');
-      throw new BerthError('FailedPrecondition', `CNI network "${list.name}" (${list.file}) needs CNI ${candidates.join(' or ')}, which its plugins do not all support: ${who}`);
+      throw failedPrecondition(`CNI network "${list.name}" (${list.file}) needs CNI ${candidates.join(' or ')}, which its plugins do not all support: ${who}`);
     }
     return { version, plugins };
   }
@@ -406,16 +406,16 @@ export function requestConfig(
 function checkAttachment(attachment: CniAttachment, options: { netnsOptional?: boolean } = {}): void {
   const { containerId, ifName, netns } = attachment;
   if (!CNI_NAME_PATTERN.test(containerId)) {
-    throw new BerthError('InvalidArgument', `CNI container id ${JSON.stringify(containerId)} is not valid (letters, digits, "_", "." and "-", starting with a letter or digit)`);
+    throw invalidArgument(`CNI container id ${JSON.stringify(containerId)} is not valid (letters, digits, "_", "." and "-", starting with a letter or digit)`);
   }
   // The kernel's rules for interface names (libcni checks the same).
   if (ifName === '' || ifName.length > 15 || ifName === '.' || ifName === '..' || /[/:\s]/.test(ifName)) {
-    throw new BerthError('InvalidArgument', `CNI interface name ${JSON.stringify(ifName)} is not valid`);
+    throw invalidArgument(`CNI interface name ${JSON.stringify(ifName)} is not valid`);
   }
-  if (!options.netnsOptional && !netns) throw new BerthError('InvalidArgument', 'a CNI attachment needs a network namespace path');
+  if (!options.netnsOptional && !netns) throw invalidArgument('a CNI attachment needs a network namespace path');
   for (const [key, value] of attachment.args ?? []) {
     if (key === '' || /[;=]/.test(key) || value.includes(';')) {
-      throw new BerthError('InvalidArgument', `CNI_ARGS entry ${JSON.stringify(`${key}=${value}`)} is not valid (keys need a name without ";" or "=", values no ";")`);
+      throw invalidArgument(`CNI_ARGS entry ${JSON.stringify(`${key}=${value}`)} is not valid (keys need a name without ";" or "=", values no ";")`);
     }
   }
 }
@@ -432,7 +432,7 @@ async function isLiveNetns(path: string): Promise<boolean> {
 
 async function requireNetns(path: string, command: CniCommand): Promise<void> {
   if (!(await isLiveNetns(path))) {
-    throw new BerthError('FailedPrecondition', `cannot run CNI ${command}: ${path} is not a network namespace (it does not exist or is no longer pinned)`);
+    throw failedPrecondition(`cannot run CNI ${command}: ${path} is not a network namespace (it does not exist or is no longer pinned)`);
   }
 }
 

@@ -4,13 +4,13 @@
 // up. Both are here: the plain way, and the list for CniManager.add when a caller wants
 // containerd's behaviour (its result then shows 127.0.0.1/8 and ::1/128, and it is cached
 // and DELeted like any attachment).
-import { BerthError } from '../errors.js';
+import { invalidArgument } from '../errors.js';
 import { runCommand } from '../linux/command.js';
 import type { NetworkConfigList } from './cni-config.js';
 
 /** Sets `lo` up inside the network namespace pinned at netns (idempotent). */
 export async function bringUpLoopback(netns: string): Promise<void> {
-  if (!netns) throw new BerthError('InvalidArgument', 'bringing up loopback needs a network namespace path');
+  if (!netns) throw invalidArgument('bringing up loopback needs a network namespace path');
   await runCommand('nsenter', [`--net=${netns}`, 'ip', 'link', 'set', 'lo', 'up'], `bringing up loopback in ${netns}`, { timeoutMs: 30_000 });
 }
 

@@ -6,7 +6,7 @@ import { mkdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../store/atomic-file.js';
 import { runCommand } from '../linux/command.js';
-import { mountPoints } from '../linux/namespaces.js';
+import { mountPoints } from '../linux/mount-table.js';
 
 export interface DnsSettings {
   servers: string[];

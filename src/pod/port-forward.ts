@@ -6,7 +6,7 @@
 // network get the same relay without nsenter.
 import { spawn } from 'node:child_process';
 import type { Duplex } from 'node:stream';
-import { BerthError } from '../errors.js';
+import { internal } from '../errors.js';
 
 const RELAY = String.raw`
 use strict; use warnings; use Socket;
@@ -48,10 +48,10 @@ export async function forwardPort(netns: string | undefined, port: number, strea
   signal.addEventListener('abort', onAbort);
   try {
     const code = await new Promise<number | null>((resolve, reject) => {
-      child.once('error', (err) => reject(new BerthError('Internal', `cannot run ${command}: ${err.message}`)));
+      child.once('error', (err) => reject(internal(`cannot run ${command}: ${err.message}`)));
       child.once('close', (c) => resolve(c));
     });
-    if (code !== 0 && !signal.aborted) throw new BerthError('Internal', stderr.trim() || `the relay to port ${port} failed (exit ${code})`);
+    if (code !== 0 && !signal.aborted) throw internal(stderr.trim() || `the relay to port ${port} failed (exit ${code})`);
   } finally {
     signal.removeEventListener('abort', onAbort);
     stream.unpipe(child.stdin);

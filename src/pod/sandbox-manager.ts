@@ -6,36 +6,39 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import { BerthError, notFound } from '../errors.js';
-import type { CgroupDriver } from '../daemon/config.js';
+import { notFound, invalidArgument, alreadyExists, failedPrecondition, internal } from '../errors.js';
+import type { CgroupDriver } from '../config/config.js';
 import { RecordStore } from '../store/record-store.js';
 import { KeyedMutex } from '../util/locks.js';
 import { mapLimit } from '../util/map-limit.js';
-import { cgroupParentPath, ensureCgroup, moveIntoCgroup, removeCgroups, removeLeafCgroup } from '../linux/cgroups.js';
-import { applyCgroupLimits, podLimits, type CgroupLimits } from '../linux/cgroup-limits.js';
-import { isPinned, namespaceFiles, pinNamespaces, preparePrivateDir, removeUnmounted, unpinNamespaces } from '../linux/namespaces.js';
-import { inPinnedNamespace, prepareInfraRoot, startPidNamespace, stopPidNamespace } from '../linux/pid-namespace.js';
+import { podBandwidth } from '../util/quantity.js';
+import { cgroupParentPath } from '../linux/cgroups.js';
+import { podInitCgroup } from '../linux/cgroup-names.js';
+import { podLimits, type CgroupLimits } from '../linux/cgroup-limits.js';
+import { namespaceFiles } from '../linux/namespaces.js';
 import type { CniAttachment, CniManager } from '../network/cni.js';
-import { bringUpLoopback } from '../network/loopback.js';
-import { mountPodShm, unmountPodShm, writePodFiles } from './pod-files.js';
-import type { SandboxRecord, SandboxSpec } from './sandbox-types.js';
+import { podFilePaths } from './pod-files.js';
+import { linuxPodHost, type PodHost } from './pod-host.js';
+import type { PodContext, SandboxRecord, SandboxSpec } from './sandbox-types.js';
 import { noContainerEvents, type ContainerEventPublisher } from '../events/container-events.js';
 
 export interface SandboxManagerOptions {
   root: string;
   state: string;
   cgroupDriver: CgroupDriver;
-  runtimeHandlers: string[];
-  defaultRuntime: string;
-  cni: CniManager;
+  /** The pod network (CniManager; a fake in unit tests). */
+  cni: Pick<CniManager, 'network' | 'add' | 'del' | 'cachedAttachment'>;
   log: Logger;
+  /** Host operations (linuxPodHost unless a test gives fakes). */
+  host?: PodHost;
   /** The init of pods that share one PID namespace. */
   catatonit?: string;
   /** Where the pod's own CREATED/STARTED/STOPPED/DELETED events go (its id as container id). */
   events?: ContainerEventPublisher;
 }
 
-export interface PodContainerHooks {
+/** How a pod stops and removes its containers: the container box implements it. */
+export interface PodContainers {
   stopPodContainers(podId: string): Promise<void>;
   removePodContainers(podId: string): Promise<void>;
 }
@@ -59,26 +62,39 @@ export class SandboxManager {
   readonly #pinDir: string;
   /** Where pod PID namespace inits run (chrooted): catatonit alone. */
   readonly #infraRoot: string;
-  #containers: PodContainerHooks = { stopPodContainers: async () => undefined, removePodContainers: async () => undefined };
+  #containers: PodContainers | undefined;
+  readonly #host: PodHost;
 
   constructor(private readonly options: SandboxManagerOptions) {
     this.#store = new RecordStore(join(options.root, 'pods'));
     this.#pinDir = join(options.state, 'ns');
     this.#infraRoot = join(options.state, 'infra');
+    this.#host = options.host ?? linuxPodHost;
   }
 
-  /** How a pod stops and removes its containers (the container box sets these). */
-  setContainerHooks(hooks: PodContainerHooks): void {
-    this.#containers = hooks;
+  /**
+   * The containers of pods, set once when the container manager exists (it needs this
+   * manager first). A pod is never stopped or removed without them: no silent no-op.
+   */
+  attachContainers(containers: PodContainers): void {
+    if (this.#containers) throw internal('the sandbox manager has its containers already');
+    this.#containers = containers;
+  }
+
+  get #podContainers(): PodContainers {
+    if (!this.#containers) throw internal('the sandbox manager was given no containers (attachContainers)');
+    return this.#containers;
   }
 
   /** Loads pods; undoes creations a crash interrupted; frees namespaces nobody owns. */
   async recover(): Promise<void> {
-    await preparePrivateDir(this.#pinDir);
-    await prepareInfraRoot(this.#infraRoot, this.options.catatonit ?? '/usr/bin/catatonit');
+    await this.#host.preparePrivateDir(this.#pinDir);
+    await this.#host.prepareInfraRoot(this.#infraRoot, this.options.catatonit ?? '/usr/bin/catatonit');
     const { records, problems } = await this.#store.loadAll();
     for (const problem of problems) this.options.log.error({ problem }, 'skipping unreadable pod record');
     for (const record of records) {
+      // Older berthd kept the request's raw CRI config in the record; nothing reads it now.
+      delete (record as SandboxRecord & { criConfig?: unknown }).criConfig;
       this.#records.set(record.id, record);
       if (record.state === 'creating') {
         this.options.log.warn({ pod: record.id }, 'undoing a pod creation that a crash interrupted');
@@ -87,6 +103,10 @@ export class SandboxManager {
         continue;
       }
       await this.#checkAlive(record, true);
+      // A pod from before berth gave pods their own /dev/shm gets it now (idempotent).
+      if (record.state === 'ready' && record.ipcns) {
+        await this.#host.mountPodShm(record.podDir).catch((err: Error) => this.options.log.warn({ pod: record.id, error: err.message }, "cannot mount the pod's /dev/shm"));
+      }
       this.#reservations.set(reservationKey(record.spec), { id: record.id, claimed: true });
     }
     // Pins without a pod: a crash between pinning and recording (or a removed record).
@@ -94,7 +114,7 @@ export class SandboxManager {
     for (const name of await readdir(this.#pinDir).catch(() => [] as string[])) {
       const file = join(this.#pinDir, name);
       // A PID namespace pin may still have its init running: it goes too.
-      if (!owned.has(file)) await (name.endsWith('-pid') ? stopPidNamespace(file, undefined) : unpinNamespaces([file]));
+      if (!owned.has(file)) await (name.endsWith('-pid') ? this.#host.stopPidNamespace(file, undefined) : this.#host.unpinNamespaces([file]));
     }
   }
 
@@ -105,8 +125,8 @@ export class SandboxManager {
   async #checkAlive(record: SandboxRecord, afterRestart = false): Promise<void> {
     if (record.state !== 'ready') return;
     // Pins vanish only with a reboot, which only a restart can follow.
-    const netnsGone = afterRestart && record.netns !== undefined && !(await isPinned(record.netns));
-    const pidInitGone = record.pidns !== undefined && !(record.pidInit && (await inPinnedNamespace(record.pidInit, record.pidns)));
+    const netnsGone = afterRestart && record.netns !== undefined && !(await this.#host.isPinned(record.netns));
+    const pidInitGone = record.pidns !== undefined && !(record.pidInit && (await this.#host.inPinnedNamespace(record.pidInit, record.pidns)));
     if (!netnsGone && !pidInitGone) return;
     this.options.log.warn({ pod: record.id, netnsGone, pidInitGone }, 'pod sandbox is not ready any more');
     record.state = 'notready';
@@ -141,7 +161,7 @@ export class SandboxManager {
     const exact = this.#records.get(idOrPrefix);
     if (exact) return exact.state === 'creating' ? undefined : exact;
     const matches = this.list().filter((r) => r.id.startsWith(idOrPrefix));
-    if (matches.length > 1) throw new BerthError('InvalidArgument', `pod sandbox id prefix "${idOrPrefix}" is ambiguous (${matches.length} pods)`);
+    if (matches.length > 1) throw invalidArgument(`pod sandbox id prefix "${idOrPrefix}" is ambiguous (${matches.length} pods)`);
     return matches[0];
   }
 
@@ -151,12 +171,30 @@ export class SandboxManager {
     return record;
   }
 
+  /** What a container of a ready pod needs from it; FailedPrecondition when the pod is not ready. */
+  forContainer(idOrPrefix: string): PodContext {
+    const record = this.get(idOrPrefix);
+    if (record.state !== 'ready') throw failedPrecondition(`pod sandbox ${record.id} is not ready`);
+    const files = podFilePaths(record.podDir);
+    return {
+      id: record.id,
+      hostname: record.spec.hostname,
+      namespaces: { network: record.netns, uts: record.utsns, ipc: record.ipcns, pid: record.pidns },
+      pidMode: record.spec.namespaces.pid,
+      files: { hostname: files.hostname, hosts: files.hosts, resolvConf: files.resolvConf, ...(record.ipcns ? { shm: files.shm } : {}) },
+      cgroupParent: record.cgroupPath,
+      sysctls: record.spec.sysctls,
+      logDirectory: record.spec.logDirectory,
+      runtimeHandler: record.spec.runtimeHandler,
+    };
+  }
+
   /**
    * Creates a pod and returns its id. The same metadata again is refused while its pod
    * exists, except as the kubelet's retry: a retry joins a creation still running, or
    * gets the pod whose first caller gave up before the answer came.
    */
-  async run(spec: SandboxSpec, criConfig: unknown, signal: AbortSignal): Promise<string> {
+  async run(spec: SandboxSpec, signal: AbortSignal): Promise<string> {
     const key = reservationKey(spec);
     const existing = this.#reservations.get(key);
     if (existing) {
@@ -170,12 +208,11 @@ export class SandboxManager {
         this.options.log.info({ pod: existing.id }, 'a retried RunPodSandbox gets the pod its first attempt made');
         return existing.id;
       }
-      throw new BerthError('AlreadyExists', `pod sandbox name "${key}" is reserved for pod ${existing.id}; remove it first or use another attempt number`);
+      throw alreadyExists(`pod sandbox name "${key}" is reserved for pod ${existing.id}; remove it first or use another attempt number`);
     }
-    this.#validate(spec);
     const id = randomBytes(32).toString('hex');
     const reservation: Reservation = { id, claimed: false };
-    reservation.creating = this.#locks.lock(id, () => this.#create(id, spec, criConfig));
+    reservation.creating = this.#locks.lock(id, () => this.#create(id, spec));
     this.#reservations.set(key, reservation);
     try {
       await reservation.creating;
@@ -190,19 +227,7 @@ export class SandboxManager {
     return id;
   }
 
-  #validate(spec: SandboxSpec): void {
-    if (!spec.name || !spec.namespace || !spec.uid) {
-      throw new BerthError('InvalidArgument', 'pod sandbox metadata needs a name, a namespace and a uid');
-    }
-    if (!this.options.runtimeHandlers.includes(spec.runtimeHandler)) {
-      throw new BerthError('InvalidArgument', `runtime handler "${spec.runtimeHandler}" is not configured (have: ${this.options.runtimeHandlers.join(', ')})`);
-    }
-    if (spec.namespaces.network === 'target' || spec.namespaces.network === 'container') {
-      throw new BerthError('InvalidArgument', `network namespace mode ${spec.namespaces.network.toUpperCase()} is not valid for a pod`);
-    }
-  }
-
-  async #create(id: string, spec: SandboxSpec, criConfig: unknown): Promise<void> {
+  async #create(id: string, spec: SandboxSpec): Promise<void> {
     const files = namespaceFiles(this.#pinDir, id);
     const ownNetwork = spec.namespaces.network !== 'node';
     const record: SandboxRecord = {
@@ -218,15 +243,14 @@ export class SandboxManager {
       podDir: join(this.options.state, 'pods', id),
       cgroupPath: spec.cgroupParent ? cgroupParentPath(this.options.cgroupDriver, spec.cgroupParent) : '',
       cgroupsCreated: [],
-      criConfig,
     };
     this.#records.set(id, record);
     await this.#store.put(id, record);
     try {
       await mkdir(record.podDir, { recursive: true, mode: 0o755 });
-      await pinNamespaces({ net: record.netns, uts: record.utsns, ipc: record.ipcns }, spec.hostname);
+      await this.#host.pinNamespaces({ net: record.netns, uts: record.utsns, ipc: record.ipcns }, spec.hostname);
       // The pod's cgroup parent first: the pod's init gets a cgroup below it.
-      if (record.cgroupPath) record.cgroupsCreated = await ensureCgroup(record.cgroupPath);
+      if (record.cgroupPath) record.cgroupsCreated = await this.#host.ensureCgroup(record.cgroupPath);
       const list = record.netns ? await this.options.cni.network() : undefined;
       if (list) record.network = { name: list.name, ifName: POD_INTERFACE, ips: [] };
       // Recorded before ADD and before the init starts: should berthd die during them,
@@ -237,21 +261,21 @@ export class SandboxManager {
       const steps = [
         async () => {
           if (!record.netns || !list || !record.network) return;
-          await bringUpLoopback(record.netns);
+          await this.#host.bringUpLoopback(record.netns);
           const result = await this.options.cni.add(list, this.#attachment(record));
           record.network.ips = (result.ips ?? []).map((ip: { address: string }) => ip.address.split('/')[0]!);
         },
         async () => {
           if (!record.pidns) return;
-          record.pidInit = await startPidNamespace(record.pidns, this.#infraRoot);
-          await moveIntoCgroup(initCgroup(record), record.pidInit);
+          record.pidInit = await this.#host.startPidNamespace(record.pidns, this.#infraRoot);
+          await this.#host.moveIntoCgroup(initCgroup(record), record.pidInit);
         },
         async () => {
-          if (record.ipcns) await mountPodShm(record.podDir);
+          if (record.ipcns) await this.#host.mountPodShm(record.podDir);
         },
       ];
       await mapLimit(steps, steps.length, (step) => step());
-      await writePodFiles(record.podDir, spec.hostname, record.network?.ips ?? [], spec.dns);
+      await this.#host.writePodFiles(record.podDir, spec.hostname, record.network?.ips ?? [], spec.dns);
       record.state = 'ready';
       await this.#store.put(id, record);
       this.#events.publish('created', id, id);
@@ -270,7 +294,7 @@ export class SandboxManager {
     const record = this.find(idOrPrefix);
     if (!record) return Promise.resolve();
     return this.#locks.lock(record.id, async () => {
-      await this.#containers.stopPodContainers(record.id);
+      await this.#podContainers.stopPodContainers(record.id);
       if (record.state === 'notready' && !record.network && !record.netns && !record.pidns) return;
       await this.#teardown(record, false);
       const wasReady = record.state === 'ready';
@@ -287,7 +311,7 @@ export class SandboxManager {
     if (!record) return Promise.resolve();
     return this.#locks.lock(record.id, async () => {
       if (!this.#records.has(record.id)) return;
-      await this.#containers.removePodContainers(record.id);
+      await this.#podContainers.removePodContainers(record.id);
       await this.#teardown(record, false);
       // Published while the pod can still be read: the event carries its last status.
       if (record.state === 'ready') {
@@ -311,7 +335,7 @@ export class SandboxManager {
     return this.#locks.lock(record.id, async () => {
       if (!this.#records.has(record.id)) throw notFound('pod sandbox', idOrPrefix);
       const ownsCgroup = record.cgroupPath !== '' && record.cgroupsCreated.some((dir) => dir.endsWith(record.cgroupPath));
-      if (ownsCgroup) await applyCgroupLimits(record.cgroupPath, podLimits(resources, overhead));
+      if (ownsCgroup) await this.#host.applyCgroupLimits(record.cgroupPath, podLimits(resources, overhead));
       record.resources = { overhead, resources, appliedToCgroup: ownsCgroup };
       await this.#store.put(record.id, record);
       this.options.log.info({ pod: record.id, appliedToCgroup: ownsCgroup }, 'pod sandbox resources updated');
@@ -326,7 +350,7 @@ export class SandboxManager {
   async #teardown(record: SandboxRecord, undoing: boolean): Promise<void> {
     // The network and the PID namespace init go down side by side: neither needs the other.
     await mapLimit([() => this.#releaseNetwork(record, undoing), () => this.#stopInit(record)], 2, (step) => step());
-    await unpinNamespaces([record.netns, record.utsns, record.ipcns]);
+    await this.#host.unpinNamespaces([record.netns, record.utsns, record.ipcns]);
     record.netns = record.utsns = record.ipcns = undefined;
   }
 
@@ -339,7 +363,7 @@ export class SandboxManager {
       const list = cached?.config ?? (await this.options.cni.network());
       await this.options.cni.del(list, this.#attachment(record));
     } catch (err) {
-      const netnsAlive = record.netns ? await isPinned(record.netns) : false;
+      const netnsAlive = record.netns ? await this.#host.isPinned(record.netns) : false;
       if (netnsAlive && !undoing) throw err;
       this.options.log.warn({ pod: record.id, error: (err as Error).message }, 'CNI DEL failed; the netns is gone, so the pod is torn down anyway');
     }
@@ -348,17 +372,17 @@ export class SandboxManager {
 
   /** The pod's /dev/shm and its PID namespace init (every process of that namespace dies with it). */
   async #stopInit(record: SandboxRecord): Promise<void> {
-    await unmountPodShm(record.podDir);
+    await this.#host.unmountPodShm(record.podDir);
     if (!record.pidns) return;
-    await stopPidNamespace(record.pidns, record.pidInit);
-    await removeLeafCgroup(initCgroup(record)).catch((err: Error) => this.options.log.warn({ pod: record.id, error: err.message }, "cannot remove the pod init's cgroup"));
+    await this.#host.stopPidNamespace(record.pidns, record.pidInit);
+    await this.#host.removeLeafCgroup(initCgroup(record)).catch((err: Error) => this.options.log.warn({ pod: record.id, error: err.message }, "cannot remove the pod init's cgroup"));
     record.pidns = undefined;
     record.pidInit = undefined;
   }
 
   async #forget(record: SandboxRecord): Promise<void> {
-    await removeCgroups(record.cgroupsCreated);
-    await removeUnmounted(record.podDir);
+    await this.#host.removeCgroups(record.cgroupsCreated);
+    await this.#host.removeUnmounted(record.podDir);
     await this.#store.delete(record.id);
     this.#records.delete(record.id);
     const key = reservationKey(record.spec);
@@ -370,8 +394,8 @@ export class SandboxManager {
     const portMappings = spec.portMappings
       .filter((p) => p.hostPort > 0)
       .map((p) => ({ hostPort: p.hostPort, containerPort: p.containerPort, protocol: p.protocol, ...(p.hostIp ? { hostIP: p.hostIp } : {}) }));
-    const ingress = bandwidthAnnotation(spec.annotations['kubernetes.io/ingress-bandwidth']);
-    const egress = bandwidthAnnotation(spec.annotations['kubernetes.io/egress-bandwidth']);
+    // Parsed by the translation; a pod recorded by an older berthd has its annotations only.
+    const { ingress, egress } = spec.bandwidth ?? podBandwidth(spec.annotations);
     return {
       containerId: record.id,
       netns: record.netns ?? '',
@@ -398,24 +422,11 @@ export class SandboxManager {
   }
 }
 
-/** The cgroup of a pod's PID namespace init (out of berthd's, under the pod's). */
 function initCgroup(record: SandboxRecord): string {
-  return `${record.cgroupPath || '/berth'}/berth-init-${record.id}`;
+  return podInitCgroup(record.cgroupPath, record.id);
 }
 
 /** The name containerd reserves per pod: name_namespace_uid_attempt. */
 export function reservationKey(spec: SandboxSpec): string {
   return `${spec.name}_${spec.namespace}_${spec.uid}_${spec.attempt}`;
-}
-
-/** A Kubernetes quantity ("10M", "1Gi", "500k") in bits per second; undefined when unset. */
-export function bandwidthAnnotation(value: string | undefined): number | undefined {
-  if (value === undefined || value === '') return undefined;
-  const match = /^(\d+(?:\.\d+)?)([kMGTPE]i?)?$/.exec(value.trim());
-  if (!match) throw new BerthError('InvalidArgument', `bandwidth annotation "${value}" is not a quantity like 10M or 1Gi`);
-  const decimal: Record<string, number> = { k: 1e3, M: 1e6, G: 1e9, T: 1e12, P: 1e15, E: 1e18 };
-  const binary: Record<string, number> = { Ki: 2 ** 10, Mi: 2 ** 20, Gi: 2 ** 30, Ti: 2 ** 40, Pi: 2 ** 50, Ei: 2 ** 60 };
-  const suffix = match[2] ?? '';
-  const factor = suffix === '' ? 1 : suffix.endsWith('i') ? binary[suffix]! : decimal[suffix]!;
-  return Math.round(Number(match[1]) * factor);
 }

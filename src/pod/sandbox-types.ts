@@ -22,6 +22,8 @@ export interface SandboxSpec {
   portMappings: PortMapping[];
   labels: Record<string, string>;
   annotations: Record<string, string>;
+  /** From the bandwidth annotations, bits per second (parsed by the translation; absent in records of older berthd). */
+  bandwidth?: { ingress?: number; egress?: number };
   cgroupParent: string;
   namespaces: { network: NamespaceMode; pid: NamespaceMode; ipc: NamespaceMode; targetId: string };
   sysctls: Record<string, string>;
@@ -48,8 +50,27 @@ export interface SandboxRecord {
   /** The cgroup path containers go under, and the directories berth made for it. */
   cgroupPath: string;
   cgroupsCreated: string[];
-  /** The CRI PodSandboxConfig as the kubelet sent it (JSON), for containers and status. */
-  criConfig: unknown;
   /** The pod-level resources of the last UpdatePodSandboxResources, and whether berth wrote them to the pod's cgroup. */
   resources?: { overhead: CgroupLimits; resources: CgroupLimits; appliedToCgroup: boolean };
+}
+
+/**
+ * What a container needs from its pod, answered by the sandbox manager as one typed
+ * value: the pod's namespaces to join, the files to bind, the cgroup parent, sysctls.
+ */
+export interface PodContext {
+  id: string;
+  /** The pod's hostname (HOSTNAME in every container; the OCI hostname with the pod's own UTS namespace). */
+  hostname: string;
+  /** Pinned namespace files to join; absent: the host's. pid is the pod-wide PID namespace (mode POD). */
+  namespaces: { network?: string; uts?: string; ipc?: string; pid?: string };
+  /** The pod's PID namespace mode (what a container without its own gets). */
+  pidMode: NamespaceMode;
+  /** Bound into every container: hostname, hosts, resolv.conf, and /dev/shm with the pod's own IPC namespace. */
+  files: { hostname: string; hosts: string; resolvConf: string; shm?: string };
+  /** The cgroup path containers go under ('' when the pod named none). */
+  cgroupParent: string;
+  sysctls: Record<string, string>;
+  logDirectory: string;
+  runtimeHandler: string;
 }

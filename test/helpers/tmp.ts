@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { cleanup } from './scope.js';
-import { mountsBelow, mountTable } from '../../src/linux/namespaces.js';
+import { mountsBelow, mountTable } from '../../src/linux/mount-table.js';
 import { stopPidNamespace } from '../../src/linux/pid-namespace.js';
 
 export async function tempDir(t: { after(fn: () => Promise<void> | void): void }, prefix = 'berth-test-'): Promise<string> {

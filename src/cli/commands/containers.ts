@@ -18,8 +18,8 @@ import {
 } from '../../gen/runtime/v1/api_pb.js';
 import { call, type CriClients } from '../runtime-client.js';
 import { CLEAR_SCREEN, statusJson, formatStatusDocs, formatStructured, formatTable, goMapString, humanSize, messageJson, rfc3339Nano, withInfo, type OutputFormat } from '../output.js';
-import { truncateId } from './images.js';
-import { humanDuration, labelLines, loadMessageFile, parseLabelSelector } from './pods.js';
+import { humanDuration, labelLines, truncateId } from '../format.js';
+import { loadMessageFile, parseLabelSelector } from '../inputs.js';
 import { parseDuration } from '../../util/duration.js';
 
 const stateNames: Record<ContainerState, string> = {

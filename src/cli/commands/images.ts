@@ -4,9 +4,8 @@ import { status as grpcStatus } from '@grpc/grpc-js';
 import type { MessageShape } from '@bufbuild/protobuf';
 import { ImageFsInfoResponseSchema, ImageSchema } from '../../gen/runtime/v1/api_pb.js';
 import { call, type CriClients } from '../runtime-client.js';
+import { truncateId } from '../format.js';
 import { formatStatusDocs, formatStructured, formatTable, goMapString, humanSize, messageJson, withInfo, type OutputFormat } from '../output.js';
-
-export { humanSize } from '../output.js';
 
 type Image = MessageShape<typeof ImageSchema>;
 
@@ -200,13 +199,6 @@ function repoTagPairs(repoTags: string[], imageName: string): Array<[string, str
     return [name === '<none>' ? imageName : name, t.slice(colon + 1)];
   });
 }
-
-/** crictl shows 13 characters of an id, without its "sha256:". */
-export function truncateId(id: string): string {
-  return id.replace(/^sha256:/, '').slice(0, 13);
-}
-
-
 
 /** berthctl image import: berth's own API, so other runtimes are told plainly. */
 export async function importCommand(clients: CriClients, archive: string, names: string[]): Promise<string> {

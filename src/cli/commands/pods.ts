@@ -1,34 +1,12 @@
 // berthctl's pod verbs, shaped like crictl's: runp, pods, inspectp, stopp, rmp.
-import { readFile } from 'node:fs/promises';
-import { fromJson, type JsonValue, type MessageShape } from '@bufbuild/protobuf';
-import { parse as parseYaml } from 'yaml';
+import type { MessageShape } from '@bufbuild/protobuf';
 import { PodSandboxConfigSchema, PodSandboxSchema, PodSandboxState, PodSandboxStatusSchema } from '../../gen/runtime/v1/api_pb.js';
 import { call, type CriClients } from '../runtime-client.js';
 import { statusJson, formatStatusDocs, formatStructured, formatTable, goMapString, goTimeString, messageJson, rfc3339Nano, withInfo, type OutputFormat } from '../output.js';
-import { truncateId } from './images.js';
+import { humanDuration, labelLines, truncateId } from '../format.js';
+import { loadMessageFile, parseLabelSelector } from '../inputs.js';
 
 type PodSandbox = MessageShape<typeof PodSandboxSchema>;
-
-/** A config file as crictl reads them: JSON or YAML, proto or JSON field names. */
-export async function loadMessageFile<D extends Parameters<typeof fromJson>[0]>(schema: D, path: string, prepare: (doc: unknown) => unknown = (doc) => doc): Promise<MessageShape<D>> {
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (err) {
-    throw new Error(`cannot read ${path}: ${(err as Error).message}`);
-  }
-  let doc: unknown;
-  try {
-    doc = /\.json$/i.test(path) ? JSON.parse(text) : parseYaml(text);
-  } catch (err) {
-    throw new Error(`${path} is not valid ${/\.json$/i.test(path) ? 'JSON' : 'YAML'}: ${(err as Error).message}`);
-  }
-  try {
-    return fromJson(schema, prepare(doc) as JsonValue) as MessageShape<D>;
-  } catch (err) {
-    throw new Error(`${path}: ${(err as Error).message}`);
-  }
-}
 
 export async function runPodCommand(clients: CriClients, configPath: string, runtimeHandler: string): Promise<string> {
   const config = await loadMessageFile(PodSandboxConfigSchema, configPath);
@@ -106,14 +84,6 @@ function verbosePod(p: PodSandbox): string {
   return [...lines, ...labelLines(p.labels, p.annotations), `Runtime: ${p.runtimeHandler || '(default)'}`].join('\n') + '\n\n';
 }
 
-/** The Labels: and Annotations: blocks of crictl's verbose listings. */
-export function labelLines(labels: Record<string, string>, annotations: Record<string, string>): string[] {
-  const lines: string[] = [];
-  if (Object.keys(labels).length > 0) lines.push('Labels:', ...Object.entries(labels).sort().map(([k, v]) => `\t${k} -> ${v}`));
-  if (Object.keys(annotations).length > 0) lines.push('Annotations:', ...Object.entries(annotations).sort().map(([k, v]) => `\t${k} -> ${v}`));
-  return lines;
-}
-
 export async function inspectPodCommand(clients: CriClients, ids: string[], output: OutputFormat): Promise<string> {
   const docs: unknown[] = [];
   let table = '';
@@ -169,31 +139,3 @@ export async function removePodsCommand(clients: CriClients, ids: string[], opti
   return out;
 }
 
-/** --label KEY=VALUE flags as a CRI label selector. */
-export function parseLabelSelector(labels: string[]): Record<string, string> {
-  return Object.fromEntries(
-    labels.map((l) => {
-      const eq = l.indexOf('=');
-      if (eq <= 0) throw new Error(`--label "${l}" must be KEY=VALUE`);
-      return [l.slice(0, eq), l.slice(eq + 1)];
-    }),
-  );
-}
-
-/** Go's units.HumanDuration, as crictl prints ages. */
-export function humanDuration(ms: number): string {
-  const seconds = Math.floor(ms / 1000);
-  const minutes = Math.floor(seconds / 60);
-  const hours = Math.floor(minutes / 60);
-  if (seconds < 1) return 'Less than a second';
-  if (seconds === 1) return '1 second';
-  if (seconds < 60) return `${seconds} seconds`;
-  if (minutes === 1) return 'About a minute';
-  if (minutes < 60) return `${minutes} minutes`;
-  if (hours === 1) return 'About an hour';
-  if (hours < 48) return `${hours} hours`;
-  if (hours < 24 * 7 * 2) return `${Math.floor(hours / 24)} days`;
-  if (hours < 24 * 30 * 2) return `${Math.floor(hours / 24 / 7)} weeks`;
-  if (hours < 24 * 365 * 2) return `${Math.floor(hours / 24 / 30)} months`;
-  return `${Math.floor(hours / 24 / 365)} years`;
-}

@@ -1,6 +1,7 @@
 // The one wrapper around every RPC berthd serves: the start-up gate, a request id, one
-// structured log line per call with its duration and status, and the single mapping
-// from berth's error catalogue to gRPC status codes.
+// structured log line per call with its duration and status, the single mapping from
+// berth's error catalogue to gRPC status codes, and the one hook where RPC metrics are
+// recorded (handlers never record them).
 import { randomBytes } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import { create } from '@bufbuild/protobuf';
@@ -8,8 +9,8 @@ import type { DescMessage, DescMethod, MessageInitShape } from '@bufbuild/protob
 import type { GenService, GenServiceMethods } from '@bufbuild/protobuf/codegenv2';
 import type { Logger } from 'pino';
 import { asBerthError, unimplemented, type BerthError, type ErrorCode } from '../errors.js';
-import type { RpcContext, ServerStreamHandler, ServiceHandlers, UnaryHandler } from '../rpc/grpc-service.js';
-import type { StartupGate } from '../daemon/startup-gate.js';
+import type { RpcContext, ServerStreamHandler, ServiceHandlers, UnaryHandler } from './grpc-service.js';
+import type { StartupGate } from './startup-gate.js';
 
 const grpcCodes: Record<ErrorCode, grpc.status> = {
   InvalidArgument: grpc.status.INVALID_ARGUMENT,
@@ -36,9 +37,20 @@ export function grpcStatusOf(err: BerthError): grpc.StatusObject {
 // an idle node's log stays quiet while every change is on record.
 const pollingCall = /^(Version|Status|RuntimeConfig|ImageFsInfo|List\w*|\w*Status|\w*Stats)$/;
 
+/** One finished call, as the metrics hook sees it. */
+export interface CallOutcome {
+  /** The fully qualified service name, e.g. runtime.v1.RuntimeService. */
+  service: string;
+  method: string;
+  code: ErrorCode | 'OK';
+  ms: number;
+}
+
 export interface WrapDeps {
   gate: StartupGate;
   log: Logger;
+  /** Called once per call that passed the gate, when it ends (RPC metrics go here). */
+  onCall?: (outcome: CallOutcome) => void;
 }
 
 /** grpc-js implementation of a whole service: every method wrapped, missing ones UNIMPLEMENTED. */
@@ -127,13 +139,25 @@ function startCall(method: DescMethod, call: grpc.ServerUnaryCall<unknown, unkno
   const deadline = rawDeadline instanceof Date ? rawDeadline : Number.isFinite(rawDeadline) ? new Date(rawDeadline) : undefined;
   const level = pollingCall.test(method.name) ? 'debug' : 'info';
   const elapsed = () => Number(process.hrtime.bigint() - started) / 1e6;
+  const record = (code: ErrorCode | 'OK', ms: number) => {
+    try {
+      deps.onCall?.({ service: method.parent.typeName, method: method.name, code, ms });
+    } catch (err) {
+      deps.log.warn({ rpc: method.name, error: (err as Error).message }, 'the RPC metrics hook failed');
+    }
+  };
   return {
     ctx: { requestId, signal: abort.signal, deadline },
-    ok: () => deps.log[level]({ rpc: method.name, req: requestId, ms: round(elapsed()), code: 'OK' }, 'rpc'),
+    ok: () => {
+      const ms = round(elapsed());
+      deps.log[level]({ rpc: method.name, req: requestId, ms, code: 'OK' }, 'rpc');
+      record('OK', ms);
+    },
     fail: (err) => {
       const berthError = asBerthError(err);
       const status = grpcStatusOf(berthError);
       const line = { rpc: method.name, req: requestId, ms: round(elapsed()), code: berthError.code, error: berthError.message };
+      record(berthError.code, line.ms);
       if (berthError.code === 'Internal') deps.log.error({ ...line, stack: (berthError.cause as Error | undefined)?.stack ?? berthError.stack }, 'rpc');
       else deps.log[level === 'debug' && berthError.code !== 'Unimplemented' ? 'debug' : 'info'](line, 'rpc');
       return status;

@@ -3,9 +3,9 @@
 import { readFileSync } from 'node:fs';
 import { isAbsolute } from 'node:path';
 import { parse as parseToml, stringify as stringifyToml } from 'smol-toml';
-import { BerthError } from '../errors.js';
+import { BerthError, invalidArgument } from '../errors.js';
 import { parseDuration } from '../util/duration.js';
-import { parseReference } from '../image/reference.js';
+import { parseReference } from '../util/image-reference.js';
 
 export const DEFAULT_CONFIG_PATH = '/etc/berth/berth.toml';
 
@@ -84,7 +84,7 @@ export interface LoadConfigOptions {
 }
 
 export function configError(message: string): BerthError {
-  return new BerthError('InvalidArgument', message);
+  return invalidArgument(message);
 }
 
 /** Reads, checks and merges the configuration. Throws a BerthError naming the bad key. */

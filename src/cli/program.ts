@@ -1,0 +1,427 @@
+// berthctl's command line: crictl's global flags, every verb with its flags, and the
+// glue that connects, runs a command body and prints what it returns.
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { connect, type CriClients } from './runtime-client.js';
+import { resolveSettings, type GlobalFlags } from './settings.js';
+import { parseOutputFormat, type OutputFormat } from './output.js';
+import { versionCommand } from './commands/version.js';
+import { infoCommand } from './commands/info.js';
+import {
+  exportCommand,
+  imageFsInfoCommand,
+  imagesCommand,
+  importCommand,
+  inspectImageCommand,
+  pullCommand,
+  removeImagesCommand,
+} from './commands/images.js';
+import { parseDuration } from '../util/duration.js';
+import {
+  createContainerCommand,
+  execSyncCommand,
+  execCommand,
+  attachCommand,
+  portForwardCommand,
+  podStatsCommand,
+  statsCommand,
+  updateCommand,
+  inspectContainersCommand,
+  logsCommand,
+  parseSince,
+  psCommand,
+  removeContainersCommand,
+  runContainerCommand,
+  startContainersCommand,
+  stopContainersCommand,
+} from './commands/containers.js';
+import { inspectPodCommand, podsCommand, removePodsCommand, runPodCommand, stopPodsCommand } from './commands/pods.js';
+import { BERTH_VERSION } from '../version.js';
+
+/** A numeric flag's value: a whole number, or a usage error naming it (never NaN). */
+function wholeNumber(value: string): number {
+  if (!/^\d+$/.test(value)) throw new InvalidArgumentError(`needs a whole number, not "${value}"`);
+  return Number(value);
+}
+
+/** berthctl's commands and flags, as crictl's; each action prints its output. */
+export function berthctlProgram(): Command {
+  const program = new Command('berthctl')
+    .description('A crictl-compatible client for CRI runtimes (berthd, containerd, CRI-O)')
+    .version(BERTH_VERSION, '-v, --version', 'print the berthctl version')
+    .addOption(new Option('-r, --runtime-endpoint <endpoint>', 'runtime endpoint, unix:///path').env('CONTAINER_RUNTIME_ENDPOINT'))
+    .addOption(new Option('-i, --image-endpoint <endpoint>', 'image endpoint (default: the runtime endpoint)').env('IMAGE_SERVICE_ENDPOINT'))
+    .option('-t, --timeout <duration>', 'timeout of each call, e.g. 2s, 20s (default 2s)')
+    .addOption(new Option('-c, --config <file>', 'client config file (default /etc/crictl.yaml)').env('CRI_CONFIG_FILE'))
+    .option('-D, --debug', 'enable debug output')
+    // As with crictl, global flags come before the command; a command's own flags (runp -r) after it.
+    .enablePositionalOptions()
+    .showHelpAfterError();
+
+  /** Runs a command body with connected clients, printing its output; errors exit 1 like crictl. */
+  function withClients(body: (clients: CriClients) => Promise<string>): Promise<void> {
+    return (async () => {
+      const clients = connect(resolveSettings(program.opts<GlobalFlags>()));
+      try {
+        process.stdout.write(await body(clients));
+      } finally {
+        clients.close();
+      }
+    })();
+  }
+
+  const outputOption = (fallback: OutputFormat, allowed: OutputFormat[]) =>
+    new Option('-o, --output <format>', `output format: ${allowed.join('|')}`).default(fallback);
+
+  program
+    .command('version')
+    .description('display runtime version information')
+    .addOption(outputOption('table', ['json', 'yaml', 'table']))
+    .action((opts: { output: string }) =>
+      withClients((c) => versionCommand(c, parseOutputFormat(opts.output, 'table'))),
+    );
+
+  program
+    .command('info')
+    .description('display information of the container runtime')
+    .addOption(outputOption('json', ['json', 'yaml', 'table']))
+    .action((opts: { output: string }) => withClients((c) => infoCommand(c, parseOutputFormat(opts.output, 'json'))));
+
+  program
+    .command('pull')
+    .description('pull an image from a registry')
+    .argument('<image>', 'image reference, e.g. busybox or 127.0.0.1:5000/app:1.0')
+    .option('--creds <user:password>', 'registry credentials')
+    .option('--auth <base64>', 'base64 of user:password, as in a docker config')
+    .option('-u, --username <name>', 'registry user name (no password)')
+    .option('--pull-timeout <duration>', 'give up after this long; 0 means never', '0s')
+    .action((image: string, opts: { creds?: string; auth?: string; username?: string; pullTimeout: string }) =>
+      withClients((c) =>
+        pullCommand(c, image, {
+          creds: opts.creds,
+          auth: opts.auth,
+          username: opts.username,
+          pullTimeoutMs: parseDuration(opts.pullTimeout),
+          progress: process.stderr.isTTY ? process.stderr : undefined,
+        }),
+      ),
+    );
+
+  const listImages = (command: Command) => command
+    .argument('[repository]', 'only images this name refers to')
+    .option('-q, --quiet', 'only image ids')
+    .option('--digests', 'show digests')
+    .option('-v, --verbose', 'verbose output')
+    .option('--no-trunc', 'show whole ids and digests')
+    .option('--pinned', 'show whether each image is pinned')
+    .addOption(outputOption('table', ['json', 'yaml', 'table']))
+    .action((repository: string | undefined, opts: { quiet?: boolean; digests?: boolean; verbose?: boolean; trunc: boolean; pinned?: boolean; output: string }) =>
+      withClients((c) =>
+        imagesCommand(c, repository, {
+          quiet: opts.quiet ?? false,
+          digests: opts.digests ?? false,
+          verbose: opts.verbose ?? false,
+          noTrunc: !opts.trunc,
+          pinned: opts.pinned ?? false,
+          output: parseOutputFormat(opts.output, 'table'),
+        }),
+      ),
+    );
+
+  listImages(program.command('images').alias('img').description('list images'));
+
+  const imageGroup = program.command('image').description('list, import and export images');
+  listImages(imageGroup.command('ls', { isDefault: true }).alias('list').description('list images (as `images`)'));
+  imageGroup
+    .command('import')
+    .description('import an OCI layout or docker save archive into berthd')
+    .argument('<archive>', 'tar archive path')
+    .option('--name <reference>', 'a name for the image, replacing the archive\'s (repeatable)', (value: string, all: string[] = []) => [...all, value])
+    .action((archive: string, opts: { name?: string[] }) => withClients((c) => importCommand(c, archive, opts.name ?? [])));
+  imageGroup
+    .command('export')
+    .description('export images from berthd as an archive (OCI layout with docker\'s manifest.json)')
+    .argument('<image...>', 'image ids or references')
+    .requiredOption('-f, --file <archive>', 'tar archive to write')
+    .action((images: string[], opts: { file: string }) => withClients((c) => exportCommand(c, images, opts.file)));
+
+  program
+    .command('inspecti')
+    .description('show the status of one or more images')
+    .argument('<image...>', 'image ids or references')
+    .addOption(outputOption('json', ['json', 'yaml', 'table']))
+    .action((names: string[], opts: { output: string }) =>
+      withClients((c) => inspectImageCommand(c, names, parseOutputFormat(opts.output, 'json'))),
+    );
+
+  program
+    .command('rmi')
+    .description('remove one or more images')
+    .argument('[image...]', 'image ids or references')
+    .option('-a, --all', 'remove all images')
+    .option('-q, --prune', 'remove all images no container uses')
+    .action((names: string[], opts: { all?: boolean; prune?: boolean }) =>
+      withClients((c) => removeImagesCommand(c, names, { all: opts.all ?? false, prune: opts.prune ?? false })),
+    );
+
+  program
+    .command('imagefsinfo')
+    .description('show image filesystem usage')
+    .addOption(outputOption('json', ['json', 'yaml', 'table']))
+    .action((opts: { output: string }) => withClients((c) => imageFsInfoCommand(c, parseOutputFormat(opts.output, 'json'))));
+
+  program
+    .command('runp')
+    .description('run a new pod sandbox')
+    .argument('<pod-config>', 'pod sandbox config file (JSON or YAML)')
+    .option('-r, --runtime <handler>', 'runtime handler (default: the runtime\'s default)', '')
+    .action((configPath: string, opts: { runtime: string }) => withClients((c) => runPodCommand(c, configPath, opts.runtime)));
+
+  program
+    .command('pods')
+    .description('list pod sandboxes')
+    .option('--id <id>', 'only pods whose id starts with this')
+    .option('--name <regexp>', 'only pods whose name matches')
+    .option('--namespace <regexp>', 'only pods whose namespace matches')
+    .option('--label <key=value>', 'only pods with this label (repeatable)', (v: string, all: string[] = []) => [...all, v])
+    .option('-s, --state <state>', 'ready or notready')
+    .option('-q, --quiet', 'only pod ids')
+    .option('-v, --verbose', 'verbose output')
+    .option('--no-trunc', 'show whole ids')
+    .option('-l, --latest', 'only the newest pod')
+    .option('--last <n>', 'only the newest n pods', wholeNumber)
+    .addOption(outputOption('table', ['json', 'yaml', 'table']))
+    .action((opts: { id?: string; name?: string; namespace?: string; label?: string[]; state?: string; quiet?: boolean; verbose?: boolean; trunc: boolean; latest?: boolean; last?: number; output: string }) =>
+      withClients((c) =>
+        podsCommand(c, {
+          id: opts.id,
+          name: opts.name,
+          namespace: opts.namespace,
+          labels: opts.label ?? [],
+          state: opts.state,
+          quiet: opts.quiet ?? false,
+          verbose: opts.verbose ?? false,
+          noTrunc: !opts.trunc,
+          latest: opts.latest ?? false,
+          last: opts.last,
+          output: parseOutputFormat(opts.output, 'table'),
+        }),
+      ),
+    );
+
+  program
+    .command('inspectp')
+    .description('show the status of one or more pod sandboxes')
+    .argument('<pod-id...>')
+    .addOption(outputOption('json', ['json', 'yaml', 'table']))
+    .action((ids: string[], opts: { output: string }) => withClients((c) => inspectPodCommand(c, ids, parseOutputFormat(opts.output, 'json'))));
+
+  program
+    .command('stopp')
+    .description('stop one or more pod sandboxes')
+    .argument('<pod-id...>')
+    .action((ids: string[]) => withClients((c) => stopPodsCommand(c, ids)));
+
+  program
+    .command('rmp')
+    .description('remove one or more pod sandboxes')
+    .argument('[pod-id...]')
+    .option('-a, --all', 'remove all pods')
+    .option('-f, --force', 'stop running pods first')
+    .action((ids: string[], opts: { all?: boolean; force?: boolean }) => withClients((c) => removePodsCommand(c, ids, { all: opts.all ?? false, force: opts.force ?? false })));
+
+  program
+    .command('create')
+    .description('create a new container in a pod')
+    .argument('<pod-id>')
+    .argument('<container-config>', 'container config file (JSON or YAML)')
+    .argument('<pod-config>', 'the pod\'s config file (JSON or YAML)')
+    .action((podId: string, containerConfig: string, podConfig: string) => withClients((c) => createContainerCommand(c, podId, containerConfig, podConfig)));
+
+  program
+    .command('start')
+    .description('start one or more created containers')
+    .argument('<container-id...>')
+    .action((ids: string[]) => withClients((c) => startContainersCommand(c, ids)));
+
+  program
+    .command('run')
+    .description('run a new container inside a new pod (runp + create + start)')
+    .argument('<container-config>')
+    .argument('<pod-config>')
+    .option('-r, --runtime <handler>', 'runtime handler', '')
+    .action((containerConfig: string, podConfig: string, opts: { runtime: string }) => withClients((c) => runContainerCommand(c, containerConfig, podConfig, opts.runtime)));
+
+  program
+    .command('ps')
+    .description('list containers')
+    .option('-a, --all', 'show all containers, not only running ones')
+    .option('-p, --pod <pod-id>', 'only containers of this pod')
+    .option('--name <regexp>', 'only containers whose name matches')
+    .option('--label <key=value>', 'only containers with this label (repeatable)', (v: string, all: string[] = []) => [...all, v])
+    .option('-s, --state <state>', 'created, running, exited or unknown')
+    .option('--image <image>', 'only containers of this image')
+    .option('-q, --quiet', 'only container ids')
+    .option('--no-trunc', 'show whole ids')
+    .option('-v, --verbose', 'every field of each container')
+    .option('-l, --latest', 'only the most recently created container')
+    .option('--last <n>', 'only the n most recently created containers', wholeNumber)
+    .addOption(outputOption('table', ['json', 'yaml', 'table']))
+    .action((opts: { all?: boolean; pod?: string; name?: string; label?: string[]; state?: string; image?: string; quiet?: boolean; trunc: boolean; output: string; verbose?: boolean; latest?: boolean; last?: number }) =>
+      withClients((c) =>
+        psCommand(c, {
+          // As crictl: --latest and --last count stopped containers too.
+          all: Boolean(opts.all || opts.latest || opts.last !== undefined),
+          pod: opts.pod,
+          name: opts.name,
+          labels: opts.label ?? [],
+          state: opts.state,
+          image: opts.image,
+          quiet: opts.quiet ?? false,
+          noTrunc: !opts.trunc,
+          output: parseOutputFormat(opts.output, 'table'),
+          verbose: opts.verbose ?? false,
+          last: opts.latest ? 1 : opts.last,
+        }),
+      ),
+    );
+
+  program
+    .command('inspect')
+    .description('show the status of one or more containers')
+    .argument('<container-id...>')
+    .addOption(outputOption('json', ['json', 'yaml', 'table']))
+    .action((ids: string[], opts: { output: string }) => withClients((c) => inspectContainersCommand(c, ids, parseOutputFormat(opts.output, 'json'))));
+
+  program
+    .command('stop')
+    .description('stop one or more running containers')
+    .argument('<container-id...>')
+    .option('-t, --timeout <seconds>', 'seconds before SIGKILL', wholeNumber, 10)
+    .action((ids: string[], opts: { timeout: number }) => withClients((c) => stopContainersCommand(c, ids, opts.timeout)));
+
+  program
+    .command('rm')
+    .description('remove one or more containers')
+    .argument('[container-id...]')
+    .option('-a, --all', 'remove all containers')
+    .option('-f, --force', 'stop running containers first')
+    .action((ids: string[], opts: { all?: boolean; force?: boolean }) => withClients((c) => removeContainersCommand(c, ids, { all: opts.all ?? false, force: opts.force ?? false })));
+
+  program
+    .command('logs')
+    .description('show a container\'s logs')
+    .argument('<container-id>')
+    .option('-f, --follow', 'follow the log until the container exits')
+    .option('--tail <lines>', 'only the last lines', wholeNumber)
+    .option('-t, --timestamps', 'show timestamps')
+    .option('--since <time>', 'only lines since an RFC 3339 time or a duration ago (42m)')
+    .option('-p, --previous', "the previous attempt's log")
+    .option('--limit-bytes <n>', 'at most this many bytes', wholeNumber)
+    .action((id: string, opts: { follow?: boolean; tail?: number; timestamps?: boolean; since?: string; previous?: boolean; limitBytes?: number }) =>
+      withClients(async (c) => {
+        const options = {
+          follow: opts.follow ?? false,
+          tail: opts.tail,
+          timestamps: opts.timestamps ?? false,
+          sinceMs: opts.since === undefined ? undefined : parseSince(opts.since),
+          previous: opts.previous ?? false,
+          limitBytes: opts.limitBytes,
+        };
+        await logsCommand(c, id, options, (text, stream) =>
+          (stream === 'stdout' ? process.stdout : process.stderr).write(text),
+        );
+        return '';
+      }),
+    );
+
+  program
+    .command('exec')
+    .description('run a command in a running container (streaming; --sync: ExecSync)')
+    .argument('<container-id>')
+    .argument('<command...>')
+    .option('-i, --interactive', 'keep stdin open and pass it to the command')
+    .option('-t, --tty', 'allocate a terminal')
+    .option('-s, --sync', 'run the command synchronously (ExecSync)')
+    .option('--timeout <seconds>', 'with --sync: kill the command after this many seconds (0: never)', wholeNumber, 0)
+    .passThroughOptions()
+    .action((id: string, command: string[], opts: { interactive?: boolean; tty?: boolean; sync?: boolean; timeout: number }) =>
+      withClients(async (c) => {
+        if (opts.sync) {
+          const result = await execSyncCommand(c, id, command, opts.timeout);
+          process.stdout.write(result.stdout);
+          process.stderr.write(result.stderr);
+          process.exitCode = result.exitCode;
+          return '';
+        }
+        process.exitCode = await execCommand(c, id, command, { stdin: opts.interactive ?? false, tty: opts.tty ?? false });
+        return '';
+      }),
+    );
+
+  program
+    .command('attach')
+    .description("attach to a running container's stdio")
+    .argument('<container-id>')
+    .option('-i, --stdin', 'pass stdin to the container')
+    .option('-t, --tty', 'the container has a terminal')
+    .action((id: string, opts: { stdin?: boolean; tty?: boolean }) =>
+      withClients(async (c) => {
+        process.exitCode = await attachCommand(c, id, { stdin: opts.stdin ?? false, tty: opts.tty ?? false });
+        return '';
+      }),
+    );
+
+  program
+    .command('port-forward')
+    .description("forward a local port to a pod's port")
+    .argument('<pod-id>')
+    .argument('<ports>', '[ADDRESS:]LOCAL:REMOTE (LOCAL 0: any free port)')
+    .action((id: string, ports: string) =>
+      withClients(async (c) => {
+        await portForwardCommand(c, id, ports, (line) => process.stdout.write(`${line}\n`));
+        return '';
+      }),
+    );
+
+  program
+    .command('stats')
+    .description('list container resource usage (running containers unless --all)')
+    .argument('[container-id]')
+    .option('-a, --all', 'stopped containers too')
+    .option('--id <container-id>', 'only this container')
+    .option('-p, --pod <pod-id>', 'only containers of this pod')
+    .option('--label <key=value>', 'only containers with this label (repeatable)', (v: string, all: string[] = []) => [...all, v])
+    .option('-s, --seconds <n>', 'sample duration for CPU usage, in seconds', wholeNumber, 1)
+    .addOption(outputOption('table', ['json', 'yaml', 'table']))
+    .action((id: string | undefined, opts: { all?: boolean; id?: string; pod?: string; label?: string[]; seconds: number; output: string }) =>
+      withClients((c) =>
+        statsCommand(c, { id: opts.id || id, pod: opts.pod, labels: opts.label, all: opts.all ?? false, sampleMs: opts.seconds * 1000, output: parseOutputFormat(opts.output, 'table') }),
+      ),
+    );
+
+  program
+    .command('statsp')
+    .description('list pod resource usage')
+    .argument('[pod-id]')
+    .option('--id <pod-id>', 'only this pod')
+    .option('--label <key=value>', 'only pods with this label (repeatable)', (v: string, all: string[] = []) => [...all, v])
+    .option('-s, --seconds <n>', 'sample duration for CPU usage, in seconds', wholeNumber, 1)
+    .addOption(outputOption('table', ['json', 'yaml', 'table']))
+    .action((id: string | undefined, opts: { id?: string; label?: string[]; seconds: number; output: string }) =>
+      withClients((c) => podStatsCommand(c, { id: opts.id || id, labels: opts.label, sampleMs: opts.seconds * 1000, output: parseOutputFormat(opts.output, 'table') })),
+    );
+
+  program
+    .command('update')
+    .description('update the CPU and memory limits of containers')
+    .argument('<container-id...>')
+    .option('--cpu-share <shares>', 'CPU shares', wholeNumber)
+    .option('--cpu-quota <us>', 'CPU CFS quota', wholeNumber)
+    .option('--cpu-period <us>', 'CPU CFS period', wholeNumber)
+    .option('--memory <bytes>', 'memory limit in bytes', wholeNumber)
+    .action((ids: string[], opts: { cpuShare?: number; cpuQuota?: number; cpuPeriod?: number; memory?: number }) =>
+      withClients((c) => updateCommand(c, ids, { cpuShares: opts.cpuShare, cpuQuota: opts.cpuQuota, cpuPeriod: opts.cpuPeriod, memory: opts.memory })),
+    );
+
+  return program;
+}

@@ -1,0 +1,82 @@
+// The mount table of berthd's mount namespace (/proc/self/mountinfo) and what is
+// decided from it: which mount a path is on, what is mounted below a directory, whether
+// a directory may be removed, and berth's private mount points.
+import { mkdir, readFile, rm } from 'node:fs/promises';
+import { internal } from '../errors.js';
+import { runCommand } from './command.js';
+
+/**
+ * Makes dir a private mount point. Pinned namespace files need one (the kernel refuses
+ * nsfs bind mounts that would propagate to peer mounts), and so do mounts berth builds
+ * for itself, which must not be copied into other mount namespaces on a host whose
+ * mounts are shared (systemd's default).
+ */
+export async function preparePrivateDir(dir: string): Promise<void> {
+  await mkdir(dir, { recursive: true, mode: 0o711 });
+  if (await isMountPoint(dir)) return;
+  await runCommand('mount', ['--bind', dir, dir], 'preparing the namespace dir');
+  await runCommand('mount', ['--make-private', dir], 'preparing the namespace dir');
+}
+
+export async function isMountPoint(path: string): Promise<boolean> {
+  return (await mountPoints()).has(path);
+}
+
+export interface MountEntry {
+  point: string;
+  /** Per-mount options (rw, nosuid, nodev…). */
+  options: string[];
+  /** The optional fields: propagation tags such as shared:N, master:N (none: private). */
+  optional: string[];
+}
+
+/** The mounts of this mount namespace, from /proc/self/mountinfo, in mount order. */
+export async function mountTable(): Promise<MountEntry[]> {
+  const text = await readFile('/proc/self/mountinfo', 'utf8');
+  const entries: MountEntry[] = [];
+  for (const line of text.split('\n')) {
+    const fields = line.split(' ');
+    const point = fields[4];
+    if (!point) continue;
+    const separator = fields.indexOf('-', 6);
+    entries.push({
+      point: point.replace(/\\(\d{3})/g, (_, octal: string) => String.fromCharCode(parseInt(octal, 8))),
+      options: (fields[5] ?? '').split(','),
+      optional: fields.slice(6, separator < 0 ? 6 : separator),
+    });
+  }
+  return entries;
+}
+
+/** The mount a path (already free of symlinks) is on: the deepest mount point above it, the top one of a stack. */
+export function mountOf(table: MountEntry[], path: string): MountEntry | undefined {
+  let found: MountEntry | undefined;
+  for (const entry of table) {
+    const covers = entry.point === '/' || entry.point === path || path.startsWith(`${entry.point}/`);
+    if (covers && (!found || entry.point.length >= found.point.length)) found = entry;
+  }
+  return found;
+}
+
+/**
+ * Removes a directory tree, but never through a mount point: a recursive rm would
+ * delete the files of whatever is still mounted below (a volume, a host path).
+ */
+export async function removeUnmounted(...dirs: string[]): Promise<void> {
+  const table = await mountTable();
+  for (const dir of dirs) {
+    const mounted = mountsBelow(table, dir);
+    if (mounted.length > 0) throw internal(`refusing to remove ${dir}: ${mounted[0]!.point} is still mounted`);
+  }
+  for (const dir of dirs) await rm(dir, { recursive: true, force: true });
+}
+
+/** The mounts of a table at or below dir. */
+export function mountsBelow(table: MountEntry[], dir: string): MountEntry[] {
+  return table.filter((m) => m.point === dir || m.point.startsWith(`${dir}/`));
+}
+
+/** Mount points of this mount namespace. */
+export async function mountPoints(): Promise<Set<string>> {
+  return new Set((await mountTable()).map((m) => m.point));
+}

@@ -1,0 +1,53 @@
+// The host operations a pod sandbox is made of, as one interface the sandbox manager is
+// given: pinned namespaces, the PID namespace init, cgroups, the loopback device, the
+// pod's files and mounts. berthd gives it linuxPodHost; unit tests give fakes, so the
+// manager's own logic (reservations, undo on failure, teardown order) runs without root.
+import { applyCgroupLimits, type CgroupLimits } from '../linux/cgroup-limits.js';
+import { ensureCgroup, moveIntoCgroup, removeCgroups, removeLeafCgroup } from '../linux/cgroups.js';
+import { isPinned, pinNamespaces, unpinNamespaces, type PinnableNamespace } from '../linux/namespaces.js';
+import { preparePrivateDir, removeUnmounted } from '../linux/mount-table.js';
+import { inPinnedNamespace, prepareInfraRoot, startPidNamespace, stopPidNamespace } from '../linux/pid-namespace.js';
+import { bringUpLoopback } from '../network/loopback.js';
+import { mountPodShm, unmountPodShm, writePodFiles, type DnsSettings } from './pod-files.js';
+
+export interface PodHost {
+  preparePrivateDir(dir: string): Promise<void>;
+  prepareInfraRoot(dir: string, catatonit: string): Promise<void>;
+  pinNamespaces(files: Partial<Record<PinnableNamespace, string>>, hostname?: string): Promise<void>;
+  unpinNamespaces(files: Array<string | undefined>): Promise<void>;
+  isPinned(file: string): Promise<boolean>;
+  startPidNamespace(pinFile: string, infraRoot: string): Promise<number>;
+  stopPidNamespace(pinFile: string | undefined, init: number | undefined): Promise<void>;
+  inPinnedNamespace(pid: number, pinFile: string): Promise<boolean>;
+  ensureCgroup(path: string): Promise<string[]>;
+  moveIntoCgroup(path: string, pid: number): Promise<void>;
+  removeCgroups(dirs: string[]): Promise<void>;
+  removeLeafCgroup(path: string): Promise<void>;
+  applyCgroupLimits(path: string, limits: CgroupLimits): Promise<void>;
+  bringUpLoopback(netns: string): Promise<void>;
+  mountPodShm(podDir: string): Promise<void>;
+  unmountPodShm(podDir: string): Promise<void>;
+  writePodFiles(podDir: string, hostname: string, ips: string[], dns: DnsSettings | undefined): Promise<unknown>;
+  removeUnmounted(...dirs: string[]): Promise<void>;
+}
+
+export const linuxPodHost: PodHost = {
+  preparePrivateDir,
+  prepareInfraRoot,
+  pinNamespaces,
+  unpinNamespaces,
+  isPinned,
+  startPidNamespace,
+  stopPidNamespace,
+  inPinnedNamespace,
+  ensureCgroup,
+  moveIntoCgroup,
+  removeCgroups,
+  removeLeafCgroup: (path) => removeLeafCgroup(path),
+  applyCgroupLimits,
+  bringUpLoopback,
+  mountPodShm,
+  unmountPodShm,
+  writePodFiles: (podDir, hostname, ips, dns) => writePodFiles(podDir, hostname, ips, dns),
+  removeUnmounted,
+};
