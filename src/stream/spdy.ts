@@ -11,7 +11,9 @@
 // consumed, so a flow-controlling peer (berth's own client) never overruns a slow reader.
 import { Duplex } from 'node:stream';
 import { EventEmitter } from 'node:events';
-import type { Socket } from 'node:net';
+
+/** What a session runs over: a TCP socket, or any byte stream (a WebSocket tunnel). */
+export type SpdyTransport = Duplex & { setNoDelay?(noDelay?: boolean): unknown };
 import * as zlib from 'node:zlib';
 import { SPDY3_DICTIONARY } from './spdy-dictionary.js';
 
@@ -329,13 +331,13 @@ export class SpdySession extends EventEmitter<SpdySessionEvents> {
   peerFlowControl = false;
 
   constructor(
-    readonly socket: Socket,
+    readonly socket: SpdyTransport,
     readonly role: 'server' | 'client',
     head?: Buffer,
   ) {
     super();
     this.#nextStreamId = role === 'client' ? 1 : 2;
-    socket.setNoDelay(true);
+    socket.setNoDelay?.(true);
     socket.on('data', (chunk: Buffer) => this.#onData(chunk));
     // Frames already received are handled before the connection counts as closed.
     socket.on('close', () => void this.#queue.then(() => this.#onClose()));
