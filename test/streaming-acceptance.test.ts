@@ -253,10 +253,14 @@ test("berthctl --transport websocket against containerd's streaming server: exec
   assert.deepEqual([piped.stdout, piped.stderr, piped.code], ['LOUD\n', 'oops\n', 6]);
   const big = await ctl(['exec', '--transport', 'websocket', sleeper, 'sh', '-c', 'head -c 2000000 /dev/zero | tr "\\0" y']);
   assert.equal(big.stdout.length, 2_000_000);
-  const { url } = await runtime.exec({ containerId: sleeper, cmd: ['sh', '-c', '[ -t 1 ] && busybox stty size; exit 2'], stdout: true, tty: true });
+  // With a TTY and no stdin, containerd's WebSocket path hands the command a stdin that
+  // ends at once and loses what the terminal prints after that (its SPDY path does not):
+  // stdin is asked for, and stays open. containerd starts the command at once, so the
+  // resize sent right after the upgrade needs a moment.
+  const { url } = await runtime.exec({ containerId: sleeper, cmd: ['sh', '-c', '[ -t 1 ] && sleep 1 && busybox stty size; exit 2'], stdin: true, stdout: true, tty: true });
   let out = '';
   const stdout = new PassThrough().on('data', (d: Buffer) => (out += d.toString()));
-  assert.equal(await remoteCommand(url, { transport: 'websocket', stdout, tty: true, initialSize: { width: 91, height: 33 } }), 2);
+  assert.equal(await remoteCommand(url, { transport: 'websocket', stdin: new PassThrough(), stdout, tty: true, initialSize: { width: 91, height: 33 } }), 2);
   assert.match(out, /33 91\r\n/);
 
   await create('server', ['nc', '-ll', '-p', '8082', '-e', 'cat']);

@@ -88,7 +88,10 @@ export class WsChannel extends Duplex {
   }
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
-    this.connection.send(this.channel, chunk).then(() => callback(), callback);
+    this.connection.send(this.channel, chunk).then(
+      () => callback(),
+      () => callback(),
+    );
   }
 
   override _final(callback: (error?: Error | null) => void): void {
@@ -151,11 +154,9 @@ export class ChannelConnection {
     this.closed = new Promise((resolve) => {
       ws.once('close', () => {
         this.#isClosed = true;
-        for (const channel of this.#channels.values()) {
-          // What was received stays readable; nothing more can be written.
-          channel.remoteEnd();
-          if (!channel.writableFinished) channel.destroy();
-        }
+        // What was received stays readable (destroying would drop it); what is written
+        // from now on is dropped (the session's abort signal ends whoever writes).
+        for (const channel of this.#channels.values()) channel.remoteEnd();
         resolve();
       });
     });
@@ -171,10 +172,7 @@ export class ChannelConnection {
       channel = new WsChannel(this, number, options);
       channel.on('error', () => undefined);
       this.#channels.set(number, channel);
-      if (this.#isClosed) {
-        channel.remoteEnd();
-        channel.destroy();
-      }
+      if (this.#isClosed) channel.remoteEnd();
     }
     return channel;
   }
