@@ -36,6 +36,7 @@ import {
 } from './commands/containers.js';
 import { inspectPodCommand, podsCommand, removePodsCommand, runPodCommand, stopPodsCommand } from './commands/pods.js';
 import { BERTH_VERSION } from '../version.js';
+import { STREAM_TRANSPORTS, type StreamTransport } from './stream-client.js';
 
 /** A numeric flag's value: a whole number, or a usage error naming it (never NaN). */
 function wholeNumber(value: string): number {
@@ -68,6 +69,10 @@ export function berthctlProgram(): Command {
       }
     })();
   }
+
+  /** The streaming transport (crictl's --transport): SPDY/3.1 or WebSocket. */
+  const transportOption = () =>
+    new Option('--transport <transport>', `streaming transport: ${STREAM_TRANSPORTS.join('|')}`).choices(STREAM_TRANSPORTS).default('spdy');
 
   const outputOption = (fallback: OutputFormat, allowed: OutputFormat[]) =>
     new Option('-o, --output <format>', `output format: ${allowed.join('|')}`).default(fallback);
@@ -342,9 +347,10 @@ export function berthctlProgram(): Command {
     .option('-i, --interactive', 'keep stdin open and pass it to the command')
     .option('-t, --tty', 'allocate a terminal')
     .option('-s, --sync', 'run the command synchronously (ExecSync)')
+    .addOption(transportOption())
     .option('--timeout <seconds>', 'with --sync: kill the command after this many seconds (0: never)', wholeNumber, 0)
     .passThroughOptions()
-    .action((id: string, command: string[], opts: { interactive?: boolean; tty?: boolean; sync?: boolean; timeout: number }) =>
+    .action((id: string, command: string[], opts: { interactive?: boolean; tty?: boolean; sync?: boolean; timeout: number; transport: StreamTransport }) =>
       withClients(async (c) => {
         if (opts.sync) {
           const result = await execSyncCommand(c, id, command, opts.timeout);
@@ -353,7 +359,7 @@ export function berthctlProgram(): Command {
           process.exitCode = result.exitCode;
           return '';
         }
-        process.exitCode = await execCommand(c, id, command, { stdin: opts.interactive ?? false, tty: opts.tty ?? false });
+        process.exitCode = await execCommand(c, id, command, { stdin: opts.interactive ?? false, tty: opts.tty ?? false, transport: opts.transport });
         return '';
       }),
     );
@@ -364,9 +370,10 @@ export function berthctlProgram(): Command {
     .argument('<container-id>')
     .option('-i, --stdin', 'pass stdin to the container')
     .option('-t, --tty', 'the container has a terminal')
-    .action((id: string, opts: { stdin?: boolean; tty?: boolean }) =>
+    .addOption(transportOption())
+    .action((id: string, opts: { stdin?: boolean; tty?: boolean; transport: StreamTransport }) =>
       withClients(async (c) => {
-        process.exitCode = await attachCommand(c, id, { stdin: opts.stdin ?? false, tty: opts.tty ?? false });
+        process.exitCode = await attachCommand(c, id, { stdin: opts.stdin ?? false, tty: opts.tty ?? false, transport: opts.transport });
         return '';
       }),
     );
@@ -376,9 +383,10 @@ export function berthctlProgram(): Command {
     .description("forward a local port to a pod's port")
     .argument('<pod-id>')
     .argument('<ports>', '[ADDRESS:]LOCAL:REMOTE (LOCAL 0: any free port)')
-    .action((id: string, ports: string) =>
+    .addOption(transportOption())
+    .action((id: string, ports: string, opts: { transport: StreamTransport }) =>
       withClients(async (c) => {
-        await portForwardCommand(c, id, ports, (line) => process.stdout.write(`${line}\n`));
+        await portForwardCommand(c, id, ports, (line) => process.stdout.write(`${line}\n`), opts.transport);
         return '';
       }),
     );

@@ -1,6 +1,13 @@
 // berthctl's side of the streaming protocols: what client-go's remotecommand and
-// portforward packages do for kubectl and crictl, over SPDY/3.1. Works against any CRI
-// runtime's streaming server (berthd's, containerd's, CRI-O's).
+// portforward packages do for kubectl and crictl, over SPDY/3.1 or WebSocket. Works
+// against any CRI runtime's streaming server (berthd's, containerd's, CRI-O's).
+//
+// WebSocket: exec and attach offer v5.channel.k8s.io first (stdin's end is passed on
+// with its close signal), then v4 and older, which the kubelet's stream server in
+// containerd and CRI-O speaks (there stdin cannot be ended: a command reading to EOF
+// waits until the session ends). Port-forward uses the channel protocol
+// (v4.channel.k8s.io): one WebSocket per connection, so one PortForward call per
+// connection (a streaming URL is single-use).
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import type { Socket } from 'node:net';
@@ -11,6 +18,14 @@ import { SpdySession, type SpdyStream } from '../stream/spdy.js';
 import { SPDY_REMOTE_COMMAND_PROTOCOLS } from '../stream/remote-command.js';
 import { PORT_FORWARD_PROTOCOL } from '../stream/port-forward.js';
 import type { TerminalSize } from '../stream/backends.js';
+import { WebSocket } from 'ws';
+import { ChannelConnection, channelProtocol } from '../stream/websocket-channels.js';
+
+export type StreamTransport = 'spdy' | 'websocket';
+export const STREAM_TRANSPORTS: StreamTransport[] = ['spdy', 'websocket'];
+/** The remote-command subprotocols berthctl offers over WebSocket, in its order. */
+export const WS_CLIENT_REMOTE_COMMAND_PROTOCOLS = ['v5.channel.k8s.io', 'v4.channel.k8s.io', 'v3.channel.k8s.io', 'v2.channel.k8s.io', 'channel.k8s.io'];
+export const WS_CLIENT_PORT_FORWARD_PROTOCOLS = ['v4.channel.k8s.io', 'channel.k8s.io'];
 
 export class StreamClientError extends Error {}
 
@@ -36,7 +51,30 @@ export function spdyConnect(url: string, protocols: string[]): Promise<{ session
   });
 }
 
+/** Opens a WebSocket to a streaming URL offering `protocols`; resolves with the one the server chose. */
+export function wsConnect(url: string, protocols: string[]): Promise<{ ws: WebSocket; protocol: string }> {
+  const target = new URL(url);
+  target.protocol = target.protocol === 'https:' ? 'wss:' : 'ws:';
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(target, protocols, { perMessageDeflate: false, followRedirects: false, handshakeTimeout: 30_000 });
+    // Paused until its reader is in place: the server may write right behind the upgrade.
+    ws.once('open', () => {
+      ws.pause();
+      resolve({ ws, protocol: ws.protocol });
+    });
+    ws.once('unexpected-response', (_request, response) => {
+      let body = '';
+      response.on('data', (d: Buffer) => (body += d.toString()));
+      response.on('end', () => reject(new StreamClientError(`unable to upgrade connection: ${body.trim() || `${response.statusCode} ${response.statusMessage}`}`)));
+      response.on('error', () => reject(new StreamClientError(`unable to upgrade connection: ${response.statusCode} ${response.statusMessage}`)));
+    });
+    ws.once('error', (err) => reject(new StreamClientError(`cannot connect to the streaming server ${target.host}: ${err.message}`)));
+  });
+}
+
 export interface RemoteCommandOptions {
+  /** spdy (the default) or websocket. */
+  transport?: StreamTransport;
   stdin?: Readable;
   stdout: Writable;
   stderr?: Writable;
@@ -91,6 +129,7 @@ export function exitCodeFromErrorStream(protocol: string, payload: Buffer): numb
 
 /** Runs an exec or attach session against a streaming URL; resolves with the exit code. */
 export async function remoteCommand(url: string, options: RemoteCommandOptions): Promise<number> {
+  if (options.transport === 'websocket') return remoteCommandWebSocket(url, options);
   const { session, protocol } = await spdyConnect(url, SPDY_REMOTE_COMMAND_PROTOCOLS);
   session.on('error', () => undefined);
   try {
@@ -124,13 +163,58 @@ export async function remoteCommand(url: string, options: RemoteCommandOptions):
   }
 }
 
+/** The error-stream version of a WebSocket subprotocol (exitCodeFromErrorStream's names). */
+function statusVersion(subprotocol: string): string {
+  if (subprotocol === 'v5.channel.k8s.io') return subprotocol;
+  return subprotocol.startsWith('v4.') ? 'v4.channel.k8s.io' : 'channel.k8s.io';
+}
+
+/** remoteCommand over WebSocket: channels 0 stdin, 1 stdout, 2 stderr, 3 error, 4 resize. */
+async function remoteCommandWebSocket(url: string, options: RemoteCommandOptions): Promise<number> {
+  const { ws, protocol } = await wsConnect(url, WS_CLIENT_REMOTE_COMMAND_PROTOCOLS);
+  const connection = new ChannelConnection(ws, channelProtocol(protocol));
+  try {
+    const stdin = options.stdin ? connection.channel(0, { signalClose: true }) : undefined;
+    const stdout = connection.channel(1);
+    const stderr = connection.channel(2);
+    const errorText = readAll(connection.channel(3));
+    if (options.tty) {
+      const resize = connection.channel(4);
+      const send = (size: TerminalSize) => {
+        if (!connection.isClosed) void connection.send(4, Buffer.from(JSON.stringify({ Width: size.width, Height: size.height }))).catch(() => undefined);
+      };
+      if (options.initialSize) send(options.initialSize);
+      options.resize?.on('resize', send);
+      void connection.closed.then(() => options.resize?.off('resize', send));
+      resize.resume();
+    }
+    if (stdin && options.stdin) options.stdin.pipe(stdin);
+    stdout.pipe(options.stdout, { end: false });
+    if (options.stderr) stderr.pipe(options.stderr, { end: false });
+    else stderr.resume();
+    const [payload] = await Promise.all([errorText, finished(stdout), finished(stderr), connection.closed]);
+    return exitCodeFromErrorStream(statusVersion(protocol), payload);
+  } finally {
+    if (options.stdin) options.stdin.unpipe();
+    connection.close();
+  }
+}
+
 /**
  * Forwards local TCP connections to a pod's port through a port-forward URL (one SPDY
  * connection; per local connection an error and a data stream, as client-go does).
  * Resolves with the listening server; the session's end closes it.
  */
-export async function portForward(url: string, localAddress: string, localPort: number, remotePort: number, onError: (message: string) => void): Promise<{ server: Server; closed: Promise<void> }> {
-  const { session } = await spdyConnect(url, [PORT_FORWARD_PROTOCOL]);
+export async function portForward(
+  urlFor: () => Promise<string>,
+  localAddress: string,
+  localPort: number,
+  remotePort: number,
+  onError: (message: string) => void,
+  transport: StreamTransport = 'spdy',
+): Promise<{ server: Server; closed: Promise<void> }> {
+  if (transport === 'websocket') return portForwardWebSocket(urlFor, localAddress, localPort, remotePort, onError);
+  const { session } = await spdyConnect(await urlFor(), [PORT_FORWARD_PROTOCOL]);
   session.on('error', () => undefined);
   let requestId = 0;
   const server = createServer((socket) => {
@@ -168,5 +252,54 @@ export async function portForward(url: string, localAddress: string, localPort: 
       resolve();
     }),
   );
+  return { server, closed };
+}
+
+/**
+ * Port-forward over WebSocket (the channel protocol): per local connection a fresh URL
+ * (a token is single-use) and one WebSocket with the port in its query; channel 0 is
+ * the data, channel 1 the errors, each beginning with the port (uint16, little-endian).
+ * The listener runs until it is closed.
+ */
+async function portForwardWebSocket(
+  urlFor: () => Promise<string>,
+  localAddress: string,
+  localPort: number,
+  remotePort: number,
+  onError: (message: string) => void,
+): Promise<{ server: Server; closed: Promise<void> }> {
+  const server = createServer({ allowHalfOpen: true }, (socket) => {
+    socket.on('error', () => undefined);
+    socket.pause();
+    void (async () => {
+      try {
+        const url = new URL(await urlFor());
+        url.searchParams.set('port', String(remotePort));
+        const { ws, protocol } = await wsConnect(url.toString(), WS_CLIENT_PORT_FORWARD_PROTOCOLS);
+        const connection = new ChannelConnection(ws, channelProtocol(protocol));
+        const data = connection.channel(0, { skipPrefix: 2 });
+        void readAll(connection.channel(1, { skipPrefix: 2 })).then((text) => {
+          if (text.length > 0) {
+            onError(text.toString());
+            socket.destroy();
+          }
+        });
+        socket.pipe(data);
+        data.pipe(socket);
+        socket.resume();
+        // The client cannot half-close a v4 channel: the WebSocket ends with the local
+        // connection, or when the pod's side has closed and the server ends it.
+        socket.on('close', () => connection.close());
+      } catch (err) {
+        onError((err as Error).message);
+        socket.destroy();
+      }
+    })();
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(localPort, localAddress, () => resolve());
+  });
+  const closed = new Promise<void>((resolve) => server.on('close', () => resolve()));
   return { server, closed };
 }

@@ -1,8 +1,8 @@
 // berthd's streaming server: the URLs that Exec, Attach and PortForward return. Plain
 // HTTP on Node's http module; each URL holds a single-use token for the CRI request it
 // stands for (/exec/TOKEN, /attach/TOKEN, /portforward/TOKEN, as the kubelet's stream
-// server names them). The connection is upgraded to SPDY/3.1 and handed to the
-// protocol code; what runs is up to the backends.
+// server names them). The connection is upgraded to SPDY/3.1 or to a WebSocket and
+// handed to the protocol code; what runs is up to the backends.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Logger } from 'pino';
@@ -11,6 +11,10 @@ import { TokenCache } from './token-cache.js';
 import { negotiateProtocol, offeredProtocols, serveRemoteCommandSpdy, SPDY_REMOTE_COMMAND_PROTOCOLS } from './remote-command.js';
 import { PORT_FORWARD_PROTOCOL, servePortForwardSpdy } from './port-forward.js';
 import { SpdySession } from './spdy.js';
+import {
+  acceptWebSocket, isWebSocketRequest, negotiateSubprotocol, offeredSubprotocols, portsFromQuery, servePortForwardWebSocket, serveRemoteCommandWebSocket,
+  SPDY_TUNNEL_PORT_FORWARD_PROTOCOL, WebSocketTunnel, WS_PORT_FORWARD_PROTOCOLS, WS_REMOTE_COMMAND_PROTOCOLS,
+} from './websocket.js';
 
 type Cached = { kind: 'exec'; request: ExecRequest } | { kind: 'attach'; request: AttachRequest } | { kind: 'portforward'; request: PortForwardRequest };
 
@@ -95,9 +99,7 @@ export class StreamServer {
     const upgrade = String(req.headers.upgrade ?? '').toLowerCase();
     const log = this.options.log.child({ stream: cached.kind });
     if (upgrade === 'websocket') {
-      // The WebSocket channel protocols (v5/v4/channel.k8s.io, port-forward) are not
-      // implemented yet; clients that offer SPDY too (crictl, kubectl) fall back to it.
-      socket.end('HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\nunable to upgrade: WebSocket streaming is not implemented by berthd yet; use SPDY/3.1\n');
+      this.#onWebSocket(cached, req, socket, head, log);
       return;
     }
     if (upgrade !== 'spdy/3.1') {
@@ -121,6 +123,39 @@ export class StreamServer {
       return;
     }
     void this.#remoteCommand(cached, (run) => serveRemoteCommandSpdy(session, chosen, optionsOf(cached.request), run));
+  }
+
+  #onWebSocket(cached: Cached, req: IncomingMessage, socket: Socket, head: Buffer, log: Logger): void {
+    const refuse = (status: string, body: string): void =>
+      void socket.end(`HTTP/1.1 ${status}\r\nContent-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+    if (!isWebSocketRequest(req)) return refuse('400 Bad Request', 'unable to upgrade: missing upgrade headers in request\n');
+    const supported = cached.kind === 'portforward' ? WS_PORT_FORWARD_PROTOCOLS : WS_REMOTE_COMMAND_PROTOCOLS;
+    const offered = offeredSubprotocols(req);
+    const subprotocol = negotiateSubprotocol(offered, supported);
+    if (subprotocol === undefined) {
+      return refuse('403 Forbidden', `unable to upgrade websocket connection: requested protocol(s) are not supported: [${offered.join(' ')}]; supports [${supported.join(' ')}]\n`);
+    }
+    let ports: number[] = [];
+    if (cached.kind === 'portforward' && subprotocol !== SPDY_TUNNEL_PORT_FORWARD_PROTOCOL) {
+      try {
+        ports = portsFromQuery(req.url ?? '/') ?? cached.request.ports;
+      } catch (err) {
+        return refuse('400 Bad Request', `${(err as Error).message}\n`);
+      }
+      if (ports.length === 0) return refuse('400 Bad Request', 'query parameter "port" is required\n');
+    }
+    void acceptWebSocket(req, socket, head, subprotocol).then((ws) => {
+      log.debug({ protocol: subprotocol, transport: 'websocket' }, 'websocket stream');
+      if (cached.kind === 'portforward' && subprotocol === SPDY_TUNNEL_PORT_FORWARD_PROTOCOL) {
+        servePortForwardSpdy(new SpdySession(new WebSocketTunnel(ws), 'server'), cached.request.podId, this.options.backends);
+        return;
+      }
+      if (cached.kind === 'portforward') {
+        void servePortForwardWebSocket(ws, subprotocol, cached.request.podId, ports, this.options.backends).catch((err: Error) => log.warn({ error: err.message }, 'port-forward session failed'));
+        return;
+      }
+      void this.#remoteCommand(cached, (run) => serveRemoteCommandWebSocket(ws, subprotocol, optionsOf(cached.request), run));
+    });
   }
 
   async #remoteCommand(cached: Cached, serve: (run: Parameters<typeof serveRemoteCommandSpdy>[3]) => Promise<void>): Promise<void> {

@@ -7,11 +7,17 @@
 // of every kubelet, containerd and CRI-O stream) never sends WINDOW_UPDATE, so a sender
 // that waited for one would stall; berth therefore only holds data back once the peer
 // has shown that it does flow control (a SETTINGS INITIAL_WINDOW_SIZE or any
-// WINDOW_UPDATE). berth itself announces its window and acknowledges what its readers
-// consumed, so a flow-controlling peer (berth's own client) never overruns a slow reader.
+// WINDOW_UPDATE). berth itself announces its window (a client at once; the server
+// once the client has spoken) and acknowledges what its readers consumed, so a
+// flow-controlling peer (berth's own client) never overruns a slow reader. A peer that
+// ignores windows (spdystream) is held back by TCP instead: once a stream holds a
+// window's worth of data its reader has not taken, the session stops reading the
+// connection until the reader catches up (every stream of the connection waits then).
 import { Duplex } from 'node:stream';
 import { EventEmitter } from 'node:events';
-import type { Socket } from 'node:net';
+
+/** What a session runs over: a TCP socket, or any byte stream (a WebSocket tunnel). */
+export type SpdyTransport = Duplex & { setNoDelay?(noDelay?: boolean): unknown };
 import * as zlib from 'node:zlib';
 import { SPDY3_DICTIONARY } from './spdy-dictionary.js';
 
@@ -206,6 +212,7 @@ export class SpdyStream extends Duplex {
   replied = false;
   #sendWindow: number;
   #unacked = 0;
+  #holding = false;
   #waiting: (() => void) | undefined;
   #remoteFinished = false;
   #localFinished = false;
@@ -216,7 +223,7 @@ export class SpdyStream extends Duplex {
     readonly headers: SpdyHeaders,
     sendWindow: number,
   ) {
-    super({ allowHalfOpen: true });
+    super({ allowHalfOpen: true, readableHighWaterMark: DEFAULT_WINDOW });
     this.#sendWindow = sendWindow;
   }
 
@@ -235,6 +242,10 @@ export class SpdyStream extends Duplex {
   }
 
   override _read(): void {
+    if (this.#holding) {
+      this.#holding = false;
+      this.session.release();
+    }
     if (this.#unacked > 0 && !this.#remoteFinished) {
       this.session.sendControl(FrameType.WindowUpdate, 0, u32(this.id, this.#unacked));
       this.#unacked = 0;
@@ -254,6 +265,10 @@ export class SpdyStream extends Duplex {
 
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
     this.#waiting?.();
+    if (this.#holding) {
+      this.#holding = false;
+      this.session.release();
+    }
     this.session.forget(this);
     callback(error);
   }
@@ -280,9 +295,13 @@ export class SpdyStream extends Duplex {
 
   /** Called by the session. */
   receive(data: Buffer, fin: boolean): void {
-    if (data.length > 0) {
+    if (data.length > 0 && !this.destroyed) {
       this.#unacked += data.length;
-      this.push(data);
+      // A window's worth not yet read: a peer without flow control is held back by TCP.
+      if (!this.push(data) && !this.session.peerFlowControl && !this.#holding) {
+        this.#holding = true;
+        this.session.hold();
+      }
     }
     if (fin) this.remoteFinish();
   }
@@ -327,15 +346,19 @@ export class SpdySession extends EventEmitter<SpdySessionEvents> {
   #lastPeerStream = 0;
   #queue: Promise<void> = Promise.resolve();
   peerFlowControl = false;
+  #held = 0;
+  #queued = 0;
+  #queueHeld = false;
+  #announced = false;
 
   constructor(
-    readonly socket: Socket,
+    readonly socket: SpdyTransport,
     readonly role: 'server' | 'client',
     head?: Buffer,
   ) {
     super();
     this.#nextStreamId = role === 'client' ? 1 : 2;
-    socket.setNoDelay(true);
+    socket.setNoDelay?.(true);
     socket.on('data', (chunk: Buffer) => this.#onData(chunk));
     // Frames already received are handled before the connection counts as closed.
     socket.on('close', () => void this.#queue.then(() => this.#onClose()));
@@ -380,6 +403,16 @@ export class SpdySession extends EventEmitter<SpdySessionEvents> {
       this.socket.on('drain', done);
       this.socket.on('close', done);
     });
+  }
+
+  /** A stream's reader is a window behind: stop reading the connection. */
+  hold(): void {
+    if (this.#held++ === 0) this.socket.pause();
+  }
+
+  /** That reader caught up. */
+  release(): void {
+    if (this.#held > 0 && --this.#held === 0 && !this.#closed) this.socket.resume();
   }
 
   /** Client: opens a stream and waits for the server's SYN_REPLY. */
@@ -436,6 +469,11 @@ export class SpdySession extends EventEmitter<SpdySessionEvents> {
   }
 
   #onData(chunk: Buffer): void {
+    if (!this.#announced && this.role === 'server') {
+      // The client has spoken (its buffered read of the 101 is behind it): the server's window.
+      this.#announced = true;
+      this.sendControl(FrameType.Settings, 0, Buffer.concat([u32(1), u32(SETTINGS_INITIAL_WINDOW_SIZE & 0xffffff, DEFAULT_WINDOW)]));
+    }
     let frames: Frame[];
     try {
       frames = this.#reader.push(chunk);
@@ -443,8 +481,26 @@ export class SpdySession extends EventEmitter<SpdySessionEvents> {
       this.#fail(err as Error);
       return;
     }
-    // Header blocks share one zlib stream: frames are handled strictly in order.
-    for (const frame of frames) this.#queue = this.#queue.then(() => (this.#closed ? undefined : this.#handle(frame))).catch((err: Error) => this.#fail(err));
+    // Header blocks share one zlib stream: frames are handled strictly in order. Frames
+    // wait behind a header block's inflate; past a window of them, reading stops too.
+    for (const frame of frames) {
+      const size = frame.kind === 'data' ? frame.data.length : frame.payload.length;
+      this.#queued += size;
+      this.#queue = this.#queue
+        .then(() => (this.#closed ? undefined : this.#handle(frame)))
+        .catch((err: Error) => this.#fail(err))
+        .finally(() => {
+          this.#queued -= size;
+          if (this.#queueHeld && this.#queued < DEFAULT_WINDOW) {
+            this.#queueHeld = false;
+            this.release();
+          }
+        });
+    }
+    if (!this.#queueHeld && this.#queued > DEFAULT_WINDOW) {
+      this.#queueHeld = true;
+      this.hold();
+    }
   }
 
   #fail(err: Error): void {

@@ -2,7 +2,7 @@
 // stop, rm, logs.
 import { EventEmitter } from 'node:events';
 import type { AddressInfo } from 'node:net';
-import { portForward, remoteCommand } from '../stream-client.js';
+import { portForward, remoteCommand, type StreamTransport } from '../stream-client.js';
 import type { TerminalSize } from '../../stream/backends.js';
 import { createReadStream } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
@@ -414,12 +414,20 @@ function localTerminal(tty: boolean): { resize?: EventEmitter<{ resize: [Termina
   return { resize, initialSize: size(), restore: () => process.stdout.off('resize', onResize) };
 }
 
-async function streamSession(url: string, options: { stdin: boolean; tty: boolean }): Promise<number> {
+export interface StreamCommandOptions {
+  stdin: boolean;
+  tty: boolean;
+  /** spdy (the default) or websocket. */
+  transport?: StreamTransport;
+}
+
+async function streamSession(url: string, options: StreamCommandOptions): Promise<number> {
   const terminal = localTerminal(options.tty);
   const raw = options.tty && options.stdin && process.stdin.isTTY;
   if (raw) process.stdin.setRawMode(true);
   try {
     return await remoteCommand(url, {
+      transport: options.transport,
       stdin: options.stdin ? process.stdin : undefined,
       stdout: process.stdout,
       stderr: process.stderr,
@@ -436,7 +444,7 @@ async function streamSession(url: string, options: { stdin: boolean; tty: boolea
 }
 
 /** exec (streaming): Exec for a URL, then the remote-command protocol; resolves with the exit code. */
-export async function execCommand(clients: CriClients, id: string, command: string[], options: { stdin: boolean; tty: boolean }): Promise<number> {
+export async function execCommand(clients: CriClients, id: string, command: string[], options: StreamCommandOptions): Promise<number> {
   const response = await call(`executing in the container "${id}"`, () =>
     clients.runtime.exec({ containerId: id, cmd: command, stdin: options.stdin, stdout: true, stderr: !options.tty, tty: options.tty }, { timeoutMs: clients.settings.timeoutMs }),
   );
@@ -444,7 +452,7 @@ export async function execCommand(clients: CriClients, id: string, command: stri
 }
 
 /** attach: Attach for a URL, then the remote-command protocol. */
-export async function attachCommand(clients: CriClients, id: string, options: { stdin: boolean; tty: boolean }): Promise<number> {
+export async function attachCommand(clients: CriClients, id: string, options: StreamCommandOptions): Promise<number> {
   const response = await call(`attaching to the container "${id}"`, () =>
     clients.runtime.attach({ containerId: id, stdin: options.stdin, stdout: true, stderr: !options.tty, tty: options.tty }, { timeoutMs: clients.settings.timeoutMs }),
   );
@@ -452,12 +460,20 @@ export async function attachCommand(clients: CriClients, id: string, options: { 
 }
 
 /** port-forward POD [ADDRESS:]LOCAL:REMOTE: runs until interrupted or the session ends. */
-export async function portForwardCommand(clients: CriClients, podId: string, mapping: string, log: (line: string) => void): Promise<void> {
+export async function portForwardCommand(clients: CriClients, podId: string, mapping: string, log: (line: string) => void, transport: StreamTransport = 'spdy'): Promise<void> {
   const match = /^(?:(.+):)?(\d+):(\d+)$/.exec(mapping);
   if (!match) throw new Error(`port mapping "${mapping}" is not [ADDRESS:]LOCAL:REMOTE`);
   const [address, local, remote] = [match[1] ?? '127.0.0.1', Number(match[2]), Number(match[3])];
-  const response = await call(`port forwarding to the pod "${podId}"`, () => clients.runtime.portForward({ podSandboxId: podId, port: [remote] }, { timeoutMs: clients.settings.timeoutMs }));
-  const { server, closed } = await portForward(response.url, address, local, remote, (message) => log(`error: ${message}`));
+  const request = async () => (await call(`port forwarding to the pod "${podId}"`, () => clients.runtime.portForward({ podSandboxId: podId, port: [remote] }, { timeoutMs: clients.settings.timeoutMs }))).url;
+  // The first URL also proves the pod is there; over WebSocket each connection needs
+  // its own (a URL is single-use), and a spare one is only used while it is fresh.
+  let spare: { url: string; at: number } | undefined = { url: await request(), at: Date.now() };
+  const urlFor = async () => {
+    const fresh = spare && Date.now() - spare.at < 20_000 ? spare.url : undefined;
+    spare = undefined;
+    return fresh ?? request();
+  };
+  const { server, closed } = await portForward(urlFor, address, local, remote, (message) => log(`error: ${message}`), transport);
   const bound = server.address() as AddressInfo;
   log(`Forwarding from ${address}:${bound.port} -> ${remote}`);
   const stop = () => server.close();
