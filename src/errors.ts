@@ -1,5 +1,5 @@
 // berth's one catalogue of domain errors. Every module throws these; the CRI wrapper
-// (cri/rpc-wrapper.ts) is the single place that turns them into gRPC status codes.
+// (server/rpc-wrapper.ts) is the single place that turns them into gRPC status codes.
 // Each code is stable and each message should tell the user what to do next.
 
 export type ErrorCode =
