@@ -13,7 +13,7 @@ import type { BerthConfig } from '../daemon/config.js';
 import { RecordStore } from '../store/record-store.js';
 import { KeyedMutex } from '../util/locks.js';
 import { runCommand } from '../linux/command.js';
-import { moveIntoCgroup, removeLeafCgroup } from '../linux/cgroups.js';
+import { controllerAvailable, moveIntoCgroup, removeLeafCgroup } from '../linux/cgroups.js';
 import { mountPoints, preparePrivateDir, removeUnmounted } from '../linux/namespaces.js';
 import type { ImageManager } from '../image/image-manager.js';
 import type { SandboxManager } from '../pod/sandbox-manager.js';
@@ -229,7 +229,7 @@ export class ContainerManager {
       const cgroupsPath = record.cgroupsPath;
       const seccomp = await seccompFor(spec.seccomp, spec.privileged);
       const mounts = await this.#prepareMounts(record);
-      const oci = buildOciSpec({ id, spec, pod, image: imageConfig, user, rootfs, cgroupsPath, minOomScoreAdj: await ownOomScoreAdj(), seccomp, devices, pidNamespace, mounts, hostCapabilities: await hostCapabilities() });
+      const oci = buildOciSpec({ id, spec, pod, image: imageConfig, user, rootfs, cgroupsPath, minOomScoreAdj: await ownOomScoreAdj(), seccomp, devices, pidNamespace, mounts, hostCapabilities: await hostCapabilities(), hugetlb: await controllerAvailable('hugetlb') });
       if (!spec.stopSignal && imageConfig.StopSignal) record.spec.stopSignal = imageConfig.StopSignal;
       await writeFile(join(bundle, 'config.json'), JSON.stringify(oci));
       await mkdir(dirname(logFile), { recursive: true });
@@ -331,7 +331,7 @@ export class ContainerManager {
         hugepageLimits: resources.hugepageLimits.length > 0 ? resources.hugepageLimits : (record.spec.hugepageLimits ?? []),
         unified: Object.keys(resources.unified).length > 0 ? resources.unified : (record.spec.unified ?? {}),
       };
-      await this.#runtime(record).update(record.id, ociResources(merged));
+      await this.#runtime(record).update(record.id, ociResources(merged, { hugetlb: await controllerAvailable('hugetlb') }));
       Object.assign(record.spec, merged);
       await this.#store.put(record.id, record);
     });

@@ -357,7 +357,7 @@ export class SandboxManager {
   }
 
   async #forget(record: SandboxRecord): Promise<void> {
-    await removeCgroups(record.cgroupsCreated);
+    await removeCgroups(record.cgroupsCreated, record.cgroupPath || undefined);
     await removeUnmounted(record.podDir);
     await this.#store.delete(record.id);
     this.#records.delete(record.id);

@@ -616,7 +616,7 @@ async function runOne(name: RuntimeName, registry: TestRegistry, image: string, 
     await checks.try('d: nothing left: processes, pod cgroups, mounts, netns', async () => {
       const procs = await processesBelow(cgroupRoot);
       const podCgroups = (await cgroupsBelow(cgroupRoot)).filter((d) => /\/pod[0-9a-f-]{36}$/.test(d));
-      const mounts = (await mountsUnder([...runtime.dirs, rootDir])).filter((p) => !/\/state\/ns$|\/state$|\/root\/overlay$/.test(p));
+      const mounts = (await mountsUnder([...runtime.dirs, rootDir])).filter((p) => !/\/state\/(ns|rro)$|\/state$|\/root\/overlay$/.test(p));
       const netns = await runtime.netns();
       const ok = procs.length === 0 && podCgroups.length === 0 && mounts.length === 0 && netns.length === 0;
       return [ok, `processes ${procs.length}${procs[0] ? ` (${procs.slice(0, 3).join('; ')})` : ''}, pod cgroups ${podCgroups.length}${podCgroups[0] ? ` (${podCgroups[0]})` : ''}, mounts ${mounts.length}${mounts[0] ? ` (${mounts.slice(0, 3).join(' ')})` : ''}, netns ${netns.length}`];
