@@ -6,7 +6,9 @@ import assert from 'node:assert/strict';
 import { mkdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ociResources } from '../src/container/oci-spec.js';
-import { removeCgroups } from '../src/linux/cgroups.js';
+import { ensureCgroup, removeCgroups } from '../src/linux/cgroups.js';
+import { isRoot } from './helpers/paths.js';
+import { randomBytes } from 'node:crypto';
 import type { ContainerResources } from '../src/container/container-types.js';
 import { tempDir } from './helpers/tmp.js';
 
@@ -60,4 +62,20 @@ test('removing a pod\'s cgroups keeps the ancestors made with it that another po
   });
   // Without a leaf (berth's own helper cgroups), every failure is reported, as before.
   await assert.rejects(removeCgroups([qos]), /cannot remove cgroup/);
+});
+
+test('pods made at the same time under one new QoS cgroup both get their cgroups', { skip: !isRoot ? 'needs root' : false }, async () => {
+  const top = `/berth-test-race-${randomBytes(3).toString('hex')}`;
+  const made: string[][] = [];
+  try {
+    for (let round = 0; round < 5; round++) {
+      // The kubelet starts pods in parallel: both find besteffort missing and make it.
+      made.push(...(await Promise.all([ensureCgroup(`${top}/r${round}/besteffort/podA`), ensureCgroup(`${top}/r${round}/besteffort/podB`)])));
+    }
+    const all = made.flat();
+    assert.equal(new Set(all).size, all.length, 'no directory is claimed by both pods');
+    assert.ok(all.some((d) => d.endsWith('/r0/besteffort/podA')) && all.some((d) => d.endsWith('/r0/besteffort/podB')));
+  } finally {
+    await removeCgroups(made.flat());
+  }
 });

@@ -71,7 +71,14 @@ export async function ensureCgroup(path: string): Promise<string[]> {
       const parent = current;
       current = join(current, part);
       if (await exists(current)) continue;
-      await mkdir(current);
+      // Another pod being made at the same time (the kubelet starts pods in parallel)
+      // may make a shared ancestor first: then it is that pod's, not this one's.
+      try {
+        await mkdir(current);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'EEXIST') continue;
+        throw err;
+      }
       created.push(current);
       // A new v1 cpuset cgroup has no CPUs or memory nodes: inherit the parent's so
       // that tasks can run in it.
