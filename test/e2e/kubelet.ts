@@ -156,6 +156,8 @@ interface Runtime {
   dirs: string[];
   /** Runtime-side view of the node's network namespaces (pinned files or /run/netns). */
   netns(): Promise<string[]>;
+  /** Records what the runtime's current pods hold on the host (to check it is gone later). */
+  notePods?(): Promise<void>;
 }
 
 const ctl = (rt: Runtime, argv: string[]) => runBerthctl(['-r', rt.endpoint, '--timeout', '30s', ...argv]);
@@ -370,7 +372,9 @@ async function runOne(name: RuntimeName, registry: TestRegistry, image: string, 
         netns: async () => (await readdir(join(berthd.dir, 'state/ns')).catch(() => [] as string[])).filter((f) => f.endsWith('-net')),
       };
     } else {
-      const netnsBefore = new Set(await readdir('/run/netns').catch(() => [] as string[]));
+      // containerd pins pod netns in the host's /run/netns, where other programs' are
+      // too: the ones of this run's pods are read from their sandboxes while they run.
+      const podNetns = new Set<string>();
       const containerd = await startContainerd(scope, {
         cniConfDir: network.confDir,
         criToml: `sandbox_image = "${pauseImage}"\n  [plugins."io.containerd.grpc.v1.cri".registry.mirrors."${registry.host}"]\n    endpoint = ["${registry.url}"]`,
@@ -381,7 +385,14 @@ async function runOne(name: RuntimeName, registry: TestRegistry, image: string, 
         endpoint: containerd.endpoint,
         logs: containerd.logs,
         dirs: [containerd.dir],
-        netns: async () => (await readdir('/run/netns').catch(() => [] as string[])).filter((f) => !netnsBefore.has(f)),
+        netns: async () => [...podNetns].filter((f) => existsSync(f)),
+        notePods: async () => {
+          const pods = await ctl(runtime, ['pods', '-q']);
+          for (const id of pods.stdout.split('\n').filter(Boolean)) {
+            const info = await ctl(runtime, ['inspectp', '-o', 'json', id]);
+            for (const m of info.stdout.matchAll(/\/(?:var\/)?run\/netns\/cni-[0-9a-f-]+/g)) podNetns.add(m[0]);
+          }
+        },
       };
     }
     rt = runtime;
@@ -582,6 +593,9 @@ async function runOne(name: RuntimeName, registry: TestRegistry, image: string, 
       });
     }
 
+    await runtime.notePods?.();
+    const notedNetns = (await runtime.netns()).length;
+
     // ---- (d) removing the manifest stops the pod gracefully ----
     if (webReady) {
       await checks.try('d: removing web\'s manifest: SIGTERM trapped, exit 0 within the grace period', async () => {
@@ -629,7 +643,7 @@ async function runOne(name: RuntimeName, registry: TestRegistry, image: string, 
       const mounts = (await mountsUnder([...runtime.dirs, rootDir])).filter((p) => !/\/state\/(ns|rro)$|\/state$|\/root\/overlay$/.test(p));
       const netns = await runtime.netns();
       const ok = procs.length === 0 && podCgroups.length === 0 && mounts.length === 0 && netns.length === 0;
-      return [ok, `processes ${procs.length}${procs[0] ? ` (${procs.slice(0, 3).join('; ')})` : ''}, pod cgroups ${podCgroups.length}${podCgroups[0] ? ` (${podCgroups[0]})` : ''}, mounts ${mounts.length}${mounts[0] ? ` (${mounts.slice(0, 3).join(' ')})` : ''}, netns ${netns.length}`];
+      return [ok, `processes ${procs.length}${procs[0] ? ` (${procs.slice(0, 3).join('; ')})` : ''}, pod cgroups ${podCgroups.length}${podCgroups[0] ? ` (${podCgroups[0]})` : ''}, mounts ${mounts.length}${mounts[0] ? ` (${mounts.slice(0, 3).join(' ')})` : ''}, netns ${netns.length}${runtime.notePods ? ` of the ${notedNetns} the pods had` : ''}${netns[0] ? ` (${netns.join(' ')})` : ''}`];
     });
     return await finish();
   } catch (err) {
@@ -647,6 +661,7 @@ async function runOne(name: RuntimeName, registry: TestRegistry, image: string, 
 function failedRpcs(rt: Runtime): string[] {
   if (rt.name !== 'berth') return [];
   const counts = new Map<string, number>();
+  const calls = new Map<string, number>();
   for (const line of rt.logs().split('\n')) {
     if (!line.startsWith('{')) continue;
     let entry: { msg?: string; rpc?: string; code?: string; error?: string };
@@ -655,11 +670,13 @@ function failedRpcs(rt: Runtime): string[] {
     } catch {
       continue;
     }
-    if (entry.msg !== 'rpc' || !entry.rpc || entry.code === 'OK') continue;
+    if (entry.msg !== 'rpc' || !entry.rpc) continue;
+    calls.set(entry.rpc, (calls.get(entry.rpc) ?? 0) + 1);
+    if (entry.code === 'OK') continue;
     const key = `${entry.rpc} ${entry.code}: ${(entry.error ?? '').replace(/[0-9a-f]{64}/g, 'ID').replace(/[0-9a-f]{8}-[0-9a-f-]{27}/g, 'UID').slice(0, 200)}`;
     counts.set(key, (counts.get(key) ?? 0) + 1);
   }
-  return [...counts].map(([k, n]) => `${n}x ${k}`);
+  return [`(calls: ${[...calls].sort((a, b) => b[1] - a[1]).map(([k, n]) => `${k} ${n}`).join(', ')})`, ...[...counts].map(([k, n]) => `${n}x ${k}`)];
 }
 
 /** The kubelet's W and E lines, deduplicated by source line, with a count. */
@@ -734,8 +751,8 @@ function render(version: string, results: Map<RuntimeName, RuntimeResult>): stri
     out.push('', `---- ${n}: details`);
     for (const c of r.checks) out.push(`${c.ok ? 'PASS' : 'FAIL'} ${c.id}: ${c.detail}`);
     if (n === 'berth') {
-      out.push('', `---- berth: CRI calls that failed or were unimplemented (${r.failedRpcs.length} kinds)`);
-      out.push(...(r.failedRpcs.length ? r.failedRpcs : ['(none)']));
+      out.push('', `---- berth: CRI calls that failed or were unimplemented (${Math.max(0, r.failedRpcs.length - 1)} kinds)`);
+      out.push(...(r.failedRpcs.length > 1 ? r.failedRpcs.slice(1) : ['(none)']), r.failedRpcs[0] ?? '');
     }
     out.push('', `---- ${n}: kubelet warnings and errors (${r.kubeletWarnings.length} kinds)`);
     out.push(...(r.kubeletWarnings.length ? r.kubeletWarnings : ['(none)']));
