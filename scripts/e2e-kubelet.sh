@@ -37,9 +37,12 @@ cleanup() {
   while IFS='=' read -r key value; do
     [ "$(sysctl -n "$key")" = "$value" ] || sysctl -q -w "$key=$value" >/dev/null || echo "e2e-kubelet: could not restore $key=$value" >&2
   done <"$run_dir/sysctls"
-  if [ "${E2E_KEEP:-0}" = 1 ] || [ -n "${E2E_OUT:-}" ]; then
+  if [ -n "${E2E_OUT:-}" ]; then
+    rm -rf "$run_dir"
     echo "e2e-kubelet: results and logs in $out" >&2
-    [ -n "${E2E_OUT:-}" ] || { rm -rf "$run_dir/pids" "$run_dir/sysctls"; }
+  elif [ "${E2E_KEEP:-0}" = 1 ]; then
+    rm -rf "$run_dir/pids" "$run_dir/sysctls"
+    echo "e2e-kubelet: results and logs in $out" >&2
   else
     rm -rf "$run_dir"
   fi

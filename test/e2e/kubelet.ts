@@ -351,9 +351,11 @@ async function mountsUnder(dirs: string[]): Promise<string[]> {
     .filter((p) => dirs.some((d) => p.startsWith(`${d}/`)));
 }
 
-async function runOne(name: RuntimeName, registry: TestRegistry, image: string, pauseImage: string, outDir: string): Promise<RuntimeResult> {
+async function runOne(top: Scope, name: RuntimeName, registry: TestRegistry, image: string, pauseImage: string, outDir: string): Promise<RuntimeResult> {
   const t0 = Date.now();
   const scope = new Scope();
+  // A signal closes the top scope: this run's kubelet, runtime and network go first.
+  top.after(() => scope.close());
   const checks = new Checks();
   let kubeletLog = '';
   let rt: Runtime | undefined;
@@ -721,7 +723,7 @@ async function main(): Promise<number> {
     const results = new Map<RuntimeName, RuntimeResult>();
     for (const name of args.runtimes!.split(',').map((s) => s.trim()) as RuntimeName[]) {
       if (name !== 'berth' && name !== 'containerd') throw new Error(`unknown runtime ${name}`);
-      results.set(name, await runOne(name, registry, image, pauseImage, outDir));
+      results.set(name, await runOne(top, name, registry, image, pauseImage, outDir));
     }
     const report = render(version, results);
     process.stdout.write(report);
