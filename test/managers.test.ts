@@ -300,6 +300,7 @@ function fakeContainerHost(calls: string[]): ContainerHost {
     devices: async () => [],
     hostCapabilities: async () => ['CAP_CHOWN'],
     ownOomScoreAdj: async () => 0,
+    hugetlbAvailable: async () => false,
     moveIntoCgroup: async (path) => void calls.push(`moveIntoCgroup ${path}`),
     removeLeafCgroup: async (path) => void calls.push(`removeLeafCgroup ${path}`),
     isDirectory: async () => true,

@@ -3,7 +3,7 @@
 // oom_score_adj, conmon's cgroup. berthd gives it linuxContainerHost; unit tests give
 // fakes (with a fake bundle store and OCI runtime), so the manager's logic runs without root.
 import { mkdir, readFile, stat } from 'node:fs/promises';
-import { moveIntoCgroup, removeLeafCgroup } from '../linux/cgroups.js';
+import { controllerAvailable, moveIntoCgroup, removeLeafCgroup } from '../linux/cgroups.js';
 import { devicesFromPath, hostDevices, type DeviceNode } from '../linux/devices.js';
 import { hostCapabilities } from '../linux/capabilities.js';
 import { checkPropagationSource } from '../linux/mount-propagation.js';
@@ -17,6 +17,8 @@ export interface ContainerHost {
   devices(spec: ContainerSpec): Promise<ContainerDeviceNode[]>;
   hostCapabilities(): Promise<string[]>;
   ownOomScoreAdj(): Promise<number>;
+  /** Whether hugepage limits can be set (the kubelet asks for them even where no hugetlb controller is). */
+  hugetlbAvailable(): Promise<boolean>;
   moveIntoCgroup(path: string, pid: number): Promise<void>;
   removeLeafCgroup(path: string): Promise<void>;
   /** Whether a host path is a directory (a recursive read-only mount of a file is a plain bind). */
@@ -28,6 +30,7 @@ export const linuxContainerHost: ContainerHost = {
   devices: containerDevices,
   hostCapabilities,
   ownOomScoreAdj,
+  hugetlbAvailable: () => controllerAvailable('hugetlb'),
   moveIntoCgroup,
   removeLeafCgroup: (path) => removeLeafCgroup(path),
   isDirectory,

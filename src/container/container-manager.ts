@@ -228,7 +228,7 @@ export class ContainerManager implements PodContainers {
       isDirectory: (path) => this.#host.isDirectory(path),
       imageLowerDirs: async (imageId) => (await this.options.images.forContainer(this.options.images.get(imageId))).lowerDirs,
     });
-    const oci = buildOciSpec({ id, spec, pod, image: imageConfig, user, rootfs, cgroupsPath: record.cgroupsPath, minOomScoreAdj: await this.#host.ownOomScoreAdj(), seccomp, devices, pidNamespace, mounts, hostCapabilities: await this.#host.hostCapabilities() });
+    const oci = buildOciSpec({ id, spec, pod, image: imageConfig, user, rootfs, cgroupsPath: record.cgroupsPath, minOomScoreAdj: await this.#host.ownOomScoreAdj(), seccomp, devices, pidNamespace, mounts, hostCapabilities: await this.#host.hostCapabilities(), hugetlb: await this.#host.hugetlbAvailable() });
     if (!spec.stopSignal && imageConfig.StopSignal) record.spec.stopSignal = imageConfig.StopSignal;
     await writeFile(paths.config, JSON.stringify(oci));
   }
@@ -325,7 +325,7 @@ export class ContainerManager implements PodContainers {
         throw invalidArgument(`container ${record.id}: hugepage limits cannot be changed after creation`);
       }
       const merged = mergeResources(record.spec, resources);
-      await this.#runtime(record).update(record.id, ociResources(merged));
+      await this.#runtime(record).update(record.id, ociResources(merged, { hugetlb: await this.#host.hugetlbAvailable() }));
       Object.assign(record.spec, merged);
       await this.#store.put(record.id, record);
     });

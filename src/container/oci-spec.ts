@@ -63,12 +63,19 @@ export interface OciSpecInput {
   mounts?: ContainerMount[];
   /** What "ALL" and privileged grant: the capabilities berthd itself holds. */
   hostCapabilities: string[];
+  /** Whether the host has a usable hugetlb controller (default: assumed). */
+  hugetlb?: boolean;
   /** The PID namespace: undefined for the host's, {} for a new one, a path to join one. */
   pidNamespace?: { path?: string };
 }
 
-/** The OCI linux.resources of a container (also what `runc update -r` takes). */
-export function ociResources(spec: ContainerResources): Record<string, unknown> {
+/**
+ * The OCI linux.resources of a container (also what `runc update -r` takes). Without a
+ * hugetlb controller on the host, hugepage limits are left out, as containerd's
+ * `tolerate_missing_hugetlb_controller` (its default) does: the kubelet asks for a limit
+ * of each page size the kernel has, and runc refuses any on a host without the controller.
+ */
+export function ociResources(spec: ContainerResources, host: { hugetlb?: boolean } = {}): Record<string, unknown> {
   const resources: Record<string, unknown> = {};
   const cpu: Record<string, unknown> = {};
   if (spec.cpuShares > 0) cpu.shares = spec.cpuShares;
@@ -79,7 +86,7 @@ export function ociResources(spec: ContainerResources): Record<string, unknown> 
   if (Object.keys(cpu).length > 0) resources.cpu = cpu;
   // No swap unless asked, as containerd does: swap equal to the limit.
   if (spec.memoryLimit > 0) resources.memory = { limit: spec.memoryLimit, swap: spec.memorySwapLimit > 0 ? spec.memorySwapLimit : spec.memoryLimit };
-  if (spec.hugepageLimits.length > 0) resources.hugepageLimits = spec.hugepageLimits.map((h) => ({ pageSize: h.pageSize, limit: h.limit }));
+  if (spec.hugepageLimits.length > 0 && host.hugetlb !== false) resources.hugepageLimits = spec.hugepageLimits.map((h) => ({ pageSize: h.pageSize, limit: h.limit }));
   if (Object.keys(spec.unified).length > 0) resources.unified = spec.unified;
   return resources;
 }
@@ -136,7 +143,7 @@ export function buildOciSpec(input: OciSpecInput): Record<string, unknown> {
   if (input.pidNamespace) namespaces.push({ type: 'pid', ...input.pidNamespace });
 
   const resources: Record<string, unknown> = {
-    ...ociResources(spec),
+    ...ociResources(spec, { hugetlb: input.hugetlb }),
     devices: spec.privileged
       ? [{ allow: true, access: 'rwm' }]
       : [{ allow: false, access: 'rwm' }, ...input.devices.map((d) => ({ allow: true, type: d.type, major: d.major, minor: d.minor, access: d.permissions }))],

@@ -71,7 +71,14 @@ export async function ensureCgroup(path: string): Promise<string[]> {
       const parent = current;
       current = join(current, part);
       if (await exists(current)) continue;
-      await mkdir(current);
+      // Another pod being made at the same time (the kubelet starts pods in parallel)
+      // may make a shared ancestor first: then it is that pod's, not this one's.
+      try {
+        await mkdir(current);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'EEXIST') continue;
+        throw err;
+      }
       created.push(current);
       // A new v1 cpuset cgroup has no CPUs or memory nodes: inherit the parent's so
       // that tasks can run in it.
@@ -85,17 +92,38 @@ export async function ensureCgroup(path: string): Promise<string[]> {
   return created;
 }
 
-/** Removes cgroup directories deepest first; gone ones are fine. */
-export async function removeCgroups(dirs: string[]): Promise<void> {
+/**
+ * Removes cgroup directories deepest first; gone ones are fine. With `leaf` (the cgroup
+ * path they were made for), only the leaf's own directories must go: the ancestors made
+ * with it (e.g. a kubelet's kubepods/besteffort in a hierarchy the kubelet does not
+ * populate, such as v1 devices) are shared by whatever was put below them since, so a
+ * busy one is left for its last user.
+ */
+export async function removeCgroups(dirs: string[], leaf?: string): Promise<void> {
   for (const dir of [...dirs].sort((a, b) => b.length - a.length)) {
     try {
       await rmdir(dir);
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       if (code === 'ENOENT') continue;
-      throw failedPrecondition(`cannot remove cgroup ${dir}: ${code === 'EBUSY' ? 'processes are still in it' : (err as Error).message}`);
+      if (leaf && (code === 'EBUSY' || code === 'ENOTEMPTY') && !dir.endsWith(leaf)) continue;
+      throw failedPrecondition(`cannot remove cgroup ${dir}: ${code === 'EBUSY' ? 'processes or child cgroups are still in it' : (err as Error).message}`);
     }
   }
+}
+
+/**
+ * Whether containers can be given limits of this controller: on a host with v1
+ * hierarchies (v1 or hybrid) runc's v1 manager needs it mounted as v1; on a v2-only
+ * host it must be in the root's cgroup.controllers.
+ */
+export async function controllerAvailable(name: string): Promise<boolean> {
+  const all = await cgroupHierarchies();
+  const v1 = all.filter((h) => h.version === 1);
+  if (v1.length > 0) return v1.some((h) => h.controllers.includes(name));
+  const v2 = all.find((h) => h.version === 2);
+  if (!v2) return false;
+  return (await readFile(join(v2.mount, 'cgroup.controllers'), 'utf8').catch(() => '')).split(/\s+/).includes(name);
 }
 
 /**

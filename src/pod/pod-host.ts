@@ -21,7 +21,8 @@ export interface PodHost {
   inPinnedNamespace(pid: number, pinFile: string): Promise<boolean>;
   ensureCgroup(path: string): Promise<string[]>;
   moveIntoCgroup(path: string, pid: number): Promise<void>;
-  removeCgroups(dirs: string[]): Promise<void>;
+  /** Removes what was made for a pod's cgroup; busy shared ancestors of `leaf` stay. */
+  removeCgroups(dirs: string[], leaf?: string): Promise<void>;
   removeLeafCgroup(path: string): Promise<void>;
   applyCgroupLimits(path: string, limits: CgroupLimits): Promise<void>;
   bringUpLoopback(netns: string): Promise<void>;

@@ -381,7 +381,7 @@ export class SandboxManager {
   }
 
   async #forget(record: SandboxRecord): Promise<void> {
-    await this.#host.removeCgroups(record.cgroupsCreated);
+    await this.#host.removeCgroups(record.cgroupsCreated, record.cgroupPath || undefined);
     await this.#host.removeUnmounted(record.podDir);
     await this.#store.delete(record.id);
     this.#records.delete(record.id);
