@@ -20,6 +20,7 @@ const grpcCodes: Record<ErrorCode, grpc.status> = {
   PermissionDenied: grpc.status.PERMISSION_DENIED,
   Unauthenticated: grpc.status.UNAUTHENTICATED,
   ResourceExhausted: grpc.status.RESOURCE_EXHAUSTED,
+  OutOfRange: grpc.status.OUT_OF_RANGE,
   DeadlineExceeded: grpc.status.DEADLINE_EXCEEDED,
   Cancelled: grpc.status.CANCELLED,
   Aborted: grpc.status.ABORTED,
