@@ -44,7 +44,7 @@ export async function startDriver(options: DriverOptions): Promise<RunningDriver
   const gate = new StartupGate();
   const volumes = new VolumeManager(options.stateDir);
   const server = new grpc.Server();
-  const deps = { gate, log };
+  const deps = { gate, log, program: 'berth-csi' };
   server.addService(grpcServiceDefinition(Identity), implementService(Identity, identityHandlers(volumes), deps));
   server.addService(grpcServiceDefinition(Controller), implementService(Controller, controllerHandlers(volumes, nodeId), deps));
   server.addService(grpcServiceDefinition(Node), implementService(Node, nodeHandlers(volumes, nodeId), deps));
@@ -58,6 +58,7 @@ export async function startDriver(options: DriverOptions): Promise<RunningDriver
     process.umask(previous);
   }
   await chmod(socketPath, 0o660).catch(() => undefined);
+  gate.setPhase('loading volume records');
   for (const problem of await volumes.init()) log.warn({ problem }, 'state dir');
   gate.open();
   log.info({ socket: socketPath, nodeId, stateDir: options.stateDir, version: BERTH_VERSION }, 'berth-csi serving');

@@ -5,7 +5,7 @@
 // change goes through one lock, so two RPCs never interleave half-made state.
 import { randomBytes } from 'node:crypto';
 import { mkdir, open, readdir, rename, rm, rmdir, stat, statfs, truncate, lstat } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { RecordStore } from '../store/record-store.js';
 import { isAtomicTempFile } from '../store/atomic-file.js';
 import { Mutex } from '../util/locks.js';
@@ -477,6 +477,7 @@ async function makeFileAt(target: string): Promise<void> {
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
   }
+  await mkdir(dirname(target), { recursive: true });
   await (await open(target, 'a', 0o600)).close();
 }
 

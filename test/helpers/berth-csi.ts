@@ -3,6 +3,7 @@
 // state dir, so a failing test leaks nothing.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Controller, Identity, Node } from '../../src/gen/csi/v1/csi_pb.js';
 import { openChannel, serviceClient, type ServiceClient, type MethodsOf } from '../../src/server/grpc-service.js';
 import { BERTH_CSI } from './paths.js';
@@ -55,6 +56,17 @@ export async function startBerthCsi(t: { after(fn: () => unknown): void }, nodeI
   await waitForSocket(socket, 15_000, () => child.exitCode === null).catch((err: Error) => {
     throw new Error(`${err.message}\nberth-csi output:\n${logs}`);
   });
+  const identity = serviceClient(Identity, channel);
+  // The socket is bound before the state dir is loaded: serving starts when Probe answers.
+  for (let i = 0; ; i++) {
+    const ready = await identity.probe({}, { timeoutMs: 2000 }).then(
+      (r) => r.ready === true,
+      () => false,
+    );
+    if (ready) break;
+    if (i > 100 || child.exitCode !== null) throw new Error(`berth-csi did not become ready\n${logs}`);
+    await sleep(100);
+  }
   return {
     dir,
     stateDir,
@@ -63,7 +75,7 @@ export async function startBerthCsi(t: { after(fn: () => unknown): void }, nodeI
     nodeId,
     process: child,
     logs: () => logs,
-    identity: serviceClient(Identity, channel),
+    identity,
     controller: serviceClient(Controller, channel),
     node: serviceClient(Node, channel),
   };
