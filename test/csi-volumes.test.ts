@@ -6,6 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { open, readFile, stat, statfs, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
 import { status } from '@grpc/grpc-js';
 import { VolumeCapability_AccessMode_Mode as Mode, VolumeUsage_Unit as Unit } from '../src/gen/csi/v1/csi_pb.js';
 import { isRoot } from './helpers/paths.js';
@@ -230,4 +231,39 @@ test('block volumes: the loop device published as a device file, its size the ca
   assert.equal(head.toString(), 'raw bytes');
   await controller.deleteVolume({ volumeId: volume.volumeId });
   assert.deepEqual(mountsBelow(await mountTable(), csi.dir), []);
+});
+
+test('a restart keeps volumes and their node state; after a reboot (mounts and loops gone) they stage again', { skip, timeout: 120_000 }, async (t) => {
+  const first = await startBerthCsi(t, 'node-c');
+  const volume = (await first.controller.createVolume({ name: 'keep', capacityRange: { requiredBytes: BigInt(20 * MiB) }, volumeCapabilities: [mountCap()] })).volume!;
+  const staging = join(first.dir, 'staging');
+  const target = join(first.dir, 'pods/p1/volumes/keep');
+  await first.node.nodeStageVolume({ volumeId: volume.volumeId, stagingTargetPath: staging, volumeCapability: mountCap() });
+  await first.node.nodePublishVolume({ volumeId: volume.volumeId, stagingTargetPath: staging, targetPath: target, volumeCapability: mountCap() });
+  await writeFile(join(target, 'kept.txt'), 'still here\n');
+  assert.equal(await first.stop(), 0, 'berth-csi exits 0 on SIGTERM');
+
+  // A plain restart: the volume is still staged and published; the kubelet's repeated calls are no-ops.
+  const second = await startBerthCsi(t, 'node-c', first.dir);
+  assert.deepEqual((await second.controller.listVolumes({})).entries.map((e) => e.volume!.volumeId), [volume.volumeId]);
+  await second.node.nodeStageVolume({ volumeId: volume.volumeId, stagingTargetPath: staging, volumeCapability: mountCap() });
+  await second.node.nodePublishVolume({ volumeId: volume.volumeId, stagingTargetPath: staging, targetPath: target, volumeCapability: mountCap() });
+  assert.equal(mountsBelow(await mountTable(), first.dir).length, 2, 'no mount was stacked twice');
+  await second.stop();
+
+  // A reboot, as the host sees one: every mount and loop device gone while berth-csi is down.
+  for (const point of mountsBelow(await mountTable(), first.dir).map((m) => m.point).sort((a, b) => b.length - a.length)) {
+    spawnSync('umount', [point]);
+  }
+  for (const device of loopDevicesUnder(first.dir)) spawnSync('losetup', ['--detach', device]);
+  const third = await startBerthCsi(t, 'node-c', first.dir);
+  assert.match(third.logs(), /no longer staged/);
+  await third.node.nodeStageVolume({ volumeId: volume.volumeId, stagingTargetPath: staging, volumeCapability: mountCap() });
+  await third.node.nodePublishVolume({ volumeId: volume.volumeId, stagingTargetPath: staging, targetPath: target, volumeCapability: mountCap() });
+  assert.equal(await readFile(join(target, 'kept.txt'), 'utf8'), 'still here\n');
+  await third.node.nodeUnpublishVolume({ volumeId: volume.volumeId, targetPath: target });
+  await third.node.nodeUnstageVolume({ volumeId: volume.volumeId, stagingTargetPath: staging });
+  await third.controller.deleteVolume({ volumeId: volume.volumeId });
+  assert.deepEqual(mountsBelow(await mountTable(), first.dir), []);
+  assert.deepEqual(loopDevicesUnder(first.dir), []);
 });

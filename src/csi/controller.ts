@@ -15,6 +15,7 @@ const CAPABILITIES = [
   Rpc.CLONE_VOLUME,
   Rpc.EXPAND_VOLUME,
   Rpc.GET_VOLUME,
+  Rpc.GET_SNAPSHOT,
   Rpc.SINGLE_NODE_MULTI_WRITER,
 ];
 
@@ -101,6 +102,10 @@ export function controllerHandlers(volumes: VolumeManager, nodeId: string): Serv
         request.startingToken,
       );
       return { entries: page.entries.map((s) => ({ snapshot: snapshotMessage(s) })), nextToken: page.nextToken };
+    },
+
+    async getSnapshot(request) {
+      return { snapshot: snapshotMessage(volumes.getSnapshot(required(request.snapshotId, 'snapshot_id'))) };
     },
 
     async controllerExpandVolume(request) {

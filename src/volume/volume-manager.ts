@@ -16,6 +16,7 @@ import {
   blockDeviceSize,
   detachLoops,
   ext4Bytes,
+  loopDevicesOf,
   filesystemTypeOf,
   growExt4,
   makeExt4,
@@ -85,7 +86,32 @@ export class VolumeManager {
         problems.push(`removed ${name}: no record owns it (left by an interrupted create or delete)`);
       }
     }
+    for (const volume of [...this.#volumes.values()]) {
+      const fixed = await this.#reconcile(volume);
+      if (fixed) problems.push(fixed);
+    }
     return problems;
+  }
+
+  /**
+   * Brings a record back in line with the host after a restart: a reboot detaches loop
+   * devices and drops mounts, so a volume whose loop device or mounts are gone is no
+   * longer staged or published there (the kubelet stages and publishes it again).
+   */
+  async #reconcile(volume: VolumeRecord): Promise<string | undefined> {
+    if (!volume.staging && Object.keys(volume.publishes).length === 0) return undefined;
+    const attached = await loopDevicesOf(this.#file(volume.id));
+    const staging = volume.staging;
+    const stagingAlive = staging !== undefined && attached.includes(staging.loopDevice) && (staging.kind === 'block' || (await isMountPoint(staging.path)));
+    const publishes: VolumeRecord['publishes'] = {};
+    for (const [target, publish] of Object.entries(volume.publishes)) {
+      if (stagingAlive && (await isMountPoint(target))) publishes[target] = publish;
+    }
+    if (stagingAlive && Object.keys(publishes).length === Object.keys(volume.publishes).length) return undefined;
+    const { staging: _, ...rest } = volume;
+    const reconciled: VolumeRecord = stagingAlive ? { ...volume, publishes } : { ...rest, publishes: {} };
+    await this.#saveVolume(reconciled);
+    return `volume ${volume.id}: ${stagingAlive ? 'dropped publishes whose mounts are gone' : 'no longer staged (its loop device or mount is gone)'}`;
   }
 
   #file(id: string): string {

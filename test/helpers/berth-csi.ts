@@ -19,6 +19,7 @@ export interface TestBerthCsi {
   nodeId: string;
   process: ChildProcess;
   logs(): string;
+  stop(): Promise<unknown>;
   identity: ServiceClient<MethodsOf<typeof Identity>>;
   controller: ServiceClient<MethodsOf<typeof Controller>>;
   node: ServiceClient<MethodsOf<typeof Node>>;
@@ -34,14 +35,17 @@ export function loopDevicesUnder(dir: string): string[] {
     .map(([name]) => name!);
 }
 
-export async function startBerthCsi(t: { after(fn: () => unknown): void }, nodeId = 'test-node'): Promise<TestBerthCsi> {
-  const dir = await tempDir(t, 'berth-csi-test-');
+/** Starts berth-csi in a new temp dir, or again on the dir of an earlier one (a restart). */
+export async function startBerthCsi(t: { after(fn: () => unknown): void }, nodeId = 'test-node', reuseDir?: string): Promise<TestBerthCsi> {
+  const dir = reuseDir ?? (await tempDir(t, 'berth-csi-test-'));
   const stateDir = join(dir, 'state');
   const socket = join(dir, 'csi.sock');
-  cleanup(t).after(async () => {
-    await unmountBelow(dir);
-    for (const device of loopDevicesUnder(dir)) spawnSync('losetup', ['--detach', device]);
-  });
+  if (!reuseDir) {
+    cleanup(t).after(async () => {
+      await unmountBelow(dir);
+      for (const device of loopDevicesUnder(dir)) spawnSync('losetup', ['--detach', device]);
+    });
+  }
   const child = spawn(BERTH_CSI, ['--endpoint', `unix://${socket}`, '--nodeid', nodeId, '--state-dir', stateDir, '--log-level', 'debug'], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -75,6 +79,10 @@ export async function startBerthCsi(t: { after(fn: () => unknown): void }, nodeI
     nodeId,
     process: child,
     logs: () => logs,
+    stop: async () => {
+      channel.close();
+      return stopProcess(child);
+    },
     identity,
     controller: serviceClient(Controller, channel),
     node: serviceClient(Node, channel),
