@@ -261,6 +261,10 @@ test('a restart keeps volumes and their node state; after a reboot (mounts and l
   await third.node.nodeStageVolume({ volumeId: volume.volumeId, stagingTargetPath: staging, volumeCapability: mountCap() });
   await third.node.nodePublishVolume({ volumeId: volume.volumeId, stagingTargetPath: staging, targetPath: target, volumeCapability: mountCap() });
   assert.equal(await readFile(join(target, 'kept.txt'), 'utf8'), 'still here\n');
+  // A snapshot of a volume in use: frozen while copied, writable again after.
+  const snap = (await third.controller.createSnapshot({ sourceVolumeId: volume.volumeId, name: 'live' })).snapshot!;
+  await writeFile(join(target, 'after.txt'), 'thawed\n');
+  await third.controller.deleteSnapshot({ snapshotId: snap.snapshotId });
   await third.node.nodeUnpublishVolume({ volumeId: volume.volumeId, targetPath: target });
   await third.node.nodeUnstageVolume({ volumeId: volume.volumeId, stagingTargetPath: staging });
   await third.controller.deleteVolume({ volumeId: volume.volumeId });
