@@ -10,6 +10,7 @@ export type ErrorCode =
   | 'PermissionDenied'
   | 'Unauthenticated'
   | 'ResourceExhausted'
+  | 'OutOfRange'
   | 'DeadlineExceeded'
   | 'Cancelled'
   | 'Aborted'
@@ -32,6 +33,9 @@ export const invalidArgument = (message: string) => new BerthError('InvalidArgum
 export const notFound = (what: string, id: string) => new BerthError('NotFound', `${what} "${id}" not found`);
 export const alreadyExists = (message: string) => new BerthError('AlreadyExists', message);
 export const failedPrecondition = (message: string) => new BerthError('FailedPrecondition', message);
+export const outOfRange = (message: string) => new BerthError('OutOfRange', message);
+export const resourceExhausted = (message: string) => new BerthError('ResourceExhausted', message);
+export const aborted = (message: string) => new BerthError('Aborted', message);
 export const unavailable = (message: string) => new BerthError('Unavailable', message);
 export const deadlineExceeded = (message: string) => new BerthError('DeadlineExceeded', message);
 export const unimplemented = (what: string) =>

@@ -20,6 +20,7 @@ const grpcCodes: Record<ErrorCode, grpc.status> = {
   PermissionDenied: grpc.status.PERMISSION_DENIED,
   Unauthenticated: grpc.status.UNAUTHENTICATED,
   ResourceExhausted: grpc.status.RESOURCE_EXHAUSTED,
+  OutOfRange: grpc.status.OUT_OF_RANGE,
   DeadlineExceeded: grpc.status.DEADLINE_EXCEEDED,
   Cancelled: grpc.status.CANCELLED,
   Aborted: grpc.status.ABORTED,
@@ -51,6 +52,8 @@ export interface WrapDeps {
   log: Logger;
   /** Called once per call that passed the gate, when it ends (RPC metrics go here). */
   onCall?: (outcome: CallOutcome) => void;
+  /** The program's name in the UNAVAILABLE message of a closed gate (default berthd). */
+  program?: string;
 }
 
 /** grpc-js implementation of a whole service: every method wrapped, missing ones UNIMPLEMENTED. */
@@ -76,7 +79,7 @@ export function implementService<T extends GenServiceMethods>(
 function wrapUnary(method: DescMethod, handler: UnaryHandler<unknown> | undefined, deps: WrapDeps): grpc.handleUnaryCall<unknown, unknown> {
   return (call, callback) => {
     const run = startCall(method, call, deps);
-    if (!run) return callback(gateClosed(deps.gate));
+    if (!run) return callback(gateClosed(deps));
     if (!handler) return callback(run.fail(unimplemented(method.name)));
     handler(call.request as never, run.ctx).then(
       (response) => {
@@ -95,7 +98,7 @@ function wrapServerStream(
 ): grpc.handleServerStreamingCall<unknown, unknown> {
   return (call) => {
     const run = startCall(method, call, deps);
-    if (!run) return void call.emit('error', gateClosed(deps.gate));
+    if (!run) return void call.emit('error', gateClosed(deps));
     if (!handler) return void call.emit('error', run.fail(unimplemented(method.name)));
     const send = (message: unknown) => {
       if (run.ctx.signal.aborted) return Promise.resolve();
@@ -165,10 +168,10 @@ function startCall(method: DescMethod, call: grpc.ServerUnaryCall<unknown, unkno
   };
 }
 
-function gateClosed(gate: StartupGate): grpc.StatusObject {
+function gateClosed({ gate, program = 'berthd' }: WrapDeps): grpc.StatusObject {
   return {
     code: grpc.status.UNAVAILABLE,
-    details: `berthd is starting (${gate.phase}); try again shortly`,
+    details: `${program} is starting (${gate.phase}); try again shortly`,
     metadata: new grpc.Metadata(),
   };
 }

@@ -9,3 +9,4 @@ export const BERTHCTL = fileURLToPath(new URL('../../src/bin/berthctl.js', impor
 export const REFERENCE_DIR = fileURLToPath(new URL('../../../../shared/reference/', import.meta.url));
 
 export const isRoot = process.getuid?.() === 0;
+export const BERTH_CSI = fileURLToPath(new URL('../../src/bin/berth-csi.js', import.meta.url));

@@ -1,0 +1,111 @@
+// berth-csi's wiring: the volume manager, the three CSI services behind server/'s one RPC
+// wrapper, served on a unix socket through AuthorityRepair (the kubelet and the CSI
+// sidecars are grpc-go clients).
+import * as grpc from '@grpc/grpc-js';
+import { connect } from 'node:net';
+import { chmod, lstat, mkdir, unlink } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import type { Logger } from 'pino';
+import { Controller, Identity, Node } from '../gen/csi/v1/csi_pb.js';
+import { grpcServiceDefinition } from '../server/grpc-service.js';
+import { implementService } from '../server/rpc-wrapper.js';
+import { StartupGate } from '../server/startup-gate.js';
+import { serveOnUnixSocket } from '../server/unix-server.js';
+import { alreadyExists, failedPrecondition, invalidArgument } from '../errors.js';
+import { VolumeManager } from '../volume/volume-manager.js';
+import { BERTH_VERSION } from '../version.js';
+import { identityHandlers } from './identity.js';
+import { controllerHandlers } from './controller.js';
+import { nodeHandlers } from './node.js';
+
+export interface DriverOptions {
+  /** unix:///PATH or /PATH. */
+  endpoint: string;
+  nodeId: string;
+  stateDir: string;
+  log: Logger;
+}
+
+export interface RunningDriver {
+  readonly socketPath: string;
+  stop(): Promise<void>;
+}
+
+export function socketPathOf(endpoint: string): string {
+  if (endpoint.startsWith('unix://')) return endpoint.slice('unix://'.length);
+  if (endpoint.startsWith('/')) return endpoint;
+  throw invalidArgument(`endpoint "${endpoint}" is not unix:///PATH`);
+}
+
+export async function startDriver(options: DriverOptions): Promise<RunningDriver> {
+  const { log, nodeId } = options;
+  if (!nodeId) throw invalidArgument('a node id is required (--nodeid)');
+  const socketPath = socketPathOf(options.endpoint);
+  const gate = new StartupGate();
+  const volumes = new VolumeManager(options.stateDir);
+  const server = new grpc.Server();
+  const deps = { gate, log, program: 'berth-csi' };
+  server.addService(grpcServiceDefinition(Identity), implementService(Identity, identityHandlers(volumes), deps));
+  server.addService(grpcServiceDefinition(Controller), implementService(Controller, controllerHandlers(volumes, nodeId), deps));
+  server.addService(grpcServiceDefinition(Node), implementService(Node, nodeHandlers(volumes, nodeId), deps));
+
+  await claimSocket(socketPath);
+  const previous = process.umask(0o117);
+  let listener;
+  try {
+    listener = await serveOnUnixSocket(server, socketPath);
+  } finally {
+    process.umask(previous);
+  }
+  await chmod(socketPath, 0o660).catch(() => undefined);
+  gate.setPhase('loading volume records');
+  for (const problem of await volumes.init()) log.warn({ problem }, 'state dir');
+  gate.open();
+  log.info({ socket: socketPath, nodeId, stateDir: options.stateDir, version: BERTH_VERSION }, 'berth-csi serving');
+
+  let stopping: Promise<void> | undefined;
+  return {
+    socketPath,
+    stop() {
+      stopping ??= (async () => {
+        await new Promise<void>((resolve) => {
+          const force = setTimeout(() => {
+            server.forceShutdown();
+            resolve();
+          }, 5000);
+          server.tryShutdown(() => {
+            clearTimeout(force);
+            resolve();
+          });
+        });
+        await listener.close();
+        await unlink(socketPath).catch(() => undefined);
+        log.info('berth-csi stopped');
+      })();
+      return stopping;
+    },
+  };
+}
+
+/** A stale socket from a crash is replaced; a live one (another berth-csi) is refused. */
+async function claimSocket(path: string): Promise<void> {
+  await mkdir(dirname(path), { recursive: true, mode: 0o711 });
+  let stat;
+  try {
+    stat = await lstat(path);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw err;
+  }
+  if (!stat.isSocket()) throw failedPrecondition(`${path} exists and is not a socket; refusing to replace it`);
+  const live = await new Promise<boolean>((resolve) => {
+    const socket = connect(path);
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
+  if (live) throw alreadyExists(`another process is already serving on ${path}`);
+  await unlink(path);
+}

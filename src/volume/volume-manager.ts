@@ -1,0 +1,519 @@
+// berth-csi's volumes: each one a sparse file under the state dir holding an ext4
+// filesystem (or raw bytes for block-only volumes), loop-attached and mounted at its
+// staging path on NodeStageVolume, bind-mounted to each target on NodePublishVolume.
+// Snapshots are sparse copies of the file. Every record is written atomically; every
+// change goes through one lock, so two RPCs never interleave half-made state.
+import { randomBytes } from 'node:crypto';
+import { mkdir, open, readdir, rename, rm, rmdir, stat, statfs, truncate, lstat } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { RecordStore } from '../store/record-store.js';
+import { isAtomicTempFile } from '../store/atomic-file.js';
+import { Mutex } from '../util/locks.js';
+import { runCommand } from '../linux/command.js';
+import { isMountPoint } from '../linux/mount-table.js';
+import {
+  attachLoop,
+  blockDeviceSize,
+  detachLoops,
+  ext4Bytes,
+  loopDevicesOf,
+  filesystemTypeOf,
+  growExt4,
+  makeExt4,
+  refreshLoopSize,
+} from '../linux/loop-device.js';
+import { aborted, alreadyExists, failedPrecondition, invalidArgument, notFound, outOfRange } from '../errors.js';
+import type { AccessMode, ContentSource, CreateVolumeSpec, Page, SnapshotRecord, VolumeRecord, VolumeStats, VolumeUse } from './volume-types.js';
+
+const MiB = 1024 * 1024;
+/** Volumes are whole MiB: the backing file's size, and so the capacity reported. */
+export const SIZE_ALIGN = MiB;
+/** ext4 with a journal needs room; smaller requests are rounded up to this. */
+export const MIN_VOLUME_BYTES = 16 * MiB;
+/** What a request with no capacity range gets. */
+export const DEFAULT_VOLUME_BYTES = 1024 * MiB;
+
+const VOLUME_ID = /^vol-[0-9a-f]{16}$/;
+const SNAPSHOT_ID = /^snap-[0-9a-f]{16}$/;
+
+/** The size a capacity range gets: required rounded up to whole MiB, never past the limit. */
+export function sizeFor(requiredBytes: number, limitBytes: number): number {
+  if (requiredBytes < 0 || limitBytes < 0) throw invalidArgument('capacity_range bytes must not be negative');
+  if (limitBytes > 0 && requiredBytes > limitBytes) throw invalidArgument(`capacity_range: required_bytes ${requiredBytes} is more than limit_bytes ${limitBytes}`);
+  let size = requiredBytes > 0 ? requiredBytes : limitBytes > 0 ? Math.min(limitBytes, DEFAULT_VOLUME_BYTES) : DEFAULT_VOLUME_BYTES;
+  size = Math.ceil(Math.max(size, MIN_VOLUME_BYTES) / SIZE_ALIGN) * SIZE_ALIGN;
+  if (limitBytes > 0 && size > limitBytes) {
+    size = Math.floor(limitBytes / SIZE_ALIGN) * SIZE_ALIGN;
+    if (size < Math.max(requiredBytes, MIN_VOLUME_BYTES)) {
+      throw outOfRange(`capacity_range: berth-csi volumes are whole MiB of at least ${MIN_VOLUME_BYTES} bytes; none fits ${requiredBytes}..${limitBytes}`);
+    }
+  }
+  return size;
+}
+
+function fits(size: number, requiredBytes: number, limitBytes: number): boolean {
+  return size >= requiredBytes && (limitBytes === 0 || size <= limitBytes);
+}
+
+const newId = (prefix: string) => `${prefix}-${randomBytes(8).toString('hex')}`;
+
+export class VolumeManager {
+  readonly #volumes = new Map<string, VolumeRecord>();
+  readonly #snapshots = new Map<string, SnapshotRecord>();
+  readonly #volumeStore: RecordStore<VolumeRecord>;
+  readonly #snapshotStore: RecordStore<SnapshotRecord>;
+  readonly #dataDir: string;
+  readonly #lock = new Mutex();
+
+  constructor(readonly stateDir: string) {
+    this.#volumeStore = new RecordStore(join(stateDir, 'volumes'));
+    this.#snapshotStore = new RecordStore(join(stateDir, 'snapshots'));
+    this.#dataDir = join(stateDir, 'data');
+  }
+
+  /** Loads the records; backing files no record names (a crash mid-create or mid-delete) are removed. */
+  async init(): Promise<string[]> {
+    await mkdir(this.#dataDir, { recursive: true, mode: 0o700 });
+    const volumes = await this.#volumeStore.loadAll();
+    const snapshots = await this.#snapshotStore.loadAll();
+    for (const v of volumes.records) this.#volumes.set(v.id, v);
+    for (const s of snapshots.records) this.#snapshots.set(s.id, s);
+    const problems = [...volumes.problems, ...snapshots.problems];
+    for (const name of await readdir(this.#dataDir)) {
+      const id = name.replace(/\.img$/, '');
+      if (isAtomicTempFile(name) || (name.endsWith('.img') && !this.#volumes.has(id) && !this.#snapshots.has(id))) {
+        await rm(join(this.#dataDir, name), { force: true });
+        problems.push(`removed ${name}: no record owns it (left by an interrupted create or delete)`);
+      }
+    }
+    for (const volume of [...this.#volumes.values()]) {
+      const fixed = await this.#reconcile(volume);
+      if (fixed) problems.push(fixed);
+    }
+    return problems;
+  }
+
+  /**
+   * Brings a record back in line with the host after a restart: a reboot detaches loop
+   * devices and drops mounts, so a volume whose loop device or mounts are gone is no
+   * longer staged or published there (the kubelet stages and publishes it again).
+   */
+  async #reconcile(volume: VolumeRecord): Promise<string | undefined> {
+    if (!volume.staging && Object.keys(volume.publishes).length === 0) return undefined;
+    const attached = await loopDevicesOf(this.#file(volume.id));
+    const staging = volume.staging;
+    const stagingAlive = staging !== undefined && attached.includes(staging.loopDevice) && (staging.kind === 'block' || (await isMountPoint(staging.path)));
+    const publishes: VolumeRecord['publishes'] = {};
+    for (const [target, publish] of Object.entries(volume.publishes)) {
+      if (stagingAlive && (await isMountPoint(target))) publishes[target] = publish;
+    }
+    if (stagingAlive && Object.keys(publishes).length === Object.keys(volume.publishes).length) return undefined;
+    const { staging: _, ...rest } = volume;
+    const reconciled: VolumeRecord = stagingAlive ? { ...volume, publishes } : { ...rest, publishes: {} };
+    await this.#saveVolume(reconciled);
+    return `volume ${volume.id}: ${stagingAlive ? 'dropped publishes whose mounts are gone' : 'no longer staged (its loop device or mount is gone)'}`;
+  }
+
+  #file(id: string): string {
+    return join(this.#dataDir, `${id}.img`);
+  }
+
+  getVolume(id: string): VolumeRecord {
+    const volume = this.#volumes.get(id);
+    if (!volume) throw notFound('volume', id);
+    return volume;
+  }
+
+  getSnapshot(id: string): SnapshotRecord {
+    const snapshot = this.#snapshots.get(id);
+    if (!snapshot) throw notFound('snapshot', id);
+    return snapshot;
+  }
+
+  async #saveVolume(volume: VolumeRecord): Promise<void> {
+    await this.#volumeStore.put(volume.id, volume);
+    this.#volumes.set(volume.id, volume);
+  }
+
+  // -------------------------------------------------------------------------------------
+  // Controller
+
+  createVolume(spec: CreateVolumeSpec): Promise<VolumeRecord> {
+    return this.#lock.lock(async () => {
+      const existing = [...this.#volumes.values()].find((v) => v.name === spec.name);
+      if (existing) {
+        if (!fits(existing.capacityBytes, spec.requiredBytes, spec.limitBytes)) {
+          throw alreadyExists(`volume "${spec.name}" exists with ${existing.capacityBytes} bytes, which does not fit the capacity range asked for`);
+        }
+        if (!sameSource(existing.source, spec.source)) throw alreadyExists(`volume "${spec.name}" exists with another content source`);
+        return existing;
+      }
+      const sourceFile = spec.source ? this.#sourceFile(spec.source) : undefined;
+      const sourceBytes = sourceFile ? (await stat(sourceFile.path)).size : 0;
+      const size = sizeFor(Math.max(spec.requiredBytes, sourceBytes), spec.limitBytes);
+      if (size < sourceBytes) throw outOfRange(`the content source holds ${sourceBytes} bytes, more than limit_bytes ${spec.limitBytes}`);
+      const id = newId('vol');
+      const file = this.#file(id);
+      const temp = join(this.#dataDir, `.${id}.img.tmp`);
+      let formatted = false;
+      try {
+        if (sourceFile) {
+          await sourceFile.frozen(() => runCommand('cp', ['--sparse=always', sourceFile.path, temp], `copying ${spec.source!.kind} ${spec.source!.id}`));
+          await truncate(temp, size);
+          formatted = (await filesystemTypeOf(temp)) === 'ext4';
+          if (formatted && size > sourceBytes) await growExt4(temp, true);
+        } else {
+          await (await open(temp, 'wx', 0o600)).close();
+          await truncate(temp, size);
+          if (spec.uses.some((u) => u.kind === 'mount')) {
+            await makeExt4(temp);
+            formatted = true;
+          }
+        }
+        await rename(temp, file);
+      } catch (err) {
+        await rm(temp, { force: true });
+        throw err;
+      }
+      const volume: VolumeRecord = {
+        id,
+        name: spec.name,
+        capacityBytes: size,
+        formatted,
+        parameters: spec.parameters,
+        ...(spec.source ? { source: spec.source } : {}),
+        createdAt: new Date().toISOString(),
+        publishes: {},
+      };
+      try {
+        await this.#saveVolume(volume);
+      } catch (err) {
+        await rm(file, { force: true });
+        throw err;
+      }
+      return volume;
+    });
+  }
+
+  /** The file a content source is copied from, and how to hold it still while copying. */
+  #sourceFile(source: ContentSource): { path: string; frozen: <T>(work: () => Promise<T>) => Promise<T> } {
+    if (source.kind === 'snapshot') {
+      this.getSnapshot(source.id);
+      return { path: this.#file(source.id), frozen: (work) => work() };
+    }
+    const volume = this.getVolume(source.id);
+    return { path: this.#file(volume.id), frozen: (work) => this.#frozen(volume, work) };
+  }
+
+  /** Runs work with a staged volume's filesystem frozen (fsfreeze), so a copy of its file is consistent. */
+  async #frozen<T>(volume: VolumeRecord, work: () => Promise<T>): Promise<T> {
+    const staged = volume.staging?.kind === 'mount' ? volume.staging.path : undefined;
+    if (!staged) return work();
+    await runCommand('fsfreeze', ['--freeze', staged], `freezing ${staged} for a consistent copy`);
+    try {
+      return await work();
+    } finally {
+      await runCommand('fsfreeze', ['--unfreeze', staged], `thawing ${staged}`);
+    }
+  }
+
+  deleteVolume(id: string): Promise<void> {
+    return this.#lock.lock(async () => {
+      const volume = this.#volumes.get(id);
+      if (!volume) return; // already gone: DeleteVolume is idempotent
+      if (volume.staging || Object.keys(volume.publishes).length > 0) {
+        throw failedPrecondition(`volume ${id} is still staged or published on this node; unpublish and unstage it first`);
+      }
+      await detachLoops(this.#file(id)).catch(() => undefined);
+      await this.#volumeStore.delete(id);
+      this.#volumes.delete(id);
+      await rm(this.#file(id), { force: true });
+    });
+  }
+
+  listVolumes(maxEntries: number, startingToken: string): Page<VolumeRecord> {
+    return page([...this.#volumes.values()], VOLUME_ID, maxEntries, startingToken);
+  }
+
+  /** Bytes free on the state dir's filesystem: what new volumes can still be given. */
+  async availableBytes(): Promise<number> {
+    const fs = await statfs(this.stateDir);
+    return fs.bavail * fs.bsize;
+  }
+
+  /** Grows a volume's file; the node grows the loop device and filesystem (NodeExpandVolume). */
+  expandVolume(id: string, requiredBytes: number, limitBytes: number): Promise<VolumeRecord> {
+    return this.#lock.lock(async () => {
+      const volume = this.getVolume(id);
+      if (fits(volume.capacityBytes, requiredBytes, limitBytes) && volume.capacityBytes >= requiredBytes) return volume;
+      const size = sizeFor(requiredBytes, limitBytes);
+      if (size < volume.capacityBytes) throw outOfRange(`volume ${id} has ${volume.capacityBytes} bytes; berth-csi does not shrink volumes`);
+      await truncate(this.#file(id), size);
+      const grown = { ...volume, capacityBytes: size };
+      await this.#saveVolume(grown);
+      return grown;
+    });
+  }
+
+  createSnapshot(name: string, sourceVolumeId: string): Promise<SnapshotRecord> {
+    return this.#lock.lock(async () => {
+      const existing = [...this.#snapshots.values()].find((s) => s.name === name);
+      if (existing) {
+        if (existing.sourceVolumeId !== sourceVolumeId) throw alreadyExists(`snapshot "${name}" exists for another volume (${existing.sourceVolumeId})`);
+        return existing;
+      }
+      const volume = this.getVolume(sourceVolumeId);
+      const id = newId('snap');
+      const temp = join(this.#dataDir, `.${id}.img.tmp`);
+      try {
+        await this.#frozen(volume, () => runCommand('cp', ['--sparse=always', this.#file(volume.id), temp], `snapshotting volume ${volume.id}`));
+        await rename(temp, this.#file(id));
+      } catch (err) {
+        await rm(temp, { force: true });
+        throw err;
+      }
+      const snapshot: SnapshotRecord = { id, name, sourceVolumeId, sizeBytes: volume.capacityBytes, createdAt: new Date().toISOString() };
+      try {
+        await this.#snapshotStore.put(id, snapshot);
+      } catch (err) {
+        await rm(this.#file(id), { force: true });
+        throw err;
+      }
+      this.#snapshots.set(id, snapshot);
+      return snapshot;
+    });
+  }
+
+  deleteSnapshot(id: string): Promise<void> {
+    return this.#lock.lock(async () => {
+      if (!this.#snapshots.has(id)) return;
+      await this.#snapshotStore.delete(id);
+      this.#snapshots.delete(id);
+      await rm(this.#file(id), { force: true });
+    });
+  }
+
+  listSnapshots(filter: { snapshotId?: string; sourceVolumeId?: string }, maxEntries: number, startingToken: string): Page<SnapshotRecord> {
+    let all = [...this.#snapshots.values()];
+    if (filter.snapshotId) all = all.filter((s) => s.id === filter.snapshotId);
+    if (filter.sourceVolumeId) all = all.filter((s) => s.sourceVolumeId === filter.sourceVolumeId);
+    return page(all, SNAPSHOT_ID, maxEntries, startingToken);
+  }
+
+  // -------------------------------------------------------------------------------------
+  // Node
+
+  stage(id: string, stagingPath: string, use: VolumeUse): Promise<void> {
+    return this.#lock.lock(async () => {
+      const volume = this.getVolume(id);
+      if (volume.staging) {
+        if (volume.staging.path === stagingPath && volume.staging.kind === use.kind) return;
+        throw alreadyExists(`volume ${id} is already staged at ${volume.staging.path} as a ${volume.staging.kind} volume`);
+      }
+      const file = this.#file(id);
+      const loopDevice = await attachLoop(file);
+      let formatted = volume.formatted;
+      try {
+        if (use.kind === 'mount') {
+          if (!formatted) {
+            // A volume made for block access, now staged as a filesystem: format it only
+            // when nothing is on it, as Kubernetes' safe format-and-mount does.
+            const found = await filesystemTypeOf(loopDevice);
+            if (found && found !== 'ext4') throw failedPrecondition(`volume ${id} holds a ${found} filesystem; berth-csi mounts ext4 only`);
+            if (!found) await makeExt4(loopDevice);
+            formatted = true;
+          }
+          await mkdir(stagingPath, { recursive: true });
+          if (!(await isMountPoint(stagingPath))) {
+            // Grown by ControllerExpandVolume while unstaged: grow the filesystem now,
+            // offline, which needs no CAP_SYS_RESOURCE (online resize does).
+            if ((await ext4Bytes(loopDevice)) < (await blockDeviceSize(loopDevice))) await growExt4(loopDevice, true);
+            await mountExt4(loopDevice, stagingPath, use.mountFlags, id);
+          }
+        }
+      } catch (err) {
+        await detachLoops(file).catch(() => undefined);
+        throw err;
+      }
+      await this.#saveVolume({ ...volume, formatted, staging: { path: stagingPath, loopDevice, kind: use.kind, mountFlags: use.mountFlags } });
+    });
+  }
+
+  unstage(id: string, stagingPath: string): Promise<void> {
+    return this.#lock.lock(async () => {
+      const volume = this.getVolume(id);
+      const published = Object.keys(volume.publishes);
+      if (published.length > 0) throw failedPrecondition(`volume ${id} is still published at ${published.join(', ')}; unpublish it first`);
+      if (volume.staging && volume.staging.path !== stagingPath) {
+        throw failedPrecondition(`volume ${id} is staged at ${volume.staging.path}, not ${stagingPath}`);
+      }
+      if (await isMountPoint(stagingPath)) await runCommand('umount', [stagingPath], `unmounting volume ${id} from ${stagingPath}`);
+      await detachLoops(this.#file(id));
+      if (volume.staging) {
+        const { staging: _, ...rest } = volume;
+        await this.#saveVolume(rest);
+      }
+    });
+  }
+
+  publish(id: string, stagingPath: string, target: string, use: VolumeUse, readonly: boolean): Promise<void> {
+    return this.#lock.lock(async () => {
+      const volume = this.getVolume(id);
+      const ro = readonly || use.mode === 'single-node-reader-only';
+      const existing = volume.publishes[target];
+      if (existing) {
+        if (existing.readonly === ro && existing.kind === use.kind) return;
+        throw alreadyExists(`volume ${id} is already published at ${target} ${existing.readonly ? 'read-only' : 'read-write'} as a ${existing.kind} volume`);
+      }
+      const others = Object.entries(volume.publishes);
+      const singleWriter = (mode: AccessMode) => mode === 'single-node-single-writer';
+      if (others.length > 0 && (singleWriter(use.mode) || others.some(([, p]) => singleWriter(p.mode)))) {
+        throw failedPrecondition(`volume ${id} is single-node-single-writer and already published at ${others[0]![0]}`);
+      }
+      if (!volume.staging) throw failedPrecondition(`volume ${id} is not staged; call NodeStageVolume first`);
+      if (volume.staging.path !== stagingPath) throw failedPrecondition(`volume ${id} is staged at ${volume.staging.path}, not ${stagingPath}`);
+      if (volume.staging.kind !== use.kind) throw failedPrecondition(`volume ${id} is staged as a ${volume.staging.kind} volume, not ${use.kind}`);
+      let source: string;
+      if (use.kind === 'mount') {
+        await mkdir(target, { recursive: true });
+        source = stagingPath;
+      } else {
+        await makeFileAt(target);
+        source = volume.staging.loopDevice;
+      }
+      if (!(await isMountPoint(target))) {
+        await runCommand('mount', ['--bind', source, target], `publishing volume ${id} at ${target}`);
+        if (ro) {
+          try {
+            await runCommand('mount', ['-o', 'remount,bind,ro', target], `making ${target} read-only`);
+          } catch (err) {
+            await runCommand('umount', [target], `unmounting ${target}`).catch(() => undefined);
+            throw err;
+          }
+        }
+      }
+      await this.#saveVolume({ ...volume, publishes: { ...volume.publishes, [target]: { readonly: ro, kind: use.kind, mode: use.mode } } });
+    });
+  }
+
+  unpublish(id: string, target: string): Promise<void> {
+    return this.#lock.lock(async () => {
+      const volume = this.getVolume(id);
+      if (await isMountPoint(target)) await runCommand('umount', [target], `unpublishing volume ${id} from ${target}`);
+      await removeTarget(target);
+      if (volume.publishes[target]) {
+        const { [target]: _, ...rest } = volume.publishes;
+        await this.#saveVolume({ ...volume, publishes: rest });
+      }
+    });
+  }
+
+  async stats(id: string, path: string): Promise<VolumeStats> {
+    const volume = this.getVolume(id);
+    let info;
+    try {
+      info = await stat(path);
+    } catch {
+      throw notFound('volume path', path);
+    }
+    const staged = volume.staging;
+    if (info.isBlockDevice() || info.isFile() || staged?.kind === 'block') {
+      const total = staged ? await blockDeviceSize(staged.loopDevice) : volume.capacityBytes;
+      return {
+        kind: 'block',
+        bytes: { total, available: 0, used: 0 },
+        abnormal: !staged,
+        message: staged ? `attached at ${staged.loopDevice}` : `volume ${id} is not staged`,
+      };
+    }
+    const fs = await statfs(path);
+    const mounted = await isMountPoint(path);
+    return {
+      kind: 'mount',
+      bytes: { total: fs.blocks * fs.bsize, available: fs.bavail * fs.bsize, used: (fs.blocks - fs.bfree) * fs.bsize },
+      inodes: { total: fs.files, available: fs.ffree, used: fs.files - fs.ffree },
+      abnormal: !mounted || !staged,
+      message: !staged ? `volume ${id} is not staged` : mounted ? 'mounted' : `${path} is not a mount point`,
+    };
+  }
+
+  /** Makes the staged loop device see the grown file and grows the filesystem online. */
+  nodeExpand(id: string, path: string): Promise<number> {
+    return this.#lock.lock(async () => {
+      const volume = this.getVolume(id);
+      try {
+        await stat(path);
+      } catch {
+        throw notFound('volume path', path);
+      }
+      if (!volume.staging) throw failedPrecondition(`volume ${id} is not staged on this node`);
+      const { loopDevice, kind, path: stagingPath, mountFlags } = volume.staging;
+      await refreshLoopSize(loopDevice);
+      if (kind === 'mount') {
+        try {
+          await growExt4(loopDevice);
+        } catch (err) {
+          // Online resize (EXT4_IOC_RESIZE_FS) needs CAP_SYS_RESOURCE. Without it, a
+          // volume that is staged but published nowhere is grown offline: unmount,
+          // check, resize, mount again. A published one cannot be, until it is restaged.
+          if (!/Permission denied/.test((err as Error).message)) throw err;
+          if (Object.keys(volume.publishes).length > 0) {
+            throw failedPrecondition(
+              `online resize of volume ${id} was refused (berth-csi lacks CAP_SYS_RESOURCE); it is grown when next staged, or unpublish it and expand again`,
+            );
+          }
+          await runCommand('umount', [stagingPath], `unmounting volume ${id} to grow it offline`);
+          try {
+            await growExt4(loopDevice, true);
+          } finally {
+            await mountExt4(loopDevice, stagingPath, mountFlags, id);
+          }
+        }
+      }
+      return blockDeviceSize(loopDevice);
+    });
+  }
+}
+
+function sameSource(a: ContentSource | undefined, b: ContentSource | undefined): boolean {
+  return a?.kind === b?.kind && a?.id === b?.id;
+}
+
+/** A page of records sorted by id; the token is the last id returned. */
+function page<T extends { id: string }>(all: T[], idShape: RegExp, maxEntries: number, startingToken: string): Page<T> {
+  if (maxEntries < 0) throw invalidArgument('max_entries must not be negative');
+  if (startingToken && !idShape.test(startingToken)) throw aborted(`starting_token "${startingToken}" is not one berth-csi gave out`);
+  const sorted = all.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)).filter((r) => !startingToken || r.id > startingToken);
+  const entries = maxEntries > 0 ? sorted.slice(0, maxEntries) : sorted;
+  const nextToken = entries.length < sorted.length ? entries[entries.length - 1]!.id : '';
+  return { entries, nextToken };
+}
+
+async function mountExt4(device: string, path: string, flags: string[], id: string): Promise<void> {
+  const options = ['-t', 'ext4', ...(flags.length > 0 ? ['-o', flags.join(',')] : [])];
+  await runCommand('mount', [...options, device, path], `mounting volume ${id} at ${path}`);
+}
+
+/** A block volume's target: a file to bind the device onto (an empty directory there is replaced). */
+async function makeFileAt(target: string): Promise<void> {
+  try {
+    const info = await lstat(target);
+    if (info.isDirectory()) await rmdir(target);
+    else return;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+  await mkdir(dirname(target), { recursive: true });
+  await (await open(target, 'a', 0o600)).close();
+}
+
+/** Removes what publish made at a target: its directory or file; already gone is fine. */
+async function removeTarget(target: string): Promise<void> {
+  try {
+    const info = await lstat(target);
+    if (info.isDirectory()) await rmdir(target);
+    else await rm(target);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+}
