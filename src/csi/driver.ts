@@ -2,16 +2,15 @@
 // wrapper, served on a unix socket through AuthorityRepair (the kubelet and the CSI
 // sidecars are grpc-go clients).
 import * as grpc from '@grpc/grpc-js';
-import { connect } from 'node:net';
-import { chmod, lstat, mkdir, unlink } from 'node:fs/promises';
-import { dirname } from 'node:path';
 import type { Logger } from 'pino';
 import { Controller, Identity, Node } from '../gen/csi/v1/csi_pb.js';
 import { grpcServiceDefinition } from '../server/grpc-service.js';
 import { implementService } from '../server/rpc-wrapper.js';
 import { StartupGate } from '../server/startup-gate.js';
 import { serveOnUnixSocket } from '../server/unix-server.js';
-import { alreadyExists, failedPrecondition, invalidArgument } from '../errors.js';
+import { bindRootOnly, claimSocketPath } from '../server/unix-socket-path.js';
+import { invalidArgument } from '../errors.js';
+import { unlink } from 'node:fs/promises';
 import { VolumeManager } from '../volume/volume-manager.js';
 import { BERTH_VERSION } from '../version.js';
 import { identityHandlers } from './identity.js';
@@ -49,15 +48,8 @@ export async function startDriver(options: DriverOptions): Promise<RunningDriver
   server.addService(grpcServiceDefinition(Controller), implementService(Controller, controllerHandlers(volumes, nodeId), deps));
   server.addService(grpcServiceDefinition(Node), implementService(Node, nodeHandlers(volumes, nodeId), deps));
 
-  await claimSocket(socketPath);
-  const previous = process.umask(0o117);
-  let listener;
-  try {
-    listener = await serveOnUnixSocket(server, socketPath);
-  } finally {
-    process.umask(previous);
-  }
-  await chmod(socketPath, 0o660).catch(() => undefined);
+  await claimSocketPath(socketPath, 'berth-csi');
+  const listener = await bindRootOnly(socketPath, () => serveOnUnixSocket(server, socketPath));
   gate.setPhase('loading volume records');
   for (const problem of await volumes.init()) log.warn({ problem }, 'state dir');
   gate.open();
@@ -85,27 +77,4 @@ export async function startDriver(options: DriverOptions): Promise<RunningDriver
       return stopping;
     },
   };
-}
-
-/** A stale socket from a crash is replaced; a live one (another berth-csi) is refused. */
-async function claimSocket(path: string): Promise<void> {
-  await mkdir(dirname(path), { recursive: true, mode: 0o711 });
-  let stat;
-  try {
-    stat = await lstat(path);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
-    throw err;
-  }
-  if (!stat.isSocket()) throw failedPrecondition(`${path} exists and is not a socket; refusing to replace it`);
-  const live = await new Promise<boolean>((resolve) => {
-    const socket = connect(path);
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once('error', () => resolve(false));
-  });
-  if (live) throw alreadyExists(`another process is already serving on ${path}`);
-  await unlink(path);
 }

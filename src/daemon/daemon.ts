@@ -12,7 +12,7 @@ import { implementService } from '../server/rpc-wrapper.js';
 import { imageHandlers, runtimeHandlers } from '../cri/runtime-service.js';
 import { cniNetworkReadiness } from '../network/network-readiness.js';
 import { StartupGate } from '../server/startup-gate.js';
-import { bindRootOnly, claimSocketPath } from './socket.js';
+import { bindRootOnly, claimSocketPath } from '../server/unix-socket-path.js';
 import { socketPathOf, type BerthConfig } from '../config/config.js';
 import { BERTH_VERSION } from '../version.js';
 import { ImageManager } from '../image/image-manager.js';

@@ -1,6 +1,6 @@
 // Running programs from tests: collect output, wait for exit, wait for a socket to serve.
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
-import { isListening } from '../../src/daemon/socket.js';
+import { isListening } from '../../src/server/unix-socket-path.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 export interface RunResult {

@@ -1,11 +1,13 @@
-// The CRI socket: a stale socket left by a crash is replaced, a live one (another berthd
-// serving) is refused without being touched, and the new one is root-only (0660).
+// A server's unix socket (berthd's CRI socket, berth-csi's): a stale socket left by a
+// crash is replaced, a live one (another instance serving) is refused without being
+// touched, and the new one is root-only (0660).
 import { connect } from 'node:net';
 import { chmod, lstat, mkdir, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { alreadyExists, failedPrecondition } from '../errors.js';
 
-export async function claimSocketPath(path: string): Promise<void> {
+/** `program` names who would be serving there, for the message when one is. */
+export async function claimSocketPath(path: string, program = 'berthd'): Promise<void> {
   await mkdir(dirname(path), { recursive: true, mode: 0o711 });
   let stat;
   try {
@@ -18,7 +20,7 @@ export async function claimSocketPath(path: string): Promise<void> {
     throw failedPrecondition(`${path} exists and is not a socket; refusing to replace it`);
   }
   if (await isListening(path)) {
-    throw alreadyExists(`another process is already serving on ${path} (is berthd running?)`);
+    throw alreadyExists(`another process is already serving on ${path} (is ${program} running?)`);
   }
   await unlink(path);
 }
