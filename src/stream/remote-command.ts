@@ -49,6 +49,16 @@ export function statusFor(error: Error | undefined): Record<string, unknown> {
 }
 
 /** What the error stream carries at the end, per protocol version. */
+/** Runs a session's command; what the error stream reports: a non-zero exit code or the error, if any. */
+export async function sessionFailure(run: (io: StreamIO) => Promise<number | void>, io: StreamIO): Promise<Error | undefined> {
+  try {
+    const code = await run(io);
+    return typeof code === 'number' && code !== 0 ? new ExitCodeError(code) : undefined;
+  } catch (err) {
+    return err as Error;
+  }
+}
+
 export function errorPayload(protocol: string, error: Error | undefined): Buffer | undefined {
   if (protocol === 'v4.channel.k8s.io' || protocol === 'v5.channel.k8s.io') return Buffer.from(JSON.stringify(statusFor(error)));
   return error ? Buffer.from(error.message) : undefined;
@@ -168,13 +178,7 @@ export async function serveRemoteCommandSpdy(session: SpdySession, protocol: str
     resize: resizeEmitterFrom(streams.get('resize')),
     signal: abort.signal,
   };
-  let failure: Error | undefined;
-  try {
-    const code = await run(io);
-    if (typeof code === 'number' && code !== 0) failure = new ExitCodeError(code);
-  } catch (err) {
-    failure = err as Error;
-  }
+  const failure = await sessionFailure(run, io);
   if (session.closed) return;
   await Promise.all([endWritable(stdout), endWritable(stderr)]);
   const payload = errorPayload(protocol, failure);

@@ -22,8 +22,8 @@ import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { ExitCodeError, type StreamBackends, type StreamIO } from './backends.js';
-import { endWritable, errorPayload, resizeEmitterFrom, type StreamOptions } from './remote-command.js';
+import type { StreamBackends, StreamIO } from './backends.js';
+import { endWritable, errorPayload, resizeEmitterFrom, sessionFailure, type StreamOptions } from './remote-command.js';
 import { ChannelConnection, channelProtocol } from './websocket-channels.js';
 
 /** WebSocket subprotocols of exec and attach, most preferred first. */
@@ -132,13 +132,7 @@ export async function serveRemoteCommandWebSocket(ws: WebSocket, subprotocol: st
     signal: abort.signal,
   };
   if (!options.tty) resize.resume();
-  let failure: Error | undefined;
-  try {
-    const code = await run(io);
-    if (typeof code === 'number' && code !== 0) failure = new ExitCodeError(code);
-  } catch (err) {
-    failure = err as Error;
-  }
+  const failure = await sessionFailure(run, io);
   if (connection.isClosed) return;
   await Promise.all([endWritable(stdout), endWritable(stderr)]);
   const payload = errorPayload(statusProtocol(subprotocol), failure);
