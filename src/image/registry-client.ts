@@ -98,7 +98,14 @@ export class RegistryClient {
       const watchdog = new ProgressWatchdog(this.options.progressTimeoutMs, signal);
       let response: Response;
       try {
-        response = await this.#request(endpoint, ref.path, `/blobs/${digest}`, credentials, headers, watchdog.signal);
+        response = await this.#request(endpoint, ref.path, `/blobs/${digest}`, credentials, headers, watchdog.signal).catch((err: unknown) => {
+          // A partial download that already holds every byte (the pull died before it was
+          // committed) asks for a range past the end: start over; the digest decides.
+          if (offset > 0 && err instanceof BerthError && err.code === 'OutOfRange') {
+            return this.#request(endpoint, ref.path, `/blobs/${digest}`, credentials, {}, watchdog.signal);
+          }
+          throw err;
+        });
       } catch (err) {
         watchdog.stop();
         throw err;
@@ -225,6 +232,8 @@ async function checkStatus(response: Response, url: string): Promise<Response> {
       throw new BerthError('PermissionDenied', `pull access denied: ${url}: 403 Forbidden${detail}`);
     case 404:
       throw new BerthError('NotFound', `${url}: not found${detail}`);
+    case 416:
+      throw new BerthError('OutOfRange', `${url}: the requested range is beyond the blob (416)${detail}`);
     default:
       throw unavailable(`${url}: registry answered ${response.status} ${response.statusText}${detail}`);
   }
