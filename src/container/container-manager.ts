@@ -58,6 +58,8 @@ export class ContainerManager implements PodContainers {
   readonly #attachDir: string;
   readonly #events: ContainerEventPublisher;
   #exitWatcher: ExitWatcher | undefined;
+  /** Waiters of #waitExit, woken when the watcher sees a container's exit file. */
+  readonly #exitNoticed = new Map<string, Set<() => void>>();
   readonly #bundles: BundleStore;
   readonly #host: ContainerHost;
   readonly #killWaitMs: number;
@@ -114,6 +116,7 @@ export class ContainerManager implements PodContainers {
       exitDir: this.#exitDir,
       log: this.options.log,
       onExitFile: (id) => {
+        this.#exitNoticed.get(id)?.forEach((wake) => wake());
         const record = this.#records.get(id);
         if (!record || record.state === 'exited') return;
         this.#locks
@@ -181,7 +184,6 @@ export class ContainerManager implements PodContainers {
     try {
       await this.#writeBundle(record, pod, image);
       await this.#startMonitor(record, runtime);
-      await this.#store.put(id, record);
       this.#records.set(id, record);
       this.#events.publish('created', id, pod.id);
       this.options.log.info({ container: id, pod: pod.id, name: spec.name }, 'container created');
@@ -217,23 +219,32 @@ export class ContainerManager implements PodContainers {
   /** The bundle with its rootfs mounted, and the OCI spec written into it. */
   async #writeBundle(record: ContainerRecord, pod: PodContext, image: ImageRecord): Promise<void> {
     const { id, spec } = record;
-    const pidNamespace = await this.#pidNamespace(pod, spec);
-    const devices = await this.#host.devices(spec);
-    const paths = await this.#bundles.create(record.bundle);
-    const { lowerDirs, config: imageConfig } = await this.options.images.forContainer(image);
+    // Independent steps run side by side; each group settles whole before a failure is
+    // thrown, so the undo never races a step still mounting.
+    const [pidNamespace, devices, paths, { lowerDirs, config: imageConfig }] = await allSettled([
+      this.#pidNamespace(pod, spec),
+      this.#host.devices(spec),
+      this.#bundles.create(record.bundle),
+      this.options.images.forContainer(image),
+    ] as const);
     const rootfs = await this.#bundles.mountRootfs(record.bundle, lowerDirs);
-    const user = await resolveUser(rootfs, { ...spec, imageUser: image.user });
-    const seccomp = await seccompFor(spec.seccomp, spec.privileged);
-    const mounts = await this.#bundles.bindSources(id, spec.mounts, {
-      isDirectory: (path) => this.#host.isDirectory(path),
-      imageLowerDirs: async (imageId) => (await this.options.images.forContainer(this.options.images.get(imageId))).lowerDirs,
-    });
-    const oci = buildOciSpec({ id, spec, pod, image: imageConfig, user, rootfs, cgroupsPath: record.cgroupsPath, minOomScoreAdj: await this.#host.ownOomScoreAdj(), seccomp, devices, pidNamespace, mounts, hostCapabilities: await this.#host.hostCapabilities(), hugetlb: await this.#host.hugetlbAvailable() });
+    const [user, seccomp, mounts, minOomScoreAdj, hostCapabilities, hugetlb] = await allSettled([
+      resolveUser(rootfs, { ...spec, imageUser: image.user }),
+      seccompFor(spec.seccomp, spec.privileged),
+      this.#bundles.bindSources(id, spec.mounts, {
+        isDirectory: (path) => this.#host.isDirectory(path),
+        imageLowerDirs: async (imageId) => (await this.options.images.forContainer(this.options.images.get(imageId))).lowerDirs,
+      }),
+      this.#host.ownOomScoreAdj(),
+      this.#host.hostCapabilities(),
+      this.#host.hugetlbAvailable(),
+    ] as const);
+    const oci = buildOciSpec({ id, spec, pod, image: imageConfig, user, rootfs, cgroupsPath: record.cgroupsPath, minOomScoreAdj, seccomp, devices, pidNamespace, mounts, hostCapabilities, hugetlb });
     if (!spec.stopSignal && imageConfig.StopSignal) record.spec.stopSignal = imageConfig.StopSignal;
     await writeFile(paths.config, JSON.stringify(oci));
   }
 
-  /** conmon creates the container under the runtime handler, then leaves berthd's cgroup. */
+  /** conmon creates the container under the runtime handler, then leaves berthd's cgroup; the record is written. */
   async #startMonitor(record: ContainerRecord, runtime: ContainerRuntime): Promise<void> {
     const { id, spec, bundle, logFile } = record;
     await mkdir(dirname(logFile), { recursive: true });
@@ -242,8 +253,8 @@ export class ContainerManager implements PodContainers {
     // trees and image volumes now. The host's go at once, so nothing of berth's keeps a
     // source busy: its owner can unmount what is below it and remove it while the
     // container runs, as with a runtime's own recursive read-only mounts.
-    await this.#bundles.unmountTrees(id);
-    await this.#moveMonitor(record);
+    // The record is written while that happens (it has all it needs: the pid).
+    await allSettled([this.#bundles.unmountTrees(id), this.#moveMonitor(record), this.#store.put(id, record)] as const);
   }
 
   /** Undoes whatever a failed create made (each step is idempotent). */
@@ -299,11 +310,16 @@ export class ContainerManager implements PodContainers {
     if (!record) return;
     await this.stop(record.id, 0);
     await this.#locks.lock(record.id, async () => {
-      await this.#runtime(record).delete(record.id);
-      await this.#bundles.unmount(record);
-      await this.#bundles.remove(record);
-      await rm(exitFileOf(this.#exitDir, record.id), { force: true });
-      await this.#host.removeLeafCgroup(this.#monitorCgroup(record)).catch((err: Error) => this.options.log.warn({ container: record.id, error: err.message }, "cannot remove conmon's cgroup"));
+      // The container has exited: the runtime's state and berthd's rootfs mount are
+      // independent of each other, and so are the bundle, exit file and conmon's cgroup.
+      // The record goes last, so a crash before it leaves a record whose removal repeats.
+      const runtime = this.#runtime(record);
+      await allSettled([runtime.delete(record.id), this.#bundles.unmount(record)] as const);
+      await allSettled([
+        this.#bundles.remove(record),
+        rm(exitFileOf(this.#exitDir, record.id), { force: true }),
+        this.#host.removeLeafCgroup(this.#monitorCgroup(record)).catch((err: Error) => this.options.log.warn({ container: record.id, error: err.message }, "cannot remove conmon's cgroup")),
+      ] as const);
       await this.#store.delete(record.id);
       this.#records.delete(record.id);
       this.#names.delete(this.#nameKey(record.podId, record.spec));
@@ -450,13 +466,28 @@ export class ContainerManager implements PodContainers {
 
   async #waitExit(record: ContainerRecord, ms: number): Promise<boolean> {
     const started = Date.now();
-    while (Date.now() < started + ms) {
-      await this.#refresh(record);
-      if (record.state === 'exited') return true;
-      // A killed process is usually gone within milliseconds: look often at first.
-      await sleep(Date.now() - started < 500 ? 5 : 50);
+    // Woken as soon as the exit watcher sees the exit file; the polling stays, for a
+    // watch that misses it.
+    let wake: () => void = () => undefined;
+    const waiters = this.#exitNoticed.get(record.id) ?? new Set<() => void>();
+    this.#exitNoticed.set(record.id, waiters);
+    try {
+      while (Date.now() < started + ms) {
+        const noticed = new Promise<void>((resolve) => (wake = resolve));
+        waiters.add(wake);
+        await this.#refresh(record);
+        if (record.state === 'exited') return true;
+        // A killed process is usually gone within milliseconds: look often at first.
+        const pause = new AbortController();
+        await Promise.race([noticed, sleep(Date.now() - started < 500 ? 5 : 50, undefined, { signal: pause.signal }).catch(() => undefined)]);
+        pause.abort();
+        waiters.delete(wake);
+      }
+      return false;
+    } finally {
+      waiters.delete(wake);
+      if (waiters.size === 0 && this.#exitNoticed.get(record.id) === waiters) this.#exitNoticed.delete(record.id);
     }
-    return false;
   }
 
   /** A container with an image volume of this image (RemoveImage refuses to remove it under one). */
@@ -478,6 +509,14 @@ export class ContainerManager implements PodContainers {
       this.options.log.warn({ container: record.id, error: (err as Error).message }, "conmon stays in berthd's cgroup");
     }
   }
+}
+
+/** Promise.all that waits for every step to settle before throwing the first failure. */
+async function allSettled<T extends readonly unknown[]>(steps: { [K in keyof T]: Promise<T[K]> }): Promise<T> {
+  const results = await Promise.allSettled(steps);
+  const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) throw failed.reason;
+  return results.map((r) => (r as PromiseFulfilledResult<unknown>).value) as unknown as T;
 }
 
 function nowNanos(): string {
