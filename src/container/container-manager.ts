@@ -60,6 +60,8 @@ export class ContainerManager implements PodContainers {
   #exitWatcher: ExitWatcher | undefined;
   /** Waiters of #waitExit, woken when the watcher sees a container's exit file. */
   readonly #exitNoticed = new Map<string, Set<() => void>>();
+  /** Each container's config.json as written (never rewritten; read back after a restart), for verbose status. */
+  readonly #specTexts = new Map<string, string>();
   readonly #bundles: BundleStore;
   readonly #host: ContainerHost;
   readonly #killWaitMs: number;
@@ -241,7 +243,9 @@ export class ContainerManager implements PodContainers {
     ] as const);
     const oci = buildOciSpec({ id, spec, pod, image: imageConfig, user, rootfs, cgroupsPath: record.cgroupsPath, minOomScoreAdj, seccomp, devices, pidNamespace, mounts, hostCapabilities, hugetlb });
     if (!spec.stopSignal && imageConfig.StopSignal) record.spec.stopSignal = imageConfig.StopSignal;
-    await writeFile(paths.config, JSON.stringify(oci));
+    const text = JSON.stringify(oci);
+    await writeFile(paths.config, text);
+    this.#specTexts.set(id, text);
   }
 
   /** conmon creates the container under the runtime handler, then leaves berthd's cgroup; the record is written. */
@@ -259,6 +263,7 @@ export class ContainerManager implements PodContainers {
 
   /** Undoes whatever a failed create made (each step is idempotent). */
   async #undoCreate(record: ContainerRecord, runtime: ContainerRuntime): Promise<void> {
+    this.#specTexts.delete(record.id);
     await runtime.delete(record.id).catch(() => undefined);
     await this.#bundles.unmount(record).catch(() => undefined);
     await this.#bundles.remove(record).catch((cleanup: Error) => this.options.log.error({ container: record.id, error: cleanup.message }, 'cannot clean up after a failed create'));
@@ -322,6 +327,7 @@ export class ContainerManager implements PodContainers {
       ] as const);
       await this.#store.delete(record.id);
       this.#records.delete(record.id);
+      this.#specTexts.delete(record.id);
       this.#names.delete(this.#nameKey(record.podId, record.spec));
       this.#events.publish('deleted', record.id, record.podId);
       this.options.log.info({ container: record.id }, 'container removed');
@@ -417,7 +423,13 @@ export class ContainerManager implements PodContainers {
 
   /** The OCI config.json the container was created from (for verbose status). */
   async runtimeSpecOf(record: ContainerRecord): Promise<unknown> {
-    return JSON.parse(await readFile(bundlePaths(record.bundle).config, 'utf8').catch(() => 'null'));
+    let text = this.#specTexts.get(record.id);
+    if (text === undefined) {
+      text = await readFile(bundlePaths(record.bundle).config, 'utf8').catch(() => undefined);
+      if (text === undefined) return null;
+      if (this.#records.has(record.id)) this.#specTexts.set(record.id, text);
+    }
+    return JSON.parse(text);
   }
 
   /** Containers of a pod (for pod stop and remove). */
