@@ -1,9 +1,13 @@
-// bench/cri-calls: the CRI calls critest -benchmark times, against berthd alone, one at
-// a time, with their medians — a quick loop for profiling (berthd's environment is
-// inherited, so NODE_OPTIONS="--cpu-prof --cpu-prof-dir=DIR" profiles it).
+// bench/cri-calls: the CRI calls critest -benchmark times (the status calls verbose, as
+// critest asks), against berthd alone, one at a time, with their medians: a quick loop
+// for profiling. berthd inherits the environment, so NODE_OPTIONS="--require FILE" can
+// load a preload into it (--cpu-prof itself is refused in NODE_OPTIONS; a preload can
+// start the inspector's profiler instead).
 //   node dist/bench/cri-calls.js [--iterations N] [--hot N]
-// With BENCH_MARKS=FILE, a line naming each call is appended to FILE as it begins (to
-// line a trace of berthd's child processes up with the calls).
+// --hot N repeats the read-only calls N times on one running container. With
+// BENCH_MARKS=FILE a line naming each call is appended to FILE as it begins (to line a
+// trace of berthd's child processes up with the calls); BENCH_BERTHD_LOG=FILE keeps
+// berthd's log.
 import { appendFileSync } from 'node:fs';
 import { RuntimeService, ImageService } from '../src/gen/runtime/v1/api_pb.js';
 import { openChannel, serviceClient } from '../src/server/grpc-service.js';
@@ -47,11 +51,11 @@ async function main(): Promise<void> {
     for (let i = 0; i < iterations; i++) {
       const podConfig = { metadata: { name: `calls-${i}`, namespace: 'bench', uid: `calls-${i}-uid`, attempt: 0 }, hostname: `calls-${i}`, logDirectory: '/tmp/berth-bench-logs' };
       const pod = await timed('RunPodSandbox', () => runtime.runPodSandbox({ config: podConfig }, opts));
-      await timed('PodSandboxStatus', () => runtime.podSandboxStatus({ podSandboxId: pod.podSandboxId }, opts));
+      await timed('PodSandboxStatus', () => runtime.podSandboxStatus({ podSandboxId: pod.podSandboxId, verbose: true }, opts));
       const config = { metadata: { name: 'sleeper' }, image: { image }, command: ['sleep', '3600'], logPath: 'sleeper.log' };
       const ctr = await timed('CreateContainer', () => runtime.createContainer({ podSandboxId: pod.podSandboxId, config, sandboxConfig: podConfig }, opts));
       await timed('StartContainer', () => runtime.startContainer({ containerId: ctr.containerId }, opts));
-      await timed('ContainerStatus', () => runtime.containerStatus({ containerId: ctr.containerId }, opts));
+      await timed('ContainerStatus', () => runtime.containerStatus({ containerId: ctr.containerId, verbose: true }, opts));
       await timed('ListContainers', () => runtime.listContainers({}, opts));
       await timed('ImageStatus', () => images.imageStatus({ image: { image } }, opts));
       await timed('ListImages', () => images.listImages({}, opts));
@@ -69,8 +73,8 @@ async function main(): Promise<void> {
       const ctr = await runtime.createContainer({ podSandboxId: pod.podSandboxId, config, sandboxConfig: podConfig }, opts);
       await runtime.startContainer({ containerId: ctr.containerId }, opts);
       for (let i = 0; i < hot; i++) {
-        await timed('hot PodSandboxStatus', () => runtime.podSandboxStatus({ podSandboxId: pod.podSandboxId }, opts));
-        await timed('hot ContainerStatus', () => runtime.containerStatus({ containerId: ctr.containerId }, opts));
+        await timed('hot PodSandboxStatus', () => runtime.podSandboxStatus({ podSandboxId: pod.podSandboxId, verbose: true }, opts));
+        await timed('hot ContainerStatus', () => runtime.containerStatus({ containerId: ctr.containerId, verbose: true }, opts));
         await timed('hot ListContainers', () => runtime.listContainers({}, opts));
         await timed('hot ImageStatus', () => images.imageStatus({ image: { image } }, opts));
         await timed('hot ListImages', () => images.listImages({}, opts));
