@@ -257,8 +257,10 @@ export class ContainerManager implements PodContainers {
     // trees and image volumes now. The host's go at once, so nothing of berth's keeps a
     // source busy: its owner can unmount what is below it and remove it while the
     // container runs, as with a runtime's own recursive read-only mounts.
-    // The record is written while that happens (it has all it needs: the pid).
-    await allSettled([this.#bundles.unmountTrees(id), this.#moveMonitor(record), this.#store.put(id, record)] as const);
+    await this.#bundles.unmountTrees(id);
+    // Before the record: a record on disk names a container that survives berthd.
+    await this.#moveMonitor(record);
+    await this.#store.put(id, record);
   }
 
   /** Undoes whatever a failed create made (each step is idempotent). */

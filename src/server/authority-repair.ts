@@ -273,11 +273,6 @@ export class AuthorityRepair extends Duplex {
     this.socket.write(chunk, encoding, callback);
   }
 
-  /** Chunks the HTTP/2 session wrote together (it corks) reach the socket as one write. */
-  override _writev(chunks: Array<{ chunk: Buffer; encoding: BufferEncoding }>, callback: (error?: Error | null) => void): void {
-    this.socket.write(chunks.length === 1 ? chunks[0]!.chunk : Buffer.concat(chunks.map((c) => c.chunk)), callback);
-  }
-
   override _final(callback: (error?: Error | null) => void): void {
     this.socket.end(callback);
   }
