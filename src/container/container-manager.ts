@@ -280,6 +280,9 @@ export class ContainerManager implements PodContainers {
       const startedAt = nowNanos();
       await this.#runtime(record).start(record.id);
       record.startedAt = startedAt;
+      // The exit file's mtime is the kernel's coarse clock (a few ms behind): a process
+      // that ended within ms of its start would seem to end before it started.
+      if ((record.state as ContainerState) === 'exited' && BigInt(record.finishedAt) < BigInt(startedAt)) record.finishedAt = startedAt;
       // A status read meanwhile may already have seen the exit file.
       if (record.state === 'created') record.state = 'running';
       this.#events.publish('started', record.id, record.podId);
@@ -474,7 +477,8 @@ export class ContainerManager implements PodContainers {
     record.exitCode = code;
     record.reason = reason;
     record.message = message;
-    record.finishedAt = finishedAt;
+    // The exit file's mtime is the kernel's coarse clock: never before the start taken by Date.now().
+    record.finishedAt = record.startedAt !== '0' && BigInt(finishedAt) < BigInt(record.startedAt) ? record.startedAt : finishedAt;
     this.#events.publish('stopped', record.id, record.podId);
   }
 
