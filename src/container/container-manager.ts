@@ -58,6 +58,10 @@ export class ContainerManager implements PodContainers {
   readonly #attachDir: string;
   readonly #events: ContainerEventPublisher;
   #exitWatcher: ExitWatcher | undefined;
+  /** Waiters of #waitExit, woken when the watcher sees a container's exit file. */
+  readonly #exitNoticed = new Map<string, Set<() => void>>();
+  /** Each container's config.json as written (never rewritten; read back after a restart), for verbose status. */
+  readonly #specTexts = new Map<string, string>();
   readonly #bundles: BundleStore;
   readonly #host: ContainerHost;
   readonly #killWaitMs: number;
@@ -114,6 +118,7 @@ export class ContainerManager implements PodContainers {
       exitDir: this.#exitDir,
       log: this.options.log,
       onExitFile: (id) => {
+        this.#exitNoticed.get(id)?.forEach((wake) => wake());
         const record = this.#records.get(id);
         if (!record || record.state === 'exited') return;
         this.#locks
@@ -181,7 +186,6 @@ export class ContainerManager implements PodContainers {
     try {
       await this.#writeBundle(record, pod, image);
       await this.#startMonitor(record, runtime);
-      await this.#store.put(id, record);
       this.#records.set(id, record);
       this.#events.publish('created', id, pod.id);
       this.options.log.info({ container: id, pod: pod.id, name: spec.name }, 'container created');
@@ -217,23 +221,34 @@ export class ContainerManager implements PodContainers {
   /** The bundle with its rootfs mounted, and the OCI spec written into it. */
   async #writeBundle(record: ContainerRecord, pod: PodContext, image: ImageRecord): Promise<void> {
     const { id, spec } = record;
-    const pidNamespace = await this.#pidNamespace(pod, spec);
-    const devices = await this.#host.devices(spec);
-    const paths = await this.#bundles.create(record.bundle);
-    const { lowerDirs, config: imageConfig } = await this.options.images.forContainer(image);
+    // Independent steps run side by side; each group settles whole before a failure is
+    // thrown, so the undo never races a step still mounting.
+    const [pidNamespace, devices, paths, { lowerDirs, config: imageConfig }] = await allSettled([
+      this.#pidNamespace(pod, spec),
+      this.#host.devices(spec),
+      this.#bundles.create(record.bundle),
+      this.options.images.forContainer(image),
+    ] as const);
     const rootfs = await this.#bundles.mountRootfs(record.bundle, lowerDirs);
-    const user = await resolveUser(rootfs, { ...spec, imageUser: image.user });
-    const seccomp = await seccompFor(spec.seccomp, spec.privileged);
-    const mounts = await this.#bundles.bindSources(id, spec.mounts, {
-      isDirectory: (path) => this.#host.isDirectory(path),
-      imageLowerDirs: async (imageId) => (await this.options.images.forContainer(this.options.images.get(imageId))).lowerDirs,
-    });
-    const oci = buildOciSpec({ id, spec, pod, image: imageConfig, user, rootfs, cgroupsPath: record.cgroupsPath, minOomScoreAdj: await this.#host.ownOomScoreAdj(), seccomp, devices, pidNamespace, mounts, hostCapabilities: await this.#host.hostCapabilities(), hugetlb: await this.#host.hugetlbAvailable() });
+    const [user, seccomp, mounts, minOomScoreAdj, hostCapabilities, hugetlb] = await allSettled([
+      resolveUser(rootfs, { ...spec, imageUser: image.user }),
+      seccompFor(spec.seccomp, spec.privileged),
+      this.#bundles.bindSources(id, spec.mounts, {
+        isDirectory: (path) => this.#host.isDirectory(path),
+        imageLowerDirs: async (imageId) => (await this.options.images.forContainer(this.options.images.get(imageId))).lowerDirs,
+      }),
+      this.#host.ownOomScoreAdj(),
+      this.#host.hostCapabilities(),
+      this.#host.hugetlbAvailable(),
+    ] as const);
+    const oci = buildOciSpec({ id, spec, pod, image: imageConfig, user, rootfs, cgroupsPath: record.cgroupsPath, minOomScoreAdj, seccomp, devices, pidNamespace, mounts, hostCapabilities, hugetlb });
     if (!spec.stopSignal && imageConfig.StopSignal) record.spec.stopSignal = imageConfig.StopSignal;
-    await writeFile(paths.config, JSON.stringify(oci));
+    const text = JSON.stringify(oci);
+    await writeFile(paths.config, text);
+    this.#specTexts.set(id, text);
   }
 
-  /** conmon creates the container under the runtime handler, then leaves berthd's cgroup. */
+  /** conmon creates the container under the runtime handler, then leaves berthd's cgroup; the record is written. */
   async #startMonitor(record: ContainerRecord, runtime: ContainerRuntime): Promise<void> {
     const { id, spec, bundle, logFile } = record;
     await mkdir(dirname(logFile), { recursive: true });
@@ -243,11 +258,14 @@ export class ContainerManager implements PodContainers {
     // source busy: its owner can unmount what is below it and remove it while the
     // container runs, as with a runtime's own recursive read-only mounts.
     await this.#bundles.unmountTrees(id);
+    // Before the record: a record on disk names a container that survives berthd.
     await this.#moveMonitor(record);
+    await this.#store.put(id, record);
   }
 
   /** Undoes whatever a failed create made (each step is idempotent). */
   async #undoCreate(record: ContainerRecord, runtime: ContainerRuntime): Promise<void> {
+    this.#specTexts.delete(record.id);
     await runtime.delete(record.id).catch(() => undefined);
     await this.#bundles.unmount(record).catch(() => undefined);
     await this.#bundles.remove(record).catch((cleanup: Error) => this.options.log.error({ container: record.id, error: cleanup.message }, 'cannot clean up after a failed create'));
@@ -262,6 +280,9 @@ export class ContainerManager implements PodContainers {
       const startedAt = nowNanos();
       await this.#runtime(record).start(record.id);
       record.startedAt = startedAt;
+      // The exit file's mtime is the kernel's coarse clock (a few ms behind): a process
+      // that ended within ms of its start would seem to end before it started.
+      if ((record.state as ContainerState) === 'exited' && BigInt(record.finishedAt) < BigInt(startedAt)) record.finishedAt = startedAt;
       // A status read meanwhile may already have seen the exit file.
       if (record.state === 'created') record.state = 'running';
       this.#events.publish('started', record.id, record.podId);
@@ -299,13 +320,19 @@ export class ContainerManager implements PodContainers {
     if (!record) return;
     await this.stop(record.id, 0);
     await this.#locks.lock(record.id, async () => {
-      await this.#runtime(record).delete(record.id);
-      await this.#bundles.unmount(record);
-      await this.#bundles.remove(record);
-      await rm(exitFileOf(this.#exitDir, record.id), { force: true });
-      await this.#host.removeLeafCgroup(this.#monitorCgroup(record)).catch((err: Error) => this.options.log.warn({ container: record.id, error: err.message }, "cannot remove conmon's cgroup"));
+      // The container has exited: the runtime's state and berthd's rootfs mount are
+      // independent of each other, and so are the bundle, exit file and conmon's cgroup.
+      // The record goes last, so a crash before it leaves a record whose removal repeats.
+      const runtime = this.#runtime(record);
+      await allSettled([runtime.delete(record.id), this.#bundles.unmount(record)] as const);
+      await allSettled([
+        this.#bundles.remove(record),
+        rm(exitFileOf(this.#exitDir, record.id), { force: true }),
+        this.#host.removeLeafCgroup(this.#monitorCgroup(record)).catch((err: Error) => this.options.log.warn({ container: record.id, error: err.message }, "cannot remove conmon's cgroup")),
+      ] as const);
       await this.#store.delete(record.id);
       this.#records.delete(record.id);
+      this.#specTexts.delete(record.id);
       this.#names.delete(this.#nameKey(record.podId, record.spec));
       this.#events.publish('deleted', record.id, record.podId);
       this.options.log.info({ container: record.id }, 'container removed');
@@ -401,7 +428,13 @@ export class ContainerManager implements PodContainers {
 
   /** The OCI config.json the container was created from (for verbose status). */
   async runtimeSpecOf(record: ContainerRecord): Promise<unknown> {
-    return JSON.parse(await readFile(bundlePaths(record.bundle).config, 'utf8').catch(() => 'null'));
+    let text = this.#specTexts.get(record.id);
+    if (text === undefined) {
+      text = await readFile(bundlePaths(record.bundle).config, 'utf8').catch(() => undefined);
+      if (text === undefined) return null;
+      if (this.#records.has(record.id)) this.#specTexts.set(record.id, text);
+    }
+    return JSON.parse(text);
   }
 
   /** Containers of a pod (for pod stop and remove). */
@@ -444,19 +477,35 @@ export class ContainerManager implements PodContainers {
     record.exitCode = code;
     record.reason = reason;
     record.message = message;
-    record.finishedAt = finishedAt;
+    // The exit file's mtime is the kernel's coarse clock: never before the start taken by Date.now().
+    record.finishedAt = record.startedAt !== '0' && BigInt(finishedAt) < BigInt(record.startedAt) ? record.startedAt : finishedAt;
     this.#events.publish('stopped', record.id, record.podId);
   }
 
   async #waitExit(record: ContainerRecord, ms: number): Promise<boolean> {
     const started = Date.now();
-    while (Date.now() < started + ms) {
-      await this.#refresh(record);
-      if (record.state === 'exited') return true;
-      // A killed process is usually gone within milliseconds: look often at first.
-      await sleep(Date.now() - started < 500 ? 5 : 50);
+    // Woken as soon as the exit watcher sees the exit file; the polling stays, for a
+    // watch that misses it.
+    let wake: () => void = () => undefined;
+    const waiters = this.#exitNoticed.get(record.id) ?? new Set<() => void>();
+    this.#exitNoticed.set(record.id, waiters);
+    try {
+      while (Date.now() < started + ms) {
+        const noticed = new Promise<void>((resolve) => (wake = resolve));
+        waiters.add(wake);
+        await this.#refresh(record);
+        if (record.state === 'exited') return true;
+        // A killed process is usually gone within milliseconds: look often at first.
+        const pause = new AbortController();
+        await Promise.race([noticed, sleep(Date.now() - started < 500 ? 5 : 50, undefined, { signal: pause.signal }).catch(() => undefined)]);
+        pause.abort();
+        waiters.delete(wake);
+      }
+      return false;
+    } finally {
+      waiters.delete(wake);
+      if (waiters.size === 0 && this.#exitNoticed.get(record.id) === waiters) this.#exitNoticed.delete(record.id);
     }
-    return false;
   }
 
   /** A container with an image volume of this image (RemoveImage refuses to remove it under one). */
@@ -478,6 +527,14 @@ export class ContainerManager implements PodContainers {
       this.options.log.warn({ container: record.id, error: (err as Error).message }, "conmon stays in berthd's cgroup");
     }
   }
+}
+
+/** Promise.all that waits for every step to settle before throwing the first failure. */
+async function allSettled<T extends readonly unknown[]>(steps: { [K in keyof T]: Promise<T[K]> }): Promise<T> {
+  const results = await Promise.allSettled(steps);
+  const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) throw failed.reason;
+  return results.map((r) => (r as PromiseFulfilledResult<unknown>).value) as unknown as T;
 }
 
 function nowNanos(): string {

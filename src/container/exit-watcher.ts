@@ -3,7 +3,7 @@
 // not only when a client asks: an inotify watch on the exit dir, and a slow sweep of it
 // for anything a watch could miss. readExit turns an exit file into the container's end.
 import { readdir, readFile, stat } from 'node:fs/promises';
-import { watch, type FSWatcher } from 'node:fs';
+import { existsSync, watch, type FSWatcher } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 
@@ -65,6 +65,9 @@ export interface ContainerExit {
  * between its creation and its first write). oomMarker is conmon's oom file.
  */
 export async function readExit(exitFile: string, oomMarker: string, now = Date.now()): Promise<ContainerExit | undefined> {
+  // Asked on every status and listing of a container that has not ended: no exit file
+  // is the usual answer, told by one stat of the state dir (no thread-pool round trip).
+  if (!existsSync(exitFile)) return undefined;
   const text = await readFile(exitFile, 'utf8').catch(() => undefined);
   if (text === undefined) return undefined;
   const finished = await stat(exitFile).then((s) => s.mtimeMs, () => undefined);

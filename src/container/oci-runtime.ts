@@ -3,11 +3,14 @@
 // the exit code to a file), so containers outlive berthd; berthd runs `start`, `kill`,
 // `delete` and `state` itself.
 import { spawn } from 'node:child_process';
-import { mkdir, readFile } from 'node:fs/promises';
+import { closeSync, constants as fsConstants, openSync, readSync } from 'node:fs';
+import { mkdir, readFile, rm } from 'node:fs/promises';
+import { constants } from 'node:os';
+import { basename, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { BerthError, deadlineExceeded, internal, invalidArgument } from '../errors.js';
 import { runCommand } from '../linux/command.js';
-import { isRunning, killProcessTree } from '../linux/process-tree.js';
+import { isRunning, killProcessTree, processStartTime } from '../linux/process-tree.js';
 import { bundlePaths } from './bundle.js';
 
 export interface OciRuntimeOptions {
@@ -37,6 +40,8 @@ export interface CreateOptions {
 }
 
 const CREATE_TIMEOUT_MS = 120_000;
+/** How long start waits for the init's byte on the exec fifo before leaving it to the runtime. */
+const START_FIFO_WAIT_MS = 1_000;
 /** How long a timed-out exec waits for runc to write the pid file, and for runc to return after the kill. */
 const EXEC_PID_WAIT_MS = 2_000;
 const EXEC_KILL_GRACE_MS = 5_000;
@@ -219,14 +224,98 @@ export class OciRuntime implements ContainerRuntime {
   }
 
   async start(id: string): Promise<void> {
+    if (await this.#startInit(id)) return;
     await runCommand(this.options.path, [...this.#globalArgs, 'start', id], `starting container ${id}`);
   }
 
   async kill(id: string, signal: string): Promise<void> {
+    if (await this.#signalInit(id, signal)) return;
     await runCommand(this.options.path, [...this.#globalArgs, 'kill', id, signal], `signalling container ${id}`).catch((err: BerthError) => {
       // Already gone is what a kill wanted.
       if (!/not running|does not exist|container not running/i.test(err.message)) throw err;
     });
+  }
+
+  /**
+   * What `runc start` does (runc 1.1: read the exec fifo the waiting init wrote to, then
+   * remove it), without running runc. berth's specs carry no OCI hooks. The fifo is
+   * opened without blocking, so no thread ever waits on an init that is gone; anything
+   * unexpected before the init's byte is read (no state or fifo, the init gone, a slow
+   * init) leaves it to the runtime, which reports it. True when started.
+   */
+  async #startInit(id: string): Promise<boolean> {
+    const init = await this.#runcInit(id);
+    if (!init) return false;
+    const fifo = join(this.options.root, id, 'exec.fifo');
+    let fd: number;
+    try {
+      fd = openSync(fifo, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK);
+    } catch {
+      return false;
+    }
+    try {
+      const buffer = Buffer.alloc(16);
+      let started = false;
+      for (const until = Date.now() + START_FIFO_WAIT_MS; Date.now() < until; ) {
+        let read = -1;
+        try {
+          read = readSync(fd, buffer, 0, buffer.length, null);
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code !== 'EAGAIN') break;
+        }
+        if (read > 0) started = true;
+        // After the byte, the end of the file: the init's execve closed its end (as runc
+        // start, which reads to the end, returns then).
+        if (started && read === 0) break;
+        // Before the byte: no writer yet (the init's open returns once a reader is
+        // there) or no byte yet; an init that is gone is the runtime's to report.
+        if (!started && processStartTime(init.pid) !== init.start) return false;
+        await sleep(started ? 0 : 1);
+      }
+      // runc tells a started container by its fifo being gone.
+      if (started) await rm(fifo, { force: true });
+      return started;
+    } finally {
+      closeSync(fd);
+    }
+  }
+
+  /** runc's init of a container from its state (runc only; undefined otherwise or when unreadable). */
+  async #runcInit(id: string): Promise<{ pid: number; start: string } | undefined> {
+    if (basename(this.options.path) !== 'runc' || this.options.options.some((o) => o.startsWith('--root'))) return undefined;
+    let state: { init_process_pid?: unknown; init_process_start?: unknown };
+    try {
+      state = JSON.parse(await readFile(join(this.options.root, id, 'state.json'), 'utf8')) as typeof state;
+    } catch {
+      return undefined;
+    }
+    const pid = state.init_process_pid;
+    const start = state.init_process_start;
+    if (typeof pid !== 'number' || !Number.isInteger(pid) || pid <= 0 || typeof start !== 'number') return undefined;
+    return { pid, start: String(start) };
+  }
+
+  /**
+   * What `runc kill` does, without running runc (a child process costs several ms): the
+   * init's pid and start time from runc's state, checked against /proc so a reused pid
+   * is never signalled, then kill(2). runc only (its state format); anything unexpected
+   * (no state, another runtime, a signal Node does not name) leaves it to the runtime.
+   * True when done: signalled, or the init is gone (what a kill wanted).
+   */
+  async #signalInit(id: string, signal: string): Promise<boolean> {
+    const name = /^\d+$/.test(signal) ? undefined : (signal.toUpperCase().startsWith('SIG') ? signal.toUpperCase() : `SIG${signal.toUpperCase()}`);
+    if (!name || !(name in constants.signals)) return false;
+    const init = await this.#runcInit(id);
+    if (!init) return false;
+    const { pid } = init;
+    if (processStartTime(pid) !== init.start) return true;
+    try {
+      process.kill(pid, name as NodeJS.Signals);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ESRCH') return true;
+      return false;
+    }
+    return true;
   }
 
   async delete(id: string): Promise<void> {

@@ -143,13 +143,14 @@ export async function moveIntoCgroup(path: string, pid: number): Promise<void> {
 export async function removeLeafCgroup(path: string, waitMs = 2000): Promise<void> {
   const dirs = (await cgroupHierarchies()).map((h) => join(h.mount, path));
   const until = Date.now() + waitMs;
-  for (;;) {
+  for (let attempt = 0; ; attempt++) {
     try {
       await removeCgroups(dirs);
       return;
     } catch (err) {
       if (Date.now() > until) throw err;
-      await sleep(10);
+      // The process leaving it (conmon after the exit) is usually gone within a few ms.
+      await sleep(Math.min(10, 1 << attempt));
     }
   }
 }

@@ -12,6 +12,7 @@
 import { spawn } from 'node:child_process';
 import { chmod, copyFile, mkdir, readdir, readFile, readlink, rename, stat, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
+import { readFileSync, statSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { internal } from '../errors.js';
 import { unpinNamespaces } from './namespaces.js';
@@ -105,10 +106,18 @@ async function initOf(pinFile: string): Promise<number | undefined> {
 
 /** True when the pid is (still) the init of the namespace pinned at pinFile, not a reused pid. */
 export async function inPinnedNamespace(pid: number, pinFile: string): Promise<boolean> {
-  const [pinned, own] = await Promise.all([stat(pinFile).catch(() => undefined), stat(`/proc/${pid}/ns/pid`).catch(() => undefined)]);
+  // Asked on every PodSandboxStatus and pod listing: a pin on the state dir and procfs
+  // answer at once, so they are read directly rather than through the thread pool.
+  const pinned = statSync(pinFile, { throwIfNoEntry: false });
+  const own = statSync(`/proc/${pid}/ns/pid`, { throwIfNoEntry: false });
   if (!pinned || !own || pinned.ino !== own.ino || pinned.dev !== own.dev) return false;
   // A zombie still has its namespace link until reaped: count it as gone.
-  const status = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
+  let status = '';
+  try {
+    status = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    // gone meanwhile
+  }
   return !/\) Z /.test(status);
 }
 

@@ -4,6 +4,7 @@
 // were re-parented to the container's init; children that left the session while
 // their parent lived are found as descendants. No pid is reused while a process still
 // has it as its session or group id, so a leader that is gone names its leftovers safely.
+import { readFileSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 
@@ -74,4 +75,17 @@ export async function killProcessTree(leader: number, rounds = 50): Promise<numb
     await sleep(10);
   }
   return killed;
+}
+
+/** A process's start time (clock ticks after boot, /proc/<pid>/stat field 22), undefined once it is gone. */
+export function processStartTime(pid: number): string | undefined {
+  let text: string;
+  try {
+    text = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    return undefined;
+  }
+  const end = text.lastIndexOf(')');
+  // Fields after the command start with the 3rd (state): the 22nd is the 20th of them.
+  return end < 0 ? undefined : text.slice(end + 2).split(' ')[19];
 }
