@@ -96,6 +96,27 @@ test('sessions: streams open, carry data both ways past the window with flow con
   server.destroy();
 });
 
+test('sessions: data received before the peer closes the connection is still read by a slow reader', async () => {
+  const [a, b] = await socketPair();
+  const client = new SpdySession(a, 'client');
+  const server = new SpdySession(b, 'server');
+  // Less than a window: the server finishes writing without waiting for the reader.
+  const payload = Buffer.alloc(32 * 1024, 9);
+  server.on('stream', (stream) => {
+    stream.reply();
+    // Everything written, then the connection closed at once (as a server does after the
+    // error stream's status).
+    stream.end(payload, () => setImmediate(() => server.destroy()));
+  });
+  const stream = await client.openStream({ streamtype: 'stdout' });
+  stream.end();
+  // A reader that starts late: the connection is gone by then.
+  await new Promise<void>((resolve) => client.once('close', () => resolve()));
+  const received: Buffer[] = [];
+  for await (const chunk of stream) received.push(chunk as Buffer);
+  assert.equal(Buffer.concat(received).length, payload.length);
+});
+
 test('remote-command status: success, exit codes, other failures, per protocol version', () => {
   assert.deepEqual(statusFor(undefined), { metadata: {}, status: 'Success' });
   const exit = statusFor(new ExitCodeError(3));

@@ -258,7 +258,8 @@ export class SpdyStream extends Duplex {
 
   override _final(callback: (error?: Error | null) => void): void {
     this.#localFinished = true;
-    this.session.sendData(this.id, FLAG_FIN, Buffer.alloc(0));
+    // A FIN after the connection closed has nobody to reach: nothing to report.
+    this.session.sendData(this.id, FLAG_FIN, Buffer.alloc(0)).catch(() => undefined);
     this.session.maybeForget(this);
     callback();
   }
@@ -277,6 +278,7 @@ export class SpdyStream extends Duplex {
     let offset = 0;
     while (offset < chunk.length) {
       if (this.destroyed) throw new Error('stream reset');
+      if (this.session.closed) throw new Error('SPDY connection closed');
       let room = MAX_DATA_FRAME;
       if (this.session.peerFlowControl) {
         if (this.#sendWindow <= 0) {
@@ -460,9 +462,13 @@ export class SpdySession extends EventEmitter<SpdySessionEvents> {
     for (const pending of this.#pendingReplies.values()) pending.reject(new Error('SPDY connection closed'));
     this.#pendingReplies.clear();
     for (const stream of this.#streams.values()) {
-      // What was received stays readable; the connection is gone, so both halves end.
+      // What was received stays readable: the stream ends, and is destroyed once its
+      // reader has taken the rest (destroying it now would drop data still buffered,
+      // e.g. the tail of an exec's output when the peer closes right after sending it).
       stream.remoteFinish();
-      stream.destroy();
+      stream.windowUpdate(0); // a writer waiting for window room learns the connection is gone
+      if (stream.readableEnded || stream.readableLength === 0 && stream.readableFlowing === null) stream.destroy();
+      else stream.once('end', () => stream.destroy());
     }
     this.#streams.clear();
     this.emit('close');
