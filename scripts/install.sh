@@ -79,11 +79,17 @@ cp -a dist/src "$staging/dist/src"
 cp -a package.json package-lock.json "$staging/"
 # Production dependencies only: the ones `npm ls --omit=dev` names, copied as they are.
 mkdir -p "$staging/node_modules"
-npm ls --omit=dev --all --parseable 2>/dev/null | tail -n +2 | while read -r dir; do
+# (npm ls exits non-zero over an extraneous package, yet lists the tree: its list counts.)
+deps=$(npm ls --omit=dev --all --parseable 2>/dev/null || true)
+while read -r dir; do
+  [ "$dir" = "$checkout" ] || [ -z "$dir" ] && continue
   rel=${dir#"$checkout"/}
   [ -e "$staging/$rel" ] && continue
   mkdir -p "$staging/$(dirname "$rel")"
   cp -a "$dir" "$staging/$rel"
+done <<<"$deps"
+for pkg in $(node -p 'Object.keys(require("./package.json").dependencies).join(" ")'); do
+  [ -e "$staging/node_modules/$pkg/package.json" ] || { echo "install: dependency $pkg is missing: run npm ci first" >&2; exit 1; }
 done
 echo "$marker from $checkout on $(date -u +%Y-%m-%dT%H:%M:%SZ)" >"$staging/.berth-install"
 chmod 0755 "$staging"
