@@ -37,7 +37,15 @@ fi
 # addresses in 10.88.0.0/16 and portmap (berthd brings each pod's lo up itself, as
 # containerd does, rather than chaining the loopback plugin on eth0). No masquerade:
 # pods reach each other and the host, and nothing is NATed to the outside for them.
-if ! ls /etc/cni/net.d/*.conflist /etc/cni/net.d/*.conf /etc/cni/net.d/*.json >/dev/null 2>&1; then
+# The config is added only when the dir holds no .conflist, .conf or .json at all (a node
+# with another network keeps it alone, and a second run changes nothing).
+cni_configs=()
+if [ -d /etc/cni/net.d ]; then
+  shopt -s nullglob
+  cni_configs=(/etc/cni/net.d/*.conflist /etc/cni/net.d/*.conf /etc/cni/net.d/*.json)
+  shopt -u nullglob
+fi
+if [ "${#cni_configs[@]}" -eq 0 ]; then
   echo "setup: installing the default CNI config /etc/cni/net.d/10-berth.conflist"
   mkdir -p /etc/cni/net.d
   cat >/etc/cni/net.d/10-berth.conflist <<'CNI'

@@ -19,7 +19,7 @@ export const LAYERS: string[][] = [
   ['gen', 'types', 'errors.ts', 'version.ts'],
   ['util'],
   ['config'],
-  ['linux', 'store', 'server'],
+  ['linux', 'store', 'server', 'metrics'],
   ['image', 'network', 'events', 'stream'],
   ['pod'],
   ['container'],

@@ -45,6 +45,8 @@ export interface BerthConfig {
   cni: { conf_dir: string; bin_dirs: string[] };
   registries: Record<string, RegistryConfig>;
   stream: { address: string; port: number };
+  /** The Prometheus endpoint, "HOST:PORT" serving /metrics; empty: off. */
+  metrics: { address: string };
 }
 
 export function defaultConfig(): BerthConfig {
@@ -66,6 +68,7 @@ export function defaultConfig(): BerthConfig {
     cni: { conf_dir: '/etc/cni/net.d', bin_dirs: ['/usr/lib/cni', '/opt/cni/bin'] },
     registries: {},
     stream: { address: '127.0.0.1', port: 0 },
+    metrics: { address: '' },
   };
 }
 
@@ -148,6 +151,9 @@ export function parseConfig(raw: Record<string, unknown>, source = 'config'): Be
   config.stream.address = stream.string('address', config.stream.address);
   config.stream.port = stream.integer('port', config.stream.port, 0, 65535);
   stream.finish();
+  const metrics = where.table('metrics');
+  config.metrics.address = metrics.string('address', config.metrics.address, checkMetricsAddress);
+  metrics.finish();
   where.finish();
 
   if (!config.runtimes[config.default_runtime]) {
@@ -169,6 +175,24 @@ export function socketPathOf(listen: string): string {
 }
 
 type Check<T> = (value: T) => string | undefined;
+
+/** The host and port of a "HOST:PORT" address ("[::1]:1338" for IPv6); throws on anything else. */
+export function parseHostPort(address: string): { host: string; port: number } {
+  const match = /^(?:\[([0-9A-Fa-f:.]+)\]|([A-Za-z0-9.-]+)):(\d{1,5})$/.exec(address);
+  const port = match ? Number(match[3]) : NaN;
+  if (!match || port < 1 || port > 65535) throw new Error('must be HOST:PORT with a port from 1 to 65535, like 127.0.0.1:1338 or [::1]:1338');
+  return { host: match[1] ?? match[2]!, port };
+}
+
+const checkMetricsAddress: Check<string> = (v) => {
+  if (v === '') return undefined;
+  try {
+    parseHostPort(v);
+    return undefined;
+  } catch (err) {
+    return (err as Error).message;
+  }
+};
 
 const checkAbsolute: Check<string> = (v) => (isAbsolute(v) ? undefined : 'must be an absolute path');
 const checkListen: Check<string> = (v) =>

@@ -8,7 +8,7 @@ import { ImageTransfer } from '../gen/berth/v1/berth_pb.js';
 import { imageTransferHandlers } from '../api/image-transfer.js';
 import { grpcServiceDefinition } from '../server/grpc-service.js';
 import { serveOnUnixSocket } from '../server/unix-server.js';
-import { implementService } from '../server/rpc-wrapper.js';
+import { implementService, type CallOutcome } from '../server/rpc-wrapper.js';
 import { imageHandlers, runtimeHandlers } from '../cri/runtime-service.js';
 import { cniNetworkReadiness } from '../network/network-readiness.js';
 import { StartupGate } from '../server/startup-gate.js';
@@ -27,6 +27,9 @@ import type { ContainerRecord } from '../container/container-types.js';
 import { join } from 'node:path';
 import { StreamServer } from '../stream/server.js';
 import { forwardPort } from '../pod/port-forward.js';
+import { BerthdMetrics } from '../metrics/berthd-metrics.js';
+import { startMetricsServer, type MetricsServer } from '../metrics/metrics-server.js';
+import { parseHostPort } from '../config/config.js';
 
 export interface RunningDaemon {
   readonly socketPath: string;
@@ -43,7 +46,16 @@ export async function startDaemon(config: BerthConfig, log: Logger): Promise<Run
   await mkdir(config.state, { recursive: true, mode: 0o711 });
 
   const gate = new StartupGate();
+  // The managers are made below; the scrape-time counts read them through these.
+  let inventory: { pods: SandboxManager; containers: ContainerManager; images: ImageManager } | undefined;
+  const metrics = new BerthdMetrics({
+    containerStates: () => inventory?.containers.list().map((c) => c.state) ?? [],
+    podStates: () => inventory?.pods.list().map((p) => p.state) ?? [],
+    oomKilledContainers: () => inventory?.containers.list().filter((c) => c.reason === 'OOMKilled').length ?? 0,
+    images: () => inventory?.images.list().length ?? 0,
+  });
   const images = new ImageManager({
+    onPulled: (bytes) => metrics.recordPullBytes(bytes),
     root: config.root,
     registry: new RegistryClient({ registries: config.registries, progressTimeoutMs: parseDuration(config.image_pull_progress_timeout) }),
     pinnedImages: config.pinned_images,
@@ -66,6 +78,7 @@ export async function startDaemon(config: BerthConfig, log: Logger): Promise<Run
   const containers = new ContainerManager({ config, images, pods, log, events });
   events.setSnapshotSource((podId) => ({ pod: pods.find(podId), containers: containers.ofPod(podId) }));
   pods.attachContainers(containers);
+  inventory = { pods, containers, images };
   const streams = new StreamServer({
     address: config.stream.address,
     port: config.stream.port,
@@ -80,15 +93,23 @@ export async function startDaemon(config: BerthConfig, log: Logger): Promise<Run
     },
   });
   await streams.start();
+  // Bound before the CRI socket serves, so a port in use fails start-up at once.
+  let metricsServer: MetricsServer | undefined;
+  if (config.metrics.address) {
+    const { host, port } = parseHostPort(config.metrics.address);
+    metricsServer = await startMetricsServer({ host, port, families: () => metrics.families(), log });
+    log.info({ url: `http://${metricsServer.address}/metrics` }, 'metrics endpoint listening');
+  }
   const deps = { streams, config, network: cniNetworkReadiness(config.cni.conf_dir), images, pods, containers, events, settings: { podCidr: '' } };
+  const onCall = (call: CallOutcome) => metrics.recordCall(call);
   const server = new grpc.Server({
     // Image manifests and container lists can exceed the 4 MiB default.
     'grpc.max_receive_message_length': 16 * 1024 * 1024,
     'grpc.max_send_message_length': 64 * 1024 * 1024,
   });
-  server.addService(grpcServiceDefinition(RuntimeService), implementService(RuntimeService, runtimeHandlers(deps), { gate, log }));
-  server.addService(grpcServiceDefinition(ImageService), implementService(ImageService, imageHandlers(deps), { gate, log }));
-  server.addService(grpcServiceDefinition(ImageTransfer), implementService(ImageTransfer, imageTransferHandlers(images), { gate, log }));
+  server.addService(grpcServiceDefinition(RuntimeService), implementService(RuntimeService, runtimeHandlers(deps), { gate, log, onCall }));
+  server.addService(grpcServiceDefinition(ImageService), implementService(ImageService, imageHandlers(deps), { gate, log, onCall }));
+  server.addService(grpcServiceDefinition(ImageTransfer), implementService(ImageTransfer, imageTransferHandlers(images), { gate, log, onCall }));
 
   const listener = await bindRootOnly(socketPath, () => serveOnUnixSocket(server, socketPath));
   log.info({ socket: socketPath, version: BERTH_VERSION, root: config.root, state: config.state }, 'berthd listening');
@@ -112,6 +133,7 @@ export async function startDaemon(config: BerthConfig, log: Logger): Promise<Run
         // Event streams never end by themselves: they end first, so the server can drain.
         events.hub.close();
         containers.close();
+        await metricsServer?.close();
         await shutdownServer(server);
         await listener.close();
         await streams.stop();

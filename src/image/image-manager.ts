@@ -21,6 +21,8 @@ export interface ImageManagerOptions {
   log: Logger;
   /** Layers of one pull downloaded at once. */
   parallelLayers?: number;
+  /** Told of each pull that finished: the bytes of the layers it downloaded and of its manifests. */
+  onPulled?: (downloadedBytes: number) => void;
 }
 
 export interface FsUsage {
@@ -151,10 +153,12 @@ export class ImageManager {
       lease(layer.digest);
       lease(layer.chainId);
     }
+    let downloaded = contentSizes.reduce((a, b) => a + b, 0);
     await mapLimit(layers, this.options.parallelLayers ?? 3, async (layer) => {
       if (await this.snapshots.has(layer.chainId)) return;
       const started = Date.now();
       await this.#fetchLayer(top.endpoint, ref, layer, credentials, signal);
+      downloaded += layer.size;
       this.options.log.debug({ layer: layer.digest, bytes: layer.size, ms: Date.now() - started }, 'layer ready');
     });
 
@@ -172,6 +176,7 @@ export class ImageManager {
       createdAt: new Date().toISOString(),
     });
     this.options.log.info({ image: formatReference(ref), id: record.id, layers: layers.length, ms: Date.now() - started }, 'image pulled');
+    this.options.onPulled?.(downloaded);
     return record;
   }
 
