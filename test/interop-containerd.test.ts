@@ -2,10 +2,10 @@
 // berth's proto or client were off on the wire, containerd would not understand it.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { containerdVersion, CONTAINERD, startContainerd } from './helpers/containerd.js';
+import { containerdVersion, CONTAINERD, startContainerd, pushPauseImage, registryCriToml } from './helpers/containerd.js';
 import { runBerthctl, startBerthd } from './helpers/berthd.js';
 import { buildLayer, busyboxEntries, pushImage } from './helpers/image-builder.js';
 import { DOCKER_REGISTRY, startRegistry } from './helpers/registry.js';
@@ -88,12 +88,11 @@ test('berthctl image verbs against containerd and berthd give the same image', {
 test('the same pod config through berthctl against containerd and berthd', { skip: skip || (!existsSync(DOCKER_REGISTRY) && 'docker-registry is not installed') || (!existsSync('/usr/bin/catatonit') && 'catatonit is not installed') }, async (t) => {
   // containerd's CRI needs a pause image: Debian's static catatonit, served locally.
   const registry = await startRegistry(t);
-  const pause = buildLayer([{ type: 'file', path: 'catatonit', content: readFileSync('/usr/bin/catatonit'), mode: 0o755 }]);
-  await pushImage(registry, 'berth/pause', 'test', { layers: [pause], config: { Entrypoint: ['/catatonit', '-P'] } });
+  const pauseImage = await pushPauseImage(registry);
   const net = await startPodNetwork(t);
   const containerd = await startContainerd(t, {
     cniConfDir: net.confDir,
-    criToml: `sandbox_image = "${registry.host}/berth/pause:test"\n  [plugins."io.containerd.grpc.v1.cri".registry.mirrors."${registry.host}"]\n    endpoint = ["${registry.url}"]`,
+    criToml: registryCriToml(registry, pauseImage),
   });
   const berthd = await startBerthd(t, { cniConfDir: net.confDir });
   const dir = await tempDir(t);

@@ -5,11 +5,11 @@
 // difference names itself without hiding the others.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { CONTAINERD, startContainerd } from './helpers/containerd.js';
+import { CONTAINERD, startContainerd, pushPauseImage, registryCriToml } from './helpers/containerd.js';
 import { runBerthctl, startBerthd } from './helpers/berthd.js';
 import { containerTestSkip } from './helpers/containers.js';
 import { buildLayer, busyboxEntries, pushImage } from './helpers/image-builder.js';
@@ -95,8 +95,7 @@ interface Observed {
 test('the same container configs through berthctl against containerd and berthd', { skip }, async (t) => {
   // containerd's CRI needs a pause image: Debian's static catatonit, served locally.
   const registry = await startRegistry(t);
-  const pause = buildLayer([{ type: 'file', path: 'catatonit', content: readFileSync('/usr/bin/catatonit'), mode: 0o755 }]);
-  await pushImage(registry, 'berth/pause', 'test', { layers: [pause], config: { Entrypoint: ['/catatonit', '-P'] } });
+  const pauseImage = await pushPauseImage(registry);
   const busybox = await pushImage(registry, 'interop/busybox', '1', {
     layers: [buildLayer(busyboxEntries())],
     config: { Env: ['PATH=/bin', 'FROM_IMAGE=yes'], WorkingDir: '/tmp' },
@@ -105,7 +104,7 @@ test('the same container configs through berthctl against containerd and berthd'
   const net = await startPodNetwork(t);
   const containerd = await startContainerd(t, {
     cniConfDir: net.confDir,
-    criToml: `sandbox_image = "${registry.host}/berth/pause:test"\n  [plugins."io.containerd.grpc.v1.cri".registry.mirrors."${registry.host}"]\n    endpoint = ["${registry.url}"]`,
+    criToml: registryCriToml(registry, pauseImage),
   });
   const berthd = await startBerthd(t, { cniConfDir: net.confDir });
   const endpoints: Record<Daemon, string> = { containerd: containerd.endpoint, berthd: berthd.endpoint };

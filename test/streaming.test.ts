@@ -9,8 +9,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { containerTestSkip, setupContainerTest, waitExited } from './helpers/containers.js';
 import { remoteCommand } from '../src/cli/stream-client.js';
 import { PassThrough, Readable } from 'node:stream';
-import { existsSync, readFileSync } from 'node:fs';
-import { CONTAINERD, startContainerd } from './helpers/containerd.js';
+import { existsSync } from 'node:fs';
+import { CONTAINERD, startContainerd, pushPauseImage, registryCriToml } from './helpers/containerd.js';
 import { runBerthctl } from './helpers/berthd.js';
 import { buildLayer, busyboxEntries, pushImage } from './helpers/image-builder.js';
 import { startRegistry } from './helpers/registry.js';
@@ -188,14 +188,13 @@ test('crictl (cri-tools v1.37.0) exec, exec -t, attach and port-forward against 
 
 test("berthctl's SPDY client against containerd's streaming server: exec -i, exec -t, port-forward", { skip: skip || (!existsSync(CONTAINERD) ? 'containerd is not installed' : !existsSync('/usr/bin/catatonit') ? 'catatonit is not installed' : false) }, async (t) => {
   const registry = await startRegistry(t);
-  const pause = buildLayer([{ type: 'file', path: 'catatonit', content: readFileSync('/usr/bin/catatonit'), mode: 0o755 }]);
-  await pushImage(registry, 'berth/pause', 'test', { layers: [pause], config: { Entrypoint: ['/catatonit', '-P'] } });
+  const pauseImage = await pushPauseImage(registry);
   await pushImage(registry, 'interop/busybox', '1', { layers: [buildLayer(busyboxEntries())], config: { Env: ['PATH=/bin'], WorkingDir: '/tmp' } });
   const image = `${registry.host}/interop/busybox:1`;
   const net = await startPodNetwork(t);
   const containerd = await startContainerd(t, {
     cniConfDir: net.confDir,
-    criToml: `sandbox_image = "${registry.host}/berth/pause:test"\n  [plugins."io.containerd.grpc.v1.cri".registry.mirrors."${registry.host}"]\n    endpoint = ["${registry.url}"]`,
+    criToml: registryCriToml(registry, pauseImage),
   });
   const channel = openChannel(containerd.endpoint);
   t.after(() => channel.close());

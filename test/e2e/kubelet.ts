@@ -8,7 +8,7 @@
 //   node dist/test/e2e/kubelet.js --kubelet PATH [--runtimes berth,containerd] [--out DIR]
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { createWriteStream, existsSync, readFileSync } from 'node:fs';
+import { createWriteStream, existsSync } from 'node:fs';
 import { mkdir, readdir, readFile, rm, rmdir, stat, writeFile } from 'node:fs/promises';
 import { request as httpsRequest } from 'node:https';
 import { join } from 'node:path';
@@ -16,7 +16,7 @@ import { parseArgs } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Scope } from '../helpers/scope.js';
 import { startBerthd, runBerthctl } from '../helpers/berthd.js';
-import { startContainerd } from '../helpers/containerd.js';
+import { startContainerd, pushPauseImage, registryCriToml } from '../helpers/containerd.js';
 import { startPodNetwork, type TestPodNetwork } from '../helpers/pod-network.js';
 import { freePort, startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { buildLayer, busyboxEntries, pushImage } from '../helpers/image-builder.js';
@@ -379,7 +379,7 @@ async function runOne(top: Scope, name: RuntimeName, registry: TestRegistry, ima
       const podNetns = new Set<string>();
       const containerd = await startContainerd(scope, {
         cniConfDir: network.confDir,
-        criToml: `sandbox_image = "${pauseImage}"\n  [plugins."io.containerd.grpc.v1.cri".registry.mirrors."${registry.host}"]\n    endpoint = ["${registry.url}"]`,
+        criToml: registryCriToml(registry, pauseImage),
       });
       scope.after(() => writeFile(join(outDir, 'containerd.log'), containerd.logs()));
       runtime = {
@@ -715,10 +715,8 @@ async function main(): Promise<number> {
     log(`${version}; results and logs in ${outDir}`);
     const registry = await startRegistry(top);
     await pushImage(registry, 'e2e/busybox', '1', { layers: [buildLayer(busyboxEntries(), 'gzip', 'docker')], format: 'docker', config: { Cmd: ['sh'] } });
-    const pause = buildLayer([{ type: 'file', path: 'catatonit', content: readFileSync('/usr/bin/catatonit'), mode: 0o755 }]);
-    await pushImage(registry, 'berth/pause', 'test', { layers: [pause], config: { Entrypoint: ['/catatonit', '-P'] } });
     const image = `${registry.host}/e2e/busybox:1`;
-    const pauseImage = `${registry.host}/berth/pause:test`;
+    const pauseImage = await pushPauseImage(registry);
 
     const results = new Map<RuntimeName, RuntimeResult>();
     for (const name of args.runtimes!.split(',').map((s) => s.trim()) as RuntimeName[]) {

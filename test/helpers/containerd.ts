@@ -1,13 +1,28 @@
 // Debian's containerd as the interop oracle: its CRI plugin on a temporary root, state
 // and socket, sharing nothing with the host's defaults.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { run, stopProcess, waitForSocket } from './processes.js';
 import { tempDir } from './tmp.js';
 import { cleanup } from './scope.js';
+import { buildLayer, pushImage } from './image-builder.js';
+import type { TestRegistry } from './registry.js';
 
 export const CONTAINERD = '/usr/bin/containerd';
+
+/** containerd's CRI needs a pause image: Debian's static catatonit, pushed to the test registry. Its reference. */
+export async function pushPauseImage(registry: TestRegistry): Promise<string> {
+  const pause = buildLayer([{ type: 'file', path: 'catatonit', content: readFileSync('/usr/bin/catatonit'), mode: 0o755 }]);
+  await pushImage(registry, 'berth/pause', 'test', { layers: [pause], config: { Entrypoint: ['/catatonit', '-P'] } });
+  return `${registry.host}/berth/pause:test`;
+}
+
+/** The CRI plugin's config for a test: the sandbox image, and the test registry as its own (plain http) mirror. */
+export function registryCriToml(registry: TestRegistry, sandboxImage: string): string {
+  return `sandbox_image = "${sandboxImage}"\n  [plugins."io.containerd.grpc.v1.cri".registry.mirrors."${registry.host}"]\n    endpoint = ["${registry.url}"]`;
+}
 
 export interface TestContainerd {
   dir: string;
