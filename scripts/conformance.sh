@@ -25,16 +25,7 @@ fi
 # util-linux's ipcmk (the host IPC specs make a shared memory segment on the host),
 # procps's pkill -P for the clean-up.
 PACKAGES=(build-essential dpkg-dev bzip2 xz-utils util-linux procps)
-missing=()
-for pkg in "${PACKAGES[@]}"; do
-  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
-done
-if [ "${#missing[@]}" -gt 0 ]; then
-  echo "conformance: installing Debian packages: ${missing[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+bash scripts/ensure-debian-packages.sh conformance "${PACKAGES[@]}"
 [ -f dist/src/bin/berthd.js ] || bash scripts/setup.sh
 
 mkdir -p "$cache"

@@ -19,16 +19,7 @@ PACKAGES=(
   protobuf-compiler libprotobuf-dev ca-certificates
 )
 
-missing=()
-for pkg in "${PACKAGES[@]}"; do
-  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
-done
-if [ "${#missing[@]}" -gt 0 ]; then
-  echo "setup: installing Debian packages: ${missing[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+bash scripts/ensure-debian-packages.sh setup "${PACKAGES[@]}"
 
 # Debian's containerd package may start its service; berth's tests run their own
 # containerd on private paths, so a system one is harmless and left alone.
