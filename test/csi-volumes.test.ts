@@ -75,7 +75,7 @@ test('a volume from create to delete: data, snapshot, clone from it, expansion, 
   await rejectsWith(controller.createVolume({ name: 'pvc-1', capacityRange: { requiredBytes: BigInt(64 * MiB) }, volumeCapabilities: [mountCap()] }), status.ALREADY_EXISTS);
   await rejectsWith(controller.createVolume({ name: 'pvc-x', volumeCapabilities: [mountCap(Mode.MULTI_NODE_MULTI_WRITER)] }), status.INVALID_ARGUMENT);
   await rejectsWith(
-    controller.createVolume({ name: 'pvc-x', volumeCapabilities: [{ accessType: { case: 'mount', value: { fsType: 'xfs' } }, accessMode: { mode: Mode.SINGLE_NODE_WRITER } }] }),
+    controller.createVolume({ name: 'pvc-x', volumeCapabilities: [{ accessType: { case: 'mount', value: { fsType: 'btrfs' } }, accessMode: { mode: Mode.SINGLE_NODE_WRITER } }] }),
     status.INVALID_ARGUMENT,
   );
   await rejectsWith(controller.createVolume({ name: '', volumeCapabilities: [mountCap()] }), status.INVALID_ARGUMENT);
