@@ -30,16 +30,16 @@ export async function makeFilesystem(fsType: FsType, target: string): Promise<vo
  * offline: needs no CAP_SYS_RESOURCE) or right after (XFS, online). XFS is mounted with
  * nouuid: a clone or snapshot copy carries its source's UUID, and both may be mounted.
  */
-export async function mountFilesystem(fsType: FsType, device: string, path: string, flags: string[], what: string): Promise<void> {
+export async function mountFilesystem(fsType: FsType, device: string, path: string, flags: string[], what: string, grow = true): Promise<void> {
   let growing: unknown;
-  if (fsType === 'ext4' && (await ext4Bytes(device)) < (await blockDeviceSize(device))) {
+  if (grow && fsType === 'ext4' && (await ext4Bytes(device)) < (await blockDeviceSize(device))) {
     // Mounted at its old size all the same when growing fails: the volume stays usable.
     growing = await growExt4(device, true).then(() => undefined, (err: unknown) => err);
   }
   const options = [...flags, ...(fsType === 'xfs' ? ['nouuid'] : [])];
   await runCommand('mount', ['-t', fsType, ...(options.length > 0 ? ['-o', options.join(',')] : []), device, path], `mounting ${what} at ${path}`);
   if (growing) throw growing;
-  if (fsType === 'xfs') await growXfs(path);
+  if (grow && fsType === 'xfs') await growXfs(path);
 }
 
 /**

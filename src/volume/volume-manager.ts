@@ -14,7 +14,7 @@ import { isAtomicTempFile } from '../store/atomic-file.js';
 import { KeyedMutex, Mutex } from '../util/locks.js';
 import { runCommand } from '../linux/command.js';
 import { isMountPoint } from '../linux/mount-table.js';
-import { attachLoop, blockDeviceSize, detachLoops, loopDevicesOf, filesystemTypeOf, growExt4, refreshLoopSize } from '../linux/loop-device.js';
+import { attachLoop, blockDeviceSize, detachLoops, loopDevicesOf, filesystemTypeOf, growExt4, refreshLoopSize, waitUntilReleased } from '../linux/loop-device.js';
 import { aborted, alreadyExists, failedPrecondition, invalidArgument, notFound, outOfRange, resourceExhausted } from '../errors.js';
 import { DEFAULT_FS_TYPE, growMounted, isFsType, makeFilesystem, minBytesOf, mountFilesystem, type FsType } from './filesystems.js';
 import type { AccessMode, ContentSource, CreateVolumeSpec, Page, SnapshotRecord, VolumeRecord, VolumeStats, VolumeUse } from './volume-types.js';
@@ -26,6 +26,9 @@ export const SIZE_ALIGN = MiB;
 export const MIN_VOLUME_BYTES = 16 * MiB;
 /** What a request with no capacity range gets. */
 export const DEFAULT_VOLUME_BYTES = 1024 * MiB;
+
+/** How long unstage waits for a loop device's last mount (in another namespace) to go. */
+const RELEASE_WAIT_MS = 10_000;
 
 const VOLUME_ID = /^vol-[0-9a-f]{16}$/;
 const SNAPSHOT_ID = /^snap-[0-9a-f]{16}$/;
@@ -386,13 +389,13 @@ export class VolumeManager {
   stage(id: string, stagingPath: string, use: VolumeUse): Promise<void> {
     return this.#locks.lock(key.volume(id), async () => {
       const volume = this.getVolume(id);
-      if (volume.staging) {
-        if (volume.staging.path === stagingPath && volume.staging.kind === use.kind) return;
-        throw alreadyExists(`volume ${id} is already staged at ${volume.staging.path} as a ${volume.staging.kind} volume`);
-      }
       const held = volume.formatted ? (volume.fsType ?? DEFAULT_FS_TYPE) : undefined;
       if (use.kind === 'mount' && held && use.fsType && use.fsType !== held) {
         throw failedPrecondition(`volume ${id} holds ${held}, not the ${use.fsType} volume_capability asks for`);
+      }
+      if (volume.staging) {
+        if (volume.staging.path === stagingPath && volume.staging.kind === use.kind) return;
+        throw alreadyExists(`volume ${id} is already staged at ${volume.staging.path} as a ${volume.staging.kind} volume`);
       }
       const file = this.#file(id);
       const loopDevice = await attachLoop(file);
@@ -435,8 +438,20 @@ export class VolumeManager {
       if (volume.staging && volume.staging.path !== stagingPath) {
         throw failedPrecondition(`volume ${id} is staged at ${volume.staging.path}, not ${stagingPath}`);
       }
+      const file = this.#file(id);
       if (await isMountPoint(stagingPath)) await runCommand('umount', [stagingPath], `unmounting volume ${id} from ${stagingPath}`);
-      await detachLoops(this.#file(id));
+      // Detaching a loop device that a filesystem is still mounted from (in a container's
+      // mount namespace, say) only marks it to go when released: it would stay attached,
+      // and written to, after unstage said it was done. Wait for it; if it stays held,
+      // mount it back and say so (the CO retries NodeUnstageVolume).
+      for (const device of await loopDevicesOf(file)) {
+        if (await waitUntilReleased(device, RELEASE_WAIT_MS)) continue;
+        if (volume.staging?.kind === 'mount' && !(await isMountPoint(stagingPath))) {
+          await mountFilesystem(volume.fsType ?? DEFAULT_FS_TYPE, device, stagingPath, volume.staging.mountFlags, `volume ${id}`, false);
+        }
+        throw failedPrecondition(`volume ${id}: ${device} is still in use after ${RELEASE_WAIT_MS / 1000} s (mounted in another mount namespace: a container still running with it?); unstage again once it is released`);
+      }
+      await detachLoops(file);
       if (volume.staging) {
         const { staging: _, ...rest } = volume;
         await this.#saveVolume(rest);
@@ -553,8 +568,13 @@ export class VolumeManager {
             );
           }
           await runCommand('umount', [stagingPath], `unmounting volume ${id} to grow it offline`);
-          // mountFilesystem grows it offline (e2fsck, resize2fs) before mounting again.
-          await mountFilesystem(fsType, loopDevice, stagingPath, mountFlags, `volume ${id}`);
+          // A container that had it published may still hold the filesystem a moment
+          // (its mount namespace going): e2fsck refuses a device in use, so wait for it.
+          const released = await waitUntilReleased(loopDevice, RELEASE_WAIT_MS);
+          // mountFilesystem grows it offline (e2fsck, resize2fs) before mounting again;
+          // mounted back at its old size when still in use elsewhere.
+          await mountFilesystem(fsType, loopDevice, stagingPath, mountFlags, `volume ${id}`, released);
+          if (!released) throw failedPrecondition(`volume ${id}: ${loopDevice} is still in use in another mount namespace; it cannot be grown offline until released`);
         }
       }
       return blockDeviceSize(loopDevice);
