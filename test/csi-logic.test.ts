@@ -46,6 +46,11 @@ test('fs types: the one the mount capabilities name, ext4 when none, none for bl
   assert.equal(fsTypeFor([mount('xfs'), mount()]), 'xfs');
   assert.equal(fsTypeFor([block]), undefined);
   assert.equal(code(() => fsTypeFor([mount('xfs'), mount('ext4')])), 'InvalidArgument');
+  // A StorageClass's fsType parameter: the default when the capabilities name none.
+  assert.equal(fsTypeFor([mount()], 'xfs'), 'xfs');
+  assert.equal(fsTypeFor([mount('xfs')], 'xfs'), 'xfs');
+  assert.equal(code(() => fsTypeFor([mount('ext4')], 'xfs')), 'InvalidArgument');
+  assert.equal(code(() => fsTypeFor([mount()], 'btrfs')), 'InvalidArgument');
 });
 
 test('KeyedMutex.lockAll: holders of overlapping key sets take turns and never deadlock; disjoint ones overlap', async () => {

@@ -51,12 +51,17 @@ export function sizeFor(requiredBytes: number, limitBytes: number, minBytes = MI
   return size;
 }
 
-/** The filesystem a create asks for: the fs_type its mount capabilities name (one at most), else ext4. */
-export function fsTypeFor(uses: VolumeUse[]): FsType | undefined {
+/**
+ * The filesystem a create asks for: the fs_type its mount capabilities name (one at
+ * most), else the `fsType` parameter (a StorageClass's default), else ext4.
+ */
+export function fsTypeFor(uses: VolumeUse[], parameter?: string): FsType | undefined {
+  if (parameter !== undefined && !isFsType(parameter)) throw invalidArgument(`parameters.fsType "${parameter}" is not one berth-csi formats (ext4, xfs)`);
   if (!uses.some((u) => u.kind === 'mount')) return undefined;
   const named = [...new Set(uses.map((u) => u.fsType).filter((f): f is FsType => f !== undefined))];
   if (named.length > 1) throw invalidArgument(`volume_capabilities ask for more than one fs_type (${named.join(', ')})`);
-  return named[0] ?? DEFAULT_FS_TYPE;
+  if (named[0] && parameter && named[0] !== parameter) throw invalidArgument(`volume_capabilities ask for ${named[0]}, parameters.fsType for ${parameter}`);
+  return named[0] ?? parameter ?? DEFAULT_FS_TYPE;
 }
 
 /** Lock keys: a volume's or snapshot's id, or the name a create is idempotent on. */
@@ -184,7 +189,7 @@ export class VolumeManager {
         if (!sameSource(existing.source, spec.source)) throw alreadyExists(`volume "${spec.name}" exists with another content source`);
         return existing;
       }
-      const wanted = fsTypeFor(spec.uses);
+      const wanted = fsTypeFor(spec.uses, spec.parameters['fsType']);
       const sourceFile = spec.source ? this.#sourceFile(spec.source) : undefined;
       const sourceBytes = sourceFile ? (await stat(sourceFile.path)).size : 0;
       const size = sizeFor(Math.max(spec.requiredBytes, sourceBytes), spec.limitBytes, minBytesOf(wanted));
@@ -200,7 +205,7 @@ export class VolumeManager {
           await truncate(temp, size);
           const found = await filesystemTypeOf(temp);
           fsType = isFsType(found) ? found : undefined;
-          if (fsType && wanted && spec.uses.some((u) => u.fsType) && fsType !== wanted) {
+          if (fsType && wanted && (spec.uses.some((u) => u.fsType) || spec.parameters['fsType']) && fsType !== wanted) {
             throw invalidArgument(`the content source holds ${fsType}, not the ${wanted} volume_capabilities ask for`);
           }
           // ext4 grows offline here; XFS only mounted, so it grows when first staged.
@@ -406,7 +411,8 @@ export class VolumeManager {
             // A volume made for block access, now staged as a filesystem: format it only
             // when nothing is on it, as Kubernetes' safe format-and-mount does.
             const found = await filesystemTypeOf(loopDevice);
-            const wanted = use.fsType ?? (isFsType(found) ? found : DEFAULT_FS_TYPE);
+            const parameter = volume.parameters['fsType'];
+            const wanted = use.fsType ?? (isFsType(found) ? found : isFsType(parameter) ? parameter : DEFAULT_FS_TYPE);
             if (found && found !== wanted) throw failedPrecondition(`volume ${id} holds a ${found} filesystem, not ${wanted}`);
             if (!found) await makeFilesystem(wanted, loopDevice);
             fsType = wanted;
