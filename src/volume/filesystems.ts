@@ -39,7 +39,8 @@ export async function mountFilesystem(fsType: FsType, device: string, path: stri
   const options = [...flags, ...(fsType === 'xfs' ? ['nouuid'] : [])];
   await runCommand('mount', ['-t', fsType, ...(options.length > 0 ? ['-o', options.join(',')] : []), device, path], `mounting ${what} at ${path}`);
   if (growing) throw growing;
-  if (grow && fsType === 'xfs') await growXfs(path);
+  // (A read-only mount cannot be grown; it is at its next read-write stage.)
+  if (grow && fsType === 'xfs' && !flags.includes('ro')) await growXfs(path);
 }
 
 /**
