@@ -326,3 +326,27 @@ test('RPCs on different volumes run side by side: a create is not held up by ano
   await volumes.deleteSnapshot((await snapshot).id);
   for (const id of [small.id, big.id]) await volumes.deleteVolume(id);
 });
+
+test('an xfs volume grown while unstaged grows when next staged read-write; a read-only stage mounts it as it is', { skip, timeout: 120_000 }, async (t) => {
+  const csi = await startBerthCsi(t, 'node-e');
+  const { controller, node } = csi;
+  const xfs = (mountFlags: string[] = []) => ({ accessType: { case: 'mount' as const, value: { fsType: 'xfs', mountFlags } }, accessMode: { mode: Mode.SINGLE_NODE_WRITER } });
+  const volume = (await controller.createVolume({ name: 'xfs-offline', capacityRange: { requiredBytes: BigInt(300 * MiB) }, volumeCapabilities: [xfs()] })).volume!;
+  await controller.controllerExpandVolume({ volumeId: volume.volumeId, capacityRange: { requiredBytes: BigInt(400 * MiB) } });
+  const staging = join(csi.dir, 'staging');
+  const size = async () => {
+    const fs = await statfs(staging);
+    return fs.blocks * fs.bsize;
+  };
+  await node.nodeStageVolume({ volumeId: volume.volumeId, stagingTargetPath: staging, volumeCapability: xfs(['ro']) });
+  const readOnly = await size();
+  await node.nodeUnstageVolume({ volumeId: volume.volumeId, stagingTargetPath: staging });
+  await node.nodeStageVolume({ volumeId: volume.volumeId, stagingTargetPath: staging, volumeCapability: xfs() });
+  const readWrite = await size();
+  t.diagnostic(`xfs of a 300 → 400 MiB volume: ${readOnly} bytes staged read-only, ${readWrite} staged read-write`);
+  assert.ok(readOnly < 260 * MiB && readWrite > 320 * MiB, `${readOnly} then ${readWrite}`);
+  await node.nodeUnstageVolume({ volumeId: volume.volumeId, stagingTargetPath: staging });
+  await controller.deleteVolume({ volumeId: volume.volumeId });
+  assert.deepEqual(mountsBelow(await mountTable(), csi.dir), []);
+  assert.deepEqual(loopDevicesUnder(csi.dir), []);
+});
