@@ -273,6 +273,15 @@ export class AuthorityRepair extends Duplex {
     this.socket.write(chunk, encoding, callback);
   }
 
+  // The HTTP/2 session writes a response as several small buffers at once (headers,
+  // data, trailers): handing them to the socket corked makes them one writev.
+  override _writev(chunks: { chunk: Buffer; encoding: BufferEncoding }[], callback: (error?: Error | null) => void): void {
+    this.socket.cork();
+    for (let i = 0; i < chunks.length - 1; i++) this.socket.write(chunks[i]!.chunk);
+    this.socket.write(chunks[chunks.length - 1]!.chunk, callback);
+    this.socket.uncork();
+  }
+
   override _final(callback: (error?: Error | null) => void): void {
     this.socket.end(callback);
   }

@@ -1,0 +1,62 @@
+// The runtimes a bench compares, started the same way on the same runc, CNI network and
+// local registry: this build's berthd, optionally another build's (--baseline
+// DIR/dist/src/bin/berthd.js, for A/B runs of a change), Debian's containerd 1.6 and,
+// when scripts/build-containerd2.sh has built it, containerd 2.x.
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { startBerthd } from '../test/helpers/berthd.js';
+import { containerdVersion, pushPauseImage, registryCriToml, startContainerd } from '../test/helpers/containerd.js';
+import type { TestRegistry } from '../test/helpers/registry.js';
+import type { Scope } from './harness.js';
+
+export interface Target {
+  name: string;
+  endpoint: string;
+  /** The daemon's pid (its helpers are found from it). */
+  pid: number;
+  kind: 'berth' | 'containerd';
+}
+
+const arg = (name: string): string | undefined => {
+  const i = process.argv.indexOf(name);
+  return i > 0 ? process.argv[i + 1] : undefined;
+};
+
+/** containerd 2.x's daemon, when built (BERTH_TOOLS_CACHE as in scripts/build-containerd2.sh). */
+export function containerd2Binary(): string | undefined {
+  const explicit = arg('--containerd2') ?? process.env.BENCH_CONTAINERD2;
+  if (explicit) return explicit;
+  const cache = process.env.BERTH_TOOLS_CACHE ?? '/var/cache/berth-test-tools';
+  const path = join(cache, `containerd-${process.env.CONTAINERD2_VERSION ?? 'v2.4.2'}`, 'containerd');
+  return existsSync(path) ? path : undefined;
+}
+
+export interface TargetOptions {
+  cniConfDir: string;
+  registry: TestRegistry;
+  /** Leave containerd out (--no-containerd). */
+  berthOnly?: boolean;
+}
+
+export async function startTargets(scope: Scope, options: TargetOptions): Promise<Target[]> {
+  const targets: Target[] = [];
+  const berthd = await startBerthd(scope, { cniConfDir: options.cniConfDir, logLevel: 'warn' });
+  targets.push({ name: 'berth', endpoint: berthd.endpoint, pid: berthd.process.pid!, kind: 'berth' });
+  const baseline = arg('--baseline');
+  if (baseline) {
+    const base = await startBerthd(scope, { cniConfDir: options.cniConfDir, logLevel: 'warn', binary: baseline });
+    targets.push({ name: 'berth-base', endpoint: base.endpoint, pid: base.process.pid!, kind: 'berth' });
+  }
+  if (options.berthOnly || process.argv.includes('--no-containerd')) return targets;
+  const criToml = registryCriToml(options.registry, await pushPauseImage(options.registry));
+  const containerd = await startContainerd(scope, { cniConfDir: options.cniConfDir, criToml });
+  targets.push({ name: `containerd ${(await containerdVersion()).replace(/~.*/, '')}`, endpoint: containerd.endpoint, pid: containerd.process.pid!, kind: 'containerd' });
+  const cd2 = containerd2Binary();
+  if (cd2) {
+    const containerd2 = await startContainerd(scope, { cniConfDir: options.cniConfDir, criToml, binary: cd2 });
+    targets.push({ name: 'containerd 2', endpoint: containerd2.endpoint, pid: containerd2.process.pid!, kind: 'containerd' });
+  } else {
+    process.stdout.write('containerd 2.x left out: not built (bash scripts/build-containerd2.sh builds it)\n');
+  }
+  return targets;
+}
