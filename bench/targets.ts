@@ -32,7 +32,8 @@ export function containerd2Binary(): string | undefined {
 }
 
 export interface TargetOptions {
-  cniConfDir: string;
+  /** The pod network's CNI config dir; none: each daemon gets an empty one of its own. */
+  cniConfDir?: string;
   registry: TestRegistry;
   /** Leave containerd out (--no-containerd). */
   berthOnly?: boolean;

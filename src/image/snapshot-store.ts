@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { BerthError } from '../errors.js';
 import { fsyncDir } from '../store/atomic-file.js';
 import { SingleFlight } from '../util/single-flight.js';
-import { unpackLayer } from './layer-unpack.js';
+import { unpackInWorker } from './layer-unpack-worker.js';
 
 const TEMP_PREFIX = '.unpack-';
 
@@ -56,7 +56,7 @@ export class SnapshotStore {
       const temp = join(this.#dir, `${TEMP_PREFIX}${randomBytes(6).toString('hex')}`);
       await mkdir(temp, { mode: 0o755 });
       try {
-        const { diffId } = await unpackLayer(blob(), temp);
+        const { diffId } = await unpackInWorker(blob(), temp);
         await verified;
         if (diffId !== expectedDiffId) {
           throw new BerthError('DataLoss', `layer content does not match the image config: diff ID ${diffId}, config says ${expectedDiffId}`);
