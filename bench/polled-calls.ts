@@ -3,7 +3,8 @@
 // with one running pod and container. Calls are interleaved (round robin, the order of
 // the runtimes turned each round), so a machine shared with other work slows all alike;
 // medians in ms and berth/containerd ratios. Never fails on time.
-//   node dist/bench/polled-calls.js [--rounds N] [--baseline OTHER/dist/src/bin/berthd.js] [--no-containerd]
+//   node dist/bench/polled-calls.js [--rounds N] [--baseline OTHER/dist/src/bin/berthd.js] [--no-containerd] [--cpu-by-call]
+import { readFileSync } from 'node:fs';
 import { RuntimeService, ImageService } from '../src/gen/runtime/v1/api_pb.js';
 import { openChannel, serviceClient } from '../src/server/grpc-service.js';
 import { buildLayer, busyboxEntries, pushImage } from '../test/helpers/image-builder.js';
@@ -11,6 +12,13 @@ import { startPodNetwork } from '../test/helpers/pod-network.js';
 import { startRegistry } from '../test/helpers/registry.js';
 import { Scope, median, percentile, requireRoot } from './harness.js';
 import { startTargets } from './targets.js';
+
+/** A process's user + system CPU time so far, in ms (/proc/PID/stat, clock ticks of 10 ms). */
+function cpuMs(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) * 10;
+}
 
 const arg = (name: string, fallback: number) => {
   const i = process.argv.indexOf(name);
@@ -54,6 +62,7 @@ async function main(): Promise<void> {
       ['ListImages', (c) => c.images.listImages({}, opts)],
     ];
     const times = new Map<string, number[]>();
+    const cpuBefore = new Map(targets.map((t) => [t.name, cpuMs(t.pid)]));
     for (let round = 0; round < rounds; round++) {
       for (const [name, call] of calls) {
         for (let k = 0; k < clients.length; k++) {
@@ -64,6 +73,19 @@ async function main(): Promise<void> {
           const list = times.get(key) ?? [];
           list.push(Number(process.hrtime.bigint() - started) / 1e6);
           times.set(key, list);
+        }
+      }
+    }
+    const cpu = new Map(targets.map((t) => [t.name, cpuMs(t.pid) - cpuBefore.get(t.name)!]));
+    // Each call alone, 300 times in a row per runtime: the daemon's CPU time per call of
+    // that kind (the daemon's background work, if any, counted in).
+    const cpuByCall = new Map<string, number>();
+    if (process.argv.includes('--cpu-by-call')) {
+      for (const [name, call] of calls) {
+        for (const client of clients) {
+          const before = cpuMs(client.target.pid);
+          for (let i = 0; i < 300; i++) await call(client);
+          cpuByCall.set(`${name}\t${client.target.name}`, ((cpuMs(client.target.pid) - before) / 300) * 1000);
         }
       }
     }
@@ -79,6 +101,17 @@ async function main(): Promise<void> {
       const ratios = containerd.map((n) => (med('berth') / med(n)).toFixed(2).padStart(22)).join('');
       process.stdout.write(`${name.padEnd(18)}${cells}${ratios}\n`);
     }
+    if (cpuByCall.size > 0) {
+      process.stdout.write(`\ndaemon CPU µs per call, each call 300 times in a row\n`);
+      for (const [name] of calls) {
+        const per = (n: string) => cpuByCall.get(`${name}\t${n}`)!;
+        process.stdout.write(`${name.padEnd(18)}${names.map((n) => per(n).toFixed(0).padStart(20)).join('')}${containerd.map((n) => (per('berth') / per(n)).toFixed(2).padStart(22)).join('')}\n`);
+      }
+    }
+    // The daemon's own CPU time per call (user + system, its threads included; not its
+    // helpers): steadier than latency on a shared machine.
+    const perCall = (n: string) => (cpu.get(n)! / (rounds * calls.length)) * 1000;
+    process.stdout.write(`${'CPU µs/call'.padEnd(18)}${names.map((n) => perCall(n).toFixed(0).padStart(20)).join('')}${containerd.map((n) => (perCall('berth') / perCall(n)).toFixed(2).padStart(22)).join('')}\n`);
   } finally {
     await scope.close();
   }
