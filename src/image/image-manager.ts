@@ -12,7 +12,6 @@ import { digestReference, formatReference, parseReference, tagReference, type Im
 import { RegistryClient, type RegistryCredentials, type RegistryEndpoint } from './registry-client.js';
 import { SnapshotStore } from './snapshot-store.js';
 import { choosePlatform, imageLayers, parseJson, type Descriptor, type ImageConfigDoc, type ImageRuntimeConfig, type ManifestDoc } from './manifest.js';
-import { readImageArchive, resolveArchiveImages, writeImageArchive } from './image-archive.js';
 
 export interface ImageManagerOptions {
   root: string;
@@ -187,6 +186,8 @@ export class ImageManager {
    */
   importArchive(path: string, names: string[]): Promise<ImageRecord[]> {
     return this.#leasing(async (lease) => {
+      // Loaded when an archive is imported or exported (tar-stream), not at start-up.
+      const { readImageArchive, resolveArchiveImages } = await import('./image-archive.js');
       const archive = await readImageArchive(path, this.content, lease);
       const found = await resolveArchiveImages(archive, this.content);
       if (found.length === 0) throw invalidArgument(`${path} holds no image (no index.json or manifest.json naming one)`);
@@ -227,6 +228,7 @@ export class ImageManager {
   /** Writes images to an archive that both OCI tools and `docker load` read. */
   async exportArchive(names: string[], path: string): Promise<number> {
     const images = names.map((n) => this.get(n));
+    const { writeImageArchive } = await import('./image-archive.js');
     return writeImageArchive(path, images, this.content);
   }
 

@@ -5,13 +5,14 @@
 // itself is the same code (layer-unpack.ts) with the same checks.
 import { Worker } from 'node:worker_threads';
 import { BerthError, type ErrorCode } from '../errors.js';
-import { UnsafeLayerError, type UnpackResult } from './layer-unpack.js';
+// Types only: the unpack code (tar-stream, fzstd) is loaded by the worker, not here.
+import type { UnpackResult } from './layer-unpack.js';
 
 export type ToWorker = { type: 'chunk'; chunk: Uint8Array } | { type: 'end' } | { type: 'fail'; message: string };
 export type FromWorker =
   | { type: 'ack'; bytes: number }
   | { type: 'done'; result: UnpackResult }
-  | { type: 'error'; code?: ErrorCode; message: string; unsafe?: boolean };
+  | { type: 'error'; code?: ErrorCode; message: string };
 
 /** Bytes sent to a worker and not yet taken by its unpack. */
 const WINDOW_BYTES = 8 * 1024 * 1024;
@@ -29,8 +30,6 @@ export async function unpackInWorker(blob: AsyncIterable<Uint8Array>, target: st
         if (inFlight < WINDOW_BYTES) resume?.();
       } else if (message.type === 'done') {
         resolve(message.result);
-      } else if (message.unsafe) {
-        reject(new UnsafeLayerError(message.message.replace(/^refusing layer: /, '')));
       } else {
         reject(message.code ? new BerthError(message.code, message.message) : new Error(message.message));
       }

@@ -5,7 +5,7 @@
 // the one serving RPCs.
 import { parentPort, workerData } from 'node:worker_threads';
 import { BerthError } from '../errors.js';
-import { UnsafeLayerError, unpackLayer } from './layer-unpack.js';
+import { unpackLayer } from './layer-unpack.js';
 import type { FromWorker, ToWorker } from './layer-unpack-worker.js';
 
 const port = parentPort!;
@@ -43,7 +43,7 @@ async function* source(): AsyncIterable<Uint8Array> {
 unpackLayer(source(), target).then(
   (result) => port.postMessage({ type: 'done', result } satisfies FromWorker),
   (err: unknown) => {
-    const error = err instanceof BerthError ? { code: err.code, message: err.message, unsafe: err instanceof UnsafeLayerError } : { message: (err as Error).message ?? String(err) };
+    const error = err instanceof BerthError ? { code: err.code, message: err.message } : { message: (err as Error).message ?? String(err) };
     port.postMessage({ type: 'error', ...error } satisfies FromWorker);
   },
 );
