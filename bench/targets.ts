@@ -7,7 +7,19 @@ import { join } from 'node:path';
 import { startBerthd } from '../test/helpers/berthd.js';
 import { containerdVersion, pushPauseImage, registryCriToml, startContainerd } from '../test/helpers/containerd.js';
 import type { TestRegistry } from '../test/helpers/registry.js';
-import type { Scope } from './harness.js';
+import { initOfPinIn, rssOf, type Scope } from './harness.js';
+import type { TestBerthd } from '../test/helpers/berthd.js';
+import type { TestContainerd } from '../test/helpers/containerd.js';
+
+function berthMemory(berthd: TestBerthd): Promise<number> {
+  const pid = berthd.process.pid;
+  return rssOf(async (cmd, p) => p === pid || (cmd.startsWith('/usr/bin/conmon') && cmd.includes(berthd.dir)) || (cmd.startsWith('/usr/bin/catatonit') && (await initOfPinIn(p, join(berthd.dir, 'state', 'ns')))));
+}
+
+function containerdMemory(containerd: TestContainerd): Promise<number> {
+  const pid = containerd.process.pid;
+  return rssOf((cmd, p) => p === pid || (cmd.includes('containerd-shim') && cmd.includes(containerd.socket)) || cmd.startsWith('/catatonit -P'));
+}
 
 export interface Target {
   name: string;
@@ -15,6 +27,12 @@ export interface Target {
   /** The daemon's pid (its helpers are found from it). */
   pid: number;
   kind: 'berth' | 'containerd';
+  /**
+   * Resident memory (kB) of the daemon and its per-pod and per-container processes:
+   * conmon and the pods' catatonit for berth, shims and pause containers for containerd
+   * (pause containers of any containerd: measure one containerd with pods at a time).
+   */
+  memoryKb(): Promise<number>;
 }
 
 const arg = (name: string): string | undefined => {
@@ -42,20 +60,26 @@ export interface TargetOptions {
 export async function startTargets(scope: Scope, options: TargetOptions): Promise<Target[]> {
   const targets: Target[] = [];
   const berthd = await startBerthd(scope, { cniConfDir: options.cniConfDir, logLevel: 'warn' });
-  targets.push({ name: 'berth', endpoint: berthd.endpoint, pid: berthd.process.pid!, kind: 'berth' });
+  targets.push({ name: 'berth', endpoint: berthd.endpoint, pid: berthd.process.pid!, kind: 'berth', memoryKb: () => berthMemory(berthd) });
   const baseline = arg('--baseline');
   if (baseline) {
     const base = await startBerthd(scope, { cniConfDir: options.cniConfDir, logLevel: 'warn', binary: baseline });
-    targets.push({ name: 'berth-base', endpoint: base.endpoint, pid: base.process.pid!, kind: 'berth' });
+    targets.push({ name: 'berth-base', endpoint: base.endpoint, pid: base.process.pid!, kind: 'berth', memoryKb: () => berthMemory(base) });
   }
   if (options.berthOnly || process.argv.includes('--no-containerd')) return targets;
   const criToml = registryCriToml(options.registry, await pushPauseImage(options.registry));
   const containerd = await startContainerd(scope, { cniConfDir: options.cniConfDir, criToml });
-  targets.push({ name: `containerd ${(await containerdVersion()).replace(/~.*/, '')}`, endpoint: containerd.endpoint, pid: containerd.process.pid!, kind: 'containerd' });
+  targets.push({
+    name: `containerd ${(await containerdVersion()).replace(/~.*/, '')}`,
+    endpoint: containerd.endpoint,
+    pid: containerd.process.pid!,
+    kind: 'containerd',
+    memoryKb: () => containerdMemory(containerd),
+  });
   const cd2 = containerd2Binary();
   if (cd2) {
     const containerd2 = await startContainerd(scope, { cniConfDir: options.cniConfDir, criToml, binary: cd2 });
-    targets.push({ name: 'containerd 2', endpoint: containerd2.endpoint, pid: containerd2.process.pid!, kind: 'containerd' });
+    targets.push({ name: 'containerd 2', endpoint: containerd2.endpoint, pid: containerd2.process.pid!, kind: 'containerd', memoryKb: () => containerdMemory(containerd2) });
   } else {
     process.stdout.write('containerd 2.x left out: not built (bash scripts/build-containerd2.sh builds it)\n');
   }

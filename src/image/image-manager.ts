@@ -203,7 +203,7 @@ export class ImageManager {
         for (const layer of layers) {
           if (!(await this.content.has(layer.digest))) throw invalidArgument(`${path}: layer ${layer.digest} is not in the archive`);
           lease(layer.chainId);
-          await this.snapshots.ensure(layer.chainId, layer.diffId, () => this.content.openRead(layer.digest) as AsyncIterable<Uint8Array>);
+          await this.snapshots.ensure(layer.chainId, layer.diffId, () => this.content.openRead(layer.digest) as AsyncIterable<Uint8Array>, undefined, layer.size);
         }
         const refs = (names.length > 0 ? names : image.names).map((n) => parseReference(n));
         records.push(
@@ -246,7 +246,7 @@ export class ImageManager {
     // checks and the calls below, which register this pull's download and unpack.
     if ((await this.content.has(layer.digest)) || this.content.isDownloading(layer.digest) || this.snapshots.isUnpacking(layer.chainId)) {
       await this.#ingest(endpoint, ref, descriptor, credentials, signal);
-      await this.snapshots.ensure(layer.chainId, layer.diffId, fromStore);
+      await this.snapshots.ensure(layer.chainId, layer.diffId, fromStore, undefined, layer.size);
       return;
     }
     const stream = new PassThrough({ highWaterMark: STREAM_BUFFER });
@@ -255,7 +255,7 @@ export class ImageManager {
     // below, but must count as handled from the start or Node ends the process.
     download.catch(() => undefined);
     try {
-      await this.snapshots.ensure(layer.chainId, layer.diffId, () => stream, download);
+      await this.snapshots.ensure(layer.chainId, layer.diffId, () => stream, download, layer.size);
     } catch (err) {
       if (!(err instanceof StreamAbandoned)) {
         stream.destroy();
@@ -263,7 +263,7 @@ export class ImageManager {
         throw err;
       }
       await download;
-      await this.snapshots.ensure(layer.chainId, layer.diffId, fromStore);
+      await this.snapshots.ensure(layer.chainId, layer.diffId, fromStore, undefined, layer.size);
     } finally {
       // Whatever the unpack did not read must not hold the download back.
       stream.resume();
