@@ -77,6 +77,8 @@ async function main(): Promise<void> {
       }
     }
     const cpu = new Map(targets.map((t) => [t.name, cpuMs(t.pid) - cpuBefore.get(t.name)!]));
+    const memory = new Map<string, number>();
+    for (const t of targets) memory.set(t.name, await t.memoryKb());
     // Each call alone, 300 times in a row per runtime: the daemon's CPU time per call of
     // that kind (the daemon's background work, if any, counted in).
     const cpuByCall = new Map<string, number>();
@@ -101,6 +103,7 @@ async function main(): Promise<void> {
       const ratios = containerd.map((n) => (med('berth') / med(n)).toFixed(2).padStart(22)).join('');
       process.stdout.write(`${name.padEnd(18)}${cells}${ratios}\n`);
     }
+    process.stdout.write(`${'RSS MB (1 pod)'.padEnd(18)}${names.map((n) => (memory.get(n)! / 1024).toFixed(1).padStart(20)).join('')}${containerd.map((n) => (memory.get('berth')! / memory.get(n)!).toFixed(2).padStart(22)).join('')}\n`);
     if (cpuByCall.size > 0) {
       process.stdout.write(`\ndaemon CPU µs per call, each call 300 times in a row\n`);
       for (const [name] of calls) {

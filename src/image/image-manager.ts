@@ -31,6 +31,8 @@ export interface FsUsage {
 }
 
 const BLOB_ATTEMPTS = 3;
+/** Image config documents whose text is kept in memory (a few KB each). */
+const CONFIG_CACHE_SIZE = 64;
 /** How far a download may run ahead of the unpack that reads it. */
 const STREAM_BUFFER = 4 * 1024 * 1024;
 
@@ -71,6 +73,7 @@ export class ImageManager {
   readonly snapshots: SnapshotStore;
   readonly images: ImageStore;
   readonly #pulls = new SingleFlight<ImageRecord>();
+  readonly #configTexts = new Map<string, string>();
   readonly #pinned: Set<string>;
   /** Digests and chain IDs that running pulls have fetched but not yet recorded: GC keeps them. */
   readonly #leased = new Map<string, number>();
@@ -358,9 +361,19 @@ export class ImageManager {
     return { mountpoint: this.options.root, bytes: blobs.bytes + snapshots.bytes, inodes: blobs.inodes + snapshots.inodes };
   }
 
-  /** The image's config document as stored (verbose ImageStatus shows it whole). */
+  /**
+   * The image's config document as stored (verbose ImageStatus shows it whole; every
+   * CreateContainer reads it). Its text is kept for the last CONFIG_CACHE_SIZE images: it
+   * is named by its digest, so it never changes; each caller gets its own parsed copy.
+   */
   async configDocument(image: ImageRecord): Promise<ImageConfigDoc> {
-    return JSON.parse((await this.content.read(image.id)).toString('utf8')) as ImageConfigDoc;
+    let text = this.#configTexts.get(image.id);
+    if (text === undefined) {
+      text = (await this.content.read(image.id)).toString('utf8');
+      this.#configTexts.set(image.id, text);
+      if (this.#configTexts.size > CONFIG_CACHE_SIZE) this.#configTexts.delete(this.#configTexts.keys().next().value!);
+    }
+    return JSON.parse(text) as ImageConfigDoc;
   }
 
   /**
