@@ -4,7 +4,7 @@
 // when scripts/build-containerd2.sh has built it, containerd 2.x.
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { startBerthd } from '../test/helpers/berthd.js';
+import { removeAllPods, startBerthd } from '../test/helpers/berthd.js';
 import { containerdVersion, pushPauseImage, registryCriToml, startContainerd } from '../test/helpers/containerd.js';
 import type { TestRegistry } from '../test/helpers/registry.js';
 import { initOfPinIn, rssOf, type Scope } from './harness.js';
@@ -69,6 +69,9 @@ export async function startTargets(scope: Scope, options: TargetOptions): Promis
   if (options.berthOnly || process.argv.includes('--no-containerd')) return targets;
   const criToml = registryCriToml(options.registry, await pushPauseImage(options.registry));
   const containerd = await startContainerd(scope, { cniConfDir: options.cniConfDir, criToml });
+  // Pods first, while containerd still runs: its shims and pod network namespaces would
+  // outlive it otherwise (the scope closes in reverse order).
+  scope.after(() => removeAllPods(containerd.endpoint).catch(() => undefined));
   targets.push({
     name: `containerd ${(await containerdVersion()).replace(/~.*/, '')}`,
     endpoint: containerd.endpoint,
@@ -79,6 +82,7 @@ export async function startTargets(scope: Scope, options: TargetOptions): Promis
   const cd2 = containerd2Binary();
   if (cd2) {
     const containerd2 = await startContainerd(scope, { cniConfDir: options.cniConfDir, criToml, binary: cd2 });
+    scope.after(() => removeAllPods(containerd2.endpoint).catch(() => undefined));
     targets.push({ name: 'containerd 2', endpoint: containerd2.endpoint, pid: containerd2.process.pid!, kind: 'containerd', memoryKb: () => containerdMemory(containerd2) });
   } else {
     process.stdout.write('containerd 2.x left out: not built (bash scripts/build-containerd2.sh builds it)\n');
