@@ -12,7 +12,6 @@ import { digestReference, formatReference, parseReference, tagReference, type Im
 import { RegistryClient, type RegistryCredentials, type RegistryEndpoint } from './registry-client.js';
 import { SnapshotStore } from './snapshot-store.js';
 import { choosePlatform, imageLayers, parseJson, type Descriptor, type ImageConfigDoc, type ImageRuntimeConfig, type ManifestDoc } from './manifest.js';
-import { readImageArchive, resolveArchiveImages, writeImageArchive } from './image-archive.js';
 
 export interface ImageManagerOptions {
   root: string;
@@ -32,6 +31,8 @@ export interface FsUsage {
 }
 
 const BLOB_ATTEMPTS = 3;
+/** Image config documents whose text is kept in memory (a few KB each). */
+const CONFIG_CACHE_SIZE = 64;
 /** How far a download may run ahead of the unpack that reads it. */
 const STREAM_BUFFER = 4 * 1024 * 1024;
 
@@ -72,6 +73,7 @@ export class ImageManager {
   readonly snapshots: SnapshotStore;
   readonly images: ImageStore;
   readonly #pulls = new SingleFlight<ImageRecord>();
+  readonly #configTexts = new Map<string, string>();
   readonly #pinned: Set<string>;
   /** Digests and chain IDs that running pulls have fetched but not yet recorded: GC keeps them. */
   readonly #leased = new Map<string, number>();
@@ -187,6 +189,8 @@ export class ImageManager {
    */
   importArchive(path: string, names: string[]): Promise<ImageRecord[]> {
     return this.#leasing(async (lease) => {
+      // Loaded when an archive is imported or exported (tar-stream), not at start-up.
+      const { readImageArchive, resolveArchiveImages } = await import('./image-archive.js');
       const archive = await readImageArchive(path, this.content, lease);
       const found = await resolveArchiveImages(archive, this.content);
       if (found.length === 0) throw invalidArgument(`${path} holds no image (no index.json or manifest.json naming one)`);
@@ -202,7 +206,7 @@ export class ImageManager {
         for (const layer of layers) {
           if (!(await this.content.has(layer.digest))) throw invalidArgument(`${path}: layer ${layer.digest} is not in the archive`);
           lease(layer.chainId);
-          await this.snapshots.ensure(layer.chainId, layer.diffId, () => this.content.openRead(layer.digest) as AsyncIterable<Uint8Array>);
+          await this.snapshots.ensure(layer.chainId, layer.diffId, () => this.content.openRead(layer.digest) as AsyncIterable<Uint8Array>, undefined, layer.size);
         }
         const refs = (names.length > 0 ? names : image.names).map((n) => parseReference(n));
         records.push(
@@ -227,6 +231,7 @@ export class ImageManager {
   /** Writes images to an archive that both OCI tools and `docker load` read. */
   async exportArchive(names: string[], path: string): Promise<number> {
     const images = names.map((n) => this.get(n));
+    const { writeImageArchive } = await import('./image-archive.js');
     return writeImageArchive(path, images, this.content);
   }
 
@@ -244,7 +249,7 @@ export class ImageManager {
     // checks and the calls below, which register this pull's download and unpack.
     if ((await this.content.has(layer.digest)) || this.content.isDownloading(layer.digest) || this.snapshots.isUnpacking(layer.chainId)) {
       await this.#ingest(endpoint, ref, descriptor, credentials, signal);
-      await this.snapshots.ensure(layer.chainId, layer.diffId, fromStore);
+      await this.snapshots.ensure(layer.chainId, layer.diffId, fromStore, undefined, layer.size);
       return;
     }
     const stream = new PassThrough({ highWaterMark: STREAM_BUFFER });
@@ -253,7 +258,7 @@ export class ImageManager {
     // below, but must count as handled from the start or Node ends the process.
     download.catch(() => undefined);
     try {
-      await this.snapshots.ensure(layer.chainId, layer.diffId, () => stream, download);
+      await this.snapshots.ensure(layer.chainId, layer.diffId, () => stream, download, layer.size);
     } catch (err) {
       if (!(err instanceof StreamAbandoned)) {
         stream.destroy();
@@ -261,7 +266,7 @@ export class ImageManager {
         throw err;
       }
       await download;
-      await this.snapshots.ensure(layer.chainId, layer.diffId, fromStore);
+      await this.snapshots.ensure(layer.chainId, layer.diffId, fromStore, undefined, layer.size);
     } finally {
       // Whatever the unpack did not read must not hold the download back.
       stream.resume();
@@ -356,9 +361,19 @@ export class ImageManager {
     return { mountpoint: this.options.root, bytes: blobs.bytes + snapshots.bytes, inodes: blobs.inodes + snapshots.inodes };
   }
 
-  /** The image's config document as stored (verbose ImageStatus shows it whole). */
+  /**
+   * The image's config document as stored (verbose ImageStatus shows it whole; every
+   * CreateContainer reads it). Its text is kept for the last CONFIG_CACHE_SIZE images: it
+   * is named by its digest, so it never changes; each caller gets its own parsed copy.
+   */
   async configDocument(image: ImageRecord): Promise<ImageConfigDoc> {
-    return JSON.parse((await this.content.read(image.id)).toString('utf8')) as ImageConfigDoc;
+    let text = this.#configTexts.get(image.id);
+    if (text === undefined) {
+      text = (await this.content.read(image.id)).toString('utf8');
+      this.#configTexts.set(image.id, text);
+      if (this.#configTexts.size > CONFIG_CACHE_SIZE) this.#configTexts.delete(this.#configTexts.keys().next().value!);
+    }
+    return JSON.parse(text) as ImageConfigDoc;
   }
 
   /**

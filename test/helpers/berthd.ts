@@ -30,6 +30,8 @@ export interface BerthdOptions {
   logLevel?: string;
   /** A CNI config dir; by default an empty one of the test's own. */
   cniConfDir?: string;
+  /** Another build's berthd.js (benches compare two builds side by side); default this build's. */
+  binary?: string;
 }
 
 export async function startBerthd(t: { after(fn: () => unknown): void }, options: BerthdOptions = {}): Promise<TestBerthd> {
@@ -51,7 +53,7 @@ export async function startBerthd(t: { after(fn: () => unknown): void }, options
       `conf_dir = "${cniConfDir}"`,
     ].join('\n'),
   );
-  return launchBerthd(t, dir, configPath, socket);
+  return launchBerthd(t, dir, configPath, socket, options.binary);
 }
 
 /** Stops and removes every pod (and so every container) of a CRI runtime (berthd, containerd). */
@@ -73,9 +75,10 @@ export async function launchBerthd(
   dir: string,
   configPath: string,
   socket: string,
+  binary: string = BERTHD,
 ): Promise<TestBerthd> {
   // Run as a user runs it, through its #! line (which carries berthd's node flags).
-  const child = spawn(BERTHD, ['--config', configPath], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(binary, ['--config', configPath], { stdio: ['ignore', 'pipe', 'pipe'] });
   let logs = '';
   child.stdout!.on('data', (d: Buffer) => (logs += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (logs += d.toString()));
