@@ -3,13 +3,26 @@ import { PodSandboxState, type RuntimeService } from '../gen/runtime/v1/api_pb.j
 import type { UnaryHandler } from '../server/grpc-service.js';
 import { invalidArgument } from '../errors.js';
 import type { SandboxManager } from '../pod/sandbox-manager.js';
+import type { ContainerManager } from '../container/container-manager.js';
 import { sandboxConfigJsonOf, toCriSandbox, toCriSandboxStatus } from './sandbox-translate.js';
+import { toCriContainerStatus } from './container-translate.js';
 import { filterPods } from './list-filters.js';
 
-export function podSandboxStatusHandler(pods: SandboxManager): UnaryHandler<typeof RuntimeService.method.podSandboxStatus> {
+/**
+ * With a timestamp, the kubelet's evented PLEG (EventedPLEG on) takes the pod's
+ * container statuses from this answer instead of asking ContainerStatus for each: so
+ * every container of the pod is in it, as fresh as the timestamp (taken first).
+ */
+export function podSandboxStatusHandler(pods: SandboxManager, containers: Pick<ContainerManager, 'ofPod' | 'get' | 'imageRefOf'>): UnaryHandler<typeof RuntimeService.method.podSandboxStatus> {
   return async (request) => {
     if (!request.podSandboxId) throw invalidArgument('PodSandboxStatus: pod_sandbox_id is required');
+    const timestamp = BigInt(Date.now()) * 1_000_000n;
     const record = await pods.getChecked(request.podSandboxId);
+    const containersStatuses = [];
+    for (const c of containers.ofPod(record.id)) {
+      const fresh = await containers.get(c.id).catch(() => undefined); // removed meanwhile
+      if (fresh) containersStatuses.push(toCriContainerStatus(fresh, containers.imageRefOf(fresh)));
+    }
     const info: Record<string, string> = {};
     if (request.verbose) {
       info.info = JSON.stringify({
@@ -25,7 +38,7 @@ export function podSandboxStatusHandler(pods: SandboxManager): UnaryHandler<type
         resources: record.resources,
       });
     }
-    return { status: toCriSandboxStatus(record), info, timestamp: BigInt(Date.now()) * 1_000_000n };
+    return { status: toCriSandboxStatus(record), info, containersStatuses, timestamp };
   };
 }
 
