@@ -41,7 +41,7 @@ export function runtimeHandlers(deps: CriDeps): ServiceHandlers<MethodsOf<typeof
     runPodSandbox: runPodSandboxHandler(deps.pods, { defaultRuntime: deps.config.default_runtime, names: Object.keys(deps.config.runtimes) }),
     stopPodSandbox: stopPodSandboxHandler(deps.pods),
     removePodSandbox: removePodSandboxHandler(deps.pods),
-    podSandboxStatus: podSandboxStatusHandler(deps.pods, deps.containers),
+    podSandboxStatus: podSandboxStatusHandler(deps.pods),
     listPodSandbox: listPodSandboxHandler(deps.pods),
     updatePodSandboxResources: updatePodSandboxResourcesHandler(deps.pods),
     ...containerHandlers(deps.containers, { seccompDefaultWhenEmpty: deps.config.seccomp_use_default_when_empty }),

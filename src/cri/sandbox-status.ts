@@ -3,26 +3,19 @@ import { PodSandboxState, type RuntimeService } from '../gen/runtime/v1/api_pb.j
 import type { UnaryHandler } from '../server/grpc-service.js';
 import { invalidArgument } from '../errors.js';
 import type { SandboxManager } from '../pod/sandbox-manager.js';
-import type { ContainerManager } from '../container/container-manager.js';
 import { sandboxConfigJsonOf, toCriSandbox, toCriSandboxStatus } from './sandbox-translate.js';
-import { toCriContainerStatus } from './container-translate.js';
 import { filterPods } from './list-filters.js';
 
 /**
- * With a timestamp, the kubelet's evented PLEG (EventedPLEG on) takes the pod's
- * container statuses from this answer instead of asking ContainerStatus for each: so
- * every container of the pod is in it, as fresh as the timestamp (taken first).
+ * No timestamp, as containerd: with one, the kubelet's EventedPLEG code path takes the
+ * pod's container statuses from this answer as they come (unsorted, without its
+ * FallbackToLogsOnError message or its active-sandbox set) instead of asking
+ * ContainerStatus for each container; without, it does its usual listing.
  */
-export function podSandboxStatusHandler(pods: SandboxManager, containers: Pick<ContainerManager, 'ofPod' | 'get' | 'imageRefOf'>): UnaryHandler<typeof RuntimeService.method.podSandboxStatus> {
+export function podSandboxStatusHandler(pods: SandboxManager): UnaryHandler<typeof RuntimeService.method.podSandboxStatus> {
   return async (request) => {
     if (!request.podSandboxId) throw invalidArgument('PodSandboxStatus: pod_sandbox_id is required');
-    const timestamp = BigInt(Date.now()) * 1_000_000n;
     const record = await pods.getChecked(request.podSandboxId);
-    const containersStatuses = [];
-    for (const c of containers.ofPod(record.id)) {
-      const fresh = await containers.get(c.id).catch(() => undefined); // removed meanwhile
-      if (fresh) containersStatuses.push(toCriContainerStatus(fresh, containers.imageRefOf(fresh)));
-    }
     const info: Record<string, string> = {};
     if (request.verbose) {
       info.info = JSON.stringify({
@@ -38,7 +31,7 @@ export function podSandboxStatusHandler(pods: SandboxManager, containers: Pick<C
         resources: record.resources,
       });
     }
-    return { status: toCriSandboxStatus(record), info, containersStatuses, timestamp };
+    return { status: toCriSandboxStatus(record), info };
   };
 }
 
