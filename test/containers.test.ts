@@ -393,6 +393,16 @@ test('container and pod stats: CPU time and nano-cores, memory, the writable lay
   assert.equal(pod.attributes?.id, podId);
   assert.deepEqual(pod.linux?.containers.map((c) => c.attributes?.id), [containerId]);
   assert.ok(pod.linux!.cpu!.usageCoreNanoSeconds!.value > 0n);
+  // The pod's network (the kubelet's summary takes it from here with PodAndContainerStatsFromCRI):
+  // eth0's counters as the container sees them in /proc/net/dev.
+  const net = pod.linux!.network!;
+  assert.ok(net.timestamp > 0n);
+  const inside = new TextDecoder().decode((await runtime.execSync({ containerId, cmd: ['cat', '/proc/net/dev'], timeout: 5n })).stdout);
+  const eth0 = /^\s*eth0:\s*(\d+)(?:\s+\d+){7}\s+(\d+)/m.exec(inside);
+  assert.ok(eth0, inside);
+  assert.equal(net.defaultInterface?.name, 'eth0');
+  assert.ok(net.defaultInterface!.rxBytes!.value > 0n && net.defaultInterface!.rxBytes!.value <= BigInt(eth0[1]!), `rx ${net.defaultInterface!.rxBytes!.value} vs ${eth0[1]} inside`);
+  assert.equal(net.defaultInterface!.txBytes!.value, BigInt(eth0[2]!));
   assert.equal((await runtime.listPodSandboxStats({})).stats.length, 1);
   const table = (await berthd.ctl(['stats'])).stdout;
   assert.match(table, new RegExp(`^${containerId.slice(0, 13)}\\s+busy\\s+\\d+\\.\\d\\d\\s+\\S+B\\s+\\S+B\\s+\\d+\\s+\\S+B$`, 'm'), table);

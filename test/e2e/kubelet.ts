@@ -661,7 +661,8 @@ async function runOne(top: Scope, variant: Variant, registry: TestRegistry, imag
       });
       const attempts = (await containers(runtime, 'probe', 'live')).map((c) => c.metadata.attempt ?? 0).sort((a, b) => a - b);
       const killed = /Container live failed liveness probe|failed liveness probe, will be restarted/.test(kubeletLog);
-      return [attempts.includes(1) && Math.max(...attempts) >= 2 && killed, `restartCount ${s.restartCount}, CRI attempts [${attempts.join(',')}], kubelet logged the liveness kill: ${killed}`];
+      // The kubelet's GC may have removed attempt 1 already when the machine is slow.
+      return [attempts.length >= 1 && Math.max(...attempts) >= 2 && killed, `restartCount ${s.restartCount}, CRI attempts [${attempts.join(',')}], kubelet logged the liveness kill: ${killed}`];
     });
     await checks.try('b: crashing container backs off (CrashLoopBackOff, exit 3)', async () => {
       const s = await waitFor('crash in back-off', 120_000, async () => {
@@ -687,7 +688,7 @@ async function runOne(top: Scope, variant: Variant, registry: TestRegistry, imag
       // as off, with plausible figures.
       if (variant === 'berth') {
         const s = await statsSummary(api).catch(() => undefined);
-        if (s) statsBaseline = summaryShape(s, ['web', 'probe', 'crash']);
+        if (s) statsBaseline = summaryShape(s, ['web']);
       } else if (gated && !statsBaseline) {
         log('SKIP stats: same pods as with PodAndContainerStatsFromCRI off: the plain berth run did not run first (--runtimes berth,...,berth-gates)');
       } else if (gated) {
@@ -696,17 +697,26 @@ async function runOne(top: Scope, variant: Variant, registry: TestRegistry, imag
           const want = [...baseline].map(([p, cs]) => `${p}[${cs.join(',')}]`).join(' ');
           let got = '';
           let s: Summary | undefined;
+          // web's containers run throughout: the same as with the gate off. probe's and
+          // crash's come and go (restarts, back-off): with the gate on the kubelet shows
+          // every ready sandbox and its running containers, so those must match the runtime's.
+          let running = '';
+          let others = '';
           await waitFor('the same pods and containers', 45_000, async () => {
             s = await statsSummary(api);
-            got = [...summaryShape(s, ['web', 'probe', 'crash'])].map(([p, cs]) => `${p}[${cs.join(',')}]`).join(' ');
-            return got === want;
+            got = [...summaryShape(s, ['web'])].map(([p, cs]) => `${p}[${cs.join(',')}]`).join(' ');
+            others = [...summaryShape(s, ['probe', 'crash'])].map(([p, cs]) => `${p}[${cs.join(',')}]`).join(' ');
+            const live = [];
+            for (const p of ['probe', 'crash']) live.push(`${p}[${(await containers(runtime, p)).filter((c) => c.state === 'CONTAINER_RUNNING').map((c) => c.metadata.name).sort().join(',')}]`);
+            running = live.join(' ');
+            return got === want && others === running;
           }, 3000).catch(() => undefined);
           const web = s?.pods?.find((p) => p.podRef.name === `web-${NODE}`);
           const figures = (web?.containers ?? []).map((c) => `${c.name} cpu ${c.cpu?.usageCoreNanoSeconds ?? 'n/a'} ns (${c.cpu?.usageNanoCores ?? 'n/a'} nanocores), mem ws ${c.memory?.workingSetBytes ?? 'n/a'} B`);
           // Plausible: cpu used, a working set between 64 KiB and the limit (64Mi main, 32Mi logger).
           const limits: Record<string, number> = { main: 64 << 20, logger: 32 << 20 };
           const plausible = (web?.containers ?? []).filter((c) => c.name in limits).every((c) => (c.cpu?.usageCoreNanoSeconds ?? 0) > 0 && (c.memory?.workingSetBytes ?? 0) > 64 << 10 && (c.memory?.workingSetBytes ?? 0) <= limits[c.name]!) && (web?.containers ?? []).length === 2;
-          return [got === want && plausible, `off: ${want}; on: ${got}; ${figures.join('; ')}; pod cpu ${web?.cpu?.usageCoreNanoSeconds ?? 'n/a'} ns, mem ws ${web?.memory?.workingSetBytes ?? 'n/a'} B, network rx ${web?.network?.rxBytes ?? 'n/a'} B`];
+          return [got === want && others === running && plausible && web?.network !== undefined, `off: ${want}; on: ${got}, ${others} (running: ${running}); ${figures.join('; ')}; pod cpu ${web?.cpu?.usageCoreNanoSeconds ?? 'n/a'} ns, mem ws ${web?.memory?.workingSetBytes ?? 'n/a'} B, network rx ${web?.network?.rxBytes ?? 'n/a'} B`];
         });
       }
     }
@@ -721,8 +731,7 @@ async function runOne(top: Scope, variant: Variant, registry: TestRegistry, imag
         const events = metric('evented_pleg_connection_latency_seconds_count');
         const relists = (kubeletLog.match(/Evented PLEG: requested pod relist after container termination/g) ?? []).length;
         const gaveUp = /Evented PLEG: disabling container-termination fast path/.test(kubeletLog);
-        const streams = runtime.logs().split('\n').filter((l) => l.includes('"rpc":"GetContainerEvents"')).length;
-        return [conns >= 1 && events > 0 && relists > 0 && !gaveUp, `stream connections ${conns}, errors ${errors}, events received ${events}, relists requested on stop events ${relists}, gave up: ${gaveUp}; berthd logged ${streams} GetContainerEvents calls`];
+        return [conns >= 1 && events > 0 && relists > 0 && !gaveUp, `stream connections ${conns}, errors ${errors}, events received ${events}, relists requested on stop events ${relists}, gave up: ${gaveUp}`];
       });
     }
 
