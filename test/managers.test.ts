@@ -327,6 +327,7 @@ async function containerManager(t: TestContext) {
         return image;
       },
       find: () => image,
+      chainIds: () => ['sha256:chain1'],
       forContainer: async () => ({ lowerDirs: ['/snap/1'], config: { Cmd: ['sh'], StopSignal: 'SIGQUIT' } }),
     },
     pods: { forContainer: () => pod },

@@ -32,7 +32,7 @@ import { noContainerEvents, type ContainerEventPublisher } from '../events/conta
 export interface ContainerManagerOptions {
   config: BerthConfig;
   /** What containers need of images and pods (the managers; fakes in unit tests). */
-  images: Pick<ImageManager, 'get' | 'find' | 'forContainer'>;
+  images: Pick<ImageManager, 'get' | 'find' | 'forContainer' | 'chainIds'> & Partial<Pick<ImageManager, 'collectLeftovers'>>;
   pods: Pick<SandboxManager, 'forContainer'>;
   log: Logger;
   conmon?: string;
@@ -49,6 +49,8 @@ const KILL_WAIT_MS = 10_000;
 
 export class ContainerManager implements PodContainers {
   readonly #records = new Map<string, ContainerRecord>();
+  /** Containers whose CreateContainer runs: their snapshots are held already. */
+  readonly #creating = new Map<string, ContainerRecord>();
   readonly #store: RecordStore<ContainerRecord>;
   readonly #locks = new KeyedMutex();
   readonly #names = new Map<string, string>();
@@ -183,6 +185,9 @@ export class ContainerManager implements PodContainers {
     const id = randomBytes(32).toString('hex');
     this.#names.set(key, id);
     const record = this.#newRecord(id, pod, { ...spec, imageId: image.id, mounts }, runtime.options.name);
+    record.snapshots = [...new Set([image, ...mounts.flatMap((m) => (m.image ? [this.options.images.get(m.image.imageId)] : []))].flatMap((i) => this.options.images.chainIds(i)))];
+    // Held from here: a RemoveImage meanwhile removes the image record, never its snapshots.
+    this.#creating.set(id, record);
     try {
       await this.#writeBundle(record, pod, image);
       await this.#startMonitor(record, runtime);
@@ -194,7 +199,27 @@ export class ContainerManager implements PodContainers {
       this.#names.delete(key);
       await this.#undoCreate(record, runtime);
       throw err;
+    } finally {
+      this.#creating.delete(id);
     }
+  }
+
+  /**
+   * The image snapshots containers hold (ImageManager.holdSnapshots): those of every
+   * container that exists or is being created, whatever became of its image.
+   */
+  heldSnapshots(): string[] {
+    const held = new Set<string>();
+    for (const record of [...this.#records.values(), ...this.#creating.values()]) {
+      const chains = record.snapshots ?? this.#imageChains(record.spec.imageId);
+      for (const chain of chains) held.add(chain);
+    }
+    return [...held];
+  }
+
+  #imageChains(imageId: string): string[] {
+    const image = this.options.images.find(imageId);
+    return image ? this.options.images.chainIds(image) : [];
   }
 
   #newRecord(id: string, pod: PodContext, spec: ContainerSpec, runtime: string): ContainerRecord {
@@ -337,6 +362,10 @@ export class ContainerManager implements PodContainers {
       this.#events.publish('deleted', record.id, record.podId);
       this.options.log.info({ container: record.id }, 'container removed');
     });
+    // The last holder of a removed image's snapshots lets them go.
+    if (!this.options.images.find(record.spec.imageId)) {
+      await this.options.images.collectLeftovers?.().catch((err: Error) => this.options.log.warn({ container: record.id, error: err.message }, "cannot collect a removed image's snapshots"));
+    }
   }
 
   /**

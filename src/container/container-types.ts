@@ -111,4 +111,10 @@ export interface ContainerRecord {
   pid: number;
   /** The container's cgroup (under its pod's parent). */
   cgroupsPath: string;
+  /**
+   * The chain IDs of the image snapshots its rootfs and image volumes are made of: image
+   * garbage collection keeps them while the container exists, even once RemoveImage has
+   * removed the image. Absent in records written before berth kept it (their image's are held).
+   */
+  snapshots?: string[];
 }
