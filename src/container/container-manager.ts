@@ -2,6 +2,7 @@
 // snapshots, an OCI bundle, conmon and the runtime handler. berthd learns of exits from
 // conmon's exit files, so a container that ended while berthd was down is reported
 // with its code after the restart. One record on disk and one object in memory each.
+import { applyCdiEdits, cdiEditsFor, loadCdiRegistry, resolveCdiNodes, type CdiContainerEdits, type OciConfigForCdi, type ResolvedCdiNode } from './cdi.js';
 import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
@@ -181,6 +182,8 @@ export class ContainerManager implements PodContainers {
     // Image volumes: the image must be here (pulled), as for the container's own.
     const mounts = spec.mounts.map((m) => (m.image ? { ...m, image: { ...m.image, imageId: this.options.images.get(m.image.image).id } } : m));
     await this.#host.prepareMountSources(mounts.filter((m) => !m.image));
+    // CDI devices: an unknown one is refused before anything is made.
+    const cdi = await this.#cdiFor(spec);
     // Reserved before anything is awaited: a retry overlapping this call must see it.
     const id = randomBytes(32).toString('hex');
     this.#names.set(key, id);
@@ -189,7 +192,7 @@ export class ContainerManager implements PodContainers {
     // Held from here: a RemoveImage meanwhile removes the image record, never its snapshots.
     this.#creating.set(id, record);
     try {
-      await this.#writeBundle(record, pod, image);
+      await this.#writeBundle(record, pod, image, cdi);
       await this.#startMonitor(record, runtime);
       this.#records.set(id, record);
       this.#events.publish('created', id, pod.id);
@@ -244,7 +247,14 @@ export class ContainerManager implements PodContainers {
   }
 
   /** The bundle with its rootfs mounted, and the OCI spec written into it. */
-  async #writeBundle(record: ContainerRecord, pod: PodContext, image: ImageRecord): Promise<void> {
+  async #cdiFor(spec: ContainerSpec): Promise<{ edits: CdiContainerEdits[]; nodes: ResolvedCdiNode[] } | undefined> {
+    const names = spec.cdiDevices ?? [];
+    if (names.length === 0) return undefined;
+    const edits = cdiEditsFor(await loadCdiRegistry(this.options.config.cdi_spec_dirs), names);
+    return { edits, nodes: await resolveCdiNodes(edits) };
+  }
+
+  async #writeBundle(record: ContainerRecord, pod: PodContext, image: ImageRecord, cdi?: { edits: CdiContainerEdits[]; nodes: ResolvedCdiNode[] }): Promise<void> {
     const { id, spec } = record;
     // Independent steps run side by side; each group settles whole before a failure is
     // thrown, so the undo never races a step still mounting.
@@ -267,6 +277,7 @@ export class ContainerManager implements PodContainers {
       this.#host.hugetlbAvailable(),
     ] as const);
     const oci = buildOciSpec({ id, spec, pod, image: imageConfig, user, rootfs, cgroupsPath: record.cgroupsPath, minOomScoreAdj, seccomp, devices, pidNamespace, mounts, hostCapabilities, hugetlb });
+    if (cdi) applyCdiEdits(oci as unknown as OciConfigForCdi, cdi.edits, cdi.nodes);
     if (!spec.stopSignal && imageConfig.StopSignal) record.spec.stopSignal = imageConfig.StopSignal;
     const text = JSON.stringify(oci);
     await writeFile(paths.config, text);

@@ -83,6 +83,8 @@ export interface ContainerSpec extends ContainerResources {
   maskedPaths?: string[];
   readonlyPaths?: string[];
   devices: ContainerDevice[];
+  /** CDI devices by qualified name (`vendor.com/class=name`), from the CRI field and the cdi.k8s.io annotations. */
+  cdiDevices?: string[];
   /** The container's PID namespace; undefined: the pod's mode. TARGET names a container. */
   pidMode?: NamespaceMode;
   pidTargetId: string;
