@@ -296,6 +296,7 @@ function fakeBundles(state: string, calls: string[]): BundleStore {
 
 function fakeContainerHost(calls: string[]): ContainerHost {
   return {
+    criu: async () => ({ usable: false, detail: 'fake host' }),
     prepareMountSources: async () => undefined,
     devices: async () => [],
     hostCapabilities: async () => ['CAP_CHOWN'],

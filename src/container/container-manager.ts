@@ -2,13 +2,12 @@
 // snapshots, an OCI bundle, conmon and the runtime handler. berthd learns of exits from
 // conmon's exit files, so a container that ended while berthd was down is reported
 // with its code after the restart. One record on disk and one object in memory each.
-import { applyCdiEdits, cdiEditsFor, loadCdiRegistry, resolveCdiNodes, type CdiContainerEdits, type OciConfigForCdi, type ResolvedCdiNode } from './cdi.js';
 import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { dirname, isAbsolute, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
-import { notFound, invalidArgument, alreadyExists, failedPrecondition } from '../errors.js';
+import { BerthError, notFound, invalidArgument, alreadyExists, failedPrecondition } from '../errors.js';
 import type { BerthConfig } from '../config/config.js';
 import { RecordStore } from '../store/record-store.js';
 import { KeyedMutex } from '../util/locks.js';
@@ -26,6 +25,7 @@ import { Bundles, bundlePaths, type BundleStore } from './bundle.js';
 import { ExitWatcher, exitFileOf, readExit } from './exit-watcher.js';
 import { attach, execStream, execSync, type ExecSyncResult } from './exec.js';
 import { reopenLog } from './log-reopen.js';
+import { applyCdiEdits, cdiEditsFor, loadCdiRegistry, resolveCdiNodes, type CdiContainerEdits, type OciConfigForCdi, type ResolvedCdiNode } from './cdi.js';
 import type { AttachRequest, ExecRequest, StreamIO } from '../stream/backends.js';
 import type { ContainerRecord, ContainerResources, ContainerSpec, ContainerState } from './container-types.js';
 import { noContainerEvents, type ContainerEventPublisher } from '../events/container-events.js';
@@ -176,6 +176,8 @@ export class ContainerManager implements PodContainers {
     const key = this.#nameKey(pod.id, spec);
     const taken = this.#names.get(key);
     if (taken) throw alreadyExists(`container name "${key}" is reserved for container ${taken}`);
+    // A checkpoint archive as the image is a restore (as CRI-O does it).
+    if (isAbsolute(spec.image) && (await stat(spec.image).then((s) => s.isFile(), () => false))) throw await this.#checkpointUnsupported(`restoring from checkpoint archive ${spec.image}`);
     const image = this.options.images.get(spec.image);
     const runtime = this.#runtimes.get(pod.runtimeHandler);
     if (!runtime) throw failedPrecondition(`runtime handler "${pod.runtimeHandler}" is not configured`);
@@ -205,6 +207,26 @@ export class ContainerManager implements PodContainers {
     } finally {
       this.#creating.delete(id);
     }
+  }
+
+  /**
+   * CheckpointContainer: the container must exist and run, and CRIU must work on this
+   * host. Where `criu check` fails (Debian's criu 3.17.1 on kernel 6.18: its vDSO
+   * parser), the answer is Unimplemented with what criu said, so the kubelet reports
+   * checkpointing as unsupported; writing the archive itself (runc checkpoint into CRI-O's
+   * layout) is not built, since no host berth runs on here could test it.
+   */
+  async checkpoint(idOrPrefix: string, location: string): Promise<void> {
+    const record = await this.get(idOrPrefix);
+    if (record.state !== 'running') throw failedPrecondition(`container ${record.id} is ${record.state}: only a running container can be checkpointed`);
+    if (!isAbsolute(location)) throw invalidArgument(`checkpoint location "${location}" must be an absolute path of the archive to write`);
+    throw await this.#checkpointUnsupported('checkpointing');
+  }
+
+  async #checkpointUnsupported(what: string): Promise<BerthError> {
+    const criu = await this.#host.criu();
+    if (!criu.usable) return new BerthError('Unimplemented', `${what} needs CRIU, which does not work on this host: ${criu.detail}`);
+    return new BerthError('Unimplemented', `${what} (runc checkpoint/restore into CRI-O's archive layout) is not implemented by berth yet; criu check passes here`);
   }
 
   /**
