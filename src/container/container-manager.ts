@@ -286,7 +286,7 @@ export class ContainerManager implements PodContainers {
       this.#bundles.create(record.bundle),
       this.options.images.forContainer(image),
     ] as const);
-    const rootfs = await this.#bundles.mountRootfs(record.bundle, lowerDirs);
+    const rootfs = await this.#bundles.mountRootfs(record.bundle, lowerDirs, pod.userns);
     const [user, seccomp, mounts, minOomScoreAdj, hostCapabilities, hugetlb] = await allSettled([
       resolveUser(rootfs, { ...spec, imageUser: image.user }),
       seccompFor(spec.seccomp, spec.privileged),
