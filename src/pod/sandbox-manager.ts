@@ -179,7 +179,7 @@ export class SandboxManager {
     return {
       id: record.id,
       hostname: record.spec.hostname,
-      namespaces: { network: record.netns, uts: record.utsns, ipc: record.ipcns, pid: record.pidns, user: record.userns },
+      namespaces: { network: record.netns, uts: record.utsns, ipc: record.ipcns, pid: record.pidns, ...(record.userns ? { user: record.userns } : {}) },
       ...(record.userns && record.spec.userns ? { userns: record.spec.userns } : {}),
       pidMode: record.spec.namespaces.pid,
       files: { hostname: files.hostname, hosts: files.hosts, resolvConf: files.resolvConf, ...(record.ipcns ? { shm: files.shm } : {}) },
