@@ -35,8 +35,6 @@ async function pidsRunning(marker: string): Promise<number[]> {
 for (const pid of [NamespaceMode.CONTAINER, NamespaceMode.POD]) {
   test(`a pod with its own user namespace (PID mode ${NamespaceMode[pid]}): root inside is not root outside`, { skip: containerTestSkip }, async (t) => {
     const { berthd, runtime, image, logDir } = await setupContainerTest(t);
-    // runc sets the rootfs up as the namespace's root: the test's private dirs must let it pass.
-    await chmod(berthd.dir, 0o711);
     const volume = await tempDir(t, 'userns-vol-');
     await chmod(volume, 0o777);
     const namespaceOptions = { pid, usernsOptions: { mode: NamespaceMode.POD, uids: mapping, gids: mapping } };
@@ -44,6 +42,13 @@ for (const pid of [NamespaceMode.CONTAINER, NamespaceMode.POD]) {
       config: { metadata: { name: `userns-${pid}`, namespace: 'test', uid: `userns-uid-${pid}`, attempt: 0 }, hostname: 'userns-host', logDirectory: logDir, linux: { securityContext: { namespaceOptions } } },
     });
     cleanup(t).after(() => runtime.removePodSandbox({ podSandboxId }).catch(() => undefined));
+    // runc sets the rootfs up as the namespace's root: a private dir above the state dir is refused, precisely.
+    await chmod(berthd.dir, 0o700);
+    await assert.rejects(
+      runtime.createContainer({ podSandboxId, config: { metadata: { name: 'unreachable' }, image: { image }, linux: { securityContext: { namespaceOptions } } } }),
+      (err: grpc.ServiceError) => err.code === grpc.status.FAILED_PRECONDITION && /may not pass .* \(mode 700\)/.test(err.message),
+    );
+    await chmod(berthd.dir, 0o711);
     const marker = `${BASE + pid}`;
     const { containerId } = await runtime.createContainer({
       podSandboxId,

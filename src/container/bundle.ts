@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { chmod, mkdir, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { runCommand } from '../linux/command.js';
-import { shiftOwnership } from '../linux/id-shift.js';
+import { checkReachable, shiftOwnership } from '../linux/id-shift.js';
 import type { UserNamespaceSpec } from '../linux/namespaces.js';
 import { mountPoints, preparePrivateDir, removeUnmounted } from '../linux/mount-table.js';
 import { recursiveReadOnlyBind, unmountTree } from '../linux/recursive-readonly.js';
@@ -106,6 +106,7 @@ export class Bundles {
       // bundle dirs would keep out: it may pass through (not list) them.
       await chmod(this.#dir, 0o711);
       await chmod(dir, 0o711);
+      await checkReachable(rootfs, userns);
       await shiftOwnership(rootfs, userns);
     }
     return rootfs;
