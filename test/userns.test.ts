@@ -8,7 +8,9 @@ import assert from 'node:assert/strict';
 import { chmod, readFile, readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import { NamespaceMode } from '../src/gen/runtime/v1/api_pb.js';
+import { NamespaceMode, PodSandboxState, RuntimeService } from '../src/gen/runtime/v1/api_pb.js';
+import { openChannel, serviceClient } from '../src/server/grpc-service.js';
+import { launchBerthd } from './helpers/berthd.js';
 import { containerTestSkip, setupContainerTest } from './helpers/containers.js';
 import { cleanup } from './helpers/scope.js';
 import { tempDir } from './helpers/tmp.js';
@@ -84,6 +86,18 @@ for (const pid of [NamespaceMode.CONTAINER, NamespaceMode.POD]) {
     assert.notEqual(r.exitCode, 0, Buffer.from(r.stdout).toString());
     const status = await runtime.podSandboxStatus({ podSandboxId, verbose: true });
     assert.match(status.info.config ?? status.info.info ?? '', /usernsOptions|userns/i, 'the verbose config shows the user namespace');
+
+    // A berthd restart keeps the pod (its user namespace pin among its pins) and the container.
+    await berthd.stop();
+    const again = await launchBerthd(t, berthd.dir, berthd.configPath, berthd.socket);
+    const channel = openChannel(again.endpoint);
+    cleanup(t).after(() => channel.close());
+    const runtime2 = serviceClient(RuntimeService, channel);
+    assert.equal((await runtime2.podSandboxStatus({ podSandboxId })).status?.state, PodSandboxState.SANDBOX_READY);
+    const after = await runtime2.execSync({ containerId, cmd: ['cat', '/proc/self/uid_map'], timeout: 10n });
+    assert.match(Buffer.from(after.stdout).toString(), new RegExp(`^\\s*0\\s+${BASE}\\s+65536\\s*$`));
+    await runtime2.removePodSandbox({ podSandboxId });
+    assert.deepEqual((await readdir(join(berthd.dir, 'state', 'ns')).catch(() => [] as string[])).filter((n) => n.startsWith(podSandboxId)), [], 'no pin of the pod is left');
   });
 }
 

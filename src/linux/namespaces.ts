@@ -60,10 +60,10 @@ const USERNS_START_TIMEOUT_MS = 5_000;
 /**
  * A user namespace with the others it owns: util-linux's unshare makes them in one call
  * (unshare(2) with CLONE_NEWUSER|CLONE_NEWNET|…, so the new user namespace owns the
- * rest) and runs a shell that sets the hostname, then waits on its stdin. Meanwhile
- * berthd, root of the parent namespace, writes the uid and gid maps (unshare's own
- * --map-users needs newuidmap and /etc/subuid) and bind-mounts the namespaces onto the
- * pin files; then the shell's stdin closes and it exits, leaving only the pins.
+ * rest) and runs a shell that says it is up, then waits on its stdin. Meanwhile berthd,
+ * root of the parent namespace, writes the uid and gid maps (unshare's own --map-users
+ * needs newuidmap and /etc/subuid) and bind-mounts the namespaces onto the pin files;
+ * then the shell's stdin closes and it exits, leaving only the pins.
  */
 async function pinUserOwnedNamespaces(files: Partial<Record<PinnableNamespace, string>>, hostname: string | undefined, userns: { file: string } & UserNamespaceSpec): Promise<void> {
   const kinds = (Object.entries(files) as Array<[PinnableNamespace, string | undefined]>).filter((e): e is [PinnableNamespace, string] => e[1] !== undefined);
