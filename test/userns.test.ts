@@ -85,6 +85,8 @@ for (const pid of [NamespaceMode.CONTAINER, NamespaceMode.POD]) {
     const r = await runtime.execSync({ containerId, cmd: ['sh', '-c', 'cat /proc/1/root/etc/shadow 2>&1; mknod /tmp/n c 1 3 2>&1'], timeout: 10n });
     assert.notEqual(r.exitCode, 0, Buffer.from(r.stdout).toString());
     const status = await runtime.podSandboxStatus({ podSandboxId, verbose: true });
+    const userns = status.status?.linux?.namespaces?.options?.usernsOptions;
+    assert.deepEqual([userns?.mode, userns?.uids.map((m) => [m.containerId, m.hostId, m.length])], [NamespaceMode.POD, [[0, BASE, 65536]]], 'PodSandboxStatus reports the user namespace');
     assert.match(status.info.config ?? status.info.info ?? '', /usernsOptions|userns/i, 'the verbose config shows the user namespace');
 
     // A berthd restart keeps the pod (its user namespace pin among its pins) and the container.

@@ -182,6 +182,7 @@ export function toCriSandboxStatus(record: SandboxRecord): MessageInitShape<type
           pid: criNamespaceModes[spec.namespaces.pid],
           ipc: criNamespaceModes[spec.namespaces.ipc],
           targetId: spec.namespaces.targetId,
+          ...(spec.userns ? { usernsOptions: { mode: CriNamespaceMode.POD, uids: spec.userns.uids, gids: spec.userns.gids } } : {}),
         },
       },
     },
