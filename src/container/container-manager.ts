@@ -50,8 +50,8 @@ const KILL_WAIT_MS = 10_000;
 
 export class ContainerManager implements PodContainers {
   readonly #records = new Map<string, ContainerRecord>();
-  /** Containers whose CreateContainer runs: their snapshots are held already. */
-  readonly #creating = new Map<string, ContainerRecord>();
+  /** The image snapshots of CreateContainer calls under way: held already. */
+  readonly #creating = new Set<{ snapshots: string[] }>();
   readonly #store: RecordStore<ContainerRecord>;
   readonly #locks = new KeyedMutex();
   readonly #names = new Map<string, string>();
@@ -183,29 +183,34 @@ export class ContainerManager implements PodContainers {
     if (!runtime) throw failedPrecondition(`runtime handler "${pod.runtimeHandler}" is not configured`);
     // Image volumes: the image must be here (pulled), as for the container's own.
     const mounts = spec.mounts.map((m) => (m.image ? { ...m, image: { ...m.image, imageId: this.options.images.get(m.image.image).id } } : m));
-    await this.#host.prepareMountSources(mounts.filter((m) => !m.image));
-    // CDI devices: an unknown one is refused before anything is made.
-    const cdi = await this.#cdiFor(spec);
-    // Reserved before anything is awaited: a retry overlapping this call must see it.
-    const id = randomBytes(32).toString('hex');
-    this.#names.set(key, id);
-    const record = this.#newRecord(id, pod, { ...spec, imageId: image.id, mounts }, runtime.options.name);
-    record.snapshots = [...new Set([image, ...mounts.flatMap((m) => (m.image ? [this.options.images.get(m.image.imageId)] : []))].flatMap((i) => this.options.images.chainIds(i)))];
-    // Held from here: a RemoveImage meanwhile removes the image record, never its snapshots.
-    this.#creating.set(id, record);
+    // The snapshots are held from the moment the images are looked up: a RemoveImage
+    // meanwhile removes the image record, never what the container is being made of.
+    const snapshots = [...new Set([image, ...mounts.flatMap((m) => (m.image ? [this.options.images.get(m.image.imageId)] : []))].flatMap((i) => this.options.images.chainIds(i)))];
+    const hold = { snapshots };
+    this.#creating.add(hold);
     try {
-      await this.#writeBundle(record, pod, image, cdi);
-      await this.#startMonitor(record, runtime);
-      this.#records.set(id, record);
-      this.#events.publish('created', id, pod.id);
-      this.options.log.info({ container: id, pod: pod.id, name: spec.name }, 'container created');
-      return id;
-    } catch (err) {
-      this.#names.delete(key);
-      await this.#undoCreate(record, runtime);
-      throw err;
+      await this.#host.prepareMountSources(mounts.filter((m) => !m.image));
+      // CDI devices: an unknown one is refused before anything is made.
+      const cdi = await this.#cdiFor(spec);
+      // Reserved before anything is awaited: a retry overlapping this call must see it.
+      const id = randomBytes(32).toString('hex');
+      this.#names.set(key, id);
+      const record = this.#newRecord(id, pod, { ...spec, imageId: image.id, mounts }, runtime.options.name);
+      record.snapshots = snapshots;
+      try {
+        await this.#writeBundle(record, pod, image, cdi);
+        await this.#startMonitor(record, runtime);
+        this.#records.set(id, record);
+        this.#events.publish('created', id, pod.id);
+        this.options.log.info({ container: id, pod: pod.id, name: spec.name }, 'container created');
+        return id;
+      } catch (err) {
+        this.#names.delete(key);
+        await this.#undoCreate(record, runtime);
+        throw err;
+      }
     } finally {
-      this.#creating.delete(id);
+      this.#creating.delete(hold);
     }
   }
 
@@ -235,10 +240,10 @@ export class ContainerManager implements PodContainers {
    */
   heldSnapshots(): string[] {
     const held = new Set<string>();
-    for (const record of [...this.#records.values(), ...this.#creating.values()]) {
-      const chains = record.snapshots ?? this.#imageChains(record.spec.imageId);
-      for (const chain of chains) held.add(chain);
+    for (const record of this.#records.values()) {
+      for (const chain of record.snapshots ?? this.#imageChains(record.spec.imageId)) held.add(chain);
     }
+    for (const creating of this.#creating) for (const chain of creating.snapshots) held.add(chain);
     return [...held];
   }
 
@@ -268,7 +273,7 @@ export class ContainerManager implements PodContainers {
     };
   }
 
-  /** The bundle with its rootfs mounted, and the OCI spec written into it. */
+  /** The CDI devices' edits and device nodes; InvalidArgument for an unknown device. */
   async #cdiFor(spec: ContainerSpec): Promise<{ edits: CdiContainerEdits[]; nodes: ResolvedCdiNode[] } | undefined> {
     const names = spec.cdiDevices ?? [];
     if (names.length === 0) return undefined;
@@ -276,6 +281,7 @@ export class ContainerManager implements PodContainers {
     return { edits, nodes: await resolveCdiNodes(edits) };
   }
 
+  /** The bundle with its rootfs mounted, and the OCI spec written into it. */
   async #writeBundle(record: ContainerRecord, pod: PodContext, image: ImageRecord, cdi?: { edits: CdiContainerEdits[]; nodes: ResolvedCdiNode[] }): Promise<void> {
     const { id, spec } = record;
     // Independent steps run side by side; each group settles whole before a failure is
