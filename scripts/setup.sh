@@ -14,7 +14,7 @@ PACKAGES=(
   runc crun runsc conmon catatonit
   containernetworking-plugins iptables iproute2
   busybox-static docker-registry containerd
-  attr zstd
+  attr zstd criu
   e2fsprogs xfsprogs util-linux
   protobuf-compiler libprotobuf-dev ca-certificates
 )

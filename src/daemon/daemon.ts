@@ -120,9 +120,13 @@ export async function startDaemon(config: BerthConfig, log: Logger): Promise<Run
   // Recovery: the gate keeps clients out until every store is loaded and the leftovers
   // of a crash (partial downloads and unpacks, unreferenced content) are collected.
   gate.setPhase('recovering state');
-  await images.init();
+  // Containers hold the snapshots of their images (even removed ones): garbage is
+  // collected once they are loaded.
+  images.holdSnapshots(() => containers.heldSnapshots());
+  await images.init({ collect: false });
   await pods.recover();
   await containers.recover();
+  await images.collectLeftovers();
   gate.open();
   // Exits found by recovery (they happened while berthd was down) reach the clients that subscribe next.
   events.hub.open();

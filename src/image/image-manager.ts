@@ -77,6 +77,7 @@ export class ImageManager {
   readonly #pinned: Set<string>;
   /** Digests and chain IDs that running pulls have fetched but not yet recorded: GC keeps them. */
   readonly #leased = new Map<string, number>();
+  #holders: () => Iterable<string> = () => [];
 
   constructor(private readonly options: ImageManagerOptions) {
     this.content = new ContentStore(options.root);
@@ -85,15 +86,39 @@ export class ImageManager {
     this.#pinned = new Set(options.pinnedImages.map((p) => formatReference(parseReference(p))));
   }
 
-  /** Loads records and collects leftovers of crashes: partial downloads, unpacks, orphans. */
-  async init(): Promise<void> {
+  /**
+   * Loads records and collects leftovers of crashes: partial downloads, unpacks, orphans.
+   * `collect: false` leaves the collection to the caller, for when the holders of
+   * snapshots (containers) are loaded after the images.
+   */
+  async init(options: { collect?: boolean } = {}): Promise<void> {
     await this.content.init();
     await this.snapshots.init();
     for (const problem of await this.images.load()) this.options.log.error({ problem }, 'skipping unreadable image record');
     await this.content.clearIngest();
     await this.snapshots.clearTemp();
+    if (options.collect !== false) await this.collectLeftovers();
+  }
+
+  /** Collects what no image, pull or container references, and says so when there was some. */
+  async collectLeftovers(): Promise<void> {
     const removed = await this.collectGarbage();
     if (removed.blobs + removed.snapshots > 0) this.options.log.info(removed, 'removed content no image references');
+  }
+
+  /**
+   * Who else holds snapshots: the chain IDs returned are kept by garbage collection even
+   * when no image references them any more (a container's rootfs is made of its image's
+   * snapshots, and RemoveImage removes the image record while the container exists, as
+   * containerd does: its snapshots are leased by the container).
+   */
+  holdSnapshots(holders: () => Iterable<string>): void {
+    this.#holders = holders;
+  }
+
+  /** The chain IDs of an image's snapshots, bottom layer first. */
+  chainIds(image: ImageRecord): string[] {
+    return image.layers.map((l) => l.chainId);
   }
 
   /** Pulls an image (shared with a pull of the same reference already running). */
@@ -328,7 +353,7 @@ export class ImageManager {
   /** Deletes blobs and snapshots that no image references. */
   async collectGarbage(): Promise<{ blobs: number; snapshots: number }> {
     const usedBlobs = new Set<string>(this.#leased.keys());
-    const usedChains = new Set<string>(this.#leased.keys());
+    const usedChains = new Set<string>([...this.#leased.keys(), ...this.#holders()]);
     for (const image of this.images.list()) {
       usedBlobs.add(image.id);
       usedBlobs.add(image.manifestDigest);

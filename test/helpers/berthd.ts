@@ -1,6 +1,6 @@
 // A real berthd for a test: its own socket, root, state and config in a temp dir.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BERTHCTL, BERTHD } from './paths.js';
 import { run, stopProcess, waitForSocket, type RunResult } from './processes.js';
@@ -36,6 +36,9 @@ export interface BerthdOptions {
 
 export async function startBerthd(t: { after(fn: () => unknown): void }, options: BerthdOptions = {}): Promise<TestBerthd> {
   const dir = await tempDir(t, 'berthd-');
+  // Searchable by others, as /run is: a container in a pod's user namespace is set up by
+  // its root, unprivileged on the host, which must pass the dirs above berthd's state.
+  await chmod(dir, 0o711);
   const socket = join(dir, 'berth.sock');
   const cniConfDir = options.cniConfDir ?? join(dir, 'net.d');
   await mkdir(cniConfDir, { recursive: true });
