@@ -18,13 +18,8 @@ import { tempDir } from '../test/helpers/tmp.js';
 import { CONTAINERD_SANDBOX_IMAGE, UPSTREAM_HOSTS, conformanceImages, pushConformanceImages } from '../test/conformance/images.js';
 import { benchArgs, readBenchMedians, writeBenchParams } from '../test/conformance/critest-bench.js';
 import { PACKAGE_ROOT } from '../test/helpers/paths.js';
-import { Scope, median, requireRoot } from './harness.js';
+import { median, requireRoot, Scope, stringArg } from './harness.js';
 import { containerd2Binary } from './targets.js';
-
-const arg = (name: string): string | undefined => {
-  const i = process.argv.indexOf(name);
-  return i > 0 ? process.argv[i + 1] : undefined;
-};
 
 interface Runtime {
   name: string;
@@ -44,8 +39,8 @@ function run(command: string, argv: string[], logFile: string, cwd: string): Pro
 
 async function main(): Promise<void> {
   requireRoot();
-  const rounds = Number(arg('--rounds') ?? 2);
-  const samples = Number(arg('--samples') ?? 20);
+  const rounds = Number(stringArg('--rounds') ?? 2);
+  const samples = Number(stringArg('--samples') ?? 20);
   const cache = process.env.BERTH_TOOLS_CACHE ?? '/var/cache/berth-test-tools';
   const critest = join(execFileSync('bash', [join(PACKAGE_ROOT, 'scripts/build-cri-tools.sh')], { encoding: 'utf8' }).trim().split('\n').at(-1)!, 'critest');
   const busybox = join(cache, 'busybox-v2');
@@ -65,7 +60,7 @@ async function main(): Promise<void> {
     const runtimes: Runtime[] = [
       { name: 'berth', start: async (s) => (await startBerthd(s, { cniConfDir: network.confDir, logLevel: 'warn', extraToml: berthToml })).endpoint },
     ];
-    const baseline = arg('--baseline');
+    const baseline = stringArg('--baseline');
     if (baseline) {
       runtimes.push({ name: 'berth-base', start: async (s) => (await startBerthd(s, { cniConfDir: network.confDir, logLevel: 'warn', extraToml: berthToml, binary: baseline })).endpoint });
     }

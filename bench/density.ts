@@ -9,16 +9,9 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { RuntimeService, ImageService } from '../src/gen/runtime/v1/api_pb.js';
 import { openChannel, serviceClient } from '../src/server/grpc-service.js';
-import { buildLayer, busyboxEntries, pushImage } from '../test/helpers/image-builder.js';
 import { startPodNetwork } from '../test/helpers/pod-network.js';
-import { startRegistry } from '../test/helpers/registry.js';
-import { Scope, median, requireRoot } from './harness.js';
+import { median, numberArg, requireRoot, Scope, startBusyboxRegistry } from './harness.js';
 import { startTargets } from './targets.js';
-
-const arg = (name: string, fallback: number) => {
-  const i = process.argv.indexOf(name);
-  return i > 0 ? Number(process.argv[i + 1]) : fallback;
-};
 
 const SETTLE_MS = 10_000;
 
@@ -32,13 +25,11 @@ interface Figures {
 
 async function main(): Promise<void> {
   requireRoot();
-  const pods = arg('--pods', 100);
-  const polls = arg('--polls', 100);
+  const pods = numberArg('--pods', 100);
+  const polls = numberArg('--polls', 100);
   const scope = new Scope();
   try {
-    const registry = await startRegistry(scope);
-    await pushImage(registry, 'bench/busybox', '1', { layers: [buildLayer(busyboxEntries())] });
-    const image = `${registry.host}/bench/busybox:1`;
+    const { registry, image } = await startBusyboxRegistry(scope);
     const net = await startPodNetwork(scope);
     const targets = await startTargets(scope, { cniConfDir: net.confDir, registry });
     const opts = { timeoutMs: 120_000 };

@@ -12,15 +12,9 @@ import { RuntimeService, ImageService } from '../src/gen/runtime/v1/api_pb.js';
 import { openChannel, serviceClient } from '../src/server/grpc-service.js';
 import { startBerthd } from '../test/helpers/berthd.js';
 import { startContainerd } from '../test/helpers/containerd.js';
-import { buildLayer, busyboxEntries, pushImage } from '../test/helpers/image-builder.js';
+import { buildLayer, pushImage } from '../test/helpers/image-builder.js';
 import { startPodNetwork } from '../test/helpers/pod-network.js';
-import { startRegistry } from '../test/helpers/registry.js';
-import { Scope, initOfPinIn, percentile, requireRoot, rssOf } from './harness.js';
-
-const arg = (name: string, fallback: number) => {
-  const i = process.argv.indexOf(name);
-  return i > 0 ? Number(process.argv[i + 1]) : fallback;
-};
+import { initOfPinIn, numberArg, percentile, requireRoot, rssOf, Scope, startBusyboxRegistry } from './harness.js';
 
 const SETTLE_MS = 10_000;
 
@@ -79,15 +73,13 @@ async function measure(endpoint: string, image: string, iterations: number, pods
 
 async function main(): Promise<void> {
   requireRoot();
-  const iterations = arg('--iterations', 50);
-  const pods = arg('--pods', 50);
+  const iterations = numberArg('--iterations', 50);
+  const pods = numberArg('--pods', 50);
   const scope = new Scope();
   try {
-    const registry = await startRegistry(scope);
-    await pushImage(registry, 'bench/busybox', '1', { layers: [buildLayer(busyboxEntries())] });
+    const { registry, image } = await startBusyboxRegistry(scope);
     const pause = buildLayer([{ type: 'file', path: 'catatonit', content: readFileSync('/usr/bin/catatonit'), mode: 0o755 }]);
     await pushImage(registry, 'bench/pause', '1', { layers: [pause], config: { Entrypoint: ['/catatonit', '-P'] } });
-    const image = `${registry.host}/bench/busybox:1`;
     const net = await startPodNetwork(scope);
 
     const berthd = await startBerthd(scope, { cniConfDir: net.confDir, logLevel: 'warn' });

@@ -7,10 +7,8 @@
 import { readFileSync } from 'node:fs';
 import { RuntimeService, ImageService } from '../src/gen/runtime/v1/api_pb.js';
 import { openChannel, serviceClient } from '../src/server/grpc-service.js';
-import { buildLayer, busyboxEntries, pushImage } from '../test/helpers/image-builder.js';
 import { startPodNetwork } from '../test/helpers/pod-network.js';
-import { startRegistry } from '../test/helpers/registry.js';
-import { Scope, median, percentile, requireRoot } from './harness.js';
+import { median, numberArg, percentile, requireRoot, Scope, startBusyboxRegistry } from './harness.js';
 import { startTargets } from './targets.js';
 
 /** A process's user + system CPU time so far, in ms (/proc/PID/stat, clock ticks of 10 ms). */
@@ -20,19 +18,12 @@ function cpuMs(pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) * 10;
 }
 
-const arg = (name: string, fallback: number) => {
-  const i = process.argv.indexOf(name);
-  return i > 0 ? Number(process.argv[i + 1]) : fallback;
-};
-
 async function main(): Promise<void> {
   requireRoot();
-  const rounds = arg('--rounds', 300);
+  const rounds = numberArg('--rounds', 300);
   const scope = new Scope();
   try {
-    const registry = await startRegistry(scope);
-    await pushImage(registry, 'bench/busybox', '1', { layers: [buildLayer(busyboxEntries())] });
-    const image = `${registry.host}/bench/busybox:1`;
+    const { registry, image } = await startBusyboxRegistry(scope);
     const net = await startPodNetwork(scope);
     const targets = await startTargets(scope, { cniConfDir: net.confDir, registry });
     const opts = { timeoutMs: 120_000 };

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { removeAllPods, startBerthd } from '../test/helpers/berthd.js';
 import { containerdVersion, pushPauseImage, registryCriToml, startContainerd } from '../test/helpers/containerd.js';
 import type { TestRegistry } from '../test/helpers/registry.js';
-import { initOfPinIn, rssOf, type Scope } from './harness.js';
+import { initOfPinIn, rssOf, stringArg, type Scope } from './harness.js';
 import type { TestBerthd } from '../test/helpers/berthd.js';
 import type { TestContainerd } from '../test/helpers/containerd.js';
 
@@ -35,14 +35,9 @@ export interface Target {
   memoryKb(): Promise<number>;
 }
 
-const arg = (name: string): string | undefined => {
-  const i = process.argv.indexOf(name);
-  return i > 0 ? process.argv[i + 1] : undefined;
-};
-
 /** containerd 2.x's daemon, when built (BERTH_TOOLS_CACHE as in scripts/build-containerd2.sh). */
 export function containerd2Binary(): string | undefined {
-  const explicit = arg('--containerd2') ?? process.env.BENCH_CONTAINERD2;
+  const explicit = stringArg('--containerd2') ?? process.env.BENCH_CONTAINERD2;
   if (explicit) return explicit;
   const cache = process.env.BERTH_TOOLS_CACHE ?? '/var/cache/berth-test-tools';
   const path = join(cache, `containerd-${process.env.CONTAINERD2_VERSION ?? 'v2.4.2'}`, 'containerd');
@@ -61,7 +56,7 @@ export async function startTargets(scope: Scope, options: TargetOptions): Promis
   const targets: Target[] = [];
   const berthd = await startBerthd(scope, { cniConfDir: options.cniConfDir, logLevel: 'warn' });
   targets.push({ name: 'berth', endpoint: berthd.endpoint, pid: berthd.process.pid!, kind: 'berth', memoryKb: () => berthMemory(berthd) });
-  const baseline = arg('--baseline');
+  const baseline = stringArg('--baseline');
   if (baseline) {
     const base = await startBerthd(scope, { cniConfDir: options.cniConfDir, logLevel: 'warn', binary: baseline });
     targets.push({ name: 'berth-base', endpoint: base.endpoint, pid: base.process.pid!, kind: 'berth', memoryKb: () => berthMemory(base) });
