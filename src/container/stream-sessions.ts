@@ -147,6 +147,8 @@ export async function attachToConmon(socketDir: string, ctl: string, io: StreamI
   const connection = new AttachConnection(socketDir, io);
   const onAbort = () => connection.close();
   io.signal.addEventListener('abort', onAbort);
+  // A client that left before the helper was started never fires 'abort' again.
+  if (io.signal.aborted) connection.close();
   const onResize = (size: TerminalSize) => void resizeThroughFifo(ctl, size);
   try {
     await connection.ready;
@@ -283,6 +285,8 @@ export async function execWithTerminal(options: TerminalExecOptions, io: StreamI
       throw internal(`cannot exec in container ${options.containerId}: ${String(started?.message ?? stderr.trim() ?? 'no reason given').trim()}`);
     }
     execPid = started.data;
+    // A client that left while the command was starting: its abort found no pid to kill.
+    if (io.signal.aborted) kill();
     connection.pipeStdin();
     const ended = await messages.next();
     // The attach socket closes when conmon exits, after it has drained the pty.
