@@ -30,6 +30,7 @@ import { forwardPort } from '../pod/port-forward.js';
 import { BerthdMetrics } from '../metrics/berthd-metrics.js';
 import { startMetricsServer, type MetricsServer } from '../metrics/metrics-server.js';
 import { parseHostPort } from '../config/config.js';
+import { checkSystemdAvailable } from '../linux/systemd-scope.js';
 
 export interface RunningDaemon {
   readonly socketPath: string;
@@ -40,6 +41,8 @@ export interface RunningDaemon {
 const SHUTDOWN_GRACE_MS = 5000;
 
 export async function startDaemon(config: BerthConfig, log: Logger): Promise<RunningDaemon> {
+  // Before anything is claimed: without systemd every container would fail to start.
+  if (config.cgroup_driver === 'systemd') await checkSystemdAvailable();
   const socketPath = socketPathOf(config.listen);
   await claimSocketPath(socketPath);
   await mkdir(config.root, { recursive: true, mode: 0o711 });

@@ -34,10 +34,12 @@ export async function prepareInfraRoot(dir: string, catatonit: string): Promise<
 const START_TIMEOUT_MS = 5_000;
 
 /** Creates a PID namespace pinned at pinFile with catatonit (from infraRoot) as its init; returns its host pid. */
-export async function startPidNamespace(pinFile: string, infraRoot: string): Promise<number> {
+export async function startPidNamespace(pinFile: string, infraRoot: string, prefix: string[] = []): Promise<number> {
   await writeFile(pinFile, '', { mode: 0o444 });
   const args = [`--pid=${pinFile}`, '--fork', `--root=${infraRoot}`, '--setuid', NOBODY, '--setgid', NOBODY, '--', '/catatonit', '-P'];
-  const unshare = spawn('unshare', args, { stdio: ['ignore', 'ignore', 'pipe'], detached: true });
+  // A prefix (systemd-run --scope) execs unshare in the same process: its pid is unshare's.
+  const command = [...prefix, 'unshare', ...args];
+  const unshare = spawn(command[0]!, command.slice(1), { stdio: ['ignore', 'ignore', 'pipe'], detached: true });
   let stderr = '';
   unshare.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
   const exited = new Promise<void>((resolve) => unshare.once('exit', () => resolve()));

@@ -16,7 +16,8 @@ export interface PodHost {
   pinNamespaces(files: Partial<Record<PinnableNamespace, string>>, hostname?: string): Promise<void>;
   unpinNamespaces(files: Array<string | undefined>): Promise<void>;
   isPinned(file: string): Promise<boolean>;
-  startPidNamespace(pinFile: string, infraRoot: string): Promise<number>;
+  /** `prefix`: a command the init is started through (systemd-run --scope …). */
+  startPidNamespace(pinFile: string, infraRoot: string, prefix?: string[]): Promise<number>;
   stopPidNamespace(pinFile: string | undefined, init: number | undefined): Promise<void>;
   inPinnedNamespace(pid: number, pinFile: string): Promise<boolean>;
   ensureCgroup(path: string): Promise<string[]>;
