@@ -221,6 +221,36 @@ test('the real crictl v1.37 against berthd, and berthctl printing what crictl pr
     const usage = (s: string) => s.replace(/ +\d+\.\d\d +\S+B( +\S+B +\d+ +\S+B)?$/gm, ' <usage>');
     await same(['stats', '-a'], 'exact', usage);
     await same(['statsp'], 'exact', usage);
+
+    // -o go-template: Go's text/template over the same documents (berthctl's own evaluator).
+    const signal = (s: string) => s.replace(/SIGNAL_RUNTIME_DEFAULT/g, 'RUNTIME_DEFAULT');
+    for (const template of [
+      '{{.status.state}} {{.status.exitCode}}',
+      '{{.info.pid}}',
+      '{{range .status.mounts}}{{.containerPath}} {{end}}',
+      '{{if eq .status.state "CONTAINER_EXITED"}}done {{.status.exitCode}}{{else if .status.startedAt}}running{{else}}new{{end}}',
+      '{{json .status.labels}}',
+      '{{range $k, $v := .status.labels}}{{$k}}={{$v}};{{end}}',
+      '{{.status.metadata}} {{.status.labels}}',
+      '{{len .status.mounts}} {{index .status.labels "role"}} {{upper .status.metadata.name}} {{title "a b"}}',
+      '{{- /* a comment */ -}}  {{ .status.id | printf "%s" }}  {{- "x" }}',
+      '{{with .status.image}}{{.image}}{{end}} {{$s := .status}}{{$s.imageRef}}',
+      '{{.status.resources}}',
+    ]) {
+      await same(['inspect', '-o', 'go-template', '--template', template, talker], 'exact', signal);
+    }
+    await same(['inspect', '-o', 'go-template', '--template', '{{range .}}{{.status.metadata.name}} {{end}}', sleeper, talker]);
+    await same(['inspectp', '-o', 'go-template', '--template', '{{.status.state}} {{.status.metadata.name}} {{range .status.network.additionalIps}}x{{end}}{{.status.labels}}', podId]);
+    await same(['inspecti', '-o', 'go-template', '--template', '{{.status.repoTags}} {{.status.size}} {{.status.pinned}} {{json .status.repoDigests}}', image]);
+    await same(['info', '-o', 'go-template', '--template', '{{range .status.conditions}}{{.type}}={{.status}} {{end}}']);
+    await same(['imagefsinfo', '-o', 'go-template', '--template', '{{range .status.imageFilesystems}}{{.fsId.mountpoint}}{{end}}']);
+    // Failures: the same exit status (1), for a missing key and for a bad template.
+    for (const template of ['{{.nope}}', '{{.status.state', '{{nofunc .x}}']) {
+      const [c, b] = await Promise.all([cr(['inspect', '-o', 'go-template', '--template', template, talker]), bc(['inspect', '-o', 'go-template', '--template', template, talker])]);
+      assert.deepEqual([b.code, b.stdout], [c.code, c.stdout], `berthctl inspect --template '${template}': ${b.stderr} (crictl: ${c.stderr})`);
+      assert.equal(c.code, 1);
+      assert.match(b.stderr, /template/);
+    }
   });
 
   await t.test('run, stop, rm, stopp, rmp, rmi', async () => {

@@ -38,6 +38,9 @@ import { inspectPodCommand, podsCommand, removePodsCommand, runPodCommand, stopP
 import { BERTH_VERSION } from '../version.js';
 import { STREAM_TRANSPORTS, type StreamTransport } from './stream-client.js';
 
+/** The formats of the status documents (inspect*, info, imagefsinfo), as crictl's. */
+const WITH_TEMPLATE: OutputFormat[] = ['json', 'yaml', 'go-template', 'table'];
+
 /** A numeric flag's value: a whole number, or a usage error naming it (never NaN). */
 function wholeNumber(value: string): number {
   if (!/^\d+$/.test(value)) throw new InvalidArgumentError(`needs a whole number, not "${value}"`);
@@ -88,8 +91,9 @@ export function berthctlProgram(): Command {
   program
     .command('info')
     .description('display information of the container runtime')
-    .addOption(outputOption('json', ['json', 'yaml', 'table']))
-    .action((opts: { output: string }) => withClients((c) => infoCommand(c, parseOutputFormat(opts.output, 'json'))));
+    .addOption(outputOption('json', ['json', 'yaml', 'go-template', 'table']))
+    .option('--template <template>', 'a Go template, used with -o go-template', '')
+    .action((opts: { output: string; template: string }) => withClients((c) => infoCommand(c, parseOutputFormat(opts.output, 'json', WITH_TEMPLATE), opts.template)));
 
   program
     .command('pull')
@@ -153,9 +157,10 @@ export function berthctlProgram(): Command {
     .command('inspecti')
     .description('show the status of one or more images')
     .argument('<image...>', 'image ids or references')
-    .addOption(outputOption('json', ['json', 'yaml', 'table']))
-    .action((names: string[], opts: { output: string }) =>
-      withClients((c) => inspectImageCommand(c, names, parseOutputFormat(opts.output, 'json'))),
+    .addOption(outputOption('json', ['json', 'yaml', 'go-template', 'table']))
+    .option('--template <template>', 'a Go template, used with -o go-template', '')
+    .action((names: string[], opts: { output: string; template: string }) =>
+      withClients((c) => inspectImageCommand(c, names, parseOutputFormat(opts.output, 'json', WITH_TEMPLATE), opts.template)),
     );
 
   program
@@ -171,8 +176,9 @@ export function berthctlProgram(): Command {
   program
     .command('imagefsinfo')
     .description('show image filesystem usage')
-    .addOption(outputOption('json', ['json', 'yaml', 'table']))
-    .action((opts: { output: string }) => withClients((c) => imageFsInfoCommand(c, parseOutputFormat(opts.output, 'json'))));
+    .addOption(outputOption('json', ['json', 'yaml', 'go-template', 'table']))
+    .option('--template <template>', 'a Go template, used with -o go-template', '')
+    .action((opts: { output: string; template: string }) => withClients((c) => imageFsInfoCommand(c, parseOutputFormat(opts.output, 'json', WITH_TEMPLATE), opts.template)));
 
   program
     .command('runp')
@@ -217,8 +223,9 @@ export function berthctlProgram(): Command {
     .command('inspectp')
     .description('show the status of one or more pod sandboxes')
     .argument('<pod-id...>')
-    .addOption(outputOption('json', ['json', 'yaml', 'table']))
-    .action((ids: string[], opts: { output: string }) => withClients((c) => inspectPodCommand(c, ids, parseOutputFormat(opts.output, 'json'))));
+    .addOption(outputOption('json', ['json', 'yaml', 'go-template', 'table']))
+    .option('--template <template>', 'a Go template, used with -o go-template', '')
+    .action((ids: string[], opts: { output: string; template: string }) => withClients((c) => inspectPodCommand(c, ids, parseOutputFormat(opts.output, 'json', WITH_TEMPLATE), opts.template)));
 
   program
     .command('stopp')
@@ -294,8 +301,9 @@ export function berthctlProgram(): Command {
     .command('inspect')
     .description('show the status of one or more containers')
     .argument('<container-id...>')
-    .addOption(outputOption('json', ['json', 'yaml', 'table']))
-    .action((ids: string[], opts: { output: string }) => withClients((c) => inspectContainersCommand(c, ids, parseOutputFormat(opts.output, 'json'))));
+    .addOption(outputOption('json', ['json', 'yaml', 'go-template', 'table']))
+    .option('--template <template>', 'a Go template, used with -o go-template', '')
+    .action((ids: string[], opts: { output: string; template: string }) => withClients((c) => inspectContainersCommand(c, ids, parseOutputFormat(opts.output, 'json', WITH_TEMPLATE), opts.template)));
 
   program
     .command('stop')

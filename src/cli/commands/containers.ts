@@ -146,7 +146,7 @@ export async function psCommand(clients: CriClients, options: PsOptions): Promis
   );
 }
 
-export async function inspectContainersCommand(clients: CriClients, ids: string[], output: OutputFormat): Promise<string> {
+export async function inspectContainersCommand(clients: CriClients, ids: string[], output: OutputFormat, template = ''): Promise<string> {
   const docs: unknown[] = [];
   let table = '';
   for (const id of ids) {
@@ -184,7 +184,7 @@ export async function inspectContainersCommand(clients: CriClients, ids: string[
     }
     docs.push(withInfo({ status }, response.info));
   }
-  return output === 'table' ? table : formatStatusDocs(docs, output);
+  return output === 'table' ? table : formatStatusDocs(docs, output, template);
 }
 
 export async function stopContainersCommand(clients: CriClients, ids: string[], timeoutSeconds: number): Promise<string> {

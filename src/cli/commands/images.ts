@@ -117,7 +117,7 @@ export async function imagesCommand(clients: CriClients, filter: string | undefi
   return formatTable(header, rows);
 }
 
-export async function inspectImageCommand(clients: CriClients, names: string[], output: OutputFormat): Promise<string> {
+export async function inspectImageCommand(clients: CriClients, names: string[], output: OutputFormat, template = ''): Promise<string> {
   const results: unknown[] = [];
   let table = '';
   for (const name of names) {
@@ -131,7 +131,7 @@ export async function inspectImageCommand(clients: CriClients, names: string[], 
       table += [`ID: ${i.id}`, ...i.repoTags.map((t) => `Tag: ${t}`), ...i.repoDigests.map((d) => `Digest: ${d}`), `Size: ${humanSize(Number(i.size), 3)}`, `Info: ${goMapString(response.info)}`].join('\n') + '\n';
     } else results.push(withInfo({ status: messageJson(ImageSchema, response.image) }, response.info));
   }
-  return output === 'table' ? table : formatStatusDocs(results, output);
+  return output === 'table' ? table : formatStatusDocs(results, output, template);
 }
 
 export interface RemoveImagesOptions {
@@ -168,7 +168,7 @@ export async function removeImagesCommand(clients: CriClients, names: string[], 
   return out;
 }
 
-export async function imageFsInfoCommand(clients: CriClients, output: OutputFormat): Promise<string> {
+export async function imageFsInfoCommand(clients: CriClients, output: OutputFormat, template = ''): Promise<string> {
   const response = await call('getting image filesystem info', () => clients.image.imageFsInfo({}, { timeoutMs: clients.settings.timeoutMs }));
   if (output === 'table') {
     // crictl's outputImageFsInfoTable (the trailing space of the titles included).
@@ -179,7 +179,7 @@ export async function imageFsInfoCommand(clients: CriClients, output: OutputForm
         .join('');
     return section('Container', response.containerFilesystems) + section('Image', response.imageFilesystems);
   }
-  return formatStatusDocs([{ status: messageJson(ImageFsInfoResponseSchema, response) }], output);
+  return formatStatusDocs([{ status: messageJson(ImageFsInfoResponseSchema, response) }], output, template);
 }
 
 /** crictl's normalizeRepoDigest: the first repo digest as [name, digest]. */
