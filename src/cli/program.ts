@@ -36,6 +36,12 @@ import {
 } from './commands/containers.js';
 import { inspectPodCommand, podsCommand, removePodsCommand, runPodCommand, stopPodsCommand } from './commands/pods.js';
 import { BERTH_VERSION } from '../version.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { DEFAULT_CRICTL_CONFIG } from './settings.js';
+import { configCommand } from './commands/config.js';
+import { completionScript } from './commands/completion.js';
+import { checkpointCommand, eventsCommand, podMetricsCommand } from './commands/runtime-extras.js';
+import type { ContainerPull } from './commands/containers.js';
 import { STREAM_TRANSPORTS, type StreamTransport } from './stream-client.js';
 
 /** The formats of the status documents (inspect*, info, imagefsinfo), as crictl's. */
@@ -59,7 +65,9 @@ export function berthctlProgram(): Command {
     .option('-D, --debug', 'enable debug output')
     // As with crictl, global flags come before the command; a command's own flags (runp -r) after it.
     .enablePositionalOptions()
-    .showHelpAfterError();
+    // Bad usage is one line naming the command and where its help is (exit status 1),
+    // never a help dump.
+    .configureOutput({ outputError: usageError('berthctl') });
 
   /** Runs a command body with connected clients, printing its output; errors exit 1 like crictl. */
   function withClients(body: (clients: CriClients) => Promise<string>): Promise<void> {
@@ -72,6 +80,25 @@ export function berthctlProgram(): Command {
       }
     })();
   }
+
+  /**
+   * crictl's --watch: the body again every 500 ms (each output starts with its own
+   * clear-screen) until Ctrl-C or a failed call.
+   */
+  function watching(body: (clients: CriClients) => Promise<string>): Promise<void> {
+    return withClients(async (c) => {
+      let stop = false;
+      process.once('SIGINT', () => (stop = true));
+      while (!stop) {
+        process.stdout.write(await body(c));
+        await sleep(500);
+      }
+      return '';
+    });
+  }
+
+  /** The config file `config` reads and writes: --config, CRI_CONFIG_FILE, /etc/crictl.yaml. */
+  const configPath = () => program.opts<GlobalFlags>().config ?? process.env.CRI_CONFIG_FILE ?? DEFAULT_CRICTL_CONFIG;
 
   /** The streaming transport (crictl's --transport): SPDY/3.1 or WebSocket. */
   const transportOption = () =>
@@ -247,7 +274,15 @@ export function berthctlProgram(): Command {
     .argument('<pod-id>')
     .argument('<container-config>', 'container config file (JSON or YAML)')
     .argument('<pod-config>', 'the pod\'s config file (JSON or YAML)')
-    .action((podId: string, containerConfig: string, podConfig: string) => withClients((c) => createContainerCommand(c, podId, containerConfig, podConfig)));
+    .option('--with-pull', 'pull the image first')
+    .option('--no-pull', 'do not pull the image')
+    .option('--creds <user:password>', 'registry credentials for the pull')
+    .option('--auth <base64>', 'base64 of user:password for the pull')
+    .option('-u, --username <name>', 'registry user name for the pull')
+    .option('--pull-timeout <duration>', 'give up the pull after this long; 0 means never', '0s')
+    .action((podId: string, containerConfig: string, podConfig: string, opts: PullFlags) =>
+      withClients((c) => createContainerCommand(c, podId, containerConfig, podConfig, pullChoice(opts, c.settings.pullImageOnCreate))),
+    );
 
   program
     .command('start')
@@ -261,14 +296,24 @@ export function berthctlProgram(): Command {
     .argument('<container-config>')
     .argument('<pod-config>')
     .option('-r, --runtime <handler>', 'runtime handler', '')
-    .action((containerConfig: string, podConfig: string, opts: { runtime: string }) => withClients((c) => runContainerCommand(c, containerConfig, podConfig, opts.runtime)));
+    .option('--with-pull', 'pull the image first')
+    .option('--no-pull', 'do not pull the image')
+    .option('--creds <user:password>', 'registry credentials for the pull')
+    .option('--auth <base64>', 'base64 of user:password for the pull')
+    .option('-u, --username <name>', 'registry user name for the pull')
+    .option('--pull-timeout <duration>', 'give up the pull after this long; 0 means never', '0s')
+    .action((containerConfig: string, podConfig: string, opts: PullFlags & { runtime: string }) =>
+      withClients((c) => runContainerCommand(c, containerConfig, podConfig, opts.runtime, pullChoice(opts, !c.settings.disablePullOnRun))),
+    );
 
   program
     .command('ps')
     .description('list containers')
     .option('-a, --all', 'show all containers, not only running ones')
+    .option('--id <id>', 'only the container with this id')
     .option('-p, --pod <pod-id>', 'only containers of this pod')
     .option('--name <regexp>', 'only containers whose name matches')
+    .option('--namespace <regexp>', 'only containers whose pod namespace matches')
     .option('--label <key=value>', 'only containers with this label (repeatable)', (v: string, all: string[] = []) => [...all, v])
     .option('-s, --state <state>', 'created, running, exited or unknown')
     .option('--image <image>', 'only containers of this image')
@@ -278,9 +323,11 @@ export function berthctlProgram(): Command {
     .option('-l, --latest', 'only the most recently created container')
     .option('--last <n>', 'only the n most recently created containers', wholeNumber)
     .addOption(outputOption('table', ['json', 'yaml', 'table']))
-    .action((opts: { all?: boolean; pod?: string; name?: string; label?: string[]; state?: string; image?: string; quiet?: boolean; trunc: boolean; output: string; verbose?: boolean; latest?: boolean; last?: number }) =>
+    .action((opts: { all?: boolean; id?: string; namespace?: string; pod?: string; name?: string; label?: string[]; state?: string; image?: string; quiet?: boolean; trunc: boolean; output: string; verbose?: boolean; latest?: boolean; last?: number }) =>
       withClients((c) =>
         psCommand(c, {
+          id: opts.id,
+          namespace: opts.namespace,
           // As crictl: --latest and --last count stopped containers too.
           all: Boolean(opts.all || opts.latest || opts.last !== undefined),
           pod: opts.pod,
@@ -408,9 +455,10 @@ export function berthctlProgram(): Command {
     .option('-p, --pod <pod-id>', 'only containers of this pod')
     .option('--label <key=value>', 'only containers with this label (repeatable)', (v: string, all: string[] = []) => [...all, v])
     .option('-s, --seconds <n>', 'sample duration for CPU usage, in seconds', wholeNumber, 1)
+    .option('-w, --watch', 'watch the usage (refreshed until Ctrl-C)')
     .addOption(outputOption('table', ['json', 'yaml', 'table']))
-    .action((id: string | undefined, opts: { all?: boolean; id?: string; pod?: string; label?: string[]; seconds: number; output: string }) =>
-      withClients((c) =>
+    .action((id: string | undefined, opts: { all?: boolean; id?: string; pod?: string; label?: string[]; seconds: number; output: string; watch?: boolean }) =>
+      (opts.watch ? watching : withClients)((c) =>
         statsCommand(c, { id: opts.id || id, pod: opts.pod, labels: opts.label, all: opts.all ?? false, sampleMs: opts.seconds * 1000, output: parseOutputFormat(opts.output, 'table') }),
       ),
     );
@@ -422,9 +470,10 @@ export function berthctlProgram(): Command {
     .option('--id <pod-id>', 'only this pod')
     .option('--label <key=value>', 'only pods with this label (repeatable)', (v: string, all: string[] = []) => [...all, v])
     .option('-s, --seconds <n>', 'sample duration for CPU usage, in seconds', wholeNumber, 1)
+    .option('-w, --watch', 'watch the usage (refreshed until Ctrl-C)')
     .addOption(outputOption('table', ['json', 'yaml', 'table']))
-    .action((id: string | undefined, opts: { id?: string; label?: string[]; seconds: number; output: string }) =>
-      withClients((c) => podStatsCommand(c, { id: opts.id || id, labels: opts.label, sampleMs: opts.seconds * 1000, output: parseOutputFormat(opts.output, 'table') })),
+    .action((id: string | undefined, opts: { id?: string; label?: string[]; seconds: number; output: string; watch?: boolean }) =>
+      (opts.watch ? watching : withClients)((c) => podStatsCommand(c, { id: opts.id || id, labels: opts.label, sampleMs: opts.seconds * 1000, output: parseOutputFormat(opts.output, 'table') })),
     );
 
   program
@@ -439,5 +488,73 @@ export function berthctlProgram(): Command {
       withClients((c) => updateCommand(c, ids, { cpuShares: opts.cpuShare, cpuQuota: opts.cpuQuota, cpuPeriod: opts.cpuPeriod, memory: opts.memory })),
     );
 
+  program
+    .command('events')
+    .alias('event')
+    .description('stream the events of containers')
+    .addOption(outputOption('json', ['json', 'yaml', 'go-template']))
+    .option('--template <template>', 'a Go template, used with -o go-template', '')
+    .action((opts: { output: string; template: string }) =>
+      withClients((c) => eventsCommand(c, parseOutputFormat(opts.output, 'json', ['json', 'yaml', 'go-template']), opts.template, (text) => process.stdout.write(text))),
+    );
+
+  program
+    .command('metricsp')
+    .description('list pod metrics (ListPodSandboxMetrics)')
+    .addOption(outputOption('json', ['json', 'yaml']))
+    .option('-w, --watch', 'refresh until Ctrl-C')
+    .action((opts: { output: string; watch?: boolean }) => (opts.watch ? watching : withClients)((c) => podMetricsCommand(c, parseOutputFormat(opts.output, 'json', ['json', 'yaml']))));
+
+  program
+    .command('checkpoint')
+    .description('checkpoint one or more running containers')
+    .argument('<container-id...>')
+    .option('-e, --export <archive>', 'the tar archive (/path/to/checkpoint.tar) the checkpoint is written to')
+    .action((ids: string[], opts: { export?: string }) => withClients((c) => checkpointCommand(c, ids, opts.export)));
+
+  const config = program
+    .command('config')
+    .description('get, set and list crictl configuration options (crictl.yaml)')
+    .argument('[key]')
+    .argument('[value]')
+    .option('--get <key>', 'show the option value')
+    .option('--set <key=value>', 'set options (repeatable, or key=value,key=value)', (v: string, all: string[] = []) => [...all, v])
+    .option('--list', 'show every option')
+    .action(async (key: string | undefined, value: string | undefined, opts: { get?: string; set?: string[]; list?: boolean }) => {
+      const out = await configCommand(configPath(), { get: opts.get, set: opts.set ?? [], list: opts.list ?? false, args: key === undefined ? [] : [key, value ?? ''] });
+      if (out === undefined) config.outputHelp();
+      else process.stdout.write(out);
+    });
+
+  program
+    .command('completion')
+    .description('print shell completion code (bash, zsh or fish)')
+    .argument('[shell]', 'bash, zsh or fish', 'bash')
+    .action((shell: string) => {
+      process.stdout.write(completionScript(program, shell));
+    });
+
+  for (const command of program.commands) command.configureOutput({ outputError: usageError(`berthctl ${command.name()}`) });
   return program;
+}
+
+interface PullFlags {
+  withPull?: boolean;
+  pull: boolean;
+  creds?: string;
+  auth?: string;
+  username?: string;
+  pullTimeout: string;
+}
+
+/** crictl's rule: --with-pull pulls, --no-pull does not, else the config's default; both is a conflict. */
+function pullChoice(opts: PullFlags, byDefault: boolean): ContainerPull | undefined {
+  if (opts.withPull && !opts.pull) throw new Error('conflict: no-pull and with-pull are both set');
+  if (!(opts.withPull || (opts.pull && byDefault))) return undefined;
+  return { creds: opts.creds, auth: opts.auth, username: opts.username, pullTimeoutMs: parseDuration(opts.pullTimeout) };
+}
+
+/** commander's usage errors as one line: "berthctl exec: missing required argument 'command' (see 'berthctl exec --help')". */
+function usageError(name: string): (text: string, write: (text: string) => void) => void {
+  return (text, write) => write(`${name}: ${text.replace(/^error: /, '').trim()} (see '${name} --help')\n`);
 }

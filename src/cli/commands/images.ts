@@ -32,7 +32,7 @@ export async function pullCommand(clients: CriClients, image: string, options: P
   }
 }
 
-function authConfig(options: PullOptions): { username?: string; password?: string; auth?: string } | undefined {
+export function authConfig(options: Pick<PullOptions, 'creds' | 'auth' | 'username'>): { username?: string; password?: string; auth?: string } | undefined {
   if (options.creds !== undefined) {
     const colon = options.creds.indexOf(':');
     if (colon < 0) throw new Error('--creds must be USERNAME[:PASSWORD] with a colon between them');
