@@ -1,48 +1,62 @@
 // berthctl's command line: crictl's global flags, every verb with its flags, and the
 // glue that connects, runs a command body and prints what it returns.
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { connect, type CriClients } from './runtime-client.js';
+import type { CriClients } from './runtime-client.js';
 import { resolveSettings, type GlobalFlags } from './settings.js';
 import { parseOutputFormat, type OutputFormat } from './output.js';
-import { versionCommand } from './commands/version.js';
-import { infoCommand } from './commands/info.js';
-import {
-  exportCommand,
-  imageFsInfoCommand,
-  imagesCommand,
-  importCommand,
-  inspectImageCommand,
-  pullCommand,
-  removeImagesCommand,
-} from './commands/images.js';
 import { parseDuration } from '../util/duration.js';
-import {
-  createContainerCommand,
-  execSyncCommand,
-  execCommand,
-  attachCommand,
-  portForwardCommand,
-  podStatsCommand,
-  statsCommand,
-  updateCommand,
-  inspectContainersCommand,
-  logsCommand,
-  parseSince,
-  psCommand,
-  removeContainersCommand,
-  runContainerCommand,
-  startContainersCommand,
-  stopContainersCommand,
-} from './commands/containers.js';
-import { inspectPodCommand, podsCommand, removePodsCommand, runPodCommand, stopPodsCommand } from './commands/pods.js';
 import { BERTH_VERSION } from '../version.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { DEFAULT_CRICTL_CONFIG } from './settings.js';
-import { configCommand } from './commands/config.js';
-import { completionScript } from './commands/completion.js';
-import { checkpointCommand, eventsCommand, podMetricsCommand } from './commands/runtime-extras.js';
 import type { ContainerPull } from './commands/containers.js';
-import { STREAM_TRANSPORTS, type StreamTransport } from './stream-client.js';
+import { STREAM_TRANSPORTS, type StreamTransport } from './stream-transports.js';
+
+// Each verb's module (and what it imports: gRPC, the CRI descriptors, WebSocket, tar…)
+// is loaded when that verb runs, not at every start: berthctl's start-up is mostly
+// module loading, and `berthctl version` needs a fraction of it.
+const images = () => import('./commands/images.js');
+const containers = () => import('./commands/containers.js');
+const pods = () => import('./commands/pods.js');
+const extras = () => import('./commands/runtime-extras.js');
+
+/** A command body that loads its module on first call. */
+function lazy<M, K extends keyof M>(load: () => Promise<M>, name: K): M[K] {
+  return (async (...args: unknown[]) => ((await load())[name] as (...a: unknown[]) => unknown)(...args)) as M[K];
+}
+
+const versionCommand = lazy(() => import('./commands/version.js'), 'versionCommand');
+const infoCommand = lazy(() => import('./commands/info.js'), 'infoCommand');
+const exportCommand = lazy(images, 'exportCommand');
+const imageFsInfoCommand = lazy(images, 'imageFsInfoCommand');
+const imagesCommand = lazy(images, 'imagesCommand');
+const importCommand = lazy(images, 'importCommand');
+const inspectImageCommand = lazy(images, 'inspectImageCommand');
+const pullCommand = lazy(images, 'pullCommand');
+const removeImagesCommand = lazy(images, 'removeImagesCommand');
+const createContainerCommand = lazy(containers, 'createContainerCommand');
+const execSyncCommand = lazy(containers, 'execSyncCommand');
+const execCommand = lazy(containers, 'execCommand');
+const attachCommand = lazy(containers, 'attachCommand');
+const portForwardCommand = lazy(containers, 'portForwardCommand');
+const podStatsCommand = lazy(containers, 'podStatsCommand');
+const statsCommand = lazy(containers, 'statsCommand');
+const updateCommand = lazy(containers, 'updateCommand');
+const inspectContainersCommand = lazy(containers, 'inspectContainersCommand');
+const logsCommand = lazy(containers, 'logsCommand');
+const psCommand = lazy(containers, 'psCommand');
+const removeContainersCommand = lazy(containers, 'removeContainersCommand');
+const runContainerCommand = lazy(containers, 'runContainerCommand');
+const startContainersCommand = lazy(containers, 'startContainersCommand');
+const stopContainersCommand = lazy(containers, 'stopContainersCommand');
+const inspectPodCommand = lazy(pods, 'inspectPodCommand');
+const podsCommand = lazy(pods, 'podsCommand');
+const removePodsCommand = lazy(pods, 'removePodsCommand');
+const runPodCommand = lazy(pods, 'runPodCommand');
+const stopPodsCommand = lazy(pods, 'stopPodsCommand');
+const checkpointCommand = lazy(extras, 'checkpointCommand');
+const eventsCommand = lazy(extras, 'eventsCommand');
+const podMetricsCommand = lazy(extras, 'podMetricsCommand');
+const configCommand = lazy(() => import('./commands/config.js'), 'configCommand');
 
 /** The formats of the status documents (inspect*, info, imagefsinfo), as crictl's. */
 const WITH_TEMPLATE: OutputFormat[] = ['json', 'yaml', 'go-template', 'table'];
@@ -72,7 +86,9 @@ export function berthctlProgram(): Command {
   /** Runs a command body with connected clients, printing its output; errors exit 1 like crictl. */
   function withClients(body: (clients: CriClients) => Promise<string>): Promise<void> {
     return (async () => {
-      const clients = connect(resolveSettings(program.opts<GlobalFlags>()));
+      const settings = resolveSettings(program.opts<GlobalFlags>());
+      const { connect } = await import('./runtime-client.js');
+      const clients = connect(settings);
       try {
         process.stdout.write(await body(clients));
       } finally {
@@ -383,7 +399,7 @@ export function berthctlProgram(): Command {
           follow: opts.follow ?? false,
           tail: opts.tail,
           timestamps: opts.timestamps ?? false,
-          sinceMs: opts.since === undefined ? undefined : parseSince(opts.since),
+          sinceMs: opts.since === undefined ? undefined : (await containers()).parseSince(opts.since),
           previous: opts.previous ?? false,
           limitBytes: opts.limitBytes,
         };
@@ -530,7 +546,8 @@ export function berthctlProgram(): Command {
     .command('completion')
     .description('print shell completion code (bash, zsh or fish)')
     .argument('[shell]', 'bash, zsh or fish', 'bash')
-    .action((shell: string) => {
+    .action(async (shell: string) => {
+      const { completionScript } = await import('./commands/completion.js');
       process.stdout.write(completionScript(program, shell));
     });
 
