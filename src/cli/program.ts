@@ -153,7 +153,7 @@ export function berthctlProgram(): Command {
           auth: opts.auth,
           username: opts.username,
           pullTimeoutMs: parseDuration(opts.pullTimeout),
-          progress: process.stderr.isTTY ? process.stderr : undefined,
+          progress: process.stdout.isTTY ? process.stdout : undefined,
         }),
       ),
     );
