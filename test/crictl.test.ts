@@ -302,6 +302,9 @@ test('the real crictl v1.37 against berthd, and berthctl printing what crictl pr
     const values = (s: string) => s.replace(/"(value|timestamp)": +"\d+"|(value|timestamp): "\d+"/g, '"$1$2": <n>');
     await same(['metricsp'], values);
     await same(['metricsp', '-o', 'yaml'], values);
+    await same(['metricdescs']);
+    await same(['metricdescs', '-o', 'yaml']);
+    await same(['runtime-config']);
 
     // checkpoint: no destination is a usage error; berthd answers the RPC itself.
     await same(['checkpoint', talker]);

@@ -56,6 +56,8 @@ const stopPodsCommand = lazy(pods, 'stopPodsCommand');
 const checkpointCommand = lazy(extras, 'checkpointCommand');
 const eventsCommand = lazy(extras, 'eventsCommand');
 const podMetricsCommand = lazy(extras, 'podMetricsCommand');
+const metricDescriptorsCommand = lazy(extras, 'metricDescriptorsCommand');
+const runtimeConfigCommand = lazy(extras, 'runtimeConfigCommand');
 const configCommand = lazy(() => import('./commands/config.js'), 'configCommand');
 
 /** The formats of the status documents (inspect*, info, imagefsinfo), as crictl's. */
@@ -520,6 +522,17 @@ export function berthctlProgram(): Command {
     .addOption(outputOption('json', ['json', 'yaml']))
     .option('-w, --watch', 'refresh until Ctrl-C')
     .action((opts: { output: string; watch?: boolean }) => (opts.watch ? watching : withClients)((c) => podMetricsCommand(c, parseOutputFormat(opts.output, 'json', ['json', 'yaml']))));
+
+  program
+    .command('metricdescs')
+    .description('list metric descriptors (ListMetricDescriptors)')
+    .addOption(outputOption('json', ['json', 'yaml']))
+    .action((opts: { output: string }) => withClients((c) => metricDescriptorsCommand(c, parseOutputFormat(opts.output, 'json', ['json', 'yaml']))));
+
+  program
+    .command('runtime-config')
+    .description('show the runtime configuration (RuntimeConfig)')
+    .action(() => withClients((c) => runtimeConfigCommand(c)));
 
   program
     .command('checkpoint')

@@ -1,6 +1,6 @@
 // berthctl events, metricsp and checkpoint: crictl's verbs over GetContainerEvents,
 // ListPodSandboxMetrics and CheckpointContainer, printed as crictl prints them.
-import { ContainerEventResponseSchema, ListPodSandboxMetricsResponseSchema } from '../../gen/runtime/v1/api_pb.js';
+import { CgroupDriver, ContainerEventResponseSchema, ListMetricDescriptorsResponseSchema, ListPodSandboxMetricsResponseSchema } from '../../gen/runtime/v1/api_pb.js';
 import { call, describeCallError, type CriClients } from '../runtime-client.js';
 import { formatStructured, messageJson, type OutputFormat } from '../output.js';
 import { checkGoTemplate, executeGoTemplate } from '../go-template.js';
@@ -54,4 +54,19 @@ export async function checkpointCommand(clients: CriClients, ids: string[], expo
     out += `${id}\n`;
   }
   return out;
+}
+
+/** ListMetricDescriptors as JSON (crictl's default) or YAML. */
+export async function metricDescriptorsCommand(clients: CriClients, output: OutputFormat): Promise<string> {
+  if (output !== 'json' && output !== 'yaml') throw new Error(`unsupported output format "${output}": use one of json, yaml`);
+  const response = await call('list metric descriptors', () => clients.runtime.listMetricDescriptors({}, { timeoutMs: clients.settings.timeoutMs }));
+  return formatStructured(messageJson(ListMetricDescriptorsResponseSchema, response), output);
+}
+
+/** RuntimeConfig as crictl's runtime-config prints it (a tabwriter of min width 10, padding 3). */
+export async function runtimeConfigCommand(clients: CriClients): Promise<string> {
+  const response = await call('get runtime config: call RuntimeConfig RPC', () => clients.runtime.runtimeConfig({}, { timeoutMs: clients.settings.timeoutMs }));
+  if (!response.linux) return '';
+  const label = 'cgroup driver:';
+  return `${label.padEnd(Math.max(10, label.length + 3))}${CgroupDriver[response.linux.cgroupDriver]}\n`;
 }
