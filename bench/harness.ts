@@ -1,3 +1,7 @@
+import { readdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { inPinnedNamespace } from '../src/linux/pid-namespace.js';
+
 // What benchmarks share: a cleanup scope standing in for node:test's `t` (so the test
 // helpers that start berthd, containerd and the registry can be reused), and figures.
 export { Scope } from '../test/helpers/scope.js';
@@ -18,4 +22,25 @@ export function requireRoot(): void {
     process.stderr.write('benchmarks start berthd, containerd and a registry: run them as root\n');
     process.exit(1);
   }
+}
+
+/** Resident memory (kB) of the processes whose command line matches. */
+export async function rssOf(match: (cmdline: string, pid: number) => boolean | Promise<boolean>): Promise<number> {
+  let total = 0;
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const cmdline = await readFile(`/proc/${entry}/cmdline`, 'utf8').catch(() => '');
+    if (!cmdline || !(await match(cmdline.replace(/\0/g, ' '), Number(entry)))) continue;
+    const status = await readFile(`/proc/${entry}/status`, 'utf8').catch(() => '');
+    total += Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
+  }
+  return total;
+}
+
+/** True when the process is the init of a PID namespace pinned in dir (a berth pod's catatonit). */
+export async function initOfPinIn(pid: number, dir: string): Promise<boolean> {
+  for (const name of await readdir(dir).catch(() => [] as string[])) {
+    if (name.endsWith('-pid') && (await inPinnedNamespace(pid, join(dir, name)))) return true;
+  }
+  return false;
 }

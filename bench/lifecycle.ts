@@ -5,7 +5,6 @@
 // Stop+Remove (container and pod), then resident memory idle and with N running pods
 // (the daemon plus its per-pod and per-container processes: conmon and the pod's
 // catatonit for berth, shims and pause containers for containerd).
-import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { readFileSync } from 'node:fs';
@@ -16,8 +15,7 @@ import { startContainerd } from '../test/helpers/containerd.js';
 import { buildLayer, busyboxEntries, pushImage } from '../test/helpers/image-builder.js';
 import { startPodNetwork } from '../test/helpers/pod-network.js';
 import { startRegistry } from '../test/helpers/registry.js';
-import { Scope, percentile, requireRoot } from './harness.js';
-import { inPinnedNamespace } from '../src/linux/pid-namespace.js';
+import { Scope, initOfPinIn, percentile, requireRoot, rssOf } from './harness.js';
 
 const arg = (name: string, fallback: number) => {
   const i = process.argv.indexOf(name);
@@ -32,27 +30,6 @@ interface Figures {
   stopRemove: number[];
   idleKb: number;
   loadedKb: number;
-}
-
-/** Resident memory (kB) of the processes whose command line matches. */
-async function rssOf(match: (cmdline: string, pid: number) => boolean | Promise<boolean>): Promise<number> {
-  let total = 0;
-  for (const entry of await readdir('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    const cmdline = await readFile(`/proc/${entry}/cmdline`, 'utf8').catch(() => '');
-    if (!cmdline || !(await match(cmdline.replace(/\0/g, ' '), Number(entry)))) continue;
-    const status = await readFile(`/proc/${entry}/status`, 'utf8').catch(() => '');
-    total += Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
-  }
-  return total;
-}
-
-/** True when the process is the init of a PID namespace pinned in dir (a berth pod's catatonit). */
-async function initOfPinIn(pid: number, dir: string): Promise<boolean> {
-  for (const name of await readdir(dir).catch(() => [] as string[])) {
-    if (name.endsWith('-pid') && (await inPinnedNamespace(pid, join(dir, name)))) return true;
-  }
-  return false;
 }
 
 async function measure(endpoint: string, image: string, iterations: number, pods: number, memory: () => Promise<number>): Promise<Figures> {

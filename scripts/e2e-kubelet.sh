@@ -2,13 +2,14 @@
 # A real kubelet (standalone: static pods, no API server) runs pods on a private berthd,
 # then on a private containerd 1.6 from Debian, and both results are printed side by
 # side (test/e2e/kubelet.ts does the work). Needs root and scripts/setup.sh's packages.
-# Exits non-zero when a check fails on berth. Results and logs go to $E2E_OUT (default:
+# Exits non-zero when a check fails on berth or berth-gates. Results and logs go to $E2E_OUT (default:
 # a temp dir, removed at exit unless E2E_KEEP=1).
-#   bash scripts/e2e-kubelet.sh [--runtimes berth|containerd|berth,containerd]
+#   bash scripts/e2e-kubelet.sh [--runtimes berth,containerd,berth-gates (the default; any of them)]
+# berth-gates: berth again with the kubelet's EventedPLEG and PodAndContainerStatsFromCRI on.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "e2e-kubelet: needs root" >&2; exit 1; }
-runtimes="berth,containerd"
+runtimes="berth,containerd,berth-gates"
 if [ "${1:-}" = "--runtimes" ]; then runtimes="${2:?--runtimes needs a value}"; fi
 
 for bin in /usr/sbin/runc /usr/bin/conmon /usr/bin/catatonit /usr/bin/containerd /usr/bin/docker-registry /bin/busybox /usr/lib/cni/bridge /usr/lib/cni/portmap; do
