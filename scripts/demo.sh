@@ -70,8 +70,8 @@ cat >"$work/container.json" <<JSON
   "log_path": "hello.log" }
 JSON
 echo
-echo "\$ berthctl run container.json pod.json"
-id=$(ctl run "$work/container.json" "$work/pod.json")
+echo "\$ berthctl run --no-pull container.json pod.json"
+id=$(ctl run --no-pull "$work/container.json" "$work/pod.json")
 echo "$id"
 for _ in $(seq 1 50); do
   [ "$(ctl inspect -o json "$id" | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).status.state))')" = CONTAINER_EXITED ] && break

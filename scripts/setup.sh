@@ -17,6 +17,7 @@ PACKAGES=(
   attr zstd criu
   e2fsprogs xfsprogs util-linux
   protobuf-compiler libprotobuf-dev ca-certificates
+  esbuild
 )
 
 bash scripts/ensure-debian-packages.sh setup "${PACKAGES[@]}"

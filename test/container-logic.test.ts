@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { buildOciSpec, mergedEnv, mergeResources, processArgs, type OciSpecInput } from '../src/container/oci-spec.js';
 import { bundlePaths } from '../src/container/bundle.js';
 import { readExit } from '../src/container/exit-watcher.js';
-import { containerCgroup, monitorCgroup, podInitCgroup } from '../src/linux/cgroup-names.js';
+import { cgroupDir, containerCgroup, monitorCgroup, podInitCgroup, slicePath } from '../src/linux/cgroup-names.js';
 import type { ContainerResources, ContainerSpec } from '../src/container/container-types.js';
 import type { PodContext } from '../src/pod/sandbox-types.js';
 
@@ -127,6 +127,15 @@ test('one owner of the bundle layout and of the cgroup names', () => {
   assert.equal(containerCgroup('/kubepods/pod1', 'c1'), '/kubepods/pod1/berth-c1');
   assert.equal(monitorCgroup('/kubepods/pod1/berth-c1', 'c1'), '/kubepods/pod1/berth-conmon-c1');
   assert.equal(podInitCgroup('', 'p1'), '/berth/berth-init-p1');
+  // The systemd driver: runc's SLICE:PREFIX:NAME, in the pod's slice (berth.slice for none).
+  const pod = '/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod1.slice';
+  assert.equal(containerCgroup(pod, 'c1', 'systemd'), 'kubepods-besteffort-pod1.slice:berth:c1');
+  assert.equal(containerCgroup('', 'c1', 'systemd'), 'berth.slice:berth:c1');
+  assert.equal(monitorCgroup('kubepods-besteffort-pod1.slice:berth:c1', 'c1'), 'kubepods-besteffort-pod1.slice:berth-conmon:c1');
+  assert.equal(podInitCgroup(pod, 'p1', 'systemd'), 'kubepods-besteffort-pod1.slice:berth-init:p1');
+  assert.equal(cgroupDir('kubepods-besteffort-pod1.slice:berth:c1'), `${pod}/berth-c1.scope`);
+  assert.equal(cgroupDir('/kubepods/pod1/berth-c1'), '/kubepods/pod1/berth-c1');
+  assert.equal(slicePath('-.slice'), '/');
 });
 
 test("exit files: the code, conmon's oom marker, an empty file only after its grace", async (t) => {

@@ -7,13 +7,14 @@
 // test/streaming.test.ts covers attach, TTYs and port-forward.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
+import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { runBerthctl, startBerthd } from './helpers/berthd.js';
 import { containerTestSkip } from './helpers/containers.js';
 import { buildLayer, busyboxEntries, pushImage } from './helpers/image-builder.js';
-import { PACKAGE_ROOT } from './helpers/paths.js';
+import { BERTHCTL, PACKAGE_ROOT } from './helpers/paths.js';
 import { startPodNetwork } from './helpers/pod-network.js';
 import { run, type RunResult } from './helpers/processes.js';
 import { startRegistry } from './helpers/registry.js';
@@ -221,6 +222,128 @@ test('the real crictl v1.37 against berthd, and berthctl printing what crictl pr
     const usage = (s: string) => s.replace(/ +\d+\.\d\d +\S+B( +\S+B +\d+ +\S+B)?$/gm, ' <usage>');
     await same(['stats', '-a'], 'exact', usage);
     await same(['statsp'], 'exact', usage);
+
+    // -o go-template: Go's text/template over the same documents (berthctl's own evaluator).
+    const signal = (s: string) => s.replace(/SIGNAL_RUNTIME_DEFAULT/g, 'RUNTIME_DEFAULT');
+    for (const template of [
+      '{{.status.state}} {{.status.exitCode}}',
+      '{{.info.pid}}',
+      '{{range .status.mounts}}{{.containerPath}} {{end}}',
+      '{{if eq .status.state "CONTAINER_EXITED"}}done {{.status.exitCode}}{{else if .status.startedAt}}running{{else}}new{{end}}',
+      '{{json .status.labels}}',
+      '{{range $k, $v := .status.labels}}{{$k}}={{$v}};{{end}}',
+      '{{.status.metadata}} {{.status.labels}}',
+      '{{len .status.mounts}} {{index .status.labels "role"}} {{upper .status.metadata.name}} {{title "a b"}}',
+      '{{- /* a comment */ -}}  {{ .status.id | printf "%s" }}  {{- "x" }}',
+      '{{with .status.image}}{{.image}}{{end}} {{$s := .status}}{{$s.imageRef}}',
+      '{{.status.resources}}',
+    ]) {
+      await same(['inspect', '-o', 'go-template', '--template', template, talker], 'exact', signal);
+    }
+    await same(['inspect', '-o', 'go-template', '--template', '{{range .}}{{.status.metadata.name}} {{end}}', sleeper, talker]);
+    await same(['inspectp', '-o', 'go-template', '--template', '{{.status.state}} {{.status.metadata.name}} {{range .status.network.additionalIps}}x{{end}}{{.status.labels}}', podId]);
+    await same(['inspecti', '-o', 'go-template', '--template', '{{.status.repoTags}} {{.status.size}} {{.status.pinned}} {{json .status.repoDigests}}', image]);
+    await same(['info', '-o', 'go-template', '--template', '{{range .status.conditions}}{{.type}}={{.status}} {{end}}']);
+    await same(['imagefsinfo', '-o', 'go-template', '--template', '{{range .status.imageFilesystems}}{{.fsId.mountpoint}}{{end}}']);
+    // Failures: the same exit status (1), for a missing key and for a bad template.
+    for (const template of ['{{.nope}}', '{{.status.state', '{{nofunc .x}}']) {
+      const [c, b] = await Promise.all([cr(['inspect', '-o', 'go-template', '--template', template, talker]), bc(['inspect', '-o', 'go-template', '--template', template, talker])]);
+      assert.deepEqual([b.code, b.stdout], [c.code, c.stdout], `berthctl inspect --template '${template}': ${b.stderr} (crictl: ${c.stderr})`);
+      assert.equal(c.code, 1);
+      assert.match(b.stderr, /template/);
+    }
+  });
+
+  await t.test('config, completion, ps --id/--namespace, metricsp, events, checkpoint, usage errors: as crictl', async () => {
+    const same = async (args: string[], extra: (s: string) => string = (s) => s) => {
+      const [c, b] = await Promise.all([cr(args), bc(args)]);
+      assert.equal(b.code, c.code, `berthctl ${args.join(' ')} exits as crictl (${c.code}): ${b.stderr} / crictl: ${c.stderr}`);
+      assert.equal(normalize(extra(b.stdout)), normalize(extra(c.stdout)), `berthctl ${args.join(' ')}`);
+      return [c, b] as const;
+    };
+    // config: each on a file of its own, the same answers and the same file afterwards.
+    const files = { c: join(dir, 'c-config.yaml'), b: join(dir, 'b-config.yaml') };
+    await writeFile(files.c, '# my settings\nruntime-endpoint: unix:///run/mine.sock # keep\n');
+    await writeFile(files.b, '# my settings\nruntime-endpoint: unix:///run/mine.sock # keep\n');
+    const conf = async (args: string[]) => {
+      const [c, b] = await Promise.all([run(crictl, ['--config', files.c, 'config', ...args], { env }), runBerthctl(['--config', files.b, 'config', ...args])]);
+      assert.deepEqual([b.code, b.stdout], [c.code, c.stdout], `berthctl config ${args.join(' ')}: ${b.stderr} / crictl: ${c.stderr}`);
+      assert.equal(await readFile(files.b, 'utf8'), await readFile(files.c, 'utf8'), `the file after config ${args.join(' ')}`);
+    };
+    await conf(['--list']);
+    await conf(['--get', 'runtime-endpoint']);
+    await conf(['--set', 'timeout=5,debug=true']);
+    await conf(['--set', 'image-endpoint=unix:///run/img.sock', '--set', 'max-retries=2']);
+    await conf(['--get', 'timeout']);
+    await conf(['pull-image-on-create', 'true']);
+    await conf(['--list']);
+    await conf(['--get', 'nope']);
+    await conf(['--set', 'timeout=x']);
+    await conf(['--set', 'nokey']);
+    // A file crictl has never seen is made with every key.
+    files.c = join(dir, 'c-new.yaml');
+    files.b = join(dir, 'b-new.yaml');
+    await conf(['--set', 'runtime-endpoint=unix:///run/x.sock']);
+
+    for (const shell of ['bash', 'zsh', 'fish']) {
+      const b = await bc(['completion', shell]);
+      assert.equal(b.code, 0);
+      assert.match(b.stdout, /berthctl/);
+      for (const verb of ['inspect', 'config', 'events', 'metricsp', 'checkpoint', 'completion']) assert.ok(b.stdout.includes(verb), `${shell} completion names ${verb}`);
+    }
+    const script = (await bc(['completion'])).stdout;
+    const completed = await run('bash', ['-c', `${script}\nCOMP_WORDS=(berthctl insp); COMP_CWORD=1; _berthctl; echo "\${COMPREPLY[@]}"`]);
+    assert.equal(completed.stdout.trim(), 'inspect inspecti inspectp', 'bash completes a verb');
+    await same(['completion', 'pwsh']);
+
+    await same(['ps', '-a', '--id', talker.slice(0, 12), '-q']);
+    await same(['ps', '-a', '--namespace', '^crictl$'], (s) => s.replace(/ {2,}/g, '  ').replace(/<age> ago/g, ''));
+    await same(['ps', '-a', '--namespace', '^nomatch$']);
+    const values = (s: string) => s.replace(/"(value|timestamp)": +"\d+"|(value|timestamp): "\d+"/g, '"$1$2": <n>');
+    await same(['metricsp'], values);
+    await same(['metricsp', '-o', 'yaml'], values);
+    await same(['metricdescs']);
+    await same(['metricdescs', '-o', 'yaml']);
+    await same(['runtime-config']);
+
+    // checkpoint: no destination is a usage error; berthd answers the RPC itself.
+    await same(['checkpoint', talker]);
+    const [cc, bb] = await same(['checkpoint', '--export', join(dir, 'cp.tar'), talker]);
+    const code = /code = (\w+)/.exec(cc.stderr)?.[1];
+    assert.ok(code, cc.stderr);
+    assert.match(bb.stderr, new RegExp(`^berthctl: checkpointing the container "${talker}" failed: rpc error: code = ${code} desc = `));
+
+    // events: both watch, a container starts and stops, both print the same events.
+    const watchers = ['crictl', 'berthctl'].map((who) => {
+      const args = ['events', '-o', 'go-template', '--template', '{{.containerEventType}} {{.containerId}} {{len .containersStatuses}}'];
+      const child = who === 'crictl'
+        ? spawn(crictl, ['--config', config, '--runtime-endpoint', berthd.endpoint, ...args], { env })
+        : spawn(process.execPath, [BERTHCTL, '-r', berthd.endpoint, ...args], { env: { PATH: process.env.PATH, CRI_CONFIG_FILE: '/dev/null' } });
+      let out = '';
+      child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+      return { child, out: () => out };
+    });
+    await sleep(1000);
+    const eventer = (await ok(['create', podId, await containerFile('eventer', ['true']), await podFile('cruncher')])).trim();
+    await ok(['start', eventer]);
+    await waitState(eventer, 'CONTAINER_EXITED');
+    await ok(['rm', eventer]);
+    for (let i = 0; i < 50 && watchers.some((w) => w.out().split('\n').length < 5); i++) await sleep(100);
+    for (const w of watchers) w.child.kill('SIGINT');
+    const [crEvents, bcEvents] = watchers.map((w) => w.out());
+    assert.match(crEvents!, new RegExp(`CONTAINER_CREATED_EVENT ${eventer} \\d+\\nCONTAINER_STARTED_EVENT ${eventer}`));
+    assert.equal(bcEvents, crEvents);
+
+    // Usage errors: one line, status 1.
+    for (const args of [['exec', '-it'], ['attach'], ['port-forward', podId], ['nosuchverb'], ['ps', '--bogus']]) {
+      const b = await bc(args);
+      assert.equal(b.code, 1, `berthctl ${args.join(' ')}`);
+      assert.equal(b.stderr.trim().split('\n').length, 1, `berthctl ${args.join(' ')}: one line, not ${b.stderr}`);
+      assert.match(b.stderr, /^berthctl( [a-z-]+)?: .*--help/);
+    }
+    // Not found: the same status.
+    await same(['inspect', 'nonexistent-id']);
+    await same(['inspectp', 'nonexistent-id']);
   });
 
   await t.test('run, stop, rm, stopp, rmp, rmi', async () => {

@@ -1,17 +1,28 @@
 // scripts/install.sh into a staging root (DESTDIR): the package, the commands, the config
 // from `berthd config`, the systemd unit; the installed commands run; a second install
 // keeps an edited config; --uninstall removes what it installed and keeps the config.
+// Then the acceptance flow: berthd started through the installed unit's ExecStart line
+// (its config path pointed at a private socket, root and state), and the demo's calls
+// through the installed berthctl found on PATH.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile, readlink, writeFile } from 'node:fs/promises';
+import { spawn } from 'node:child_process';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse as parseToml } from 'smol-toml';
 import { defaultConfig, parseConfig } from '../src/config/config.js';
 import { BERTH_VERSION } from '../src/version.js';
 import { isRoot } from './helpers/paths.js';
-import { run } from './helpers/processes.js';
+import { run, stopProcess, waitForSocket } from './helpers/processes.js';
+import { containerTestSkip } from './helpers/containers.js';
+import { removeAllPods } from './helpers/berthd.js';
+import { startPodNetwork } from './helpers/pod-network.js';
+import { startRegistry } from './helpers/registry.js';
+import { buildLayer, busyboxEntries, pushImage } from './helpers/image-builder.js';
+import { cleanup } from './helpers/scope.js';
 import { tempDir } from './helpers/tmp.js';
 
 const SCRIPT = fileURLToPath(new URL('../../scripts/install.sh', import.meta.url));
@@ -72,4 +83,67 @@ test('install.sh refuses a relative PREFIX and unknown arguments', async () => {
   const unknown = await run('bash', [SCRIPT, '--frobnicate'], { env: { ...process.env, DESTDIR: '' } });
   assert.equal(unknown.code, 2);
   assert.match(unknown.stderr, /usage: .*--uninstall/);
+});
+
+test("the installed commands run the demo's flow: berthd through the unit's ExecStart line (private paths), berthctl on PATH", { skip: containerTestSkip }, async (t) => {
+  const destdir = join(await tempDir(t, 'install-flow-'), 'root');
+  const prefix = '/opt/berth-flow';
+  const env = { ...process.env, DESTDIR: destdir, PREFIX: prefix };
+  const install = await run('bash', [SCRIPT], { env });
+  assert.equal(install.code, 0, install.stderr + install.stdout);
+  cleanup(t).after(() => run('bash', [SCRIPT, '--uninstall'], { env }));
+  const bin = join(destdir, prefix, 'bin');
+  if (existsSync('/usr/bin/esbuild')) assert.equal(await readlink(join(bin, 'berthctl')), '../lib/berth/dist/berthctl.mjs', 'berthctl is the bundle');
+  else process.stderr.write('install-flow: esbuild is not installed: berthctl runs unbundled\n');
+
+  // The unit's ExecStart, with the config path (the only path on it) pointed at a private one.
+  const unit = await readFile(join(destdir, 'etc/systemd/system/berthd.service'), 'utf8');
+  const execStart = unit.split('\n').find((l) => l.startsWith('ExecStart='))!.slice('ExecStart='.length).split(' ');
+  assert.deepEqual(execStart, [`${prefix}/bin/berthd`, '--config', '/etc/berth/berth.toml']);
+  const dir = await tempDir(t, 'install-flow-state-');
+  const socket = join(dir, 'berth.sock');
+  const net = await startPodNetwork(t);
+  const config = join(dir, 'berth.toml');
+  await writeFile(config, [`listen = "unix://${socket}"`, `root = "${join(dir, 'root')}"`, `state = "${join(dir, 'state')}"`, '[cni]', `conf_dir = "${net.confDir}"`].join('\n'));
+  const berthd = spawn(join(destdir, execStart[0]!), [execStart[1]!, config], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let logs = '';
+  berthd.stderr!.on('data', (d: Buffer) => (logs += d.toString()));
+  cleanup(t).after(async () => {
+    await removeAllPods(`unix://${socket}`).catch(() => undefined);
+    await stopProcess(berthd);
+  });
+  await waitForSocket(socket, 15_000, () => berthd.exitCode === null);
+
+  // berthctl by name, from PATH, as an operator types it.
+  const shell = { PATH: `${bin}:/usr/sbin:/usr/bin:/sbin:/bin`, CRI_CONFIG_FILE: '/dev/null', CONTAINER_RUNTIME_ENDPOINT: `unix://${socket}` };
+  const ctl = async (...args: string[]) => {
+    const r = await run('berthctl', ['--timeout', '30s', ...args], { env: shell });
+    assert.equal(r.code, 0, `berthctl ${args.join(' ')}: ${r.stderr}\n${logs.slice(-2000)}`);
+    return r.stdout;
+  };
+  for (let i = 0; (await run('berthctl', ['version'], { env: shell })).code !== 0; i++) {
+    assert.ok(i < 100, `berthd never served:\n${logs}`);
+    await sleep(100);
+  }
+  assert.match(await ctl('version'), /^Version: {2}\S+\nRuntimeName: {2}berth\n/);
+
+  const registry = await startRegistry(t);
+  await pushImage(registry, 'flow/busybox', '1', { layers: [buildLayer(busyboxEntries())], config: { Env: ['PATH=/bin'] } });
+  const image = `${registry.host}/flow/busybox:1`;
+  assert.match(await ctl('pull', image), /^Image is up to date for sha256:[0-9a-f]{64}\n$/);
+  const logDir = await tempDir(t, 'install-flow-logs-');
+  await writeFile(join(dir, 'pod.json'), JSON.stringify({ metadata: { name: 'flow', namespace: 'default', uid: 'flow-uid', attempt: 1 }, hostname: 'flow', log_directory: logDir }));
+  await writeFile(join(dir, 'container.json'), JSON.stringify({ metadata: { name: 'hello' }, image: { image }, command: ['sh', '-c', 'echo hello from $(hostname)'], log_path: 'hello.log' }));
+  const id = (await ctl('run', join(dir, 'container.json'), join(dir, 'pod.json'))).trim();
+  assert.match(id, /^[0-9a-f]{64}$/);
+  for (let i = 0; (await ctl('inspect', '-o', 'go-template', '--template', '{{.status.state}}', id)).trim() !== 'CONTAINER_EXITED'; i++) {
+    assert.ok(i < 100, 'the container never exited');
+    await sleep(100);
+  }
+  assert.equal(await ctl('logs', id), 'hello from flow\n');
+  assert.match(await ctl('ps', '-a'), /hello/);
+  const podId = (await ctl('pods', '-q')).trim();
+  assert.match(await ctl('stopp', podId), /^Stopped sandbox /);
+  assert.match(await ctl('rmp', podId), /^Removed sandbox /);
+  assert.equal(await ctl('ps', '-a', '-q'), '');
 });

@@ -3,8 +3,9 @@
 import { toJson } from '@bufbuild/protobuf';
 import type { DescMessage, JsonValue, MessageShape } from '@bufbuild/protobuf';
 import { goYaml } from './go-yaml.js';
+import { executeGoTemplate } from './go-template.js';
 
-export type OutputFormat = 'json' | 'yaml' | 'table';
+export type OutputFormat = 'json' | 'yaml' | 'table' | 'go-template';
 
 export function parseOutputFormat(value: string | undefined, fallback: OutputFormat, allowed: OutputFormat[] = ['json', 'yaml', 'table']): OutputFormat {
   const format = (value ?? fallback) as OutputFormat;
@@ -22,7 +23,8 @@ export function messageJson<D extends DescMessage>(schema: D, message: MessageSh
  * in field order, or YAML with go-yaml's key order; each followed by Println's newline.
  * (protojson puts one or two spaces after a colon, at random per build: not copied.)
  */
-export function formatStructured(value: unknown, format: 'json' | 'yaml'): string {
+export function formatStructured(value: unknown, format: OutputFormat): string {
+  if (format !== 'json' && format !== 'yaml') throw new Error(`unsupported output format "${format}"`);
   return format === 'json' ? JSON.stringify(value, null, 2) + '\n' : goYaml(value) + '\n';
 }
 
@@ -40,10 +42,18 @@ export function statusJson<D extends DescMessage>(schema: D, message: MessageSha
  * A status document as crictl prints it (outputStatusData): Go's json.Marshal of generic
  * maps, so every key sorted and <, >, & escaped; several documents make one JSON array.
  */
-export function formatStatusDocs(docs: unknown[], format: 'json' | 'yaml'): string {
+export function formatStatusDocs(docs: unknown[], format: 'json' | 'yaml' | 'go-template', template = ''): string {
   if (docs.length === 0) return '';
   const value = docs.length === 1 ? docs[0] : docs;
   if (format === 'yaml') return goYaml(value) + '\n';
+  // crictl: the template over the same document, then Println.
+  if (format === 'go-template') {
+    try {
+      return executeGoTemplate(template, value) + '\n';
+    } catch (err) {
+      throw new Error(`execute template: ${(err as Error).message}`);
+    }
+  }
   return goJson(value) + '\n';
 }
 

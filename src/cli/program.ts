@@ -1,42 +1,67 @@
 // berthctl's command line: crictl's global flags, every verb with its flags, and the
 // glue that connects, runs a command body and prints what it returns.
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { connect, type CriClients } from './runtime-client.js';
+import type { CriClients } from './runtime-client.js';
 import { resolveSettings, type GlobalFlags } from './settings.js';
 import { parseOutputFormat, type OutputFormat } from './output.js';
-import { versionCommand } from './commands/version.js';
-import { infoCommand } from './commands/info.js';
-import {
-  exportCommand,
-  imageFsInfoCommand,
-  imagesCommand,
-  importCommand,
-  inspectImageCommand,
-  pullCommand,
-  removeImagesCommand,
-} from './commands/images.js';
 import { parseDuration } from '../util/duration.js';
-import {
-  createContainerCommand,
-  execSyncCommand,
-  execCommand,
-  attachCommand,
-  portForwardCommand,
-  podStatsCommand,
-  statsCommand,
-  updateCommand,
-  inspectContainersCommand,
-  logsCommand,
-  parseSince,
-  psCommand,
-  removeContainersCommand,
-  runContainerCommand,
-  startContainersCommand,
-  stopContainersCommand,
-} from './commands/containers.js';
-import { inspectPodCommand, podsCommand, removePodsCommand, runPodCommand, stopPodsCommand } from './commands/pods.js';
 import { BERTH_VERSION } from '../version.js';
-import { STREAM_TRANSPORTS, type StreamTransport } from './stream-client.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { DEFAULT_CRICTL_CONFIG } from './settings.js';
+import type { ContainerPull } from './commands/containers.js';
+import { STREAM_TRANSPORTS, type StreamTransport } from './stream-transports.js';
+
+// Each verb's module (and what it imports: gRPC, the CRI descriptors, WebSocket, tar…)
+// is loaded when that verb runs, not at every start: berthctl's start-up is mostly
+// module loading, and `berthctl version` needs a fraction of it.
+const images = () => import('./commands/images.js');
+const containers = () => import('./commands/containers.js');
+const pods = () => import('./commands/pods.js');
+const extras = () => import('./commands/runtime-extras.js');
+
+/** A command body that loads its module on first call. */
+function lazy<M, K extends keyof M>(load: () => Promise<M>, name: K): M[K] {
+  return (async (...args: unknown[]) => ((await load())[name] as (...a: unknown[]) => unknown)(...args)) as M[K];
+}
+
+const versionCommand = lazy(() => import('./commands/version.js'), 'versionCommand');
+const infoCommand = lazy(() => import('./commands/info.js'), 'infoCommand');
+const exportCommand = lazy(images, 'exportCommand');
+const imageFsInfoCommand = lazy(images, 'imageFsInfoCommand');
+const imagesCommand = lazy(images, 'imagesCommand');
+const importCommand = lazy(images, 'importCommand');
+const inspectImageCommand = lazy(images, 'inspectImageCommand');
+const pullCommand = lazy(images, 'pullCommand');
+const removeImagesCommand = lazy(images, 'removeImagesCommand');
+const createContainerCommand = lazy(containers, 'createContainerCommand');
+const execSyncCommand = lazy(containers, 'execSyncCommand');
+const execCommand = lazy(containers, 'execCommand');
+const attachCommand = lazy(containers, 'attachCommand');
+const portForwardCommand = lazy(containers, 'portForwardCommand');
+const podStatsCommand = lazy(containers, 'podStatsCommand');
+const statsCommand = lazy(containers, 'statsCommand');
+const updateCommand = lazy(containers, 'updateCommand');
+const inspectContainersCommand = lazy(containers, 'inspectContainersCommand');
+const logsCommand = lazy(containers, 'logsCommand');
+const psCommand = lazy(containers, 'psCommand');
+const removeContainersCommand = lazy(containers, 'removeContainersCommand');
+const runContainerCommand = lazy(containers, 'runContainerCommand');
+const startContainersCommand = lazy(containers, 'startContainersCommand');
+const stopContainersCommand = lazy(containers, 'stopContainersCommand');
+const inspectPodCommand = lazy(pods, 'inspectPodCommand');
+const podsCommand = lazy(pods, 'podsCommand');
+const removePodsCommand = lazy(pods, 'removePodsCommand');
+const runPodCommand = lazy(pods, 'runPodCommand');
+const stopPodsCommand = lazy(pods, 'stopPodsCommand');
+const checkpointCommand = lazy(extras, 'checkpointCommand');
+const eventsCommand = lazy(extras, 'eventsCommand');
+const podMetricsCommand = lazy(extras, 'podMetricsCommand');
+const metricDescriptorsCommand = lazy(extras, 'metricDescriptorsCommand');
+const runtimeConfigCommand = lazy(extras, 'runtimeConfigCommand');
+const configCommand = lazy(() => import('./commands/config.js'), 'configCommand');
+
+/** The formats of the status documents (inspect*, info, imagefsinfo), as crictl's. */
+const WITH_TEMPLATE: OutputFormat[] = ['json', 'yaml', 'go-template', 'table'];
 
 /** A numeric flag's value: a whole number, or a usage error naming it (never NaN). */
 function wholeNumber(value: string): number {
@@ -56,12 +81,16 @@ export function berthctlProgram(): Command {
     .option('-D, --debug', 'enable debug output')
     // As with crictl, global flags come before the command; a command's own flags (runp -r) after it.
     .enablePositionalOptions()
-    .showHelpAfterError();
+    // Bad usage is one line naming the command and where its help is (exit status 1),
+    // never a help dump.
+    .configureOutput({ outputError: usageError('berthctl') });
 
   /** Runs a command body with connected clients, printing its output; errors exit 1 like crictl. */
   function withClients(body: (clients: CriClients) => Promise<string>): Promise<void> {
     return (async () => {
-      const clients = connect(resolveSettings(program.opts<GlobalFlags>()));
+      const settings = resolveSettings(program.opts<GlobalFlags>());
+      const { connect } = await import('./runtime-client.js');
+      const clients = connect(settings);
       try {
         process.stdout.write(await body(clients));
       } finally {
@@ -69,6 +98,25 @@ export function berthctlProgram(): Command {
       }
     })();
   }
+
+  /**
+   * crictl's --watch: the body again every 500 ms (each output starts with its own
+   * clear-screen) until Ctrl-C or a failed call.
+   */
+  function watching(body: (clients: CriClients) => Promise<string>): Promise<void> {
+    return withClients(async (c) => {
+      let stop = false;
+      process.once('SIGINT', () => (stop = true));
+      while (!stop) {
+        process.stdout.write(await body(c));
+        await sleep(500);
+      }
+      return '';
+    });
+  }
+
+  /** The config file `config` reads and writes: --config, CRI_CONFIG_FILE, /etc/crictl.yaml. */
+  const configPath = () => program.opts<GlobalFlags>().config ?? process.env.CRI_CONFIG_FILE ?? DEFAULT_CRICTL_CONFIG;
 
   /** The streaming transport (crictl's --transport): SPDY/3.1 or WebSocket. */
   const transportOption = () =>
@@ -88,8 +136,9 @@ export function berthctlProgram(): Command {
   program
     .command('info')
     .description('display information of the container runtime')
-    .addOption(outputOption('json', ['json', 'yaml', 'table']))
-    .action((opts: { output: string }) => withClients((c) => infoCommand(c, parseOutputFormat(opts.output, 'json'))));
+    .addOption(outputOption('json', ['json', 'yaml', 'go-template', 'table']))
+    .option('--template <template>', 'a Go template, used with -o go-template', '')
+    .action((opts: { output: string; template: string }) => withClients((c) => infoCommand(c, parseOutputFormat(opts.output, 'json', WITH_TEMPLATE), opts.template)));
 
   program
     .command('pull')
@@ -106,7 +155,7 @@ export function berthctlProgram(): Command {
           auth: opts.auth,
           username: opts.username,
           pullTimeoutMs: parseDuration(opts.pullTimeout),
-          progress: process.stderr.isTTY ? process.stderr : undefined,
+          progress: process.stdout.isTTY ? process.stdout : undefined,
         }),
       ),
     );
@@ -153,9 +202,10 @@ export function berthctlProgram(): Command {
     .command('inspecti')
     .description('show the status of one or more images')
     .argument('<image...>', 'image ids or references')
-    .addOption(outputOption('json', ['json', 'yaml', 'table']))
-    .action((names: string[], opts: { output: string }) =>
-      withClients((c) => inspectImageCommand(c, names, parseOutputFormat(opts.output, 'json'))),
+    .addOption(outputOption('json', ['json', 'yaml', 'go-template', 'table']))
+    .option('--template <template>', 'a Go template, used with -o go-template', '')
+    .action((names: string[], opts: { output: string; template: string }) =>
+      withClients((c) => inspectImageCommand(c, names, parseOutputFormat(opts.output, 'json', WITH_TEMPLATE), opts.template)),
     );
 
   program
@@ -171,8 +221,9 @@ export function berthctlProgram(): Command {
   program
     .command('imagefsinfo')
     .description('show image filesystem usage')
-    .addOption(outputOption('json', ['json', 'yaml', 'table']))
-    .action((opts: { output: string }) => withClients((c) => imageFsInfoCommand(c, parseOutputFormat(opts.output, 'json'))));
+    .addOption(outputOption('json', ['json', 'yaml', 'go-template', 'table']))
+    .option('--template <template>', 'a Go template, used with -o go-template', '')
+    .action((opts: { output: string; template: string }) => withClients((c) => imageFsInfoCommand(c, parseOutputFormat(opts.output, 'json', WITH_TEMPLATE), opts.template)));
 
   program
     .command('runp')
@@ -217,8 +268,9 @@ export function berthctlProgram(): Command {
     .command('inspectp')
     .description('show the status of one or more pod sandboxes')
     .argument('<pod-id...>')
-    .addOption(outputOption('json', ['json', 'yaml', 'table']))
-    .action((ids: string[], opts: { output: string }) => withClients((c) => inspectPodCommand(c, ids, parseOutputFormat(opts.output, 'json'))));
+    .addOption(outputOption('json', ['json', 'yaml', 'go-template', 'table']))
+    .option('--template <template>', 'a Go template, used with -o go-template', '')
+    .action((ids: string[], opts: { output: string; template: string }) => withClients((c) => inspectPodCommand(c, ids, parseOutputFormat(opts.output, 'json', WITH_TEMPLATE), opts.template)));
 
   program
     .command('stopp')
@@ -240,7 +292,15 @@ export function berthctlProgram(): Command {
     .argument('<pod-id>')
     .argument('<container-config>', 'container config file (JSON or YAML)')
     .argument('<pod-config>', 'the pod\'s config file (JSON or YAML)')
-    .action((podId: string, containerConfig: string, podConfig: string) => withClients((c) => createContainerCommand(c, podId, containerConfig, podConfig)));
+    .option('--with-pull', 'pull the image first')
+    .option('--no-pull', 'do not pull the image')
+    .option('--creds <user:password>', 'registry credentials for the pull')
+    .option('--auth <base64>', 'base64 of user:password for the pull')
+    .option('-u, --username <name>', 'registry user name for the pull')
+    .option('--pull-timeout <duration>', 'give up the pull after this long; 0 means never', '0s')
+    .action((podId: string, containerConfig: string, podConfig: string, opts: PullFlags) =>
+      withClients((c) => createContainerCommand(c, podId, containerConfig, podConfig, pullChoice(opts, c.settings.pullImageOnCreate))),
+    );
 
   program
     .command('start')
@@ -254,14 +314,24 @@ export function berthctlProgram(): Command {
     .argument('<container-config>')
     .argument('<pod-config>')
     .option('-r, --runtime <handler>', 'runtime handler', '')
-    .action((containerConfig: string, podConfig: string, opts: { runtime: string }) => withClients((c) => runContainerCommand(c, containerConfig, podConfig, opts.runtime)));
+    .option('--with-pull', 'pull the image first')
+    .option('--no-pull', 'do not pull the image')
+    .option('--creds <user:password>', 'registry credentials for the pull')
+    .option('--auth <base64>', 'base64 of user:password for the pull')
+    .option('-u, --username <name>', 'registry user name for the pull')
+    .option('--pull-timeout <duration>', 'give up the pull after this long; 0 means never', '0s')
+    .action((containerConfig: string, podConfig: string, opts: PullFlags & { runtime: string }) =>
+      withClients((c) => runContainerCommand(c, containerConfig, podConfig, opts.runtime, pullChoice(opts, !c.settings.disablePullOnRun))),
+    );
 
   program
     .command('ps')
     .description('list containers')
     .option('-a, --all', 'show all containers, not only running ones')
+    .option('--id <id>', 'only the container with this id')
     .option('-p, --pod <pod-id>', 'only containers of this pod')
     .option('--name <regexp>', 'only containers whose name matches')
+    .option('--namespace <regexp>', 'only containers whose pod namespace matches')
     .option('--label <key=value>', 'only containers with this label (repeatable)', (v: string, all: string[] = []) => [...all, v])
     .option('-s, --state <state>', 'created, running, exited or unknown')
     .option('--image <image>', 'only containers of this image')
@@ -271,9 +341,11 @@ export function berthctlProgram(): Command {
     .option('-l, --latest', 'only the most recently created container')
     .option('--last <n>', 'only the n most recently created containers', wholeNumber)
     .addOption(outputOption('table', ['json', 'yaml', 'table']))
-    .action((opts: { all?: boolean; pod?: string; name?: string; label?: string[]; state?: string; image?: string; quiet?: boolean; trunc: boolean; output: string; verbose?: boolean; latest?: boolean; last?: number }) =>
+    .action((opts: { all?: boolean; id?: string; namespace?: string; pod?: string; name?: string; label?: string[]; state?: string; image?: string; quiet?: boolean; trunc: boolean; output: string; verbose?: boolean; latest?: boolean; last?: number }) =>
       withClients((c) =>
         psCommand(c, {
+          id: opts.id,
+          namespace: opts.namespace,
           // As crictl: --latest and --last count stopped containers too.
           all: Boolean(opts.all || opts.latest || opts.last !== undefined),
           pod: opts.pod,
@@ -294,8 +366,9 @@ export function berthctlProgram(): Command {
     .command('inspect')
     .description('show the status of one or more containers')
     .argument('<container-id...>')
-    .addOption(outputOption('json', ['json', 'yaml', 'table']))
-    .action((ids: string[], opts: { output: string }) => withClients((c) => inspectContainersCommand(c, ids, parseOutputFormat(opts.output, 'json'))));
+    .addOption(outputOption('json', ['json', 'yaml', 'go-template', 'table']))
+    .option('--template <template>', 'a Go template, used with -o go-template', '')
+    .action((ids: string[], opts: { output: string; template: string }) => withClients((c) => inspectContainersCommand(c, ids, parseOutputFormat(opts.output, 'json', WITH_TEMPLATE), opts.template)));
 
   program
     .command('stop')
@@ -328,7 +401,7 @@ export function berthctlProgram(): Command {
           follow: opts.follow ?? false,
           tail: opts.tail,
           timestamps: opts.timestamps ?? false,
-          sinceMs: opts.since === undefined ? undefined : parseSince(opts.since),
+          sinceMs: opts.since === undefined ? undefined : (await containers()).parseSince(opts.since),
           previous: opts.previous ?? false,
           limitBytes: opts.limitBytes,
         };
@@ -400,9 +473,10 @@ export function berthctlProgram(): Command {
     .option('-p, --pod <pod-id>', 'only containers of this pod')
     .option('--label <key=value>', 'only containers with this label (repeatable)', (v: string, all: string[] = []) => [...all, v])
     .option('-s, --seconds <n>', 'sample duration for CPU usage, in seconds', wholeNumber, 1)
+    .option('-w, --watch', 'watch the usage (refreshed until Ctrl-C)')
     .addOption(outputOption('table', ['json', 'yaml', 'table']))
-    .action((id: string | undefined, opts: { all?: boolean; id?: string; pod?: string; label?: string[]; seconds: number; output: string }) =>
-      withClients((c) =>
+    .action((id: string | undefined, opts: { all?: boolean; id?: string; pod?: string; label?: string[]; seconds: number; output: string; watch?: boolean }) =>
+      (opts.watch ? watching : withClients)((c) =>
         statsCommand(c, { id: opts.id || id, pod: opts.pod, labels: opts.label, all: opts.all ?? false, sampleMs: opts.seconds * 1000, output: parseOutputFormat(opts.output, 'table') }),
       ),
     );
@@ -414,9 +488,10 @@ export function berthctlProgram(): Command {
     .option('--id <pod-id>', 'only this pod')
     .option('--label <key=value>', 'only pods with this label (repeatable)', (v: string, all: string[] = []) => [...all, v])
     .option('-s, --seconds <n>', 'sample duration for CPU usage, in seconds', wholeNumber, 1)
+    .option('-w, --watch', 'watch the usage (refreshed until Ctrl-C)')
     .addOption(outputOption('table', ['json', 'yaml', 'table']))
-    .action((id: string | undefined, opts: { id?: string; label?: string[]; seconds: number; output: string }) =>
-      withClients((c) => podStatsCommand(c, { id: opts.id || id, labels: opts.label, sampleMs: opts.seconds * 1000, output: parseOutputFormat(opts.output, 'table') })),
+    .action((id: string | undefined, opts: { id?: string; label?: string[]; seconds: number; output: string; watch?: boolean }) =>
+      (opts.watch ? watching : withClients)((c) => podStatsCommand(c, { id: opts.id || id, labels: opts.label, sampleMs: opts.seconds * 1000, output: parseOutputFormat(opts.output, 'table') })),
     );
 
   program
@@ -431,5 +506,85 @@ export function berthctlProgram(): Command {
       withClients((c) => updateCommand(c, ids, { cpuShares: opts.cpuShare, cpuQuota: opts.cpuQuota, cpuPeriod: opts.cpuPeriod, memory: opts.memory })),
     );
 
+  program
+    .command('events')
+    .alias('event')
+    .description('stream the events of containers')
+    .addOption(outputOption('json', ['json', 'yaml', 'go-template']))
+    .option('--template <template>', 'a Go template, used with -o go-template', '')
+    .action((opts: { output: string; template: string }) =>
+      withClients((c) => eventsCommand(c, parseOutputFormat(opts.output, 'json', ['json', 'yaml', 'go-template']), opts.template, (text) => process.stdout.write(text))),
+    );
+
+  program
+    .command('metricsp')
+    .description('list pod metrics (ListPodSandboxMetrics)')
+    .addOption(outputOption('json', ['json', 'yaml']))
+    .option('-w, --watch', 'refresh until Ctrl-C')
+    .action((opts: { output: string; watch?: boolean }) => (opts.watch ? watching : withClients)((c) => podMetricsCommand(c, parseOutputFormat(opts.output, 'json', ['json', 'yaml']))));
+
+  program
+    .command('metricdescs')
+    .description('list metric descriptors (ListMetricDescriptors)')
+    .addOption(outputOption('json', ['json', 'yaml']))
+    .action((opts: { output: string }) => withClients((c) => metricDescriptorsCommand(c, parseOutputFormat(opts.output, 'json', ['json', 'yaml']))));
+
+  program
+    .command('runtime-config')
+    .description('show the runtime configuration (RuntimeConfig)')
+    .action(() => withClients((c) => runtimeConfigCommand(c)));
+
+  program
+    .command('checkpoint')
+    .description('checkpoint one or more running containers')
+    .argument('<container-id...>')
+    .option('-e, --export <archive>', 'the tar archive (/path/to/checkpoint.tar) the checkpoint is written to')
+    .action((ids: string[], opts: { export?: string }) => withClients((c) => checkpointCommand(c, ids, opts.export)));
+
+  const config = program
+    .command('config')
+    .description('get, set and list crictl configuration options (crictl.yaml)')
+    .argument('[key]')
+    .argument('[value]')
+    .option('--get <key>', 'show the option value')
+    .option('--set <key=value>', 'set options (repeatable, or key=value,key=value)', (v: string, all: string[] = []) => [...all, v])
+    .option('--list', 'show every option')
+    .action(async (key: string | undefined, value: string | undefined, opts: { get?: string; set?: string[]; list?: boolean }) => {
+      const out = await configCommand(configPath(), { get: opts.get, set: opts.set ?? [], list: opts.list ?? false, args: key === undefined ? [] : [key, value ?? ''] });
+      if (out === undefined) config.outputHelp();
+      else process.stdout.write(out);
+    });
+
+  program
+    .command('completion')
+    .description('print shell completion code (bash, zsh or fish)')
+    .argument('[shell]', 'bash, zsh or fish', 'bash')
+    .action(async (shell: string) => {
+      const { completionScript } = await import('./commands/completion.js');
+      process.stdout.write(completionScript(program, shell));
+    });
+
+  for (const command of program.commands) command.configureOutput({ outputError: usageError(`berthctl ${command.name()}`) });
   return program;
+}
+
+interface PullFlags {
+  withPull?: boolean;
+  pull: boolean;
+  creds?: string;
+  auth?: string;
+  username?: string;
+  pullTimeout: string;
+}
+
+/** crictl's rule: --with-pull pulls, --no-pull does not, else the config's default; both is a conflict. */
+function pullChoice(opts: PullFlags, byDefault: boolean): ContainerPull | undefined {
+  if (opts.withPull && !opts.pull) throw new Error('conflict: no-pull and with-pull are both set');
+  if (!(opts.withPull || (opts.pull && byDefault))) return undefined;
+  return { creds: opts.creds, auth: opts.auth, username: opts.username, pullTimeoutMs: parseDuration(opts.pullTimeout) };
+}
+
+/** commander's usage errors as one line: "berthctl exec: missing required argument 'command' (see 'berthctl exec --help')". */
+function usageError(name: string): (text: string, write: (text: string) => void) => void {
+  return (text, write) => write(`${name}: ${text.replace(/^error: /, '').trim()} (see '${name} --help')\n`);
 }

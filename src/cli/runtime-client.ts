@@ -2,7 +2,7 @@
 // endpoint, typed RuntimeService and ImageService clients, and crictl-style errors.
 import * as grpc from '@grpc/grpc-js';
 import { ImageService, RuntimeService } from '../gen/runtime/v1/api_pb.js';
-import { ImageTransfer } from '../gen/berth/v1/berth_pb.js';
+import { ImagePullProgress, ImageTransfer } from '../gen/berth/v1/berth_pb.js';
 import { openChannel, serviceClient, type MethodsOf, type ServiceClient } from '../server/grpc-service.js';
 import type { ClientSettings } from './settings.js';
 
@@ -11,6 +11,8 @@ export interface CriClients {
   image: ServiceClient<MethodsOf<typeof ImageService>>;
   /** berth's own image import/export; other runtimes answer UNIMPLEMENTED. */
   transfer: ServiceClient<MethodsOf<typeof ImageTransfer>>;
+  /** berth's per-layer pull progress; other runtimes answer UNIMPLEMENTED. */
+  pullProgress: ServiceClient<MethodsOf<typeof ImagePullProgress>>;
   settings: ClientSettings;
   close(): void;
 }
@@ -22,6 +24,7 @@ export function connect(settings: ClientSettings): CriClients {
     runtime: serviceClient(RuntimeService, runtimeChannel),
     image: serviceClient(ImageService, imageChannel),
     transfer: serviceClient(ImageTransfer, imageChannel),
+    pullProgress: serviceClient(ImagePullProgress, imageChannel),
     settings,
     close() {
       runtimeChannel.close();

@@ -22,6 +22,9 @@ export interface ClientSettings {
   imageEndpoint: string;
   timeoutMs: number;
   debug: boolean;
+  /** crictl.yaml's pull-image-on-create and disable-pull-on-run (create and run pull the image first). */
+  pullImageOnCreate: boolean;
+  disablePullOnRun: boolean;
 }
 
 interface CrictlYaml {
@@ -29,6 +32,8 @@ interface CrictlYaml {
   'image-endpoint'?: string;
   timeout?: number | string;
   debug?: boolean;
+  'pull-image-on-create'?: boolean;
+  'disable-pull-on-run'?: boolean;
 }
 
 export function resolveSettings(flags: GlobalFlags, env: NodeJS.ProcessEnv = process.env): ClientSettings {
@@ -40,7 +45,10 @@ export function resolveSettings(flags: GlobalFlags, env: NodeJS.ProcessEnv = pro
   const imageEndpoint = normaliseEndpoint(flags.imageEndpoint ?? env.IMAGE_SERVICE_ENDPOINT ?? file['image-endpoint'] ?? runtimeEndpoint);
   const timeoutText = flags.timeout ?? (file.timeout !== undefined ? String(file.timeout) : undefined);
   const timeoutMs = timeoutText === undefined ? DEFAULT_TIMEOUT_MS : parseDuration(timeoutText);
-  return { runtimeEndpoint, imageEndpoint, timeoutMs: timeoutMs > 0 ? timeoutMs : DEFAULT_TIMEOUT_MS, debug: flags.debug ?? file.debug ?? false };
+  return { runtimeEndpoint, imageEndpoint, timeoutMs: timeoutMs > 0 ? timeoutMs : DEFAULT_TIMEOUT_MS, debug: flags.debug ?? file.debug ?? false,
+    pullImageOnCreate: file['pull-image-on-create'] === true,
+    disablePullOnRun: file['disable-pull-on-run'] === true,
+  };
 }
 
 function readConfigFile(path: string, explicit: boolean): CrictlYaml {

@@ -21,8 +21,8 @@ import type { TerminalSize } from '../stream/backends.js';
 import { WebSocket } from 'ws';
 import { ChannelConnection, channelProtocol } from '../stream/websocket-channels.js';
 
-export type StreamTransport = 'spdy' | 'websocket';
-export const STREAM_TRANSPORTS: StreamTransport[] = ['spdy', 'websocket'];
+import type { StreamTransport } from './stream-transports.js';
+export { STREAM_TRANSPORTS, type StreamTransport } from './stream-transports.js';
 /** The remote-command subprotocols berthctl offers over WebSocket, in its order. */
 export const WS_CLIENT_REMOTE_COMMAND_PROTOCOLS = ['v5.channel.k8s.io', 'v4.channel.k8s.io', 'v3.channel.k8s.io', 'v2.channel.k8s.io', 'channel.k8s.io'];
 export const WS_CLIENT_PORT_FORWARD_PROTOCOLS = ['v4.channel.k8s.io', 'channel.k8s.io'];

@@ -11,7 +11,8 @@ import { BerthError, notFound, invalidArgument, alreadyExists, failedPreconditio
 import type { BerthConfig } from '../config/config.js';
 import { RecordStore } from '../store/record-store.js';
 import { KeyedMutex } from '../util/locks.js';
-import { containerCgroup, monitorCgroup } from '../linux/cgroup-names.js';
+import { containerCgroup, monitorCgroup, parseSystemdCgroup } from '../linux/cgroup-names.js';
+import { scopeCommand } from '../linux/systemd-scope.js';
 import type { ImageManager } from '../image/image-manager.js';
 import type { ImageRecord } from '../image/image-store.js';
 import type { PodContainers, SandboxManager } from '../pod/sandbox-manager.js';
@@ -269,7 +270,7 @@ export class ContainerManager implements PodContainers {
       bundle,
       runtime,
       pid: 0,
-      cgroupsPath: containerCgroup(pod.cgroupParent, id),
+      cgroupsPath: containerCgroup(pod.cgroupParent, id, this.options.config.cgroup_driver),
     };
   }
 
@@ -316,14 +317,17 @@ export class ContainerManager implements PodContainers {
   async #startMonitor(record: ContainerRecord, runtime: ContainerRuntime): Promise<void> {
     const { id, spec, bundle, logFile } = record;
     await mkdir(dirname(logFile), { recursive: true });
-    record.pid = await runtime.create({ id, bundle, logFile, exitDir: this.#exitDir, persistDir: bundle, socketDir: this.#attachDir, terminal: spec.tty, stdin: spec.stdin, leaveStdinOpen: !spec.stdinOnce });
+    // With the systemd driver conmon starts in a scope of its own (berth-conmon-ID.scope in the pod's slice).
+    const monitor = this.#monitorCgroup(record);
+    const monitorPrefix = parseSystemdCgroup(monitor) ? scopeCommand(monitor) : undefined;
+    record.pid = await runtime.create({ id, bundle, logFile, exitDir: this.#exitDir, persistDir: bundle, socketDir: this.#attachDir, terminal: spec.tty, stdin: spec.stdin, leaveStdinOpen: !spec.stdinOnce, monitorPrefix });
     // The container's mount namespace holds its own copies of the recursive read-only
     // trees and image volumes now. The host's go at once, so nothing of berth's keeps a
     // source busy: its owner can unmount what is below it and remove it while the
     // container runs, as with a runtime's own recursive read-only mounts.
     await this.#bundles.unmountTrees(id);
     // Before the record: a record on disk names a container that survives berthd.
-    await this.#moveMonitor(record);
+    if (!monitorPrefix) await this.#moveMonitor(record);
     await this.#store.put(id, record);
   }
 

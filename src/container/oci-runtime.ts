@@ -37,6 +37,8 @@ export interface CreateOptions {
   /** conmon keeps a stdin pipe for attach; leaveStdinOpen: not closed when a client's stdin ends. */
   stdin?: boolean;
   leaveStdinOpen?: boolean;
+  /** A command conmon is started through (systemd-run --scope … with the systemd driver); it execs conmon. */
+  monitorPrefix?: string[];
 }
 
 const CREATE_TIMEOUT_MS = 120_000;
@@ -97,7 +99,8 @@ export class OciRuntime implements ContainerRuntime {
     ];
     return new Promise((resolve, reject) => {
       // conmon reports the container's pid (or the runtime's error) on the sync pipe, fd 3.
-      const child = spawn(this.options.conmon, args, {
+      const command = [...(opts.monitorPrefix ?? []), this.options.conmon, ...args];
+      const child = spawn(command[0]!, command.slice(1), {
         // conmon writes an `oom` marker into its working directory (besides the persist
         // dir): the bundle, never berthd's own directory.
         cwd: opts.bundle,

@@ -4,7 +4,7 @@ import { mkdir, unlink } from 'node:fs/promises';
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { ImageService, RuntimeService } from '../gen/runtime/v1/api_pb.js';
-import { ImageTransfer } from '../gen/berth/v1/berth_pb.js';
+import { ImagePullProgress, ImageTransfer } from '../gen/berth/v1/berth_pb.js';
 import { imageTransferHandlers } from '../api/image-transfer.js';
 import { grpcServiceDefinition } from '../server/grpc-service.js';
 import { serveOnUnixSocket } from '../server/unix-server.js';
@@ -30,6 +30,8 @@ import { forwardPort } from '../pod/port-forward.js';
 import { BerthdMetrics } from '../metrics/berthd-metrics.js';
 import { startMetricsServer, type MetricsServer } from '../metrics/metrics-server.js';
 import { parseHostPort } from '../config/config.js';
+import { checkSystemdAvailable } from '../linux/systemd-scope.js';
+import { watchPullHandler } from '../api/image-pull-progress.js';
 
 export interface RunningDaemon {
   readonly socketPath: string;
@@ -40,6 +42,8 @@ export interface RunningDaemon {
 const SHUTDOWN_GRACE_MS = 5000;
 
 export async function startDaemon(config: BerthConfig, log: Logger): Promise<RunningDaemon> {
+  // Before anything is claimed: without systemd every container would fail to start.
+  if (config.cgroup_driver === 'systemd') await checkSystemdAvailable();
   const socketPath = socketPathOf(config.listen);
   await claimSocketPath(socketPath);
   await mkdir(config.root, { recursive: true, mode: 0o711 });
@@ -113,6 +117,7 @@ export async function startDaemon(config: BerthConfig, log: Logger): Promise<Run
   server.addService(grpcServiceDefinition(RuntimeService), implementService(RuntimeService, runtimeHandlers(deps), { gate, log, onCall }));
   server.addService(grpcServiceDefinition(ImageService), implementService(ImageService, imageHandlers(deps), { gate, log, onCall }));
   server.addService(grpcServiceDefinition(ImageTransfer), implementService(ImageTransfer, imageTransferHandlers(images), { gate, log, onCall }));
+  server.addService(grpcServiceDefinition(ImagePullProgress), implementService(ImagePullProgress, { watchPull: watchPullHandler(images) }, { gate, log, onCall }));
 
   const listener = await bindRootOnly(socketPath, () => serveOnUnixSocket(server, socketPath));
   log.info({ socket: socketPath, version: BERTH_VERSION, root: config.root, state: config.state }, 'berthd listening');

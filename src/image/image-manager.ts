@@ -3,6 +3,7 @@
 import { PassThrough } from 'node:stream';
 import type { Logger } from 'pino';
 import { BerthError, notFound, invalidArgument } from '../errors.js';
+import { PullProgress } from './pull-progress.js';
 import { SingleFlight } from '../util/single-flight.js';
 import { mapLimit } from '../util/map-limit.js';
 import { ContentStore, sha256Digest } from './content-store.js';
@@ -73,6 +74,8 @@ export class ImageManager {
   readonly snapshots: SnapshotStore;
   readonly images: ImageStore;
   readonly #pulls = new SingleFlight<ImageRecord>();
+  /** Per-layer progress of the pulls running now (berth.v1 ImagePullProgress). */
+  readonly progress = new PullProgress();
   readonly #configTexts = new Map<string, string>();
   readonly #pinned: Set<string>;
   /** Digests and chain IDs that running pulls have fetched but not yet recorded: GC keeps them. */
@@ -124,7 +127,15 @@ export class ImageManager {
   /** Pulls an image (shared with a pull of the same reference already running). */
   pull(reference: string, credentials: RegistryCredentials, signal?: AbortSignal): Promise<ImageRecord> {
     const ref = parseReference(reference);
-    return this.#pulls.run(formatReference(ref), () => this.#leasing((lease) => this.#pull(ref, credentials, lease, signal)));
+    const key = formatReference(ref);
+    return this.#pulls.run(key, () =>
+      this.#leasing((lease) => this.#pull(ref, credentials, lease, signal)).finally(() => this.progress.end(key)),
+    );
+  }
+
+  /** The key the progress of a pull of `reference` is kept under (as pulls are shared). */
+  progressKey(reference: string): string {
+    return formatReference(parseReference(reference));
   }
 
   /** Runs work that stores content before recording an image: GC keeps what it leases. */
@@ -181,10 +192,14 @@ export class ImageManager {
       lease(layer.chainId);
     }
     let downloaded = contentSizes.reduce((a, b) => a + b, 0);
+    const key = formatReference(ref);
+    const present = await Promise.all(layers.map((layer) => this.snapshots.has(layer.chainId)));
+    this.progress.start(key, layers.map((layer, i) => ({ digest: layer.digest, size: layer.size, fetched: present[i] ? layer.size : 0, done: present[i]! })));
     await mapLimit(layers, this.options.parallelLayers ?? 3, async (layer) => {
       if (await this.snapshots.has(layer.chainId)) return;
       const started = Date.now();
       await this.#fetchLayer(top.endpoint, ref, layer, credentials, signal);
+      this.progress.finished(key, layer.digest);
       downloaded += layer.size;
       this.options.log.debug({ layer: layer.digest, bytes: layer.size, ms: Date.now() - started }, 'layer ready');
     });
@@ -307,7 +322,22 @@ export class ImageManager {
     signal?: AbortSignal,
     stream?: PassThrough,
   ): Promise<void> {
-    const source = this.options.registry.blobSource(endpoint, ref, descriptor.digest, credentials, signal);
+    const fetch = this.options.registry.blobSource(endpoint, ref, descriptor.digest, credentials, signal);
+    // Bytes received are reported as progress (a resumed download counts from its offset).
+    const key = formatReference(ref);
+    const source: typeof fetch = async (offset) => {
+      const opened = await fetch(offset);
+      const progress = this.progress;
+      return {
+        ...opened,
+        body: (async function* () {
+          for await (const chunk of opened.body) {
+            progress.received(key, descriptor.digest, chunk.length);
+            yield chunk;
+          }
+        })(),
+      };
+    };
     let feed = stream;
     for (let attempt = 1; ; attempt++) {
       try {

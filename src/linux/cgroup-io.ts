@@ -4,6 +4,7 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { cgroupHierarchies } from './cgroups.js';
+import { cgroupDir } from './cgroup-names.js';
 
 export interface DeviceIo {
   major: number;
@@ -93,7 +94,8 @@ export async function blockDeviceName(major: number, minor: number): Promise<str
 const read = (file: string) => readFile(file, 'utf8').catch(() => '');
 
 /** The per-device I/O of the cgroup at `path` (relative to each hierarchy); [] when it has none. */
-export async function cgroupIo(path: string): Promise<DeviceIo[]> {
+export async function cgroupIo(cgroupsPath: string): Promise<DeviceIo[]> {
+  const path = cgroupDir(cgroupsPath);
   const hierarchies = await cgroupHierarchies();
   const blkio = hierarchies.find((h) => h.version === 1 && h.controllers.includes('blkio'));
   let parsed: Partial[];

@@ -4,6 +4,7 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { cgroupHierarchies, cgroupUsage, type CgroupUsage } from './cgroups.js';
+import { cgroupDir } from './cgroup-names.js';
 
 export interface CgroupMetrics extends CgroupUsage {
   cpuUserNanos: number;
@@ -50,8 +51,9 @@ const pidList = (text: string | undefined) => (text ?? '').split('\n').filter((l
 const num = (text: string | undefined) => (text === undefined || Number.isNaN(Number(text.trim())) ? 0 : Number(text.trim()));
 
 /** Everything about a cgroup's use; undefined when it does not exist (any more). */
-export async function cgroupMetrics(path: string): Promise<CgroupMetrics | undefined> {
-  const usage = await cgroupUsage(path);
+export async function cgroupMetrics(cgroupsPath: string): Promise<CgroupMetrics | undefined> {
+  const usage = await cgroupUsage(cgroupsPath);
+  const path = cgroupDir(cgroupsPath);
   if (!usage) return undefined;
   const hierarchies = await cgroupHierarchies();
   const v1 = (controller: string) => hierarchies.find((h) => h.version === 1 && h.controllers.includes(controller));

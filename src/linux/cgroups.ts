@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { invalidArgument, failedPrecondition } from '../errors.js';
 import type { CgroupDriver } from '../config/config.js';
+import { cgroupDir, parseSystemdCgroup, slicePath } from './cgroup-names.js';
 
 export interface CgroupHierarchy {
   /** Mount point, e.g. /sys/fs/cgroup/memory or /sys/fs/cgroup/unified. */
@@ -51,15 +52,10 @@ export function cgroupParentPath(driver: CgroupDriver, parent: string): string {
     if (parent.split('/').includes('..')) throw invalidArgument(`cgroup_parent "${parent}" may not contain ".."`);
     return parent.replace(/\/+$/, '') || '/';
   }
-  if (!/^[\w.@:-]+\.slice$/.test(parent)) {
+  if (!/^[\w.@-]+\.slice$/.test(parent)) {
     throw invalidArgument(`cgroup_parent "${parent}" must be a systemd slice name (NAME.slice) with the systemd driver`);
   }
-  const name = parent.slice(0, -'.slice'.length);
-  if (name === '-') return '/';
-  const parts = name.split('-');
-  const path: string[] = [];
-  for (let i = 1; i <= parts.length; i++) path.push(`${parts.slice(0, i).join('-')}.slice`);
-  return `/${path.join('/')}`;
+  return slicePath(parent);
 }
 
 /** Makes a cgroup in every hierarchy; returns the directories it created (to undo). */
@@ -133,6 +129,8 @@ export async function controllerAvailable(name: string): Promise<boolean> {
  * KillMode=control-group) would kill them with it.
  */
 export async function moveIntoCgroup(path: string, pid: number): Promise<void> {
+  // A systemd scope is made by systemd around a process it starts (systemd-scope.ts), never by moving one.
+  if (parseSystemdCgroup(path)) throw new Error(`cannot move process ${pid} into the systemd scope ${path}: start it there instead`);
   await ensureCgroup(path);
   for (const hierarchy of await cgroupHierarchies()) {
     await writeFile(join(hierarchy.mount, path, 'cgroup.procs'), `${pid}\n`);
@@ -141,6 +139,8 @@ export async function moveIntoCgroup(path: string, pid: number): Promise<void> {
 
 /** Removes a leaf cgroup from every hierarchy, waiting a little for exiting processes. Idempotent. */
 export async function removeLeafCgroup(path: string, waitMs = 2000): Promise<void> {
+  // A transient scope is systemd's: it goes by itself with its last process.
+  if (parseSystemdCgroup(path)) return;
   const dirs = (await cgroupHierarchies()).map((h) => join(h.mount, path));
   const until = Date.now() + waitMs;
   for (let attempt = 0; ; attempt++) {
@@ -174,7 +174,8 @@ export interface CgroupUsage {
 }
 
 /** CPU and memory usage of a cgroup, from v1 controllers or the v2 unified hierarchy. */
-export async function cgroupUsage(path: string): Promise<CgroupUsage | undefined> {
+export async function cgroupUsage(cgroupsPath: string): Promise<CgroupUsage | undefined> {
+  const path = cgroupDir(cgroupsPath);
   const hierarchies = await cgroupHierarchies();
   const v1 = (controller: string) => hierarchies.find((h) => h.version === 1 && h.controllers.includes(controller));
   const read = (file: string) => readFile(file, 'utf8').catch(() => undefined);

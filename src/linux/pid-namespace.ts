@@ -36,13 +36,15 @@ export async function prepareInfraRoot(dir: string, catatonit: string): Promise<
 const START_TIMEOUT_MS = 5_000;
 
 /** Creates a PID namespace pinned at pinFile with catatonit (from infraRoot) as its init; returns its host pid. */
-export async function startPidNamespace(pinFile: string, infraRoot: string, userns?: string): Promise<number> {
+export async function startPidNamespace(pinFile: string, infraRoot: string, userns?: string, prefix: string[] = []): Promise<number> {
   await writeFile(pinFile, '', { mode: 0o444 });
   // In a pod's user namespace the PID namespace must be its (or the containers could not
   // mount /proc): unshare runs inside it (nsenter makes it the namespace's root), and
   // berthd pins the namespace itself, since unshare could not mount on the host from there.
   const args = [userns ? '--pid' : `--pid=${pinFile}`, '--fork', `--root=${infraRoot}`, '--setuid', NOBODY, '--setgid', NOBODY, '--', '/catatonit', '-P'];
-  const unshare = userns ? spawn('nsenter', [`--user=${userns}`, '--', 'unshare', ...args], { stdio: ['ignore', 'ignore', 'pipe'], detached: true }) : spawn('unshare', args, { stdio: ['ignore', 'ignore', 'pipe'], detached: true });
+  // A prefix (systemd-run --scope) execs the rest in the same process: its pid is theirs.
+  const command = [...prefix, ...(userns ? ['nsenter', `--user=${userns}`, '--'] : []), 'unshare', ...args];
+  const unshare = spawn(command[0]!, command.slice(1), { stdio: ['ignore', 'ignore', 'pipe'], detached: true });
   let stderr = '';
   unshare.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
   const exited = new Promise<void>((resolve) => unshare.once('exit', () => resolve()));

@@ -16,7 +16,8 @@ export interface PodHost {
   pinNamespaces(files: Partial<Record<PinnableNamespace, string>>, hostname?: string, userns?: { file: string } & UserNamespaceSpec): Promise<void>;
   unpinNamespaces(files: Array<string | undefined>): Promise<void>;
   isPinned(file: string): Promise<boolean>;
-  startPidNamespace(pinFile: string, infraRoot: string, userns?: string): Promise<number>;
+  /** `userns`: the pod's user namespace; `prefix`: a command the init is started through (systemd-run --scope …). */
+  startPidNamespace(pinFile: string, infraRoot: string, userns?: string, prefix?: string[]): Promise<number>;
   stopPidNamespace(pinFile: string | undefined, init: number | undefined): Promise<void>;
   inPinnedNamespace(pid: number, pinFile: string): Promise<boolean>;
   ensureCgroup(path: string): Promise<string[]>;

@@ -14,6 +14,7 @@ import { mapLimit } from '../util/map-limit.js';
 import { podBandwidth } from '../util/quantity.js';
 import { cgroupParentPath } from '../linux/cgroups.js';
 import { podInitCgroup } from '../linux/cgroup-names.js';
+import { scopeCommand } from '../linux/systemd-scope.js';
 import { podLimits, type CgroupLimits } from '../linux/cgroup-limits.js';
 import { namespaceFiles } from '../linux/namespaces.js';
 import type { CniAttachment, CniManager } from '../network/cni.js';
@@ -252,7 +253,8 @@ export class SandboxManager {
       await mkdir(record.podDir, { recursive: true, mode: 0o755 });
       await this.#host.pinNamespaces({ net: record.netns, uts: record.utsns, ipc: record.ipcns }, spec.hostname, record.userns && spec.userns ? { file: record.userns, ...spec.userns } : undefined);
       // The pod's cgroup parent first: the pod's init gets a cgroup below it.
-      if (record.cgroupPath) record.cgroupsCreated = await this.#host.ensureCgroup(record.cgroupPath);
+      // (With the systemd driver the slices are systemd's: it makes them with the first scope in them.)
+      if (record.cgroupPath && this.options.cgroupDriver === 'cgroupfs') record.cgroupsCreated = await this.#host.ensureCgroup(record.cgroupPath);
       const list = record.netns ? await this.options.cni.network() : undefined;
       if (list) record.network = { name: list.name, ifName: POD_INTERFACE, ips: [] };
       // Recorded before ADD and before the init starts: should berthd die during them,
@@ -269,8 +271,13 @@ export class SandboxManager {
         },
         async () => {
           if (!record.pidns) return;
-          record.pidInit = await this.#host.startPidNamespace(record.pidns, this.#infraRoot, record.userns);
-          await this.#host.moveIntoCgroup(initCgroup(record), record.pidInit);
+          const cgroup = this.#initCgroup(record);
+          if (this.options.cgroupDriver === 'systemd') {
+            record.pidInit = await this.#host.startPidNamespace(record.pidns, this.#infraRoot, record.userns, scopeCommand(cgroup));
+          } else {
+            record.pidInit = await this.#host.startPidNamespace(record.pidns, this.#infraRoot, record.userns);
+            await this.#host.moveIntoCgroup(cgroup, record.pidInit);
+          }
         },
         async () => {
           if (record.ipcns) await this.#host.mountPodShm(record.podDir);
@@ -377,7 +384,7 @@ export class SandboxManager {
     await this.#host.unmountPodShm(record.podDir);
     if (!record.pidns) return;
     await this.#host.stopPidNamespace(record.pidns, record.pidInit);
-    await this.#host.removeLeafCgroup(initCgroup(record)).catch((err: Error) => this.options.log.warn({ pod: record.id, error: err.message }, "cannot remove the pod init's cgroup"));
+    await this.#host.removeLeafCgroup(this.#initCgroup(record)).catch((err: Error) => this.options.log.warn({ pod: record.id, error: err.message }, "cannot remove the pod init's cgroup"));
     record.pidns = undefined;
     record.pidInit = undefined;
   }
@@ -389,6 +396,10 @@ export class SandboxManager {
     this.#records.delete(record.id);
     const key = reservationKey(record.spec);
     if (this.#reservations.get(key)?.id === record.id) this.#reservations.delete(key);
+  }
+
+  #initCgroup(record: SandboxRecord): string {
+    return podInitCgroup(record.cgroupPath, record.id, this.options.cgroupDriver);
   }
 
   #attachment(record: SandboxRecord): CniAttachment {
@@ -424,9 +435,6 @@ export class SandboxManager {
   }
 }
 
-function initCgroup(record: SandboxRecord): string {
-  return podInitCgroup(record.cgroupPath, record.id);
-}
 
 /** The name containerd reserves per pod: name_namespace_uid_attempt. */
 export function reservationKey(spec: SandboxSpec): string {

@@ -30,6 +30,8 @@ export interface BerthdOptions {
   logLevel?: string;
   /** A CNI config dir; by default an empty one of the test's own. */
   cniConfDir?: string;
+  /** A command berthd is started through (e.g. nsenter into a test systemd's namespaces). */
+  prefix?: string[];
   /** Another build's berthd.js (benches compare two builds side by side); default this build's. */
   binary?: string;
 }
@@ -56,7 +58,7 @@ export async function startBerthd(t: { after(fn: () => unknown): void }, options
       `conf_dir = "${cniConfDir}"`,
     ].join('\n'),
   );
-  return launchBerthd(t, dir, configPath, socket, options.binary);
+  return launchBerthd(t, dir, configPath, socket, options.binary, options.prefix);
 }
 
 /** Stops and removes every pod (and so every container) of a CRI runtime (berthd, containerd). */
@@ -79,9 +81,11 @@ export async function launchBerthd(
   configPath: string,
   socket: string,
   binary: string = BERTHD,
+  prefix: string[] = [],
 ): Promise<TestBerthd> {
   // Run as a user runs it, through its #! line (which carries berthd's node flags).
-  const child = spawn(binary, ['--config', configPath], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const command = [...prefix, binary, '--config', configPath];
+  const child = spawn(command[0]!, command.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
   let logs = '';
   child.stdout!.on('data', (d: Buffer) => (logs += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (logs += d.toString()));

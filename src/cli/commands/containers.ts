@@ -16,6 +16,7 @@ import {
   PodSandboxConfigSchema,
   PodSandboxStatsSchema,
 } from '../../gen/runtime/v1/api_pb.js';
+import { authConfig } from './images.js';
 import { call, type CriClients } from '../runtime-client.js';
 import { CLEAR_SCREEN, statusJson, formatStatusDocs, formatStructured, formatTable, goMapString, humanSize, messageJson, rfc3339Nano, withInfo, type OutputFormat } from '../output.js';
 import { humanDuration, labelLines, truncateId } from '../format.js';
@@ -50,9 +51,25 @@ function loadContainerConfig(path: string) {
   });
 }
 
-export async function createContainerCommand(clients: CriClients, podId: string, containerConfig: string, podConfig: string): Promise<string> {
+/** crictl's --with-pull: the container's image (and its image volumes) pulled before create. */
+export interface ContainerPull {
+  creds?: string;
+  auth?: string;
+  username?: string;
+  pullTimeoutMs: number;
+}
+
+async function pullForContainer(clients: CriClients, config: Awaited<ReturnType<typeof loadContainerConfig>>, sandboxConfig: Awaited<ReturnType<typeof loadMessageFile<typeof PodSandboxConfigSchema>>>, pull: ContainerPull): Promise<void> {
+  const images = [config.image?.image ?? '', ...config.mounts.map((m) => m.image?.image ?? '')].filter((i) => i !== '');
+  for (const image of images) {
+    await call('pulling image', () => clients.image.pullImage({ image: { image }, auth: authConfig(pull), sandboxConfig }, { timeoutMs: pull.pullTimeoutMs }));
+  }
+}
+
+export async function createContainerCommand(clients: CriClients, podId: string, containerConfig: string, podConfig: string, pull?: ContainerPull): Promise<string> {
   const config = await loadContainerConfig(containerConfig);
   const sandboxConfig = await loadMessageFile(PodSandboxConfigSchema, podConfig);
+  if (pull) await pullForContainer(clients, config, sandboxConfig, pull);
   const response = await call('creating container', () => clients.runtime.createContainer({ podSandboxId: podId, config, sandboxConfig }, { timeoutMs: long(clients) }));
   return `${response.containerId}\n`;
 }
@@ -67,9 +84,10 @@ export async function startContainersCommand(clients: CriClients, ids: string[])
 }
 
 /** runp + create + start, as `crictl run` does. */
-export async function runContainerCommand(clients: CriClients, containerConfig: string, podConfig: string, runtimeHandler: string): Promise<string> {
+export async function runContainerCommand(clients: CriClients, containerConfig: string, podConfig: string, runtimeHandler: string, pull?: ContainerPull): Promise<string> {
   const config = await loadContainerConfig(containerConfig);
   const sandboxConfig = await loadMessageFile(PodSandboxConfigSchema, podConfig);
+  if (pull) await pullForContainer(clients, config, sandboxConfig, pull);
   const pod = await call('running the pod sandbox', () => clients.runtime.runPodSandbox({ config: sandboxConfig, runtimeHandler }, { timeoutMs: long(clients) }));
   const created = await call('creating container', () =>
     clients.runtime.createContainer({ podSandboxId: pod.podSandboxId, config, sandboxConfig }, { timeoutMs: long(clients) }),
@@ -80,6 +98,10 @@ export async function runContainerCommand(clients: CriClients, containerConfig: 
 
 export interface PsOptions {
   all: boolean;
+  /** crictl's --id: the runtime's id filter. */
+  id?: string;
+  /** crictl's --namespace: a regular expression on the pod namespace label. */
+  namespace?: string;
   pod?: string;
   name?: string;
   labels: string[];
@@ -96,12 +118,13 @@ export interface PsOptions {
 export async function psCommand(clients: CriClients, options: PsOptions): Promise<string> {
   const labelSelector = parseLabelSelector(options.labels);
   const response = await call('listing containers', () =>
-    clients.runtime.listContainers({ filter: { podSandboxId: options.pod ?? '', labelSelector } }, { timeoutMs: clients.settings.timeoutMs }),
+    clients.runtime.listContainers({ filter: { id: options.id ?? '', podSandboxId: options.pod ?? '', labelSelector } }, { timeoutMs: clients.settings.timeoutMs }),
   );
   let containers = [...response.containers].sort((a, b) => (b.createdAt > a.createdAt ? 1 : -1));
   if (options.state) containers = containers.filter((c) => stateNames[c.state].toLowerCase() === options.state!.toLowerCase());
   else if (!options.all) containers = containers.filter((c) => c.state === ContainerState.CONTAINER_RUNNING);
   if (options.name) containers = containers.filter((c) => new RegExp(options.name!).test(c.metadata?.name ?? ''));
+  if (options.namespace) containers = containers.filter((c) => new RegExp(options.namespace!).test(c.labels['io.kubernetes.pod.namespace'] ?? ''));
   if (options.image) containers = containers.filter((c) => c.image?.image === options.image || c.imageRef === options.image);
   if (options.last !== undefined && options.last > 0) containers = containers.slice(0, options.last);
   if (options.output !== 'table') return formatStructured({ containers: containers.map((c) => messageJson(ContainerSchema, c)) }, options.output);
@@ -146,7 +169,7 @@ export async function psCommand(clients: CriClients, options: PsOptions): Promis
   );
 }
 
-export async function inspectContainersCommand(clients: CriClients, ids: string[], output: OutputFormat): Promise<string> {
+export async function inspectContainersCommand(clients: CriClients, ids: string[], output: OutputFormat, template = ''): Promise<string> {
   const docs: unknown[] = [];
   let table = '';
   for (const id of ids) {
@@ -184,7 +207,7 @@ export async function inspectContainersCommand(clients: CriClients, ids: string[
     }
     docs.push(withInfo({ status }, response.info));
   }
-  return output === 'table' ? table : formatStatusDocs(docs, output);
+  return output === 'table' ? table : formatStatusDocs(docs, output, template);
 }
 
 export async function stopContainersCommand(clients: CriClients, ids: string[], timeoutSeconds: number): Promise<string> {

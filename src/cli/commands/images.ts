@@ -21,18 +21,66 @@ export interface PullOptions {
 
 export async function pullCommand(clients: CriClients, image: string, options: PullOptions): Promise<string> {
   const auth = authConfig(options);
-  const stopIndicator = options.progress ? waitingIndicator(options.progress, `pulling ${image}`) : () => undefined;
+  const stopIndicator = options.progress ? await layerProgress(clients, image, options.progress) : async () => undefined;
   try {
     const response = await call('pulling image', () =>
       clients.image.pullImage({ image: { image }, auth }, { timeoutMs: options.pullTimeoutMs }),
     );
     return `Image is up to date for ${response.imageRef}\n`;
   } finally {
-    stopIndicator();
+    await stopIndicator();
   }
 }
 
-function authConfig(options: PullOptions): { username?: string; password?: string; auth?: string } | undefined {
+/**
+ * On a terminal: one line per layer (berth.v1 ImagePullProgress), rewritten in place as
+ * bytes arrive, and erased when the pull ends; against a runtime without that service
+ * (containerd, CRI-O), the elapsed time on one line.
+ */
+async function layerProgress(clients: CriClients, image: string, stream: NodeJS.WriteStream): Promise<() => Promise<void>> {
+  let lines = 0;
+  let fallback: (() => void) | undefined;
+  const watch = clients.pullProgress.watchPull({ image }) as AsyncIterable<{ layers: Array<{ digest: string; size: bigint; fetched: bigint; done: boolean }> }> & { cancel(): void };
+  const erase = () => {
+    if (lines > 0) stream.write(`\x1b[${lines}A\r\x1b[J`);
+    lines = 0;
+  };
+  let ready: () => void = () => undefined;
+  const inPlace = new Promise<void>((resolve) => (ready = resolve));
+  let ended = false;
+  const running = (async () => {
+    try {
+      for await (const progress of watch) {
+        ready();
+        if (progress.layers.length === 0) continue;
+        let out = lines > 0 ? `\x1b[${lines}A` : '';
+        for (const layer of progress.layers) {
+          const state = layer.done ? 'done' : layer.fetched === 0n ? 'waiting' : 'downloading';
+          out += `\r\x1b[K${layer.digest.replace(/^sha256:/, '').slice(0, 12)}: ${state.padEnd(11)} ${humanSize(Number(layer.fetched), 3)}/${humanSize(Number(layer.size), 3)}\n`;
+        }
+        lines = progress.layers.length;
+        stream.write(out);
+      }
+    } catch (err) {
+      if ((err as { code?: number }).code === 12 /* UNIMPLEMENTED */) fallback = waitingIndicator(stream, `pulling ${image}`);
+    } finally {
+      ended = true;
+      ready();
+    }
+  })();
+  // The pull starts once the watch is in place (or the runtime has none), at most 1 s later.
+  await Promise.race([inPlace, new Promise((resolve) => setTimeout(resolve, 1000).unref())]);
+  return async () => {
+    // The final state comes right after the pull: give it a moment before cancelling.
+    for (let i = 0; i < 20 && !ended; i++) await new Promise((resolve) => setTimeout(resolve, 50));
+    watch.cancel();
+    await running;
+    fallback?.();
+    erase();
+  };
+}
+
+export function authConfig(options: Pick<PullOptions, 'creds' | 'auth' | 'username'>): { username?: string; password?: string; auth?: string } | undefined {
   if (options.creds !== undefined) {
     const colon = options.creds.indexOf(':');
     if (colon < 0) throw new Error('--creds must be USERNAME[:PASSWORD] with a colon between them');
@@ -117,7 +165,7 @@ export async function imagesCommand(clients: CriClients, filter: string | undefi
   return formatTable(header, rows);
 }
 
-export async function inspectImageCommand(clients: CriClients, names: string[], output: OutputFormat): Promise<string> {
+export async function inspectImageCommand(clients: CriClients, names: string[], output: OutputFormat, template = ''): Promise<string> {
   const results: unknown[] = [];
   let table = '';
   for (const name of names) {
@@ -131,7 +179,7 @@ export async function inspectImageCommand(clients: CriClients, names: string[], 
       table += [`ID: ${i.id}`, ...i.repoTags.map((t) => `Tag: ${t}`), ...i.repoDigests.map((d) => `Digest: ${d}`), `Size: ${humanSize(Number(i.size), 3)}`, `Info: ${goMapString(response.info)}`].join('\n') + '\n';
     } else results.push(withInfo({ status: messageJson(ImageSchema, response.image) }, response.info));
   }
-  return output === 'table' ? table : formatStatusDocs(results, output);
+  return output === 'table' ? table : formatStatusDocs(results, output, template);
 }
 
 export interface RemoveImagesOptions {
@@ -168,7 +216,7 @@ export async function removeImagesCommand(clients: CriClients, names: string[], 
   return out;
 }
 
-export async function imageFsInfoCommand(clients: CriClients, output: OutputFormat): Promise<string> {
+export async function imageFsInfoCommand(clients: CriClients, output: OutputFormat, template = ''): Promise<string> {
   const response = await call('getting image filesystem info', () => clients.image.imageFsInfo({}, { timeoutMs: clients.settings.timeoutMs }));
   if (output === 'table') {
     // crictl's outputImageFsInfoTable (the trailing space of the titles included).
@@ -179,7 +227,7 @@ export async function imageFsInfoCommand(clients: CriClients, output: OutputForm
         .join('');
     return section('Container', response.containerFilesystems) + section('Image', response.imageFilesystems);
   }
-  return formatStatusDocs([{ status: messageJson(ImageFsInfoResponseSchema, response) }], output);
+  return formatStatusDocs([{ status: messageJson(ImageFsInfoResponseSchema, response) }], output, template);
 }
 
 /** crictl's normalizeRepoDigest: the first repo digest as [name, digest]. */

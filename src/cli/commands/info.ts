@@ -4,7 +4,7 @@ import { RuntimeStatusSchema } from '../../gen/runtime/v1/api_pb.js';
 import { call, type CriClients } from '../runtime-client.js';
 import { formatStatusDocs, formatTable, messageJson, withInfo, type OutputFormat } from '../output.js';
 
-export async function infoCommand(clients: CriClients, format: OutputFormat): Promise<string> {
+export async function infoCommand(clients: CriClients, format: OutputFormat, template = ''): Promise<string> {
   const r = await call('getting status of runtime', () => clients.runtime.status({ verbose: true }, { timeoutMs: clients.settings.timeoutMs }));
   if (format === 'table') {
     const conditions = r.status?.conditions ?? [];
@@ -25,5 +25,5 @@ export async function infoCommand(clients: CriClients, format: OutputFormat): Pr
   if (r.features) {
     head.features = { ...(r.features.supplementalGroupsPolicy ? { supplemental_groups_policy: true } : {}), ...(r.features.userNamespacesHostNetwork ? { user_namespaces_host_network: true } : {}) };
   }
-  return formatStatusDocs([withInfo(head, r.info)], format);
+  return formatStatusDocs([withInfo(head, r.info)], format, template);
 }

@@ -84,7 +84,7 @@ function verbosePod(p: PodSandbox): string {
   return [...lines, ...labelLines(p.labels, p.annotations), `Runtime: ${p.runtimeHandler || '(default)'}`].join('\n') + '\n\n';
 }
 
-export async function inspectPodCommand(clients: CriClients, ids: string[], output: OutputFormat): Promise<string> {
+export async function inspectPodCommand(clients: CriClients, ids: string[], output: OutputFormat, template = ''): Promise<string> {
   const docs: unknown[] = [];
   let table = '';
   for (const id of ids) {
@@ -107,7 +107,7 @@ export async function inspectPodCommand(clients: CriClients, ids: string[], outp
     const status = s ? statusJson(PodSandboxStatusSchema, s, { createdAt: rfc3339Nano(s.createdAt) }) : null;
     docs.push(withInfo({ status }, response.info));
   }
-  return output === 'table' ? table : formatStatusDocs(docs, output);
+  return output === 'table' ? table : formatStatusDocs(docs, output, template);
 }
 
 export async function stopPodsCommand(clients: CriClients, ids: string[]): Promise<string> {
