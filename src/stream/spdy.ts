@@ -216,6 +216,7 @@ export class SpdyStream extends Duplex {
   #waiting: (() => void) | undefined;
   #remoteFinished = false;
   #localFinished = false;
+  #peerReset = false;
 
   constructor(
     readonly session: SpdySession,
@@ -241,12 +242,30 @@ export class SpdyStream extends Duplex {
     this.destroy();
   }
 
+  /**
+   * The peer is done with this stream (it reset it, or the connection closed). What was
+   * received stays readable and the stream is destroyed once its reader has taken it:
+   * destroying it now would drop data still buffered, e.g. the tail of an exec's output
+   * when the peer resets or closes right after sending it (containerd's server does).
+   */
+  endReceived(peerReset: boolean): void {
+    if (peerReset) this.#peerReset = true;
+    this.remoteFinish();
+    this.windowUpdate(0); // a writer waiting for window room learns the stream is over
+    if (this.readableEnded || (this.readableLength === 0 && this.readableFlowing === null)) this.destroy();
+    else this.once('end', () => this.destroy());
+  }
+
   override _read(): void {
     if (this.#holding) {
       this.#holding = false;
       this.session.release();
     }
-    if (this.#unacked > 0 && !this.#remoteFinished) {
+    // Window updates go only to a peer that does flow control itself (berthd does; Go's
+    // spdystream, in containerd's and the kubelet's stream servers, does not): one that
+    // ignores them may close the connection with them unread, and that close is a TCP
+    // reset that discards what this side has received but not yet read.
+    if (this.#unacked > 0 && !this.#remoteFinished && this.session.peerFlowControl) {
       this.session.sendControl(FrameType.WindowUpdate, 0, u32(this.id, this.#unacked));
       this.#unacked = 0;
     }
@@ -258,6 +277,7 @@ export class SpdyStream extends Duplex {
 
   override _final(callback: (error?: Error | null) => void): void {
     this.#localFinished = true;
+    if (this.#peerReset) return callback();
     // A FIN after the connection closed has nobody to reach: nothing to report.
     this.session.sendData(this.id, FLAG_FIN, Buffer.alloc(0)).catch(() => undefined);
     this.session.maybeForget(this);
@@ -277,7 +297,7 @@ export class SpdyStream extends Duplex {
   async #send(chunk: Buffer): Promise<void> {
     let offset = 0;
     while (offset < chunk.length) {
-      if (this.destroyed) throw new Error('stream reset');
+      if (this.destroyed || this.#peerReset) throw new Error('stream reset');
       if (this.session.closed) throw new Error('SPDY connection closed');
       let room = MAX_DATA_FRAME;
       if (this.session.peerFlowControl) {
@@ -461,15 +481,7 @@ export class SpdySession extends EventEmitter<SpdySessionEvents> {
     this.#decompressor.close();
     for (const pending of this.#pendingReplies.values()) pending.reject(new Error('SPDY connection closed'));
     this.#pendingReplies.clear();
-    for (const stream of this.#streams.values()) {
-      // What was received stays readable: the stream ends, and is destroyed once its
-      // reader has taken the rest (destroying it now would drop data still buffered,
-      // e.g. the tail of an exec's output when the peer closes right after sending it).
-      stream.remoteFinish();
-      stream.windowUpdate(0); // a writer waiting for window room learns the connection is gone
-      if (stream.readableEnded || stream.readableLength === 0 && stream.readableFlowing === null) stream.destroy();
-      else stream.once('end', () => stream.destroy());
-    }
+    for (const stream of this.#streams.values()) stream.endReceived(false);
     this.#streams.clear();
     this.emit('close');
   }
@@ -562,10 +574,7 @@ export class SpdySession extends EventEmitter<SpdySessionEvents> {
         const pending = this.#pendingReplies.get(id);
         this.#pendingReplies.delete(id);
         pending?.reject(new Error(`stream ${id} was reset (status ${p.readUInt32BE(4)})`));
-        if (stream) {
-          stream.remoteFinish();
-          stream.destroy();
-        }
+        stream?.endReceived(true);
         return;
       }
       case FrameType.Settings: {
