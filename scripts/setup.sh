@@ -9,13 +9,14 @@ cd "$(dirname "$0")/.."
 # dirs and layer xattrs), zstd (test layers), protoc and its well-known protos
 # (libprotobuf-dev: csi.proto imports google/protobuf/descriptor.proto) for the build;
 # e2fsprogs (mkfs.ext4, resize2fs, e2fsck, dumpe2fs) and util-linux (losetup, fsfreeze,
-# blockdev) for berth-csi.
+# blockdev) for berth-csi; openssl (the e2e cluster's certificates) and bsdutils (script:
+# a terminal for kubectl exec -it) for scripts/e2e-kubelet.sh.
 PACKAGES=(
   runc crun runsc conmon catatonit
   containernetworking-plugins iptables iproute2
   busybox-static docker-registry containerd
   attr zstd
-  e2fsprogs util-linux
+  e2fsprogs util-linux openssl bsdutils
   protobuf-compiler libprotobuf-dev ca-certificates
 )
 

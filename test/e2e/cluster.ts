@@ -252,6 +252,16 @@ async function main(): Promise<number> {
     const cgroupRoot = `berth-e2e-cluster-${randomBytes(3).toString('hex')}`;
     await makeCgroupRoot(cgroupRoot);
     scope.after(() => removeCgroups(cgroupRoot));
+    // The node's address: the kubelet refuses a loopback node IP, and the API server must
+    // reach the kubelet at the node's address. A dummy interface of the run's own holds
+    // one (198.18.0.0/15, benchmarking space) that nothing off this host can reach.
+    const link = `be2e${randomBytes(3).toString('hex')}`;
+    const nodeIp = `198.18.${randomBytes(1)[0]! % 250 + 2}.${randomBytes(1)[0]! % 250 + 2}`;
+    for (const argv of [['link', 'add', link, 'type', 'dummy'], ['addr', 'add', `${nodeIp}/32`, 'dev', link], ['link', 'set', link, 'up']]) {
+      const r = await run('ip', argv);
+      if (r.code !== 0) throw new Error(`ip ${argv.join(' ')}: ${r.stderr.trim()}`);
+      if (argv[1] === 'add' && argv[0] === 'link') scope.after(() => run('ip', ['link', 'del', link]));
+    }
     const [kPort, healthzPort] = [await freePort(), await freePort()];
     const config = {
       apiVersion: 'kubelet.config.k8s.io/v1beta1',
@@ -264,7 +274,7 @@ async function main(): Promise<number> {
       enforceNodeAllocatable: [],
       containerRuntimeEndpoint: berthd.endpoint,
       imageServiceEndpoint: berthd.endpoint,
-      address: '127.0.0.1',
+      address: nodeIp,
       port: kPort,
       readOnlyPort: 0,
       healthzBindAddress: '127.0.0.1',
@@ -294,7 +304,7 @@ async function main(): Promise<number> {
     await writeFile(configPath, JSON.stringify(config, null, 1));
     const kubelet = await daemon(scope, outDir, 'kubelet', join(KUBE, 'kubelet'), [
       '--config', configPath, '--kubeconfig', nodeKubeconfig, '--root-dir', rootDir, '--cert-dir', join(kdir, 'pki'),
-      '--hostname-override', NODE, '--node-ip', '127.0.0.1', '--v=2',
+      '--hostname-override', NODE, '--node-ip', nodeIp, '--v=2',
     ]);
     kubeletLogs = kubelet.logs;
     // The CSI driver's registration with the kubelet (pluginregistration.v1).
