@@ -142,20 +142,36 @@ async function resizeThroughFifo(ctl: string, size: TerminalSize): Promise<void>
   }
 }
 
+/**
+ * Passes the client's terminal sizes to conmon from now on, starting with the latest one
+ * it sent (the size at the start, sent before the terminal existed). Returns the undo.
+ */
+function followResizes(io: StreamIO, ctl: string): () => void {
+  // One write at a time, in order: two resizes in a row (stty sets rows, then columns)
+  // must not reach conmon the other way round.
+  let queue = Promise.resolve();
+  const onResize = (size: TerminalSize) => {
+    queue = queue.then(() => resizeThroughFifo(ctl, size));
+  };
+  io.resize.on('resize', onResize);
+  if (io.resize.latest) onResize(io.resize.latest);
+  return () => io.resize.off('resize', onResize);
+}
+
 /** Attaches to a running container's stdio through conmon until it ends or the client leaves. */
 export async function attachToConmon(socketDir: string, ctl: string, io: StreamIO): Promise<void> {
   const connection = new AttachConnection(socketDir, io);
   const onAbort = () => connection.close();
   io.signal.addEventListener('abort', onAbort);
-  const onResize = (size: TerminalSize) => void resizeThroughFifo(ctl, size);
+  let unfollow = () => {};
   try {
     await connection.ready;
-    if (io.tty) io.resize.on('resize', onResize);
+    if (io.tty) unfollow = followResizes(io, ctl);
     connection.pipeStdin();
     await connection.done;
   } finally {
     io.signal.removeEventListener('abort', onAbort);
-    io.resize.off('resize', onResize);
+    unfollow();
     connection.close();
   }
 }
@@ -268,14 +284,13 @@ export async function execWithTerminal(options: TerminalExecOptions, io: StreamI
   const onAbort = () => kill();
   io.signal.addEventListener('abort', onAbort);
   let connection: AttachConnection | undefined;
-  const onResize = (size: TerminalSize) => void resizeThroughFifo(join(dir, 'ctl'), size);
+  let unfollow = () => {};
   try {
     start.write('0');
     const attachMessage = await attached.next();
     if (attachMessage === undefined) throw internal(`conmon could not prepare the exec session: ${stderr.trim() || 'no reason given'}`);
     connection = new AttachConnection(join(options.socketDir, sessionId), io);
     await connection.ready;
-    io.resize.on('resize', onResize);
     start.write('1');
     start.end();
     const started = await messages.next();
@@ -283,6 +298,8 @@ export async function execWithTerminal(options: TerminalExecOptions, io: StreamI
       throw internal(`cannot exec in container ${options.containerId}: ${String(started?.message ?? stderr.trim() ?? 'no reason given').trim()}`);
     }
     execPid = started.data;
+    // conmon has the terminal now: the sizes the client sent so far, and later ones.
+    unfollow = followResizes(io, join(dir, 'ctl'));
     connection.pipeStdin();
     const ended = await messages.next();
     // The attach socket closes when conmon exits, after it has drained the pty.
@@ -291,7 +308,7 @@ export async function execWithTerminal(options: TerminalExecOptions, io: StreamI
     return ended.data;
   } finally {
     io.signal.removeEventListener('abort', onAbort);
-    io.resize.off('resize', onResize);
+    unfollow();
     if (io.signal.aborted) kill();
     connection?.close();
     sync.destroy();

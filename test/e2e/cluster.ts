@@ -405,16 +405,19 @@ async function main(): Promise<number> {
     await apply(pod('stream', image, ['sh', '-c', `mkdir /www && head -c ${blobSize} /dev/urandom > /www/blob && sha256sum /www/blob > /www/sum && exec busybox httpd -f -p 8080 -h /www`], { container: { readinessProbe: { exec: { command: ['test', '-f', '/www/sum'] }, periodSeconds: 1 } } }));
     const streamReady = await check('streaming pod Ready', async () => `${(await waitPodReady('stream')).metadata.name} ready`);
     if (streamReady) {
-      await check('kubectl exec -it (a pty, under script)', async () => {
-        // script(1) gives kubectl a terminal; what the "user" types comes through it.
-        const r = await run('script', ['-qfec', `${join(KUBE, 'kubectl')} exec -it stream -- sh`, '/dev/null'], {
+      await check('kubectl exec -it (a pty, under script): tty, its size, exit code', async () => {
+        // script(1) gives kubectl a terminal (33x101, set before kubectl starts: kubectl
+        // sends it as a resize); what the "user" types comes through it.
+        const r = await run('script', ['-qfec', `stty rows 33 cols 101; ${join(KUBE, 'kubectl')} exec -it stream -- sh`, '/dev/null'], {
           env: { PATH: process.env.PATH, KUBECONFIG: kubeconfig, HOME: '/nonexistent', TERM: 'dumb' },
           input: 'tty; stty size; echo marker-$((6*7))\nexit 7\n',
           timeoutMs: 60_000,
         });
         const out = r.stdout.replace(/\r/g, '');
         const tty = /\/dev\/pts\/\d+/.exec(out)?.[0];
-        return [Boolean(tty) && out.includes('marker-42') && r.code === 7, `tty ${tty ?? 'none'}, stty size "${/^\d+ \d+$/m.exec(out)?.[0] ?? '?'}", marker seen: ${out.includes('marker-42')}, exit ${r.code} (expected 7)`];
+        const size = /^(\d+ \d+)$/m.exec(out)?.[1];
+        const ok = Boolean(tty) && size === '33 101' && /^marker-42$/m.test(out) && r.code === 7;
+        return [ok, `tty ${tty ?? 'none'}, stty size "${size ?? '?'}" (expected 33 101), marker seen: ${/^marker-42$/m.test(out)}, exit ${r.code} (expected 7)${ok ? '' : `; output ${JSON.stringify(out.slice(-300))}`}`];
       });
       await check('kubectl exec -i carries stdin intact', async () => {
         const data = randomBytes(768 * 1024).toString('base64');
