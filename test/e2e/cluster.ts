@@ -407,10 +407,11 @@ async function main(): Promise<number> {
     if (streamReady) {
       await check('kubectl exec -it (a pty, under script): tty, its size, exit code', async () => {
         // script(1) gives kubectl a terminal (33x101, set before kubectl starts: kubectl
-        // sends it as a resize); what the "user" types comes through it.
+        // sends it as a resize, which berthd applies once the command runs, so the "user"
+        // waits a second as a person would); what the "user" types comes through it.
         const r = await run('script', ['-qfec', `stty rows 33 cols 101; ${join(KUBE, 'kubectl')} exec -it stream -- sh`, '/dev/null'], {
           env: { PATH: process.env.PATH, KUBECONFIG: kubeconfig, HOME: '/nonexistent', TERM: 'dumb' },
-          input: 'tty; stty size; echo marker-$((6*7))\nexit 7\n',
+          input: 'sleep 1; tty; stty size; echo marker-$((6*7))\nexit 7\n',
           timeoutMs: 60_000,
         });
         const out = r.stdout.replace(/\r/g, '');
