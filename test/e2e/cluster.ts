@@ -25,6 +25,7 @@ import { freePort, startRegistry } from '../helpers/registry.js';
 import { buildLayer, busyboxEntries, pushImage } from '../helpers/image-builder.js';
 import { run, stopProcess, type RunResult } from '../helpers/processes.js';
 import { tempDir } from '../helpers/tmp.js';
+import { PACKAGE_ROOT } from '../helpers/paths.js';
 import { cgroupsBelow, failedRpcs, klogWarnings, makeCgroupRoot, mountsUnder, processesBelow, removeCgroups } from '../helpers/kube-host.js';
 import { makeClusterPki, writeKubeconfig } from '../helpers/kube-pki.js';
 import { VolumeCapability_AccessMode_Mode as Mode } from '../../src/gen/csi/v1/csi_pb.js';
@@ -487,7 +488,8 @@ async function main(): Promise<number> {
         volumeCapabilities: [{ accessType: { case: 'mount', value: { fsType: 'ext4' } }, accessMode: { mode: Mode.SINGLE_NODE_WRITER } }],
       });
       const volumeId = created.volume!.volumeId;
-      await apply({ apiVersion: 'storage.k8s.io/v1', kind: 'CSIDriver', metadata: { name: DRIVER }, spec: { attachRequired: false, podInfoOnMount: false, volumeLifecycleModes: ['Persistent'] } });
+      // The project's own CSIDriver manifest (no attach step, persistent volumes).
+      await k(['apply', '-f', join(PACKAGE_ROOT, 'deploy/berth-csi/csidriver.yaml')]);
       await apply({
         apiVersion: 'v1',
         kind: 'PersistentVolume',
