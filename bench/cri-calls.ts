@@ -12,25 +12,16 @@ import { appendFileSync } from 'node:fs';
 import { RuntimeService, ImageService } from '../src/gen/runtime/v1/api_pb.js';
 import { openChannel, serviceClient } from '../src/server/grpc-service.js';
 import { startBerthd } from '../test/helpers/berthd.js';
-import { buildLayer, busyboxEntries, pushImage } from '../test/helpers/image-builder.js';
 import { startPodNetwork } from '../test/helpers/pod-network.js';
-import { startRegistry } from '../test/helpers/registry.js';
-import { Scope, median, requireRoot } from './harness.js';
-
-const arg = (name: string, fallback: number) => {
-  const i = process.argv.indexOf(name);
-  return i > 0 ? Number(process.argv[i + 1]) : fallback;
-};
+import { median, numberArg, requireRoot, Scope, startBusyboxRegistry } from './harness.js';
 
 async function main(): Promise<void> {
   requireRoot();
-  const iterations = arg('--iterations', 20);
+  const iterations = numberArg('--iterations', 20);
   const marks = process.env.BENCH_MARKS;
   const scope = new Scope();
   try {
-    const registry = await startRegistry(scope);
-    await pushImage(registry, 'bench/busybox', '1', { layers: [buildLayer(busyboxEntries())] });
-    const image = `${registry.host}/bench/busybox:1`;
+    const { image } = await startBusyboxRegistry(scope);
     const net = await startPodNetwork(scope);
     const berthd = await startBerthd(scope, { cniConfDir: net.confDir, logLevel: 'warn' });
     const channel = openChannel(berthd.endpoint);
@@ -65,7 +56,7 @@ async function main(): Promise<void> {
       await timed('RemovePodSandbox', () => runtime.removePodSandbox({ podSandboxId: pod.podSandboxId }, opts));
     }
     // The read-only calls again, many times, on one running container (--hot N).
-    const hot = arg('--hot', 0);
+    const hot = numberArg('--hot', 0);
     if (hot > 0) {
       const podConfig = { metadata: { name: 'hot', namespace: 'bench', uid: 'hot-uid', attempt: 0 }, hostname: 'hot', logDirectory: '/tmp/berth-bench-logs' };
       const pod = await runtime.runPodSandbox({ config: podConfig }, opts);

@@ -1,6 +1,32 @@
+import { readdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { inPinnedNamespace } from '../src/linux/pid-namespace.js';
+import { buildLayer, busyboxEntries, pushImage } from '../test/helpers/image-builder.js';
+import { startRegistry, type TestRegistry } from '../test/helpers/registry.js';
+import type { Scope } from '../test/helpers/scope.js';
+
 // What benchmarks share: a cleanup scope standing in for node:test's `t` (so the test
 // helpers that start berthd, containerd and the registry can be reused), and figures.
 export { Scope } from '../test/helpers/scope.js';
+
+/** The value after a numeric flag (`--rounds 200`), or the fallback. */
+export function numberArg(name: string, fallback: number): number {
+  const i = process.argv.indexOf(name);
+  return i > 0 ? Number(process.argv[i + 1]) : fallback;
+}
+
+/** The value after a flag (`--runtimes berth`), if given. */
+export function stringArg(name: string): string | undefined {
+  const i = process.argv.indexOf(name);
+  return i > 0 ? process.argv[i + 1] : undefined;
+}
+
+/** A local registry serving the benches' busybox image as `bench/busybox:1`. */
+export async function startBusyboxRegistry(scope: Scope): Promise<{ registry: TestRegistry; image: string }> {
+  const registry = await startRegistry(scope);
+  await pushImage(registry, 'bench/busybox', '1', { layers: [buildLayer(busyboxEntries())] });
+  return { registry, image: `${registry.host}/bench/busybox:1` };
+}
 
 export function median(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
@@ -18,4 +44,25 @@ export function requireRoot(): void {
     process.stderr.write('benchmarks start berthd, containerd and a registry: run them as root\n');
     process.exit(1);
   }
+}
+
+/** Resident memory (kB) of the processes whose command line matches. */
+export async function rssOf(match: (cmdline: string, pid: number) => boolean | Promise<boolean>): Promise<number> {
+  let total = 0;
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const cmdline = await readFile(`/proc/${entry}/cmdline`, 'utf8').catch(() => '');
+    if (!cmdline || !(await match(cmdline.replace(/\0/g, ' '), Number(entry)))) continue;
+    const status = await readFile(`/proc/${entry}/status`, 'utf8').catch(() => '');
+    total += Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
+  }
+  return total;
+}
+
+/** True when the process is the init of a PID namespace pinned in dir (a berth pod's catatonit). */
+export async function initOfPinIn(pid: number, dir: string): Promise<boolean> {
+  for (const name of await readdir(dir).catch(() => [] as string[])) {
+    if (name.endsWith('-pid') && (await inPinnedNamespace(pid, join(dir, name)))) return true;
+  }
+  return false;
 }

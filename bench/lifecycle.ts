@@ -5,7 +5,6 @@
 // Stop+Remove (container and pod), then resident memory idle and with N running pods
 // (the daemon plus its per-pod and per-container processes: conmon and the pod's
 // catatonit for berth, shims and pause containers for containerd).
-import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { readFileSync } from 'node:fs';
@@ -13,16 +12,9 @@ import { RuntimeService, ImageService } from '../src/gen/runtime/v1/api_pb.js';
 import { openChannel, serviceClient } from '../src/server/grpc-service.js';
 import { startBerthd } from '../test/helpers/berthd.js';
 import { startContainerd } from '../test/helpers/containerd.js';
-import { buildLayer, busyboxEntries, pushImage } from '../test/helpers/image-builder.js';
+import { buildLayer, pushImage } from '../test/helpers/image-builder.js';
 import { startPodNetwork } from '../test/helpers/pod-network.js';
-import { startRegistry } from '../test/helpers/registry.js';
-import { Scope, percentile, requireRoot } from './harness.js';
-import { inPinnedNamespace } from '../src/linux/pid-namespace.js';
-
-const arg = (name: string, fallback: number) => {
-  const i = process.argv.indexOf(name);
-  return i > 0 ? Number(process.argv[i + 1]) : fallback;
-};
+import { initOfPinIn, numberArg, percentile, requireRoot, rssOf, Scope, startBusyboxRegistry } from './harness.js';
 
 const SETTLE_MS = 10_000;
 
@@ -32,27 +24,6 @@ interface Figures {
   stopRemove: number[];
   idleKb: number;
   loadedKb: number;
-}
-
-/** Resident memory (kB) of the processes whose command line matches. */
-async function rssOf(match: (cmdline: string, pid: number) => boolean | Promise<boolean>): Promise<number> {
-  let total = 0;
-  for (const entry of await readdir('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    const cmdline = await readFile(`/proc/${entry}/cmdline`, 'utf8').catch(() => '');
-    if (!cmdline || !(await match(cmdline.replace(/\0/g, ' '), Number(entry)))) continue;
-    const status = await readFile(`/proc/${entry}/status`, 'utf8').catch(() => '');
-    total += Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
-  }
-  return total;
-}
-
-/** True when the process is the init of a PID namespace pinned in dir (a berth pod's catatonit). */
-async function initOfPinIn(pid: number, dir: string): Promise<boolean> {
-  for (const name of await readdir(dir).catch(() => [] as string[])) {
-    if (name.endsWith('-pid') && (await inPinnedNamespace(pid, join(dir, name)))) return true;
-  }
-  return false;
 }
 
 async function measure(endpoint: string, image: string, iterations: number, pods: number, memory: () => Promise<number>): Promise<Figures> {
@@ -102,15 +73,13 @@ async function measure(endpoint: string, image: string, iterations: number, pods
 
 async function main(): Promise<void> {
   requireRoot();
-  const iterations = arg('--iterations', 50);
-  const pods = arg('--pods', 50);
+  const iterations = numberArg('--iterations', 50);
+  const pods = numberArg('--pods', 50);
   const scope = new Scope();
   try {
-    const registry = await startRegistry(scope);
-    await pushImage(registry, 'bench/busybox', '1', { layers: [buildLayer(busyboxEntries())] });
+    const { registry, image } = await startBusyboxRegistry(scope);
     const pause = buildLayer([{ type: 'file', path: 'catatonit', content: readFileSync('/usr/bin/catatonit'), mode: 0o755 }]);
     await pushImage(registry, 'bench/pause', '1', { layers: [pause], config: { Entrypoint: ['/catatonit', '-P'] } });
-    const image = `${registry.host}/bench/busybox:1`;
     const net = await startPodNetwork(scope);
 
     const berthd = await startBerthd(scope, { cniConfDir: net.confDir, logLevel: 'warn' });

@@ -1,16 +1,16 @@
 // bench/pull: pull a ~200 MB, 6-layer image from a local registry into berthd and into
 // containerd, in the same run on the same machine, and print seconds, MB/s and ratios.
 // Each pull starts from an empty store (a fresh daemon), so nothing is cached.
-//   node dist/bench/pull.js [--runs N]
+//   node dist/bench/pull.js [--runs N] [--baseline OTHER/dist/src/bin/berthd.js] [--no-containerd]
+// containerd 2.x is pulled with too when scripts/build-containerd2.sh has built it.
 import { randomBytes } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import { ImageService } from '../src/gen/runtime/v1/api_pb.js';
 import { openChannel, serviceClient } from '../src/server/grpc-service.js';
-import { startBerthd } from '../test/helpers/berthd.js';
-import { startContainerd } from '../test/helpers/containerd.js';
 import { buildLayer, busyboxEntries, pushImage, type BuiltLayer, type LayerEntry } from '../test/helpers/image-builder.js';
 import { startRegistry } from '../test/helpers/registry.js';
 import { Scope, median, requireRoot } from './harness.js';
+import { startTargets } from './targets.js';
 
 const LAYERS = 6;
 const FILES_PER_LAYER = 200;
@@ -52,30 +52,33 @@ async function main(): Promise<void> {
     process.stdout.write(`${(compressed / 1e6).toFixed(1)} MB compressed, ${(unpacked / 1e6).toFixed(1)} MB unpacked\n`);
     const reference = `${registry.host}/bench/big:1`;
 
-    const seconds: Record<'berth' | 'containerd', number[]> = { berth: [], containerd: [] };
+    const seconds = new Map<string, number[]>();
     for (let run = 1; run <= runs; run++) {
-      // A fresh daemon per pull: empty content store, nothing to reuse.
+      // Fresh daemons per run: empty content stores, nothing to reuse. The pulls run one
+      // after another, in an order turned each run.
       const runScope = new Scope();
       try {
-        const berthd = await startBerthd(runScope, { logLevel: 'warn' });
-        seconds.berth.push(await timePull(berthd.endpoint, reference));
-        const containerd = await startContainerd(runScope, {
-          criToml: `[plugins."io.containerd.grpc.v1.cri".registry.mirrors."${registry.host}"]\n    endpoint = ["${registry.url}"]`,
-        });
-        seconds.containerd.push(await timePull(containerd.endpoint, reference));
+        const targets = await startTargets(runScope, { registry });
+        const line: string[] = [];
+        for (let k = 0; k < targets.length; k++) {
+          const target = targets[(run + k) % targets.length]!;
+          const s = await timePull(target.endpoint, reference);
+          seconds.set(target.name, [...(seconds.get(target.name) ?? []), s]);
+          line.push(`${target.name} ${s.toFixed(2)} s`);
+        }
+        process.stdout.write(`run ${run}: ${line.join(', ')}\n`);
       } finally {
         await runScope.close();
       }
-      process.stdout.write(`run ${run}: berth ${seconds.berth.at(-1)!.toFixed(2)} s, containerd ${seconds.containerd.at(-1)!.toFixed(2)} s\n`);
     }
     const mb = compressed / 1e6;
-    const berth = median(seconds.berth);
-    const containerd = median(seconds.containerd);
     process.stdout.write(`\nimage ${pushed.configDigest.slice(0, 19)}: ${mb.toFixed(1)} MB in ${layers.length} layers; median of ${runs} pulls each\n`);
-    process.stdout.write(`runtime      seconds    MB/s\n`);
-    process.stdout.write(`berth        ${berth.toFixed(2).padStart(7)}  ${(mb / berth).toFixed(1).padStart(6)}\n`);
-    process.stdout.write(`containerd   ${containerd.toFixed(2).padStart(7)}  ${(mb / containerd).toFixed(1).padStart(6)}\n`);
-    process.stdout.write(`ratio berth/containerd (time): ${(berth / containerd).toFixed(2)}\n`);
+    process.stdout.write(`runtime              seconds    MB/s   berth/this (time)\n`);
+    const berth = median(seconds.get('berth')!);
+    for (const [name, list] of seconds) {
+      const m = median(list);
+      process.stdout.write(`${name.padEnd(20)} ${m.toFixed(2).padStart(7)}  ${(mb / m).toFixed(1).padStart(6)}  ${(berth / m).toFixed(2).padStart(8)}\n`);
+    }
   } finally {
     await scope.close();
   }

@@ -112,6 +112,9 @@ standins="$cache/standins-$(cat test/conformance/standins/*.c | sha256sum | cut 
 # This trap is the net under it: it stops the runner and sweeps what a killed runner
 # left (recorded in its leftovers file as it goes).
 run_dir="$(mktemp -d /tmp/berth-conformance-XXXXXX)"
+# Searchable by others: containers in a pod's user namespace are set up by their
+# (unprivileged on the host) root, which must pass the dirs above berthd's state dir.
+chmod 711 "$run_dir"
 runner_pid=""
 sweep() {
   local status=$?

@@ -4,13 +4,15 @@
 # side (test/e2e/kubelet.ts does the work). Then a one-node cluster (etcd, kube-apiserver,
 # scheduler, controller-manager, the kubelet on berthd, kubectl, a PV on berth-csi) runs
 # its scenarios against berthd (test/e2e/cluster.ts). Needs root and scripts/setup.sh's
-# packages. Exits non-zero when a check fails on berth. Results and logs go to $E2E_OUT
-# (default: a temp dir, removed at exit unless E2E_KEEP=1).
-#   bash scripts/e2e-kubelet.sh [--runtimes berth|containerd|berth,containerd] [--no-cluster|--cluster-only]
+# packages. Exits non-zero when a check fails on berth, berth-gates or the cluster.
+# Results and logs go to $E2E_OUT (default: a temp dir, removed at exit unless E2E_KEEP=1).
+#   bash scripts/e2e-kubelet.sh [--runtimes berth,containerd,berth-gates (the default; any of them)]
+#                               [--no-cluster|--cluster-only]
+# berth-gates: berth again with the kubelet's EventedPLEG and PodAndContainerStatsFromCRI on.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "e2e-kubelet: needs root" >&2; exit 1; }
-runtimes="berth,containerd"
+runtimes="berth,containerd,berth-gates"
 standalone=1 cluster=1
 while [ $# -gt 0 ]; do
   case "$1" in

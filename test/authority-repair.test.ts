@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { connect as http2Connect, createServer as createHttp2Server, type ClientHttp2Session } from 'node:http2';
 import { connect as netConnect, createServer as createNetServer, type Socket } from 'node:net';
 import { join } from 'node:path';
-import { AuthorityRepair, authorityAccepted, REPLACEMENT_AUTHORITY } from '../src/server/authority-repair.js';
+import { acceptConnection, AuthorityRepair, authorityAccepted, REPLACEMENT_AUTHORITY } from '../src/server/authority-repair.js';
 import { startBerthd } from './helpers/berthd.js';
 import { isRoot, PACKAGE_ROOT } from './helpers/paths.js';
 import { run } from './helpers/processes.js';
@@ -15,7 +15,11 @@ import { tempDir } from './helpers/tmp.js';
 import { cleanup } from './helpers/scope.js';
 
 /** An HTTP/2 server on a unix socket that answers each request with the authority it saw. */
-async function authorityEchoServer(t: { after(fn: () => unknown): void }, repair: boolean): Promise<string> {
+async function authorityEchoServer(
+  t: { after(fn: () => unknown): void },
+  repair: boolean | 'accept',
+  handedOver: Array<'socket' | 'repair'> = [],
+): Promise<string> {
   const dir = await tempDir(t, 'authority-');
   const path = join(dir, 'h2.sock');
   const http2Server = createHttp2Server();
@@ -25,7 +29,14 @@ async function authorityEchoServer(t: { after(fn: () => unknown): void }, repair
   });
   const listener = createNetServer((socket: Socket) => {
     socket.on('error', () => undefined);
-    http2Server.emit('connection', repair ? new AuthorityRepair(socket) : socket);
+    if (repair === 'accept') {
+      acceptConnection(socket, (connection) => {
+        handedOver.push(connection instanceof AuthorityRepair ? 'repair' : 'socket');
+        http2Server.emit('connection', connection);
+      });
+    } else {
+      http2Server.emit('connection', repair ? new AuthorityRepair(socket) : socket);
+    }
   });
   await new Promise<void>((resolve) => listener.listen(path, resolve));
   cleanup(t).after(() => new Promise<void>((resolve) => listener.close(() => resolve())));
@@ -75,6 +86,32 @@ test('with the repair, a valid authority reaches the server unchanged', async (t
   const session = http2Connect('http://localhost', { createConnection: () => netConnect(path) });
   cleanup(t).after(() => session.destroy());
   for (let i = 0; i < 3; i++) assert.equal(await get(session, 'node-1.example:10250'), 'node-1.example:10250');
+});
+
+// acceptConnection, as berthd serves: the server preface is sent before the server
+// exists, the client's first request decides; the socket itself goes to the server when
+// no repair is needed.
+test('acceptConnection: a valid authority gets the socket itself, every request served', async (t) => {
+  const handedOver: Array<'socket' | 'repair'> = [];
+  const path = await authorityEchoServer(t, 'accept', handedOver);
+  const session = http2Connect('http://localhost', { createConnection: () => netConnect(path) });
+  cleanup(t).after(() => session.destroy());
+  // Several requests at once, before the server's own SETTINGS could have arrived.
+  const first = await Promise.all([get(session, 'localhost'), get(session, 'localhost'), get(session, 'localhost', { 'x-big': 'b'.repeat(40_000) })]);
+  assert.deepEqual(first, ['localhost', 'localhost', 'localhost']);
+  for (let i = 0; i < 3; i++) assert.equal(await get(session, 'localhost'), 'localhost');
+  assert.deepEqual(handedOver, ['socket']);
+});
+
+test('acceptConnection: a path authority goes through the repair, every request served', async (t) => {
+  const handedOver: Array<'socket' | 'repair'> = [];
+  const path = await authorityEchoServer(t, 'accept', handedOver);
+  const session = http2Connect('http://localhost', { createConnection: () => netConnect(path) });
+  cleanup(t).after(() => session.destroy());
+  for (let i = 0; i < 3; i++) assert.equal(await get(session, '/run/berth/berth.sock'), REPLACEMENT_AUTHORITY);
+  assert.equal(await get(session, '/run/berth/berth.sock', { 'x-big': 'b'.repeat(40_000) }), REPLACEMENT_AUTHORITY);
+  assert.equal(await get(session, '/run/berth/berth.sock'), REPLACEMENT_AUTHORITY);
+  assert.deepEqual(handedOver, ['repair']);
 });
 
 /** Builds test/grpc-go-client against one grpc-go release (cached); its path. */

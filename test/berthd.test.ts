@@ -72,7 +72,7 @@ test('the socket is root-only and removed on SIGTERM', async (t) => {
   assert.equal(existsSync(berthd.socket), false);
 });
 
-test('every RPC berth does not serve yet answers UNIMPLEMENTED with its name', async (t) => {
+test('every RPC of runtime.v1 is served; one without a handler would answer UNIMPLEMENTED with its name', async (t) => {
   const berthd = await startBerthd(t);
   const channel = openChannel(berthd.endpoint);
   cleanup(t).after(() => channel.close());
@@ -112,6 +112,7 @@ test('every RPC berth does not serve yet answers UNIMPLEMENTED with its name', a
     'RuntimeService.ListMetricDescriptors',
     'RuntimeService.ListPodSandboxMetrics',
     'RuntimeService.StreamPodSandboxMetrics',
+    'RuntimeService.CheckpointContainer',
     'ImageService.PullImage',
     'ImageService.ImageStatus',
     'ImageService.ListImages',
@@ -140,7 +141,8 @@ test('every RPC berth does not serve yet answers UNIMPLEMENTED with its name', a
       checked++;
     }
   }
-  assert.ok(checked >= 1, `checked ${checked} RPCs`);
+  // Since CheckpointContainer (issue 13) every RPC has a handler: none was left to check.
+  assert.equal(checked, 0, `${checked} RPCs of the proto have no handler`);
   // And berthd is still serving.
   assert.equal((await berthd.ctl(['version'])).code, 0);
 });

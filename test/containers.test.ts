@@ -108,6 +108,20 @@ test('stop ends a container that ignores SIGTERM with SIGKILL after the timeout;
   await runtime.removeContainer({ containerId });
 });
 
+test('PodSandboxStatus has no timestamp (as containerd): the kubelet with EventedPLEG then asks ContainerStatus for each container', { skip }, async (t) => {
+  // With a timestamp the kubelet (EventedPLEG on) takes the pod's container statuses from
+  // this answer only; berthd once sent a timestamp and no statuses, and the kubelet saw
+  // no containers and created new ones forever.
+  const { runtime, image, podId } = await setup(t);
+  const { containerId } = await runtime.createContainer({ podSandboxId: podId, config: { metadata: { name: 'runner' }, image: { image }, command: ['sleep', '60'], logPath: 'runner.log' } });
+  await runtime.startContainer({ containerId });
+  for (const verbose of [false, true]) {
+    const answer = await runtime.podSandboxStatus({ podSandboxId: podId, verbose });
+    assert.equal(answer.status?.state, PodSandboxState.SANDBOX_READY);
+    assert.deepEqual([answer.timestamp, answer.containersStatuses.length], [0n, 0], `verbose ${verbose}`);
+  }
+});
+
 test('containers keep running while berthd is down; one that exits meanwhile is reported with its code', { skip }, async (t) => {
   const { berthd, runtime, image, podId } = await setup(t);
   const make = async (name: string, command: string[]) => {
@@ -379,6 +393,16 @@ test('container and pod stats: CPU time and nano-cores, memory, the writable lay
   assert.equal(pod.attributes?.id, podId);
   assert.deepEqual(pod.linux?.containers.map((c) => c.attributes?.id), [containerId]);
   assert.ok(pod.linux!.cpu!.usageCoreNanoSeconds!.value > 0n);
+  // The pod's network (the kubelet's summary takes it from here with PodAndContainerStatsFromCRI):
+  // eth0's counters as the container sees them in /proc/net/dev.
+  const net = pod.linux!.network!;
+  assert.ok(net.timestamp > 0n);
+  const inside = new TextDecoder().decode((await runtime.execSync({ containerId, cmd: ['cat', '/proc/net/dev'], timeout: 5n })).stdout);
+  const eth0 = /^\s*eth0:\s*(\d+)(?:\s+\d+){7}\s+(\d+)/m.exec(inside);
+  assert.ok(eth0, inside);
+  assert.equal(net.defaultInterface?.name, 'eth0');
+  assert.ok(net.defaultInterface!.rxBytes!.value > 0n && net.defaultInterface!.rxBytes!.value <= BigInt(eth0[1]!), `rx ${net.defaultInterface!.rxBytes!.value} vs ${eth0[1]} inside`);
+  assert.equal(net.defaultInterface!.txBytes!.value, BigInt(eth0[2]!));
   assert.equal((await runtime.listPodSandboxStats({})).stats.length, 1);
   const table = (await berthd.ctl(['stats'])).stdout;
   assert.match(table, new RegExp(`^${containerId.slice(0, 13)}\\s+busy\\s+\\d+\\.\\d\\d\\s+\\S+B\\s+\\S+B\\s+\\d+\\s+\\S+B$`, 'm'), table);

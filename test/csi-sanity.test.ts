@@ -1,16 +1,19 @@
 // kubernetes-csi's csi-sanity (csi-test v5.6.0, built from the Go module proxy by
 // scripts/build-csi-sanity.sh) against a real berth-csi: every spec the driver's declared
-// capabilities select must pass, for mount volumes and for block volumes. Specs skipped
+// capabilities select must pass, for mount volumes (ext4, and XFS through the fsType
+// parameter) and for block volumes. Specs skipped
 // are those of capabilities berth-csi does not declare (ControllerPublish, ModifyVolume,
 // group snapshots, volume health): the summary is printed as diagnostics.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdir, readFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { isRoot, PACKAGE_ROOT } from './helpers/paths.js';
 import { run } from './helpers/processes.js';
 import { loopDevicesUnder, startBerthCsi } from './helpers/berth-csi.js';
 import { mountsBelow, mountTable } from '../src/linux/mount-table.js';
+import { filesystemTypeOf } from '../src/linux/loop-device.js';
+import { VolumeCapability_AccessMode_Mode as Mode } from '../src/gen/csi/v1/csi_pb.js';
 
 const skip = !isRoot ? 'needs root (loop devices and mounts)' : false;
 
@@ -28,21 +31,47 @@ interface SpecReport {
   Failure?: { Message: string };
 }
 
-for (const accessType of ['mount', 'block'] as const) {
-  test(`csi-sanity v5.6.0 against berth-csi (${accessType} volumes)`, { skip, timeout: 900_000 }, async (t) => {
+const MiB = 1024 * 1024;
+/**
+ * The runs: mount volumes (ext4), block volumes, and mount volumes made XFS through the
+ * fsType parameter (csi-sanity has no fs type flag; its capabilities name none). XFS
+ * volumes are at least 300 MiB.
+ */
+const runs = [
+  { label: 'mount volumes', accessType: 'mount', size: 64 * MiB, parameters: undefined },
+  { label: 'block volumes', accessType: 'block', size: 64 * MiB, parameters: undefined },
+  { label: 'mount volumes, xfs', accessType: 'mount', size: 300 * MiB, parameters: 'fsType: xfs\n' },
+] as const;
+
+for (const { label, accessType, size, parameters } of runs) {
+  test(`csi-sanity v5.6.0 against berth-csi (${label})`, { skip, timeout: 900_000 }, async (t) => {
     const sanity = await csiSanityBinary();
     const csi = await startBerthCsi(t);
     const report = join(csi.dir, 'report.json');
     await mkdir(join(csi.dir, 'sanity'), { recursive: true });
+    const parametersFile = join(csi.dir, 'parameters.yaml');
+    if (parameters) {
+      await writeFile(parametersFile, parameters);
+      // What csi-sanity's volumes will be: the parameter makes XFS of a capability naming no fs type.
+      const probe = await csi.controller.createVolume({
+        name: 'fs-type-probe',
+        capacityRange: { requiredBytes: BigInt(size) },
+        volumeCapabilities: [{ accessType: { case: 'mount', value: {} }, accessMode: { mode: Mode.SINGLE_NODE_WRITER } }],
+        parameters: { fsType: 'xfs' },
+      });
+      assert.equal(await filesystemTypeOf(join(csi.stateDir, 'data', `${probe.volume!.volumeId}.img`)), 'xfs');
+      await csi.controller.deleteVolume({ volumeId: probe.volume!.volumeId });
+    }
     const result = await run(
       sanity,
       [
         `--csi.endpoint=${csi.endpoint}`,
         `--csi.mountdir=${join(csi.dir, 'sanity/target')}`,
         `--csi.stagingdir=${join(csi.dir, 'sanity/staging')}`,
-        `--csi.testvolumesize=${64 * 1024 * 1024}`,
-        `--csi.testvolumeexpandsize=${128 * 1024 * 1024}`,
+        `--csi.testvolumesize=${size}`,
+        `--csi.testvolumeexpandsize=${2 * size}`,
         `--csi.testvolumeaccesstype=${accessType}`,
+        ...(parameters ? [`--csi.testvolumeparameters=${parametersFile}`] : []),
         `--ginkgo.json-report=${report}`,
         '--ginkgo.no-color',
       ],

@@ -4,7 +4,8 @@
 // publishing, and nothing left mounted or loop-attached afterwards.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { open, readFile, stat, statfs, writeFile } from 'node:fs/promises';
+import { open, readdir, readFile, stat, statfs, writeFile } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { status } from '@grpc/grpc-js';
@@ -12,6 +13,8 @@ import { VolumeCapability_AccessMode_Mode as Mode, VolumeUsage_Unit as Unit } fr
 import { isRoot } from './helpers/paths.js';
 import { loopDevicesUnder, startBerthCsi } from './helpers/berth-csi.js';
 import { mountsBelow, mountTable } from '../src/linux/mount-table.js';
+import { VolumeManager } from '../src/volume/volume-manager.js';
+import { tempDir } from './helpers/tmp.js';
 
 const skip = !isRoot ? 'needs root (loop devices and mounts)' : false;
 const MiB = 1024 * 1024;
@@ -75,7 +78,7 @@ test('a volume from create to delete: data, snapshot, clone from it, expansion, 
   await rejectsWith(controller.createVolume({ name: 'pvc-1', capacityRange: { requiredBytes: BigInt(64 * MiB) }, volumeCapabilities: [mountCap()] }), status.ALREADY_EXISTS);
   await rejectsWith(controller.createVolume({ name: 'pvc-x', volumeCapabilities: [mountCap(Mode.MULTI_NODE_MULTI_WRITER)] }), status.INVALID_ARGUMENT);
   await rejectsWith(
-    controller.createVolume({ name: 'pvc-x', volumeCapabilities: [{ accessType: { case: 'mount', value: { fsType: 'xfs' } }, accessMode: { mode: Mode.SINGLE_NODE_WRITER } }] }),
+    controller.createVolume({ name: 'pvc-x', volumeCapabilities: [{ accessType: { case: 'mount', value: { fsType: 'btrfs' } }, accessMode: { mode: Mode.SINGLE_NODE_WRITER } }] }),
     status.INVALID_ARGUMENT,
   );
   await rejectsWith(controller.createVolume({ name: '', volumeCapabilities: [mountCap()] }), status.INVALID_ARGUMENT);
@@ -270,4 +273,80 @@ test('a restart keeps volumes and their node state; after a reboot (mounts and l
   await third.controller.deleteVolume({ volumeId: volume.volumeId });
   assert.deepEqual(mountsBelow(await mountTable(), first.dir), []);
   assert.deepEqual(loopDevicesUnder(first.dir), []);
+});
+
+test('GetCapacity counts what volumes were promised, not just what their sparse files hold; a create past it is RESOURCE_EXHAUSTED', { skip, timeout: 120_000 }, async (t) => {
+  const csi = await startBerthCsi(t, 'node-d');
+  const { controller } = csi;
+  const capacity = async () => Number((await controller.getCapacity({ volumeCapabilities: [mountCap()] })).availableCapacity);
+  const before = await capacity();
+  const volume = (await controller.createVolume({ name: 'promised', capacityRange: { requiredBytes: BigInt(1024 * MiB) }, volumeCapabilities: [mountCap()] })).volume!;
+  const onDisk = (await stat(join(csi.stateDir, 'data', `${volume.volumeId}.img`))).blocks * 512;
+  const after = await capacity();
+  t.diagnostic(`GetCapacity ${before} → ${after} after a 1 GiB volume holding ${onDisk} bytes on disk`);
+  // Other work on this disk moves the free bytes a little; the promise is the 1 GiB, not the few MiB written.
+  assert.ok(onDisk < 128 * MiB, `the new volume is sparse (${onDisk} bytes on disk)`);
+  assert.ok(before - after > 900 * MiB, `GetCapacity dropped by only ${before - after} bytes for a 1 GiB volume`);
+  await rejectsWith(
+    controller.createVolume({ name: 'too-big', capacityRange: { requiredBytes: BigInt(after + 1024 * MiB) }, volumeCapabilities: [blockCap] }),
+    status.RESOURCE_EXHAUSTED,
+  );
+  await rejectsWith(controller.controllerExpandVolume({ volumeId: volume.volumeId, capacityRange: { requiredBytes: BigInt(after + 2048 * MiB) } }), status.RESOURCE_EXHAUSTED);
+  assert.deepEqual((await controller.listVolumes({})).entries.map((e) => e.volume!.volumeId), [volume.volumeId]);
+  await controller.deleteVolume({ volumeId: volume.volumeId });
+  assert.ok((await capacity()) - after > 900 * MiB, 'deleting it gives the promise back');
+});
+
+test('RPCs on different volumes run side by side: a create is not held up by another volume\'s snapshot copy; the same volume waits its turn', { skip, timeout: 120_000 }, async (t) => {
+  const dir = await tempDir(t, 'berth-csi-locks-');
+  const volumes = new VolumeManager(join(dir, 'state'));
+  await volumes.init();
+  const block = [{ kind: 'block' as const, mode: 'single-node-writer' as const, mountFlags: [] }];
+  const big = await volumes.createVolume({ name: 'big', requiredBytes: 512 * MiB, limitBytes: 0, uses: block, parameters: {} });
+  // 384 MiB of data for the snapshot to copy (this state dir, on ext4, has no reflinks).
+  const file = await open(join(dir, 'state/data', `${big.id}.img`), 'r+');
+  const chunk = Buffer.alloc(4 * MiB, 0x5a);
+  for (let i = 0; i < 96; i++) await file.write(chunk, 0, chunk.length, i * chunk.length);
+  await file.close();
+  const events: string[] = [];
+  const started = Date.now();
+  const snapshot = volumes.createSnapshot('big-snap', big.id).then((s) => (events.push(`snapshot done ${Date.now() - started} ms`), s));
+  // Once the copy has begun (its temp file is there), an expand of the same volume waits for it.
+  while (!(await readdir(join(dir, 'state/data'))).some((name) => name.startsWith('.snap-'))) await sleep(5);
+  const expand = volumes.expandVolume(big.id, 600 * MiB, 0).then(() => events.push(`expand of the same volume done ${Date.now() - started} ms`));
+  const small = await volumes.createVolume({ name: 'small', requiredBytes: 16 * MiB, limitBytes: 0, uses: block, parameters: {} });
+  events.push(`create of another volume done ${Date.now() - started} ms`);
+  await Promise.all([snapshot, expand]);
+  t.diagnostic(events.join('; '));
+  assert.deepEqual(
+    events.map((e) => e.split(' done')[0]),
+    ['create of another volume', 'snapshot', 'expand of the same volume'],
+    'the create ran beside the copy; the expand of the copied volume waited for it',
+  );
+  await volumes.deleteSnapshot((await snapshot).id);
+  for (const id of [small.id, big.id]) await volumes.deleteVolume(id);
+});
+
+test('an xfs volume grown while unstaged grows when next staged read-write; a read-only stage mounts it as it is', { skip, timeout: 120_000 }, async (t) => {
+  const csi = await startBerthCsi(t, 'node-e');
+  const { controller, node } = csi;
+  const xfs = (mountFlags: string[] = []) => ({ accessType: { case: 'mount' as const, value: { fsType: 'xfs', mountFlags } }, accessMode: { mode: Mode.SINGLE_NODE_WRITER } });
+  const volume = (await controller.createVolume({ name: 'xfs-offline', capacityRange: { requiredBytes: BigInt(300 * MiB) }, volumeCapabilities: [xfs()] })).volume!;
+  await controller.controllerExpandVolume({ volumeId: volume.volumeId, capacityRange: { requiredBytes: BigInt(400 * MiB) } });
+  const staging = join(csi.dir, 'staging');
+  const size = async () => {
+    const fs = await statfs(staging);
+    return fs.blocks * fs.bsize;
+  };
+  await node.nodeStageVolume({ volumeId: volume.volumeId, stagingTargetPath: staging, volumeCapability: xfs(['ro']) });
+  const readOnly = await size();
+  await node.nodeUnstageVolume({ volumeId: volume.volumeId, stagingTargetPath: staging });
+  await node.nodeStageVolume({ volumeId: volume.volumeId, stagingTargetPath: staging, volumeCapability: xfs() });
+  const readWrite = await size();
+  t.diagnostic(`xfs of a 300 → 400 MiB volume: ${readOnly} bytes staged read-only, ${readWrite} staged read-write`);
+  assert.ok(readOnly < 260 * MiB && readWrite > 320 * MiB, `${readOnly} then ${readWrite}`);
+  await node.nodeUnstageVolume({ volumeId: volume.volumeId, stagingTargetPath: staging });
+  await controller.deleteVolume({ volumeId: volume.volumeId });
+  assert.deepEqual(mountsBelow(await mountTable(), csi.dir), []);
+  assert.deepEqual(loopDevicesUnder(csi.dir), []);
 });

@@ -296,6 +296,7 @@ function fakeBundles(state: string, calls: string[]): BundleStore {
 
 function fakeContainerHost(calls: string[]): ContainerHost {
   return {
+    criu: async () => ({ usable: false, detail: 'fake host' }),
     prepareMountSources: async () => undefined,
     devices: async () => [],
     hostCapabilities: async () => ['CAP_CHOWN'],
@@ -327,6 +328,7 @@ async function containerManager(t: TestContext) {
         return image;
       },
       find: () => image,
+      chainIds: () => ['sha256:chain1'],
       forContainer: async () => ({ lowerDirs: ['/snap/1'], config: { Cmd: ['sh'], StopSignal: 'SIGQUIT' } }),
     },
     pods: { forContainer: () => pod },

@@ -15,6 +15,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { containerTestSkip, setupContainerTest, waitExited } from './helpers/containers.js';
 import { run } from './helpers/processes.js';
 import { remoteCommand, spdyConnect, wsConnect, type StreamTransport } from '../src/cli/stream-client.js';
+import { cleanup } from './helpers/scope.js';
 import { CONTAINERD, startContainerd, pushPauseImage, registryCriToml } from './helpers/containerd.js';
 import { runBerthctl } from './helpers/berthd.js';
 import { buildLayer, busyboxEntries, pushImage } from './helpers/image-builder.js';
@@ -243,13 +244,13 @@ test("berthctl --transport websocket against containerd's streaming server: exec
     criToml: registryCriToml(registry, pauseImage),
   });
   const channel = openChannel(containerd.endpoint);
-  t.after(() => channel.close());
+  cleanup(t).after(() => channel.close());
   const runtime = serviceClient(RuntimeService, channel);
   const ctl = (args: string[], input?: string) => runBerthctl(['-r', containerd.endpoint, '-t', '30s', ...args], { input });
   assert.equal((await ctl(['pull', image])).code, 0);
   const sandbox = { metadata: { name: 'ws-pod', namespace: 'test', uid: 'ws-pod-uid', attempt: 0 }, hostname: 'ws-pod' };
   const { podSandboxId } = await runtime.runPodSandbox({ config: sandbox }, { timeoutMs: 60_000 });
-  t.after(() => runtime.removePodSandbox({ podSandboxId }, { timeoutMs: 60_000 }).catch(() => undefined));
+  cleanup(t).after(() => runtime.removePodSandbox({ podSandboxId }, { timeoutMs: 60_000 }).catch(() => undefined));
   const create = async (name: string, command: string[]) => {
     const { containerId } = await runtime.createContainer({ podSandboxId, config: { metadata: { name }, image: { image }, command }, sandboxConfig: sandbox });
     await runtime.startContainer({ containerId });
@@ -274,7 +275,7 @@ test("berthctl --transport websocket against containerd's streaming server: exec
   await create('server', ['nc', '-ll', '-p', '8082', '-e', 'cat']);
   await sleep(300);
   const child = spawn(process.execPath, [BERTHCTL, '-r', containerd.endpoint, 'port-forward', '--transport', 'websocket', podSandboxId, '0:8082'], { env: { PATH: process.env.PATH, CRI_CONFIG_FILE: '/dev/null' } });
-  t.after(() => child.kill());
+  cleanup(t).after(() => child.kill());
   const line = await waitOutput(child, /Forwarding from/);
   const port = Number(/127\.0\.0\.1:(\d+)/.exec(line)![1]);
   const payloads = [randomBytes(1024 * 1024), randomBytes(300_000), randomBytes(300_000)];

@@ -10,6 +10,7 @@ import { containerTestSkip, setupContainerTest, waitExited } from './helpers/con
 import { remoteCommand } from '../src/cli/stream-client.js';
 import { PassThrough, Readable } from 'node:stream';
 import { existsSync } from 'node:fs';
+import { cleanup } from './helpers/scope.js';
 import { CONTAINERD, startContainerd, pushPauseImage, registryCriToml } from './helpers/containerd.js';
 import { runBerthctl } from './helpers/berthd.js';
 import { buildLayer, busyboxEntries, pushImage } from './helpers/image-builder.js';
@@ -197,12 +198,12 @@ test("berthctl's SPDY client against containerd's streaming server: exec -i, exe
     criToml: registryCriToml(registry, pauseImage),
   });
   const channel = openChannel(containerd.endpoint);
-  t.after(() => channel.close());
+  cleanup(t).after(() => channel.close());
   const runtime = serviceClient(RuntimeService, channel);
   const ctl = (args: string[], input?: string) => runBerthctl(['-r', containerd.endpoint, '-t', '30s', ...args], { input });
   assert.equal((await ctl(['pull', image])).code, 0);
   const { podSandboxId } = await runtime.runPodSandbox({ config: { metadata: { name: 'stream-pod', namespace: 'test', uid: 'stream-pod-uid', attempt: 0 }, hostname: 'stream-pod' } }, { timeoutMs: 60_000 });
-  t.after(() => runtime.removePodSandbox({ podSandboxId }, { timeoutMs: 60_000 }).catch(() => undefined));
+  cleanup(t).after(() => runtime.removePodSandbox({ podSandboxId }, { timeoutMs: 60_000 }).catch(() => undefined));
   const create = async (name: string, command: string[]) => {
     const { containerId } = await runtime.createContainer({ podSandboxId, config: { metadata: { name }, image: { image }, command }, sandboxConfig: { metadata: { name: 'stream-pod', namespace: 'test', uid: 'stream-pod-uid', attempt: 0 } } });
     await runtime.startContainer({ containerId });
@@ -221,7 +222,7 @@ test("berthctl's SPDY client against containerd's streaming server: exec -i, exe
   await create('server', ['sh', '-c', 'while true; do nc -l -p 8082 -e cat; done']);
   await sleep(300);
   const child = spawn(process.execPath, [BERTHCTL, '-r', containerd.endpoint, 'port-forward', podSandboxId, '0:8082'], { env: { PATH: process.env.PATH, CRI_CONFIG_FILE: '/dev/null' } });
-  t.after(() => child.kill());
+  cleanup(t).after(() => child.kill());
   const line = await new Promise<string>((resolve) => child.stdout.on('data', (d: Buffer) => resolve(d.toString())));
   const port = Number(/127\.0\.0\.1:(\d+)/.exec(line)![1]);
   const payload = randomBytes(1024 * 1024);

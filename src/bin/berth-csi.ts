@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // berth-csi: berth's CSI driver for node-local volumes (Identity, Controller and Node on
-// one unix socket). Each volume is a sparse file under the state dir, formatted ext4 and
-// loop-mounted.
+// one unix socket). Each volume is a sparse file under the state dir, formatted ext4 or XFS
+// and loop-mounted.
 import { hostname } from 'node:os';
 import { Command } from 'commander';
 import { pino } from 'pino';
@@ -16,7 +16,7 @@ interface Flags {
 }
 
 const program = new Command('berth-csi')
-  .description('berth-csi: a CSI driver for node-local volumes (sparse file + ext4 + loop device)')
+  .description('berth-csi: a CSI driver for node-local volumes (sparse file + ext4 or XFS + loop device)')
   .version(BERTH_VERSION)
   .option('--endpoint <endpoint>', 'CSI socket, unix:///PATH', 'unix:///run/berth-csi/csi.sock')
   .option('--nodeid <id>', 'this node\'s id (default: the host name)', hostname())

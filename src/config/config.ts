@@ -41,6 +41,8 @@ export interface BerthConfig {
   image_pull_progress_timeout: string;
   /** berth's RuntimeDefault seccomp profile for containers whose request names none (CRI-O's key); false: unconfined, as the CRI says. */
   seccomp_use_default_when_empty: boolean;
+  /** Where CDI spec files are read from; a later directory wins for the same device. */
+  cdi_spec_dirs: string[];
   runtimes: Record<string, RuntimeHandlerConfig>;
   cni: { conf_dir: string; bin_dirs: string[] };
   registries: Record<string, RegistryConfig>;
@@ -60,6 +62,7 @@ export function defaultConfig(): BerthConfig {
     pinned_images: [],
     image_pull_progress_timeout: '5m',
     seccomp_use_default_when_empty: false,
+    cdi_spec_dirs: ['/etc/cdi', '/var/run/cdi'],
     runtimes: {
       runc: { path: '/usr/sbin/runc', options: [] },
       crun: { path: '/usr/bin/crun', options: [] },
@@ -127,6 +130,7 @@ export function parseConfig(raw: Record<string, unknown>, source = 'config'): Be
   config.pinned_images = where.stringArray('pinned_images', config.pinned_images, checkReference);
   config.image_pull_progress_timeout = where.string('image_pull_progress_timeout', config.image_pull_progress_timeout, checkDuration);
   config.seccomp_use_default_when_empty = where.boolean('seccomp_use_default_when_empty', config.seccomp_use_default_when_empty);
+  config.cdi_spec_dirs = where.stringArray('cdi_spec_dirs', config.cdi_spec_dirs, checkAbsolute);
 
   for (const [name, table] of where.tables('runtimes')) {
     const base = config.runtimes[name];

@@ -3,9 +3,11 @@
 // snapshots with a per-container upper dir, and the recursive read-only trees berth
 // builds for its mounts in a private dir (so no other mount namespace gets copies).
 import { randomBytes } from 'node:crypto';
-import { mkdir, readdir } from 'node:fs/promises';
+import { chmod, mkdir, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { runCommand } from '../linux/command.js';
+import { checkReachable, shiftOwnership } from '../linux/id-shift.js';
+import type { UserNamespaceSpec } from '../linux/namespaces.js';
 import { mountPoints, preparePrivateDir, removeUnmounted } from '../linux/mount-table.js';
 import { recursiveReadOnlyBind, unmountTree } from '../linux/recursive-readonly.js';
 import { imageVolumePaths, mountImageVolume, resolveInImage } from './image-volumes.js';
@@ -93,10 +95,20 @@ export class Bundles {
   }
 
   /** Mounts the overlay rootfs: the lower dirs (top first) under the container's upper dir. */
-  async mountRootfs(dir: string, lowerDirs: string[]): Promise<string> {
+  async mountRootfs(dir: string, lowerDirs: string[], userns?: UserNamespaceSpec): Promise<string> {
     const { upper, work, rootfs } = bundlePaths(dir);
     for (const dir of [upper, work, rootfs]) await mkdir(dir, { recursive: true, mode: 0o755 });
-    await runCommand('mount', ['-t', 'overlay', 'overlay', '-o', `lowerdir=${lowerDirs.join(':')},upperdir=${upper},workdir=${work}`, rootfs], 'mounting the container rootfs');
+    // In a user namespace: metacopy, so shifting the owners copies up metadata only.
+    const options = `lowerdir=${lowerDirs.join(':')},upperdir=${upper},workdir=${work}${userns ? ',metacopy=on' : ''}`;
+    await runCommand('mount', ['-t', 'overlay', 'overlay', '-o', options, rootfs], 'mounting the container rootfs');
+    if (userns) {
+      // runc sets the rootfs up as the namespace's root, which the host's root-only
+      // bundle dirs would keep out: it may pass through (not list) them.
+      await chmod(this.#dir, 0o711);
+      await chmod(dir, 0o711);
+      await checkReachable(rootfs, userns);
+      await shiftOwnership(rootfs, userns);
+    }
     return rootfs;
   }
 

@@ -7,6 +7,7 @@ import { controllerAvailable, moveIntoCgroup, removeLeafCgroup } from '../linux/
 import { devicesFromPath, hostDevices, type DeviceNode } from '../linux/devices.js';
 import { hostCapabilities } from '../linux/capabilities.js';
 import { checkPropagationSource } from '../linux/mount-propagation.js';
+import { criuStatus, type CriuStatus } from '../linux/criu.js';
 import type { ContainerMount, ContainerSpec } from './container-types.js';
 
 export type ContainerDeviceNode = DeviceNode & { permissions: string };
@@ -23,6 +24,8 @@ export interface ContainerHost {
   removeLeafCgroup(path: string): Promise<void>;
   /** Whether a host path is a directory (a recursive read-only mount of a file is a plain bind). */
   isDirectory(path: string): Promise<boolean>;
+  /** Whether CRIU works here (`criu check`), and what it said. */
+  criu(): Promise<CriuStatus>;
 }
 
 export const linuxContainerHost: ContainerHost = {
@@ -34,6 +37,7 @@ export const linuxContainerHost: ContainerHost = {
   moveIntoCgroup,
   removeLeafCgroup: (path) => removeLeafCgroup(path),
   isDirectory,
+  criu: () => criuStatus(),
 };
 
 /**

@@ -3,11 +3,11 @@
 // conmon's exit files, so a container that ended while berthd was down is reported
 // with its code after the restart. One record on disk and one object in memory each.
 import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { dirname, isAbsolute, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
-import { notFound, invalidArgument, alreadyExists, failedPrecondition } from '../errors.js';
+import { BerthError, notFound, invalidArgument, alreadyExists, failedPrecondition } from '../errors.js';
 import type { BerthConfig } from '../config/config.js';
 import { RecordStore } from '../store/record-store.js';
 import { KeyedMutex } from '../util/locks.js';
@@ -25,6 +25,7 @@ import { Bundles, bundlePaths, type BundleStore } from './bundle.js';
 import { ExitWatcher, exitFileOf, readExit } from './exit-watcher.js';
 import { attach, execStream, execSync, type ExecSyncResult } from './exec.js';
 import { reopenLog } from './log-reopen.js';
+import { applyCdiEdits, cdiEditsFor, loadCdiRegistry, resolveCdiNodes, type CdiContainerEdits, type OciConfigForCdi, type ResolvedCdiNode } from './cdi.js';
 import type { AttachRequest, ExecRequest, StreamIO } from '../stream/backends.js';
 import type { ContainerRecord, ContainerResources, ContainerSpec, ContainerState } from './container-types.js';
 import { noContainerEvents, type ContainerEventPublisher } from '../events/container-events.js';
@@ -32,7 +33,7 @@ import { noContainerEvents, type ContainerEventPublisher } from '../events/conta
 export interface ContainerManagerOptions {
   config: BerthConfig;
   /** What containers need of images and pods (the managers; fakes in unit tests). */
-  images: Pick<ImageManager, 'get' | 'find' | 'forContainer'>;
+  images: Pick<ImageManager, 'get' | 'find' | 'forContainer' | 'chainIds'> & Partial<Pick<ImageManager, 'collectLeftovers'>>;
   pods: Pick<SandboxManager, 'forContainer'>;
   log: Logger;
   conmon?: string;
@@ -49,6 +50,8 @@ const KILL_WAIT_MS = 10_000;
 
 export class ContainerManager implements PodContainers {
   readonly #records = new Map<string, ContainerRecord>();
+  /** The image snapshots of CreateContainer calls under way: held already. */
+  readonly #creating = new Set<{ snapshots: string[] }>();
   readonly #store: RecordStore<ContainerRecord>;
   readonly #locks = new KeyedMutex();
   readonly #names = new Map<string, string>();
@@ -173,28 +176,80 @@ export class ContainerManager implements PodContainers {
     const key = this.#nameKey(pod.id, spec);
     const taken = this.#names.get(key);
     if (taken) throw alreadyExists(`container name "${key}" is reserved for container ${taken}`);
+    // A checkpoint archive as the image is a restore (as CRI-O does it).
+    if (isAbsolute(spec.image) && (await stat(spec.image).then((s) => s.isFile(), () => false))) throw await this.#checkpointUnsupported(`restoring from checkpoint archive ${spec.image}`);
     const image = this.options.images.get(spec.image);
     const runtime = this.#runtimes.get(pod.runtimeHandler);
     if (!runtime) throw failedPrecondition(`runtime handler "${pod.runtimeHandler}" is not configured`);
     // Image volumes: the image must be here (pulled), as for the container's own.
     const mounts = spec.mounts.map((m) => (m.image ? { ...m, image: { ...m.image, imageId: this.options.images.get(m.image.image).id } } : m));
-    await this.#host.prepareMountSources(mounts.filter((m) => !m.image));
-    // Reserved before anything is awaited: a retry overlapping this call must see it.
-    const id = randomBytes(32).toString('hex');
-    this.#names.set(key, id);
-    const record = this.#newRecord(id, pod, { ...spec, imageId: image.id, mounts }, runtime.options.name);
+    // The snapshots are held from the moment the images are looked up: a RemoveImage
+    // meanwhile removes the image record, never what the container is being made of.
+    const snapshots = [...new Set([image, ...mounts.flatMap((m) => (m.image ? [this.options.images.get(m.image.imageId)] : []))].flatMap((i) => this.options.images.chainIds(i)))];
+    const hold = { snapshots };
+    this.#creating.add(hold);
     try {
-      await this.#writeBundle(record, pod, image);
-      await this.#startMonitor(record, runtime);
-      this.#records.set(id, record);
-      this.#events.publish('created', id, pod.id);
-      this.options.log.info({ container: id, pod: pod.id, name: spec.name }, 'container created');
-      return id;
-    } catch (err) {
-      this.#names.delete(key);
-      await this.#undoCreate(record, runtime);
-      throw err;
+      await this.#host.prepareMountSources(mounts.filter((m) => !m.image));
+      // CDI devices: an unknown one is refused before anything is made.
+      const cdi = await this.#cdiFor(spec);
+      // Reserved before anything is awaited: a retry overlapping this call must see it.
+      const id = randomBytes(32).toString('hex');
+      this.#names.set(key, id);
+      const record = this.#newRecord(id, pod, { ...spec, imageId: image.id, mounts }, runtime.options.name);
+      record.snapshots = snapshots;
+      try {
+        await this.#writeBundle(record, pod, image, cdi);
+        await this.#startMonitor(record, runtime);
+        this.#records.set(id, record);
+        this.#events.publish('created', id, pod.id);
+        this.options.log.info({ container: id, pod: pod.id, name: spec.name }, 'container created');
+        return id;
+      } catch (err) {
+        this.#names.delete(key);
+        await this.#undoCreate(record, runtime);
+        throw err;
+      }
+    } finally {
+      this.#creating.delete(hold);
     }
+  }
+
+  /**
+   * CheckpointContainer: the container must exist and run, and CRIU must work on this
+   * host. Where `criu check` fails (Debian's criu 3.17.1 on kernel 6.18: its vDSO
+   * parser), the answer is Unimplemented with what criu said, so the kubelet reports
+   * checkpointing as unsupported; writing the archive itself (runc checkpoint into CRI-O's
+   * layout) is not built, since no host berth runs on here could test it.
+   */
+  async checkpoint(idOrPrefix: string, location: string): Promise<void> {
+    const record = await this.get(idOrPrefix);
+    if (record.state !== 'running') throw failedPrecondition(`container ${record.id} is ${record.state}: only a running container can be checkpointed`);
+    if (!isAbsolute(location)) throw invalidArgument(`checkpoint location "${location}" must be an absolute path of the archive to write`);
+    throw await this.#checkpointUnsupported('checkpointing');
+  }
+
+  async #checkpointUnsupported(what: string): Promise<BerthError> {
+    const criu = await this.#host.criu();
+    if (!criu.usable) return new BerthError('Unimplemented', `${what} needs CRIU, which does not work on this host: ${criu.detail}`);
+    return new BerthError('Unimplemented', `${what} (runc checkpoint/restore into CRI-O's archive layout) is not implemented by berth yet; criu check passes here`);
+  }
+
+  /**
+   * The image snapshots containers hold (ImageManager.holdSnapshots): those of every
+   * container that exists or is being created, whatever became of its image.
+   */
+  heldSnapshots(): string[] {
+    const held = new Set<string>();
+    for (const record of this.#records.values()) {
+      for (const chain of record.snapshots ?? this.#imageChains(record.spec.imageId)) held.add(chain);
+    }
+    for (const creating of this.#creating) for (const chain of creating.snapshots) held.add(chain);
+    return [...held];
+  }
+
+  #imageChains(imageId: string): string[] {
+    const image = this.options.images.find(imageId);
+    return image ? this.options.images.chainIds(image) : [];
   }
 
   #newRecord(id: string, pod: PodContext, spec: ContainerSpec, runtime: string): ContainerRecord {
@@ -218,8 +273,16 @@ export class ContainerManager implements PodContainers {
     };
   }
 
+  /** The CDI devices' edits and device nodes; InvalidArgument for an unknown device. */
+  async #cdiFor(spec: ContainerSpec): Promise<{ edits: CdiContainerEdits[]; nodes: ResolvedCdiNode[] } | undefined> {
+    const names = spec.cdiDevices ?? [];
+    if (names.length === 0) return undefined;
+    const edits = cdiEditsFor(await loadCdiRegistry(this.options.config.cdi_spec_dirs), names);
+    return { edits, nodes: await resolveCdiNodes(edits) };
+  }
+
   /** The bundle with its rootfs mounted, and the OCI spec written into it. */
-  async #writeBundle(record: ContainerRecord, pod: PodContext, image: ImageRecord): Promise<void> {
+  async #writeBundle(record: ContainerRecord, pod: PodContext, image: ImageRecord, cdi?: { edits: CdiContainerEdits[]; nodes: ResolvedCdiNode[] }): Promise<void> {
     const { id, spec } = record;
     // Independent steps run side by side; each group settles whole before a failure is
     // thrown, so the undo never races a step still mounting.
@@ -229,7 +292,7 @@ export class ContainerManager implements PodContainers {
       this.#bundles.create(record.bundle),
       this.options.images.forContainer(image),
     ] as const);
-    const rootfs = await this.#bundles.mountRootfs(record.bundle, lowerDirs);
+    const rootfs = await this.#bundles.mountRootfs(record.bundle, lowerDirs, pod.userns);
     const [user, seccomp, mounts, minOomScoreAdj, hostCapabilities, hugetlb] = await allSettled([
       resolveUser(rootfs, { ...spec, imageUser: image.user }),
       seccompFor(spec.seccomp, spec.privileged),
@@ -242,6 +305,7 @@ export class ContainerManager implements PodContainers {
       this.#host.hugetlbAvailable(),
     ] as const);
     const oci = buildOciSpec({ id, spec, pod, image: imageConfig, user, rootfs, cgroupsPath: record.cgroupsPath, minOomScoreAdj, seccomp, devices, pidNamespace, mounts, hostCapabilities, hugetlb });
+    if (cdi) applyCdiEdits(oci as unknown as OciConfigForCdi, cdi.edits, cdi.nodes);
     if (!spec.stopSignal && imageConfig.StopSignal) record.spec.stopSignal = imageConfig.StopSignal;
     const text = JSON.stringify(oci);
     await writeFile(paths.config, text);
@@ -337,6 +401,10 @@ export class ContainerManager implements PodContainers {
       this.#events.publish('deleted', record.id, record.podId);
       this.options.log.info({ container: record.id }, 'container removed');
     });
+    // The last holder of a removed image's snapshots lets them go.
+    if (!this.options.images.find(record.spec.imageId)) {
+      await this.options.images.collectLeftovers?.().catch((err: Error) => this.options.log.warn({ container: record.id, error: err.message }, "cannot collect a removed image's snapshots"));
+    }
   }
 
   /**

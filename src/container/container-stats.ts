@@ -10,17 +10,34 @@ export interface UsageSample {
   nanoCores?: number;
 }
 
-export class UsageSampler {
-  readonly #last = new Map<string, { at: bigint; cpu: number }>();
+/** Samples closer together than this keep the rate of the last longer window. */
+export const MIN_RATE_WINDOW_NS = 1_000_000_000n;
 
-  /** One sample of a cgroup; `key` ties samples of the same cgroup together. */
+export class UsageSampler {
+  readonly #last = new Map<string, { at: bigint; cpu: number; nanoCores?: number }>();
+
+  constructor(
+    private readonly read: (cgroupPath: string) => Promise<CgroupUsage | undefined> = cgroupUsage,
+    private readonly clock: () => bigint = process.hrtime.bigint,
+  ) {}
+
+  /**
+   * One sample of a cgroup; `key` ties samples of the same cgroup together. The rate is
+   * over at least MIN_RATE_WINDOW_NS: the kubelet asks ListPodSandboxStats and then
+   * ListContainerStats milliseconds apart, and a rate over those few ms is mostly 0.
+   */
   async sample(key: string, cgroupPath: string): Promise<UsageSample | undefined> {
-    const usage = await cgroupUsage(cgroupPath);
+    const usage = await this.read(cgroupPath);
     if (!usage) return undefined;
-    const at = process.hrtime.bigint();
+    const at = this.clock();
     const previous = this.#last.get(key);
-    this.#last.set(key, { at, cpu: usage.cpuNanos });
-    const nanoCores = previous && at > previous.at ? Math.max(0, ((usage.cpuNanos - previous.cpu) * 1e9) / Number(at - previous.at)) : undefined;
+    let nanoCores: number | undefined;
+    if (previous && at - previous.at < MIN_RATE_WINDOW_NS && usage.cpuNanos >= previous.cpu) {
+      nanoCores = previous.nanoCores;
+    } else {
+      nanoCores = previous && at > previous.at ? Math.max(0, ((usage.cpuNanos - previous.cpu) * 1e9) / Number(at - previous.at)) : undefined;
+      this.#last.set(key, { at, cpu: usage.cpuNanos, nanoCores });
+    }
     return { timestampNanos: BigInt(Date.now()) * 1_000_000n, usage, nanoCores };
   }
 

@@ -83,6 +83,8 @@ export interface ContainerSpec extends ContainerResources {
   maskedPaths?: string[];
   readonlyPaths?: string[];
   devices: ContainerDevice[];
+  /** CDI devices by qualified name (`vendor.com/class=name`), from the CRI field and the cdi.k8s.io annotations. */
+  cdiDevices?: string[];
   /** The container's PID namespace; undefined: the pod's mode. TARGET names a container. */
   pidMode?: NamespaceMode;
   pidTargetId: string;
@@ -111,4 +113,10 @@ export interface ContainerRecord {
   pid: number;
   /** The container's cgroup (under its pod's parent). */
   cgroupsPath: string;
+  /**
+   * The chain IDs of the image snapshots its rootfs and image volumes are made of: image
+   * garbage collection keeps them while the container exists, even once RemoveImage has
+   * removed the image. Absent in records written before berth kept it (their image's are held).
+   */
+  snapshots?: string[];
 }

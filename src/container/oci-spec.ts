@@ -141,6 +141,10 @@ export function buildOciSpec(input: OciSpecInput): Record<string, unknown> {
   if (pod.namespaces.uts) namespaces.push({ type: 'uts', path: pod.namespaces.uts });
   if (pod.namespaces.ipc) namespaces.push({ type: 'ipc', path: pod.namespaces.ipc });
   if (input.pidNamespace) namespaces.push({ type: 'pid', ...input.pidNamespace });
+  // The pod's user namespace, joined by path; runc 1.1 still wants its maps (for the
+  // ids it sets up /dev and the rootfs with), which must be the namespace's own.
+  if (pod.namespaces.user) namespaces.push({ type: 'user', path: pod.namespaces.user });
+  const idMappings = (list: Array<{ containerId: number; hostId: number; length: number }>) => list.map((m) => ({ containerID: m.containerId, hostID: m.hostId, size: m.length }));
 
   const resources: Record<string, unknown> = {
     ...ociResources(spec, { hugetlb: input.hugetlb }),
@@ -174,6 +178,7 @@ export function buildOciSpec(input: OciSpecInput): Record<string, unknown> {
       // nothing mounted inside a bidirectional mount would reach the host.
       ...(rootfsPropagation ? { rootfsPropagation } : {}),
       namespaces,
+      ...(pod.namespaces.user && pod.userns ? { uidMappings: idMappings(pod.userns.uids), gidMappings: idMappings(pod.userns.gids) } : {}),
       resources,
       devices: input.devices.map(({ permissions: _access, ...node }) => node),
       sysctl: pod.sysctls,

@@ -163,6 +163,8 @@ export async function attachToConmon(socketDir: string, ctl: string, io: StreamI
   const connection = new AttachConnection(socketDir, io);
   const onAbort = () => connection.close();
   io.signal.addEventListener('abort', onAbort);
+  // A client that left before the helper was started never fires 'abort' again.
+  if (io.signal.aborted) connection.close();
   let unfollow = () => {};
   try {
     await connection.ready;
@@ -298,6 +300,8 @@ export async function execWithTerminal(options: TerminalExecOptions, io: StreamI
       throw internal(`cannot exec in container ${options.containerId}: ${String(started?.message ?? stderr.trim() ?? 'no reason given').trim()}`);
     }
     execPid = started.data;
+    // A client that left while the command was starting: its abort found no pid to kill.
+    if (io.signal.aborted) kill();
     // conmon has the terminal now: the sizes the client sent so far, and later ones.
     unfollow = followResizes(io, join(dir, 'ctl'));
     connection.pipeStdin();

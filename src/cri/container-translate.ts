@@ -17,6 +17,7 @@ import { namespaceModeFrom } from './sandbox-translate.js';
 import type { SeccompChoice } from '../container/seccomp.js';
 import { checkRunAsGroup, seccompChoiceFrom } from './security-translate.js';
 import { checkSubPath } from '../container/image-volumes.js';
+import { requestedCdiDevices } from '../container/cdi.js';
 
 export interface ContainerTranslateOptions {
   /**
@@ -97,6 +98,7 @@ export function containerSpecFrom(config: ContainerConfig | undefined, options: 
     maskedPaths: security?.maskedPaths.length ? security.maskedPaths : undefined,
     readonlyPaths: security?.readonlyPaths.length ? security.readonlyPaths : undefined,
     devices: config.devices.map((d) => ({ containerPath: d.containerPath, hostPath: d.hostPath, permissions: d.permissions || 'rwm' })),
+    cdiDevices: requestedCdiDevices(config.CDIDevices.map((d) => d.name), config.annotations),
     pidMode: security?.namespaceOptions ? namespaceModeFrom(pid) : undefined,
     pidTargetId: security?.namespaceOptions?.targetId ?? '',
     ...containerResourcesFrom(config.linux?.resources),

@@ -16,6 +16,7 @@ import type { ContainerRecord } from '../container/container-types.js';
 import type { SandboxManager } from '../pod/sandbox-manager.js';
 import type { SandboxRecord } from '../pod/sandbox-types.js';
 import { cgroupMetrics, type CgroupMetrics } from '../linux/cgroup-metrics.js';
+import { cgroupHugetlb, cgroupMemoryReservation, cgroupPressure, softOpenFilesLimit, type CgroupPressure, type HugetlbUsage } from '../linux/cgroup-extra-metrics.js';
 import { netnsInterfaceCounters, type InterfaceCounters } from '../linux/netdev.js';
 import { cgroupIo, type DeviceIo } from '../linux/cgroup-io.js';
 import { countFds, type FdCounts } from '../linux/process-fds.js';
@@ -114,6 +115,39 @@ const networkDefs: Def<InterfaceCounters>[] = [
   { name: 'container_network_transmit_errors_total', help: 'Cumulative count of errors encountered while transmitting.', type: COUNTER, value: (i) => i.txErrors },
 ];
 
+// cAdvisor's optional metrics (critest lists them as not implemented by every runtime):
+// each is sent where the host has it (see linux/cgroup-extra-metrics.ts).
+const HUGETLB = [
+  { name: 'container_hugetlb_usage_bytes', help: 'Current hugepage usage in bytes.', labelKeys: [...BASE_LABELS, 'pagesize'], value: (h: HugetlbUsage) => h.usage },
+  { name: 'container_hugetlb_max_usage_bytes', help: 'Maximum hugepage usage recorded in bytes.', labelKeys: [...BASE_LABELS, 'pagesize'], value: (h: HugetlbUsage) => h.maxUsage },
+];
+/** PSI totals: "waiting" is some, "stalled" is full, as cAdvisor names them (nanoseconds, as every *_seconds_total here). */
+const pressureDefs: Def<CgroupPressure>[] = (['cpu', 'memory', 'io'] as const).flatMap((r) => [
+  { name: `container_pressure_${r}_waiting_seconds_total`, help: `Total time duration tasks in the container have waited due to ${r} congestion (nanoseconds).`, type: COUNTER, value: (p: CgroupPressure) => p[r].someMicros * 1000 },
+  { name: `container_pressure_${r}_stalled_seconds_total`, help: `Total time duration no tasks in the container could make progress due to ${r} congestion (nanoseconds).`, type: COUNTER, value: (p: CgroupPressure) => p[r].fullMicros * 1000 },
+]);
+const ULIMITS = { name: 'container_ulimits_soft', help: 'Soft ulimit values for the container root process. Unlimited if -1, except priority and nice', labelKeys: [...BASE_LABELS, 'ulimit'] };
+const RESERVATION = { name: 'container_spec_memory_reservation_limit_bytes', help: 'Memory reservation limit for the container.', labelKeys: BASE_LABELS };
+
+/** The optional metrics of a cgroup (pod or container) that the host has. */
+async function optionalCgroupMetrics(cgroupPath: string, labels: string[]): Promise<Metric[]> {
+  const [hugetlb, pressure] = await Promise.all([cgroupHugetlb(cgroupPath).catch(() => undefined), cgroupPressure(cgroupPath).catch(() => undefined)]);
+  const out: Metric[] = [];
+  for (const h of hugetlb ?? []) for (const d of HUGETLB) out.push(metric(d.name, GAUGE, [...labels, h.pageSize], d.value(h)));
+  if (pressure) out.push(...emit(pressureDefs, pressure, labels));
+  return out;
+}
+
+/** A running container's memory reservation and its init's soft open-files limit. */
+async function optionalContainerMetrics(record: ContainerRecord, labels: string[]): Promise<Metric[]> {
+  const out: Metric[] = [];
+  const reservation = await cgroupMemoryReservation(record.cgroupsPath).catch(() => undefined);
+  if (reservation !== undefined) out.push(metric(RESERVATION.name, GAUGE, labels, reservation));
+  const nofile = record.pid > 0 ? await softOpenFilesLimit(record.pid) : undefined;
+  if (nofile !== undefined) out.push(metric(ULIMITS.name, GAUGE, [...labels, 'max_open_files'], nofile));
+  return out;
+}
+
 /** The descriptors, fixed for berthd's life (the kubelet reads them once). */
 export const metricDescriptors = [
   ...cgroupDefs.map((d) => ({ name: d.name, help: d.help, labelKeys: BASE_LABELS })),
@@ -124,6 +158,10 @@ export const metricDescriptors = [
   BLKIO,
   ...specDefs.map((d) => ({ name: d.name, help: d.help, labelKeys: BASE_LABELS })),
   ...networkDefs.map((d) => ({ name: d.name, help: d.help, labelKeys: [...BASE_LABELS, 'interface'] })),
+  ...HUGETLB.map((d) => ({ name: d.name, help: d.help, labelKeys: d.labelKeys })),
+  ...pressureDefs.map((d) => ({ name: d.name, help: d.help, labelKeys: BASE_LABELS })),
+  ULIMITS,
+  RESERVATION,
 ];
 
 function emit<S>(defs: Def<S>[], source: S, labels: string[]): Metric[] {
@@ -167,7 +205,7 @@ export function metricsHandlers(containers: ContainerManager, pods: SandboxManag
     const usage = record.state === 'running' ? await cgroupMetrics(record.cgroupsPath) : undefined;
     const layer = await layerFs(record);
     return [
-      ...(usage ? [...emit(cgroupDefs, usage, labels), ...(await cgroupExtras(usage, record.cgroupsPath, labels))] : []),
+      ...(usage ? [...emit(cgroupDefs, usage, labels), ...(await cgroupExtras(usage, record.cgroupsPath, labels)), ...(await optionalCgroupMetrics(record.cgroupsPath, labels)), ...(await optionalContainerMetrics(record, labels))] : []),
       ...(layer ? emit(fsDefs, layer, [...labels, layer.device]) : []),
       ...emit(specDefs, record, labels),
     ];
@@ -177,7 +215,7 @@ export function metricsHandlers(containers: ContainerManager, pods: SandboxManag
     const labels = [pod.id, 'POD', ''];
     const metrics: Metric[] = [];
     const usage = pod.cgroupPath ? await cgroupMetrics(pod.cgroupPath) : undefined;
-    if (usage) metrics.push(...emit(cgroupDefs, usage, labels), ...(await cgroupExtras(usage, pod.cgroupPath, labels)));
+    if (usage) metrics.push(...emit(cgroupDefs, usage, labels), ...(await cgroupExtras(usage, pod.cgroupPath, labels)), ...(await optionalCgroupMetrics(pod.cgroupPath, labels)));
     // Network counters belong to the pod: its containers share its namespace.
     if (pod.netns) {
       const interfaces = await netnsInterfaceCounters(pod.netns).catch(() => [] as InterfaceCounters[]);

@@ -22,6 +22,7 @@ import { listPodSandboxHandler, podSandboxStatusHandler } from './sandbox-status
 import { getContainerEventsHandler, type PodEvents } from './container-events.js';
 import { updatePodSandboxResourcesHandler } from './sandbox-resources.js';
 import { metricsHandlers } from './metrics.js';
+import { checkpointContainerHandler } from './container-checkpoint.js';
 import { imageStreamHandlers, runtimeStreamHandlers } from './list-streams.js';
 
 export interface CriDeps extends StatusDeps {
@@ -50,6 +51,7 @@ export function runtimeHandlers(deps: CriDeps): ServiceHandlers<MethodsOf<typeof
     portForward: portForwardHandler(deps.pods, deps.streams),
     getContainerEvents: getContainerEventsHandler(deps.events, deps.containers),
     ...metricsHandlers(deps.containers, deps.pods),
+    checkpointContainer: checkpointContainerHandler(deps.containers),
   };
   // The Stream* twins of the List* calls: the same answers, sent in batches.
   return { ...handlers, ...runtimeStreamHandlers(handlers) };

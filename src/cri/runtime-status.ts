@@ -1,4 +1,5 @@
 // Status: RuntimeReady and NetworkReady, and with verbose the effective config.
+import { basename } from 'node:path';
 import type { RuntimeService } from '../gen/runtime/v1/api_pb.js';
 import type { UnaryHandler } from '../server/grpc-service.js';
 import type { BerthConfig } from '../config/config.js';
@@ -37,8 +38,9 @@ export function statusHandler(deps: StatusDeps): UnaryHandler<typeof RuntimeServ
       // As containerd does: the default handler under the empty name, then each by name.
       runtimeHandlers: ['', ...Object.keys(deps.config.runtimes).sort()].map((name) => ({
         name,
-        // berth builds recursive read-only trees itself, whatever the runtime.
-        features: { recursiveReadOnlyMounts: true, userNamespaces: false },
+        // berth builds recursive read-only trees itself, whatever the runtime; user
+        // namespaces (a pod's own, with a rootfs whose owners berth shifts) are tested with runc.
+        features: { recursiveReadOnlyMounts: true, userNamespaces: basename(deps.config.runtimes[name || deps.config.default_runtime]?.path ?? '') === 'runc' },
       })),
     };
   };

@@ -6,6 +6,12 @@ import type { SandboxManager } from '../pod/sandbox-manager.js';
 import { sandboxConfigJsonOf, toCriSandbox, toCriSandboxStatus } from './sandbox-translate.js';
 import { filterPods } from './list-filters.js';
 
+/**
+ * No timestamp, as containerd: with one, the kubelet's EventedPLEG code path takes the
+ * pod's container statuses from this answer as they come (unsorted, without its
+ * FallbackToLogsOnError message or its active-sandbox set) instead of asking
+ * ContainerStatus for each container; without, it does its usual listing.
+ */
 export function podSandboxStatusHandler(pods: SandboxManager): UnaryHandler<typeof RuntimeService.method.podSandboxStatus> {
   return async (request) => {
     if (!request.podSandboxId) throw invalidArgument('PodSandboxStatus: pod_sandbox_id is required');
@@ -25,7 +31,7 @@ export function podSandboxStatusHandler(pods: SandboxManager): UnaryHandler<type
         resources: record.resources,
       });
     }
-    return { status: toCriSandboxStatus(record), info, timestamp: BigInt(Date.now()) * 1_000_000n };
+    return { status: toCriSandboxStatus(record), info };
   };
 }
 

@@ -12,7 +12,7 @@ import {
 } from '../gen/runtime/v1/api_pb.js';
 import { invalidArgument } from '../errors.js';
 import { podBandwidth } from '../util/quantity.js';
-import type { NamespaceMode, PortMapping, SandboxRecord, SandboxSpec } from '../pod/sandbox-types.js';
+import type { IdMapping, NamespaceMode, PortMapping, SandboxRecord, SandboxSpec, UserNamespaceSpec } from '../pod/sandbox-types.js';
 import { checkRunAsGroup, seccompChoiceFrom } from './security-translate.js';
 
 const namespaceModes: Record<CriNamespaceMode, NamespaceMode> = {
@@ -90,9 +90,40 @@ export function sandboxSpecFrom(config: PodSandboxConfig | undefined, runtimeHan
     bandwidth: podBandwidth(config.annotations),
     cgroupParent: config.linux?.cgroupParent ?? '',
     namespaces: { network, pid: mode(options?.pid), ipc: mode(options?.ipc), targetId: options?.targetId ?? '' },
+    ...usernsFrom(options?.usernsOptions, { network, pid: mode(options?.pid), ipc: mode(options?.ipc) }),
     sysctls: { ...(config.linux?.sysctls ?? {}) },
     runtimeHandler,
   };
+}
+
+/**
+ * The pod's user namespace (`userns_options`, the kubelet's hostUsers: false): mode NODE
+ * (or none) is the host's; POD takes exactly one uid and one gid mapping of the kubelet's
+ * kind (container id 0 mapped, as critest and the kubelet require). CONTAINER and TARGET
+ * are not modes a pod's user namespace has. The pod's network, IPC and PID namespaces must
+ * be its own: a user namespace cannot mount /proc for the host's PID namespace nor sysfs
+ * for the host's network namespace.
+ */
+function usernsFrom(
+  userns: { mode: CriNamespaceMode; uids: Array<{ containerId: number; hostId: number; length: number }>; gids: Array<{ containerId: number; hostId: number; length: number }> } | undefined,
+  others: { network: NamespaceMode; pid: NamespaceMode; ipc: NamespaceMode },
+): { userns?: UserNamespaceSpec } {
+  const mode = namespaceModeFrom(userns?.mode ?? CriNamespaceMode.NODE);
+  if (!userns || mode === 'node') return {};
+  if (mode !== 'pod') throw invalidArgument(`user namespace mode ${mode.toUpperCase()} is not supported: a pod's user namespace is POD or NODE`);
+  const one = (list: typeof userns.uids, what: string): IdMapping => {
+    if (list.length !== 1) throw invalidArgument(`user namespace POD needs exactly one ${what} mapping, got ${list.length}`);
+    const m = list[0]!;
+    if (m.containerId !== 0) throw invalidArgument(`user namespace POD: the ${what} mapping must map container id 0 (it maps ${m.containerId})`);
+    if (m.length === 0) throw invalidArgument(`user namespace POD: the ${what} mapping has length 0`);
+    if (m.hostId === 0) throw invalidArgument(`user namespace POD: the ${what} mapping maps container root to host id 0`);
+    return { containerId: m.containerId, hostId: m.hostId, length: m.length };
+  };
+  const spec = { uids: [one(userns.uids, 'uid')], gids: [one(userns.gids, 'gid')] };
+  for (const [name, value] of Object.entries(others)) {
+    if (value === 'node') throw invalidArgument(`user namespace POD needs the pod's own ${name} namespace, not the node's`);
+  }
+  return { userns: spec };
 }
 
 const criProtocols = Object.fromEntries(Object.entries(protocols).map(([k, v]) => [v, Number(k)])) as Record<PortMapping['protocol'], Protocol>;
@@ -119,6 +150,7 @@ export function sandboxConfigJsonOf(spec: SandboxSpec): unknown {
           pid: criNamespaceModes[spec.namespaces.pid],
           ipc: criNamespaceModes[spec.namespaces.ipc],
           targetId: spec.namespaces.targetId,
+          ...(spec.userns ? { usernsOptions: { mode: CriNamespaceMode.POD, uids: spec.userns.uids, gids: spec.userns.gids } } : {}),
         },
       },
     },
@@ -150,6 +182,7 @@ export function toCriSandboxStatus(record: SandboxRecord): MessageInitShape<type
           pid: criNamespaceModes[spec.namespaces.pid],
           ipc: criNamespaceModes[spec.namespaces.ipc],
           targetId: spec.namespaces.targetId,
+          ...(spec.userns ? { usernsOptions: { mode: CriNamespaceMode.POD, uids: spec.userns.uids, gids: spec.userns.gids } } : {}),
         },
       },
     },

@@ -1,7 +1,9 @@
 // ContainerStats, ListContainerStats, PodSandboxStats, ListPodSandboxStats: CPU and
-// memory from cgroups, the writable layer from the container's upper dir.
+// memory from cgroups, the writable layer from the container's upper dir, a pod's
+// network counters from inside its network namespace (the kubelet's /stats/summary with
+// PodAndContainerStatsFromCRI takes the pod's network from there).
 import type { MessageInitShape } from '@bufbuild/protobuf';
-import type { ContainerStatsSchema, CpuUsageSchema, MemoryUsageSchema, PodSandboxStatsSchema, RuntimeService } from '../gen/runtime/v1/api_pb.js';
+import type { ContainerStatsSchema, CpuUsageSchema, MemoryUsageSchema, NetworkUsageSchema, PodSandboxStatsSchema, RuntimeService } from '../gen/runtime/v1/api_pb.js';
 import type { UnaryHandler } from '../server/grpc-service.js';
 import type { ContainerManager } from '../container/container-manager.js';
 import type { ContainerRecord } from '../container/container-types.js';
@@ -10,6 +12,7 @@ import { UsageSampler, writableLayerUsage, type UsageSample } from '../container
 import type { SandboxManager } from '../pod/sandbox-manager.js';
 import type { SandboxRecord } from '../pod/sandbox-types.js';
 import { invalidArgument } from '../errors.js';
+import { netnsInterfaceCounters, type InterfaceCounters } from '../linux/netdev.js';
 import { filterContainers, filterPods } from './list-filters.js';
 import type { EventHub } from '../events/event-hub.js';
 import type { ContainerEvent } from '../events/container-events.js';
@@ -34,6 +37,14 @@ function memoryOf(sample: UsageSample | undefined): MessageInitShape<typeof Memo
     pageFaults: u64(m.pageFaults),
     majorPageFaults: u64(m.majorPageFaults),
   };
+}
+
+/** The pod's interfaces but lo; eth0 (the CNI default) is the default interface. */
+export function networkUsageOf(interfaces: InterfaceCounters[], timestamp: bigint): MessageInitShape<typeof NetworkUsageSchema> | undefined {
+  if (interfaces.length === 0) return undefined;
+  const usage = (i: InterfaceCounters) => ({ name: i.name, rxBytes: u64(i.rxBytes), rxErrors: u64(i.rxErrors), txBytes: u64(i.txBytes), txErrors: u64(i.txErrors) });
+  const main = interfaces.find((i) => i.name === 'eth0') ?? interfaces[0]!;
+  return { timestamp, defaultInterface: usage(main), interfaces: interfaces.filter((i) => i !== main).map(usage) };
 }
 
 export function statsHandlers(containers: ContainerManager, pods: SandboxManager, events?: Pick<EventHub<ContainerEvent>, 'listen'>): {
@@ -67,6 +78,7 @@ export function statsHandlers(containers: ContainerManager, pods: SandboxManager
     const sample = pod.cgroupPath ? await sampler.sample(`pod:${pod.id}`, pod.cgroupPath) : undefined;
     const sum = (pick: (c: (typeof mine)[number]) => bigint | undefined) => mine.reduce((a, c) => a + (pick(c) ?? 0n), 0n);
     const now = BigInt(Date.now()) * 1_000_000n;
+    const network = pod.netns && pod.state === 'ready' ? networkUsageOf(await netnsInterfaceCounters(pod.netns).catch(() => []), now) : undefined;
     return {
       attributes: { id: pod.id, metadata: { name: pod.spec.name, uid: pod.spec.uid, namespace: pod.spec.namespace, attempt: pod.spec.attempt }, labels: pod.spec.labels, annotations: pod.spec.annotations },
       linux: {
@@ -77,6 +89,7 @@ export function statsHandlers(containers: ContainerManager, pods: SandboxManager
           usageBytes: { value: sum((c) => c.memory?.usageBytes?.value) },
           rssBytes: { value: sum((c) => c.memory?.rssBytes?.value) },
         },
+        network,
         containers: mine,
       },
     };

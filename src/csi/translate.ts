@@ -12,6 +12,7 @@ import {
 } from '../gen/csi/v1/csi_pb.js';
 import { invalidArgument } from '../errors.js';
 import type { AccessMode, ContentSource, SnapshotRecord, VolumeRecord, VolumeUse } from '../volume/volume-types.js';
+import { FS_TYPES, isFsType } from '../volume/filesystems.js';
 
 export const DRIVER_NAME = 'berth.csi.local';
 /** The topology key every volume and the node carry: volumes live on one node. */
@@ -37,7 +38,7 @@ export function unsupported(cap: VolumeCapability): string | undefined {
   if (cap.accessType.case === undefined) return 'an access type (mount or block) is required';
   if (cap.accessType.case === 'mount') {
     const fsType = cap.accessType.value.fsType;
-    if (fsType !== '' && fsType !== 'ext4') return `fs_type "${fsType}" is not supported: berth-csi formats ext4 only`;
+    if (fsType !== '' && !isFsType(fsType)) return `fs_type "${fsType}" is not supported: berth-csi formats ${FS_TYPES.join(' or ')}`;
   }
   return undefined;
 }
@@ -47,9 +48,11 @@ export function volumeUse(cap: VolumeCapability | undefined, field = 'volume_cap
   const c = required(cap, field);
   const why = unsupported(c);
   if (why) throw invalidArgument(`${field}: ${why}`);
+  const fsType = c.accessType.case === 'mount' ? c.accessType.value.fsType : '';
   return {
     kind: c.accessType.case === 'block' ? 'block' : 'mount',
     mode: modes[c.accessMode!.mode]!,
+    ...(isFsType(fsType) ? { fsType } : {}),
     mountFlags: c.accessType.case === 'mount' ? c.accessType.value.mountFlags : [],
   };
 }

@@ -106,6 +106,9 @@ export async function startDaemon(config: BerthConfig, log: Logger): Promise<Run
     // Image manifests and container lists can exceed the 4 MiB default.
     'grpc.max_receive_message_length': 16 * 1024 * 1024,
     'grpc.max_send_message_length': 64 * 1024 * 1024,
+    // channelz (grpc-js' introspection service, which berthd does not serve) would
+    // otherwise track every call and connection: measured with bench/polled-calls.
+    'grpc.enable_channelz': 0,
   });
   server.addService(grpcServiceDefinition(RuntimeService), implementService(RuntimeService, runtimeHandlers(deps), { gate, log, onCall }));
   server.addService(grpcServiceDefinition(ImageService), implementService(ImageService, imageHandlers(deps), { gate, log, onCall }));
@@ -117,9 +120,13 @@ export async function startDaemon(config: BerthConfig, log: Logger): Promise<Run
   // Recovery: the gate keeps clients out until every store is loaded and the leftovers
   // of a crash (partial downloads and unpacks, unreferenced content) are collected.
   gate.setPhase('recovering state');
-  await images.init();
+  // Containers hold the snapshots of their images (even removed ones): garbage is
+  // collected once they are loaded.
+  images.holdSnapshots(() => containers.heldSnapshots());
+  await images.init({ collect: false });
   await pods.recover();
   await containers.recover();
+  await images.collectLeftovers();
   gate.open();
   // Exits found by recovery (they happened while berthd was down) reach the clients that subscribe next.
   events.hub.open();

@@ -12,7 +12,6 @@ import { digestReference, formatReference, parseReference, tagReference, type Im
 import { RegistryClient, type RegistryCredentials, type RegistryEndpoint } from './registry-client.js';
 import { SnapshotStore } from './snapshot-store.js';
 import { choosePlatform, imageLayers, parseJson, type Descriptor, type ImageConfigDoc, type ImageRuntimeConfig, type ManifestDoc } from './manifest.js';
-import { readImageArchive, resolveArchiveImages, writeImageArchive } from './image-archive.js';
 
 export interface ImageManagerOptions {
   root: string;
@@ -32,6 +31,8 @@ export interface FsUsage {
 }
 
 const BLOB_ATTEMPTS = 3;
+/** Image config documents whose text is kept in memory (a few KB each). */
+const CONFIG_CACHE_SIZE = 64;
 /** How far a download may run ahead of the unpack that reads it. */
 const STREAM_BUFFER = 4 * 1024 * 1024;
 
@@ -72,9 +73,11 @@ export class ImageManager {
   readonly snapshots: SnapshotStore;
   readonly images: ImageStore;
   readonly #pulls = new SingleFlight<ImageRecord>();
+  readonly #configTexts = new Map<string, string>();
   readonly #pinned: Set<string>;
   /** Digests and chain IDs that running pulls have fetched but not yet recorded: GC keeps them. */
   readonly #leased = new Map<string, number>();
+  #holders: () => Iterable<string> = () => [];
 
   constructor(private readonly options: ImageManagerOptions) {
     this.content = new ContentStore(options.root);
@@ -83,15 +86,39 @@ export class ImageManager {
     this.#pinned = new Set(options.pinnedImages.map((p) => formatReference(parseReference(p))));
   }
 
-  /** Loads records and collects leftovers of crashes: partial downloads, unpacks, orphans. */
-  async init(): Promise<void> {
+  /**
+   * Loads records and collects leftovers of crashes: partial downloads, unpacks, orphans.
+   * `collect: false` leaves the collection to the caller, for when the holders of
+   * snapshots (containers) are loaded after the images.
+   */
+  async init(options: { collect?: boolean } = {}): Promise<void> {
     await this.content.init();
     await this.snapshots.init();
     for (const problem of await this.images.load()) this.options.log.error({ problem }, 'skipping unreadable image record');
     await this.content.clearIngest();
     await this.snapshots.clearTemp();
+    if (options.collect !== false) await this.collectLeftovers();
+  }
+
+  /** Collects what no image, pull or container references, and says so when there was some. */
+  async collectLeftovers(): Promise<void> {
     const removed = await this.collectGarbage();
     if (removed.blobs + removed.snapshots > 0) this.options.log.info(removed, 'removed content no image references');
+  }
+
+  /**
+   * Who else holds snapshots: the chain IDs returned are kept by garbage collection even
+   * when no image references them any more (a container's rootfs is made of its image's
+   * snapshots, and RemoveImage removes the image record while the container exists, as
+   * containerd does: its snapshots are leased by the container).
+   */
+  holdSnapshots(holders: () => Iterable<string>): void {
+    this.#holders = holders;
+  }
+
+  /** The chain IDs of an image's snapshots, bottom layer first. */
+  chainIds(image: ImageRecord): string[] {
+    return image.layers.map((l) => l.chainId);
   }
 
   /** Pulls an image (shared with a pull of the same reference already running). */
@@ -187,6 +214,8 @@ export class ImageManager {
    */
   importArchive(path: string, names: string[]): Promise<ImageRecord[]> {
     return this.#leasing(async (lease) => {
+      // Loaded when an archive is imported or exported (tar-stream), not at start-up.
+      const { readImageArchive, resolveArchiveImages } = await import('./image-archive.js');
       const archive = await readImageArchive(path, this.content, lease);
       const found = await resolveArchiveImages(archive, this.content);
       if (found.length === 0) throw invalidArgument(`${path} holds no image (no index.json or manifest.json naming one)`);
@@ -202,7 +231,7 @@ export class ImageManager {
         for (const layer of layers) {
           if (!(await this.content.has(layer.digest))) throw invalidArgument(`${path}: layer ${layer.digest} is not in the archive`);
           lease(layer.chainId);
-          await this.snapshots.ensure(layer.chainId, layer.diffId, () => this.content.openRead(layer.digest) as AsyncIterable<Uint8Array>);
+          await this.snapshots.ensure(layer.chainId, layer.diffId, () => this.content.openRead(layer.digest) as AsyncIterable<Uint8Array>, undefined, layer.size);
         }
         const refs = (names.length > 0 ? names : image.names).map((n) => parseReference(n));
         records.push(
@@ -227,6 +256,7 @@ export class ImageManager {
   /** Writes images to an archive that both OCI tools and `docker load` read. */
   async exportArchive(names: string[], path: string): Promise<number> {
     const images = names.map((n) => this.get(n));
+    const { writeImageArchive } = await import('./image-archive.js');
     return writeImageArchive(path, images, this.content);
   }
 
@@ -244,7 +274,7 @@ export class ImageManager {
     // checks and the calls below, which register this pull's download and unpack.
     if ((await this.content.has(layer.digest)) || this.content.isDownloading(layer.digest) || this.snapshots.isUnpacking(layer.chainId)) {
       await this.#ingest(endpoint, ref, descriptor, credentials, signal);
-      await this.snapshots.ensure(layer.chainId, layer.diffId, fromStore);
+      await this.snapshots.ensure(layer.chainId, layer.diffId, fromStore, undefined, layer.size);
       return;
     }
     const stream = new PassThrough({ highWaterMark: STREAM_BUFFER });
@@ -253,7 +283,7 @@ export class ImageManager {
     // below, but must count as handled from the start or Node ends the process.
     download.catch(() => undefined);
     try {
-      await this.snapshots.ensure(layer.chainId, layer.diffId, () => stream, download);
+      await this.snapshots.ensure(layer.chainId, layer.diffId, () => stream, download, layer.size);
     } catch (err) {
       if (!(err instanceof StreamAbandoned)) {
         stream.destroy();
@@ -261,7 +291,7 @@ export class ImageManager {
         throw err;
       }
       await download;
-      await this.snapshots.ensure(layer.chainId, layer.diffId, fromStore);
+      await this.snapshots.ensure(layer.chainId, layer.diffId, fromStore, undefined, layer.size);
     } finally {
       // Whatever the unpack did not read must not hold the download back.
       stream.resume();
@@ -323,7 +353,7 @@ export class ImageManager {
   /** Deletes blobs and snapshots that no image references. */
   async collectGarbage(): Promise<{ blobs: number; snapshots: number }> {
     const usedBlobs = new Set<string>(this.#leased.keys());
-    const usedChains = new Set<string>(this.#leased.keys());
+    const usedChains = new Set<string>([...this.#leased.keys(), ...this.#holders()]);
     for (const image of this.images.list()) {
       usedBlobs.add(image.id);
       usedBlobs.add(image.manifestDigest);
@@ -356,9 +386,19 @@ export class ImageManager {
     return { mountpoint: this.options.root, bytes: blobs.bytes + snapshots.bytes, inodes: blobs.inodes + snapshots.inodes };
   }
 
-  /** The image's config document as stored (verbose ImageStatus shows it whole). */
+  /**
+   * The image's config document as stored (verbose ImageStatus shows it whole; every
+   * CreateContainer reads it). Its text is kept for the last CONFIG_CACHE_SIZE images: it
+   * is named by its digest, so it never changes; each caller gets its own parsed copy.
+   */
   async configDocument(image: ImageRecord): Promise<ImageConfigDoc> {
-    return JSON.parse((await this.content.read(image.id)).toString('utf8')) as ImageConfigDoc;
+    let text = this.#configTexts.get(image.id);
+    if (text === undefined) {
+      text = (await this.content.read(image.id)).toString('utf8');
+      this.#configTexts.set(image.id, text);
+      if (this.#configTexts.size > CONFIG_CACHE_SIZE) this.#configTexts.delete(this.#configTexts.keys().next().value!);
+    }
+    return JSON.parse(text) as ImageConfigDoc;
   }
 
   /**

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { BerthError } from '../errors.js';
 import { fsyncDir } from '../store/atomic-file.js';
 import { SingleFlight } from '../util/single-flight.js';
-import { unpackLayer } from './layer-unpack.js';
+import { unpackLayerSomewhere } from './layer-unpack-worker.js';
 
 const TEMP_PREFIX = '.unpack-';
 
@@ -49,14 +49,15 @@ export class SnapshotStore {
    * Unpacks a layer for chainId unless it is there. `blob` gives its bytes (from the
    * content store, or from a download as it runs); `verified` settles once the blob's
    * digest is checked. Only a layer whose blob and diff ID both check out becomes visible.
+   * `size` (the blob's, when known) decides where it unpacks: see unpackLayerSomewhere.
    */
-  ensure(chainId: string, expectedDiffId: string, blob: () => AsyncIterable<Uint8Array>, verified: Promise<void> = Promise.resolve()): Promise<void> {
+  ensure(chainId: string, expectedDiffId: string, blob: () => AsyncIterable<Uint8Array>, verified: Promise<void> = Promise.resolve(), size?: number): Promise<void> {
     return this.#unpacks.run(chainId, async () => {
       if (await this.has(chainId)) return;
       const temp = join(this.#dir, `${TEMP_PREFIX}${randomBytes(6).toString('hex')}`);
       await mkdir(temp, { mode: 0o755 });
       try {
-        const { diffId } = await unpackLayer(blob(), temp);
+        const { diffId } = await unpackLayerSomewhere(blob(), temp, size);
         await verified;
         if (diffId !== expectedDiffId) {
           throw new BerthError('DataLoss', `layer content does not match the image config: diff ID ${diffId}, config says ${expectedDiffId}`);

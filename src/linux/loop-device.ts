@@ -1,5 +1,7 @@
 // Loop devices and the ext4 filesystems on them: the host half of berth-csi's node-local
 // volumes (a sparse file, formatted ext4, attached with losetup, mounted).
+import { constants, open } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { runCommand } from './command.js';
 
 /** The loop devices a backing file is attached to (losetup -j), e.g. ["/dev/loop3"]. */
@@ -62,4 +64,26 @@ export async function ext4Bytes(target: string): Promise<number> {
   const { stdout } = await runCommand('dumpe2fs', ['-h', target], `reading the ext4 superblock of ${target}`);
   const field = (name: string) => Number(new RegExp(`^${name}:\\s+(\\d+)`, 'm').exec(stdout)?.[1] ?? NaN);
   return field('Block count') * field('Block size');
+}
+
+/**
+ * Waits until nothing holds a block device open exclusively: a filesystem mounted from it
+ * in any mount namespace does (a container's copy of a mount outlives the host's unmount
+ * until its namespace is torn down, which the kernel finishes a moment after the last
+ * process exits). True once free; false if still held after timeoutMs.
+ */
+export async function waitUntilReleased(device: string, timeoutMs: number): Promise<boolean> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      await (await open(device, constants.O_RDONLY | constants.O_EXCL)).close();
+      return true;
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT' || code === 'ENXIO') return true;
+      if (code !== 'EBUSY') throw err;
+    }
+    if (Date.now() >= until) return false;
+    await sleep(50);
+  }
 }

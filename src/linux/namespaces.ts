@@ -1,6 +1,7 @@
 // Pinned namespaces: a network, UTS and IPC namespace kept alive by bind mounts on files
 // under berth's state dir, made by util-linux's unshare with no process left running
 // (the pod needs no pause container for them). Containers and CNI plugins join by path.
+import { spawn } from 'node:child_process';
 import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { internal } from '../errors.js';
@@ -9,8 +10,35 @@ import { mountPoints } from './mount-table.js';
 
 export type PinnableNamespace = 'net' | 'uts' | 'ipc';
 
-/** Creates and pins new namespaces at the given files; sets the hostname when UTS is new. */
-export async function pinNamespaces(files: Partial<Record<PinnableNamespace, string>>, hostname?: string): Promise<void> {
+/** One range of a user namespace's id map: container ids [containerId, +length) are host ids [hostId, +length). */
+export interface IdMapping {
+  containerId: number;
+  hostId: number;
+  length: number;
+}
+
+export interface UserNamespaceSpec {
+  uids: IdMapping[];
+  gids: IdMapping[];
+}
+
+/** /proc/PID/uid_map's (and gid_map's) text for mappings. */
+export function idMapText(mappings: IdMapping[]): string {
+  return mappings.map((m) => `${m.containerId} ${m.hostId} ${m.length}\n`).join('');
+}
+
+/** The host id a container id maps to, or undefined when it is not mapped. */
+export function mapId(mappings: IdMapping[], id: number): number | undefined {
+  const m = mappings.find((r) => id >= r.containerId && id < r.containerId + r.length);
+  return m ? m.hostId + (id - m.containerId) : undefined;
+}
+
+/**
+ * Creates and pins new namespaces at the given files; sets the hostname when UTS is new.
+ * With a user namespace, it is made first (with the mappings) and owns the others.
+ */
+export async function pinNamespaces(files: Partial<Record<PinnableNamespace, string>>, hostname?: string, userns?: { file: string } & UserNamespaceSpec): Promise<void> {
+  if (userns) return pinUserOwnedNamespaces(files, hostname, userns);
   const args: string[] = [];
   for (const [kind, file] of Object.entries(files) as Array<[PinnableNamespace, string | undefined]>) {
     if (!file) continue;
@@ -23,6 +51,57 @@ export async function pinNamespaces(files: Partial<Record<PinnableNamespace, str
     await runCommand('unshare', [...args, ...command], 'creating the pod namespaces');
   } catch (err) {
     await unpinNamespaces(Object.values(files));
+    throw err;
+  }
+}
+
+const USERNS_START_TIMEOUT_MS = 5_000;
+
+/**
+ * A user namespace with the others it owns: util-linux's unshare makes them in one call
+ * (unshare(2) with CLONE_NEWUSER|CLONE_NEWNET|…, so the new user namespace owns the
+ * rest) and runs a shell that says it is up, then waits on its stdin. Meanwhile berthd,
+ * root of the parent namespace, writes the uid and gid maps (unshare's own --map-users
+ * needs newuidmap and /etc/subuid) and bind-mounts the namespaces onto the pin files;
+ * then the shell's stdin closes and it exits, leaving only the pins.
+ */
+async function pinUserOwnedNamespaces(files: Partial<Record<PinnableNamespace, string>>, hostname: string | undefined, userns: { file: string } & UserNamespaceSpec): Promise<void> {
+  const kinds = (Object.entries(files) as Array<[PinnableNamespace, string | undefined]>).filter((e): e is [PinnableNamespace, string] => e[1] !== undefined);
+  const all = [['user', userns.file] as const, ...kinds];
+  const child = spawn('unshare', ['--user', ...kinds.map(([kind]) => `--${kind}`), '--', '/bin/sh', '-c', 'echo up; read -r _'], { stdio: ['pipe', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  child.stdin.on('error', () => undefined);
+  const exited = new Promise<number | null>((resolve) => child.once('close', (code) => resolve(code)));
+  child.once('error', (err) => (stderr += err.message));
+  try {
+    // "up" comes once the shell runs inside the new namespaces.
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(internal(`creating the pod's user namespace: unshare did not come up: ${stderr.trim()}`)), USERNS_START_TIMEOUT_MS);
+      child.stdout.once('data', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+      void exited.then((code) => {
+        clearTimeout(timer);
+        reject(internal(`creating the pod's user namespace: unshare exited (${code}): ${stderr.trim()}`));
+      });
+    });
+    const pid = child.pid!;
+    await writeFile(`/proc/${pid}/uid_map`, idMapText(userns.uids));
+    await writeFile(`/proc/${pid}/gid_map`, idMapText(userns.gids));
+    for (const [kind, file] of all) {
+      await writeFile(file, '', { mode: 0o444 });
+      await runCommand('mount', ['--bind', `/proc/${pid}/ns/${kind}`, file], 'pinning a pod namespace');
+    }
+    child.stdin.end();
+    await exited;
+    // The shell lost its capabilities at exec (its uid was not mapped yet): the hostname
+    // is set by nsenter, which becomes the namespace's root (mapped now) on entering it.
+    if (files.uts && hostname) await runCommand('nsenter', [`--user=${userns.file}`, `--uts=${files.uts}`, 'hostname', hostname], "setting the pod's hostname");
+  } catch (err) {
+    child.kill('SIGKILL');
+    await unpinNamespaces(all.map(([, file]) => file));
     throw err;
   }
 }
@@ -48,6 +127,6 @@ export async function isPinned(file: string): Promise<boolean> {
 }
 
 /** Where a pod's pinned namespaces live. */
-export function namespaceFiles(pinDir: string, podId: string): Record<PinnableNamespace | 'pid', string> {
-  return { net: join(pinDir, `${podId}-net`), uts: join(pinDir, `${podId}-uts`), ipc: join(pinDir, `${podId}-ipc`), pid: join(pinDir, `${podId}-pid`) };
+export function namespaceFiles(pinDir: string, podId: string): Record<PinnableNamespace | 'pid' | 'user', string> {
+  return { net: join(pinDir, `${podId}-net`), uts: join(pinDir, `${podId}-uts`), ipc: join(pinDir, `${podId}-ipc`), pid: join(pinDir, `${podId}-pid`), user: join(pinDir, `${podId}-user`) };
 }

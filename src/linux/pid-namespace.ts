@@ -16,6 +16,8 @@ import { readFileSync, statSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { internal } from '../errors.js';
 import { unpinNamespaces } from './namespaces.js';
+import { runCommand } from './command.js';
+import { mountPoints } from './mount-table.js';
 
 const NOBODY = '65534';
 
@@ -34,10 +36,13 @@ export async function prepareInfraRoot(dir: string, catatonit: string): Promise<
 const START_TIMEOUT_MS = 5_000;
 
 /** Creates a PID namespace pinned at pinFile with catatonit (from infraRoot) as its init; returns its host pid. */
-export async function startPidNamespace(pinFile: string, infraRoot: string): Promise<number> {
+export async function startPidNamespace(pinFile: string, infraRoot: string, userns?: string): Promise<number> {
   await writeFile(pinFile, '', { mode: 0o444 });
-  const args = [`--pid=${pinFile}`, '--fork', `--root=${infraRoot}`, '--setuid', NOBODY, '--setgid', NOBODY, '--', '/catatonit', '-P'];
-  const unshare = spawn('unshare', args, { stdio: ['ignore', 'ignore', 'pipe'], detached: true });
+  // In a pod's user namespace the PID namespace must be its (or the containers could not
+  // mount /proc): unshare runs inside it (nsenter makes it the namespace's root), and
+  // berthd pins the namespace itself, since unshare could not mount on the host from there.
+  const args = [userns ? '--pid' : `--pid=${pinFile}`, '--fork', `--root=${infraRoot}`, '--setuid', NOBODY, '--setgid', NOBODY, '--', '/catatonit', '-P'];
+  const unshare = userns ? spawn('nsenter', [`--user=${userns}`, '--', 'unshare', ...args], { stdio: ['ignore', 'ignore', 'pipe'], detached: true }) : spawn('unshare', args, { stdio: ['ignore', 'ignore', 'pipe'], detached: true });
   let stderr = '';
   unshare.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
   const exited = new Promise<void>((resolve) => unshare.once('exit', () => resolve()));
@@ -49,6 +54,7 @@ export async function startPidNamespace(pinFile: string, infraRoot: string): Pro
       // Up once the child runs catatonit itself (not unshare before its exec) in the
       // pinned namespace (an unpinned file's inode never matches a namespace's).
       const exe = init > 0 ? await readlink(`/proc/${init}/exe`).catch(() => '') : '';
+      if (userns && basename(exe) === 'catatonit' && !(await isMounted(pinFile))) await bindNamespace(`/proc/${init}/ns/pid`, pinFile);
       if (basename(exe) === 'catatonit' && (await inPinnedNamespace(init, pinFile))) {
         // unshare only waits for catatonit: without it catatonit lives on by itself.
         unshare.kill('SIGKILL');
@@ -119,6 +125,14 @@ export async function inPinnedNamespace(pid: number, pinFile: string): Promise<b
     // gone meanwhile
   }
   return !/\) Z /.test(status);
+}
+
+async function isMounted(file: string): Promise<boolean> {
+  return (await mountPoints()).has(file);
+}
+
+async function bindNamespace(nsLink: string, pinFile: string): Promise<void> {
+  await runCommand('mount', ['--bind', nsLink, pinFile], "pinning the pod's PID namespace");
 }
 
 async function childOf(pid: number): Promise<number> {

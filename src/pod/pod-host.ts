@@ -4,7 +4,7 @@
 // manager's own logic (reservations, undo on failure, teardown order) runs without root.
 import { applyCgroupLimits, type CgroupLimits } from '../linux/cgroup-limits.js';
 import { ensureCgroup, moveIntoCgroup, removeCgroups, removeLeafCgroup } from '../linux/cgroups.js';
-import { isPinned, pinNamespaces, unpinNamespaces, type PinnableNamespace } from '../linux/namespaces.js';
+import { isPinned, pinNamespaces, unpinNamespaces, type PinnableNamespace, type UserNamespaceSpec } from '../linux/namespaces.js';
 import { preparePrivateDir, removeUnmounted } from '../linux/mount-table.js';
 import { inPinnedNamespace, prepareInfraRoot, startPidNamespace, stopPidNamespace } from '../linux/pid-namespace.js';
 import { bringUpLoopback } from '../network/loopback.js';
@@ -13,10 +13,10 @@ import { mountPodShm, unmountPodShm, writePodFiles, type DnsSettings } from './p
 export interface PodHost {
   preparePrivateDir(dir: string): Promise<void>;
   prepareInfraRoot(dir: string, catatonit: string): Promise<void>;
-  pinNamespaces(files: Partial<Record<PinnableNamespace, string>>, hostname?: string): Promise<void>;
+  pinNamespaces(files: Partial<Record<PinnableNamespace, string>>, hostname?: string, userns?: { file: string } & UserNamespaceSpec): Promise<void>;
   unpinNamespaces(files: Array<string | undefined>): Promise<void>;
   isPinned(file: string): Promise<boolean>;
-  startPidNamespace(pinFile: string, infraRoot: string): Promise<number>;
+  startPidNamespace(pinFile: string, infraRoot: string, userns?: string): Promise<number>;
   stopPidNamespace(pinFile: string | undefined, init: number | undefined): Promise<void>;
   inPinnedNamespace(pid: number, pinFile: string): Promise<boolean>;
   ensureCgroup(path: string): Promise<string[]>;

@@ -110,7 +110,7 @@ export class SandboxManager {
       this.#reservations.set(reservationKey(record.spec), { id: record.id, claimed: true });
     }
     // Pins without a pod: a crash between pinning and recording (or a removed record).
-    const owned = new Set([...this.#records.values()].flatMap((r) => [r.netns, r.utsns, r.ipcns, r.pidns]));
+    const owned = new Set([...this.#records.values()].flatMap((r) => [r.netns, r.utsns, r.ipcns, r.pidns, r.userns]));
     for (const name of await readdir(this.#pinDir).catch(() => [] as string[])) {
       const file = join(this.#pinDir, name);
       // A PID namespace pin may still have its init running: it goes too.
@@ -179,7 +179,8 @@ export class SandboxManager {
     return {
       id: record.id,
       hostname: record.spec.hostname,
-      namespaces: { network: record.netns, uts: record.utsns, ipc: record.ipcns, pid: record.pidns },
+      namespaces: { network: record.netns, uts: record.utsns, ipc: record.ipcns, pid: record.pidns, ...(record.userns ? { user: record.userns } : {}) },
+      ...(record.userns && record.spec.userns ? { userns: record.spec.userns } : {}),
       pidMode: record.spec.namespaces.pid,
       files: { hostname: files.hostname, hosts: files.hosts, resolvConf: files.resolvConf, ...(record.ipcns ? { shm: files.shm } : {}) },
       cgroupParent: record.cgroupPath,
@@ -240,6 +241,7 @@ export class SandboxManager {
       utsns: ownNetwork ? files.uts : undefined,
       ipcns: spec.namespaces.ipc !== 'node' ? files.ipc : undefined,
       pidns: spec.namespaces.pid === 'pod' ? files.pid : undefined,
+      userns: spec.userns ? files.user : undefined,
       podDir: join(this.options.state, 'pods', id),
       cgroupPath: spec.cgroupParent ? cgroupParentPath(this.options.cgroupDriver, spec.cgroupParent) : '',
       cgroupsCreated: [],
@@ -248,7 +250,7 @@ export class SandboxManager {
     await this.#store.put(id, record);
     try {
       await mkdir(record.podDir, { recursive: true, mode: 0o755 });
-      await this.#host.pinNamespaces({ net: record.netns, uts: record.utsns, ipc: record.ipcns }, spec.hostname);
+      await this.#host.pinNamespaces({ net: record.netns, uts: record.utsns, ipc: record.ipcns }, spec.hostname, record.userns && spec.userns ? { file: record.userns, ...spec.userns } : undefined);
       // The pod's cgroup parent first: the pod's init gets a cgroup below it.
       if (record.cgroupPath) record.cgroupsCreated = await this.#host.ensureCgroup(record.cgroupPath);
       const list = record.netns ? await this.options.cni.network() : undefined;
@@ -267,7 +269,7 @@ export class SandboxManager {
         },
         async () => {
           if (!record.pidns) return;
-          record.pidInit = await this.#host.startPidNamespace(record.pidns, this.#infraRoot);
+          record.pidInit = await this.#host.startPidNamespace(record.pidns, this.#infraRoot, record.userns);
           await this.#host.moveIntoCgroup(initCgroup(record), record.pidInit);
         },
         async () => {
@@ -350,8 +352,8 @@ export class SandboxManager {
   async #teardown(record: SandboxRecord, undoing: boolean): Promise<void> {
     // The network and the PID namespace init go down side by side: neither needs the other.
     await mapLimit([() => this.#releaseNetwork(record, undoing), () => this.#stopInit(record)], 2, (step) => step());
-    await this.#host.unpinNamespaces([record.netns, record.utsns, record.ipcns]);
-    record.netns = record.utsns = record.ipcns = undefined;
+    await this.#host.unpinNamespaces([record.netns, record.utsns, record.ipcns, record.userns]);
+    record.netns = record.utsns = record.ipcns = record.userns = undefined;
   }
 
   async #releaseNetwork(record: SandboxRecord, undoing: boolean): Promise<void> {

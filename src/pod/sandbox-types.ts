@@ -10,6 +10,9 @@ export interface PortMapping {
   hostIp: string;
 }
 
+import type { IdMapping, UserNamespaceSpec } from '../linux/namespaces.js';
+export type { IdMapping, UserNamespaceSpec };
+
 export interface SandboxSpec {
   name: string;
   uid: string;
@@ -26,6 +29,8 @@ export interface SandboxSpec {
   bandwidth?: { ingress?: number; egress?: number };
   cgroupParent: string;
   namespaces: { network: NamespaceMode; pid: NamespaceMode; ipc: NamespaceMode; targetId: string };
+  /** The pod's own user namespace (mode POD) with these mappings; absent: the host's. */
+  userns?: UserNamespaceSpec;
   sysctls: Record<string, string>;
   runtimeHandler: string;
 }
@@ -40,6 +45,8 @@ export interface SandboxRecord {
   netns?: string;
   utsns?: string;
   ipcns?: string;
+  /** The pod's user namespace pin (its network, UTS, IPC and PID namespaces are owned by it). */
+  userns?: string;
   /** The pod-wide PID namespace (mode POD) and the host pid of its init (catatonit). */
   pidns?: string;
   pidInit?: number;
@@ -63,7 +70,9 @@ export interface PodContext {
   /** The pod's hostname (HOSTNAME in every container; the OCI hostname with the pod's own UTS namespace). */
   hostname: string;
   /** Pinned namespace files to join; absent: the host's. pid is the pod-wide PID namespace (mode POD). */
-  namespaces: { network?: string; uts?: string; ipc?: string; pid?: string };
+  namespaces: { network?: string; uts?: string; ipc?: string; pid?: string; user?: string };
+  /** The user namespace's mappings, when the pod has its own. */
+  userns?: UserNamespaceSpec;
   /** The pod's PID namespace mode (what a container without its own gets). */
   pidMode: NamespaceMode;
   /** Bound into every container: hostname, hosts, resolv.conf, and /dev/shm with the pod's own IPC namespace. */

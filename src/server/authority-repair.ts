@@ -5,10 +5,15 @@
 // HTTP/2) accept it. Nothing in Node turns that check off, so berth repairs the bytes
 // before they reach the server:
 //
-// - Until a connection's first header block, its bytes pass unchanged (the server's
-//   SETTINGS must reach the client before the client sends a request). That block is
-//   decoded: if its authority is one nghttp2 accepts (every current client), the rest of
-//   the connection is passed through verbatim.
+// - acceptConnection sends the server's preface itself (an empty SETTINGS frame: the
+//   client waits for one before its first request) and reads the client's bytes up to
+//   its first header block and its ACK of that SETTINGS. If the block's authority is one
+//   nghttp2 accepts (every current client), the bytes read are put back (without that
+//   ACK, which the server never asked for) and the socket itself goes to the server:
+//   the connection then costs nothing more than any other (passing every byte through
+//   JavaScript cost ~100 µs of CPU per call, ~20% of a status call; bench/polled-calls).
+// - Otherwise, or when the client does something unexpected first, the connection is
+//   served through an AuthorityRepair, which sees every byte (those read so far first).
 // - Otherwise every header block of the connection (that one included) is decoded (HPACK,
 //   mirroring the client's dynamic table) and encoded again without the dynamic table,
 //   with `:authority: localhost` (what current grpc-go sends for a unix socket). The
@@ -16,7 +21,7 @@
 //
 // Frames other than HEADERS and CONTINUATION pass unchanged; the server-to-client
 // direction is never touched.
-import { Duplex } from 'node:stream';
+import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
 import hpack from 'hpack.js';
 
@@ -24,6 +29,12 @@ const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
 const FRAME_HEADER_BYTES = 9;
 const FRAME_HEADERS = 0x1;
 const FRAME_CONTINUATION = 0x9;
+const FRAME_SETTINGS = 0x4;
+const FLAG_ACK = 0x1;
+/** The server connection preface: a SETTINGS frame with no parameters (RFC 9113 §3.4). */
+const EMPTY_SETTINGS = Buffer.from([0, 0, 0, FRAME_SETTINGS, 0, 0, 0, 0, 0]);
+/** Bytes a client may send before its first request and ACK; past this it gets the JS path. */
+const PEEK_LIMIT = 64 * 1024;
 const FLAG_END_STREAM = 0x1;
 const FLAG_END_HEADERS = 0x4;
 const FLAG_PADDED = 0x8;
@@ -207,25 +218,92 @@ type Mode = 'first-block' | 'verbatim' | 'rewrite';
  * A connection as the HTTP/2 server sees it: server-to-client bytes pass straight to the
  * socket; client-to-server bytes pass unchanged until the first header block, which
  * decides whether the rest of the connection is passed verbatim or rewritten.
+ *
+ * Not a stream.Duplex but the few members Node's HTTP/2 server uses on a connection that
+ * is not a native socket (it wraps it in its JSStreamSocket, which needs pause/resume,
+ * write/cork/uncork/end/destroy and the data/end/error/close events): each chunk goes
+ * from the socket to the server and back without a second stream's buffering between,
+ * which cost ~20% of berthd's CPU time per call (measured with bench/polled-calls).
  */
-export class AuthorityRepair extends Duplex {
+export class AuthorityRepair extends EventEmitter {
   private mode: Mode = 'first-block';
   private readonly reader = new FrameReader();
   private readonly decoder = new HeaderBlockDecoder();
+  /** What JSStreamSocket checks before taking each chunk (bytes, never objects). */
+  readonly _readableState = { objectMode: false };
 
-  constructor(private readonly socket: Socket) {
-    super({ allowHalfOpen: false });
-    socket.on('data', (chunk: Buffer) => {
-      if (!this.push(this.mode === 'verbatim' ? chunk : this.repair(chunk))) socket.pause();
-    });
-    socket.on('end', () => this.push(null));
-    socket.on('error', (err) => this.destroy(err));
-    socket.on('close', () => this.destroy());
+  /** A SETTINGS ACK the server never asked for is still to come (acceptConnection's preface). */
+  private dropSettingsAck: boolean;
+
+  /**
+   * `replay`: bytes already read from the socket (from its first byte on); `dropSettingsAck`:
+   * the client's first SETTINGS ACK answers acceptConnection's preface, not the server's.
+   */
+  constructor(
+    private readonly socket: Socket,
+    options: { replay?: Buffer; dropSettingsAck?: boolean } = {},
+  ) {
+    super();
+    this.dropSettingsAck = options.dropSettingsAck ?? false;
+    const take = (chunk: Buffer) => {
+      const bytes = this.mode === 'verbatim' && !this.dropSettingsAck ? chunk : this.repair(chunk);
+      if (bytes.length > 0) this.emit('data', bytes);
+    };
+    // The replayed bytes go out once the server listens (it wraps this object first).
+    if (options.replay?.length) process.nextTick(take, options.replay);
+    socket.on('data', take);
+    socket.on('end', () => this.emit('end'));
+    socket.on('error', (err) => this.emit('error', err));
+    socket.on('close', () => this.emit('close'));
   }
 
   /** True once the connection's client turned out to need its authority rewritten. */
   get rewriting(): boolean {
     return this.mode === 'rewrite';
+  }
+
+  get readable(): boolean {
+    return this.socket.readable;
+  }
+
+  get writable(): boolean {
+    return this.socket.writable;
+  }
+
+  get destroyed(): boolean {
+    return this.socket.destroyed;
+  }
+
+  pause(): this {
+    this.socket.pause();
+    return this;
+  }
+
+  resume(): this {
+    this.socket.resume();
+    return this;
+  }
+
+  write(chunk: Uint8Array, callback?: (error?: Error | null) => void): boolean {
+    return this.socket.write(chunk, callback);
+  }
+
+  cork(): void {
+    this.socket.cork();
+  }
+
+  uncork(): void {
+    this.socket.uncork();
+  }
+
+  end(callback?: () => void): this {
+    this.socket.end(callback);
+    return this;
+  }
+
+  destroy(error?: Error): this {
+    this.socket.destroy(error);
+    return this;
   }
 
   private repair(chunk: Buffer): Buffer {
@@ -239,6 +317,10 @@ export class AuthorityRepair extends Duplex {
     }
     const out: Buffer[] = parsed.preface ? [parsed.preface] : [];
     for (const frame of parsed.frames) {
+      if (this.dropSettingsAck && frame.type === FRAME_SETTINGS && frame.flags & FLAG_ACK) {
+        this.dropSettingsAck = false;
+        continue;
+      }
       if (this.mode === 'verbatim') {
         out.push(frame.raw);
         continue;
@@ -264,21 +346,63 @@ export class AuthorityRepair extends Duplex {
     if (this.mode === 'verbatim') out.push(this.reader.rest());
     return Buffer.concat(out);
   }
+}
 
-  override _read(): void {
-    this.socket.resume();
-  }
-
-  override _write(chunk: Buffer, encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
-    this.socket.write(chunk, encoding, callback);
-  }
-
-  override _final(callback: (error?: Error | null) => void): void {
-    this.socket.end(callback);
-  }
-
-  override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
-    this.socket.destroy(error ?? undefined);
-    callback(error);
-  }
+/**
+ * Takes a new client connection: sends the server preface, reads up to the client's
+ * first request, then hands the connection to `serve` as the socket itself (the bytes
+ * read put back) or, for a client whose authority needs repair, as an AuthorityRepair.
+ */
+export function acceptConnection(socket: Socket, serve: (connection: Socket | AuthorityRepair) => void): void {
+  const reader = new FrameReader();
+  const decoder = new HeaderBlockDecoder();
+  const kept: Buffer[] = [];
+  let ackSeen = false;
+  let firstBlock: 'accepted' | 'repair' | undefined;
+  let read = 0;
+  const detach = () => {
+    socket.off('data', onData);
+    socket.off('end', onEnd);
+    socket.pause();
+  };
+  const onEnd = () => socket.destroy();
+  const onData = (chunk: Buffer) => {
+    read += chunk.length;
+    let parsed;
+    try {
+      parsed = reader.push(chunk);
+    } catch {
+      firstBlock = 'repair';
+      parsed = { frames: [] };
+    }
+    if (parsed.preface) kept.push(parsed.preface);
+    for (const frame of parsed.frames) {
+      if (!ackSeen && frame.type === FRAME_SETTINGS && frame.flags & FLAG_ACK) {
+        // The first ACK can only be for the preface above: the server has sent nothing yet.
+        ackSeen = true;
+        continue;
+      }
+      kept.push(frame.raw);
+      if (firstBlock === undefined && (frame.type === FRAME_HEADERS || frame.type === FRAME_CONTINUATION)) {
+        try {
+          const complete = decoder.take(frame);
+          if (complete) firstBlock = authorityAccepted(complete.fields.find((field) => field.name === ':authority')?.value ?? '') ? 'accepted' : 'repair';
+        } catch {
+          firstBlock = 'repair';
+        }
+      }
+    }
+    const bytes = Buffer.concat([...kept, reader.rest()]);
+    if (firstBlock === 'accepted' && ackSeen) {
+      detach();
+      socket.unshift(bytes);
+      serve(socket);
+    } else if (firstBlock === 'repair' || read > PEEK_LIMIT) {
+      detach();
+      serve(new AuthorityRepair(socket, { replay: bytes, dropSettingsAck: !ackSeen }));
+    }
+  };
+  socket.on('data', onData);
+  socket.on('end', onEnd);
+  socket.write(EMPTY_SETTINGS);
 }

@@ -37,6 +37,7 @@ export function grpcStatusOf(err: BerthError): grpc.StatusObject {
 // Calls the kubelet makes every second or so are logged at debug, the rest at info, so
 // an idle node's log stays quiet while every change is on record.
 const pollingCall = /^(Version|Status|RuntimeConfig|ImageFsInfo|List\w*|\w*Status|\w*Stats)$/;
+const logLevelOf = (method: DescMethod): 'debug' | 'info' => (pollingCall.test(method.name) ? 'debug' : 'info');
 
 /** One finished call, as the metrics hook sees it. */
 export interface CallOutcome {
@@ -77,8 +78,9 @@ export function implementService<T extends GenServiceMethods>(
 }
 
 function wrapUnary(method: DescMethod, handler: UnaryHandler<unknown> | undefined, deps: WrapDeps): grpc.handleUnaryCall<unknown, unknown> {
+  const level = logLevelOf(method);
   return (call, callback) => {
-    const run = startCall(method, call, deps);
+    const run = startCall(method, level, call, deps);
     if (!run) return callback(gateClosed(deps));
     if (!handler) return callback(run.fail(unimplemented(method.name)));
     handler(call.request as never, run.ctx).then(
@@ -96,8 +98,9 @@ function wrapServerStream(
   handler: ServerStreamHandler<unknown> | undefined,
   deps: WrapDeps,
 ): grpc.handleServerStreamingCall<unknown, unknown> {
+  const level = logLevelOf(method);
   return (call) => {
-    const run = startCall(method, call, deps);
+    const run = startCall(method, level, call, deps);
     if (!run) return void call.emit('error', gateClosed(deps));
     if (!handler) return void call.emit('error', run.fail(unimplemented(method.name)));
     const send = (message: unknown) => {
@@ -129,43 +132,77 @@ interface CallRun {
   fail(err: unknown): grpc.StatusObject;
 }
 
-function startCall(method: DescMethod, call: grpc.ServerUnaryCall<unknown, unknown> | grpc.ServerWritableStream<unknown, unknown>, deps: WrapDeps): CallRun | undefined {
+function startCall(
+  method: DescMethod,
+  level: 'debug' | 'info',
+  call: grpc.ServerUnaryCall<unknown, unknown> | grpc.ServerWritableStream<unknown, unknown>,
+  deps: WrapDeps,
+): CallRun | undefined {
   if (!deps.gate.isOpen) {
     deps.log.debug({ rpc: method.name }, 'refused: start-up recovery is not finished');
     return undefined;
   }
-  const requestId = randomBytes(4).toString('hex');
-  const started = process.hrtime.bigint();
-  const abort = new AbortController();
-  call.on('cancelled', () => abort.abort(new Error(`${method.name} was cancelled by the client`)));
+  const started = performance.now();
+  const requestId = nextRequestId();
+  // The AbortController is made only when a handler asks for the signal (most polled
+  // calls never do); a cancellation that came first is applied to it then.
+  let abort: AbortController | undefined;
+  let cancelled = false;
+  const cancel = () => {
+    cancelled = true;
+    abort?.abort(new Error(`${method.name} was cancelled by the client`));
+  };
+  call.once('cancelled', cancel);
   const rawDeadline = call.getDeadline();
   const deadline = rawDeadline instanceof Date ? rawDeadline : Number.isFinite(rawDeadline) ? new Date(rawDeadline) : undefined;
-  const level = pollingCall.test(method.name) ? 'debug' : 'info';
-  const elapsed = () => Number(process.hrtime.bigint() - started) / 1e6;
   const record = (code: ErrorCode | 'OK', ms: number) => {
+    if (!deps.onCall) return;
     try {
-      deps.onCall?.({ service: method.parent.typeName, method: method.name, code, ms });
+      deps.onCall({ service: method.parent.typeName, method: method.name, code, ms });
     } catch (err) {
       deps.log.warn({ rpc: method.name, error: (err as Error).message }, 'the RPC metrics hook failed');
     }
   };
+  const ctx: RpcContext = {
+    requestId,
+    deadline,
+    get signal() {
+      if (!abort) {
+        abort = new AbortController();
+        if (cancelled) abort.abort(new Error(`${method.name} was cancelled by the client`));
+      }
+      return abort.signal;
+    },
+  };
   return {
-    ctx: { requestId, signal: abort.signal, deadline },
+    ctx,
     ok: () => {
-      const ms = round(elapsed());
+      call.off('cancelled', cancel);
+      const ms = round(performance.now() - started);
+      // pino's method for a level below the configured one is a no-op: no line is built.
       deps.log[level]({ rpc: method.name, req: requestId, ms, code: 'OK' }, 'rpc');
       record('OK', ms);
     },
     fail: (err) => {
+      call.off('cancelled', cancel);
       const berthError = asBerthError(err);
       const status = grpcStatusOf(berthError);
-      const line = { rpc: method.name, req: requestId, ms: round(elapsed()), code: berthError.code, error: berthError.message };
+      const line = { rpc: method.name, req: requestId, ms: round(performance.now() - started), code: berthError.code, error: berthError.message };
       record(berthError.code, line.ms);
       if (berthError.code === 'Internal') deps.log.error({ ...line, stack: (berthError.cause as Error | undefined)?.stack ?? berthError.stack }, 'rpc');
       else deps.log[level === 'debug' && berthError.code !== 'Unimplemented' ? 'debug' : 'info'](line, 'rpc');
       return status;
     },
   };
+}
+
+// Request ids: 8 hex digits, a random start per process then counting up, so ids stay
+// unique across a daemon's life (and unlikely to repeat across restarts) without asking
+// the kernel for randomness on every call.
+let requestCounter = randomBytes(4).readUInt32BE(0);
+function nextRequestId(): string {
+  requestCounter = (requestCounter + 1) >>> 0;
+  return requestCounter.toString(16).padStart(8, '0');
 }
 
 function gateClosed({ gate, program = 'berthd' }: WrapDeps): grpc.StatusObject {

@@ -4,7 +4,8 @@
 // and by the CSI driver, whose callers are grpc-go too.
 import * as grpc from '@grpc/grpc-js';
 import { createServer, type Server, type Socket } from 'node:net';
-import { AuthorityRepair } from './authority-repair.js';
+import type { Duplex } from 'node:stream';
+import { acceptConnection } from './authority-repair.js';
 
 export interface UnixListener {
   /** Stops accepting connections and ends those left (call after the gRPC server's shutdown). */
@@ -20,7 +21,8 @@ export function serveOnUnixSocket(server: grpc.Server, path: string): Promise<Un
     // A client that resets its connection must never take berthd down; the HTTP/2
     // session reports such errors on its own once it owns the socket.
     socket.on('error', () => undefined);
-    injector.injectConnection(new AuthorityRepair(socket));
+    // Node's HTTP/2 server takes any object with a stream's members it uses (see AuthorityRepair).
+    acceptConnection(socket, (connection) => injector.injectConnection(connection as unknown as Duplex));
   });
   return new Promise((resolve, reject) => {
     listener.once('error', reject);

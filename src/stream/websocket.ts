@@ -21,7 +21,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import { Duplex } from 'node:stream';
-import { WebSocketServer, type WebSocket } from 'ws';
+import type { WebSocket, WebSocketServer } from 'ws';
 import type { StreamBackends, StreamIO } from './backends.js';
 import { endWritable, errorPayload, resizeEmitterFrom, sessionFailure, type StreamOptions } from './remote-command.js';
 import { ChannelConnection, channelProtocol } from './websocket-channels.js';
@@ -91,22 +91,32 @@ function statusProtocol(subprotocol: string): string {
 }
 
 const chosenSubprotocols = new WeakMap<IncomingMessage, string>();
-const wss = new WebSocketServer({
-  noServer: true,
-  perMessageDeflate: false,
-  maxPayload: 16 * 1024 * 1024,
-  clientTracking: false,
-  handleProtocols: (_offered, req) => chosenSubprotocols.get(req) || false,
-});
+// ws is loaded with the first WebSocket stream, not at start-up (idle memory: most nodes
+// never exec over WebSockets).
+let wss: Promise<WebSocketServer> | undefined;
+function webSocketServer(): Promise<WebSocketServer> {
+  wss ??= import('ws').then(
+    ({ WebSocketServer }) =>
+      new WebSocketServer({
+        noServer: true,
+        perMessageDeflate: false,
+        maxPayload: 16 * 1024 * 1024,
+        clientTracking: false,
+        handleProtocols: (_offered, req) => chosenSubprotocols.get(req) || false,
+      }),
+  );
+  return wss;
+}
 
 /** Completes a WebSocket handshake with the subprotocol already chosen ('' for none). */
-export function acceptWebSocket(req: IncomingMessage, socket: Socket, head: Buffer, subprotocol: string): Promise<WebSocket> {
+export async function acceptWebSocket(req: IncomingMessage, socket: Socket, head: Buffer, subprotocol: string): Promise<WebSocket> {
+  const server = await webSocketServer();
   chosenSubprotocols.set(req, subprotocol);
   // ws accepts only RFC 7230 tokens in Sec-WebSocket-Protocol, and KEP-4006's
   // `SPDY/3.1+portforward.k8s.io` is not one ('/'): the offer was read already, so ws
   // gets a stand-in, and handleProtocols answers the real choice.
   if (subprotocol) req.headers['sec-websocket-protocol'] = 'negotiated';
-  return new Promise((resolve) => wss.handleUpgrade(req, socket, head, (ws) => resolve(ws)));
+  return new Promise((resolve) => server.handleUpgrade(req, socket, head, (ws) => resolve(ws)));
 }
 
 /** Serves one exec or attach over an accepted WebSocket. */

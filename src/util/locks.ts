@@ -26,6 +26,17 @@ export class KeyedMutex {
     });
     return result;
   }
+
+  /**
+   * Holds several keys at once for work. Keys are taken in sorted order, so two callers
+   * asking for overlapping sets cannot deadlock (neither may hold a key of this mutex
+   * already: a key is not re-entrant).
+   */
+  lockAll<T>(keys: string[], work: () => Promise<T>): Promise<T> {
+    const sorted = [...new Set(keys)].sort();
+    const take = (i: number): Promise<T> => (i === sorted.length ? work() : this.lock(sorted[i]!, () => take(i + 1)));
+    return take(0);
+  }
 }
 
 /**

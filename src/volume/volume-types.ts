@@ -1,12 +1,15 @@
 // berth-csi's own view of volumes and snapshots, free of protobuf: what csi/ translates
 // CSI messages into, and what is written to disk (one JSON record each).
+import type { FsType } from './filesystems.js';
 
 export type AccessMode = 'single-node-writer' | 'single-node-reader-only' | 'single-node-single-writer' | 'single-node-multi-writer';
 
-/** How a volume is asked to be used: a mounted ext4 filesystem or a raw block device. */
+/** How a volume is asked to be used: a mounted filesystem (ext4 or xfs) or a raw block device. */
 export interface VolumeUse {
   kind: 'mount' | 'block';
   mode: AccessMode;
+  /** The filesystem asked for (mount volumes with an fs_type only). */
+  fsType?: FsType;
   /** Mount options (mount volumes only). */
   mountFlags: string[];
 }
@@ -18,8 +21,10 @@ export interface VolumeRecord {
   /** The CO's name for it: CreateVolume's idempotency key. */
   name: string;
   capacityBytes: number;
-  /** True once the backing file holds an ext4 filesystem. */
+  /** True once the backing file holds a filesystem. */
   formatted: boolean;
+  /** Which filesystem it holds (records from before XFS support have none: ext4). */
+  fsType?: FsType;
   parameters: Record<string, string>;
   source?: ContentSource;
   createdAt: string;

@@ -7,7 +7,7 @@
 // itself could not run.
 //   node dist/test/conformance/run.js --critest PATH --busybox DIR --standins DIR --run-dir DIR
 import { spawn } from 'node:child_process';
-import { appendFileSync, createWriteStream, existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { appendFileSync, createWriteStream, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { removeAllPods, startBerthd } from '../helpers/berthd.js';
@@ -18,6 +18,7 @@ import { Scope } from '../helpers/scope.js';
 import { CONTAINERD_SANDBOX_IMAGE, UPSTREAM_HOSTS, conformanceImages, pushConformanceImages } from './images.js';
 import { SKIPS, skipFor, skipPattern } from './skips.js';
 import { BERTH_BASELINE_FILE, readBerthBaseline } from './baseline.js';
+import { benchArgs, readBenchMedians, writeBenchParams } from './critest-bench.js';
 
 type Runtime = 'berth' | 'containerd';
 
@@ -245,56 +246,13 @@ function countStates(specs: Map<string, SpecResult>): { passed: number; failed: 
 /** `critest -benchmark` with a small sample count; medians (ms) per operation. */
 async function runBenchmark(runtime: Runtime, endpoint: string): Promise<Map<string, number>> {
   const dir = join(RUN_DIR, `${runtime}-bench`);
-  mkdirSync(dir, { recursive: true });
-  const params = join(dir, 'params.yaml');
-  writeFileSync(
-    params,
-    [
-      `containersNumber: ${BENCH_SAMPLES}`,
-      'containersNumberParallel: 1',
-      `podsNumber: ${BENCH_SAMPLES}`,
-      'podsNumberParallel: 1',
-      `imagesNumber: ${BENCH_SAMPLES}`,
-      'imagesNumberParallel: 1',
-      'imageBenchmarkTimeoutSeconds: 60',
-      'podContainerStartBenchmarkTimeoutSeconds: 60',
-      '',
-    ].join('\n'),
-  );
+  const params = writeBenchParams(dir, BENCH_SAMPLES);
   log(`critest -benchmark against ${runtime} (${BENCH_SAMPLES} samples each)`);
   const started = Date.now();
-  const code = await runLogged(
-    CRITEST,
-    [
-      `-runtime-endpoint=${endpoint}`,
-      `-image-endpoint=${endpoint}`,
-      '-benchmark',
-      `-benchmarking-params-file=${params}`,
-      `-benchmarking-output-dir=${dir}`,
-      `-ginkgo.json-report=${join(dir, 'report.json')}`,
-      '-ginkgo.timeout=5m',
-      '-ginkgo.no-color',
-    ],
-    join(RUN_DIR, `${runtime}-bench.log`),
-    runtime,
-  );
-  const medians = new Map<string, number>();
-  for (const file of readdirSync(dir).filter((f) => f.endsWith('_data.json')).sort()) {
-    const data = JSON.parse(readFileSync(join(dir, file), 'utf8')) as { operationsNames: string[]; datapoints: Array<{ operationsDurationsNs: number[] }> };
-    const bench = file.replace(/_benchmark_data\.json$/, '');
-    data.operationsNames.forEach((op, i) => {
-      const values = data.datapoints.map((d) => d.operationsDurationsNs[i]).filter((v): v is number => typeof v === 'number' && v > 0);
-      if (values.length > 0) medians.set(`${bench}: ${op}`, median(values) / 1e6);
-    });
-  }
+  const code = await runLogged(CRITEST, benchArgs(endpoint, params, dir), join(RUN_DIR, `${runtime}-bench.log`), runtime);
+  const medians = readBenchMedians(dir);
   log(`critest -benchmark against ${runtime}: exit ${code} in ${((Date.now() - started) / 1000).toFixed(0)} s, ${medians.size} operations measured`);
   return medians;
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 }
 
 const SHORT: Record<string, string> = { passed: 'pass', failed: 'FAIL', skipped: 'skip', pending: 'pend', panicked: 'PANIC', interrupted: 'INTR', timedout: 'TIME', aborted: 'ABRT' };

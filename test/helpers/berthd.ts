@@ -1,6 +1,6 @@
 // A real berthd for a test: its own socket, root, state and config in a temp dir.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BERTHCTL, BERTHD } from './paths.js';
 import { run, stopProcess, waitForSocket, type RunResult } from './processes.js';
@@ -30,10 +30,15 @@ export interface BerthdOptions {
   logLevel?: string;
   /** A CNI config dir; by default an empty one of the test's own. */
   cniConfDir?: string;
+  /** Another build's berthd.js (benches compare two builds side by side); default this build's. */
+  binary?: string;
 }
 
 export async function startBerthd(t: { after(fn: () => unknown): void }, options: BerthdOptions = {}): Promise<TestBerthd> {
   const dir = await tempDir(t, 'berthd-');
+  // Searchable by others, as /run is: a container in a pod's user namespace is set up by
+  // its root, unprivileged on the host, which must pass the dirs above berthd's state.
+  await chmod(dir, 0o711);
   const socket = join(dir, 'berth.sock');
   const cniConfDir = options.cniConfDir ?? join(dir, 'net.d');
   await mkdir(cniConfDir, { recursive: true });
@@ -51,7 +56,7 @@ export async function startBerthd(t: { after(fn: () => unknown): void }, options
       `conf_dir = "${cniConfDir}"`,
     ].join('\n'),
   );
-  return launchBerthd(t, dir, configPath, socket);
+  return launchBerthd(t, dir, configPath, socket, options.binary);
 }
 
 /** Stops and removes every pod (and so every container) of a CRI runtime (berthd, containerd). */
@@ -73,9 +78,10 @@ export async function launchBerthd(
   dir: string,
   configPath: string,
   socket: string,
+  binary: string = BERTHD,
 ): Promise<TestBerthd> {
   // Run as a user runs it, through its #! line (which carries berthd's node flags).
-  const child = spawn(BERTHD, ['--config', configPath], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(binary, ['--config', configPath], { stdio: ['ignore', 'pipe', 'pipe'] });
   let logs = '';
   child.stdout!.on('data', (d: Buffer) => (logs += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (logs += d.toString()));

@@ -3,7 +3,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { run, stopProcess, waitForSocket } from './processes.js';
 import { tempDir } from './tmp.js';
 import { cleanup } from './scope.js';
@@ -36,6 +36,11 @@ export interface ContainerdOptions {
   /** Extra TOML inside [plugins."io.containerd.grpc.v1.cri"]. */
   criToml?: string;
   cniConfDir?: string;
+  /**
+   * Another containerd daemon (the benches' containerd 2.x from scripts/build-containerd2.sh);
+   * default Debian's. Its directory comes first in PATH, so its own shim is the one used.
+   */
+  binary?: string;
 }
 
 /** containerd's own version string, e.g. "1.6.20~ds1", from `containerd --version`. */
@@ -74,7 +79,9 @@ state = "${join(dir, 'state')}"
 `;
   const configPath = join(dir, 'config.toml');
   await writeFile(configPath, config);
-  const child = spawn(CONTAINERD, ['--config', configPath], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const binary = options.binary ?? CONTAINERD;
+  const env = options.binary ? { ...process.env, PATH: `${dirname(options.binary)}:${process.env.PATH ?? ''}` } : process.env;
+  const child = spawn(binary, ['--config', configPath], { stdio: ['ignore', 'pipe', 'pipe'], env });
   let logs = '';
   child.stdout!.on('data', (d: Buffer) => (logs += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (logs += d.toString()));
