@@ -10,6 +10,12 @@
 # it cannot be built inside its own module source. Instead a generated go.mod requires
 # k8s.io/kubernetes vX.Y.Z and replaces every staging module with its published v0.Y.Z.
 #
+# KUBE_TARGETS may also name csi-registrar: scripts/kube-csi-registrar.go, a minimal kubelet
+# plugin-registration (pluginregistration.v1) sidecar for berth-csi, built in this module
+# because kubernetes-csi's node-driver-registrar is not served by the Go module proxy; and
+# etcd: a tiny main calling go.etcd.io/etcd/server/v3/etcdmain.Main (as etcd's own main
+# does) at the etcd version k8s.io/kubernetes itself requires, so it shares this build.
+#
 # Usage: build-kube.sh            (KUBE_VERSION, KUBE_TARGETS from the environment)
 set -euo pipefail
 KUBE_VERSION="${KUBE_VERSION:-v1.37.2}"
@@ -25,6 +31,7 @@ fi
 export PATH="/usr/local/go/bin:$PATH"
 command -v go >/dev/null || { echo "build-kube: Go is not installed (expected at /usr/local/go)" >&2; exit 1; }
 staging_version="v0.${KUBE_VERSION#v1.}"
+here="$(cd "$(dirname "$0")" && pwd)"
 work="$(mktemp -d)"
 trap 'chmod -R u+w "$work" 2>/dev/null; rm -rf "$work"' EXIT
 (
@@ -47,13 +54,25 @@ trap 'chmod -R u+w "$work" 2>/dev/null; rm -rf "$work"' EXIT
     echo ")"
   } >go.mod
   # Anchor the kubernetes packages in this module so `go mod tidy` keeps what they need.
+  # "csi-registrar" is not a kubernetes command but a small main in this module (below).
+  pkgs=""
   {
     echo "//go:build tools"
     echo "package tools"
     echo "import ("
-    for t in $missing; do echo "	_ \"k8s.io/kubernetes/cmd/$t\""; done
+    for t in $missing; do
+      case "$t" in
+        csi-registrar) echo "	_ \"google.golang.org/grpc\""; echo "	_ \"k8s.io/kubelet/pkg/apis/pluginregistration/v1\""
+                       pkgs="$pkgs ./csi-registrar" ;;
+        etcd) echo "	_ \"go.etcd.io/etcd/server/v3/etcdmain\""; pkgs="$pkgs ./etcd" ;;
+        *) echo "	_ \"k8s.io/kubernetes/cmd/$t\""; pkgs="$pkgs k8s.io/kubernetes/cmd/$t" ;;
+      esac
+    done
     echo ")"
   } >tools.go
+  case " $missing " in *" csi-registrar "*) mkdir csi-registrar; cp "$here/kube-csi-registrar.go" csi-registrar/main.go ;; esac
+  case " $missing " in *" etcd "*) mkdir etcd
+    printf 'package main\n\nimport (\n\t"os"\n\n\t"go.etcd.io/etcd/server/v3/etcdmain"\n)\n\nfunc main() { etcdmain.Main(os.Args) }\n' >etcd/main.go ;; esac
   go mod tidy
   ldflags="-s -w"
   for kv in gitVersion="$KUBE_VERSION" gitMajor=1 gitMinor="$(echo "$KUBE_VERSION" | cut -d. -f2)" gitTreeState=clean \
@@ -61,11 +80,12 @@ trap 'chmod -R u+w "$work" 2>/dev/null; rm -rf "$work"' EXIT
     ldflags="$ldflags -X k8s.io/component-base/version.$kv -X k8s.io/client-go/pkg/version.$kv"
   done
   mkdir -p "$out"
-  for t in $missing; do
-    start=$(date +%s)
-    CGO_ENABLED=0 go build -trimpath -ldflags "$ldflags" -o "$out/$t.tmp" "k8s.io/kubernetes/cmd/$t"
-    mv "$out/$t.tmp" "$out/$t"
-    echo "build-kube: $t $KUBE_VERSION built in $(( $(date +%s) - start ))s" >&2
-  done
+  # One `go build` for every missing command, so the packages they share compile once.
+  start=$(date +%s)
+  rm -rf "$out/.tmp" && mkdir "$out/.tmp"
+  CGO_ENABLED=0 go build -trimpath -ldflags "$ldflags" -o "$out/.tmp/" $pkgs
+  for t in $missing; do mv "$out/.tmp/$t" "$out/$t"; done
+  rmdir "$out/.tmp"
+  echo "build-kube:$missing $KUBE_VERSION built in $(( $(date +%s) - start ))s" >&2
 ) >&2
 echo "$out"

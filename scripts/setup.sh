@@ -9,13 +9,15 @@ cd "$(dirname "$0")/.."
 # dirs and layer xattrs), zstd (test layers), protoc and its well-known protos
 # (libprotobuf-dev: csi.proto imports google/protobuf/descriptor.proto) for the build;
 # e2fsprogs (mkfs.ext4, resize2fs, e2fsck, dumpe2fs), xfsprogs (mkfs.xfs, xfs_growfs) and
-# util-linux (losetup, fsfreeze, blockdev) for berth-csi.
+# util-linux (losetup, fsfreeze, blockdev) for berth-csi; openssl (the e2e cluster's
+# certificates) and bsdutils (script: a terminal for kubectl exec -it) for
+# scripts/e2e-kubelet.sh.
 PACKAGES=(
   runc crun runsc conmon catatonit
   containernetworking-plugins iptables iproute2
   busybox-static docker-registry containerd
   attr zstd criu
-  e2fsprogs xfsprogs util-linux
+  e2fsprogs xfsprogs util-linux openssl bsdutils
   protobuf-compiler libprotobuf-dev ca-certificates
   esbuild
 )

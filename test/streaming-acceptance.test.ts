@@ -134,6 +134,14 @@ test('crictl v1.37.0 over SPDY and WebSocket against berthd: exec -i, exec -it w
       assert.equal(code, 0);
     });
 
+    await t.test(`${transport}: exec -it: the terminal's size at the start reaches the command`, async () => {
+      // crictl (like kubectl) sends its terminal's size as the session opens, before the
+      // command and its terminal exist; berthd applies it once conmon has the terminal.
+      const r = await run('script', ['-qfec', `stty rows 23 cols 89; ${CRICTL} -r ${berthd.endpoint} exec --transport ${transport} -it ${sleeper} sh -c 'sleep 1; busybox stty size'`, '/dev/null'], { env, timeoutMs: 60_000 });
+      assert.match(r.stdout, /(^|\^@)23 89\r?$/m, r.stdout + r.stderr); // script echoes the end of its input as ^@
+      assert.equal(r.code, 0);
+    });
+
     await t.test(`${transport}: attach -i`, async () => {
       const echoer = await create(`echoer-${transport}`, ['sh', '-c', 'while read line; do echo "got $line"; done'], { stdin: true, stdinOnce: true });
       const r = await run(CRICTL, ['-r', berthd.endpoint, '-t', '20s', 'attach', '--transport', transport, '-i', echoer], { input: 'one\ntwo\n', env, timeoutMs: 60_000 });

@@ -142,6 +142,22 @@ async function resizeThroughFifo(ctl: string, size: TerminalSize): Promise<void>
   }
 }
 
+/**
+ * Passes the client's terminal sizes to conmon from now on, starting with the latest one
+ * it sent (the size at the start, sent before the terminal existed). Returns the undo.
+ */
+function followResizes(io: StreamIO, ctl: string): () => void {
+  // One write at a time, in order: two resizes in a row (stty sets rows, then columns)
+  // must not reach conmon the other way round.
+  let queue = Promise.resolve();
+  const onResize = (size: TerminalSize) => {
+    queue = queue.then(() => resizeThroughFifo(ctl, size));
+  };
+  io.resize.on('resize', onResize);
+  if (io.resize.latest) onResize(io.resize.latest);
+  return () => io.resize.off('resize', onResize);
+}
+
 /** Attaches to a running container's stdio through conmon until it ends or the client leaves. */
 export async function attachToConmon(socketDir: string, ctl: string, io: StreamIO): Promise<void> {
   const connection = new AttachConnection(socketDir, io);
@@ -149,15 +165,15 @@ export async function attachToConmon(socketDir: string, ctl: string, io: StreamI
   io.signal.addEventListener('abort', onAbort);
   // A client that left before the helper was started never fires 'abort' again.
   if (io.signal.aborted) connection.close();
-  const onResize = (size: TerminalSize) => void resizeThroughFifo(ctl, size);
+  let unfollow = () => {};
   try {
     await connection.ready;
-    if (io.tty) io.resize.on('resize', onResize);
+    if (io.tty) unfollow = followResizes(io, ctl);
     connection.pipeStdin();
     await connection.done;
   } finally {
     io.signal.removeEventListener('abort', onAbort);
-    io.resize.off('resize', onResize);
+    unfollow();
     connection.close();
   }
 }
@@ -270,14 +286,13 @@ export async function execWithTerminal(options: TerminalExecOptions, io: StreamI
   const onAbort = () => kill();
   io.signal.addEventListener('abort', onAbort);
   let connection: AttachConnection | undefined;
-  const onResize = (size: TerminalSize) => void resizeThroughFifo(join(dir, 'ctl'), size);
+  let unfollow = () => {};
   try {
     start.write('0');
     const attachMessage = await attached.next();
     if (attachMessage === undefined) throw internal(`conmon could not prepare the exec session: ${stderr.trim() || 'no reason given'}`);
     connection = new AttachConnection(join(options.socketDir, sessionId), io);
     await connection.ready;
-    io.resize.on('resize', onResize);
     start.write('1');
     start.end();
     const started = await messages.next();
@@ -287,6 +302,8 @@ export async function execWithTerminal(options: TerminalExecOptions, io: StreamI
     execPid = started.data;
     // A client that left while the command was starting: its abort found no pid to kill.
     if (io.signal.aborted) kill();
+    // conmon has the terminal now: the sizes the client sent so far, and later ones.
+    unfollow = followResizes(io, join(dir, 'ctl'));
     connection.pipeStdin();
     const ended = await messages.next();
     // The attach socket closes when conmon exits, after it has drained the pty.
@@ -295,7 +312,7 @@ export async function execWithTerminal(options: TerminalExecOptions, io: StreamI
     return ended.data;
   } finally {
     io.signal.removeEventListener('abort', onAbort);
-    io.resize.off('resize', onResize);
+    unfollow();
     if (io.signal.aborted) kill();
     connection?.close();
     sync.destroy();

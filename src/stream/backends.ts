@@ -16,8 +16,12 @@ export interface StreamIO {
   stdout?: Writable;
   stderr?: Writable;
   tty: boolean;
-  /** Emits 'resize' with a TerminalSize (TTY sessions). */
-  resize: EventEmitter<{ resize: [TerminalSize] }>;
+  /**
+   * Emits 'resize' with a TerminalSize (TTY sessions). `latest` is the last size the
+   * client sent: clients send their terminal's size as soon as the session opens, before
+   * the command (and its terminal) exists, so a backend applies it once it can.
+   */
+  resize: EventEmitter<{ resize: [TerminalSize] }> & { readonly latest?: TerminalSize };
   /** Aborted when the client has gone away: whatever runs for it must end. */
   signal: AbortSignal;
 }

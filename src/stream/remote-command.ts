@@ -106,12 +106,16 @@ export class ResizeDecoder {
   }
 }
 
-export function resizeEmitterFrom(source: Readable | undefined): EventEmitter<{ resize: [TerminalSize] }> {
-  const emitter = new EventEmitter<{ resize: [TerminalSize] }>();
+/** Terminal sizes from a resize stream: 'resize' events, and the latest size seen. */
+export function resizeEmitterFrom(source: Readable | undefined): EventEmitter<{ resize: [TerminalSize] }> & { readonly latest?: TerminalSize } {
+  const emitter = new EventEmitter<{ resize: [TerminalSize] }>() as EventEmitter<{ resize: [TerminalSize] }> & { latest?: TerminalSize };
   if (source) {
     const decoder = new ResizeDecoder();
     source.on('data', (chunk: Buffer) => {
-      for (const size of decoder.push(chunk)) emitter.emit('resize', size);
+      for (const size of decoder.push(chunk)) {
+        emitter.latest = size;
+        emitter.emit('resize', size);
+      }
     });
     source.on('error', () => undefined);
   }
