@@ -16,7 +16,6 @@ import { createWriteStream } from 'node:fs';
 import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { Scope } from '../helpers/scope.js';
 import { startBerthd, runBerthctl } from '../helpers/berthd.js';
 import { startBerthCsi, loopDevicesUnder } from '../helpers/berth-csi.js';
@@ -26,7 +25,7 @@ import { buildLayer, busyboxEntries, pushImage } from '../helpers/image-builder.
 import { run, stopProcess, type RunResult } from '../helpers/processes.js';
 import { tempDir } from '../helpers/tmp.js';
 import { PACKAGE_ROOT } from '../helpers/paths.js';
-import { cgroupsBelow, failedRpcs, klogWarnings, makeCgroupRoot, mountsUnder, processesBelow, removeCgroups } from '../helpers/kube-host.js';
+import { cgroupsBelow, failedRpcs, klogWarnings, makeCgroupRoot, mountsUnder, processesBelow, removeCgroups, waitFor } from '../helpers/kube-host.js';
 import { makeClusterPki, writeKubeconfig } from '../helpers/kube-pki.js';
 import { VolumeCapability_AccessMode_Mode as Mode } from '../../src/gen/csi/v1/csi_pb.js';
 
@@ -58,21 +57,6 @@ async function check(id: string, fn: () => Promise<string | [boolean, string]>):
     return typeof r === 'string' ? add(id, true, r) : add(id, r[0], r[1]);
   } catch (err) {
     return add(id, false, (err as Error).message.split('\n').slice(0, 4).join(' | '));
-  }
-}
-
-async function waitFor<T>(what: string, timeoutMs: number, fn: () => Promise<T | undefined | false>, everyMs = 1000): Promise<T> {
-  const until = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v !== undefined && v !== false) return v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > until) throw new Error(`timed out after ${timeoutMs / 1000}s waiting for ${what}${last ? ` (last error: ${(last as Error).message})` : ''}`);
-    await sleep(everyMs);
   }
 }
 

@@ -10,7 +10,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createWriteStream, existsSync } from 'node:fs';
 import { gunzipSync } from 'node:zlib';
-import { mkdir, readdir, readFile, rm, rmdir, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { request as httpsRequest } from 'node:https';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -23,6 +23,7 @@ import { freePort, startRegistry, type TestRegistry } from '../helpers/registry.
 import { buildLayer, busyboxEntries, pushImage } from '../helpers/image-builder.js';
 import { run, stopProcess } from '../helpers/processes.js';
 import { tempDir } from '../helpers/tmp.js';
+import { cgroupsBelow, failedRpcs, klogWarnings, makeCgroupRoot, mountsUnder, processesBelow, removeCgroups, waitFor } from '../helpers/kube-host.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -81,21 +82,6 @@ class Checks {
     } catch (err) {
       return this.add(id, false, (err as Error).message.split('\n').slice(0, 3).join(' | '));
     }
-  }
-}
-
-async function waitFor<T>(what: string, timeoutMs: number, fn: () => Promise<T | undefined | false>, everyMs = 1000): Promise<T> {
-  const until = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v !== undefined && v !== false) return v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > until) throw new Error(`timed out after ${timeoutMs / 1000}s waiting for ${what}${last ? ` (last error: ${(last as Error).message})` : ''}`);
-    await sleep(everyMs);
   }
 }
 
@@ -339,83 +325,7 @@ function manifests(env: PodEnv): Record<string, object> {
 
 // ---- cgroups -------------------------------------------------------------------------
 
-const CGROUP_ROOT = '/sys/fs/cgroup';
-
-async function hierarchies(): Promise<string[]> {
-  const out: string[] = [];
-  for (const name of await readdir(CGROUP_ROOT)) {
-    const dir = join(CGROUP_ROOT, name);
-    if ((await stat(dir)).isDirectory() && existsSync(join(dir, 'cgroup.procs'))) out.push(dir);
-  }
-  return out;
-}
-
-/** Makes the kubelet's cgroupRoot in every hierarchy (cpuset gets its parent's cpus and mems). */
-async function makeCgroupRoot(name: string): Promise<void> {
-  for (const h of await hierarchies()) {
-    const dir = join(h, name);
-    await mkdir(dir, { recursive: true });
-    if (h.endsWith('/cpuset')) {
-      for (const f of ['cpuset.cpus', 'cpuset.mems']) await writeFile(join(dir, f), (await readFile(join(h, f), 'utf8')).trim());
-    }
-  }
-}
-
-/** Every cgroup dir below name (all hierarchies), deepest first. */
-async function cgroupsBelow(name: string): Promise<string[]> {
-  const out: string[] = [];
-  const walk = async (dir: string) => {
-    let entries;
-    try {
-      entries = await readdir(dir, { withFileTypes: true });
-    } catch {
-      return;
-    }
-    for (const e of entries) if (e.isDirectory()) await walk(join(dir, e.name));
-    out.push(dir);
-  };
-  for (const h of await hierarchies()) await walk(join(h, name));
-  return out;
-}
-
-async function processesBelow(name: string): Promise<string[]> {
-  const pids = new Set<string>();
-  for (const dir of await cgroupsBelow(name)) {
-    for (const pid of (await readFile(join(dir, 'cgroup.procs'), 'utf8').catch(() => '')).split('\n').filter(Boolean)) pids.add(pid);
-  }
-  const out: string[] = [];
-  for (const pid of pids) out.push(`${pid} ${(await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '?')).replace(/\0/g, ' ').trim()}`);
-  return out;
-}
-
-async function removeCgroups(name: string): Promise<void> {
-  for (const dir of await cgroupsBelow(name)) {
-    for (const pid of (await readFile(join(dir, 'cgroup.procs'), 'utf8').catch(() => '')).split('\n').filter(Boolean)) {
-      try {
-        process.kill(Number(pid), 'SIGKILL');
-      } catch {
-        // gone already
-      }
-    }
-  }
-  for (let i = 0; i < 20; i++) {
-    let left = 0;
-    for (const dir of await cgroupsBelow(name)) await rmdir(dir).catch(() => left++);
-    if (left === 0) return;
-    await sleep(250);
-  }
-  process.stderr.write(`cgroups left below ${name}: ${(await cgroupsBelow(name)).join(' ')}\n`);
-}
-
 // ---- one runtime ---------------------------------------------------------------------
-
-async function mountsUnder(dirs: string[]): Promise<string[]> {
-  const info = await readFile('/proc/self/mountinfo', 'utf8');
-  return info
-    .split('\n')
-    .map((l) => l.split(' ')[4] ?? '')
-    .filter((p) => dirs.some((d) => p.startsWith(`${d}/`)));
-}
 
 async function runOne(top: Scope, variant: Variant, registry: TestRegistry, image: string, pauseImage: string, outDir: string): Promise<RuntimeResult> {
   const t0 = Date.now();
@@ -908,44 +818,8 @@ async function runOne(top: Scope, variant: Variant, registry: TestRegistry, imag
 
   async function finish(): Promise<RuntimeResult> {
     await scope.close();
-    return { checks: checks.list, failedRpcs: rt ? failedRpcs(rt) : [], kubeletWarnings: kubeletWarnings(kubeletLog), seconds: (Date.now() - t0) / 1000 };
+    return { checks: checks.list, failedRpcs: rt?.name === 'berth' ? failedRpcs(rt.logs()) : [], kubeletWarnings: klogWarnings(kubeletLog), seconds: (Date.now() - t0) / 1000 };
   }
-}
-
-/** berthd's rpc log lines whose code is not OK, grouped. */
-function failedRpcs(rt: Runtime): string[] {
-  if (rt.name !== 'berth') return [];
-  const counts = new Map<string, number>();
-  const calls = new Map<string, number>();
-  for (const line of rt.logs().split('\n')) {
-    if (!line.startsWith('{')) continue;
-    let entry: { msg?: string; rpc?: string; code?: string; error?: string };
-    try {
-      entry = JSON.parse(line);
-    } catch {
-      continue;
-    }
-    if (entry.msg !== 'rpc' || !entry.rpc) continue;
-    calls.set(entry.rpc, (calls.get(entry.rpc) ?? 0) + 1);
-    if (entry.code === 'OK') continue;
-    const key = `${entry.rpc} ${entry.code}: ${(entry.error ?? '').replace(/[0-9a-f]{64}/g, 'ID').replace(/[0-9a-f]{8}-[0-9a-f-]{27}/g, 'UID').slice(0, 200)}`;
-    counts.set(key, (counts.get(key) ?? 0) + 1);
-  }
-  return [`(calls: ${[...calls].sort((a, b) => b[1] - a[1]).map(([k, n]) => `${k} ${n}`).join(', ')})`, ...[...counts].map(([k, n]) => `${n}x ${k}`)];
-}
-
-/** The kubelet's W and E lines, deduplicated by source line, with a count. */
-function kubeletWarnings(text: string): string[] {
-  const counts = new Map<string, { n: number; line: string }>();
-  for (const line of text.split('\n')) {
-    const m = /^([WE])\d{4} [\d:.]+\s+\d+ ([\w.-]+:\d+)\] (.*)$/.exec(line);
-    if (!m) continue;
-    const key = `${m[1]} ${m[2]}`;
-    const seen = counts.get(key);
-    if (seen) seen.n++;
-    else counts.set(key, { n: 1, line: `${m[1]} ${m[2]} ${m[3]!.replace(/[0-9a-f]{64}/g, 'ID').slice(0, 300)}` });
-  }
-  return [...counts.values()].map((v) => `${v.n}x ${v.line}`);
 }
 
 // ---- main ----------------------------------------------------------------------------

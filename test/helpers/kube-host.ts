@@ -1,8 +1,8 @@
 // What a kubelet e2e run needs on the host besides the runtime: a cgroupRoot of its own
 // in every cgroup v1 hierarchy (and its removal), what is left below it (processes, pod
 // cgroups), mounts below given dirs, and summaries of berthd's and the kubelet's logs
-// (CRI calls that failed; the kubelet's W/E lines). Used by test/e2e/cluster.ts; the same
-// logic lives in test/e2e/kubelet.ts, which can import it from here.
+// (CRI calls that failed; the kubelet's W/E lines). Used by test/e2e/kubelet.ts and
+// test/e2e/cluster.ts.
 import { existsSync } from 'node:fs';
 import { mkdir, readdir, readFile, rmdir, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -123,4 +123,20 @@ export function klogWarnings(text: string): string[] {
     else counts.set(key, { n: 1, line: `${m[1]} ${m[2]} ${m[3]!.replace(/[0-9a-f]{64}/g, 'ID').slice(0, 300)}` });
   }
   return [...counts.values()].map((v) => `${v.n}x ${v.line}`);
+}
+
+/** Polls fn until it gives a value (not undefined or false); the last error is named at the timeout. */
+export async function waitFor<T>(what: string, timeoutMs: number, fn: () => Promise<T | undefined | false>, everyMs = 1000): Promise<T> {
+  const until = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v !== undefined && v !== false) return v;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > until) throw new Error(`timed out after ${timeoutMs / 1000}s waiting for ${what}${last ? ` (last error: ${(last as Error).message})` : ''}`);
+    await sleep(everyMs);
+  }
 }
