@@ -93,16 +93,23 @@ for pkg in $(node -p 'Object.keys(require("./package.json").dependencies).join("
 done
 # berthctl starts several times faster as one file than as ~300 modules resolved and
 # read one by one (every call of a crictl-style script pays it): bundled here by esbuild
-# (Debian's package; scripts/setup.sh installs it) when present, run by the node found
-# above through its #! line. Without esbuild berthctl runs unbundled, as berthd does.
+# (Debian's package; scripts/setup.sh installs it) as CommonJS, and run through
+# scripts/berthctl-launcher.cjs with a V8 code cache made now, by one run of it (the
+# launcher's comment says why). Without esbuild berthctl runs unbundled, as berthd does.
 bundled=false
 if command -v esbuild >/dev/null; then
-  esbuild "$staging/dist/src/bin/berthctl.js" --bundle --platform=node --format=esm --target=node20 \
-    --outfile="$staging/dist/berthctl.mjs" --log-level=error \
+  esbuild "$staging/dist/src/bin/berthctl.js" --bundle --platform=node --format=cjs --target=node20 \
+    --outfile="$staging/dist/berthctl.cjs" --log-level=error \
+    --define:import.meta.url=berthctlBundleUrl \
     --banner:js="// berthctl: $marker
-import { createRequire as berthCreateRequire } from 'node:module'; const require = berthCreateRequire(import.meta.url);"
-  sed -i "1s|^#!.*|#!$NODE|" "$staging/dist/berthctl.mjs"
-  chmod 0755 "$staging/dist/berthctl.mjs"
+const berthctlBundleUrl = require('node:url').pathToFileURL(__filename).href;"
+  sed "1s|^#!.*|#!$NODE|" "$checkout/scripts/berthctl-launcher.cjs" >"$staging/dist/berthctl-launcher.cjs"
+  chmod 0755 "$staging/dist/berthctl-launcher.cjs"
+  # The cache: a call that fails at once (no such socket) still compiles the client's
+  # whole path, from flag parsing to the gRPC call.
+  BERTHCTL_WRITE_CODE_CACHE=1 CRI_CONFIG_FILE=/dev/null "$NODE" "$staging/dist/berthctl-launcher.cjs" \
+    -r "unix://$staging/no-such.sock" -t 1s version >/dev/null 2>&1 || true
+  [ -s "$staging/dist/berthctl.cjs.cache" ] || echo "install: no V8 code cache was made for berthctl (it starts without one)"
   bundled=true
 else
   echo "install: esbuild not found: berthctl runs unbundled (slower to start; apt-get install esbuild)"
@@ -121,7 +128,7 @@ for cmd in "${commands[@]}"; do
   rm -f "$bindir/$cmd"
   if [ "$cmd" = berthctl ] && [ "$bundled" = true ]; then
     # A relative link: the bundle's #! line names node, nothing else runs first.
-    ln -s ../lib/berth/dist/berthctl.mjs "$bindir/$cmd"
+    ln -s ../lib/berth/dist/berthctl-launcher.cjs "$bindir/$cmd"
     echo "install: $bindir/$cmd (bundled)"
     continue
   fi

@@ -93,7 +93,10 @@ test("the installed commands run the demo's flow: berthd through the unit's Exec
   assert.equal(install.code, 0, install.stderr + install.stdout);
   cleanup(t).after(() => run('bash', [SCRIPT, '--uninstall'], { env }));
   const bin = join(destdir, prefix, 'bin');
-  if (existsSync('/usr/bin/esbuild')) assert.equal(await readlink(join(bin, 'berthctl')), '../lib/berth/dist/berthctl.mjs', 'berthctl is the bundle');
+  if (existsSync('/usr/bin/esbuild')) {
+    assert.equal(await readlink(join(bin, 'berthctl')), '../lib/berth/dist/berthctl-launcher.cjs', 'berthctl is the bundle, through its launcher');
+    assert.ok(existsSync(join(destdir, prefix, 'lib/berth/dist/berthctl.cjs.cache')), 'the bundle has its V8 code cache');
+  }
   else process.stderr.write('install-flow: esbuild is not installed: berthctl runs unbundled\n');
 
   // The unit's ExecStart, with the config path (the only path on it) pointed at a private one.
