@@ -286,18 +286,12 @@ export function berthctlProgram(): Command {
     .option('-f, --force', 'stop running pods first')
     .action((ids: string[], opts: { all?: boolean; force?: boolean }) => withClients((c) => removePodsCommand(c, ids, { all: opts.all ?? false, force: opts.force ?? false })));
 
-  program
+  withPullFlags(program
     .command('create')
     .description('create a new container in a pod')
     .argument('<pod-id>')
     .argument('<container-config>', 'container config file (JSON or YAML)')
-    .argument('<pod-config>', 'the pod\'s config file (JSON or YAML)')
-    .option('--with-pull', 'pull the image first')
-    .option('--no-pull', 'do not pull the image')
-    .option('--creds <user:password>', 'registry credentials for the pull')
-    .option('--auth <base64>', 'base64 of user:password for the pull')
-    .option('-u, --username <name>', 'registry user name for the pull')
-    .option('--pull-timeout <duration>', 'give up the pull after this long; 0 means never', '0s')
+    .argument('<pod-config>', 'the pod\'s config file (JSON or YAML)'))
     .action((podId: string, containerConfig: string, podConfig: string, opts: PullFlags) =>
       withClients((c) => createContainerCommand(c, podId, containerConfig, podConfig, pullChoice(opts, c.settings.pullImageOnCreate))),
     );
@@ -308,18 +302,12 @@ export function berthctlProgram(): Command {
     .argument('<container-id...>')
     .action((ids: string[]) => withClients((c) => startContainersCommand(c, ids)));
 
-  program
+  withPullFlags(program
     .command('run')
     .description('run a new container inside a new pod (runp + create + start)')
     .argument('<container-config>')
     .argument('<pod-config>')
-    .option('-r, --runtime <handler>', 'runtime handler', '')
-    .option('--with-pull', 'pull the image first')
-    .option('--no-pull', 'do not pull the image')
-    .option('--creds <user:password>', 'registry credentials for the pull')
-    .option('--auth <base64>', 'base64 of user:password for the pull')
-    .option('-u, --username <name>', 'registry user name for the pull')
-    .option('--pull-timeout <duration>', 'give up the pull after this long; 0 means never', '0s')
+    .option('-r, --runtime <handler>', 'runtime handler', ''))
     .action((containerConfig: string, podConfig: string, opts: PullFlags & { runtime: string }) =>
       withClients((c) => runContainerCommand(c, containerConfig, podConfig, opts.runtime, pullChoice(opts, !c.settings.disablePullOnRun))),
     );
@@ -575,6 +563,17 @@ interface PullFlags {
   auth?: string;
   username?: string;
   pullTimeout: string;
+}
+
+/** create's and run's flags for pulling the image first (crictl's). */
+function withPullFlags(command: Command): Command {
+  return command
+    .option('--with-pull', 'pull the image first')
+    .option('--no-pull', 'do not pull the image')
+    .option('--creds <user:password>', 'registry credentials for the pull')
+    .option('--auth <base64>', 'base64 of user:password for the pull')
+    .option('-u, --username <name>', 'registry user name for the pull')
+    .option('--pull-timeout <duration>', 'give up the pull after this long; 0 means never', '0s');
 }
 
 /** crictl's rule: --with-pull pulls, --no-pull does not, else the config's default; both is a conflict. */
