@@ -111,7 +111,15 @@ class AttachConnection {
     // Backpressure: a slow client stops the helper, and conmon's socket fills.
     if (!target.write(data)) {
       this.child.stdout!.pause();
-      target.once('drain', () => this.child.stdout!.resume());
+      // A client that goes away never drains: its close lets the helper read on (and
+      // what it reads is dropped above), so conmon is never left blocked writing to it.
+      const resume = () => {
+        target.off('drain', resume);
+        target.off('close', resume);
+        this.child.stdout!.resume();
+      };
+      target.on('drain', resume);
+      target.on('close', resume);
     }
   }
 
@@ -283,9 +291,15 @@ export async function execWithTerminal(options: TerminalExecOptions, io: StreamI
       }
     }
   };
-  const onAbort = () => kill();
-  io.signal.addEventListener('abort', onAbort);
   let connection: AttachConnection | undefined;
+  // The client is gone: the command is killed, and the helper with it, since nobody reads
+  // what it relays. Left alone, a helper blocked on a full pipe would block conmon's
+  // drain of the terminal, and conmon would never report the exit this waits for.
+  const onAbort = () => {
+    kill();
+    connection?.close();
+  };
+  io.signal.addEventListener('abort', onAbort);
   let unfollow = () => {};
   try {
     start.write('0');
