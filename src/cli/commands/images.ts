@@ -1,9 +1,9 @@
 // berthctl's image verbs, shaped like crictl's: pull, images, inspecti, rmi, imagefsinfo.
 import { resolve as pathResolve } from 'node:path';
-import { status as grpcStatus } from '@grpc/grpc-js';
 import type { MessageShape } from '@bufbuild/protobuf';
 import { ImageFsInfoResponseSchema, ImageSchema } from '../../gen/runtime/v1/api_pb.js';
 import { call, type CriClients } from '../runtime-client.js';
+import { GrpcStatus } from '../../server/grpc-wire.js';
 import { truncateId } from '../format.js';
 import { formatStatusDocs, formatStructured, formatTable, goMapString, humanSize, messageJson, withInfo, type OutputFormat } from '../output.js';
 
@@ -40,7 +40,7 @@ export async function pullCommand(clients: CriClients, image: string, options: P
 async function layerProgress(clients: CriClients, image: string, stream: NodeJS.WriteStream): Promise<() => Promise<void>> {
   let lines = 0;
   let fallback: (() => void) | undefined;
-  const watch = clients.pullProgress.watchPull({ image }) as AsyncIterable<{ layers: Array<{ digest: string; size: bigint; fetched: bigint; done: boolean }> }> & { cancel(): void };
+  const watch = clients.pullProgress.watchPull({ image });
   const erase = () => {
     if (lines > 0) stream.write(`\x1b[${lines}A\r\x1b[J`);
     lines = 0;
@@ -62,7 +62,7 @@ async function layerProgress(clients: CriClients, image: string, stream: NodeJS.
         stream.write(out);
       }
     } catch (err) {
-      if ((err as { code?: number }).code === 12 /* UNIMPLEMENTED */) fallback = waitingIndicator(stream, `pulling ${image}`);
+      if ((err as { code?: number }).code === GrpcStatus.UNIMPLEMENTED) fallback = waitingIndicator(stream, `pulling ${image}`);
     } finally {
       ended = true;
       ready();
@@ -267,7 +267,7 @@ async function transferCall<T>(run: () => Promise<T>): Promise<T> {
   try {
     return await run();
   } catch (err) {
-    if ((err as { code?: number }).code === grpcStatus.UNIMPLEMENTED) {
+    if ((err as { code?: number }).code === GrpcStatus.UNIMPLEMENTED) {
       throw new Error('the runtime does not serve berth.v1.ImageTransfer: image import and export need berthd');
     }
     throw err;
