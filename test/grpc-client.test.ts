@@ -2,7 +2,7 @@
 // which answers as the test needs: request headers as grpc-go sends them, status from
 // trailers and from a trailers-only HEADERS frame, deadlines (grpc-timeout and the local
 // timer, RST_STREAM CANCEL), a server stream cancelled when the reader stops, a new
-// session after GOAWAY, the receive limit, and crictl's words for a missing socket.
+// session after GOAWAY, a refused stream tried again, the receive limit, and crictl's words for a missing socket.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFile } from 'node:fs/promises';
@@ -165,6 +165,20 @@ test('after GOAWAY, and after the connection closed, the next call opens a new s
   await sleep(50);
   assert.equal((await runtime.version({})).runtimeName, 'call 3');
   assert.equal(peer.sessions.length, 3);
+});
+
+test('a stream the server refused (REFUSED_STREAM, never processed) is tried once more; refused twice is UNAVAILABLE', async (t) => {
+  let calls = 0;
+  const peer = await startPeer(t, (stream, headers) => {
+    calls++;
+    if (headers[':path']!.endsWith('/Version') && calls === 1) stream.close(constants.NGHTTP2_REFUSED_STREAM);
+    else if (headers[':path']!.endsWith('/Status')) stream.close(constants.NGHTTP2_REFUSED_STREAM);
+    else answerVersion(stream, `call ${calls}`);
+  });
+  const { runtime } = client(t, peer.endpoint);
+  assert.equal((await runtime.version({}, { timeoutMs: 5000 })).runtimeName, 'call 2');
+  await assert.rejects(runtime.status({}), { code: GrpcStatus.UNAVAILABLE });
+  assert.equal(calls, 4);
 });
 
 test('a connection that drops mid-call is UNAVAILABLE; a non-gRPC answer gets its HTTP status mapped', async (t) => {

@@ -295,26 +295,34 @@ class Call {
   private status: CallStatus | undefined;
   private streamError: (Error & { code?: string }) | undefined;
   private readonly deframer = new MessageDeframer(MAX_RECEIVE_MESSAGE_BYTES);
+  private readonly deadline: number | undefined;
+  private answered = false;
+  private retried = false;
 
   constructor(
-    channel: Channel,
-    path: string,
-    request: Uint8Array,
+    private readonly channel: Channel,
+    private readonly path: string,
+    private readonly request: Uint8Array,
     options: CallOptions,
     private readonly onMessage: (message: Buffer) => void,
     private readonly onEnd: (status: CallStatus) => void,
   ) {
     const timeoutMs = options.timeoutMs && options.timeoutMs > 0 ? options.timeoutMs : undefined;
-    const started = channel.startStream(path, timeoutMs);
+    if (timeoutMs !== undefined) {
+      this.deadline = Date.now() + timeoutMs;
+      this.timer = setTimeout(() => this.cancel(GrpcStatus.DEADLINE_EXCEEDED, 'context deadline exceeded'), timeoutMs);
+    }
+    this.start();
+  }
+
+  private start(): void {
+    const started = this.channel.startStream(this.path, this.deadline === undefined ? undefined : Math.max(1, this.deadline - Date.now()));
     if (!('stream' in started)) {
       queueMicrotask(() => this.end(started));
       return;
     }
     const stream = (this.stream = started.stream);
     this.release = started.release;
-    if (timeoutMs !== undefined) {
-      this.timer = setTimeout(() => this.cancel(GrpcStatus.DEADLINE_EXCEEDED, 'context deadline exceeded'), timeoutMs);
-    }
     stream.on('response', (headers) => this.onHeaders(headers));
     stream.on('data', (chunk: Buffer) => this.onData(chunk));
     stream.on('trailers', (trailers) => {
@@ -323,8 +331,8 @@ class Call {
     stream.on('error', (err: Error) => {
       this.streamError ??= err;
     });
-    stream.on('close', () => this.onClose());
-    stream.end(frameMessage(request));
+    stream.on('close', () => this.onClose(stream));
+    stream.end(frameMessage(this.request));
   }
 
   /** Ends the call from this side: RST_STREAM CANCEL, and `code` as its status. */
@@ -344,6 +352,7 @@ class Call {
   }
 
   private onHeaders(headers: IncomingHttpHeaders & IncomingHttpStatusHeader): void {
+    this.answered = true;
     const trailersOnly = statusFrom(headers);
     if (trailersOnly) {
       this.status = trailersOnly;
@@ -374,13 +383,21 @@ class Call {
     }
   }
 
-  private onClose(): void {
-    if (this.ended) return;
-    const stream = this.stream!;
+  private onClose(stream: ClientHttp2Stream): void {
+    if (this.ended || stream !== this.stream) return;
     if (this.status) {
       if (this.status.code === GrpcStatus.OK && this.deframer.hasPartialFrame) {
         this.end({ code: GrpcStatus.INTERNAL, details: 'the server ended the stream in the middle of a message' });
       } else this.end(this.status);
+      return;
+    }
+    if (stream.rstCode === NGHTTP2_REFUSED_STREAM && !this.answered && !this.retried) {
+      // The server never saw the call (it refused the stream, or a GOAWAY it sent did
+      // not cover it): tried once more, on a new session if that one is going away.
+      this.retried = true;
+      this.release();
+      this.streamError = undefined;
+      this.start();
       return;
     }
     const err = this.streamError;
