@@ -14,18 +14,12 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { runBerthctl, startBerthd } from './helpers/berthd.js';
 import { containerTestSkip } from './helpers/containers.js';
 import { buildLayer, busyboxEntries, pushImage } from './helpers/image-builder.js';
-import { BERTHCTL, PACKAGE_ROOT } from './helpers/paths.js';
+import { BERTHCTL } from './helpers/paths.js';
+import { crictlBinary } from './helpers/crictl.js';
 import { startPodNetwork } from './helpers/pod-network.js';
 import { run, type RunResult } from './helpers/processes.js';
 import { startRegistry } from './helpers/registry.js';
 import { tempDir } from './helpers/tmp.js';
-
-/** Builds (or finds cached) crictl; no Go is a failure, never a silent skip. */
-async function crictlBinary(): Promise<string> {
-  const built = await run('bash', [join(PACKAGE_ROOT, 'scripts/build-cri-tools.sh')], { timeoutMs: 900_000 });
-  assert.equal(built.code, 0, `scripts/build-cri-tools.sh failed (crictl is needed; is Go installed at /usr/local/go?):\n${built.stderr}`);
-  return join(built.stdout.trim().split('\n').pop()!, 'crictl');
-}
 
 /** crictl and berthctl print ages, ids and times that differ by nature between two calls. */
 function normalize(text: string): string {
