@@ -43,5 +43,6 @@ export function parseLabelSelector(labels: string[]): Record<string, string> {
 export class NothingSelected extends Error {
   constructor(message = 'No IDs provided or nothing found per filter') {
     super(message);
+    this.name = 'NothingSelected';
   }
 }

@@ -2,7 +2,7 @@
 // stop, rm, logs.
 import { EventEmitter } from 'node:events';
 import type { AddressInfo } from 'node:net';
-import { portForward, remoteCommand, type StreamTransport } from '../stream-client.js';
+import { portForward, remoteCommand, type StreamTls, type StreamTransport } from '../stream-client.js';
 import type { TerminalSize } from '../../stream/backends.js';
 import { createReadStream } from 'node:fs';
 import { readdir, readFile, rm, stat } from 'node:fs/promises';
@@ -544,6 +544,8 @@ export interface StreamCommandOptions {
   tty: boolean;
   /** spdy (the default) or websocket. */
   transport?: StreamTransport;
+  /** crictl's --tls-* flags, for an https streaming URL. */
+  tls?: StreamTls;
 }
 
 async function streamSession(url: string, options: StreamCommandOptions): Promise<number> {
@@ -553,6 +555,7 @@ async function streamSession(url: string, options: StreamCommandOptions): Promis
   try {
     return await remoteCommand(url, {
       transport: options.transport,
+      tls: options.tls,
       stdin: options.stdin ? process.stdin : undefined,
       stdout: process.stdout,
       stderr: process.stderr,
@@ -585,7 +588,7 @@ export async function attachCommand(clients: CriClients, id: string, options: St
 }
 
 /** port-forward POD [ADDRESS:]LOCAL:REMOTE: runs until interrupted or the session ends. */
-export async function portForwardCommand(clients: CriClients, podId: string, mapping: string, log: (line: string) => void, transport: StreamTransport = 'spdy'): Promise<void> {
+export async function portForwardCommand(clients: CriClients, podId: string, mapping: string, log: (line: string) => void, transport: StreamTransport = 'spdy', tls?: StreamTls): Promise<void> {
   const match = /^(?:(.+):)?(\d+):(\d+)$/.exec(mapping);
   if (!match) throw new Error(`port mapping "${mapping}" is not [ADDRESS:]LOCAL:REMOTE`);
   const [address, local, remote] = [match[1] ?? '127.0.0.1', Number(match[2]), Number(match[3])];
@@ -598,7 +601,7 @@ export async function portForwardCommand(clients: CriClients, podId: string, map
     spare = undefined;
     return fresh ?? request();
   };
-  const { server, closed } = await portForward(urlFor, address, local, remote, (message) => log(`error: ${message}`), transport);
+  const { server, closed } = await portForward(urlFor, address, local, remote, (message) => log(`error: ${message}`), transport, tls);
   const bound = server.address() as AddressInfo;
   log(`Forwarding from ${address}:${bound.port} -> ${remote}`);
   const stop = () => server.close();
