@@ -103,7 +103,14 @@ export function berthctlProgram(): Command {
     // crictl's `help, h`: a verb of its own (commander's built-in one has no alias).
     .helpCommand(false);
 
-  program.hook('preAction', async () => {
+  program.hook('preAction', async (_program, action) => {
+    // urfave/cli (crictl's parser) refuses a flag given in both its forms (-a and --annotation).
+    // (commander keeps the argv it parsed as rawArgs, outside its typings.)
+    const tokens = (program as unknown as { rawArgs: string[] }).rawArgs.slice(2);
+    const verbAt = tokens.findIndex((t) => t === action.name() || action.aliases().includes(t));
+    const twice = bothForms(program, tokens.slice(0, Math.max(0, verbAt))) ?? (action === program ? undefined : bothForms(action, tokens.slice(verbAt + 1)));
+    if (twice) (twice.where === program ? program : action).error(`Cannot use two forms of the same flag: ${twice.names}`);
+
     const { profileCpu, profileMem } = program.opts<{ profileCpu?: string; profileMem?: string }>();
     if (profileCpu || profileMem) (await import('./profiling.js')).startProfiling({ cpu: profileCpu, mem: profileMem });
   });
@@ -779,6 +786,28 @@ function pullChoice(opts: PullFlags, byDefault: boolean): ContainerPull | undefi
   if (opts.withPull && !opts.pull) throw new Error('conflict: no-pull and with-pull are both set');
   if (!(opts.withPull || (opts.pull && byDefault))) return undefined;
   return { creds: opts.creds, auth: opts.auth, username: opts.username, pullTimeoutMs: parseDuration(opts.pullTimeout) };
+}
+
+/**
+ * The first option given in two of its forms among a command's leading flags (before its
+ * first operand, where urfave/cli stops reading flags), named as urfave/cli names it
+ * ("a annotation"); a value after a flag that takes one is skipped.
+ */
+function bothForms(command: Command, tokens: string[]): { where: Command; names: string } | undefined {
+  const seen = new Map<Option, Set<string>>();
+  for (let i = 0; i < tokens.length; i++) {
+    const token = tokens[i]!;
+    if (token === '--' || !token.startsWith('-') || token === '-') break;
+    const flag = token.split('=')[0]!;
+    const option = command.options.find((o) => o.short === flag || o.long === flag || o.long === `--no-${flag.slice(2)}`);
+    if (!option) continue;
+    const forms = seen.get(option) ?? new Set<string>();
+    forms.add(flag);
+    seen.set(option, forms);
+    if (forms.size > 1) return { where: command, names: [option.short, option.long].filter(Boolean).map((n) => n!.replace(/^-+/, '')).join(' ') };
+    if ((option.required || option.optional) && !token.includes('=')) i++;
+  }
+  return undefined;
 }
 
 /** commander's usage errors as one line: "berthctl exec: missing required argument 'command' (see 'berthctl exec --help')". */
