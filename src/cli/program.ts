@@ -382,22 +382,14 @@ export function berthctlProgram(): Command {
       withClients((c) => runContainerCommand(c, containerConfig, podConfig, opts.runtime, pullChoice(opts, !c.settings.disablePullOnRun), parseDuration(opts.cancelTimeout))),
     );
 
-  program
+  const ps = program
     .command('ps')
     .description('list containers')
-    .option('-a, --all', 'show all containers, not only running ones')
-    .option('--id <id>', 'only the container with this id')
-    .option('-p, --pod <pod-id>', 'only containers of this pod')
-    .option('--name <regexp>', 'only containers whose name matches')
-    .option('--namespace <regexp>', 'only containers whose pod namespace matches')
-    .option('--label <key=value>', 'only containers with this label (repeatable)', (v: string, all: string[] = []) => [...all, v])
-    .option('-s, --state <state>', 'created, running, exited or unknown')
-    .option('--image <image>', 'only containers of this image')
+    .option('--id <id>', 'only the container with this id');
+  withContainerFilterFlags(ps, 'only')
     .option('-q, --quiet', 'only container ids')
     .option('--no-trunc', 'show whole ids')
     .option('-v, --verbose', 'every field of each container')
-    .option('-l, --latest', 'only the most recently created container')
-    .option('-n, --last <n>', 'only the n most recently created containers', wholeNumber)
     .option('-r, --resolve-image-path', 'the image\'s name (its first repo tag) instead of the image id')
     .addOption(outputOption('table', ['json', 'yaml', 'table']))
     .action((opts: { all?: boolean; id?: string; namespace?: string; pod?: string; name?: string; label?: string[]; state?: string; image?: string; quiet?: boolean; trunc: boolean; output: string; verbose?: boolean; latest?: boolean; last?: number; resolveImagePath?: boolean }) =>
@@ -422,22 +414,13 @@ export function berthctlProgram(): Command {
       ),
     );
 
-  program
+  withContainerFilterFlags(program
     .command('inspect')
     .description('show the status of one or more containers')
     .argument('[container-id...]', 'container ids (none: the containers the filters pick)')
     .addOption(outputOption('json', ['json', 'yaml', 'go-template', 'table']))
     .option('-q, --quiet', 'without the runtime\'s verbose info')
-    .option('--template <template>', 'a Go template, used with -o go-template', '')
-    .option('-a, --all', 'without ids: every state, not only running containers')
-    .option('-p, --pod <pod-id>', 'without ids: containers of this pod')
-    .option('--name <regexp>', 'without ids: containers whose name matches')
-    .option('--namespace <regexp>', 'without ids: containers whose pod namespace matches')
-    .option('--label <key=value>', 'without ids: containers with this label (repeatable)', collect)
-    .option('-s, --state <state>', 'without ids: created, running, exited or unknown')
-    .option('--image <image>', 'without ids: containers of this image')
-    .option('-l, --latest', 'without ids: the most recently created container (any state)')
-    .option('-n, --last <n>', 'without ids: the n most recently created containers (any state; 0: all)', wholeNumber)
+    .option('--template <template>', 'a Go template, used with -o go-template', ''), 'without ids:')
     .action((ids: string[], opts: ContainerFilterFlags & { output: string; template: string; quiet?: boolean }) =>
       withClients((c) => inspectContainersCommand(c, ids, parseOutputFormat(opts.output, 'json', WITH_TEMPLATE), opts.template, !opts.quiet, containerFilter(opts))),
     );
@@ -764,6 +747,20 @@ interface ContainerFilterFlags {
   image?: string;
   latest?: boolean;
   last?: number;
+}
+
+/** The list filters of ps and inspect (crictl's), their help starting with `lead`. */
+function withContainerFilterFlags(command: Command, lead: string): Command {
+  return command
+    .option('-a, --all', `${lead} every state, not only running containers`)
+    .option('-p, --pod <pod-id>', `${lead} containers of this pod`)
+    .option('--name <regexp>', `${lead} containers whose name matches`)
+    .option('--namespace <regexp>', `${lead} containers whose pod namespace matches`)
+    .option('--label <key=value>', `${lead} containers with this label (repeatable)`, collect)
+    .option('-s, --state <state>', `${lead} containers in this state: created, running, exited or unknown`)
+    .option('--image <image>', `${lead} containers of this image`)
+    .option('-l, --latest', `${lead} the most recently created container (any state)`)
+    .option('-n, --last <n>', `${lead} the n most recently created containers (any state; 0: all)`, wholeNumber);
 }
 
 function containerFilter(opts: ContainerFilterFlags): ContainerFilter {
