@@ -115,7 +115,8 @@ async function* source(): AsyncIterable<Uint8Array> {
   }
 }
 
-unpackLayer(source(), target).then(
+// This thread does nothing else: its file-system calls block it, not berthd.
+unpackLayer(source(), target, { blocking: true }).then(
   (result) => {
     unpackSettled = true;
     port.postMessage({ type: 'done', result } satisfies FromWorker);
