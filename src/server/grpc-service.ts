@@ -39,11 +39,6 @@ export type ServiceHandlers<T extends GenServiceMethods> = {
       : never;
 };
 
-/** Builds the grpc-js definition of a service from its protobuf-es descriptor. */
-export function grpcServiceDefinition(service: GenService<GenServiceMethods>): grpc.ServiceDefinition {
-  return Object.fromEntries(Object.values(service.method).map((method) => [method.localName, methodDefinition(method)]));
-}
-
 function methodDefinition(method: DescMethod): grpc.MethodDefinition<unknown, unknown> {
   return {
     path: methodPath(method),

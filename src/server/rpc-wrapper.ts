@@ -3,35 +3,42 @@
 // berth's error catalogue to gRPC status codes, and the one hook where RPC metrics are
 // recorded (handlers never record them).
 import { randomBytes } from 'node:crypto';
-import * as grpc from '@grpc/grpc-js';
-import { create } from '@bufbuild/protobuf';
+import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
 import type { DescMessage, DescMethod, MessageInitShape } from '@bufbuild/protobuf';
 import type { GenService, GenServiceMethods } from '@bufbuild/protobuf/codegenv2';
 import type { Logger } from 'pino';
-import { asBerthError, unimplemented, type BerthError, type ErrorCode } from '../errors.js';
+import { asBerthError, deadlineExceeded, internal, unimplemented, BerthError, type ErrorCode } from '../errors.js';
 import type { RpcContext, ServerStreamHandler, ServiceHandlers, UnaryHandler } from './grpc-service.js';
+import type { CancelReason, MethodImplementation, ServerCall, ServiceImplementation } from './grpc-server.js';
+import { GrpcStatus, type GrpcStatusCode } from './grpc-wire.js';
 import type { StartupGate } from './startup-gate.js';
 
-const grpcCodes: Record<ErrorCode, grpc.status> = {
-  InvalidArgument: grpc.status.INVALID_ARGUMENT,
-  NotFound: grpc.status.NOT_FOUND,
-  AlreadyExists: grpc.status.ALREADY_EXISTS,
-  FailedPrecondition: grpc.status.FAILED_PRECONDITION,
-  PermissionDenied: grpc.status.PERMISSION_DENIED,
-  Unauthenticated: grpc.status.UNAUTHENTICATED,
-  ResourceExhausted: grpc.status.RESOURCE_EXHAUSTED,
-  OutOfRange: grpc.status.OUT_OF_RANGE,
-  DeadlineExceeded: grpc.status.DEADLINE_EXCEEDED,
-  Cancelled: grpc.status.CANCELLED,
-  Aborted: grpc.status.ABORTED,
-  Unavailable: grpc.status.UNAVAILABLE,
-  Unimplemented: grpc.status.UNIMPLEMENTED,
-  DataLoss: grpc.status.DATA_LOSS,
-  Internal: grpc.status.INTERNAL,
+const grpcCodes: Record<ErrorCode, GrpcStatusCode> = {
+  InvalidArgument: GrpcStatus.INVALID_ARGUMENT,
+  NotFound: GrpcStatus.NOT_FOUND,
+  AlreadyExists: GrpcStatus.ALREADY_EXISTS,
+  FailedPrecondition: GrpcStatus.FAILED_PRECONDITION,
+  PermissionDenied: GrpcStatus.PERMISSION_DENIED,
+  Unauthenticated: GrpcStatus.UNAUTHENTICATED,
+  ResourceExhausted: GrpcStatus.RESOURCE_EXHAUSTED,
+  OutOfRange: GrpcStatus.OUT_OF_RANGE,
+  DeadlineExceeded: GrpcStatus.DEADLINE_EXCEEDED,
+  Cancelled: GrpcStatus.CANCELLED,
+  Aborted: GrpcStatus.ABORTED,
+  Unavailable: GrpcStatus.UNAVAILABLE,
+  Unimplemented: GrpcStatus.UNIMPLEMENTED,
+  DataLoss: GrpcStatus.DATA_LOSS,
+  Internal: GrpcStatus.INTERNAL,
 };
 
-export function grpcStatusOf(err: BerthError): grpc.StatusObject {
-  return { code: grpcCodes[err.code], details: err.message, metadata: new grpc.Metadata() };
+/** A call's outcome on the wire. */
+export interface GrpcStatusObject {
+  code: GrpcStatusCode;
+  details: string;
+}
+
+export function grpcStatusOf(err: BerthError): GrpcStatusObject {
+  return { code: grpcCodes[err.code], details: err.message };
 }
 
 // Calls the kubelet makes every second or so are logged at debug, the rest at info, so
@@ -57,87 +64,94 @@ export interface WrapDeps {
   program?: string;
 }
 
-/** grpc-js implementation of a whole service: every method wrapped, missing ones UNIMPLEMENTED. */
+/** berth's server's implementation of a whole service: every method wrapped, missing ones UNIMPLEMENTED. */
 export function implementService<T extends GenServiceMethods>(
   service: GenService<T>,
   handlers: ServiceHandlers<T>,
   deps: WrapDeps,
-): grpc.UntypedServiceImplementation {
-  const implementation: grpc.UntypedServiceImplementation = {};
+): ServiceImplementation {
+  const methods = new Map<string, MethodImplementation>();
   for (const method of Object.values(service.method) as DescMethod[]) {
     const handler = (handlers as Record<string, unknown>)[method.localName];
     if (method.methodKind === 'server_streaming') {
-      implementation[method.localName] = wrapServerStream(method, handler as ServerStreamHandler<unknown> | undefined, deps);
+      methods.set(method.name, wrapServerStream(method, handler as ServerStreamHandler<unknown> | undefined, deps));
     } else if (method.methodKind === 'unary') {
-      implementation[method.localName] = wrapUnary(method, handler as UnaryHandler<unknown> | undefined, deps);
+      methods.set(method.name, wrapUnary(method, handler as UnaryHandler<unknown> | undefined, deps));
     } else {
       throw new Error(`berth serves no ${method.methodKind} RPCs (${method.name})`);
     }
   }
-  return implementation;
+  return { name: service.typeName, methods };
 }
 
-function wrapUnary(method: DescMethod, handler: UnaryHandler<unknown> | undefined, deps: WrapDeps): grpc.handleUnaryCall<unknown, unknown> {
+const encode = (method: DescMethod, message: unknown): Uint8Array =>
+  toBinary(method.output, create(method.output, message as MessageInitShape<DescMessage>));
+
+function finishWith(call: ServerCall, status: GrpcStatusObject): void {
+  call.finish(status.code, status.details);
+}
+
+/** The gate, the handler's presence and the request's decoding: the run, or undefined when the call was answered. */
+function begin(method: DescMethod, level: 'debug' | 'info', handler: unknown, bytes: Buffer, call: ServerCall, deps: WrapDeps) {
+  const run = startCall(method, level, call, deps);
+  if (!run) return void finishWith(call, gateClosed(deps));
+  if (!handler) return void finishWith(call, run.fail(unimplemented(method.name)));
+  try {
+    return { run, request: fromBinary(method.input, bytes) };
+  } catch (err) {
+    return void finishWith(call, run.fail(internal(`grpc: error unmarshalling request: ${(err as Error).message}`)));
+  }
+}
+
+function wrapUnary(method: DescMethod, handler: UnaryHandler<unknown> | undefined, deps: WrapDeps): MethodImplementation {
   const level = logLevelOf(method);
-  return (call, callback) => {
-    const run = startCall(method, level, call, deps);
-    if (!run) return callback(gateClosed(deps));
-    if (!handler) return callback(run.fail(unimplemented(method.name)));
-    handler(call.request as never, run.ctx).then(
-      (response) => {
-        callback(null, create(method.output, response as MessageInitShape<DescMessage>));
-        run.ok();
-      },
-      (err: unknown) => callback(run.fail(err)),
-    );
+  return {
+    handle(bytes, call) {
+      const started = begin(method, level, handler, bytes, call, deps);
+      if (!started) return;
+      const { run, request } = started;
+      handler!(request as never, run.ctx).then(
+        (response) => {
+          try {
+            void call.send(encode(method, response));
+          } catch (err) {
+            return finishWith(call, run.fail(err));
+          }
+          call.finish(GrpcStatus.OK);
+          run.ok();
+        },
+        (err: unknown) => finishWith(call, run.fail(err)),
+      );
+    },
   };
 }
 
-function wrapServerStream(
-  method: DescMethod,
-  handler: ServerStreamHandler<unknown> | undefined,
-  deps: WrapDeps,
-): grpc.handleServerStreamingCall<unknown, unknown> {
+function wrapServerStream(method: DescMethod, handler: ServerStreamHandler<unknown> | undefined, deps: WrapDeps): MethodImplementation {
   const level = logLevelOf(method);
-  return (call) => {
-    const run = startCall(method, level, call, deps);
-    if (!run) return void call.emit('error', gateClosed(deps));
-    if (!handler) return void call.emit('error', run.fail(unimplemented(method.name)));
-    const send = (message: unknown) => {
-      if (run.ctx.signal.aborted) return Promise.resolve();
-      if (call.write(create(method.output, message as MessageInitShape<DescMessage>))) return Promise.resolve();
-      return new Promise<void>((resolve) => {
-        const done = () => {
-          call.off('drain', done);
-          run.ctx.signal.removeEventListener('abort', done);
-          resolve();
-        };
-        call.on('drain', done);
-        run.ctx.signal.addEventListener('abort', done, { once: true });
-      });
-    };
-    handler(call.request as never, run.ctx, send).then(
-      () => {
-        run.ok();
-        call.end();
-      },
-      (err: unknown) => call.emit('error', run.fail(err)),
-    );
+  return {
+    handle(bytes, call) {
+      const started = begin(method, level, handler, bytes, call, deps);
+      if (!started) return;
+      const { run, request } = started;
+      const send = (message: unknown) => (run.ctx.signal.aborted ? Promise.resolve() : call.send(encode(method, message)));
+      handler!(request as never, run.ctx, send).then(
+        () => {
+          call.finish(GrpcStatus.OK);
+          run.ok();
+        },
+        (err: unknown) => finishWith(call, run.fail(err)),
+      );
+    },
   };
 }
 
 interface CallRun {
   ctx: RpcContext;
   ok(): void;
-  fail(err: unknown): grpc.StatusObject;
+  fail(err: unknown): GrpcStatusObject;
 }
 
-function startCall(
-  method: DescMethod,
-  level: 'debug' | 'info',
-  call: grpc.ServerUnaryCall<unknown, unknown> | grpc.ServerWritableStream<unknown, unknown>,
-  deps: WrapDeps,
-): CallRun | undefined {
+function startCall(method: DescMethod, level: 'debug' | 'info', call: ServerCall, deps: WrapDeps): CallRun | undefined {
   if (!deps.gate.isOpen) {
     deps.log.debug({ rpc: method.name }, 'refused: start-up recovery is not finished');
     return undefined;
@@ -147,14 +161,13 @@ function startCall(
   // The AbortController is made only when a handler asks for the signal (most polled
   // calls never do); a cancellation that came first is applied to it then.
   let abort: AbortController | undefined;
-  let cancelled = false;
-  const cancel = () => {
-    cancelled = true;
-    abort?.abort(new Error(`${method.name} was cancelled by the client`));
+  let cancelled: CancelReason | undefined;
+  const reason = () =>
+    cancelled === 'deadline' ? deadlineExceeded(`${method.name}: the client's deadline passed`) : new BerthError('Cancelled', `${method.name} was cancelled by the client`);
+  call.onCancel = (why) => {
+    cancelled = why;
+    abort?.abort(reason());
   };
-  call.once('cancelled', cancel);
-  const rawDeadline = call.getDeadline();
-  const deadline = rawDeadline instanceof Date ? rawDeadline : Number.isFinite(rawDeadline) ? new Date(rawDeadline) : undefined;
   const record = (code: ErrorCode | 'OK', ms: number) => {
     if (!deps.onCall) return;
     try {
@@ -165,11 +178,11 @@ function startCall(
   };
   const ctx: RpcContext = {
     requestId,
-    deadline,
+    deadline: call.deadline,
     get signal() {
       if (!abort) {
         abort = new AbortController();
-        if (cancelled) abort.abort(new Error(`${method.name} was cancelled by the client`));
+        if (cancelled) abort.abort(reason());
       }
       return abort.signal;
     },
@@ -177,14 +190,14 @@ function startCall(
   return {
     ctx,
     ok: () => {
-      call.off('cancelled', cancel);
+      call.onCancel = undefined;
       const ms = round(performance.now() - started);
       // pino's method for a level below the configured one is a no-op: no line is built.
       deps.log[level]({ rpc: method.name, req: requestId, ms, code: 'OK' }, 'rpc');
       record('OK', ms);
     },
     fail: (err) => {
-      call.off('cancelled', cancel);
+      call.onCancel = undefined;
       const berthError = asBerthError(err);
       const status = grpcStatusOf(berthError);
       const line = { rpc: method.name, req: requestId, ms: round(performance.now() - started), code: berthError.code, error: berthError.message };
@@ -205,12 +218,8 @@ function nextRequestId(): string {
   return requestCounter.toString(16).padStart(8, '0');
 }
 
-function gateClosed({ gate, program = 'berthd' }: WrapDeps): grpc.StatusObject {
-  return {
-    code: grpc.status.UNAVAILABLE,
-    details: `${program} is starting (${gate.phase}); try again shortly`,
-    metadata: new grpc.Metadata(),
-  };
+function gateClosed({ gate, program = 'berthd' }: WrapDeps): GrpcStatusObject {
+  return { code: GrpcStatus.UNAVAILABLE, details: `${program} is starting (${gate.phase}); try again shortly` };
 }
 
 const round = (ms: number) => Math.round(ms * 100) / 100;
