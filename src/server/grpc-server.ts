@@ -171,6 +171,8 @@ export class GrpcServer {
       }
     };
     const onEnd = () => {
+      // The deadline may have passed, or the client reset, while the request came in.
+      if (call.ended) return;
       if (request === undefined || extra || deframer.hasPartialFrame) {
         const why = deframer.hasPartialFrame ? 'the request ended inside a message' : request === undefined ? 'no request message' : 'too many request messages';
         return call.finish(GrpcStatus.INTERNAL, `grpc: ${why} for ${path}`);
@@ -211,13 +213,17 @@ class Http2Call implements ServerCall {
   ) {
     if (timeoutMs !== undefined) {
       this.deadline = new Date(Date.now() + timeoutMs);
-      this.timer = setTimeout(() => this.expire(), Math.min(timeoutMs, 2 ** 31 - 1));
+      this.timer = setTimeout(() => this.expire(), Math.min(timeoutMs, 2 ** 31 - 1)).unref();
     }
     stream.once('close', () => {
       if (this.finished) return;
       this.end();
       this.onCancel?.('cancelled');
     });
+  }
+
+  get ended(): boolean {
+    return this.finished;
   }
 
   send(message: Uint8Array): Promise<void> {
