@@ -29,6 +29,8 @@ interface Harness {
   session(): Promise<http2.ClientHttp2Session>;
   /** What the slow handler (PodSandboxStatus) saw: its context and its signal's abort reason. */
   slow: { ctx?: RpcContext; reason?: unknown; release?: () => void; aborted: Promise<void> };
+  /** How many messages the streaming handler (GetContainerEvents) has had accepted by send. */
+  streamed: { sent: number };
 }
 
 async function serve(t: test.TestContext, options: { maxReceiveMessageBytes?: number } = {}): Promise<Harness> {
@@ -37,6 +39,7 @@ async function serve(t: test.TestContext, options: { maxReceiveMessageBytes?: nu
   gate.open();
   let abortSeen!: () => void;
   const slow: Harness['slow'] = { aborted: new Promise((done) => (abortSeen = done)) };
+  const streamed = { sent: 0 };
   const server = new GrpcServer(options);
   server.addService(
     implementService(
@@ -45,6 +48,13 @@ async function serve(t: test.TestContext, options: { maxReceiveMessageBytes?: nu
         version: async (req) => ({ version: req.version, runtimeName: 'grpc-server-test' }),
         containerStatus: async (req) => {
           throw notFound('container', req.containerId);
+        },
+        // 200 messages of 64 KiB each.
+        getContainerEvents: async (_req, _ctx, send) => {
+          for (let i = 0; i < 200; i++) {
+            await send({ containerId: `${i}`.padEnd(65536, '.') });
+            streamed.sent++;
+          }
         },
         // Waits for release(), or for its signal.
         podSandboxStatus: (_req, ctx) => {
@@ -73,6 +83,7 @@ async function serve(t: test.TestContext, options: { maxReceiveMessageBytes?: nu
   return {
     server,
     slow,
+    streamed,
     session: async () => {
       const session = http2.connect('http://localhost', { createConnection: () => connect(socket) });
       session.on('error', () => undefined);
@@ -216,6 +227,19 @@ test("a client's RST_STREAM aborts the handler's signal as Cancelled", async (t)
   await reply;
   await h.slow.aborted;
   assert.ok(h.slow.reason instanceof BerthError && h.slow.reason.code === 'Cancelled', String(h.slow.reason));
+});
+
+test('server streaming: send waits while the client does not read, and every message arrives once it does', async (t) => {
+  const h = await serve(t);
+  const { stream, reply } = request(await h.session(), { ':path': `${RUNTIME}/GetContainerEvents` }, frameMessage(new Uint8Array()));
+  stream.pause();
+  await new Promise((r) => setTimeout(r, 300));
+  assert.ok(h.streamed.sent < 20, `${h.streamed.sent} of 200 messages of 64 KiB accepted while the client read nothing`);
+  stream.resume();
+  const r = await reply;
+  assert.equal(r.trailers?.['grpc-status'], '0');
+  assert.equal(h.streamed.sent, 200);
+  assert.equal(r.data.length, 200 * (5 + 1 + 3 + 65536), '200 frames of a ContainerEventResponse with a 64 KiB container_id');
 });
 
 test('shutdown: GOAWAY, the call in flight finishes, no new call is taken, then the connection ends', async (t) => {

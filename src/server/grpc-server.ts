@@ -37,6 +37,11 @@ export interface ServerCall {
    * for a message over the send limit. Ignored once the call has ended.
    */
   send(message: Uint8Array): Promise<void>;
+  /**
+   * A unary call's answer: its one message and OK, in one go (headers, DATA with
+   * END_STREAM, trailers). Throws ResourceExhausted as send does; ignored once the call has ended.
+   */
+  reply(message: Uint8Array): void;
   /** Ends the call with its status (trailers-only when nothing was sent); later calls are ignored. */
   finish(code: GrpcStatusCode, message?: string): void;
 }
@@ -63,6 +68,16 @@ export interface GrpcServerOptions {
 
 const { HTTP2_HEADER_STATUS, HTTP2_HEADER_CONTENT_TYPE, HTTP2_HEADER_METHOD, HTTP2_HEADER_PATH } = http2.constants;
 const READY = Promise.resolve();
+const ignore = () => undefined;
+const responseHeaders = (): http2.OutgoingHttpHeaders => ({ [HTTP2_HEADER_STATUS]: 200, [HTTP2_HEADER_CONTENT_TYPE]: GRPC_CONTENT_TYPE });
+/** A 'wantTrailers' listener (called on the stream) for a call that ended OK. */
+function sendOkTrailers(this: http2.ServerHttp2Stream): void {
+  try {
+    this.sendTrailers({ 'grpc-status': '0' });
+  } catch {
+    // The stream was reset meanwhile: the client is gone.
+  }
+}
 const GRPC_CONTENT_TYPE = 'application/grpc';
 /** application/grpc, alone or with a +subtype or ;parameters (grpc-go's grpcutil.ContentSubtype). */
 const isGrpcContentType = (value: string | undefined): boolean =>
@@ -90,9 +105,9 @@ export class GrpcServer {
       this.sessions.add(session);
       session.once('close', () => this.sessions.delete(session));
       // A client that breaks its connection ends its calls (each sees 'close'); nothing to report.
-      session.on('error', () => undefined);
+      session.on('error', ignore);
     });
-    this.http2Server.on('sessionError', () => undefined);
+    this.http2Server.on('sessionError', ignore);
     this.http2Server.on('stream', (stream, headers) => this.dispatch(stream, headers));
   }
 
@@ -124,7 +139,7 @@ export class GrpcServer {
 
   private dispatch(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): void {
     // A reset stream emits 'error' (its 'close' tells the call); nothing to report.
-    stream.on('error', () => undefined);
+    stream.on('error', ignore);
     // The checks, in grpc-go's order (http2_server.go operateHeaders, server.go handleStream).
     const contentType = headers[HTTP2_HEADER_CONTENT_TYPE] as string | undefined;
     if (!isGrpcContentType(contentType)) {
@@ -226,13 +241,24 @@ class Http2Call implements ServerCall {
     return this.finished;
   }
 
+  reply(message: Uint8Array): void {
+    if (this.finished || this.stream.destroyed) return;
+    this.checkSize(message);
+    if (this.stream.headersSent) {
+      void this.send(message);
+      return this.finish(GrpcStatus.OK);
+    }
+    this.end();
+    this.stream.respond(responseHeaders(), { waitForTrailers: true });
+    this.stream.once('wantTrailers', sendOkTrailers);
+    this.stream.end(frameMessage(message));
+  }
+
   send(message: Uint8Array): Promise<void> {
     if (this.finished || this.stream.destroyed) return READY;
-    if (message.length > this.maxSend) {
-      throw resourceExhausted(`grpc: trying to send message larger than max (${message.length} vs. ${this.maxSend})`);
-    }
+    this.checkSize(message);
     if (!this.stream.headersSent) {
-      this.stream.respond({ [HTTP2_HEADER_STATUS]: 200, [HTTP2_HEADER_CONTENT_TYPE]: GRPC_CONTENT_TYPE }, { waitForTrailers: true });
+      this.stream.respond(responseHeaders(), { waitForTrailers: true });
       this.stream.once('wantTrailers', () => {
         try {
           this.stream.sendTrailers(this.trailers ?? { 'grpc-status': '0' });
@@ -271,6 +297,12 @@ class Http2Call implements ServerCall {
     }
     // A request still being sent (an early error) is read and dropped.
     if (!stream.readableEnded) stream.resume();
+  }
+
+  private checkSize(message: Uint8Array): void {
+    if (message.length > this.maxSend) {
+      throw resourceExhausted(`grpc: trying to send message larger than max (${message.length} vs. ${this.maxSend})`);
+    }
   }
 
   private expire(): void {

@@ -93,8 +93,11 @@ function finishWith(call: ServerCall, status: GrpcStatusObject): void {
 
 /** The gate, the handler's presence and the request's decoding: the run, or undefined when the call was answered. */
 function begin(method: DescMethod, level: 'debug' | 'info', handler: unknown, bytes: Buffer, call: ServerCall, deps: WrapDeps) {
-  const run = startCall(method, level, call, deps);
-  if (!run) return void finishWith(call, gateClosed(deps));
+  if (!deps.gate.isOpen) {
+    deps.log.debug({ rpc: method.name }, 'refused: start-up recovery is not finished');
+    return void finishWith(call, gateClosed(deps));
+  }
+  const run = new CallRun(method, level, call, deps);
   if (!handler) return void finishWith(call, run.fail(unimplemented(method.name)));
   try {
     return { run, request: fromBinary(method.input, bytes) };
@@ -110,14 +113,13 @@ function wrapUnary(method: DescMethod, handler: UnaryHandler<unknown> | undefine
       const started = begin(method, level, handler, bytes, call, deps);
       if (!started) return;
       const { run, request } = started;
-      handler!(request as never, run.ctx).then(
+      handler!(request as never, run).then(
         (response) => {
           try {
-            void call.send(encode(method, response));
+            call.reply(encode(method, response));
           } catch (err) {
             return finishWith(call, run.fail(err));
           }
-          call.finish(GrpcStatus.OK);
           run.ok();
         },
         (err: unknown) => finishWith(call, run.fail(err)),
@@ -133,8 +135,8 @@ function wrapServerStream(method: DescMethod, handler: ServerStreamHandler<unkno
       const started = begin(method, level, handler, bytes, call, deps);
       if (!started) return;
       const { run, request } = started;
-      const send = (message: unknown) => (run.ctx.signal.aborted ? Promise.resolve() : call.send(encode(method, message)));
-      handler!(request as never, run.ctx, send).then(
+      const send = (message: unknown) => (run.signal.aborted ? Promise.resolve() : call.send(encode(method, message)));
+      handler!(request as never, run, send).then(
         () => {
           call.finish(GrpcStatus.OK);
           run.ok();
@@ -145,77 +147,88 @@ function wrapServerStream(method: DescMethod, handler: ServerStreamHandler<unkno
   };
 }
 
-interface CallRun {
-  ctx: RpcContext;
-  ok(): void;
-  fail(err: unknown): GrpcStatusObject;
-}
-
-function startCall(method: DescMethod, level: 'debug' | 'info', call: ServerCall, deps: WrapDeps): CallRun | undefined {
-  if (!deps.gate.isOpen) {
-    deps.log.debug({ rpc: method.name }, 'refused: start-up recovery is not finished');
-    return undefined;
-  }
-  const started = performance.now();
-  const requestId = nextRequestId();
+/**
+ * One call that passed the gate: the handler's context (it is the RpcContext handlers
+ * get), its log line and its metrics. Kept to one object per call: the polled calls are
+ * many and small.
+ */
+class CallRun implements RpcContext {
+  readonly deadline: Date | undefined;
+  private readonly started = performance.now();
+  private readonly requestNumber = nextRequestNumber();
   // The AbortController is made only when a handler asks for the signal (most polled
   // calls never do); a cancellation that came first is applied to it then.
-  let abort: AbortController | undefined;
-  let cancelled: CancelReason | undefined;
-  const reason = () =>
-    cancelled === 'deadline' ? deadlineExceeded(`${method.name}: the client's deadline passed`) : new BerthError('Cancelled', `${method.name} was cancelled by the client`);
-  call.onCancel = (why) => {
-    cancelled = why;
-    abort?.abort(reason());
-  };
-  const record = (code: ErrorCode | 'OK', ms: number) => {
-    if (!deps.onCall) return;
-    try {
-      deps.onCall({ service: method.parent.typeName, method: method.name, code, ms });
-    } catch (err) {
-      deps.log.warn({ rpc: method.name, error: (err as Error).message }, 'the RPC metrics hook failed');
+  private abort: AbortController | undefined;
+  private cancelled: CancelReason | undefined;
+
+  constructor(
+    private readonly method: DescMethod,
+    private readonly level: 'debug' | 'info',
+    private readonly call: ServerCall,
+    private readonly deps: WrapDeps,
+  ) {
+    this.deadline = call.deadline;
+    call.onCancel = (why) => {
+      this.cancelled = why;
+      this.abort?.abort(this.cancelReason());
+    };
+  }
+
+  get requestId(): string {
+    return this.requestNumber.toString(16).padStart(8, '0');
+  }
+
+  get signal(): AbortSignal {
+    if (!this.abort) {
+      this.abort = new AbortController();
+      if (this.cancelled) this.abort.abort(this.cancelReason());
     }
-  };
-  const ctx: RpcContext = {
-    requestId,
-    deadline: call.deadline,
-    get signal() {
-      if (!abort) {
-        abort = new AbortController();
-        if (cancelled) abort.abort(reason());
-      }
-      return abort.signal;
-    },
-  };
-  return {
-    ctx,
-    ok: () => {
-      call.onCancel = undefined;
-      const ms = round(performance.now() - started);
-      // pino's method for a level below the configured one is a no-op: no line is built.
-      deps.log[level]({ rpc: method.name, req: requestId, ms, code: 'OK' }, 'rpc');
-      record('OK', ms);
-    },
-    fail: (err) => {
-      call.onCancel = undefined;
-      const berthError = asBerthError(err);
-      const status = grpcStatusOf(berthError);
-      const line = { rpc: method.name, req: requestId, ms: round(performance.now() - started), code: berthError.code, error: berthError.message };
-      record(berthError.code, line.ms);
-      if (berthError.code === 'Internal') deps.log.error({ ...line, stack: (berthError.cause as Error | undefined)?.stack ?? berthError.stack }, 'rpc');
-      else deps.log[level === 'debug' && berthError.code !== 'Unimplemented' ? 'debug' : 'info'](line, 'rpc');
-      return status;
-    },
-  };
+    return this.abort.signal;
+  }
+
+  ok(): void {
+    this.call.onCancel = undefined;
+    const ms = round(performance.now() - this.started);
+    // At a level below the configured one no line is built.
+    if (this.deps.log.isLevelEnabled(this.level)) this.deps.log[this.level]({ rpc: this.method.name, req: this.requestId, ms, code: 'OK' }, 'rpc');
+    this.record('OK', ms);
+  }
+
+  fail(err: unknown): GrpcStatusObject {
+    this.call.onCancel = undefined;
+    const berthError = asBerthError(err);
+    const status = grpcStatusOf(berthError);
+    const line = { rpc: this.method.name, req: this.requestId, ms: round(performance.now() - this.started), code: berthError.code, error: berthError.message };
+    this.record(berthError.code, line.ms);
+    const { log } = this.deps;
+    if (berthError.code === 'Internal') log.error({ ...line, stack: (berthError.cause as Error | undefined)?.stack ?? berthError.stack }, 'rpc');
+    else log[this.level === 'debug' && berthError.code !== 'Unimplemented' ? 'debug' : 'info'](line, 'rpc');
+    return status;
+  }
+
+  private cancelReason(): BerthError {
+    return this.cancelled === 'deadline'
+      ? deadlineExceeded(`${this.method.name}: the client's deadline passed`)
+      : new BerthError('Cancelled', `${this.method.name} was cancelled by the client`);
+  }
+
+  private record(code: ErrorCode | 'OK', ms: number): void {
+    if (!this.deps.onCall) return;
+    try {
+      this.deps.onCall({ service: this.method.parent.typeName, method: this.method.name, code, ms });
+    } catch (err) {
+      this.deps.log.warn({ rpc: this.method.name, error: (err as Error).message }, 'the RPC metrics hook failed');
+    }
+  }
 }
 
 // Request ids: 8 hex digits, a random start per process then counting up, so ids stay
 // unique across a daemon's life (and unlikely to repeat across restarts) without asking
 // the kernel for randomness on every call.
 let requestCounter = randomBytes(4).readUInt32BE(0);
-function nextRequestId(): string {
+function nextRequestNumber(): number {
   requestCounter = (requestCounter + 1) >>> 0;
-  return requestCounter.toString(16).padStart(8, '0');
+  return requestCounter;
 }
 
 function gateClosed({ gate, program = 'berthd' }: WrapDeps): GrpcStatusObject {
