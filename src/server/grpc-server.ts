@@ -67,6 +67,7 @@ export interface GrpcServerOptions {
 }
 
 const { HTTP2_HEADER_STATUS, HTTP2_HEADER_CONTENT_TYPE, HTTP2_HEADER_METHOD, HTTP2_HEADER_PATH } = http2.constants;
+const GRPC_CONTENT_TYPE = 'application/grpc';
 const READY = Promise.resolve();
 const ignore = () => undefined;
 const responseHeaders = (): http2.OutgoingHttpHeaders => ({ [HTTP2_HEADER_STATUS]: 200, [HTTP2_HEADER_CONTENT_TYPE]: GRPC_CONTENT_TYPE });
@@ -78,10 +79,9 @@ function sendOkTrailers(this: http2.ServerHttp2Stream): void {
     // The stream was reset meanwhile: the client is gone.
   }
 }
-const GRPC_CONTENT_TYPE = 'application/grpc';
 /** application/grpc, alone or with a +subtype or ;parameters (grpc-go's grpcutil.ContentSubtype). */
 const isGrpcContentType = (value: string | undefined): boolean =>
-  value !== undefined && value.startsWith(GRPC_CONTENT_TYPE) && (value.length === GRPC_CONTENT_TYPE.length || value[16] === '+' || value[16] === ';');
+  value !== undefined && value.startsWith(GRPC_CONTENT_TYPE) && (value.length === GRPC_CONTENT_TYPE.length || '+;'.includes(value[GRPC_CONTENT_TYPE.length]!));
 
 export class GrpcServer {
   private readonly services = new Map<string, ServiceImplementation>();

@@ -1,5 +1,5 @@
-// Glue between protobuf-es service descriptors and @grpc/grpc-js: one generic way to
-// serve a service and to call one, used by berthd, berthctl and berth-csi alike.
+// The handlers' contracts (RpcContext, ServiceHandlers; served by grpc-server.ts through
+// rpc-wrapper.ts), and the client side: protobuf-es service descriptors over @grpc/grpc-js.
 import * as grpc from '@grpc/grpc-js';
 import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
 import type { DescMessage, DescMethod, MessageInitShape, MessageShape } from '@bufbuild/protobuf';
