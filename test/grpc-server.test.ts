@@ -49,6 +49,10 @@ async function serve(t: test.TestContext, options: { maxReceiveMessageBytes?: nu
         containerStatus: async (req) => {
           throw notFound('container', req.containerId);
         },
+        // Throws before it returns a promise.
+        status: () => {
+          throw new BerthError('FailedPrecondition', 'thrown at once');
+        },
         // 200 messages of 64 KiB each.
         getContainerEvents: async (_req, _ctx, send) => {
           for (let i = 0; i < 200; i++) {
@@ -149,6 +153,9 @@ test('an error is one trailers-only HEADERS frame with a percent-encoded grpc-me
   assert.equal(decodeGrpcMessage(r.headers['grpc-message'] as string), 'container "café 100%" not found');
   assert.equal(r.trailers, undefined, 'no separate trailers');
   assert.equal(r.data.length, 0);
+  const thrown = await request(await h.session(), { ':path': `${RUNTIME}/Status` }, frameMessage(new Uint8Array())).reply;
+  assert.equal(thrown.headers['grpc-status'], String(GrpcStatus.FAILED_PRECONDITION));
+  assert.equal(thrown.headers['grpc-message'], 'thrown at once');
 });
 
 test("unknown services and methods get UNIMPLEMENTED in grpc-go's words; a handler left out too", async (t) => {

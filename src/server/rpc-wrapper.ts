@@ -107,40 +107,38 @@ function begin(method: DescMethod, level: 'debug' | 'info', handler: unknown, by
 }
 
 function wrapUnary(method: DescMethod, handler: UnaryHandler<unknown> | undefined, deps: WrapDeps): MethodImplementation {
-  const level = logLevelOf(method);
-  return {
-    handle(bytes, call) {
-      const started = begin(method, level, handler, bytes, call, deps);
-      if (!started) return;
-      const { run, request } = started;
-      handler!(request as never, run).then(
-        (response) => {
-          try {
-            call.reply(encode(method, response));
-          } catch (err) {
-            return finishWith(call, run.fail(err));
-          }
-          run.ok();
-        },
-        (err: unknown) => finishWith(call, run.fail(err)),
-      );
-    },
-  };
+  return wrap(method, handler, deps, (request, run, call) => handler!(request as never, run).then((response) => call.reply(encode(method, response))));
 }
 
 function wrapServerStream(method: DescMethod, handler: ServerStreamHandler<unknown> | undefined, deps: WrapDeps): MethodImplementation {
+  return wrap(method, handler, deps, (request, run, call) => {
+    const send = (message: unknown) => (run.signal.aborted ? Promise.resolve() : call.send(encode(method, message)));
+    return handler!(request as never, run, send).then(() => call.finish(GrpcStatus.OK));
+  });
+}
+
+/** A method's implementation: `invoke` runs the handler and answers; the wrapper does the rest. */
+function wrap(
+  method: DescMethod,
+  handler: unknown,
+  deps: WrapDeps,
+  invoke: (request: unknown, run: CallRun, call: ServerCall) => Promise<void>,
+): MethodImplementation {
   const level = logLevelOf(method);
   return {
     handle(bytes, call) {
       const started = begin(method, level, handler, bytes, call, deps);
       if (!started) return;
       const { run, request } = started;
-      const send = (message: unknown) => (run.signal.aborted ? Promise.resolve() : call.send(encode(method, message)));
-      handler!(request as never, run, send).then(
-        () => {
-          call.finish(GrpcStatus.OK);
-          run.ok();
-        },
+      let answered: Promise<void>;
+      try {
+        answered = invoke(request, run, call);
+      } catch (err) {
+        // A handler that throws before it returns its promise.
+        return finishWith(call, run.fail(err));
+      }
+      answered.then(
+        () => run.ok(),
         (err: unknown) => finishWith(call, run.fail(err)),
       );
     },
