@@ -140,6 +140,11 @@ test('a unary call: :status 200, application/grpc, one message, grpc-status 0 in
   assert.equal(response.runtimeName, 'grpc-server-test');
   assert.equal(response.version, '0.1.0');
   assert.equal(r.trailers?.['grpc-status'], '0');
+  // A PING (grpc-go's keepalive and BDP probes) is answered.
+  const session = await h.session();
+  const payload = Buffer.from('berthpng');
+  const echoed = await new Promise<Buffer>((done, fail) => session.ping(payload, (err, _ms, back) => (err ? fail(err) : done(back))));
+  assert.deepEqual(echoed, payload);
 });
 
 test('an error is one trailers-only HEADERS frame with a percent-encoded grpc-message', async (t) => {
