@@ -129,7 +129,8 @@ const versionBody = (version = 'v1') => frameMessage(toBinary(VersionRequestSche
 
 test('a unary call: :status 200, application/grpc, one message, grpc-status 0 in trailers', async (t) => {
   const h = await serve(t);
-  const { reply } = request(await h.session(), { ':path': `${RUNTIME}/Version` }, versionBody('0.1.0'));
+  const session = await h.session();
+  const { reply } = request(session, { ':path': `${RUNTIME}/Version` }, versionBody('0.1.0'));
   const r = await reply;
   assert.equal(r.headers[':status'], 200);
   assert.equal(r.headers['content-type'], 'application/grpc');
@@ -140,8 +141,8 @@ test('a unary call: :status 200, application/grpc, one message, grpc-status 0 in
   assert.equal(response.runtimeName, 'grpc-server-test');
   assert.equal(response.version, '0.1.0');
   assert.equal(r.trailers?.['grpc-status'], '0');
-  // A PING (grpc-go's keepalive and BDP probes) is answered.
-  const session = await h.session();
+  // A PING (grpc-go's keepalive and BDP probes) is answered. (On a connection that has
+  // sent no request yet it waits: acceptConnection reads up to the first request's headers.)
   const payload = Buffer.from('berthpng');
   const echoed = await new Promise<Buffer>((done, fail) => session.ping(payload, (err, _ms, back) => (err ? fail(err) : done(back))));
   assert.deepEqual(echoed, payload);
@@ -264,6 +265,7 @@ test('shutdown: GOAWAY, the call in flight finishes, no new call is taken, then 
   let shutDown = false;
   const shutdown = h.server.shutdown(10_000).then(() => (shutDown = true));
   assert.equal(await goaway, http2.constants.NGHTTP2_NO_ERROR);
+  assert.throws(() => session.request({ ':method': 'POST', ':path': `${RUNTIME}/Version`, 'content-type': 'application/grpc' }), { code: 'ERR_HTTP2_GOAWAY_SESSION' });
   await new Promise((r) => setTimeout(r, 100));
   assert.equal(shutDown, false, 'shutdown waits for the call in flight');
   h.slow.release();
