@@ -6,7 +6,7 @@
 //   node dist/bench/polled-calls.js [--rounds N] [--baseline OTHER/dist/src/bin/berthd.js] [--no-containerd] [--cpu-by-call]
 import { readFileSync } from 'node:fs';
 import { RuntimeService, ImageService } from '../src/gen/runtime/v1/api_pb.js';
-import { openChannel, serviceClient } from '../src/server/grpc-service.js';
+import { openChannel, serviceClient } from '../src/server/grpc-client.js';
 import { startPodNetwork } from '../test/helpers/pod-network.js';
 import { median, numberArg, percentile, requireRoot, Scope, startBusyboxRegistry } from './harness.js';
 import { startTargets } from './targets.js';

@@ -4,9 +4,9 @@
 //   node dist/bench/pull.js [--runs N] [--baseline OTHER/dist/src/bin/berthd.js] [--no-containerd]
 // containerd 2.x is pulled with too when scripts/build-containerd2.sh has built it.
 import { randomBytes } from 'node:crypto';
-import * as grpc from '@grpc/grpc-js';
+import type { GrpcCallError } from '../src/server/grpc-client.js';
 import { ImageService } from '../src/gen/runtime/v1/api_pb.js';
-import { openChannel, serviceClient } from '../src/server/grpc-service.js';
+import { openChannel, serviceClient } from '../src/server/grpc-client.js';
 import { buildLayer, busyboxEntries, pushImage, type BuiltLayer, type LayerEntry } from '../test/helpers/image-builder.js';
 import { startRegistry } from '../test/helpers/registry.js';
 import { Scope, median, requireRoot } from './harness.js';
@@ -85,7 +85,7 @@ async function main(): Promise<void> {
 }
 
 main().catch((err: unknown) => {
-  const status = err as Partial<grpc.StatusObject>;
+  const status = err as Partial<GrpcCallError>;
   process.stderr.write(`bench/pull failed: ${status.details ?? (err as Error).message}\n`);
   process.exit(1);
 });

@@ -1,7 +1,7 @@
 // berthd's life: claim the socket, serve the CRI behind the start-up gate, recover
 // state, open the gate; on SIGTERM/SIGINT stop serving and remove the socket.
 import { mkdir, unlink } from 'node:fs/promises';
-import type { Logger } from 'pino';
+import type { Logger } from '../util/logger.js';
 import { ImageService, RuntimeService } from '../gen/runtime/v1/api_pb.js';
 import { ImagePullProgress, ImageTransfer } from '../gen/berth/v1/berth_pb.js';
 import { imageTransferHandlers } from '../api/image-transfer.js';

@@ -1,7 +1,7 @@
 // The image box's interface to the rest of berth: pull, look up, list, remove, measure,
 // and collect what no image uses. The CRI handlers only translate to and from this.
 import { PassThrough } from 'node:stream';
-import type { Logger } from 'pino';
+import type { Logger } from '../util/logger.js';
 import { BerthError, notFound, invalidArgument } from '../errors.js';
 import { PullProgress } from './pull-progress.js';
 import { SingleFlight } from '../util/single-flight.js';

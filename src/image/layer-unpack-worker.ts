@@ -3,7 +3,6 @@
 // decompression, hashing, tar parsing and the file writes of a pull leave berthd's event
 // loop free for RPCs, and the layers of one pull use more than one core. The unpack
 // itself is the same code (layer-unpack.ts) with the same checks.
-import { Worker } from 'node:worker_threads';
 import { BerthError, type ErrorCode } from '../errors.js';
 // Types only: the unpack code (tar-stream, fzstd) is loaded by the worker, not here.
 import type { UnpackResult } from './layer-unpack.js';
@@ -36,6 +35,8 @@ export async function unpackLayerSomewhere(blob: AsyncIterable<Uint8Array>, targ
 
 /** Unpacks a layer blob into target (an empty directory) in a worker thread. */
 export async function unpackInWorker(blob: AsyncIterable<Uint8Array>, target: string): Promise<UnpackResult> {
+  // Loaded by the first big layer, not at start-up (idle memory).
+  const { Worker } = await import('node:worker_threads');
   const worker = new Worker(new URL('./unpack-worker.js', import.meta.url), { workerData: { target } });
   let inFlight = 0;
   let resume: (() => void) | undefined;

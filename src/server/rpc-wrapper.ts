@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
 import type { DescMessage, DescMethod, MessageInitShape } from '@bufbuild/protobuf';
 import type { GenService, GenServiceMethods } from '@bufbuild/protobuf/codegenv2';
-import type { Logger } from 'pino';
+import type { Logger } from '../util/logger.js';
 import { asBerthError, deadlineExceeded, internal, unimplemented, BerthError, type ErrorCode } from '../errors.js';
 import type { RpcContext, ServerStreamHandler, ServiceHandlers, UnaryHandler } from './grpc-service.js';
 import type { CancelReason, MethodImplementation, ServerCall, ServiceImplementation } from './grpc-server.js';
@@ -29,6 +29,7 @@ const grpcCodes: Record<ErrorCode, GrpcStatusCode> = {
   Unimplemented: GrpcStatus.UNIMPLEMENTED,
   DataLoss: GrpcStatus.DATA_LOSS,
   Internal: GrpcStatus.INTERNAL,
+  Unknown: GrpcStatus.UNKNOWN,
 };
 
 /** A call's outcome on the wire. */
@@ -187,8 +188,8 @@ class CallRun implements RpcContext {
   ok(): void {
     this.call.onCancel = undefined;
     const ms = round(performance.now() - this.started);
-    // At a level below the configured one no line is built.
-    if (this.deps.log.isLevelEnabled(this.level)) this.deps.log[this.level]({ rpc: this.method.name, req: this.requestId, ms, code: 'OK' }, 'rpc');
+    // The logger's method for a level below the configured one is a no-op: no line is written.
+    this.deps.log[this.level]({ rpc: this.method.name, req: this.requestId, ms, code: 'OK' }, 'rpc');
     this.record('OK', ms);
   }
 
