@@ -2,13 +2,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import * as grpc from '@grpc/grpc-js';
 import { GrpcStatus } from '../src/server/grpc-wire.js';
 import type { GrpcCallError } from '../src/server/grpc-client.js';
 import { pino } from 'pino';
 import { RuntimeService } from '../src/gen/runtime/v1/api_pb.js';
-import { grpcServiceDefinition } from '../src/server/grpc-service.js';
 import { openChannel, serviceClient } from '../src/server/grpc-client.js';
+import { GrpcServer } from '../src/server/grpc-server.js';
+import { serveOnUnixSocket } from '../src/server/unix-server.js';
 import { implementService } from '../src/server/rpc-wrapper.js';
 import { StartupGate } from '../src/server/startup-gate.js';
 import { BerthError, notFound } from '../src/errors.js';
@@ -20,9 +20,8 @@ test('calls before recovery finishes get UNAVAILABLE; errors map to their gRPC c
   const gate = new StartupGate();
   gate.setPhase('recovering state');
   const calls: string[] = [];
-  const server = new grpc.Server();
+  const server = new GrpcServer();
   server.addService(
-    grpcServiceDefinition(RuntimeService),
     implementService(
       RuntimeService,
       {
@@ -41,10 +40,11 @@ test('calls before recovery finishes get UNAVAILABLE; errors map to their gRPC c
     ),
   );
   const socket = join(dir, 's.sock');
-  await new Promise<void>((resolve, reject) =>
-    server.bindAsync(`unix://${socket}`, grpc.ServerCredentials.createInsecure(), (err) => (err ? reject(err) : resolve())),
-  );
-  cleanup(t).after(() => server.forceShutdown());
+  const listener = await serveOnUnixSocket(server, socket);
+  cleanup(t).after(async () => {
+    await server.shutdown(0);
+    await listener.close();
+  });
   const channel = openChannel(`unix://${socket}`);
   cleanup(t).after(() => channel.close());
   const client = serviceClient(RuntimeService, channel);

@@ -1,10 +1,9 @@
 // berth-csi's wiring: the volume manager, the three CSI services behind server/'s one RPC
 // wrapper, served on a unix socket through AuthorityRepair (the kubelet and the CSI
 // sidecars are grpc-go clients).
-import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { Controller, Identity, Node } from '../gen/csi/v1/csi_pb.js';
-import { grpcServiceDefinition } from '../server/grpc-service.js';
+import { GrpcServer } from '../server/grpc-server.js';
 import { implementService } from '../server/rpc-wrapper.js';
 import { StartupGate } from '../server/startup-gate.js';
 import { serveOnUnixSocket } from '../server/unix-server.js';
@@ -42,11 +41,11 @@ export async function startDriver(options: DriverOptions): Promise<RunningDriver
   const socketPath = socketPathOf(options.endpoint);
   const gate = new StartupGate();
   const volumes = new VolumeManager(options.stateDir);
-  const server = new grpc.Server();
+  const server = new GrpcServer();
   const deps = { gate, log, program: 'berth-csi' };
-  server.addService(grpcServiceDefinition(Identity), implementService(Identity, identityHandlers(volumes), deps));
-  server.addService(grpcServiceDefinition(Controller), implementService(Controller, controllerHandlers(volumes, nodeId), deps));
-  server.addService(grpcServiceDefinition(Node), implementService(Node, nodeHandlers(volumes, nodeId), deps));
+  server.addService(implementService(Identity, identityHandlers(volumes), deps));
+  server.addService(implementService(Controller, controllerHandlers(volumes, nodeId), deps));
+  server.addService(implementService(Node, nodeHandlers(volumes, nodeId), deps));
 
   await claimSocketPath(socketPath, 'berth-csi');
   const listener = await bindRootOnly(socketPath, () => serveOnUnixSocket(server, socketPath));
@@ -60,16 +59,7 @@ export async function startDriver(options: DriverOptions): Promise<RunningDriver
     socketPath,
     stop() {
       stopping ??= (async () => {
-        await new Promise<void>((resolve) => {
-          const force = setTimeout(() => {
-            server.forceShutdown();
-            resolve();
-          }, 5000);
-          server.tryShutdown(() => {
-            clearTimeout(force);
-            resolve();
-          });
-        });
+        await server.shutdown(5000);
         await listener.close();
         await unlink(socketPath).catch(() => undefined);
         log.info('berth-csi stopped');

@@ -1,13 +1,11 @@
 // berthd's life: claim the socket, serve the CRI behind the start-up gate, recover
 // state, open the gate; on SIGTERM/SIGINT stop serving and remove the socket.
 import { mkdir, unlink } from 'node:fs/promises';
-import * as grpc from '@grpc/grpc-js';
 import type { Logger } from '../util/logger.js';
-import type { Logger as ServerLogger } from 'pino';
 import { ImageService, RuntimeService } from '../gen/runtime/v1/api_pb.js';
 import { ImagePullProgress, ImageTransfer } from '../gen/berth/v1/berth_pb.js';
 import { imageTransferHandlers } from '../api/image-transfer.js';
-import { grpcServiceDefinition } from '../server/grpc-service.js';
+import { GrpcServer } from '../server/grpc-server.js';
 import { serveOnUnixSocket } from '../server/unix-server.js';
 import { implementService, type CallOutcome } from '../server/rpc-wrapper.js';
 import { imageHandlers, runtimeHandlers } from '../cri/runtime-service.js';
@@ -107,21 +105,12 @@ export async function startDaemon(config: BerthConfig, log: Logger): Promise<Run
   }
   const deps = { streams, config, network: cniNetworkReadiness(config.cni.conf_dir), images, pods, containers, events, settings: { podCidr: '' } };
   const onCall = (call: CallOutcome) => metrics.recordCall(call);
-  // server/ still types its log as pino's Logger: it calls only the level methods, which
-  // berth's own logger (util/logger.ts) has.
-  const serverLog = log as unknown as ServerLogger;
-  const server = new grpc.Server({
-    // Image manifests and container lists can exceed the 4 MiB default.
-    'grpc.max_receive_message_length': 16 * 1024 * 1024,
-    'grpc.max_send_message_length': 64 * 1024 * 1024,
-    // channelz (grpc-js' introspection service, which berthd does not serve) would
-    // otherwise track every call and connection: measured with bench/polled-calls.
-    'grpc.enable_channelz': 0,
-  });
-  server.addService(grpcServiceDefinition(RuntimeService), implementService(RuntimeService, runtimeHandlers(deps), { gate, log: serverLog, onCall }));
-  server.addService(grpcServiceDefinition(ImageService), implementService(ImageService, imageHandlers(deps), { gate, log: serverLog, onCall }));
-  server.addService(grpcServiceDefinition(ImageTransfer), implementService(ImageTransfer, imageTransferHandlers(images), { gate, log: serverLog, onCall }));
-  server.addService(grpcServiceDefinition(ImagePullProgress), implementService(ImagePullProgress, { watchPull: watchPullHandler(images) }, { gate, log: serverLog, onCall }));
+  // Image manifests and container lists can exceed grpc-go's 4 MiB default.
+  const server = new GrpcServer({ maxReceiveMessageBytes: 16 * 1024 * 1024, maxSendMessageBytes: 64 * 1024 * 1024 });
+  server.addService(implementService(RuntimeService, runtimeHandlers(deps), { gate, log, onCall }));
+  server.addService(implementService(ImageService, imageHandlers(deps), { gate, log, onCall }));
+  server.addService(implementService(ImageTransfer, imageTransferHandlers(images), { gate, log, onCall }));
+  server.addService(implementService(ImagePullProgress, { watchPull: watchPullHandler(images) }, { gate, log, onCall }));
 
   const listener = await bindRootOnly(socketPath, () => serveOnUnixSocket(server, socketPath));
   log.info({ socket: socketPath, version: BERTH_VERSION, root: config.root, state: config.state }, 'berthd listening');
@@ -150,7 +139,7 @@ export async function startDaemon(config: BerthConfig, log: Logger): Promise<Run
         events.hub.close();
         containers.close();
         await metricsServer?.close();
-        await shutdownServer(server);
+        await server.shutdown(SHUTDOWN_GRACE_MS);
         await listener.close();
         await streams.stop();
         await unlink(socketPath).catch(() => undefined);
@@ -159,17 +148,4 @@ export async function startDaemon(config: BerthConfig, log: Logger): Promise<Run
       return stopping;
     },
   };
-}
-
-function shutdownServer(server: grpc.Server): Promise<void> {
-  return new Promise((resolve) => {
-    const force = setTimeout(() => {
-      server.forceShutdown();
-      resolve();
-    }, SHUTDOWN_GRACE_MS);
-    server.tryShutdown(() => {
-      clearTimeout(force);
-      resolve();
-    });
-  });
 }

@@ -1,10 +1,7 @@
-// Glue between protobuf-es service descriptors and @grpc/grpc-js's server: one generic
-// way to serve a service, used by berthd and berth-csi (the client is grpc-client.ts).
-import * as grpc from '@grpc/grpc-js';
-import { fromBinary, toBinary } from '@bufbuild/protobuf';
-import type { DescMessage, DescMethod, MessageInitShape, MessageShape } from '@bufbuild/protobuf';
+// The handlers' contracts: what a handler knows of its call and the shape of a service's
+// handlers (served by grpc-server.ts through rpc-wrapper.ts; the client is grpc-client.ts).
+import type { DescMessage, MessageInitShape, MessageShape } from '@bufbuild/protobuf';
 import type { GenService, GenServiceMethods } from '@bufbuild/protobuf/codegenv2';
-import { methodPath } from './grpc-wire.js';
 
 /** What a handler knows about the call it serves. */
 export interface RpcContext {
@@ -39,24 +36,6 @@ export type ServiceHandlers<T extends GenServiceMethods> = {
       ? ServerStreamHandler<T[K]>
       : never;
 };
-
-/** Builds the grpc-js definition of a service from its protobuf-es descriptor. */
-export function grpcServiceDefinition(service: GenService<GenServiceMethods>): grpc.ServiceDefinition {
-  return Object.fromEntries(Object.values(service.method).map((method) => [method.localName, methodDefinition(method)]));
-}
-
-function methodDefinition(method: DescMethod): grpc.MethodDefinition<unknown, unknown> {
-  return {
-    path: methodPath(method),
-    originalName: method.localName,
-    requestStream: method.methodKind === 'client_streaming' || method.methodKind === 'bidi_streaming',
-    responseStream: method.methodKind === 'server_streaming' || method.methodKind === 'bidi_streaming',
-    requestSerialize: (message) => Buffer.from(toBinary(method.input, message as MessageShape<DescMessage>)),
-    requestDeserialize: (bytes) => fromBinary(method.input, bytes),
-    responseSerialize: (message) => Buffer.from(toBinary(method.output, message as MessageShape<DescMessage>)),
-    responseDeserialize: (bytes) => fromBinary(method.output, bytes),
-  };
-}
 
 /** The method table of a generated service, e.g. MethodsOf<typeof RuntimeService>. */
 export type MethodsOf<S> = S extends GenService<infer T> ? T : never;

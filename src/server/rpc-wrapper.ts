@@ -3,36 +3,43 @@
 // berth's error catalogue to gRPC status codes, and the one hook where RPC metrics are
 // recorded (handlers never record them).
 import { randomBytes } from 'node:crypto';
-import * as grpc from '@grpc/grpc-js';
-import { create } from '@bufbuild/protobuf';
+import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
 import type { DescMessage, DescMethod, MessageInitShape } from '@bufbuild/protobuf';
 import type { GenService, GenServiceMethods } from '@bufbuild/protobuf/codegenv2';
-import type { Logger } from 'pino';
-import { asBerthError, unimplemented, type BerthError, type ErrorCode } from '../errors.js';
+import type { Logger } from '../util/logger.js';
+import { asBerthError, deadlineExceeded, internal, unimplemented, BerthError, type ErrorCode } from '../errors.js';
 import type { RpcContext, ServerStreamHandler, ServiceHandlers, UnaryHandler } from './grpc-service.js';
+import type { CancelReason, MethodImplementation, ServerCall, ServiceImplementation } from './grpc-server.js';
+import { GrpcStatus, type GrpcStatusCode } from './grpc-wire.js';
 import type { StartupGate } from './startup-gate.js';
 
-const grpcCodes: Record<ErrorCode, grpc.status> = {
-  InvalidArgument: grpc.status.INVALID_ARGUMENT,
-  NotFound: grpc.status.NOT_FOUND,
-  AlreadyExists: grpc.status.ALREADY_EXISTS,
-  FailedPrecondition: grpc.status.FAILED_PRECONDITION,
-  PermissionDenied: grpc.status.PERMISSION_DENIED,
-  Unauthenticated: grpc.status.UNAUTHENTICATED,
-  ResourceExhausted: grpc.status.RESOURCE_EXHAUSTED,
-  OutOfRange: grpc.status.OUT_OF_RANGE,
-  DeadlineExceeded: grpc.status.DEADLINE_EXCEEDED,
-  Cancelled: grpc.status.CANCELLED,
-  Aborted: grpc.status.ABORTED,
-  Unavailable: grpc.status.UNAVAILABLE,
-  Unimplemented: grpc.status.UNIMPLEMENTED,
-  DataLoss: grpc.status.DATA_LOSS,
-  Internal: grpc.status.INTERNAL,
-  Unknown: grpc.status.UNKNOWN,
+const grpcCodes: Record<ErrorCode, GrpcStatusCode> = {
+  InvalidArgument: GrpcStatus.INVALID_ARGUMENT,
+  NotFound: GrpcStatus.NOT_FOUND,
+  AlreadyExists: GrpcStatus.ALREADY_EXISTS,
+  FailedPrecondition: GrpcStatus.FAILED_PRECONDITION,
+  PermissionDenied: GrpcStatus.PERMISSION_DENIED,
+  Unauthenticated: GrpcStatus.UNAUTHENTICATED,
+  ResourceExhausted: GrpcStatus.RESOURCE_EXHAUSTED,
+  OutOfRange: GrpcStatus.OUT_OF_RANGE,
+  DeadlineExceeded: GrpcStatus.DEADLINE_EXCEEDED,
+  Cancelled: GrpcStatus.CANCELLED,
+  Aborted: GrpcStatus.ABORTED,
+  Unavailable: GrpcStatus.UNAVAILABLE,
+  Unimplemented: GrpcStatus.UNIMPLEMENTED,
+  DataLoss: GrpcStatus.DATA_LOSS,
+  Internal: GrpcStatus.INTERNAL,
+  Unknown: GrpcStatus.UNKNOWN,
 };
 
-export function grpcStatusOf(err: BerthError): grpc.StatusObject {
-  return { code: grpcCodes[err.code], details: err.message, metadata: new grpc.Metadata() };
+/** A call's outcome on the wire. */
+export interface GrpcStatusObject {
+  code: GrpcStatusCode;
+  details: string;
+}
+
+export function grpcStatusOf(err: BerthError): GrpcStatusObject {
+  return { code: grpcCodes[err.code], details: err.message };
 }
 
 // Calls the kubelet makes every second or so are logged at debug, the rest at info, so
@@ -58,160 +65,173 @@ export interface WrapDeps {
   program?: string;
 }
 
-/** grpc-js implementation of a whole service: every method wrapped, missing ones UNIMPLEMENTED. */
+/** berth's server's implementation of a whole service: every method wrapped, missing ones UNIMPLEMENTED. */
 export function implementService<T extends GenServiceMethods>(
   service: GenService<T>,
   handlers: ServiceHandlers<T>,
   deps: WrapDeps,
-): grpc.UntypedServiceImplementation {
-  const implementation: grpc.UntypedServiceImplementation = {};
+): ServiceImplementation {
+  const methods = new Map<string, MethodImplementation>();
   for (const method of Object.values(service.method) as DescMethod[]) {
     const handler = (handlers as Record<string, unknown>)[method.localName];
     if (method.methodKind === 'server_streaming') {
-      implementation[method.localName] = wrapServerStream(method, handler as ServerStreamHandler<unknown> | undefined, deps);
+      methods.set(method.name, wrapServerStream(method, handler as ServerStreamHandler<unknown> | undefined, deps));
     } else if (method.methodKind === 'unary') {
-      implementation[method.localName] = wrapUnary(method, handler as UnaryHandler<unknown> | undefined, deps);
+      methods.set(method.name, wrapUnary(method, handler as UnaryHandler<unknown> | undefined, deps));
     } else {
       throw new Error(`berth serves no ${method.methodKind} RPCs (${method.name})`);
     }
   }
-  return implementation;
+  return { name: service.typeName, methods };
 }
 
-function wrapUnary(method: DescMethod, handler: UnaryHandler<unknown> | undefined, deps: WrapDeps): grpc.handleUnaryCall<unknown, unknown> {
-  const level = logLevelOf(method);
-  return (call, callback) => {
-    const run = startCall(method, level, call, deps);
-    if (!run) return callback(gateClosed(deps));
-    if (!handler) return callback(run.fail(unimplemented(method.name)));
-    handler(call.request as never, run.ctx).then(
-      (response) => {
-        callback(null, create(method.output, response as MessageInitShape<DescMessage>));
-        run.ok();
-      },
-      (err: unknown) => callback(run.fail(err)),
-    );
-  };
+const encode = (method: DescMethod, message: unknown): Uint8Array =>
+  toBinary(method.output, create(method.output, message as MessageInitShape<DescMessage>));
+
+function finishWith(call: ServerCall, status: GrpcStatusObject): void {
+  call.finish(status.code, status.details);
 }
 
-function wrapServerStream(
-  method: DescMethod,
-  handler: ServerStreamHandler<unknown> | undefined,
-  deps: WrapDeps,
-): grpc.handleServerStreamingCall<unknown, unknown> {
-  const level = logLevelOf(method);
-  return (call) => {
-    const run = startCall(method, level, call, deps);
-    if (!run) return void call.emit('error', gateClosed(deps));
-    if (!handler) return void call.emit('error', run.fail(unimplemented(method.name)));
-    const send = (message: unknown) => {
-      if (run.ctx.signal.aborted) return Promise.resolve();
-      if (call.write(create(method.output, message as MessageInitShape<DescMessage>))) return Promise.resolve();
-      return new Promise<void>((resolve) => {
-        const done = () => {
-          call.off('drain', done);
-          run.ctx.signal.removeEventListener('abort', done);
-          resolve();
-        };
-        call.on('drain', done);
-        run.ctx.signal.addEventListener('abort', done, { once: true });
-      });
-    };
-    handler(call.request as never, run.ctx, send).then(
-      () => {
-        run.ok();
-        call.end();
-      },
-      (err: unknown) => call.emit('error', run.fail(err)),
-    );
-  };
-}
-
-interface CallRun {
-  ctx: RpcContext;
-  ok(): void;
-  fail(err: unknown): grpc.StatusObject;
-}
-
-function startCall(
-  method: DescMethod,
-  level: 'debug' | 'info',
-  call: grpc.ServerUnaryCall<unknown, unknown> | grpc.ServerWritableStream<unknown, unknown>,
-  deps: WrapDeps,
-): CallRun | undefined {
+/** The gate, the handler's presence and the request's decoding: the run, or undefined when the call was answered. */
+function begin(method: DescMethod, level: 'debug' | 'info', handler: unknown, bytes: Buffer, call: ServerCall, deps: WrapDeps) {
   if (!deps.gate.isOpen) {
     deps.log.debug({ rpc: method.name }, 'refused: start-up recovery is not finished');
-    return undefined;
+    return void finishWith(call, gateClosed(deps));
   }
-  const started = performance.now();
-  const requestId = nextRequestId();
+  const run = new CallRun(method, level, call, deps);
+  if (!handler) return void finishWith(call, run.fail(unimplemented(method.name)));
+  try {
+    return { run, request: fromBinary(method.input, bytes) };
+  } catch (err) {
+    return void finishWith(call, run.fail(internal(`grpc: error unmarshalling request: ${(err as Error).message}`)));
+  }
+}
+
+function wrapUnary(method: DescMethod, handler: UnaryHandler<unknown> | undefined, deps: WrapDeps): MethodImplementation {
+  return wrap(method, handler, deps, (request, run, call) => handler!(request as never, run).then((response) => call.reply(encode(method, response))));
+}
+
+function wrapServerStream(method: DescMethod, handler: ServerStreamHandler<unknown> | undefined, deps: WrapDeps): MethodImplementation {
+  return wrap(method, handler, deps, (request, run, call) => {
+    const send = (message: unknown) => (run.signal.aborted ? Promise.resolve() : call.send(encode(method, message)));
+    return handler!(request as never, run, send).then(() => call.finish(GrpcStatus.OK));
+  });
+}
+
+/** A method's implementation: `invoke` runs the handler and answers; the wrapper does the rest. */
+function wrap(
+  method: DescMethod,
+  handler: unknown,
+  deps: WrapDeps,
+  invoke: (request: unknown, run: CallRun, call: ServerCall) => Promise<void>,
+): MethodImplementation {
+  const level = logLevelOf(method);
+  return {
+    handle(bytes, call) {
+      const started = begin(method, level, handler, bytes, call, deps);
+      if (!started) return;
+      const { run, request } = started;
+      let answered: Promise<void>;
+      try {
+        answered = invoke(request, run, call);
+      } catch (err) {
+        // A handler that throws before it returns its promise.
+        return finishWith(call, run.fail(err));
+      }
+      answered.then(
+        () => run.ok(),
+        (err: unknown) => finishWith(call, run.fail(err)),
+      );
+    },
+  };
+}
+
+/**
+ * One call that passed the gate: the handler's context (it is the RpcContext handlers
+ * get), its log line and its metrics. Kept to one object per call: the polled calls are
+ * many and small.
+ */
+class CallRun implements RpcContext {
+  readonly deadline: Date | undefined;
+  private readonly started = performance.now();
+  private readonly requestNumber = nextRequestNumber();
   // The AbortController is made only when a handler asks for the signal (most polled
   // calls never do); a cancellation that came first is applied to it then.
-  let abort: AbortController | undefined;
-  let cancelled = false;
-  const cancel = () => {
-    cancelled = true;
-    abort?.abort(new Error(`${method.name} was cancelled by the client`));
-  };
-  call.once('cancelled', cancel);
-  const rawDeadline = call.getDeadline();
-  const deadline = rawDeadline instanceof Date ? rawDeadline : Number.isFinite(rawDeadline) ? new Date(rawDeadline) : undefined;
-  const record = (code: ErrorCode | 'OK', ms: number) => {
-    if (!deps.onCall) return;
-    try {
-      deps.onCall({ service: method.parent.typeName, method: method.name, code, ms });
-    } catch (err) {
-      deps.log.warn({ rpc: method.name, error: (err as Error).message }, 'the RPC metrics hook failed');
+  private abort: AbortController | undefined;
+  private cancelled: CancelReason | undefined;
+
+  constructor(
+    private readonly method: DescMethod,
+    private readonly level: 'debug' | 'info',
+    private readonly call: ServerCall,
+    private readonly deps: WrapDeps,
+  ) {
+    this.deadline = call.deadline;
+    call.onCancel = (why) => {
+      this.cancelled = why;
+      this.abort?.abort(this.cancelReason());
+    };
+  }
+
+  get requestId(): string {
+    return this.requestNumber.toString(16).padStart(8, '0');
+  }
+
+  get signal(): AbortSignal {
+    if (!this.abort) {
+      this.abort = new AbortController();
+      if (this.cancelled) this.abort.abort(this.cancelReason());
     }
-  };
-  const ctx: RpcContext = {
-    requestId,
-    deadline,
-    get signal() {
-      if (!abort) {
-        abort = new AbortController();
-        if (cancelled) abort.abort(new Error(`${method.name} was cancelled by the client`));
-      }
-      return abort.signal;
-    },
-  };
-  return {
-    ctx,
-    ok: () => {
-      call.off('cancelled', cancel);
-      const ms = round(performance.now() - started);
-      // pino's method for a level below the configured one is a no-op: no line is built.
-      deps.log[level]({ rpc: method.name, req: requestId, ms, code: 'OK' }, 'rpc');
-      record('OK', ms);
-    },
-    fail: (err) => {
-      call.off('cancelled', cancel);
-      const berthError = asBerthError(err);
-      const status = grpcStatusOf(berthError);
-      const line = { rpc: method.name, req: requestId, ms: round(performance.now() - started), code: berthError.code, error: berthError.message };
-      record(berthError.code, line.ms);
-      if (berthError.code === 'Internal') deps.log.error({ ...line, stack: (berthError.cause as Error | undefined)?.stack ?? berthError.stack }, 'rpc');
-      else deps.log[level === 'debug' && berthError.code !== 'Unimplemented' ? 'debug' : 'info'](line, 'rpc');
-      return status;
-    },
-  };
+    return this.abort.signal;
+  }
+
+  ok(): void {
+    this.call.onCancel = undefined;
+    const ms = round(performance.now() - this.started);
+    // The logger's method for a level below the configured one is a no-op: no line is written.
+    this.deps.log[this.level]({ rpc: this.method.name, req: this.requestId, ms, code: 'OK' }, 'rpc');
+    this.record('OK', ms);
+  }
+
+  fail(err: unknown): GrpcStatusObject {
+    this.call.onCancel = undefined;
+    const berthError = asBerthError(err);
+    const status = grpcStatusOf(berthError);
+    const line = { rpc: this.method.name, req: this.requestId, ms: round(performance.now() - this.started), code: berthError.code, error: berthError.message };
+    this.record(berthError.code, line.ms);
+    const { log } = this.deps;
+    if (berthError.code === 'Internal') log.error({ ...line, stack: (berthError.cause as Error | undefined)?.stack ?? berthError.stack }, 'rpc');
+    else log[this.level === 'debug' && berthError.code !== 'Unimplemented' ? 'debug' : 'info'](line, 'rpc');
+    return status;
+  }
+
+  private cancelReason(): BerthError {
+    return this.cancelled === 'deadline'
+      ? deadlineExceeded(`${this.method.name}: the client's deadline passed`)
+      : new BerthError('Cancelled', `${this.method.name} was cancelled by the client`);
+  }
+
+  private record(code: ErrorCode | 'OK', ms: number): void {
+    if (!this.deps.onCall) return;
+    try {
+      this.deps.onCall({ service: this.method.parent.typeName, method: this.method.name, code, ms });
+    } catch (err) {
+      this.deps.log.warn({ rpc: this.method.name, error: (err as Error).message }, 'the RPC metrics hook failed');
+    }
+  }
 }
 
 // Request ids: 8 hex digits, a random start per process then counting up, so ids stay
 // unique across a daemon's life (and unlikely to repeat across restarts) without asking
 // the kernel for randomness on every call.
 let requestCounter = randomBytes(4).readUInt32BE(0);
-function nextRequestId(): string {
+function nextRequestNumber(): number {
   requestCounter = (requestCounter + 1) >>> 0;
-  return requestCounter.toString(16).padStart(8, '0');
+  return requestCounter;
 }
 
-function gateClosed({ gate, program = 'berthd' }: WrapDeps): grpc.StatusObject {
-  return {
-    code: grpc.status.UNAVAILABLE,
-    details: `${program} is starting (${gate.phase}); try again shortly`,
-    metadata: new grpc.Metadata(),
-  };
+function gateClosed({ gate, program = 'berthd' }: WrapDeps): GrpcStatusObject {
+  return { code: GrpcStatus.UNAVAILABLE, details: `${program} is starting (${gate.phase}); try again shortly` };
 }
 
 const round = (ms: number) => Math.round(ms * 100) / 100;

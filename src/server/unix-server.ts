@@ -1,19 +1,18 @@
-// Serving a grpc-js server on a unix socket berth listens on itself, so that every
+// Serving berth's gRPC server on a unix socket berth listens on itself, so that every
 // connection passes through AuthorityRepair: old grpc-go clients (which send the
 // socket's path as :authority) are answered as containerd answers them. Used by berthd
 // and by the CSI driver, whose callers are grpc-go too.
-import * as grpc from '@grpc/grpc-js';
 import { createServer, type Server, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { acceptConnection } from './authority-repair.js';
+import type { GrpcServer } from './grpc-server.js';
 
 export interface UnixListener {
   /** Stops accepting connections and ends those left (call after the gRPC server's shutdown). */
   close(): Promise<void>;
 }
 
-export function serveOnUnixSocket(server: grpc.Server, path: string): Promise<UnixListener> {
-  const injector = server.createConnectionInjector(grpc.ServerCredentials.createInsecure());
+export function serveOnUnixSocket(server: GrpcServer, path: string): Promise<UnixListener> {
   const sockets = new Set<Socket>();
   const listener: Server = createServer((socket) => {
     sockets.add(socket);
@@ -22,7 +21,7 @@ export function serveOnUnixSocket(server: grpc.Server, path: string): Promise<Un
     // session reports such errors on its own once it owns the socket.
     socket.on('error', () => undefined);
     // Node's HTTP/2 server takes any object with a stream's members it uses (see AuthorityRepair).
-    acceptConnection(socket, (connection) => injector.injectConnection(connection as unknown as Duplex));
+    acceptConnection(socket, (connection) => server.injectConnection(connection as unknown as Duplex));
   });
   return new Promise((resolve, reject) => {
     listener.once('error', reject);
