@@ -10,7 +10,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
-import { pino } from 'pino';
+import { createJsonLogger } from '../src/util/logger.js';
 import { ContainerStatusRequestSchema, RuntimeService, VersionRequestSchema, VersionResponseSchema } from '../src/gen/runtime/v1/api_pb.js';
 import { GrpcServer } from '../src/server/grpc-server.js';
 import { frameMessage, GrpcStatus, decodeGrpcMessage } from '../src/server/grpc-wire.js';
@@ -73,7 +73,7 @@ async function serve(t: test.TestContext, options: { maxReceiveMessageBytes?: nu
           });
         },
       },
-      { gate, log: pino({ level: 'silent' }) },
+      { gate, log: createJsonLogger({ level: 'silent' }) },
     ),
   );
   const socket = join(dir, 'grpc.sock');

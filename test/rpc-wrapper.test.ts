@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { GrpcStatus } from '../src/server/grpc-wire.js';
 import type { GrpcCallError } from '../src/server/grpc-client.js';
-import { pino } from 'pino';
+import { createJsonLogger } from '../src/util/logger.js';
 import { RuntimeService } from '../src/gen/runtime/v1/api_pb.js';
 import { openChannel, serviceClient } from '../src/server/grpc-client.js';
 import { GrpcServer } from '../src/server/grpc-server.js';
@@ -36,7 +36,7 @@ test('calls before recovery finishes get UNAVAILABLE; errors map to their gRPC c
           throw new TypeError('boom');
         },
       },
-      { gate, log: pino({ level: 'silent' }), onCall: (outcome) => calls.push(`${outcome.service}/${outcome.method} ${outcome.code}`) },
+      { gate, log: createJsonLogger({ level: 'silent' }), onCall: (outcome) => calls.push(`${outcome.service}/${outcome.method} ${outcome.code}`) },
     ),
   );
   const socket = join(dir, 's.sock');

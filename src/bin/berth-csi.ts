@@ -4,8 +4,8 @@
 // and loop-mounted.
 import { hostname } from 'node:os';
 import { Command } from 'commander';
-import { pino } from 'pino';
 import { startDriver, type RunningDriver } from '../csi/driver.js';
+import { createJsonLogger, LOGGER_LEVELS, type LoggerLevel } from '../util/logger.js';
 import { BERTH_VERSION } from '../version.js';
 
 interface Flags {
@@ -23,7 +23,10 @@ const program = new Command('berth-csi')
   .option('--state-dir <dir>', 'volumes, snapshots and their records', '/var/lib/berth-csi')
   .option('--log-level <level>', 'trace, debug, info, warn, error or fatal', 'info')
   .action(async (flags: Flags) => {
-    const log = pino({ level: flags.logLevel, base: { pid: process.pid }, timestamp: pino.stdTimeFunctions.isoTime }, pino.destination({ fd: 2, sync: true }));
+    if (!(flags.logLevel in LOGGER_LEVELS) && flags.logLevel !== 'silent') {
+      program.error(`berth-csi: --log-level ${flags.logLevel}: use one of ${Object.keys(LOGGER_LEVELS).join(', ')} or silent`, { exitCode: 2 });
+    }
+    const log = createJsonLogger({ level: flags.logLevel as LoggerLevel | 'silent', base: { pid: process.pid } });
     let driver: RunningDriver | undefined;
     let stopping = false;
     const shutdown = (signal: string) => {

@@ -1,7 +1,7 @@
 // berth-csi's wiring: the volume manager, the three CSI services behind server/'s one RPC
 // wrapper, served on a unix socket through AuthorityRepair (the kubelet and the CSI
 // sidecars are grpc-go clients).
-import type { Logger } from 'pino';
+import type { Logger } from '../util/logger.js';
 import { Controller, Identity, Node } from '../gen/csi/v1/csi_pb.js';
 import { GrpcServer } from '../server/grpc-server.js';
 import { implementService } from '../server/rpc-wrapper.js';
