@@ -10,6 +10,7 @@ import { notFound, invalidArgument, alreadyExists, failedPrecondition, internal 
 import type { CgroupDriver } from '../config/config.js';
 import { RecordStore } from '../store/record-store.js';
 import { KeyedMutex } from '../util/locks.js';
+import { allSettled } from '../util/all-settled.js';
 import { mapLimit } from '../util/map-limit.js';
 import { podBandwidth } from '../util/quantity.js';
 import { cgroupParentPath } from '../linux/cgroups.js';
@@ -28,7 +29,7 @@ export interface SandboxManagerOptions {
   state: string;
   cgroupDriver: CgroupDriver;
   /** The pod network (CniManager; a fake in unit tests). */
-  cni: Pick<CniManager, 'network' | 'add' | 'del' | 'cachedAttachment'>;
+  cni: Pick<CniManager, 'network' | 'add' | 'del' | 'cachedAttachment'> & Partial<Pick<CniManager, 'cachedAttachments'>>;
   log: Logger;
   /** Host operations (linuxPodHost unless a test gives fakes). */
   host?: PodHost;
@@ -67,7 +68,9 @@ export class SandboxManager {
   readonly #host: PodHost;
 
   constructor(private readonly options: SandboxManagerOptions) {
-    this.#store = new RecordStore(join(options.root, 'pods'));
+    // Atomic, not fsynced: a killed berthd finds every record whole; a host crash ends
+    // every pod's namespaces, processes and cgroups, so a record it loses leaves nothing.
+    this.#store = new RecordStore(join(options.root, 'pods'), { durable: false });
     this.#pinDir = join(options.state, 'ns');
     this.#infraRoot = join(options.state, 'infra');
     this.#host = options.host ?? linuxPodHost;
@@ -110,12 +113,29 @@ export class SandboxManager {
       }
       this.#reservations.set(reservationKey(record.spec), { id: record.id, claimed: true });
     }
+    await this.#releaseOrphanAttachments();
     // Pins without a pod: a crash between pinning and recording (or a removed record).
     const owned = new Set([...this.#records.values()].flatMap((r) => [r.netns, r.utsns, r.ipcns, r.pidns, r.userns]));
     for (const name of await readdir(this.#pinDir).catch(() => [] as string[])) {
       const file = join(this.#pinDir, name);
       // A PID namespace pin may still have its init running: it goes too.
       if (!owned.has(file)) await (name.endsWith('-pid') ? this.#host.stopPidNamespace(file, undefined) : this.#host.unpinNamespaces([file]));
+    }
+  }
+
+  /**
+   * Network attachments in the CNI cache of no pod: pod records are not fsynced (a host
+   * crash ends every pod anyway), so one written just before a host crash can be lost
+   * while its attachment's IP reservation (host-local's, on disk) outlived it. DEL with
+   * the cached config and result releases it, as the kubelet's StopPodSandbox would.
+   */
+  async #releaseOrphanAttachments(): Promise<void> {
+    const entries = (await this.options.cni.cachedAttachments?.().catch(() => [])) ?? [];
+    for (const entry of entries) {
+      if (this.#records.has(entry.containerId)) continue;
+      this.options.log.warn({ pod: entry.containerId, network: entry.networkName }, 'releasing a network attachment of a pod that has no record');
+      const attachment: CniAttachment = { containerId: entry.containerId, netns: entry.netns, ifName: entry.ifName, args: entry.args, capabilityArgs: entry.capabilityArgs };
+      await this.options.cni.del(entry.config, attachment).catch((err: Error) => this.options.log.error({ pod: entry.containerId, error: err.message }, 'cannot release a network attachment left behind'));
     }
   }
 
@@ -265,8 +285,9 @@ export class SandboxManager {
       const steps = [
         async () => {
           if (!record.netns || !list || !record.network) return;
-          await this.#host.bringUpLoopback(record.netns);
-          const result = await this.options.cni.add(list, this.#attachment(record));
+          // The loopback device and the plugins' interface are independent: side by side.
+          const netns = record.netns;
+          const [, result] = await allSettled([this.#host.bringUpLoopback(netns), this.options.cni.add(list, this.#attachment(record))] as const);
           record.network.ips = (result.ips ?? []).map((ip: { address: string }) => ip.address.split('/')[0]!);
         },
         async () => {
