@@ -220,6 +220,28 @@ test('recovery undoes a creation a crash interrupted and loads the pods of an ol
   await assert.rejects(pods.run(podSpec({ name: 'old' }), new AbortController().signal), code('AlreadyExists'), "the old pod's name stays reserved");
 });
 
+test("recovery releases the network attachment of a pod whose record a host crash lost, and keeps those of pods it knows", async (t) => {
+  const { root, state } = await dirs(t);
+  await mkdir(join(root, 'pods'), { recursive: true });
+  await writeFile(join(root, 'pods', 'kept.json'), JSON.stringify({ id: 'kept', spec: podSpec({ name: 'kept' }), state: 'notready', createdAt: '1', podDir: join(state, 'pods', 'kept'), cgroupPath: '', cgroupsCreated: [] }));
+  const list = { cniVersion: '1.0.0', name: 'test-net', plugins: [] } as never;
+  const entry = (containerId: string) => ({ kind: 'berthCniCacheV1', networkName: 'test-net', containerId, ifName: 'eth0', netns: join(state, 'ns', `${containerId}-net`), cniVersion: '1.0.0', args: [['K8S_POD_NAME', containerId]], capabilityArgs: {}, config: list, result: {} }) as never;
+  const released: string[] = [];
+  const cni = {
+    ...fakeCni([]),
+    cachedAttachments: async () => [entry('kept'), entry('lost')],
+    del: async (config: unknown, attachment: { containerId: string; netns: string; ifName: string }) => {
+      assert.equal(config, list, 'DEL with the config the pod was added with');
+      released.push(`${attachment.containerId}:${attachment.ifName}:${attachment.netns.endsWith('lost-net')}`);
+    },
+  };
+  const pods = new SandboxManager({ root, state, cgroupDriver: 'cgroupfs', cni, log, host: fakePodHost([]) });
+  pods.attachContainers({ stopPodContainers: async () => undefined, removePodContainers: async () => undefined });
+  await pods.recover();
+  assert.deepEqual(released, ['lost:eth0:true']);
+  assert.equal(pods.get('kept').state, 'notready');
+});
+
 // ---- the container manager ----------------------------------------------------------
 
 const noResources: ContainerResources = { cpuShares: 0, cpuQuota: 0, cpuPeriod: 0, memoryLimit: 0, memorySwapLimit: 0, cpusetCpus: '', cpusetMems: '', hugepageLimits: [], unified: {} };
