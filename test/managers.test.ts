@@ -220,6 +220,36 @@ test('recovery undoes a creation a crash interrupted and loads the pods of an ol
   await assert.rejects(pods.run(podSpec({ name: 'old' }), new AbortController().signal), code('AlreadyExists'), "the old pod's name stays reserved");
 });
 
+test("a pod listing checks each init's namespace once in a while, its pid every time; PodSandboxStatus always checks", async (t) => {
+  const { root, state } = await dirs(t);
+  const calls: string[] = [];
+  const alive = new Map<number, boolean>();
+  let inNamespace = true;
+  const host: PodHost = {
+    ...fakePodHost(calls),
+    startPidNamespace: async () => 4242,
+    inPinnedNamespace: async () => (calls.push('inPinnedNamespace'), inNamespace),
+    processExists: (pid) => alive.get(pid) ?? false,
+  };
+  const pods = new SandboxManager({ root, state, cgroupDriver: 'cgroupfs', cni: fakeCni(calls), log, host });
+  pods.attachContainers({ stopPodContainers: async () => undefined, removePodContainers: async () => undefined });
+  await pods.recover();
+  const id = await pods.run(podSpec(), new AbortController().signal);
+  alive.set(4242, true);
+  const thorough = () => calls.filter((c) => c === 'inPinnedNamespace').length;
+  await pods.listChecked();
+  const first = thorough();
+  assert.equal(first, 1, 'the first listing checks the namespace');
+  for (let i = 0; i < 5; i++) await pods.listChecked();
+  assert.equal(thorough(), first, 'later listings only look at the pid');
+  await pods.getChecked(id);
+  assert.equal(thorough(), first + 1, 'PodSandboxStatus checks the namespace');
+  // The init gone: the next listing finds it at once.
+  alive.set(4242, false);
+  inNamespace = false;
+  assert.equal((await pods.listChecked()).find((p) => p.id === id)?.state, 'notready');
+});
+
 test("recovery releases the network attachment of a pod whose record a host crash lost, and keeps those of pods it knows", async (t) => {
   const { root, state } = await dirs(t);
   await mkdir(join(root, 'pods'), { recursive: true });
