@@ -13,7 +13,7 @@ import { RuntimeService, ImageService } from '../src/gen/runtime/v1/api_pb.js';
 import { openChannel, serviceClient } from '../src/server/grpc-service.js';
 import { startBerthd } from '../test/helpers/berthd.js';
 import { startPodNetwork } from '../test/helpers/pod-network.js';
-import { median, numberArg, requireRoot, Scope, startBusyboxRegistry } from './harness.js';
+import { median, numberArg, requireRoot, Scope, startBusyboxRegistry, stepTimer } from './harness.js';
 
 async function main(): Promise<void> {
   requireRoot();
@@ -28,16 +28,7 @@ async function main(): Promise<void> {
     const runtime = serviceClient(RuntimeService, channel);
     const images = serviceClient(ImageService, channel);
     await images.pullImage({ image: { image } }, { timeoutMs: 300_000 });
-    const times = new Map<string, number[]>();
-    const timed = async <T>(name: string, call: () => Promise<T>): Promise<T> => {
-      if (marks) appendFileSync(marks, `${Date.now()} MARK ${name}\n`);
-      const t = process.hrtime.bigint();
-      const result = await call();
-      const list = times.get(name) ?? [];
-      list.push(Number(process.hrtime.bigint() - t) / 1e6);
-      times.set(name, list);
-      return result;
-    };
+    const { times, timed } = stepTimer(marks ? (name) => appendFileSync(marks, `${Date.now()} MARK ${name}\n`) : undefined);
     const opts = { timeoutMs: 120_000 };
     for (let i = 0; i < iterations; i++) {
       const podConfig = { metadata: { name: `calls-${i}`, namespace: 'bench', uid: `calls-${i}-uid`, attempt: 0 }, hostname: `calls-${i}`, logDirectory: '/tmp/berth-bench-logs' };

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { startPodNetwork } from '../test/helpers/pod-network.js';
 import { tempDir } from '../test/helpers/tmp.js';
-import { median, numberArg, percentile, requireRoot, Scope } from './harness.js';
+import { median, numberArg, percentile, requireRoot, Scope, stepTimer } from './harness.js';
 
 interface Exec {
   code: number | null;
@@ -71,15 +71,7 @@ async function main(): Promise<void> {
     await copyFile('/bin/busybox', join(lower, 'bin', 'busybox'));
     await symlink('busybox', join(lower, 'bin', 'sleep'));
     const runcRoot = join(dir, 'runc');
-    const times = new Map<string, number[]>();
-    const timed = async <T>(name: string, step: () => Promise<T>): Promise<T> => {
-      const t = process.hrtime.bigint();
-      const result = await step();
-      const list = times.get(name) ?? [];
-      list.push(Number(process.hrtime.bigint() - t) / 1e6);
-      times.set(name, list);
-      return result;
-    };
+    const { times, timed } = stepTimer();
     for (let i = 0; i < iterations; i++) {
       const id = `raw-${randomBytes(4).toString('hex')}`;
       const bundle = join(dir, id);
