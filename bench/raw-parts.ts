@@ -4,57 +4,11 @@
 // of the tests and benches), `runc create` + `runc start` of a busybox bundle in that
 // netns, then the way down (`runc kill` + `runc delete`, the plugins' DEL in reverse,
 // `ip netns del`). The overlay mount a runtime adds is timed on its own.
+// `node dist/bench/cri-calls.js --raw` interleaves the same with berthd's calls.
 //   node dist/bench/raw-parts.js [--iterations N]
-import { spawn } from 'node:child_process';
-import { copyFile, mkdir, readdir, readFile, rmdir, symlink, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
-import { randomBytes } from 'node:crypto';
 import { startPodNetwork } from '../test/helpers/pod-network.js';
-import { tempDir } from '../test/helpers/tmp.js';
 import { median, numberArg, percentile, requireRoot, Scope, stepTimer } from './harness.js';
-
-interface Exec {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-interface ExecOptions {
-  input?: string;
-  env?: NodeJS.ProcessEnv;
-  /** stdio of a command whose children keep it (runc create hands its own to the container). */
-  stdio?: 'ignore';
-}
-
-function exec(command: string, args: string[], options: ExecOptions = {}): Promise<Exec> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { stdio: options.stdio ?? ['pipe', 'pipe', 'pipe'], env: options.env ?? process.env });
-    let stdout = '';
-    let stderr = '';
-    child.stdout?.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
-    child.on('error', reject);
-    child.on(options.stdio ? 'exit' : 'close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-    child.stdin?.on('error', () => undefined);
-    child.stdin?.end(options.input ?? '');
-  });
-}
-
-async function must(command: string, args: string[], options: ExecOptions = {}): Promise<string> {
-  const result = await exec(command, args, options);
-  if (result.code !== 0) throw new Error(`${command} ${args.join(' ')}: exit ${result.code}: ${result.stderr || result.stdout}`);
-  return result.stdout;
-}
-
-/** One CNI plugin call, as libcni makes it (the conf on stdin, CNI_* in the environment). */
-function cni(plugin: string, command: 'ADD' | 'DEL', id: string, netns: string, conf: object): Promise<string> {
-  const env = { PATH: process.env.PATH, CNI_COMMAND: command, CNI_CONTAINERID: id, CNI_NETNS: netns, CNI_IFNAME: 'eth0', CNI_PATH: '/usr/lib/cni', CNI_ARGS: 'IgnoreUnknown=1' };
-  return must(join('/usr/lib/cni', plugin), [], { input: JSON.stringify(conf), env });
-}
+import { RawHost } from './raw-host.js';
 
 async function main(): Promise<void> {
   requireRoot();
@@ -62,71 +16,9 @@ async function main(): Promise<void> {
   const scope = new Scope();
   try {
     const net = await startPodNetwork(scope);
-    const list = JSON.parse(await readFile(join(net.confDir, '10-test.conflist'), 'utf8')) as { cniVersion: string; name: string; plugins: Array<Record<string, unknown>> };
-    const dir = await tempDir(scope, 'raw-parts-');
-    // A busybox rootfs as the lower dir, runc's default spec with `sleep`.
-    const lower = join(dir, 'lower');
-    await mkdir(join(lower, 'bin'), { recursive: true });
-    for (const d of ['proc', 'sys', 'dev', 'etc', 'tmp']) await mkdir(join(lower, d));
-    await copyFile('/bin/busybox', join(lower, 'bin', 'busybox'));
-    await symlink('busybox', join(lower, 'bin', 'sleep'));
-    const runcRoot = join(dir, 'runc');
+    const raw = await RawHost.create(scope, net.confDir);
     const { times, timed } = stepTimer();
-    for (let i = 0; i < iterations; i++) {
-      const id = `raw-${randomBytes(4).toString('hex')}`;
-      const bundle = join(dir, id);
-      await mkdir(bundle);
-      await must('runc', ['spec', '--bundle', bundle]);
-      const spec = JSON.parse(await readFile(join(bundle, 'config.json'), 'utf8')) as { process: { terminal: boolean; args: string[] }; root: { path: string; readonly: boolean }; linux: { namespaces: Array<{ type: string; path?: string }>; cgroupsPath?: string } };
-      spec.process.terminal = false;
-      spec.process.args = ['sleep', '3600'];
-      spec.root = { path: join(bundle, 'rootfs'), readonly: false };
-      spec.linux.namespaces = spec.linux.namespaces.map((n) => (n.type === 'network' ? { type: 'network', path: `/var/run/netns/${id}` } : n));
-      spec.linux.cgroupsPath = `/raw-parts/${id}`;
-      await writeFile(join(bundle, 'config.json'), JSON.stringify(spec));
-      for (const d of ['rootfs', 'upper', 'work']) await mkdir(join(bundle, d));
-      // Whatever a failure leaves of this iteration goes (each step is a no-op when done).
-      scope.after(async () => {
-        await exec('runc', ['--root', runcRoot, 'delete', '--force', id]);
-        await exec('umount', [join(bundle, 'rootfs')]);
-        await exec('ip', ['netns', 'del', id]);
-      });
-      const pod = await timed('pod: ip netns add + CNI ADD', async () => {
-        await must('ip', ['netns', 'add', id]);
-        let prevResult: unknown;
-        for (const plugin of list.plugins) {
-          const conf = { cniVersion: list.cniVersion, name: list.name, ...plugin, ...(prevResult ? { prevResult } : {}), ...(plugin.type === 'portmap' ? { runtimeConfig: { portMappings: [] } } : {}) };
-          prevResult = JSON.parse(await cni(plugin.type as string, 'ADD', id, `/var/run/netns/${id}`, conf));
-        }
-        return prevResult;
-      });
-      await timed('overlay mount', () => must('mount', ['-t', 'overlay', 'overlay', '-o', `lowerdir=${lower},upperdir=${join(bundle, 'upper')},workdir=${join(bundle, 'work')}`, join(bundle, 'rootfs')]));
-      await timed('runc create + start', async () => {
-        await must('runc', ['--root', runcRoot, 'create', '--bundle', bundle, id], { stdio: 'ignore' });
-        await must('runc', ['--root', runcRoot, 'start', id]);
-      });
-      await timed('runc kill + delete', async () => {
-        await must('runc', ['--root', runcRoot, 'kill', id, 'KILL']);
-        // delete refuses a container still running: wait for the kill to land.
-        for (let tries = 0; tries < 200; tries++) {
-          const state = JSON.parse(await must('runc', ['--root', runcRoot, 'state', id])) as { status: string };
-          if (state.status === 'stopped') break;
-          await new Promise((r) => setTimeout(r, 2));
-        }
-        await must('runc', ['--root', runcRoot, 'delete', id]);
-      });
-      await timed('umount', () => must('umount', [join(bundle, 'rootfs')]));
-      await timed('pod down: CNI DEL + ip netns del', async () => {
-        for (const plugin of [...list.plugins].reverse()) {
-          const conf = { cniVersion: list.cniVersion, name: list.name, ...plugin, prevResult: pod, ...(plugin.type === 'portmap' ? { runtimeConfig: { portMappings: [] } } : {}) };
-          await cni(plugin.type as string, 'DEL', id, `/var/run/netns/${id}`, conf);
-        }
-        await must('ip', ['netns', 'del', id]);
-      });
-    }
-    // runc removed each container's cgroup; their parent goes too, in every hierarchy.
-    for (const hierarchy of await readdir('/sys/fs/cgroup').catch(() => [] as string[])) await rmdir(join('/sys/fs/cgroup', hierarchy, 'raw-parts')).catch(() => undefined);
-    await rmdir('/sys/fs/cgroup/raw-parts').catch(() => undefined);
+    for (let i = 0; i < iterations; i++) await raw.iteration(timed);
     console.log(`\n${iterations} iterations, host tools alone; ms`);
     console.log(`${'step'.padEnd(36)} ${'p50'.padStart(7)} ${'p95'.padStart(7)}`);
     for (const [name, values] of times) console.log(`${name.padEnd(36)} ${median(values).toFixed(1).padStart(7)} ${percentile(values, 95).toFixed(1).padStart(7)}`);
