@@ -398,17 +398,16 @@ export class ContainerManager implements PodContainers {
     if (!record) return;
     await this.stop(record.id, 0);
     await this.#locks.lock(record.id, async () => {
-      // The container has exited: the runtime's state, berthd's rootfs mount and conmon's
-      // cgroup (which waits for conmon to leave, a few ms after the exit file) are
-      // independent of each other; the bundle and exit file go once nothing is mounted.
+      // The container has exited: the runtime's state and berthd's rootfs mount are
+      // independent of each other, and so are the bundle, exit file and conmon's cgroup.
       // The record goes last, so a crash before it leaves a record whose removal repeats.
       const runtime = this.#runtime(record);
+      await allSettled([runtime.delete(record.id), this.#bundles.unmount(record)] as const);
       await allSettled([
-        runtime.delete(record.id),
-        this.#bundles.unmount(record),
+        this.#bundles.remove(record),
+        rm(exitFileOf(this.#exitDir, record.id), { force: true }),
         this.#host.removeLeafCgroup(this.#monitorCgroup(record)).catch((err: Error) => this.options.log.warn({ container: record.id, error: err.message }, "cannot remove conmon's cgroup")),
       ] as const);
-      await allSettled([this.#bundles.remove(record), rm(exitFileOf(this.#exitDir, record.id), { force: true })] as const);
       await this.#store.delete(record.id);
       this.#records.delete(record.id);
       this.#specTexts.delete(record.id);
