@@ -12,7 +12,7 @@
 // berthd's log.
 import { appendFileSync } from 'node:fs';
 import { RuntimeService, ImageService } from '../src/gen/runtime/v1/api_pb.js';
-import { openChannel, serviceClient } from '../src/server/grpc-service.js';
+import { openChannel, serviceClient } from '../src/server/grpc-client.js';
 import { startBerthd } from '../test/helpers/berthd.js';
 import { startPodNetwork } from '../test/helpers/pod-network.js';
 import { median, numberArg, requireRoot, Scope, startBusyboxRegistry, stepTimer, stringArg } from './harness.js';

@@ -8,7 +8,7 @@
 //   node dist/bench/density.js [--pods N] [--polls N] [--no-containerd]
 import { setTimeout as sleep } from 'node:timers/promises';
 import { RuntimeService, ImageService } from '../src/gen/runtime/v1/api_pb.js';
-import { openChannel, serviceClient } from '../src/server/grpc-service.js';
+import { openChannel, serviceClient } from '../src/server/grpc-client.js';
 import { startPodNetwork } from '../test/helpers/pod-network.js';
 import { median, numberArg, requireRoot, Scope, startBusyboxRegistry } from './harness.js';
 import { startTargets } from './targets.js';

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { inPinnedNamespace } from '../src/linux/pid-namespace.js';
@@ -59,6 +60,13 @@ export function requireRoot(): void {
     process.stderr.write('benchmarks start berthd, containerd and a registry: run them as root\n');
     process.exit(1);
   }
+}
+
+/** A process's user + system CPU time so far, in ms (/proc/PID/stat, clock ticks of 10 ms). */
+export function cpuMs(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) * 10;
 }
 
 /** Resident memory (kB) of the processes whose command line matches. */

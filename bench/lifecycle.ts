@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { readFileSync } from 'node:fs';
 import { RuntimeService, ImageService } from '../src/gen/runtime/v1/api_pb.js';
-import { openChannel, serviceClient } from '../src/server/grpc-service.js';
+import { openChannel, serviceClient } from '../src/server/grpc-client.js';
 import { startBerthd } from '../test/helpers/berthd.js';
 import { startContainerd } from '../test/helpers/containerd.js';
 import { buildLayer, pushImage } from '../test/helpers/image-builder.js';

@@ -4,19 +4,11 @@
 // the runtimes turned each round), so a machine shared with other work slows all alike;
 // medians in ms and berth/containerd ratios. Never fails on time.
 //   node dist/bench/polled-calls.js [--rounds N] [--baseline OTHER/dist/src/bin/berthd.js] [--no-containerd] [--cpu-by-call]
-import { readFileSync } from 'node:fs';
 import { RuntimeService, ImageService } from '../src/gen/runtime/v1/api_pb.js';
-import { openChannel, serviceClient } from '../src/server/grpc-service.js';
+import { openChannel, serviceClient } from '../src/server/grpc-client.js';
 import { startPodNetwork } from '../test/helpers/pod-network.js';
-import { median, numberArg, percentile, requireRoot, Scope, startBusyboxRegistry } from './harness.js';
+import { cpuMs, median, numberArg, percentile, requireRoot, Scope, startBusyboxRegistry } from './harness.js';
 import { startTargets } from './targets.js';
-
-/** A process's user + system CPU time so far, in ms (/proc/PID/stat, clock ticks of 10 ms). */
-function cpuMs(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) * 10;
-}
 
 async function main(): Promise<void> {
   requireRoot();

@@ -1,16 +1,20 @@
 // bench/pull: pull a ~200 MB, 6-layer image from a local registry into berthd and into
-// containerd, in the same run on the same machine, and print seconds, MB/s and ratios.
-// Each pull starts from an empty store (a fresh daemon), so nothing is cached.
-//   node dist/bench/pull.js [--runs N] [--baseline OTHER/dist/src/bin/berthd.js] [--no-containerd]
+// containerd, in the same run on the same machine, and print seconds, MB/s, each
+// daemon's CPU time for the pull (/proc/PID/stat: all its threads; steadier than the
+// seconds on a loaded machine) and ratios. Each pull starts from an empty store (a fresh
+// daemon), so nothing is cached.
+//   node dist/bench/pull.js [--runs N] [--baseline OTHER/dist/src/bin/berthd.js] [--no-containerd] [--small]
+// --small: a ~1 MB one-layer busybox image instead (as the kubelet's small pulls), a new
+// one per run (a file of its own in the layer), into the same daemons.
 // containerd 2.x is pulled with too when scripts/build-containerd2.sh has built it.
 import { randomBytes } from 'node:crypto';
-import * as grpc from '@grpc/grpc-js';
+import type { GrpcCallError } from '../src/server/grpc-client.js';
 import { ImageService } from '../src/gen/runtime/v1/api_pb.js';
-import { openChannel, serviceClient } from '../src/server/grpc-service.js';
+import { openChannel, serviceClient } from '../src/server/grpc-client.js';
 import { buildLayer, busyboxEntries, pushImage, type BuiltLayer, type LayerEntry } from '../test/helpers/image-builder.js';
 import { startRegistry } from '../test/helpers/registry.js';
-import { Scope, median, requireRoot } from './harness.js';
-import { startTargets } from './targets.js';
+import { Scope, cpuMs, median, requireRoot } from './harness.js';
+import { startTargets, type Target } from './targets.js';
 
 const LAYERS = 6;
 const FILES_PER_LAYER = 200;
@@ -26,58 +30,92 @@ function bigLayer(index: number): BuiltLayer {
   return buildLayer(entries, 'gzip');
 }
 
-async function timePull(endpoint: string, reference: string): Promise<number> {
-  const channel = openChannel(endpoint);
+/** Seconds of one pull, and the daemon's CPU seconds meanwhile. */
+async function timePull(target: Target, reference: string): Promise<{ seconds: number; cpu: number }> {
+  const channel = openChannel(target.endpoint);
   const images = serviceClient(ImageService, channel);
+  const cpuBefore = cpuMs(target.pid);
   const started = process.hrtime.bigint();
   try {
     await images.pullImage({ image: { image: reference } }, { timeoutMs: 600_000 });
   } finally {
     channel.close();
   }
-  return Number(process.hrtime.bigint() - started) / 1e9;
+  return { seconds: Number(process.hrtime.bigint() - started) / 1e9, cpu: (cpuMs(target.pid) - cpuBefore) / 1000 };
+}
+
+function smallLayer(run: number): BuiltLayer {
+  return buildLayer([...busyboxEntries(), { type: 'file', path: 'etc/bench-run', content: `${run} ${randomBytes(8).toString('hex')}\n` }], 'gzip');
 }
 
 async function main(): Promise<void> {
   requireRoot();
-  const runs = Number(process.argv[process.argv.indexOf('--runs') + 1] || 3) || 3;
+  const small = process.argv.includes('--small');
+  const runs = Number(process.argv[process.argv.indexOf('--runs') + 1] || 0) || (small ? 10 : 3);
   const scope = new Scope();
   try {
     const registry = await startRegistry(scope);
-    process.stdout.write(`building a ${LAYERS}-layer image ... `);
-    const layers = [buildLayer(busyboxEntries()), ...Array.from({ length: LAYERS - 1 }, (_, i) => bigLayer(i))];
-    const pushed = await pushImage(registry, 'bench/big', '1', { layers });
+    // One image per run when small (pulled into the same daemons), else one for all runs.
+    const images: Array<{ reference: string; layers: BuiltLayer[] }> = [];
+    if (small) {
+      process.stdout.write(`building ${runs} one-layer busybox images ... `);
+      for (let run = 1; run <= runs; run++) {
+        const layers = [smallLayer(run)];
+        await pushImage(registry, 'bench/small', String(run), { layers });
+        images.push({ reference: `${registry.host}/bench/small:${run}`, layers });
+      }
+    } else {
+      process.stdout.write(`building a ${LAYERS}-layer image ... `);
+      const layers = [buildLayer(busyboxEntries()), ...Array.from({ length: LAYERS - 1 }, (_, i) => bigLayer(i))];
+      await pushImage(registry, 'bench/big', '1', { layers });
+      images.push({ reference: `${registry.host}/bench/big:1`, layers });
+    }
+    const layers = images[0]!.layers;
     const compressed = layers.reduce((a, l) => a + l.size, 0);
     const unpacked = layers.reduce((a, l) => a + l.tar.length, 0);
     process.stdout.write(`${(compressed / 1e6).toFixed(1)} MB compressed, ${(unpacked / 1e6).toFixed(1)} MB unpacked\n`);
-    const reference = `${registry.host}/bench/big:1`;
 
     const seconds = new Map<string, number[]>();
-    for (let run = 1; run <= runs; run++) {
-      // Fresh daemons per run: empty content stores, nothing to reuse. The pulls run one
-      // after another, in an order turned each run.
-      const runScope = new Scope();
-      try {
-        const targets = await startTargets(runScope, { registry });
-        const line: string[] = [];
-        for (let k = 0; k < targets.length; k++) {
-          const target = targets[(run + k) % targets.length]!;
-          const s = await timePull(target.endpoint, reference);
-          seconds.set(target.name, [...(seconds.get(target.name) ?? []), s]);
-          line.push(`${target.name} ${s.toFixed(2)} s`);
+    const cpu = new Map<string, number[]>();
+    // Small pulls share daemons (started once); big ones get fresh daemons per run:
+    // empty content stores, nothing to reuse. The pulls run one after another, in an
+    // order turned each run.
+    const shared = small ? new Scope() : undefined;
+    try {
+      const sharedTargets = shared && (await startTargets(shared, { registry }));
+      for (let run = 1; run <= runs; run++) {
+        const runScope = new Scope();
+        try {
+          const targets = sharedTargets ?? (await startTargets(runScope, { registry }));
+          const reference = images[small ? run - 1 : 0]!.reference;
+          const line: string[] = [];
+          for (let k = 0; k < targets.length; k++) {
+            const target = targets[(run + k) % targets.length]!;
+            const pulled = await timePull(target, reference);
+            seconds.set(target.name, [...(seconds.get(target.name) ?? []), pulled.seconds]);
+            cpu.set(target.name, [...(cpu.get(target.name) ?? []), pulled.cpu]);
+            line.push(`${target.name} ${small ? `${(pulled.seconds * 1000).toFixed(0)} ms` : `${pulled.seconds.toFixed(2)} s`} (cpu ${pulled.cpu.toFixed(2)} s)`);
+          }
+          process.stdout.write(`run ${run}: ${line.join(', ')}\n`);
+        } finally {
+          await runScope.close();
         }
-        process.stdout.write(`run ${run}: ${line.join(', ')}\n`);
-      } finally {
-        await runScope.close();
       }
+    } finally {
+      await shared?.close();
     }
     const mb = compressed / 1e6;
-    process.stdout.write(`\nimage ${pushed.configDigest.slice(0, 19)}: ${mb.toFixed(1)} MB in ${layers.length} layers; median of ${runs} pulls each\n`);
-    process.stdout.write(`runtime              seconds    MB/s   berth/this (time)\n`);
+    process.stdout.write(`\n${small ? 'small images' : 'image'}: ${mb.toFixed(1)} MB in ${layers.length} layers; median of ${runs} pulls each\n`);
+    process.stdout.write(`runtime              ${small ? '     ms' : 'seconds'}    MB/s   cpu s   berth/this (time)  (cpu)\n`);
     const berth = median(seconds.get('berth')!);
+    const berthCpu = median(cpu.get('berth')!);
     for (const [name, list] of seconds) {
       const m = median(list);
-      process.stdout.write(`${name.padEnd(20)} ${m.toFixed(2).padStart(7)}  ${(mb / m).toFixed(1).padStart(6)}  ${(berth / m).toFixed(2).padStart(8)}\n`);
+      const c = median(cpu.get(name)!);
+      const time = small ? (m * 1000).toFixed(0) : m.toFixed(2);
+      process.stdout.write(
+        `${name.padEnd(20)} ${time.padStart(7)}  ${(mb / m).toFixed(1).padStart(6)}  ${c.toFixed(2).padStart(6)}  ${(berth / m).toFixed(2).padStart(8)}  ${(c > 0 ? berthCpu / c : NaN).toFixed(2).padStart(12)}\n`,
+      );
     }
   } finally {
     await scope.close();
@@ -85,7 +123,7 @@ async function main(): Promise<void> {
 }
 
 main().catch((err: unknown) => {
-  const status = err as Partial<grpc.StatusObject>;
+  const status = err as Partial<GrpcCallError>;
   process.stderr.write(`bench/pull failed: ${status.details ?? (err as Error).message}\n`);
   process.exit(1);
 });

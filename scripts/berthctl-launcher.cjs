@@ -1,9 +1,11 @@
 #!/usr/bin/env node
-// The installed berthctl's entry (scripts/install.sh puts it beside the one-file bundle
-// berthctl.cjs and its #! line names the node found at install time). It compiles the
-// bundle with the V8 code cache install.sh made (berthctl.cjs.cache), so a call does not
-// parse and compile 2 MB of JavaScript again: measured, about 50 ms of the ~200 ms a
-// `berthctl version` took. A cache V8 rejects (another node, another bundle) is ignored
+// The installed berthctl's entry when its V8 startup snapshot cannot be used (another
+// node, NODE_OPTIONS set, no snapshot made: see scripts/install.sh, which puts this file
+// beside the one-file bundle berthctl.cjs with a #! line naming the node found at install
+// time). It compiles the bundle with the V8 code cache install.sh made
+// (berthctl.cjs.cache), so a call does not parse and compile the bundle's 1 MB of
+// JavaScript again (measured when it was 2 MB: about 50 ms of the ~200 ms a `berthctl
+// version` took). A cache V8 rejects (another node, another bundle) is ignored
 // and the bundle compiled as usual; only install.sh (BERTHCTL_WRITE_CODE_CACHE) writes it.
 'use strict';
 const { readFileSync, writeFileSync } = require('node:fs');

@@ -4,19 +4,19 @@
 # $BERTH_TOOLS_CACHE (default /var/cache/berth-test-tools).
 # Usage: build-grpc-go-client.sh VERSION   (e.g. v1.51.0)
 set -euo pipefail
+source "$(dirname "$0")/go-tool-lib.sh"
 version="${1:?usage: build-grpc-go-client.sh VERSION}"
 here="$(cd "$(dirname "$0")/.." && pwd)"
-cache="${BERTH_TOOLS_CACHE:-/var/cache/berth-test-tools}"
+cache="$go_tools_cache"
 out="$cache/grpc-go-client-$version"
 source_sum="$(sha256sum "$here/test/grpc-go-client/main.go" | cut -c1-16)"
 if [ -x "$out" ] && [ "$(cat "$out.source" 2>/dev/null)" = "$source_sum" ]; then
   echo "$out"
   exit 0
 fi
-export PATH="/usr/local/go/bin:$PATH"
-command -v go >/dev/null || { echo "build-grpc-go-client: Go is not installed (expected at /usr/local/go)" >&2; exit 1; }
-work="$(mktemp -d)"
-trap 'rm -rf "$work"' EXIT
+require_go build-grpc-go-client
+go_tool_workdir
+work="$go_tool_work"
 cp "$here/test/grpc-go-client/main.go" "$work/"
 mkdir -p "$cache"
 (

@@ -18,22 +18,21 @@
 #
 # Usage: build-kube.sh            (KUBE_VERSION, KUBE_TARGETS from the environment)
 set -euo pipefail
+source "$(dirname "$0")/go-tool-lib.sh"
 KUBE_VERSION="${KUBE_VERSION:-v1.37.2}"
 KUBE_TARGETS="${KUBE_TARGETS:-kubelet}"
-cache="${BERTH_TOOLS_CACHE:-/var/cache/berth-test-tools}"
-out="$cache/kube-$KUBE_VERSION"
+out="$go_tools_cache/kube-$KUBE_VERSION"
 missing=""
 for t in $KUBE_TARGETS; do [ -x "$out/$t" ] || missing="$missing $t"; done
 if [ -z "$missing" ]; then
   echo "$out"
   exit 0
 fi
-export PATH="/usr/local/go/bin:$PATH"
-command -v go >/dev/null || { echo "build-kube: Go is not installed (expected at /usr/local/go)" >&2; exit 1; }
+require_go build-kube
 staging_version="v0.${KUBE_VERSION#v1.}"
 here="$(cd "$(dirname "$0")" && pwd)"
-work="$(mktemp -d)"
-trap 'chmod -R u+w "$work" 2>/dev/null; rm -rf "$work"' EXIT
+go_tool_workdir
+work="$go_tool_work"
 (
   cd "$work"
   # The kubernetes go.mod: its go directive, and the staging modules it requires at v0.0.0.

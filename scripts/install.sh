@@ -92,17 +92,31 @@ for pkg in $(node -p 'Object.keys(require("./package.json").dependencies).join("
   [ -e "$staging/node_modules/$pkg/package.json" ] || { echo "install: dependency $pkg is missing: run npm ci first" >&2; exit 1; }
 done
 # berthctl starts several times faster as one file than as ~300 modules resolved and
-# read one by one (every call of a crictl-style script pays it): bundled here by esbuild
-# (Debian's package; scripts/setup.sh installs it) as CommonJS, and run through
-# scripts/berthctl-launcher.cjs with a V8 code cache made now, by one run of it (the
-# launcher's comment says why). Without esbuild berthctl runs unbundled, as berthd does.
+# read one by one (every call of a crictl-style script pays it), and faster still from
+# a V8 startup snapshot of that file with its modules already evaluated:
+# - dist/berthctl.blob: `node --build-snapshot` of the bundled src/bin/berthctl-snapshot.js
+#   (its comment says what is in it). A snapshot runs only on the node that made it,
+#   without V8 flags: the command below (PREFIX/bin/berthctl) uses it while that node
+#   binary is unchanged (its mtime, kept on dist/berthctl.blob.node) and NODE_OPTIONS is
+#   empty, and otherwise
+# - dist/berthctl.cjs through scripts/berthctl-launcher.cjs, with a V8 code cache made
+#   now by one run of it (the launcher's comment says why).
+# Both are bundled by esbuild (Debian's package; scripts/setup.sh installs it) as
+# CommonJS; builtins are required through process.getBuiltinModule, which the snapshot
+# builder's `require` is not (it warns about modules it has not verified, at run time
+# too). Without esbuild berthctl runs unbundled, as berthd does.
 bundled=false
+snapshot=false
 if command -v esbuild >/dev/null; then
-  esbuild "$staging/dist/src/bin/berthctl.js" --bundle --platform=node --format=cjs --target=node20 \
-    --outfile="$staging/dist/berthctl.cjs" --log-level=error \
-    --define:import.meta.url=berthctlBundleUrl \
-    --banner:js="// berthctl: $marker
+  bundle() {
+    esbuild "$staging/dist/src/bin/$1.js" --bundle --platform=node --format=cjs --target=node20 \
+      --outfile="$staging/dist/$2" --log-level=error \
+      --define:import.meta.url=berthctlBundleUrl \
+      --banner:js="// berthctl: $marker
+var require = ((required) => (id) => process.getBuiltinModule(id) ?? required(id))(require);
 const berthctlBundleUrl = require('node:url').pathToFileURL(__filename).href;"
+  }
+  bundle berthctl berthctl.cjs
   sed "1s|^#!.*|#!$NODE|" "$checkout/scripts/berthctl-launcher.cjs" >"$staging/dist/berthctl-launcher.cjs"
   chmod 0755 "$staging/dist/berthctl-launcher.cjs"
   # The cache: a call that fails at once (no such socket) still compiles the client's
@@ -111,6 +125,17 @@ const berthctlBundleUrl = require('node:url').pathToFileURL(__filename).href;"
     -r "unix://$staging/no-such.sock" -t 1s version >/dev/null 2>&1 || true
   [ -s "$staging/dist/berthctl.cjs.cache" ] || echo "install: no V8 code cache was made for berthctl (it starts without one)"
   bundled=true
+  bundle berthctl-snapshot berthctl-snapshot.cjs
+  if (cd "$staging/dist" && NODE_OPTIONS= "$NODE" --snapshot-blob berthctl.blob --build-snapshot berthctl-snapshot.cjs) >"$staging/snapshot.log" 2>&1 &&
+    CRI_CONFIG_FILE=/dev/null NODE_OPTIONS= "$NODE" --snapshot-blob "$staging/dist/berthctl.blob" berthctl --version >/dev/null 2>&1; then
+    touch -r "$NODE" "$staging/dist/berthctl.blob.node"
+    snapshot=true
+  else
+    echo "install: no V8 startup snapshot for berthctl (it starts from the bundle):"
+    sed 's/^/  /' "$staging/snapshot.log"
+    rm -f "$staging/dist/berthctl.blob"
+  fi
+  rm -f "$staging/snapshot.log" "$staging/dist/berthctl-snapshot.cjs"
 else
   echo "install: esbuild not found: berthctl runs unbundled (slower to start; apt-get install esbuild)"
 fi
@@ -126,6 +151,24 @@ trap - EXIT
 mkdir -p "$bindir"
 for cmd in "${commands[@]}"; do
   rm -f "$bindir/$cmd"
+  if [ "$cmd" = berthctl ] && [ "$snapshot" = true ]; then
+    # sh with nothing but builtins before node: the package is found beside the bin dir
+    # this file was called by (readlink only when it was called through a link elsewhere).
+    cat >"$bindir/$cmd" <<EOF
+#!/bin/sh
+# berthctl: $marker
+# From the V8 startup snapshot while the node that made it is unchanged, else the bundle.
+dist=\${0%/*}/../lib/berth/dist
+[ -f "\$dist/berthctl.blob" ] || dist=\$(dirname "\$(readlink -f "\$0")")/../lib/berth/dist
+if [ -z "\${NODE_OPTIONS:-}" ] && [ ! "$NODE" -nt "\$dist/berthctl.blob.node" ] && [ ! "$NODE" -ot "\$dist/berthctl.blob.node" ]; then
+  exec "$NODE" --snapshot-blob "\$dist/berthctl.blob" "\$0" "\$@"
+fi
+exec "\$dist/berthctl-launcher.cjs" "\$@"
+EOF
+    chmod 0755 "$bindir/$cmd"
+    echo "install: $bindir/$cmd (V8 startup snapshot)"
+    continue
+  fi
   if [ "$cmd" = berthctl ] && [ "$bundled" = true ]; then
     # A relative link: the bundle's #! line names node, nothing else runs first.
     ln -s ../lib/berth/dist/berthctl-launcher.cjs "$bindir/$cmd"

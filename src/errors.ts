@@ -17,7 +17,9 @@ export type ErrorCode =
   | 'Unavailable'
   | 'Unimplemented'
   | 'DataLoss'
-  | 'Internal';
+  | 'Internal'
+  /** A failure the runtime below reported as its own, passed on as containerd passes it (gRPC UNKNOWN). */
+  | 'Unknown';
 
 export class BerthError extends Error {
   readonly code: ErrorCode;
@@ -40,6 +42,7 @@ export const unavailable = (message: string) => new BerthError('Unavailable', me
 export const deadlineExceeded = (message: string) => new BerthError('DeadlineExceeded', message);
 export const unimplemented = (what: string) =>
   new BerthError('Unimplemented', `${what} is not implemented by berth yet`);
+export const unknownFailure = (message: string) => new BerthError('Unknown', message);
 export const internal = (message: string, cause?: unknown) => new BerthError('Internal', message, { cause });
 
 /** Any thrown value as a BerthError: unknown errors become Internal with their message kept. */

@@ -8,9 +8,10 @@ import { existsSync, readFileSync } from 'node:fs';
 import { stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parse as parseToml } from 'smol-toml';
-import * as grpc from '@grpc/grpc-js';
+import { GrpcStatus } from '../src/server/grpc-wire.js';
+import type { GrpcCallError } from '../src/server/grpc-client.js';
 import { CgroupDriver, ImageService, RuntimeService } from '../src/gen/runtime/v1/api_pb.js';
-import { openChannel, serviceClient } from '../src/server/grpc-service.js';
+import { openChannel, serviceClient } from '../src/server/grpc-client.js';
 import type { GenService, GenServiceMethods } from '@bufbuild/protobuf/codegenv2';
 import { launchBerthd, runBerthctl, startBerthd } from './helpers/berthd.js';
 import { BERTHD, PACKAGE_ROOT } from './helpers/paths.js';
@@ -125,7 +126,7 @@ test('every RPC of runtime.v1 is served; one without a handler would answer UNIM
     for (const method of service.methods) {
       if (served.has(`${service.name}.${method.name}`)) continue;
       const call = client[method.localName]!({}, { timeoutMs: 5000 });
-      let error: grpc.ServiceError | undefined;
+      let error: GrpcCallError | undefined;
       try {
         if (method.methodKind === 'server_streaming') {
           for await (const _ of call as AsyncIterable<unknown>) assert.fail(`${method.name} streamed a message`);
@@ -133,10 +134,10 @@ test('every RPC of runtime.v1 is served; one without a handler would answer UNIM
           await call;
         }
       } catch (err) {
-        error = err as grpc.ServiceError;
+        error = err as GrpcCallError;
       }
       assert.ok(error, `${method.name} did not fail`);
-      assert.equal(error.code, grpc.status.UNIMPLEMENTED, `${method.name}: ${error.message}`);
+      assert.equal(error.code, GrpcStatus.UNIMPLEMENTED, `${method.name}: ${error.message}`);
       assert.match(error.details, new RegExp(method.name));
       checked++;
     }
@@ -246,10 +247,10 @@ test('RuntimeConfig answers the configured cgroup driver; UpdateRuntimeConfig re
   const info = JSON.parse((await berthd.ctl(['info'])).stdout) as { runtimeConfig: { podCidr: string } };
   assert.equal(info.runtimeConfig.podCidr, '10.244.1.0/24');
   // Pod calls on ids that do not exist: NotFound for status, success for stop and remove.
-  await assert.rejects(runtime.podSandboxStatus({ podSandboxId: 'nope' }), { code: grpc.status.NOT_FOUND });
+  await assert.rejects(runtime.podSandboxStatus({ podSandboxId: 'nope' }), { code: GrpcStatus.NOT_FOUND });
   await runtime.stopPodSandbox({ podSandboxId: 'nope' });
   await runtime.removePodSandbox({ podSandboxId: 'nope' });
-  await assert.rejects(runtime.runPodSandbox({}), { code: grpc.status.INVALID_ARGUMENT });
+  await assert.rejects(runtime.runPodSandbox({}), { code: GrpcStatus.INVALID_ARGUMENT });
 });
 
 test('StopContainer, RemoveContainer, StopPodSandbox and RemovePodSandbox of an unknown id succeed (idempotent, as the CRI says)', async (t) => {
@@ -263,5 +264,5 @@ test('StopContainer, RemoveContainer, StopPodSandbox and RemovePodSandbox of an 
   await runtime.stopPodSandbox({ podSandboxId: ghost });
   await runtime.removePodSandbox({ podSandboxId: ghost });
   // Status still says what is not there.
-  await assert.rejects(runtime.containerStatus({ containerId: ghost }), (err: grpc.ServiceError) => err.code === grpc.status.NOT_FOUND);
+  await assert.rejects(runtime.containerStatus({ containerId: ghost }), (err: GrpcCallError) => err.code === GrpcStatus.NOT_FOUND);
 });

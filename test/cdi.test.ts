@@ -7,7 +7,8 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import * as grpc from '@grpc/grpc-js';
+import { GrpcStatus } from '../src/server/grpc-wire.js';
+import type { GrpcCallError } from '../src/server/grpc-client.js';
 import { applyCdiEdits, cdiEditsFor, loadCdiRegistry, parseCdiSpec, requestedCdiDevices, type OciConfigForCdi } from '../src/container/cdi.js';
 import { containerTestSkip, setupContainerTest } from './helpers/containers.js';
 import { tempDir } from './helpers/tmp.js';
@@ -92,7 +93,7 @@ test('a container gets its CDI devices: node, env, mount and hook, by field or a
   assert.equal(await exec(containerId, ['cat', '/opt/fw/firmware']), 'cdi firmware\n');
   assert.notEqual((await runtime.execSync({ containerId, cmd: ['touch', '/opt/fw/x'], timeout: 10n })).exitCode, 0, 'the ro option holds');
 
-  const invalid = (name: RegExp) => (err: grpc.ServiceError) => err.code === grpc.status.INVALID_ARGUMENT && name.test(err.message);
+  const invalid = (name: RegExp) => (err: GrpcCallError) => err.code === GrpcStatus.INVALID_ARGUMENT && name.test(err.message);
   await assert.rejects(runtime.createContainer({ podSandboxId: podId, config: { metadata: { name: 'cdi-unknown' }, image: { image }, CDIDevices: [{ name: 'berth.test/dev=nope' }] } }), invalid(/unresolvable CDI device berth\.test\/dev=nope/));
   await assert.rejects(runtime.createContainer({ podSandboxId: podId, config: { metadata: { name: 'cdi-bad' }, image: { image }, annotations: { 'cdi.k8s.io/x': 'justaname' } } }), invalid(/not a qualified name/));
   // The name is free again after a refusal.

@@ -6,11 +6,12 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import * as grpc from '@grpc/grpc-js';
+import { GrpcStatus, type GrpcStatusCode } from '../src/server/grpc-wire.js';
+import type { GrpcCallError } from '../src/server/grpc-client.js';
 import { containerTestSkip, setupContainerTest } from './helpers/containers.js';
 import { tempDir } from './helpers/tmp.js';
 
-const rejectsWith = (code: grpc.status, message: RegExp) => (err: grpc.ServiceError) => {
+const rejectsWith = (code: GrpcStatusCode, message: RegExp) => (err: GrpcCallError) => {
   assert.equal(err.code, code, err.message);
   assert.match(err.message, message);
   return true;
@@ -24,16 +25,16 @@ test('CheckpointContainer checks its request, then answers what CRIU says on thi
   const criuWorks = check.status === 0;
   console.log(`criu check: ${check.error ? check.error.message : `exit ${check.status}: ${(check.stderr + check.stdout).trim()}`}`);
 
-  await assert.rejects(runtime.checkpointContainer({ containerId: 'nope', location: archive }), rejectsWith(grpc.status.NOT_FOUND, /nope/));
+  await assert.rejects(runtime.checkpointContainer({ containerId: 'nope', location: archive }), rejectsWith(GrpcStatus.NOT_FOUND, /nope/));
   const { containerId } = await runtime.createContainer({ podSandboxId: podId, config: { metadata: { name: 'counter' }, image: { image }, command: ['sh', '-c', 'i=0; while true; do i=$((i+1)); echo $i > /tmp/count; sleep 0.1; done'] } });
-  await assert.rejects(runtime.checkpointContainer({ containerId, location: archive }), rejectsWith(grpc.status.FAILED_PRECONDITION, /created: only a running container/));
+  await assert.rejects(runtime.checkpointContainer({ containerId, location: archive }), rejectsWith(GrpcStatus.FAILED_PRECONDITION, /created: only a running container/));
   await runtime.startContainer({ containerId });
-  await assert.rejects(runtime.checkpointContainer({ containerId, location: '' }), rejectsWith(grpc.status.INVALID_ARGUMENT, /location/));
-  await assert.rejects(runtime.checkpointContainer({ containerId, location: 'rel.tar' }), rejectsWith(grpc.status.INVALID_ARGUMENT, /absolute/));
+  await assert.rejects(runtime.checkpointContainer({ containerId, location: '' }), rejectsWith(GrpcStatus.INVALID_ARGUMENT, /location/));
+  await assert.rejects(runtime.checkpointContainer({ containerId, location: 'rel.tar' }), rejectsWith(GrpcStatus.INVALID_ARGUMENT, /absolute/));
 
   const firstLine = (check.error ? 'not installed' : (check.stderr + check.stdout).trim().split('\n')[0]!).replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
   const expected = criuWorks ? /not implemented by berth yet; criu check passes/ : new RegExp(`needs CRIU, which does not work on this host: .*${firstLine}`);
-  await assert.rejects(runtime.checkpointContainer({ containerId, location: archive }), rejectsWith(grpc.status.UNIMPLEMENTED, expected));
+  await assert.rejects(runtime.checkpointContainer({ containerId, location: archive }), rejectsWith(GrpcStatus.UNIMPLEMENTED, expected));
   // The container is untouched and still counting.
   const r = await runtime.execSync({ containerId, cmd: ['cat', '/tmp/count'], timeout: 10n });
   assert.equal(r.exitCode, 0);
@@ -43,7 +44,7 @@ test('CheckpointContainer checks its request, then answers what CRIU says on thi
   await writeFile(archive, 'not really a checkpoint');
   await assert.rejects(
     runtime.createContainer({ podSandboxId: podId, config: { metadata: { name: 'restored' }, image: { image: archive } } }),
-    rejectsWith(grpc.status.UNIMPLEMENTED, criuWorks ? /restoring from checkpoint archive/ : new RegExp(`restoring from checkpoint archive ${archive.replace(/[.]/g, '\\.')} needs CRIU`)),
+    rejectsWith(GrpcStatus.UNIMPLEMENTED, criuWorks ? /restoring from checkpoint archive/ : new RegExp(`restoring from checkpoint archive ${archive.replace(/[.]/g, '\\.')} needs CRIU`)),
   );
   // The name was not reserved by the refusal.
   assert.ok((await runtime.createContainer({ podSandboxId: podId, config: { metadata: { name: 'restored' }, image: { image }, command: ['true'] } })).containerId);

@@ -1,37 +1,26 @@
-// berthctl's error messages are crictl's: grpc-js's internals (the phases of a call that
-// ran out of time, "LB pick", a trailing "Resolution note:") never reach the user.
+// berthctl's error messages are crictl's: "rpc error: code = X desc = Y" with grpc-go's
+// words for a missing socket, a refused connection and a deadline (berth's gRPC client
+// words them so; grpc-js's internals, "LB pick", "Resolution note:", never appear).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer } from 'node:net';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import * as grpc from '@grpc/grpc-js';
-import { clientDetails, describeCallError } from '../src/cli/runtime-client.js';
+import { GrpcStatus } from '../src/server/grpc-wire.js';
+import { GrpcCallError } from '../src/server/grpc-client.js';
+import { describeCallError } from '../src/cli/runtime-client.js';
 import { runBerthctl } from './helpers/berthd.js';
 import { tempDir } from './helpers/tmp.js';
 
-test("client-side grpc-js details become grpc-go words; a server's details pass through", () => {
+test("a call's status becomes crictl's line: grpc-go's code names, the details as they came", () => {
   assert.equal(
-    clientDetails(grpc.status.DEADLINE_EXCEEDED, 'Deadline exceeded after 1.001s,name resolution: 0.004s,metadata filters: 0.001s,Waiting for LB pick'),
-    'context deadline exceeded',
-  );
-  assert.equal(
-    clientDetails(grpc.status.UNAVAILABLE, 'No connection established. Last error: Error: connect ENOENT /run/x.sock. Resolution note: '),
-    'connection error: dial unix /run/x.sock: connect: no such file or directory',
-  );
-  assert.equal(
-    clientDetails(grpc.status.UNAVAILABLE, 'No connection established. Last error: Error: connect ECONNREFUSED /tmp/s. Resolution note: something'),
-    'connection error: dial unix /tmp/s: connect: connection refused',
-  );
-  assert.equal(clientDetails(grpc.status.UNAVAILABLE, 'No connection established. Last error: Error: read ECONNRESET. Resolution note: '), 'connection error: read ECONNRESET');
-  // What berthd itself says is kept, DeadlineExceeded from ExecSync's timeout included.
-  assert.equal(clientDetails(grpc.status.UNAVAILABLE, 'berthd is starting (recovering state); try again shortly'), 'berthd is starting (recovering state); try again shortly');
-  assert.equal(clientDetails(grpc.status.DEADLINE_EXCEEDED, 'command timed out after 2s'), 'command timed out after 2s');
-  assert.equal(clientDetails(grpc.status.NOT_FOUND, 'container "x" not found'), 'container "x" not found');
-  assert.equal(
-    describeCallError('listing containers', { code: grpc.status.DEADLINE_EXCEEDED, details: 'Deadline exceeded after 2s,LB pick: 2s' }).message,
+    describeCallError('listing containers', new GrpcCallError(GrpcStatus.DEADLINE_EXCEEDED, 'context deadline exceeded')).message,
     'listing containers: rpc error: code = DeadlineExceeded desc = context deadline exceeded',
   );
+  assert.equal(describeCallError('x', new GrpcCallError(GrpcStatus.CANCELLED, 'context canceled')).message, 'x: rpc error: code = Canceled desc = context canceled');
+  assert.equal(describeCallError('x', { code: GrpcStatus.NOT_FOUND, details: 'container "x" not found' }).message, 'x: rpc error: code = NotFound desc = container "x" not found');
+  assert.equal(describeCallError('x', { code: 42, details: 'odd' }).message, 'x: rpc error: code = Code(42) desc = odd');
+  assert.equal(describeCallError('x', new Error('plain')).message, 'x: plain');
 });
 
 test("berthctl against no socket, a file that is not one, and a socket that never answers: crictl's words", async (t) => {

@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ContainerEventType, ContainerState, PodSandboxState, RuntimeService, ImageService, type ContainerEventResponse } from '../src/gen/runtime/v1/api_pb.js';
-import { openChannel, serviceClient } from '../src/server/grpc-service.js';
+import { openChannel, serviceClient } from '../src/server/grpc-client.js';
 import { launchBerthd } from './helpers/berthd.js';
 import { containerTestSkip, setupContainerTest } from './helpers/containers.js';
 import { cleanup } from './helpers/scope.js';

@@ -7,10 +7,11 @@ import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import * as grpc from '@grpc/grpc-js';
+import { GrpcStatus } from '../src/server/grpc-wire.js';
+import type { GrpcCallError } from '../src/server/grpc-client.js';
 import type { MessageInitShape } from '@bufbuild/protobuf';
 import { ContainerState, NamespaceMode, PodSandboxState, RuntimeService, type ContainerConfigSchema } from '../src/gen/runtime/v1/api_pb.js';
-import { openChannel, serviceClient } from '../src/server/grpc-service.js';
+import { openChannel, serviceClient } from '../src/server/grpc-client.js';
 import { containerTestSkip as skip, setupContainerTest, waitExited, type Runtime } from './helpers/containers.js';
 import { launchBerthd } from './helpers/berthd.js';
 import { buildLayer, busyboxEntries, pushImage } from './helpers/image-builder.js';
@@ -58,7 +59,7 @@ test('users and groups by id and by name, from the request and the image USER', 
   assert.deepEqual(run.lines, ['0', '0', '0']);
   await assert.rejects(
     runtime.createContainer({ podSandboxId: podId, config: { metadata: { name: 'ghost' }, image: { image }, command: ['true'], linux: { securityContext: { runAsUsername: 'ghost' } } } }),
-    (err: grpc.ServiceError) => err.code === grpc.status.INVALID_ARGUMENT && /user "ghost" is not in the image's \/etc\/passwd/.test(err.details),
+    (err: GrpcCallError) => err.code === GrpcStatus.INVALID_ARGUMENT && /user "ghost" is not in the image's \/etc\/passwd/.test(err.details),
   );
 });
 
@@ -100,7 +101,7 @@ test('read-only rootfs, read-only and writable bind mounts, masked paths, device
   assert.deepEqual(dev.lines, ['character special file a ed', 'read-ok', 'write-refused']);
   await assert.rejects(
     runtime.createContainer({ podSandboxId: podId, config: { metadata: { name: 'notdev' }, image: { image }, command: ['true'], devices: [{ containerPath: '/dev/x', hostPath: '/etc/hostname', permissions: 'rw' }] } }),
-    (err: grpc.ServiceError) => err.code === grpc.status.INVALID_ARGUMENT && /not a character or block device/.test(err.details),
+    (err: GrpcCallError) => err.code === GrpcStatus.INVALID_ARGUMENT && /not a character or block device/.test(err.details),
   );
 });
 
@@ -125,7 +126,7 @@ test('a recursive read-only mount makes submounts read-only too; a plain read-on
   assert.ok(status.runtimeHandlers.every((h) => h.features?.recursiveReadOnlyMounts), 'Status says recursive read-only mounts are supported');
   await assert.rejects(
     runtime.createContainer({ podSandboxId: podId, config: { metadata: { name: 'rrow' }, image: { image }, command: ['true'], mounts: [{ containerPath: '/x', hostPath: shared, recursiveReadOnly: true }] } }),
-    (err: grpc.ServiceError) => err.code === grpc.status.INVALID_ARGUMENT && /recursive_read_only needs readonly/.test(err.details),
+    (err: GrpcCallError) => err.code === GrpcStatus.INVALID_ARGUMENT && /recursive_read_only needs readonly/.test(err.details),
   );
   // The host's tmpfs keeps its own options, and the container's tree is gone once it is removed.
   await runtime.removeContainer({ containerId: recursive.containerId });
@@ -318,7 +319,7 @@ test("a pod without a hostname has the node's (kernel, /etc/hostname, /etc/hosts
   const pins = await readdir(join(berthd.dir, 'state', 'ns'));
   await assert.rejects(
     runtime.runPodSandbox({ config: { metadata: { name: 'toolong', namespace: 'test', uid: 'toolong-uid', attempt: 0 }, hostname: 'h'.repeat(65), logDirectory: logDir } }),
-    (err: grpc.ServiceError) => err.code === grpc.status.INVALID_ARGUMENT && /hostname "h{65}" is 65 bytes; a hostname has at most 64/.test(err.details),
+    (err: GrpcCallError) => err.code === GrpcStatus.INVALID_ARGUMENT && /hostname "h{65}" is 65 bytes; a hostname has at most 64/.test(err.details),
   );
   assert.equal((await runtime.listPodSandbox({})).items.length, pods);
   assert.deepEqual(await readdir(join(berthd.dir, 'state', 'ns')), pins, 'no namespace was pinned');
@@ -328,7 +329,7 @@ test('run_as_group without a user is refused before anything is made', { skip },
   const { runtime, image, podId } = await setupContainerTest(t);
   await assert.rejects(
     runtime.createContainer({ podSandboxId: podId, config: { metadata: { name: 'groupless' }, image: { image }, command: ['id'], linux: { securityContext: { runAsGroup: { value: 3000n } } } } }),
-    (err: grpc.ServiceError) => err.code === grpc.status.INVALID_ARGUMENT && /^user group is specified without user/.test(err.details),
+    (err: GrpcCallError) => err.code === GrpcStatus.INVALID_ARGUMENT && /^user group is specified without user/.test(err.details),
   );
   assert.deepEqual((await runtime.listContainers({})).containers, []);
 });

@@ -6,9 +6,10 @@ import { existsSync } from 'node:fs';
 import { mkdir, readFile, rename, rmdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import * as grpc from '@grpc/grpc-js';
+import { GrpcStatus } from '../src/server/grpc-wire.js';
+import type { GrpcCallError } from '../src/server/grpc-client.js';
 import { ContainerState, NamespaceMode, PodSandboxState, RuntimeService } from '../src/gen/runtime/v1/api_pb.js';
-import { openChannel, serviceClient } from '../src/server/grpc-service.js';
+import { openChannel, serviceClient } from '../src/server/grpc-client.js';
 import { containerCgroup, monitorCgroup } from '../src/linux/cgroup-names.js';
 import { launchBerthd, type TestBerthd } from './helpers/berthd.js';
 import { containerTestSkip, setupContainerTest, waitExited } from './helpers/containers.js';
@@ -82,10 +83,10 @@ test('a container runs under conmon: CRI log lines, exit codes 0 and 3, env, wor
   assert.match(verbose, new RegExp(`^ID: ${talker}\nPodID: ${podId}\nNamespace: unknown\nName: talker\nAttempt: 0\nState: Exited\nImage: \\S+busybox:1\nCreated: .+ ago\n`));
   const listed = await runtime.listContainers({ filter: { podSandboxId: podId } });
   assert.equal(listed.containers.length, 2);
-  await assert.rejects(create('talker', ['true']), { code: grpc.status.ALREADY_EXISTS });
+  await assert.rejects(create('talker', ['true']), { code: GrpcStatus.ALREADY_EXISTS });
   await runtime.removeContainer({ containerId: talker });
   await runtime.removeContainer({ containerId: talker });
-  await assert.rejects(runtime.containerStatus({ containerId: talker }), { code: grpc.status.NOT_FOUND });
+  await assert.rejects(runtime.containerStatus({ containerId: talker }), { code: GrpcStatus.NOT_FOUND });
 });
 
 test('stop ends a container that ignores SIGTERM with SIGKILL after the timeout; stop and remove twice succeed', { skip }, async (t) => {
@@ -210,7 +211,7 @@ test('no seccomp profile named runs unconfined, as the CRI says; RuntimeDefault 
   // A malformed request is refused before anything is made.
   await assert.rejects(
     runtime.createContainer({ podSandboxId: podId, config: { metadata: { name: 'badprofile' }, image: { image }, command: ['true'], linux: { securityContext: { seccompProfilePath: 'bogus' } } } as never }),
-    (err: grpc.ServiceError) => err.code === grpc.status.INVALID_ARGUMENT && /seccomp_profile_path "bogus" is not valid/.test(err.details),
+    (err: GrpcCallError) => err.code === GrpcStatus.INVALID_ARGUMENT && /seccomp_profile_path "bogus" is not valid/.test(err.details),
   );
   assert.deepEqual((await runtime.listContainers({})).containers.filter((c) => c.metadata?.name === 'badprofile'), []);
 });
@@ -264,8 +265,8 @@ test('ExecSync returns output and exit code; at its timeout the command and ever
   };
   const timesOut = async (cmd: string[], timeout: bigint, withinMs: number) => {
     const started = Date.now();
-    await assert.rejects(runtime.execSync({ containerId, cmd, timeout }, { timeoutMs: 60_000 }), (err: grpc.ServiceError) => {
-      assert.equal(err.code, grpc.status.DEADLINE_EXCEEDED, err.details);
+    await assert.rejects(runtime.execSync({ containerId, cmd, timeout }, { timeoutMs: 60_000 }), (err: GrpcCallError) => {
+      assert.equal(err.code, GrpcStatus.DEADLINE_EXCEEDED, err.details);
       assert.match(err.details, new RegExp(`timed out after ${timeout}s`));
       return true;
     });
@@ -295,9 +296,9 @@ test('ExecSync returns output and exit code; at its timeout the command and ever
   assert.deepEqual([Buffer.from(daemon.stdout).toString(), daemon.exitCode], ['started\n', 0]);
   assert.equal((await leftovers()).length, 1, 'a detached child outlives a command that ended in time');
 
-  // A command that cannot start is an error (as containerd answers), not exit code 255.
-  await assert.rejects(runtime.execSync({ containerId, cmd: ['no-such-command'], timeout: 10n }), (err: grpc.ServiceError) => {
-    assert.equal(err.code, grpc.status.INVALID_ARGUMENT);
+  // A command that cannot start is an error with containerd's code, UNKNOWN, not exit code 255.
+  await assert.rejects(runtime.execSync({ containerId, cmd: ['no-such-command'], timeout: 10n }), (err: GrpcCallError) => {
+    assert.equal(err.code, GrpcStatus.UNKNOWN);
     assert.match(err.details, /"no-such-command": executable file not found in \$PATH/);
     return true;
   });
@@ -333,7 +334,7 @@ test('runtime handlers: runsc (gVisor) runs the same container with its own kern
     const started = Date.now();
     await assert.rejects(
       runtime.createContainer({ podSandboxId: crunPod.podSandboxId, config: { metadata: { name: 'c' }, image: { image }, command: ['true'], logPath: 'c.log' } }, { timeoutMs: 60_000 }),
-      (err: grpc.ServiceError) => {
+      (err: GrpcCallError) => {
         // crun's own words, passed through.
         assert.match(err.details, /^crun could not create the container: .*hybrid/, err.details);
         return true;
@@ -350,7 +351,7 @@ test('UpdateContainerResources changes the cgroup; ReopenContainerLog starts a n
     podSandboxId: podId,
     config: { metadata: { name: 'ticker' }, image: { image }, command: ['sh', '-c', 'i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.1; done'], logPath: 'ticker.log', linux: { resources: { memoryLimitInBytes: 64n << 20n } } },
   });
-  await assert.rejects(runtime.reopenContainerLog({ containerId }), { code: grpc.status.FAILED_PRECONDITION });
+  await assert.rejects(runtime.reopenContainerLog({ containerId }), { code: GrpcStatus.FAILED_PRECONDITION });
   await runtime.startContainer({ containerId });
   const limitFile = `/sys/fs/cgroup/memory${containerCgroup('', containerId)}/memory.limit_in_bytes`;
   assert.equal((await readFile(limitFile, 'utf8')).trim(), String(64 << 20));
@@ -367,7 +368,7 @@ test('UpdateContainerResources changes the cgroup; ReopenContainerLog starts a n
   const rotated = await readFile(join(logDir, 'ticker.log.1'), 'utf8');
   assert.match(rotated, /tick 0\n/, 'the rotated file kept the old ones');
   await runtime.stopContainer({ containerId, timeout: 0n });
-  await assert.rejects(runtime.reopenContainerLog({ containerId }), { code: grpc.status.FAILED_PRECONDITION });
+  await assert.rejects(runtime.reopenContainerLog({ containerId }), { code: GrpcStatus.FAILED_PRECONDITION });
 });
 
 test('container and pod stats: CPU time and nano-cores, memory, the writable layer', { skip }, async (t) => {

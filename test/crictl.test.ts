@@ -14,18 +14,12 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { runBerthctl, startBerthd } from './helpers/berthd.js';
 import { containerTestSkip } from './helpers/containers.js';
 import { buildLayer, busyboxEntries, pushImage } from './helpers/image-builder.js';
-import { BERTHCTL, PACKAGE_ROOT } from './helpers/paths.js';
+import { BERTHCTL } from './helpers/paths.js';
+import { crictlBinary } from './helpers/crictl.js';
 import { startPodNetwork } from './helpers/pod-network.js';
 import { run, type RunResult } from './helpers/processes.js';
 import { startRegistry } from './helpers/registry.js';
 import { tempDir } from './helpers/tmp.js';
-
-/** Builds (or finds cached) crictl; no Go is a failure, never a silent skip. */
-async function crictlBinary(): Promise<string> {
-  const built = await run('bash', [join(PACKAGE_ROOT, 'scripts/build-cri-tools.sh')], { timeoutMs: 900_000 });
-  assert.equal(built.code, 0, `scripts/build-cri-tools.sh failed (crictl is needed; is Go installed at /usr/local/go?):\n${built.stderr}`);
-  return join(built.stdout.trim().split('\n').pop()!, 'crictl');
-}
 
 /** crictl and berthctl print ages, ids and times that differ by nature between two calls. */
 function normalize(text: string): string {
@@ -344,6 +338,129 @@ test('the real crictl v1.37 against berthd, and berthctl printing what crictl pr
     // Not found: the same status.
     await same(['inspect', 'nonexistent-id']);
     await same(['inspectp', 'nonexistent-id']);
+  });
+
+  await t.test('the verbs and flags added for parity, call by call: filters, -q, --filter, -r, --stream, -k, exec filters, update-runtime-config, globals', async () => {
+    /** Both on the same call: the same exit status and stdout (and stderr when asked). */
+    const same = async (args: string[], options: { stderr?: boolean; stdout?: boolean; extra?: (s: string) => string } = {}) => {
+      const [c, b] = await Promise.all([cr(args), bc(args)]);
+      const extra = options.extra ?? ((x: string) => x);
+      assert.equal(b.code, c.code, `berthctl ${args.join(' ')} exits as crictl (${c.code}): ${b.stderr} / crictl: ${c.stderr}`);
+      if (options.stdout !== false) assert.equal(normalize(extra(b.stdout)), normalize(extra(c.stdout)), `berthctl ${args.join(' ')}`);
+      if (options.stderr) assert.equal(b.stderr, c.stderr, `berthctl ${args.join(' ')} (stderr)`);
+      return [c, b] as const;
+    };
+    const signal = (s: string) => s.replace(/SIGNAL_RUNTIME_DEFAULT/g, 'RUNTIME_DEFAULT');
+
+    // inspect without ids: the containers crictl's list filters pick (running ones unless -a/-s/-l/-n).
+    await same(['inspect', '--name', '^sleeper$', '-o', 'json'], { extra: signal });
+    await same(['inspect', '-a', '-o', 'go-template', '--template', '{{range .}}{{.status.metadata.name}} {{end}}']);
+    await same(['inspect', '--state', 'exited', '--label', 'role=talker', '-o', 'yaml'], { extra: signal });
+    await same(['inspect', '-p', podId, '-n', '1', '-o', 'go-template', '--template', '{{.status.metadata.name}}']);
+    await same(['inspect', '--latest', '--namespace', '^unknown$', '--image', image, '-q', '-o', 'table']);
+    await same(['inspect', '-q', '-o', 'json', talker], { extra: signal });
+    await same(['inspect', '--state', 'bogus']);
+    // Nothing picked: crictl logs it and shows the verb's help, status 0 (berthctl: one line).
+    const [none] = await same(['inspect', '--name', '^nomatch$'], { stdout: false });
+    assert.equal(none.code, 0);
+    await same(['inspectp', '--name', '^demo$', '-o', 'json']);
+    await same(['inspectp', '--label', 'app=crictl', '--state', 'ready', '-o', 'go-template', '--template', '{{.status.metadata.name}} {{.status.state}}']);
+    await same(['inspectp', '-q', '-o', 'table', podId]);
+    await same(['inspectp', '-l', '-q', '-o', 'yaml']);
+    await same(['inspectp', '--namespace', '^nomatch$'], { stdout: false });
+    await same(['inspecti', '-q', '-o', 'json', image]);
+    await same(['inspecti', '--name', image, '-o', 'table']);
+    await same(['inspecti', '-f', 'dangling=false', '-o', 'go-template', '--template', '{{.status.id}} {{.status.repoTags}}']);
+    await same(['inspecti', '-f', 'dangling=true'], { stdout: false });
+    await same(['info', '-q', '-o', 'json']);
+    await same(['info', '-q']);
+
+    // images --filter, as crictl's filterImagesList.
+    for (const filter of ['reference=crictl', 'reference=^nomatch', 'dangling=true', 'dangling=false', `before=${image}`, `since=${image}`, `since=${busybox.configDigest.slice(7, 19)}`, 'bogus=1', 'reference=(']) {
+      await same(['images', '--filter', filter]);
+    }
+    await same(['images', '-f', 'dangling=false', '-f', 'reference=busybox', '-q']);
+    await same(['image', '-f', 'dangling=false', '-o', 'json']);
+
+    // ps and pods: -n, -r.
+    await same(['ps', '-a', '-r'], { extra: (x) => cells(x).map((row) => row.join('|')).join('\n') });
+    await same(['ps', '-n', '1', '-q']);
+    await same(['pods', '-n', '1', '-q']);
+
+    // pull with a pod config and annotations.
+    const pullPod = await podFile('puller');
+    await same(['pull', '--pod-config', pullPod, '--annotation', 'note=x', '--annotation', 'other=y', image]);
+    await same(['pull', '-a', 'note=x', '-a', 'other=y', image]);
+    // urfave/cli refuses a flag in both its forms (crictl prints its help too: not compared).
+    await same(['pull', '-a', 'note=x', '--annotation', 'other=y', image], { stdout: false });
+    // (bc passes -r, cr --runtime-endpoint: the other form makes two.)
+    const globalTwice = await bc(['--runtime-endpoint', berthd.endpoint, 'version']);
+    assert.deepEqual([globalTwice.code, globalTwice.stderr], [1, "berthctl: Cannot use two forms of the same flag: r runtime-endpoint (see 'berthctl --help')\n"]);
+    await same(['pull', '--pt', '1m', image]);
+    await same(['pull', '--pod-config', join(dir, 'missing.json'), image], { stdout: false });
+
+    // logs --stream, --reopen.
+    for (const args of [['logs', '--stream', 'stdout', talker], ['logs', '-s', 'stderr', talker], ['logs', '--reopen', sleeper], ['logs', '--stream', 'both', talker], ['logs', '--tail', '1', '-s', 'stdout', talker]]) {
+      const [c, b] = await same(args);
+      // (crictl logs "Container logs reopened" on stderr with a timestamp: not compared.)
+      if (c.code === 0 && !args.includes('--reopen')) assert.equal(b.stderr, c.stderr, `berthctl ${args.join(' ')} (stderr)`);
+    }
+
+    // exec with filters: every argument is the command, "ID:" before each container's output.
+    await same(['exec', '--name', '^sleeper$', 'echo', 'hi']);
+    await same(['exec', '-q', '--label', 'role=sleeper', 'sh', '-c', 'echo quiet']);
+    await same(['exec', '-x', '-p', podId, 'echo', 'parallel']);
+    await same(['exec', '--name', '^nomatch$', 'echo'], { stdout: false });
+    await same(['exec', '-e', sleeper, 'sh', '-c', 'exit 3']);
+
+    // update: cpuset, OOM score.
+    await same(['update', '--cpuset-cpus', '0', '--oom-score-adj', '100', sleeper]);
+    // (runc update has no OOM score: berthd keeps the container's, as containerd does.)
+    const linux = (JSON.parse(await ok(['inspect', sleeper])) as { status: { resources: { linux: { cpusetCpus: string } } } }).status.resources.linux;
+    assert.equal(linux.cpusetCpus, '0');
+
+    // update-runtime-config: no flag is the verb's help (status 0); a pod CIDR is sent.
+    await same(['update-runtime-config'], { stdout: false });
+    await same(['update-runtime-config', '-p', '10.99.0.0/16']);
+
+    // stop: --all and ids conflict; neither is an error.
+    await same(['stop']);
+    await same(['stop', '-a', sleeper]);
+
+    // rm: the log file and its rotations go unless --keep-logs.
+    const logsOf = async (name: string) => {
+      const id = (await ok(['create', podId, await containerFile(name, ['echo', name]), await podFile('demo')])).trim();
+      await ok(['start', id]);
+      await waitState(id, 'CONTAINER_EXITED');
+      const path = (await inspect(id)).status as unknown as { logPath: string };
+      await writeFile(`${path.logPath}.20260101-000000`, 'rotated\n');
+      return { id, path: path.logPath };
+    };
+    const exists = (path: string) => readFile(path).then(() => true, () => false);
+    const [byCrictl, byBerthctl, kept] = [await logsOf('rmlogs-c'), await logsOf('rmlogs-b'), await logsOf('rmlogs-k')];
+    const [rc, rb, rk] = [await cr(['rm', byCrictl.id]), await bc(['rm', byBerthctl.id]), await bc(['rm', '-k', kept.id])];
+    assert.deepEqual([rb.code, rb.stdout], [rc.code, rc.stdout.replace(byCrictl.id, byBerthctl.id)]);
+    assert.equal(rk.code, 0);
+    for (const [who, entry, left] of [['crictl', byCrictl, false], ['berthctl', byBerthctl, false], ['berthctl -k', kept, true]] as const) {
+      assert.deepEqual([await exists(entry.path), await exists(`${entry.path}.20260101-000000`)], [left, left], `${who} rm: log files ${left ? 'kept' : 'removed'}`);
+    }
+
+    // create and run with crictl's --cancel-timeout and --pt.
+    const created = await bc(['create', '-T', '30s', '--pt', '1m', podId, await containerFile('cancelled', ['true']), await podFile('demo')]);
+    assert.equal(created.code, 0, created.stderr);
+    assert.equal(await ok(['rm', created.stdout.trim()]), `${created.stdout.trim()}\n`);
+
+    // Global flags: retries, tracing (accepted), profiles written; help, h.
+    await same(['--max-retries', '0', 'version']);
+    await same(['--enable-tracing', '--tracing-endpoint', '127.0.0.1:1', '--tracing-sampling-rate-per-million', '5', 'version']);
+    const profiles = { c: join(dir, 'c.prof'), b: join(dir, 'b.cpuprofile'), bm: join(dir, 'b.heapsnapshot') };
+    const [pc, pb] = await Promise.all([cr(['--profile-cpu', profiles.c, 'version']), bc(['--profile-cpu', profiles.b, '--profile-mem', profiles.bm, 'version'])]);
+    assert.deepEqual([pb.code, pb.stdout], [pc.code, pc.stdout]);
+    assert.ok((await readFile(profiles.c)).length > 0, 'crictl wrote its pprof profile');
+    const profile = JSON.parse(await readFile(profiles.b, 'utf8')) as { nodes: unknown[]; startTime: number; endTime: number };
+    assert.ok(profile.nodes.length > 0 && profile.endTime > profile.startTime, 'a V8 CPU profile');
+    assert.ok((JSON.parse(await readFile(profiles.bm, 'utf8')) as { snapshot: { node_count: number } }).snapshot.node_count > 0, 'a V8 heap snapshot');
+    for (const args of [['help', 'ps'], ['h', 'ps'], ['help']]) await same(args, { stdout: false });
   });
 
   await t.test('run, stop, rm, stopp, rmp, rmi', async () => {

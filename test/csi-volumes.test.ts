@@ -8,7 +8,7 @@ import { open, readdir, readFile, stat, statfs, writeFile } from 'node:fs/promis
 import { setTimeout as sleep } from 'node:timers/promises';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { status } from '@grpc/grpc-js';
+import { GrpcStatus as status, grpcStatusName, type GrpcStatusCode } from '../src/server/grpc-wire.js';
 import { VolumeCapability_AccessMode_Mode as Mode, VolumeUsage_Unit as Unit } from '../src/gen/csi/v1/csi_pb.js';
 import { isRoot } from './helpers/paths.js';
 import { loopDevicesUnder, startBerthCsi } from './helpers/berth-csi.js';
@@ -22,9 +22,9 @@ const MiB = 1024 * 1024;
 const mountCap = (mode = Mode.SINGLE_NODE_WRITER) => ({ accessType: { case: 'mount' as const, value: { fsType: 'ext4' } }, accessMode: { mode } });
 const blockCap = { accessType: { case: 'block' as const, value: {} }, accessMode: { mode: Mode.SINGLE_NODE_WRITER } };
 
-async function rejectsWith(promise: Promise<unknown>, code: status): Promise<void> {
+async function rejectsWith(promise: Promise<unknown>, code: GrpcStatusCode): Promise<void> {
   await assert.rejects(promise, (err: { code?: number; details?: string }) => {
-    assert.equal(err.code, code, `expected ${status[code]}, got ${err.code === undefined ? err : status[err.code]}: ${err.details}`);
+    assert.equal(err.code, code, `expected ${grpcStatusName(code)}, got ${err.code === undefined ? err : grpcStatusName(err.code)}: ${err.details}`);
     return true;
   });
 }

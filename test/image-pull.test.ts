@@ -7,9 +7,9 @@ import { mkdir, readdir, rmdir, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import * as grpc from '@grpc/grpc-js';
+import { GrpcStatus } from '../src/server/grpc-wire.js';
 import { ImageService } from '../src/gen/runtime/v1/api_pb.js';
-import { openChannel, serviceClient } from '../src/server/grpc-service.js';
+import { openChannel, serviceClient } from '../src/server/grpc-client.js';
 import { startBerthd, type TestBerthd } from './helpers/berthd.js';
 import { buildLayer, busyboxEntries, pushImage, pushIndex, type LayerEntry } from './helpers/image-builder.js';
 import { expectedUnion, listTree } from './helpers/layer-tree.js';
@@ -297,7 +297,7 @@ test('status, list, remove and imagefsinfo; tags move; removal frees content', {
     assert.equal(s.image?.id, v1.configDigest, name);
   }
   assert.equal((await images.imageStatus({ image: { image: `${registry.host}/test/app:other` } })).image, undefined);
-  await assert.rejects(images.pullImage({ image: { image: 'UPPER/Case' } }), { code: grpc.status.INVALID_ARGUMENT });
+  await assert.rejects(images.pullImage({ image: { image: 'UPPER/Case' } }), { code: GrpcStatus.INVALID_ARGUMENT });
 
   // The tag moves to a new image; the old one keeps its digest name.
   const v2 = await pushImage(registry, 'test/app', 'stable', { layers: [base, buildLayer([{ type: 'file', path: 'v', content: '2' }])] });

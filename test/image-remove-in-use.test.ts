@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ImageService, RuntimeService } from '../src/gen/runtime/v1/api_pb.js';
-import { openChannel, serviceClient } from '../src/server/grpc-service.js';
+import { openChannel, serviceClient } from '../src/server/grpc-client.js';
 import { launchBerthd } from './helpers/berthd.js';
 import { containerTestSkip, setupContainerTest } from './helpers/containers.js';
 import { buildLayer, busyboxEntries, pushImage } from './helpers/image-builder.js';

@@ -6,10 +6,11 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import * as grpc from '@grpc/grpc-js';
+import { GrpcStatus, type GrpcStatusCode } from '../src/server/grpc-wire.js';
+import type { GrpcCallError } from '../src/server/grpc-client.js';
 import { create, type MessageInitShape } from '@bufbuild/protobuf';
 import { ContainerConfigSchema, ImageService, RuntimeService, type MountSchema } from '../src/gen/runtime/v1/api_pb.js';
-import { openChannel, serviceClient } from '../src/server/grpc-service.js';
+import { openChannel, serviceClient } from '../src/server/grpc-client.js';
 import { checkSubPath, resolveInImage } from '../src/container/image-volumes.js';
 import { containerSpecFrom } from '../src/cri/container-translate.js';
 import { launchBerthd } from './helpers/berthd.js';
@@ -81,7 +82,7 @@ async function setup(t: Parameters<typeof setupContainerTest>[0]) {
   return { ...base, images, data, dataRef: imageRef };
 }
 
-const code = (expected: grpc.status) => (err: grpc.ServiceError) => {
+const code = (expected: GrpcStatusCode) => (err: GrpcCallError) => {
   assert.equal(err.code, expected, err.message);
   return true;
 };
@@ -126,7 +127,7 @@ test('an image volume is the image read-only, whole or at a sub path; it keeps i
   assert.equal(mounts.get('/mnt/etc')?.image?.imageRef, dataRef);
 
   // Its layers are the volume: RemoveImage refuses while the container exists.
-  await assert.rejects(images.removeImage({ image: { image: data } }), code(grpc.status.FAILED_PRECONDITION));
+  await assert.rejects(images.removeImage({ image: { image: data } }), code(GrpcStatus.FAILED_PRECONDITION));
   assert.ok((await images.imageStatus({ image: { image: dataRef } })).image, 'still there');
 
   const mountsOf = async () => (await readFile('/proc/self/mountinfo', 'utf8')).split('\n').filter((l) => l.includes(berthd.dir) && l.includes(containerId));
@@ -143,13 +144,13 @@ test('image volumes are refused for an absent image, a missing sub path and read
   const { berthd, runtime, image, podId, data } = await setup(t);
   const create = (name: string, mount: Record<string, unknown>) =>
     runtime.createContainer({ podSandboxId: podId, config: { metadata: { name }, image: { image }, command: ['sleep', '600'], mounts: [{ containerPath: '/mnt/v', readonly: true, ...mount }] } });
-  await assert.rejects(create('absent', { image: { image: 'registry.invalid/none:1' } }), code(grpc.status.NOT_FOUND));
-  await assert.rejects(create('missing', { image: { image: data }, imageSubPath: 'not-existing' }), (err: grpc.ServiceError) => {
-    assert.equal(err.code, grpc.status.INVALID_ARGUMENT);
+  await assert.rejects(create('absent', { image: { image: 'registry.invalid/none:1' } }), code(GrpcStatus.NOT_FOUND));
+  await assert.rejects(create('missing', { image: { image: data }, imageSubPath: 'not-existing' }), (err: GrpcCallError) => {
+    assert.equal(err.code, GrpcStatus.INVALID_ARGUMENT);
     assert.match(err.message, /not-existing" does not exist in image/);
     return true;
   });
-  await assert.rejects(create('rw', { image: { image: data }, readonly: false }), code(grpc.status.INVALID_ARGUMENT));
+  await assert.rejects(create('rw', { image: { image: data }, readonly: false }), code(GrpcStatus.INVALID_ARGUMENT));
   assert.deepEqual((await runtime.listContainers({})).containers, []);
   const left = (await readFile('/proc/self/mountinfo', 'utf8')).split('\n').filter((l) => l.includes(berthd.dir) && l.includes('image-'));
   assert.deepEqual(left, []);

@@ -7,7 +7,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { readFile, readlink, writeFile } from 'node:fs/promises';
+import { readFile, rename, stat, symlink, utimes, writeFile } from 'node:fs/promises';
 import { spawn } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { join } from 'node:path';
@@ -94,11 +94,13 @@ test("the installed commands run the demo's flow: berthd through the unit's Exec
   cleanup(t).after(() => run('bash', [SCRIPT, '--uninstall'], { env }));
   const bin = join(destdir, prefix, 'bin');
   if (existsSync('/usr/bin/esbuild')) {
-    assert.equal(await readlink(join(bin, 'berthctl')), '../lib/berth/dist/berthctl-launcher.cjs', 'berthctl is the bundle, through its launcher');
-    assert.ok(existsSync(join(destdir, prefix, 'lib/berth/dist/berthctl.cjs.cache')), 'the bundle has its V8 code cache');
+    // berthctl starts from its V8 startup snapshot through a sh script of builtins.
+    const dist = join(destdir, prefix, 'lib/berth/dist');
+    assert.match(await readFile(join(bin, 'berthctl'), 'utf8'), /^#!\/bin\/sh\n[^]*exec "[^"]+" --snapshot-blob "\$dist\/berthctl\.blob" "\$0" "\$@"\n/);
+    assert.ok(existsSync(join(dist, 'berthctl.blob')), 'the V8 startup snapshot');
+    assert.ok(existsSync(join(dist, 'berthctl.cjs.cache')), 'the bundle (the fallback) has its V8 code cache');
   }
   else process.stderr.write('install-flow: esbuild is not installed: berthctl runs unbundled\n');
-
   // The unit's ExecStart, with the config path (the only path on it) pointed at a private one.
   const unit = await readFile(join(destdir, 'etc/systemd/system/berthd.service'), 'utf8');
   const execStart = unit.split('\n').find((l) => l.startsWith('ExecStart='))!.slice('ExecStart='.length).split(' ');
@@ -129,6 +131,32 @@ test("the installed commands run the demo's flow: berthd through the unit's Exec
     await sleep(100);
   }
   assert.match(await ctl('version'), /^Version: {2}\S+\nRuntimeName: {2}berth\n/);
+  if (existsSync('/usr/bin/esbuild')) {
+    // With V8 flags in NODE_OPTIONS (which a snapshot refuses), and when the node that made
+    // the snapshot has changed since (its mtime), the bundle answers instead; and through
+    // a link from elsewhere, the package is still found. No warning on any path.
+    const launcher = join(destdir, prefix, 'lib/berth/dist/berthctl-launcher.cjs');
+    await rename(launcher, `${launcher}.away`);
+    const fromSnapshot = await run('berthctl', ['version'], { env: shell });
+    await rename(`${launcher}.away`, launcher);
+    assert.equal(fromSnapshot.code, 0, `the snapshot answers without the bundle: ${fromSnapshot.stderr}`);
+    assert.equal(fromSnapshot.stderr, '');
+    const fallback = await run('berthctl', ['version'], { env: { ...shell, NODE_OPTIONS: '--max-old-space-size=200' } });
+    assert.equal(fallback.code, 0, fallback.stderr);
+    assert.match(fallback.stdout, /RuntimeName: {2}berth/);
+    const stamp = join(destdir, prefix, 'lib/berth/dist/berthctl.blob.node');
+    const made = await stat(stamp);
+    await utimes(stamp, new Date(0), new Date(0));
+    const changed = await run('berthctl', ['version'], { env: shell });
+    assert.equal(changed.code, 0, changed.stderr);
+    assert.equal(changed.stderr, '');
+    await utimes(stamp, made.atime, made.mtime);
+    const link = join(dir, 'berthctl-link');
+    await symlink(join(bin, 'berthctl'), link);
+    const linked = await run(link, ['ps', '-a'], { env: shell });
+    assert.equal(linked.code, 0, linked.stderr);
+    assert.equal(linked.stderr, '');
+  }
 
   const registry = await startRegistry(t);
   await pushImage(registry, 'flow/busybox', '1', { layers: [buildLayer(busyboxEntries())], config: { Env: ['PATH=/bin'] } });

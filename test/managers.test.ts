@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pino } from 'pino';
+import { createJsonLogger } from '../src/util/logger.js';
 import { defaultConfig, type BerthConfig } from '../src/config/config.js';
 import { BerthError } from '../src/errors.js';
 import { SandboxManager, type PodContainers } from '../src/pod/sandbox-manager.js';
@@ -21,7 +21,7 @@ import type { ContainerResources, ContainerSpec } from '../src/container/contain
 import type { ImageRecord } from '../src/image/image-store.js';
 import type { ContainerEventKind } from '../src/events/container-events.js';
 
-const log = pino({ level: 'silent' });
+const log = createJsonLogger({ level: 'silent' });
 
 async function dirs(t: TestContext): Promise<{ root: string; state: string }> {
   const base = await mkdtemp(join(tmpdir(), 'berth-managers-'));

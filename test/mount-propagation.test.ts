@@ -8,7 +8,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import * as grpc from '@grpc/grpc-js';
+import { GrpcStatus } from '../src/server/grpc-wire.js';
+import type { GrpcCallError } from '../src/server/grpc-client.js';
 import { MountPropagation } from '../src/gen/runtime/v1/api_pb.js';
 import { containerTestSkip as skip, setupContainerTest, type Runtime } from './helpers/containers.js';
 import { tempDir } from './helpers/tmp.js';
@@ -92,16 +93,16 @@ test('a bidirectional mount needs a shared source mount, a host-to-container one
       podSandboxId: podId,
       config: { metadata: { name }, image: { image }, command: ['true'], mounts: [{ hostPath, containerPath: '/m', propagation }], logPath: `${name}.log` },
     });
-  await assert.rejects(create('bidir-private', MountPropagation.PROPAGATION_BIDIRECTIONAL), (err: grpc.ServiceError) => {
-    assert.equal(err.code, grpc.status.FAILED_PRECONDITION);
+  await assert.rejects(create('bidir-private', MountPropagation.PROPAGATION_BIDIRECTIONAL), (err: GrpcCallError) => {
+    assert.equal(err.code, GrpcStatus.FAILED_PRECONDITION);
     assert.equal(err.details, `path "${mntSource}" is mounted on "${mntSource}" but it is not a shared mount`);
     return true;
   });
   // The check is of the mount the path is on, not only of mount points.
   const below = join(mntSource, 'below');
   await mkdir(below);
-  await assert.rejects(create('h2c-private', MountPropagation.PROPAGATION_HOST_TO_CONTAINER, below), (err: grpc.ServiceError) => {
-    assert.equal(err.code, grpc.status.FAILED_PRECONDITION);
+  await assert.rejects(create('h2c-private', MountPropagation.PROPAGATION_HOST_TO_CONTAINER, below), (err: GrpcCallError) => {
+    assert.equal(err.code, GrpcStatus.FAILED_PRECONDITION);
     assert.equal(err.details, `path "${below}" is mounted on "${mntSource}" but it is not a shared or slave mount`);
     return true;
   });
@@ -113,7 +114,7 @@ test('a bidirectional mount needs a shared source mount, a host-to-container one
   await mustRun('mount', ['--make-rslave', slave]);
   const h2c = await create('h2c-slave', MountPropagation.PROPAGATION_HOST_TO_CONTAINER, slave);
   await runtime.removeContainer({ containerId: h2c.containerId });
-  await assert.rejects(create('bidir-slave', MountPropagation.PROPAGATION_BIDIRECTIONAL, slave), (err: grpc.ServiceError) => err.code === grpc.status.FAILED_PRECONDITION && /not a shared mount/.test(err.details));
+  await assert.rejects(create('bidir-slave', MountPropagation.PROPAGATION_BIDIRECTIONAL, slave), (err: GrpcCallError) => err.code === GrpcStatus.FAILED_PRECONDITION && /not a shared mount/.test(err.details));
   // A failed create leaves its name free again.
   await mustRun('mount', ['--make-rshared', slave]);
   const again = await create('bidir-slave', MountPropagation.PROPAGATION_BIDIRECTIONAL, slave);

@@ -4,9 +4,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
-import * as grpc from '@grpc/grpc-js';
+import { GrpcStatus } from '../src/server/grpc-wire.js';
 import { NamespaceMode, RuntimeService } from '../src/gen/runtime/v1/api_pb.js';
-import { openChannel, serviceClient } from '../src/server/grpc-service.js';
+import { openChannel, serviceClient } from '../src/server/grpc-client.js';
 import { cgroupHierarchies } from '../src/linux/cgroups.js';
 import { limitWrites, podLimits, sharesToWeight } from '../src/linux/cgroup-limits.js';
 import { startBerthd } from './helpers/berthd.js';
@@ -62,8 +62,8 @@ test('UpdatePodSandboxResources writes the limits to a cgroup berth made and sho
   assert.equal(info.resources.overhead.memoryLimit, 16 << 20);
   assert.equal(info.resources.appliedToCgroup, true);
 
-  await assert.rejects(runtime.updatePodSandboxResources({ podSandboxId: 'nonexistent' }), { code: grpc.status.NOT_FOUND });
-  await assert.rejects(runtime.updatePodSandboxResources({}), { code: grpc.status.INVALID_ARGUMENT });
+  await assert.rejects(runtime.updatePodSandboxResources({ podSandboxId: 'nonexistent' }), { code: GrpcStatus.NOT_FOUND });
+  await assert.rejects(runtime.updatePodSandboxResources({}), { code: GrpcStatus.INVALID_ARGUMENT });
   // A pod without a cgroup of berth's: recorded only.
   const plain = await runtime.runPodSandbox({ config: { metadata: { name: 'plain', namespace: 'test', uid: 'plain-uid' }, linux: { securityContext: { namespaceOptions: { network: NamespaceMode.NODE, pid: NamespaceMode.CONTAINER } } } } });
   await runtime.updatePodSandboxResources({ podSandboxId: plain.podSandboxId, resources: { memoryLimitInBytes: 1n << 30n } });

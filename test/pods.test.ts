@@ -9,9 +9,10 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { spawn } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
-import * as grpc from '@grpc/grpc-js';
+import { GrpcStatus } from '../src/server/grpc-wire.js';
+import type { GrpcCallError } from '../src/server/grpc-client.js';
 import { NamespaceMode, PodSandboxState, RuntimeService } from '../src/gen/runtime/v1/api_pb.js';
-import { openChannel, serviceClient } from '../src/server/grpc-service.js';
+import { openChannel, serviceClient } from '../src/server/grpc-client.js';
 import { launchBerthd, startBerthd, type TestBerthd } from './helpers/berthd.js';
 import { isRoot } from './helpers/paths.js';
 import { startPodNetwork, type TestPodNetwork } from './helpers/pod-network.js';
@@ -153,7 +154,7 @@ test('stop then remove leaves nothing behind, and both are idempotent', { skip }
   assert.deepEqual(await leakState(berthd, net), before);
   assert.ok(!existsSync(`/sys/fs/cgroup/memory${cgroupParent}`), 'the pod cgroup is gone');
   assert.ok(!existsSync(`/sys/fs/cgroup/memory${cgroupParent.split('/').slice(0, 2).join('/')}`), 'so is the parent berth made');
-  await assert.rejects(client.podSandboxStatus({ podSandboxId: id }), { code: grpc.status.NOT_FOUND });
+  await assert.rejects(client.podSandboxStatus({ podSandboxId: id }), { code: GrpcStatus.NOT_FOUND });
 });
 
 test('50 pods made at once and removed leave the host as it was', { skip }, async (t) => {
@@ -201,8 +202,8 @@ test('a broken config, a missing plugin and a failing plugin are clear errors th
     const { berthd } = await berthdWithNetwork(t, net);
     const client = runtimeClient(t, berthd);
     const before = await leakState(berthd, net);
-    await assert.rejects(client.runPodSandbox({ config: podConfig('broken') as never }, { timeoutMs: 60_000 }), (err: grpc.ServiceError) => {
-      assert.notEqual(err.code, grpc.status.OK);
+    await assert.rejects(client.runPodSandbox({ config: podConfig('broken') as never }, { timeoutMs: 60_000 }), (err: GrpcCallError) => {
+      assert.notEqual(err.code, GrpcStatus.OK);
       assert.match(err.details, c.error, `${c.name}: ${err.details}`);
       return true;
     });
@@ -217,8 +218,8 @@ test('the same metadata twice is refused, but a retry after the caller gave up g
   const client = runtimeClient(t, berthd);
   const config = podConfig('twice');
   const first = await client.runPodSandbox({ config: config as never });
-  await assert.rejects(client.runPodSandbox({ config: config as never }), (err: grpc.ServiceError) => {
-    assert.equal(err.code, grpc.status.ALREADY_EXISTS);
+  await assert.rejects(client.runPodSandbox({ config: config as never }), (err: GrpcCallError) => {
+    assert.equal(err.code, GrpcStatus.ALREADY_EXISTS);
     assert.match(err.details, new RegExp(`reserved for pod ${first.podSandboxId}`));
     return true;
   });
@@ -226,12 +227,12 @@ test('the same metadata twice is refused, but a retry after the caller gave up g
   // A caller whose deadline passes mid-creation: berth finishes the pod anyway, and the
   // kubelet's retry with the same metadata gets it instead of "name is reserved".
   const impatient = podConfig('impatient');
-  await assert.rejects(client.runPodSandbox({ config: impatient as never }, { timeoutMs: 30 }), { code: grpc.status.DEADLINE_EXCEEDED });
+  await assert.rejects(client.runPodSandbox({ config: impatient as never }, { timeoutMs: 30 }), { code: GrpcStatus.DEADLINE_EXCEEDED });
   const retry = await client.runPodSandbox({ config: impatient as never }, { timeoutMs: 60_000 });
   const named = (await client.listPodSandbox({ filter: { labelSelector: { app: 'impatient' } } })).items;
   assert.deepEqual(named.map((p) => p.id), [retry.podSandboxId], 'one pod, the one the retry got');
   assert.equal(named[0]!.state, PodSandboxState.SANDBOX_READY);
-  await assert.rejects(client.runPodSandbox({ config: impatient as never }), { code: grpc.status.ALREADY_EXISTS });
+  await assert.rejects(client.runPodSandbox({ config: impatient as never }), { code: GrpcStatus.ALREADY_EXISTS });
 });
 
 test('host network pods share the host network; a bad runtime handler is refused', { skip }, async (t) => {
@@ -247,8 +248,8 @@ test('host network pods share the host network; a bad runtime handler is refused
   const during = await leakState(berthd, net);
   assert.equal(during.links, before.links, 'no veth for a host-network pod');
   await client.removePodSandbox({ podSandboxId });
-  await assert.rejects(client.runPodSandbox({ config: podConfig('bad-handler') as never, runtimeHandler: 'kata' }), (err: grpc.ServiceError) => {
-    assert.equal(err.code, grpc.status.INVALID_ARGUMENT);
+  await assert.rejects(client.runPodSandbox({ config: podConfig('bad-handler') as never, runtimeHandler: 'kata' }), (err: GrpcCallError) => {
+    assert.equal(err.code, GrpcStatus.INVALID_ARGUMENT);
     assert.match(err.details, /runtime handler "kata" is not configured/);
     return true;
   });
@@ -299,6 +300,6 @@ test('bandwidth annotations reach the bandwidth plugin as rates', { skip: skip |
   await client.removePodSandbox({ podSandboxId });
   await assert.rejects(
     client.runPodSandbox({ config: { ...podConfig('badrate'), annotations: { 'kubernetes.io/ingress-bandwidth': 'fast' } } as never }),
-    (err: grpc.ServiceError) => err.code === grpc.status.INVALID_ARGUMENT && /not a quantity/.test(err.details),
+    (err: GrpcCallError) => err.code === GrpcStatus.INVALID_ARGUMENT && /not a quantity/.test(err.details),
   );
 });

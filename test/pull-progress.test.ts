@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { ImagePullProgress } from '../src/gen/berth/v1/berth_pb.js';
 import { ImageService } from '../src/gen/runtime/v1/api_pb.js';
-import { openChannel, serviceClient } from '../src/server/grpc-service.js';
+import { openChannel, serviceClient } from '../src/server/grpc-client.js';
 import { startBerthd } from './helpers/berthd.js';
 import { buildLayer, pushImage } from './helpers/image-builder.js';
 import { DOCKER_REGISTRY, startRegistry } from './helpers/registry.js';

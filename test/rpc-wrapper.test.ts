@@ -3,9 +3,12 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
+import { GrpcStatus } from '../src/server/grpc-wire.js';
+import type { GrpcCallError } from '../src/server/grpc-client.js';
 import { pino } from 'pino';
 import { RuntimeService } from '../src/gen/runtime/v1/api_pb.js';
-import { grpcServiceDefinition, openChannel, serviceClient } from '../src/server/grpc-service.js';
+import { grpcServiceDefinition } from '../src/server/grpc-service.js';
+import { openChannel, serviceClient } from '../src/server/grpc-client.js';
 import { implementService } from '../src/server/rpc-wrapper.js';
 import { StartupGate } from '../src/server/startup-gate.js';
 import { BerthError, notFound } from '../src/errors.js';
@@ -46,17 +49,17 @@ test('calls before recovery finishes get UNAVAILABLE; errors map to their gRPC c
   cleanup(t).after(() => channel.close());
   const client = serviceClient(RuntimeService, channel);
 
-  await assert.rejects(client.version({}), (err: grpc.ServiceError) => {
-    assert.equal(err.code, grpc.status.UNAVAILABLE);
+  await assert.rejects(client.version({}), (err: GrpcCallError) => {
+    assert.equal(err.code, GrpcStatus.UNAVAILABLE);
     assert.match(err.details, /starting \(recovering state\)/);
     return true;
   });
   gate.open();
   assert.equal((await client.version({})).runtimeName, 'test');
-  await assert.rejects(client.containerStatus({ containerId: 'abc' }), { code: grpc.status.NOT_FOUND, details: 'container "abc" not found' });
-  await assert.rejects(client.podSandboxStatus({}), { code: grpc.status.FAILED_PRECONDITION, details: 'pod is stopping' });
-  await assert.rejects(client.listContainers({}), { code: grpc.status.INTERNAL, details: 'boom' });
-  await assert.rejects(client.removeContainer({}), { code: grpc.status.UNIMPLEMENTED });
+  await assert.rejects(client.containerStatus({ containerId: 'abc' }), { code: GrpcStatus.NOT_FOUND, details: 'container "abc" not found' });
+  await assert.rejects(client.podSandboxStatus({}), { code: GrpcStatus.FAILED_PRECONDITION, details: 'pod is stopping' });
+  await assert.rejects(client.listContainers({}), { code: GrpcStatus.INTERNAL, details: 'boom' });
+  await assert.rejects(client.removeContainer({}), { code: GrpcStatus.UNIMPLEMENTED });
   // The metrics hook sees every call that passed the gate, once, with its outcome.
   assert.deepEqual(calls, [
     'runtime.v1.RuntimeService/Version OK',

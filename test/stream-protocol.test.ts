@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { createServer, connect, type Socket } from 'node:net';
 import * as zlib from 'node:zlib';
 import { PassThrough, Readable } from 'node:stream';
-import pino from 'pino';
+import { createJsonLogger } from '../src/util/logger.js';
 import {
   controlFrame, dataFrame, decodeHeaderBlock, type SpdyHeaders, encodeHeaderBlock, FrameReader, HeaderCompressor, HeaderDecompressor, SpdySession,
 } from '../src/stream/spdy.js';
@@ -155,7 +155,7 @@ test('the streaming server: an exec over SPDY with stdin, output and exit code; 
   const server = new StreamServer({
     address: '127.0.0.1',
     port: 0,
-    log: pino({ level: 'silent' }),
+    log: createJsonLogger({ level: 'silent' }),
     backends: {
       exec: async (request, io) => {
         io.stdout!.write(`${request.cmd.join(' ')}\n`);

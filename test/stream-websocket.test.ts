@@ -8,7 +8,7 @@ import { connect, type AddressInfo, type Socket } from 'node:net';
 import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { PassThrough, Readable, type Duplex } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
-import pino from 'pino';
+import { createJsonLogger } from '../src/util/logger.js';
 import { WebSocket } from 'ws';
 import { StreamServer } from '../src/stream/server.js';
 import type { StreamBackends, TerminalSize } from '../src/stream/backends.js';
@@ -31,7 +31,7 @@ async function startServer(extra: Partial<StreamBackends> = {}) {
   const server = new StreamServer({
     address: '127.0.0.1',
     port: 0,
-    log: pino({ level: 'silent' }),
+    log: createJsonLogger({ level: 'silent' }),
     backends: {
       exec: async (request, io) => {
         io.resize.on('resize', (size) => resizes.push(size));

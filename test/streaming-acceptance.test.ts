@@ -23,7 +23,7 @@ import { startRegistry } from './helpers/registry.js';
 import { startPodNetwork } from './helpers/pod-network.js';
 import { BERTHCTL } from './helpers/paths.js';
 import { RuntimeService } from '../src/gen/runtime/v1/api_pb.js';
-import { openChannel, serviceClient } from '../src/server/grpc-service.js';
+import { openChannel, serviceClient } from '../src/server/grpc-client.js';
 
 const CRICTL = '/var/cache/berth-test-tools/cri-tools-v1.37.0/crictl';
 const TRANSPORTS: StreamTransport[] = ['spdy', 'websocket'];

@@ -18,7 +18,7 @@ import { startRegistry } from './helpers/registry.js';
 import { startPodNetwork } from './helpers/pod-network.js';
 import { BERTHCTL } from './helpers/paths.js';
 import { RuntimeService } from '../src/gen/runtime/v1/api_pb.js';
-import { openChannel, serviceClient } from '../src/server/grpc-service.js';
+import { openChannel, serviceClient } from '../src/server/grpc-client.js';
 import { spawn } from 'node:child_process';
 import { run } from './helpers/processes.js';
 

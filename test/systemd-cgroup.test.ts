@@ -8,7 +8,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { CgroupDriver, ContainerState, NamespaceMode, RuntimeService } from '../src/gen/runtime/v1/api_pb.js';
-import { openChannel, serviceClient } from '../src/server/grpc-service.js';
+import { openChannel, serviceClient } from '../src/server/grpc-client.js';
 import { startBerthd } from './helpers/berthd.js';
 import { buildLayer, busyboxEntries, pushImage } from './helpers/image-builder.js';
 import { startRegistry } from './helpers/registry.js';

@@ -7,9 +7,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { chmod, readFile, readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import * as grpc from '@grpc/grpc-js';
+import { GrpcStatus } from '../src/server/grpc-wire.js';
+import type { GrpcCallError } from '../src/server/grpc-client.js';
 import { NamespaceMode, PodSandboxState, RuntimeService } from '../src/gen/runtime/v1/api_pb.js';
-import { openChannel, serviceClient } from '../src/server/grpc-service.js';
+import { openChannel, serviceClient } from '../src/server/grpc-client.js';
 import { launchBerthd } from './helpers/berthd.js';
 import { containerTestSkip, setupContainerTest } from './helpers/containers.js';
 import { cleanup } from './helpers/scope.js';
@@ -48,7 +49,7 @@ for (const pid of [NamespaceMode.CONTAINER, NamespaceMode.POD]) {
     await chmod(berthd.dir, 0o700);
     await assert.rejects(
       runtime.createContainer({ podSandboxId, config: { metadata: { name: 'unreachable' }, image: { image }, linux: { securityContext: { namespaceOptions } } } }),
-      (err: grpc.ServiceError) => err.code === grpc.status.FAILED_PRECONDITION && /may not pass .* \(mode 700\)/.test(err.message),
+      (err: GrpcCallError) => err.code === GrpcStatus.FAILED_PRECONDITION && /may not pass .* \(mode 700\)/.test(err.message),
     );
     await chmod(berthd.dir, 0o711);
     const marker = `${BASE + pid}`;
@@ -107,7 +108,7 @@ test('user namespace requests berth cannot honour are refused', { skip: containe
   const { runtime } = await setupContainerTest(t);
   const run = (usernsOptions: object, extra: object = {}) =>
     runtime.runPodSandbox({ config: { metadata: { name: 'userns-bad', namespace: 'test', uid: 'userns-bad', attempt: 0 }, linux: { securityContext: { namespaceOptions: { usernsOptions, ...extra } } } } });
-  const invalid = (message: RegExp) => (err: grpc.ServiceError) => err.code === grpc.status.INVALID_ARGUMENT && message.test(err.message);
+  const invalid = (message: RegExp) => (err: GrpcCallError) => err.code === GrpcStatus.INVALID_ARGUMENT && message.test(err.message);
   await assert.rejects(run({ mode: NamespaceMode.CONTAINER }), invalid(/mode CONTAINER is not supported/));
   await assert.rejects(run({ mode: NamespaceMode.TARGET }), invalid(/mode TARGET is not supported/));
   await assert.rejects(run({ mode: NamespaceMode.POD, uids: [...mapping, { containerId: 0, hostId: BASE * 2, length: 10 }], gids: mapping }), invalid(/exactly one uid mapping, got 2/));

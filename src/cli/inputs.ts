@@ -35,3 +35,14 @@ export function parseLabelSelector(labels: string[]): Record<string, string> {
     }),
   );
 }
+
+/**
+ * No id given and none a filter picks: crictl logs "No IDs provided or nothing found per
+ * filter", shows the verb's help and exits 0; berthctl says it in one line, status 0.
+ */
+export class NothingSelected extends Error {
+  constructor(message = 'No IDs provided or nothing found per filter') {
+    super(message);
+    this.name = 'NothingSelected';
+  }
+}

@@ -1,9 +1,9 @@
 // berthctl's connection to a CRI runtime (berthd, containerd, CRI-O…): one channel per
 // endpoint, typed RuntimeService and ImageService clients, and crictl-style errors.
-import * as grpc from '@grpc/grpc-js';
 import { ImageService, RuntimeService } from '../gen/runtime/v1/api_pb.js';
 import { ImagePullProgress, ImageTransfer } from '../gen/berth/v1/berth_pb.js';
-import { openChannel, serviceClient, type MethodsOf, type ServiceClient } from '../server/grpc-service.js';
+import { openChannel, serviceClient, type MethodsOf, type ServiceClient } from '../server/grpc-client.js';
+import { grpcStatusName } from '../server/grpc-wire.js';
 import type { ClientSettings } from './settings.js';
 
 export interface CriClients {
@@ -37,7 +37,7 @@ export function connect(settings: ClientSettings): CriClients {
 export class CallError extends Error {
   constructor(
     action: string,
-    readonly grpcCode: grpc.status | undefined,
+    readonly grpcCode: number | undefined,
     detail: string,
   ) {
     super(`${action}: ${detail}`);
@@ -45,51 +45,17 @@ export class CallError extends Error {
 }
 
 export function describeCallError(action: string, err: unknown): CallError {
-  const status = err as Partial<grpc.StatusObject>;
+  const status = err as { code?: unknown; details?: string };
   if (typeof status.code === 'number') {
-    return new CallError(action, status.code, `rpc error: code = ${goCodeName(status.code)} desc = ${clientDetails(status.code, status.details ?? '')}`);
+    // berth's client words its own failures (no connection, deadline) as grpc-go does.
+    return new CallError(action, status.code, `rpc error: code = ${goCodeName(status.code)} desc = ${status.details ?? ''}`);
   }
   return new CallError(action, undefined, (err as Error).message ?? String(err));
 }
 
-const ERRNO_TEXT: Record<string, string> = {
-  ENOENT: 'no such file or directory',
-  ECONNREFUSED: 'connection refused',
-  EACCES: 'permission denied',
-  EPERM: 'operation not permitted',
-  ENOTSOCK: 'socket operation on non-socket',
-  ECONNRESET: 'connection reset by peer',
-  EPIPE: 'broken pipe',
-  ETIMEDOUT: 'connection timed out',
-};
-
-/**
- * The details of a status grpc-js made up on the client side, in the words grpc-go (and
- * so crictl) uses, without grpc-js's internals: its deadline message lists the phases of
- * the call ("name resolution: …, LB pick…") and its connection errors end with a
- * "Resolution note:". A server's own details are passed through as they are.
- */
-export function clientDetails(code: grpc.status, details: string): string {
-  if (code === grpc.status.DEADLINE_EXCEEDED && /^Deadline exceeded after /.test(details)) return 'context deadline exceeded';
-  let text = details.replace(/\s*Resolution note:.*$/s, '').trim();
-  if (code === grpc.status.UNAVAILABLE) {
-    const lastError = /^No connection established\. Last error: (?:Error: )?(.*?)\.?$/s.exec(text);
-    if (lastError) {
-      const cause = lastError[1]!;
-      const dial = /^connect (E[A-Z]+) (\/.*)$/.exec(cause);
-      text = dial
-        ? `connection error: dial unix ${dial[2]}: connect: ${ERRNO_TEXT[dial[1]!] ?? dial[1]}`
-        : `connection error: ${cause}`;
-    } else if (text === 'No connection established') {
-      text = 'connection error';
-    }
-  }
-  return text;
-}
-
 /** grpc-go's names for status codes (what crictl prints and scripts grep for). */
-export function goCodeName(code: grpc.status): string {
-  const name = grpc.status[code];
+export function goCodeName(code: number): string {
+  const name = grpcStatusName(code);
   if (name === undefined) return `Code(${code})`;
   if (name === 'CANCELLED') return 'Canceled';
   if (name === 'OK') return 'OK';

@@ -14,6 +14,7 @@ import type { Socket } from 'node:net';
 import { createServer, type Server } from 'node:net';
 import type { Readable, Writable } from 'node:stream';
 import { EventEmitter } from 'node:events';
+import { readFileSync } from 'node:fs';
 import { SpdySession, type SpdyStream } from '../stream/spdy.js';
 import { SPDY_REMOTE_COMMAND_PROTOCOLS } from '../stream/remote-command.js';
 import { PORT_FORWARD_PROTOCOL } from '../stream/port-forward.js';
@@ -29,10 +30,37 @@ export const WS_CLIENT_PORT_FORWARD_PROTOCOLS = ['v4.channel.k8s.io', 'channel.k
 
 export class StreamClientError extends Error {}
 
+/**
+ * crictl's --tls-ca, --tls-cert, --tls-key and --tls-sni, for a streaming URL that is
+ * https: without any, the server is not verified (crictl's Insecure); with a client
+ * certificate and key, the server is verified against the CA (or the system's) under
+ * the server name (crictl's default "localhost"). Files are paths.
+ */
+export interface StreamTls {
+  ca?: string;
+  cert?: string;
+  key?: string;
+  serverName?: string;
+}
+
+/** The TLS options of an https or wss connection for `tls`. */
+export function streamTlsOptions(tls: StreamTls | undefined): { rejectUnauthorized: boolean; ca?: Buffer; cert?: Buffer; key?: Buffer; servername?: string } {
+  if (!tls || (!tls.ca && !tls.cert && !tls.key)) return { rejectUnauthorized: false };
+  if (!tls.cert || !tls.key) throw new StreamClientError('get TLS config from flags: both flags --tls-cert and --tls-key are required for TLS streaming, only --tls-ca is optional');
+  return {
+    rejectUnauthorized: true,
+    ...(tls.ca ? { ca: readFileSync(tls.ca) } : {}),
+    cert: readFileSync(tls.cert),
+    key: readFileSync(tls.key),
+    servername: tls.serverName ?? 'localhost',
+  };
+}
+
 /** Upgrades an HTTP request on `url` to SPDY/3.1, offering `protocols` in order. */
-export function spdyConnect(url: string, protocols: string[]): Promise<{ session: SpdySession; protocol: string }> {
+export function spdyConnect(url: string, protocols: string[], tls?: StreamTls): Promise<{ session: SpdySession; protocol: string }> {
   const target = new URL(url);
   const request = (target.protocol === 'https:' ? httpsRequest : httpRequest)(target, {
+    ...(target.protocol === 'https:' ? streamTlsOptions(tls) : {}),
     method: 'POST',
     headers: { Connection: 'Upgrade', Upgrade: 'SPDY/3.1', 'X-Stream-Protocol-Version': protocols, 'Content-Length': '0' },
   });
@@ -52,11 +80,12 @@ export function spdyConnect(url: string, protocols: string[]): Promise<{ session
 }
 
 /** Opens a WebSocket to a streaming URL offering `protocols`; resolves with the one the server chose. */
-export function wsConnect(url: string, protocols: string[]): Promise<{ ws: WebSocket; protocol: string }> {
+export function wsConnect(url: string, protocols: string[], tls?: StreamTls): Promise<{ ws: WebSocket; protocol: string }> {
   const target = new URL(url);
-  target.protocol = target.protocol === 'https:' ? 'wss:' : 'ws:';
+  const secure = target.protocol === 'https:';
+  target.protocol = secure ? 'wss:' : 'ws:';
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(target, protocols, { perMessageDeflate: false, followRedirects: false, handshakeTimeout: 30_000 });
+    const ws = new WebSocket(target, protocols, { perMessageDeflate: false, followRedirects: false, handshakeTimeout: 30_000, ...(secure ? streamTlsOptions(tls) : {}) });
     // Paused until its reader is in place: the server may write right behind the upgrade.
     ws.once('open', () => {
       ws.pause();
@@ -82,6 +111,8 @@ export interface RemoteCommandOptions {
   /** Emits 'resize' with the local terminal's size (TTY sessions). */
   resize?: EventEmitter<{ resize: [TerminalSize] }>;
   initialSize?: TerminalSize;
+  /** For an https URL (crictl's --tls-* flags). */
+  tls?: StreamTls;
 }
 
 /** Reads a stream to its end. */
@@ -130,7 +161,7 @@ export function exitCodeFromErrorStream(protocol: string, payload: Buffer): numb
 /** Runs an exec or attach session against a streaming URL; resolves with the exit code. */
 export async function remoteCommand(url: string, options: RemoteCommandOptions): Promise<number> {
   if (options.transport === 'websocket') return remoteCommandWebSocket(url, options);
-  const { session, protocol } = await spdyConnect(url, SPDY_REMOTE_COMMAND_PROTOCOLS);
+  const { session, protocol } = await spdyConnect(url, SPDY_REMOTE_COMMAND_PROTOCOLS, options.tls);
   session.on('error', () => undefined);
   try {
     const errorStream = await session.openStream({ streamtype: 'error' });
@@ -171,7 +202,7 @@ function statusVersion(subprotocol: string): string {
 
 /** remoteCommand over WebSocket: channels 0 stdin, 1 stdout, 2 stderr, 3 error, 4 resize. */
 async function remoteCommandWebSocket(url: string, options: RemoteCommandOptions): Promise<number> {
-  const { ws, protocol } = await wsConnect(url, WS_CLIENT_REMOTE_COMMAND_PROTOCOLS);
+  const { ws, protocol } = await wsConnect(url, WS_CLIENT_REMOTE_COMMAND_PROTOCOLS, options.tls);
   const connection = new ChannelConnection(ws, channelProtocol(protocol));
   try {
     const stdin = options.stdin ? connection.channel(0, { signalClose: true }) : undefined;
@@ -212,9 +243,10 @@ export async function portForward(
   remotePort: number,
   onError: (message: string) => void,
   transport: StreamTransport = 'spdy',
+  tls?: StreamTls,
 ): Promise<{ server: Server; closed: Promise<void> }> {
-  if (transport === 'websocket') return portForwardWebSocket(urlFor, localAddress, localPort, remotePort, onError);
-  const { session } = await spdyConnect(await urlFor(), [PORT_FORWARD_PROTOCOL]);
+  if (transport === 'websocket') return portForwardWebSocket(urlFor, localAddress, localPort, remotePort, onError, tls);
+  const { session } = await spdyConnect(await urlFor(), [PORT_FORWARD_PROTOCOL], tls);
   session.on('error', () => undefined);
   let requestId = 0;
   const server = createServer((socket) => {
@@ -267,6 +299,7 @@ async function portForwardWebSocket(
   localPort: number,
   remotePort: number,
   onError: (message: string) => void,
+  tls?: StreamTls,
 ): Promise<{ server: Server; closed: Promise<void> }> {
   const server = createServer({ allowHalfOpen: true }, (socket) => {
     socket.on('error', () => undefined);
@@ -275,7 +308,7 @@ async function portForwardWebSocket(
       try {
         const url = new URL(await urlFor());
         url.searchParams.set('port', String(remotePort));
-        const { ws, protocol } = await wsConnect(url.toString(), WS_CLIENT_PORT_FORWARD_PROTOCOLS);
+        const { ws, protocol } = await wsConnect(url.toString(), WS_CLIENT_PORT_FORWARD_PROTOCOLS, tls);
         const connection = new ChannelConnection(ws, channelProtocol(protocol));
         const data = connection.channel(0, { skipPrefix: 2 });
         void readAll(connection.channel(1, { skipPrefix: 2 })).then((text) => {

@@ -7,8 +7,8 @@
 // win over earlier ones for the same device (/var/run/cdi over /etc/cdi), as CDI's own
 // registry orders them.
 import { readdir, readFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import { join } from 'node:path';
-import { parse as parseYaml } from 'yaml';
 import { invalidArgument } from '../errors.js';
 import { devicesFromPath, type DeviceNode } from '../linux/devices.js';
 
@@ -161,11 +161,17 @@ function parseEdits(raw: unknown, where: string): CdiContainerEdits {
   return edits;
 }
 
+// The YAML parser is loaded by the first YAML spec read, not at start-up (idle memory).
+let parseYaml: ((text: string) => unknown) | undefined;
+function yamlParser(): (text: string) => unknown {
+  return (parseYaml ??= (createRequire(import.meta.url)('yaml') as typeof import('yaml')).parse);
+}
+
 /** Parses one spec document (JSON is YAML too); throws a message naming what is wrong. */
 export function parseCdiSpec(text: string, path: string): CdiSpec {
   let raw: unknown;
   try {
-    raw = path.endsWith('.json') ? JSON.parse(text) : parseYaml(text);
+    raw = path.endsWith('.json') ? JSON.parse(text) : yamlParser()(text);
   } catch (err) {
     throw new Error(`${path}: not valid ${path.endsWith('.json') ? 'JSON' : 'YAML'}: ${(err as Error).message}`);
   }

@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, isAbsolute, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Logger } from 'pino';
+import type { Logger } from '../util/logger.js';
 import { BerthError, notFound, invalidArgument, alreadyExists, failedPrecondition } from '../errors.js';
 import type { BerthConfig } from '../config/config.js';
 import { RecordStore } from '../store/record-store.js';

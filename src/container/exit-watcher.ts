@@ -5,7 +5,7 @@
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { existsSync, readdirSync, watch, type FSWatcher } from 'node:fs';
 import { join } from 'node:path';
-import type { Logger } from 'pino';
+import type { Logger } from '../util/logger.js';
 
 /** The exit dir is watched; this sweep catches whatever a watch could miss. */
 const EXIT_SWEEP_MS = 5_000;

@@ -8,7 +8,7 @@ import { mkdir, readFile, rm } from 'node:fs/promises';
 import { constants } from 'node:os';
 import { basename, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { BerthError, deadlineExceeded, internal, invalidArgument } from '../errors.js';
+import { BerthError, deadlineExceeded, internal, unknownFailure } from '../errors.js';
 import { runCommand } from '../linux/command.js';
 import { isRunning, killProcessTree, processStartTime } from '../linux/process-tree.js';
 import { bundlePaths } from './bundle.js';
@@ -198,10 +198,11 @@ export class OciRuntime implements ContainerRuntime {
           child.stderr.destroy();
           const stderr = Buffer.concat(err);
           // runc could not start the command at all (no such executable, not
-          // permitted…): an error, as containerd gives, not the command's exit code.
+          // permitted…): an error, not the command's exit code; UNKNOWN, as containerd
+          // passes on runc's failure.
           const failure = code === 255 ? /level=error msg="exec failed: (?:unable to start container process: )?(.*)"\s*$/m.exec(stderr.toString()) : null;
           if (failure) {
-            reject(invalidArgument(`cannot run ${JSON.stringify(args)} in container ${id}: ${failure[1]!.replace(/\\"/g, '"')}`));
+            reject(unknownFailure(`cannot run ${JSON.stringify(args)} in container ${id}: ${failure[1]!.replace(/\\"/g, '"')}`));
             return;
           }
           resolve({ exitCode: code ?? (signal ? 128 + 9 : -1), stdout: Buffer.concat(out), stderr, timedOut });

@@ -2,7 +2,8 @@
 // state, open the gate; on SIGTERM/SIGINT stop serving and remove the socket.
 import { mkdir, unlink } from 'node:fs/promises';
 import * as grpc from '@grpc/grpc-js';
-import type { Logger } from 'pino';
+import type { Logger } from '../util/logger.js';
+import type { Logger as ServerLogger } from 'pino';
 import { ImageService, RuntimeService } from '../gen/runtime/v1/api_pb.js';
 import { ImagePullProgress, ImageTransfer } from '../gen/berth/v1/berth_pb.js';
 import { imageTransferHandlers } from '../api/image-transfer.js';
@@ -106,6 +107,9 @@ export async function startDaemon(config: BerthConfig, log: Logger): Promise<Run
   }
   const deps = { streams, config, network: cniNetworkReadiness(config.cni.conf_dir), images, pods, containers, events, settings: { podCidr: '' } };
   const onCall = (call: CallOutcome) => metrics.recordCall(call);
+  // server/ still types its log as pino's Logger: it calls only the level methods, which
+  // berth's own logger (util/logger.ts) has.
+  const serverLog = log as unknown as ServerLogger;
   const server = new grpc.Server({
     // Image manifests and container lists can exceed the 4 MiB default.
     'grpc.max_receive_message_length': 16 * 1024 * 1024,
@@ -114,10 +118,10 @@ export async function startDaemon(config: BerthConfig, log: Logger): Promise<Run
     // otherwise track every call and connection: measured with bench/polled-calls.
     'grpc.enable_channelz': 0,
   });
-  server.addService(grpcServiceDefinition(RuntimeService), implementService(RuntimeService, runtimeHandlers(deps), { gate, log, onCall }));
-  server.addService(grpcServiceDefinition(ImageService), implementService(ImageService, imageHandlers(deps), { gate, log, onCall }));
-  server.addService(grpcServiceDefinition(ImageTransfer), implementService(ImageTransfer, imageTransferHandlers(images), { gate, log, onCall }));
-  server.addService(grpcServiceDefinition(ImagePullProgress), implementService(ImagePullProgress, { watchPull: watchPullHandler(images) }, { gate, log, onCall }));
+  server.addService(grpcServiceDefinition(RuntimeService), implementService(RuntimeService, runtimeHandlers(deps), { gate, log: serverLog, onCall }));
+  server.addService(grpcServiceDefinition(ImageService), implementService(ImageService, imageHandlers(deps), { gate, log: serverLog, onCall }));
+  server.addService(grpcServiceDefinition(ImageTransfer), implementService(ImageTransfer, imageTransferHandlers(images), { gate, log: serverLog, onCall }));
+  server.addService(grpcServiceDefinition(ImagePullProgress), implementService(ImagePullProgress, { watchPull: watchPullHandler(images) }, { gate, log: serverLog, onCall }));
 
   const listener = await bindRootOnly(socketPath, () => serveOnUnixSocket(server, socketPath));
   log.info({ socket: socketPath, version: BERTH_VERSION, root: config.root, state: config.state }, 'berthd listening');

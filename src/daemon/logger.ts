@@ -1,7 +1,7 @@
-// berthd's structured log: one JSON object per line on stderr.
-import { pino, type Logger } from 'pino';
+// berthd's structured log: one JSON object per line on stderr (util/logger.ts).
 import type { LogLevel } from '../config/config.js';
+import { createJsonLogger, type Logger } from '../util/logger.js';
 
 export function createLogger(level: LogLevel): Logger {
-  return pino({ level, base: { pid: process.pid }, timestamp: pino.stdTimeFunctions.isoTime }, pino.destination({ fd: 2, sync: true }));
+  return createJsonLogger({ level, base: { pid: process.pid } });
 }

@@ -17,6 +17,22 @@ export type BlobSource = (offset: number) => Promise<{ body: AsyncIterable<Uint8
 
 export type ChunkObserver = (chunk: Uint8Array) => void | Promise<void>;
 
+/**
+ * Where a download's bytes go when not hashed and written here (a layer's worker does
+ * both: LayerPipe). The sink writes into the partial file it was opened on.
+ */
+export interface BlobSink {
+  /** Takes the next chunk (waits while the sink is behind). */
+  write(chunk: Uint8Array): Promise<void>;
+  /** Every byte was given: the file is synced and closed; answers its sha256 digest and size. */
+  end(): Promise<{ digest: string; bytes: number }>;
+  /** The download stopped: the file is closed holding what was written (a resume reads it). */
+  fail(err: unknown): Promise<void>;
+}
+
+/** Opens a sink on a fresh partial file, or answers undefined to have the store write it. */
+export type SinkFactory = (partialPath: string) => BlobSink | undefined;
+
 export class DigestMismatchError extends BerthError {
   constructor(digest: string, actual: string) {
     super('DataLoss', `content digest mismatch: expected ${digest}, got ${actual}`);
@@ -79,23 +95,29 @@ export class ContentStore {
   /**
    * Downloads a blob unless present. Concurrent calls for one digest share the download.
    * `onChunk` sees every new chunk as it is stored (the puller unpacks from it while
-   * the download runs); the download waits for the promise it returns.
+   * the download runs); the download waits for the promise it returns. `sink`, for a
+   * download from the first byte (not a resumed one), takes over the hashing and writing.
    */
-  ingest(digest: string, expectedSize: number | undefined, source: BlobSource, onChunk?: ChunkObserver): Promise<void> {
+  ingest(digest: string, expectedSize: number | undefined, source: BlobSource, onChunk?: ChunkObserver, sink?: SinkFactory): Promise<void> {
     checkDigest(digest);
-    return this.#downloads.run(digest, () => this.#download(digest, expectedSize, source, onChunk));
+    return this.#downloads.run(digest, () => this.#download(digest, expectedSize, source, onChunk, sink));
   }
 
   isDownloading(digest: string): boolean {
     return this.#downloads.isRunning(digest);
   }
 
-  async #download(digest: string, expectedSize: number | undefined, source: BlobSource, onChunk?: ChunkObserver): Promise<void> {
+  async #download(digest: string, expectedSize: number | undefined, source: BlobSource, onChunk?: ChunkObserver, sinkFactory?: SinkFactory): Promise<void> {
     if (await this.has(digest)) return;
     const partial = join(this.#ingest, `${digest.slice('sha256:'.length)}.partial`);
     let offset = (await stat(partial).catch(() => undefined))?.size ?? 0;
     if (expectedSize !== undefined && offset > expectedSize) offset = 0;
     const { body, resumed } = await source(offset);
+    const sink = resumed && offset > 0 ? undefined : sinkFactory?.(partial);
+    if (sink) {
+      const { digest: actual, bytes } = await this.#downloadInto(sink, digest, expectedSize, body);
+      return this.#complete(partial, digest, expectedSize, actual, bytes);
+    }
     const hash = createHash('sha256');
     let written = 0;
     if (resumed && offset > 0) {
@@ -121,11 +143,33 @@ export class ContentStore {
     } finally {
       await file.close();
     }
+    return this.#complete(partial, digest, expectedSize, `sha256:${hash.digest('hex')}`, written);
+  }
+
+  /** Passes a body to a sink: answers what the sink stored (synced). */
+  async #downloadInto(sink: BlobSink, digest: string, expectedSize: number | undefined, body: AsyncIterable<Uint8Array>): Promise<{ digest: string; bytes: number }> {
+    let written = 0;
+    try {
+      for await (const chunk of body) {
+        written += chunk.length;
+        if (expectedSize !== undefined && written > expectedSize) {
+          throw new BerthError('DataLoss', `blob ${digest} is larger than the ${expectedSize} bytes its descriptor declares`);
+        }
+        await sink.write(chunk);
+      }
+    } catch (err) {
+      await sink.fail(err);
+      throw err;
+    }
+    return sink.end();
+  }
+
+  /** A complete download in the partial file, `written` bytes hashing to `actual`: checked, then made the blob. */
+  async #complete(partial: string, digest: string, expectedSize: number | undefined, actual: string, written: number): Promise<void> {
     if (expectedSize !== undefined && written < expectedSize) {
       // Cut short: keep the partial so the next attempt resumes from it.
       throw unavailable(`download of ${digest} ended after ${written} of ${expectedSize} bytes`);
     }
-    const actual = `sha256:${hash.digest('hex')}`;
     if (actual !== digest || (expectedSize !== undefined && written !== expectedSize)) {
       await unlink(partial).catch(() => undefined);
       if (actual !== digest) throw new DigestMismatchError(digest, actual);

@@ -1,7 +1,7 @@
 // The image box's interface to the rest of berth: pull, look up, list, remove, measure,
 // and collect what no image uses. The CRI handlers only translate to and from this.
 import { PassThrough } from 'node:stream';
-import type { Logger } from 'pino';
+import type { Logger } from '../util/logger.js';
 import { BerthError, notFound, invalidArgument } from '../errors.js';
 import { PullProgress } from './pull-progress.js';
 import { SingleFlight } from '../util/single-flight.js';
@@ -12,6 +12,7 @@ import { INDEX_TYPES, MANIFEST_TYPES } from './media-types.js';
 import { digestReference, formatReference, parseReference, tagReference, type ImageReference } from '../util/image-reference.js';
 import { RegistryClient, type RegistryCredentials, type RegistryEndpoint } from './registry-client.js';
 import { SnapshotStore } from './snapshot-store.js';
+import { openLayerPipe, WORKER_MIN_BYTES, type LayerPipe } from './layer-unpack-worker.js';
 import { choosePlatform, imageLayers, parseJson, type Descriptor, type ImageConfigDoc, type ImageRuntimeConfig, type ManifestDoc } from './manifest.js';
 
 export interface ImageManagerOptions {
@@ -195,7 +196,7 @@ export class ImageManager {
     const key = formatReference(ref);
     const present = await Promise.all(layers.map((layer) => this.snapshots.has(layer.chainId)));
     this.progress.start(key, layers.map((layer, i) => ({ digest: layer.digest, size: layer.size, fetched: present[i] ? layer.size : 0, done: present[i]! })));
-    await mapLimit(layers, this.options.parallelLayers ?? 3, async (layer) => {
+    await mapLimit(layers, this.options.parallelLayers ?? 6, async (layer) => {
       if (await this.snapshots.has(layer.chainId)) return;
       const started = Date.now();
       await this.#fetchLayer(top.endpoint, ref, layer, credentials, signal);
@@ -292,6 +293,7 @@ export class ImageManager {
       await this.snapshots.ensure(layer.chainId, layer.diffId, fromStore, undefined, layer.size);
       return;
     }
+    if (layer.size >= WORKER_MIN_BYTES) return this.#fetchLayerInWorker(endpoint, ref, layer, credentials, signal);
     const stream = new PassThrough({ highWaterMark: STREAM_BUFFER });
     const download = this.#ingest(endpoint, ref, descriptor, credentials, signal, stream);
     // The download may fail while the unpack is still running; its error is awaited
@@ -313,6 +315,52 @@ export class ImageManager {
     }
   }
 
+  /**
+   * A big layer's whole pipeline in a worker thread from its first byte (LayerPipe): the
+   * worker hashes and writes the blob and unpacks it at once; the main thread receives
+   * the body and checks the blob's digest and the diff ID. Should the download need a
+   * retry (or join another pull's), the layer is unpacked from the stored blob instead.
+   */
+  async #fetchLayerInWorker(endpoint: RegistryEndpoint, ref: ImageReference, layer: ImageLayer, credentials: RegistryCredentials, signal?: AbortSignal): Promise<void> {
+    const descriptor = { digest: layer.digest, size: layer.size, mediaType: layer.mediaType };
+    let download: Promise<void> | undefined;
+    try {
+      await this.snapshots.ensureWith(layer.chainId, layer.diffId, async (target) => {
+        const pipe = openLayerPipe(target);
+        try {
+          download = this.#ingest(endpoint, ref, descriptor, credentials, signal, undefined, pipe);
+          // Awaited below, after the unpack, but handled from the start (else Node ends the process).
+          download.catch(() => undefined);
+          let result;
+          try {
+            result = await pipe.unpacked;
+          } catch (err) {
+            // The download stopped under the unpack: its outcome decides (its error, or
+            // the stored blob once a retry completed it).
+            if (pipe.stopped || err instanceof StreamAbandoned) {
+              await download;
+              throw new StreamAbandoned();
+            }
+            throw err;
+          }
+          await download;
+          return result;
+        } finally {
+          await pipe.close();
+        }
+      });
+    } catch (err) {
+      if (!(err instanceof StreamAbandoned)) {
+        await download?.catch(() => undefined);
+        throw err;
+      }
+    }
+    // Unpacked from the store: after a retried download, or when another pull had this
+    // layer's unpack running (this one's was never started).
+    await (download ?? this.#ingest(endpoint, ref, descriptor, credentials, signal));
+    await this.snapshots.ensure(layer.chainId, layer.diffId, () => this.content.openRead(layer.digest) as AsyncIterable<Uint8Array>, undefined, layer.size);
+  }
+
   /** Downloads one blob into the content store, resuming after interruptions. */
   async #ingest(
     endpoint: RegistryEndpoint,
@@ -321,6 +369,7 @@ export class ImageManager {
     credentials: RegistryCredentials,
     signal?: AbortSignal,
     stream?: PassThrough,
+    pipe?: LayerPipe,
   ): Promise<void> {
     const fetch = this.options.registry.blobSource(endpoint, ref, descriptor.digest, credentials, signal);
     // Bytes received are reported as progress (a resumed download counts from its offset).
@@ -339,20 +388,26 @@ export class ImageManager {
       };
     };
     let feed = stream;
+    let sinkPipe = pipe;
     for (let attempt = 1; ; attempt++) {
       try {
-        await this.content.ingest(descriptor.digest, descriptor.size, source, feed && feedInto(feed));
+        await this.content.ingest(descriptor.digest, descriptor.size, source, feed && feedInto(feed), sinkPipe && ((partial) => sinkPipe!.sink(partial)));
         feed?.end();
+        // A download this pull joined (or a resumed one) never fed the pipe's unpack.
+        if (sinkPipe && !sinkPipe.used) sinkPipe.abandon(new StreamAbandoned());
         return;
       } catch (err) {
         const retriable = err instanceof BerthError && err.code === 'Unavailable' && !signal?.aborted;
         if (!retriable || attempt >= BLOB_ATTEMPTS) {
           feed?.destroy(err as Error);
+          sinkPipe?.abandon(err);
           throw err;
         }
         // The streamed unpack has seen bytes a resumed download will not repeat cleanly.
         feed?.destroy(new StreamAbandoned());
         feed = undefined;
+        sinkPipe?.abandon(new StreamAbandoned());
+        sinkPipe = undefined;
         this.options.log.warn({ digest: descriptor.digest, attempt, error: (err as Error).message }, 'blob download interrupted; resuming');
       }
     }

@@ -3,19 +3,319 @@
 // decompression, hashing, tar parsing and the file writes of a pull leave berthd's event
 // loop free for RPCs, and the layers of one pull use more than one core. The unpack
 // itself is the same code (layer-unpack.ts) with the same checks.
-import { Worker } from 'node:worker_threads';
+//
+// A layer being downloaded goes through openLayerPipe instead: the worker then also
+// hashes and stores the compressed blob (the content store's partial file), so the main
+// thread only receives the HTTP body and hands its bytes on.
+import { availableParallelism } from 'node:os';
+import type { Worker } from 'node:worker_threads';
 import { BerthError, type ErrorCode } from '../errors.js';
+import type { BlobSink } from './content-store.js';
 // Types only: the unpack code (tar-stream, fzstd) is loaded by the worker, not here.
 import type { UnpackResult } from './layer-unpack.js';
 
-export type ToWorker = { type: 'chunk'; chunk: Uint8Array } | { type: 'end' } | { type: 'fail'; message: string };
+export type ToWorker =
+  | { type: 'start'; id: number; target: string }
+  | { type: 'chunk'; id: number; chunk: Uint8Array }
+  | { type: 'end'; id: number }
+  | { type: 'fail'; id: number; message: string }
+  | { type: 'blob-open'; id: number; path: string }
+  | { type: 'cancel'; id: number }
+  | { type: 'release'; id: number };
 export type FromWorker =
-  | { type: 'ack'; bytes: number }
-  | { type: 'done'; result: UnpackResult }
-  | { type: 'error'; code?: ErrorCode; message: string };
+  | { type: 'ack'; id: number; bytes: number }
+  | { type: 'done'; id: number; result: UnpackResult }
+  | { type: 'error'; id: number; code?: ErrorCode; message: string }
+  | { type: 'blob'; id: number; digest: string; bytes: number }
+  | { type: 'blob-closed'; id: number }
+  | { type: 'blob-error'; id: number; code?: ErrorCode; message: string };
 
 /** Bytes sent to a worker and not yet taken by its unpack. */
 const WINDOW_BYTES = 8 * 1024 * 1024;
+/**
+ * A pipe's bytes go to its worker in messages of this size: the HTTP body comes in
+ * chunks of ~16-64 KB, and one message per chunk costs the main thread more than the
+ * copy into a batch (which it needs anyway: the chunks are views of undici's buffers).
+ */
+const BATCH_BYTES = 1024 * 1024;
+/**
+ * Layer workers: about one per core, each running several layers' jobs side by side. A
+ * worker's start (an isolate compiling Node's streams, zlib, crypto and the unpack code)
+ * cost ~100-350 ms of CPU here, once per layer when each layer had its own.
+ */
+const POOL_SIZE = Math.max(2, Math.min(4, 2 * availableParallelism()));
+/** A worker with no job for this long ends (idle memory). */
+const IDLE_MS = 10_000;
+
+function workerError(message: { code?: ErrorCode; message: string }): Error {
+  return message.code ? new BerthError(message.code, message.message) : new Error(message.message);
+}
+
+type Distribute<T> = T extends unknown ? Omit<T, 'id'> : never;
+type JobMessage = Distribute<ToWorker>;
+
+/** A layer job on a pooled worker: its messages both ways, and its end. */
+interface Job {
+  post(message: JobMessage, transfer?: ArrayBuffer[]): void;
+  /** Forgets the job here and in its worker (which then takes no more of its messages). */
+  release(): void;
+}
+
+class PooledWorker {
+  // worker_threads is loaded by the first big layer, not at start-up (idle memory).
+  readonly worker: Worker = new (process.getBuiltinModule('node:worker_threads').Worker)(new URL('./unpack-worker.js', import.meta.url));
+  readonly jobs = new Map<number, (message: FromWorker) => void>();
+  #idle: NodeJS.Timeout | undefined;
+
+  constructor(private readonly onGone: (w: PooledWorker) => void) {
+    this.worker.unref();
+    this.worker.on('message', (message: FromWorker) => this.jobs.get(message.id)?.(message));
+    const died = (err: Error) => {
+      this.onGone(this);
+      for (const [id, handle] of this.jobs) {
+        handle({ type: 'error', id, message: err.message });
+        handle({ type: 'blob-error', id, message: err.message });
+      }
+      this.jobs.clear();
+    };
+    this.worker.once('error', died);
+    this.worker.once('exit', (code) => died(new Error(`the layer worker exited (code ${code})`)));
+  }
+
+  start(id: number, target: string, handle: (message: FromWorker) => void): Job {
+    clearTimeout(this.#idle);
+    this.jobs.set(id, handle);
+    this.worker.postMessage({ type: 'start', id, target } satisfies ToWorker);
+    return {
+      post: (message, transfer) => this.worker.postMessage({ ...message, id }, transfer),
+      release: () => {
+        if (!this.jobs.delete(id)) return;
+        this.worker.postMessage({ type: 'release', id } satisfies ToWorker);
+        if (this.jobs.size === 0) {
+          this.#idle = setTimeout(() => {
+            this.onGone(this);
+            void this.worker.terminate();
+          }, IDLE_MS);
+          this.#idle.unref();
+        }
+      },
+    };
+  }
+}
+
+const pool: PooledWorker[] = [];
+let nextJobId = 1;
+
+/** Starts a layer job on the least busy worker (a new one while the pool is not full). */
+function startJob(target: string, handle: (message: FromWorker) => void): Job {
+  let chosen = pool.reduce<PooledWorker | undefined>((best, w) => (!best || w.jobs.size < best.jobs.size ? w : best), undefined);
+  if (!chosen || (chosen.jobs.size > 0 && pool.length < POOL_SIZE)) {
+    chosen = new PooledWorker((gone) => {
+      const i = pool.indexOf(gone);
+      if (i >= 0) pool.splice(i, 1);
+    });
+    pool.push(chosen);
+  }
+  return chosen.start(nextJobId++, target, handle);
+}
+
+/**
+ * A layer's whole pipeline in a worker thread from its first byte: the compressed blob
+ * is hashed and written to the content store's partial file (through `sink`, which
+ * ContentStore.ingest uses in place of its own hashing and writing) and unpacked into
+ * target at the same time. The main thread only copies the body's chunks into batches
+ * it moves to the worker. Without a sink, it unpacks what it is fed (unpackInWorker).
+ */
+export class LayerPipe {
+  /** The unpack's outcome (the diff ID is the caller's to check). */
+  readonly unpacked: Promise<UnpackResult>;
+  readonly #job: Job;
+  /** Settles once the worker's unpack has (whatever the main side decided before). */
+  readonly #workerDone: Promise<void>;
+  #inFlight = 0;
+  #resume: (() => void) | undefined;
+  #unpackSettled = false;
+  #unpackError: unknown;
+  #rejectUnpack!: (err: unknown) => void;
+  #sinkOpened = false;
+  #sinkFailed = false;
+  #blobSettled = false;
+  #blobError: unknown;
+  #blobWaiters: Array<{ resolve: (value: { digest: string; bytes: number } | undefined) => void; reject: (err: unknown) => void }> = [];
+  #blobOutcome: { digest: string; bytes: number } | undefined;
+  #batch: Buffer | undefined;
+  #batchLength = 0;
+  #ended = false;
+
+  constructor(target: string) {
+    let workerDone!: () => void;
+    this.#workerDone = new Promise<void>((resolve) => (workerDone = resolve));
+    let resolveUnpack!: (result: UnpackResult) => void;
+    this.unpacked = new Promise<UnpackResult>((resolve, reject) => {
+      resolveUnpack = resolve;
+      this.#rejectUnpack = reject;
+    });
+    this.#job = startJob(target, (message) => {
+      switch (message.type) {
+        case 'ack':
+          this.#inFlight -= message.bytes;
+          if (this.#inFlight < WINDOW_BYTES) this.#wake();
+          break;
+        case 'done':
+          workerDone();
+          resolveUnpack(message.result);
+          break;
+        case 'error':
+          workerDone();
+          this.#rejectUnpack(workerError(message));
+          break;
+        case 'blob':
+          this.#settleBlob(undefined, { digest: message.digest, bytes: message.bytes });
+          break;
+        case 'blob-closed':
+          this.#settleBlob(undefined, undefined);
+          break;
+        case 'blob-error':
+          this.#settleBlob(workerError(message), undefined);
+          break;
+      }
+    });
+    this.unpacked.then(
+      () => {
+        this.#unpackSettled = true;
+        this.#wake();
+      },
+      (err: unknown) => {
+        this.#unpackSettled = true;
+        this.#unpackError = err;
+        this.#wake();
+      },
+    );
+  }
+
+  /** Whether the content store took this pipe's sink (it may have joined another download). */
+  get used(): boolean {
+    return this.#sinkOpened;
+  }
+
+  /**
+   * Whether the download stopped under the unpack (the sink failed): the unpack's own
+   * failure then says nothing, the download's outcome does.
+   */
+  get stopped(): boolean {
+    return this.#sinkFailed;
+  }
+
+  /** This pipe's unpack gets no more bytes (the download restarts or failed): it fails with err. */
+  abandon(err: unknown): void {
+    this.#rejectUnpack(err);
+  }
+
+  /** The sink ContentStore.ingest writes the blob through, into the file at `path`. */
+  sink(path: string): BlobSink {
+    if (this.#sinkOpened) throw new Error('a layer pipe stores one blob');
+    this.#sinkOpened = true;
+    this.#job.post({ type: 'blob-open', path });
+    return {
+      write: (chunk) => this.write(chunk),
+      end: async () => {
+        this.#finish({ type: 'end' });
+        const outcome = await this.#blob();
+        if (!outcome) throw new Error('the layer worker closed the blob without finishing it');
+        return outcome;
+      },
+      fail: async (err) => {
+        this.#sinkFailed = true;
+        this.#finish({ type: 'fail', message: (err as Error)?.message ?? String(err) });
+        await this.#blob().catch(() => undefined);
+      },
+    };
+  }
+
+  /** Feeds the unpack (without a sink: unpackInWorker); throws once the unpack failed. */
+  async write(chunk: Uint8Array): Promise<void> {
+    if (this.#blobError !== undefined) throw this.#blobError;
+    if (this.#unpackError !== undefined) throw this.#unpackError;
+    for (let offset = 0; offset < chunk.byteLength; ) {
+      this.#batch ??= Buffer.allocUnsafeSlow(BATCH_BYTES);
+      const n = Math.min(chunk.byteLength - offset, BATCH_BYTES - this.#batchLength);
+      this.#batch.set(chunk.subarray(offset, offset + n), this.#batchLength);
+      this.#batchLength += n;
+      offset += n;
+      if (this.#batchLength === BATCH_BYTES) this.#send();
+    }
+    while (this.#inFlight >= WINDOW_BYTES && !this.#unpackSettled && !this.#blobSettled) {
+      await new Promise<void>((resolve) => (this.#resume = resolve));
+      this.#resume = undefined;
+    }
+  }
+
+  /** Every byte was fed (without a sink), or the source failed with err. */
+  finishFeeding(err?: unknown): void {
+    if (err === undefined) this.#finish({ type: 'end' });
+    else this.#finish({ type: 'fail', message: (err as Error)?.message ?? String(err) });
+  }
+
+  /**
+   * Ends the job: the blob file it writes (if any) is closed and its unpack has stopped
+   * before this returns, so the caller may remove the target.
+   */
+  async close(): Promise<void> {
+    if (this.#sinkOpened && !this.#blobSettled) {
+      this.#finish({ type: 'fail', message: 'layer pull stopped' });
+      await this.#blob().catch(() => undefined);
+    }
+    this.#rejectUnpack(new BerthError('Aborted', 'layer pull stopped'));
+    this.unpacked.catch(() => undefined);
+    this.#finish({ type: 'fail', message: 'layer pull stopped' });
+    this.#job.post({ type: 'cancel' });
+    await this.#workerDone;
+    this.#job.release();
+  }
+
+  /** Moves the batch (its own ArrayBuffer) to the worker. */
+  #send(): void {
+    if (!this.#batch || this.#batchLength === 0) return;
+    const chunk = this.#batchLength === this.#batch.length ? this.#batch : this.#batch.subarray(0, this.#batchLength);
+    this.#inFlight += chunk.byteLength;
+    this.#job.post({ type: 'chunk', chunk }, [chunk.buffer as ArrayBuffer]);
+    this.#batch = undefined;
+    this.#batchLength = 0;
+  }
+
+  #finish(message: JobMessage): void {
+    if (this.#ended) return;
+    this.#ended = true;
+    this.#send();
+    this.#job.post(message);
+  }
+
+  #blob(): Promise<{ digest: string; bytes: number } | undefined> {
+    if (this.#blobSettled) return this.#blobError !== undefined ? Promise.reject(this.#blobError) : Promise.resolve(this.#blobOutcome);
+    return new Promise((resolve, reject) => this.#blobWaiters.push({ resolve, reject }));
+  }
+
+  #settleBlob(err: unknown, outcome: { digest: string; bytes: number } | undefined): void {
+    if (this.#blobSettled) return;
+    this.#blobSettled = true;
+    this.#blobError = err;
+    this.#blobOutcome = outcome;
+    for (const waiter of this.#blobWaiters.splice(0)) {
+      if (err !== undefined) waiter.reject(err);
+      else waiter.resolve(outcome);
+    }
+    this.#wake();
+  }
+
+  #wake(): void {
+    this.#resume?.();
+  }
+}
+
+/** Starts a layer's pipeline into target (an empty directory): see LayerPipe. */
+export function openLayerPipe(target: string): LayerPipe {
+  return new LayerPipe(target);
+}
 
 /**
  * Layers up to this size (compressed) unpack on the main thread: a worker's start (an
@@ -36,57 +336,36 @@ export async function unpackLayerSomewhere(blob: AsyncIterable<Uint8Array>, targ
 
 /** Unpacks a layer blob into target (an empty directory) in a worker thread. */
 export async function unpackInWorker(blob: AsyncIterable<Uint8Array>, target: string): Promise<UnpackResult> {
-  const worker = new Worker(new URL('./unpack-worker.js', import.meta.url), { workerData: { target } });
-  let inFlight = 0;
-  let resume: (() => void) | undefined;
-  let settled = false;
-  const outcome = new Promise<UnpackResult>((resolve, reject) => {
-    worker.on('message', (message: FromWorker) => {
-      if (message.type === 'ack') {
-        inFlight -= message.bytes;
-        if (inFlight < WINDOW_BYTES) resume?.();
-      } else if (message.type === 'done') {
-        resolve(message.result);
-      } else {
-        reject(message.code ? new BerthError(message.code, message.message) : new Error(message.message));
-      }
-    });
-    worker.once('error', reject);
-    worker.once('exit', (code) => reject(new Error(`the unpack worker exited (code ${code})`)));
-  }).finally(() => {
-    settled = true;
-    resume?.();
-  });
+  const pipe = new LayerPipe(target);
   // The source's own failure (a download that stopped) is passed on as it is.
   let sourceError: { err: unknown } | undefined;
   const feeding = (async () => {
-    try {
-      for await (const chunk of blob) {
-        if (settled) return;
-        inFlight += chunk.byteLength;
-        // A copy of just these bytes, moved (not cloned) to the worker: the chunk may be a
-        // view of a larger pooled buffer, and the content store still writes it.
-        const copy = Uint8Array.prototype.slice.call(chunk);
-        worker.postMessage({ type: 'chunk', chunk: copy } satisfies ToWorker, [copy.buffer]);
-        while (inFlight >= WINDOW_BYTES && !settled) await new Promise<void>((r) => (resume = r));
-        resume = undefined;
+    const chunks = blob[Symbol.asyncIterator]();
+    for (;;) {
+      let next: IteratorResult<Uint8Array>;
+      try {
+        next = await chunks.next();
+      } catch (err) {
+        sourceError = { err };
+        pipe.finishFeeding(err);
+        return;
       }
-      worker.postMessage({ type: 'end' } satisfies ToWorker);
-    } catch (err) {
-      sourceError = { err };
-      worker.postMessage({ type: 'fail', message: (err as Error).message ?? String(err) } satisfies ToWorker);
+      if (next.done) break;
+      // Throws once the unpack failed: its error is the answer, not this.
+      if (!(await pipe.write(next.value).then(() => true, () => false))) return;
     }
+    pipe.finishFeeding();
   })();
   try {
-    const result = await outcome;
+    const result = await pipe.unpacked;
     await feeding;
     return result;
   } catch (err) {
     // Not waiting for the feeding loop: it stops at its next chunk (a stalled download
-    // must not hold this error back), and its own errors are caught where it runs.
+    // must not hold this error back).
     if (sourceError) throw sourceError.err;
     throw err;
   } finally {
-    await worker.terminate();
+    await pipe.close();
   }
 }

@@ -43,9 +43,17 @@ export interface RegistryClientOptions {
 }
 
 const RETRY_BASE_MS = 250;
+/**
+ * How long a loopback registry found to speak plain http is asked over http first: each
+ * request of a pull (manifest, config, every blob) would otherwise open a TLS connection
+ * that fails before the one that works.
+ */
+const PLAIN_HTTP_MEMORY_MS = 5 * 60_000;
 
 export class RegistryClient {
   readonly #tokens = new Map<string, { token: string; expires: number }>();
+  /** Loopback registries (their https base) that answered over plain http, and until when that is believed. */
+  readonly #plainHttp = new Map<string, number>();
 
   constructor(private readonly options: RegistryClientOptions) {}
 
@@ -140,13 +148,15 @@ export class RegistryClient {
     signal?: AbortSignal,
   ): Promise<Response> {
     const attempts = this.options.attempts ?? 4;
-    let base = endpoint.base;
+    let remembered = endpoint.fallback !== undefined && (this.#plainHttp.get(endpoint.base) ?? 0) > Date.now();
+    let base = remembered ? endpoint.fallback! : endpoint.base;
     let lastError: unknown;
     for (let attempt = 1; attempt <= attempts; attempt++) {
       signal?.throwIfAborted();
       try {
         const url = `${base}/v2/${repository}${suffix}`;
         const response = await this.#authorizedFetch(url, repository, credentials, headers, signal);
+        if (endpoint.fallback && base === endpoint.fallback) this.#plainHttp.set(endpoint.base, Date.now() + PLAIN_HTTP_MEMORY_MS);
         if (response.status === 429 || response.status >= 500) {
           await response.body?.cancel();
           lastError = unavailable(`${url}: registry answered ${response.status} ${response.statusText}`);
@@ -159,6 +169,14 @@ export class RegistryClient {
         if (endpoint.fallback && base !== endpoint.fallback) {
           // A loopback registry that does not speak TLS: try plain http, as Docker does.
           base = endpoint.fallback;
+          attempt--;
+          continue;
+        }
+        if (remembered) {
+          // It spoke plain http before; it may speak TLS now.
+          this.#plainHttp.delete(endpoint.base);
+          remembered = false;
+          base = endpoint.base;
           attempt--;
           continue;
         }

@@ -9,6 +9,7 @@ import { BerthError } from '../errors.js';
 import { fsyncDir } from '../store/atomic-file.js';
 import { SingleFlight } from '../util/single-flight.js';
 import { unpackLayerSomewhere } from './layer-unpack-worker.js';
+import type { UnpackResult } from './layer-unpack.js';
 
 const TEMP_PREFIX = '.unpack-';
 
@@ -52,13 +53,24 @@ export class SnapshotStore {
    * `size` (the blob's, when known) decides where it unpacks: see unpackLayerSomewhere.
    */
   ensure(chainId: string, expectedDiffId: string, blob: () => AsyncIterable<Uint8Array>, verified: Promise<void> = Promise.resolve(), size?: number): Promise<void> {
+    return this.ensureWith(chainId, expectedDiffId, async (target) => {
+      const result = await unpackLayerSomewhere(blob(), target, size);
+      await verified;
+      return result;
+    });
+  }
+
+  /**
+   * As ensure, with the unpack into the (empty, temporary) target directory done by
+   * `unpack`, which settles only once the layer's blob is verified too.
+   */
+  ensureWith(chainId: string, expectedDiffId: string, unpack: (target: string) => Promise<UnpackResult>): Promise<void> {
     return this.#unpacks.run(chainId, async () => {
       if (await this.has(chainId)) return;
       const temp = join(this.#dir, `${TEMP_PREFIX}${randomBytes(6).toString('hex')}`);
       await mkdir(temp, { mode: 0o755 });
       try {
-        const { diffId } = await unpackLayerSomewhere(blob(), temp, size);
-        await verified;
+        const { diffId } = await unpack(temp);
         if (diffId !== expectedDiffId) {
           throw new BerthError('DataLoss', `layer content does not match the image config: diff ID ${diffId}, config says ${expectedDiffId}`);
         }

@@ -2,7 +2,7 @@
 // format; anything else is 404 (or 405 for another method on /metrics).
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Logger } from 'pino';
+import type { Logger } from '../util/logger.js';
 import { renderMetrics, type MetricFamily } from './prometheus.js';
 
 export const METRICS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';

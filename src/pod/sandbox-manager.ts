@@ -5,7 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Logger } from 'pino';
+import type { Logger } from '../util/logger.js';
 import { notFound, invalidArgument, alreadyExists, failedPrecondition, internal } from '../errors.js';
 import type { CgroupDriver } from '../config/config.js';
 import { RecordStore } from '../store/record-store.js';

@@ -1,9 +1,10 @@
-// Glue between protobuf-es service descriptors and @grpc/grpc-js: one generic way to
-// serve a service and to call one, used by berthd, berthctl and berth-csi alike.
+// Glue between protobuf-es service descriptors and @grpc/grpc-js's server: one generic
+// way to serve a service, used by berthd and berth-csi (the client is grpc-client.ts).
 import * as grpc from '@grpc/grpc-js';
-import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
+import { fromBinary, toBinary } from '@bufbuild/protobuf';
 import type { DescMessage, DescMethod, MessageInitShape, MessageShape } from '@bufbuild/protobuf';
 import type { GenService, GenServiceMethods } from '@bufbuild/protobuf/codegenv2';
+import { methodPath } from './grpc-wire.js';
 
 /** What a handler knows about the call it serves. */
 export interface RpcContext {
@@ -55,75 +56,6 @@ function methodDefinition(method: DescMethod): grpc.MethodDefinition<unknown, un
     responseSerialize: (message) => Buffer.from(toBinary(method.output, message as MessageShape<DescMessage>)),
     responseDeserialize: (bytes) => fromBinary(method.output, bytes),
   };
-}
-
-export function methodPath(method: DescMethod): string {
-  return `/${method.parent.typeName}/${method.name}`;
-}
-
-// ---------------------------------------------------------------------------------------
-// Client side
-
-export interface CallOptions {
-  /** Milliseconds before the call is abandoned; none means no deadline. */
-  timeoutMs?: number;
-}
-
-type UnaryCall<M> = (request: MessageInitShape<Input<M>>, options?: CallOptions) => Promise<MessageShape<Output<M>>>;
-type StreamCall<M> = (request: MessageInitShape<Input<M>>, options?: CallOptions) => AsyncIterable<MessageShape<Output<M>>>;
-
-/** A promise-based client for every method of a service. */
-export type ServiceClient<T extends GenServiceMethods> = {
-  [K in keyof T]: T[K]['methodKind'] extends 'unary'
-    ? UnaryCall<T[K]>
-    : T[K]['methodKind'] extends 'server_streaming'
-      ? StreamCall<T[K]>
-      : never;
-} & { close(): void };
-
-/** The service's client over an existing grpc-js channel owner (shared by several services). */
-export function serviceClient<T extends GenServiceMethods>(service: GenService<T>, channel: grpc.Client): ServiceClient<T> {
-  const client: Record<string, unknown> = { close: () => channel.close() };
-  for (const method of Object.values(service.method) as DescMethod[]) {
-    const definition = methodDefinition(method);
-    if (method.methodKind === 'unary') {
-      client[method.localName] = (request: MessageInitShape<DescMessage>, options: CallOptions = {}) =>
-        new Promise((resolve, reject) => {
-          channel.makeUnaryRequest(
-            definition.path,
-            definition.requestSerialize,
-            definition.responseDeserialize,
-            create(method.input, request),
-            new grpc.Metadata(),
-            callOptions(options),
-            (err, response) => (err ? reject(err) : resolve(response)),
-          );
-        });
-    } else if (method.methodKind === 'server_streaming') {
-      client[method.localName] = (request: MessageInitShape<DescMessage>, options: CallOptions = {}) =>
-        channel.makeServerStreamRequest(
-          definition.path,
-          definition.requestSerialize,
-          definition.responseDeserialize,
-          create(method.input, request),
-          new grpc.Metadata(),
-          callOptions(options),
-        );
-    }
-  }
-  return client as ServiceClient<T>;
-}
-
-function callOptions(options: CallOptions): grpc.CallOptions {
-  return options.timeoutMs && options.timeoutMs > 0 ? { deadline: new Date(Date.now() + options.timeoutMs) } : {};
-}
-
-/** A channel to a gRPC endpoint such as unix:///run/berth/berth.sock. */
-export function openChannel(endpoint: string): grpc.Client {
-  return new grpc.Client(endpoint, grpc.credentials.createInsecure(), {
-    // CRI responses such as ListContainers on a busy node can be large.
-    'grpc.max_receive_message_length': 64 * 1024 * 1024,
-  });
 }
 
 /** The method table of a generated service, e.g. MethodsOf<typeof RuntimeService>. */

@@ -1,6 +1,7 @@
 // The gRPC-over-HTTP/2 wire format, once, for berth's own server and client: the
 // length-prefixed message frames, the status codes, grpc-timeout and the
 // percent-encoded grpc-message trailer (PROTOCOL-HTTP2.md in grpc/grpc).
+import type { DescMethod } from '@bufbuild/protobuf';
 
 /** gRPC status codes, numbered as on the wire. */
 export const GrpcStatus = {
@@ -23,6 +24,18 @@ export const GrpcStatus = {
   UNAUTHENTICATED: 16,
 } as const;
 export type GrpcStatusCode = (typeof GrpcStatus)[keyof typeof GrpcStatus];
+
+const STATUS_NAMES: readonly string[] = Object.keys(GrpcStatus);
+
+/** The status code's name as in the gRPC spec ("NOT_FOUND"); undefined for a code outside it. */
+export function grpcStatusName(code: number): string | undefined {
+  return STATUS_NAMES[code];
+}
+
+/** A method's HTTP/2 :path, "/package.Service/Method". */
+export function methodPath(method: DescMethod): string {
+  return `/${method.parent.typeName}/${method.name}`;
+}
 
 /** Bytes of the frame header: a compressed flag and a big-endian length. */
 export const FRAME_HEADER_BYTES = 5;

@@ -28,6 +28,7 @@ const grpcCodes: Record<ErrorCode, grpc.status> = {
   Unimplemented: grpc.status.UNIMPLEMENTED,
   DataLoss: grpc.status.DATA_LOSS,
   Internal: grpc.status.INTERNAL,
+  Unknown: grpc.status.UNKNOWN,
 };
 
 export function grpcStatusOf(err: BerthError): grpc.StatusObject {

@@ -25,7 +25,7 @@ import { buildLayer, busyboxEntries, pushImage } from '../helpers/image-builder.
 import { run, stopProcess, type RunResult } from '../helpers/processes.js';
 import { tempDir } from '../helpers/tmp.js';
 import { PACKAGE_ROOT } from '../helpers/paths.js';
-import { cgroupsBelow, failedRpcs, klogWarnings, makeCgroupRoot, mountsUnder, processesBelow, removeCgroups, waitFor } from '../helpers/kube-host.js';
+import { baseKubeletConfig, cgroupsBelow, failedRpcs, klogWarnings, makeCgroupRoot, mountsUnder, processesBelow, removeCgroups, waitFor } from '../helpers/kube-host.js';
 import { makeClusterPki, writeKubeconfig } from '../helpers/kube-pki.js';
 import { VolumeCapability_AccessMode_Mode as Mode } from '../../src/gen/csi/v1/csi_pb.js';
 
@@ -232,8 +232,6 @@ async function main(): Promise<number> {
     const rootDir = join(kdir, 'root');
     const podLogs = join(kdir, 'pod-logs');
     for (const d of [rootDir, join(kdir, 'pki'), podLogs, join(rootDir, 'plugins_registry')]) await mkdir(d, { recursive: true });
-    const resolvConf = join(kdir, 'resolv.conf');
-    await writeFile(resolvConf, 'nameserver 192.0.2.53\nsearch berth-e2e.invalid\n');
     const cgroupRoot = `berth-e2e-cluster-${randomBytes(3).toString('hex')}`;
     await makeCgroupRoot(cgroupRoot);
     scope.after(() => removeCgroups(cgroupRoot));
@@ -247,41 +245,18 @@ async function main(): Promise<number> {
     scope.after(() => run('ip', ['addr', 'del', `${nodeIp}/32`, 'dev', 'lo']));
     const [kPort, healthzPort] = [await freePort(), await freePort()];
     const config = {
-      apiVersion: 'kubelet.config.k8s.io/v1beta1',
-      kind: 'KubeletConfiguration',
-      syncFrequency: '10s',
-      failCgroupV1: false,
-      cgroupDriver: 'cgroupfs',
-      cgroupRoot: `/${cgroupRoot}`,
-      cgroupsPerQOS: true,
-      enforceNodeAllocatable: [],
-      containerRuntimeEndpoint: berthd.endpoint,
-      imageServiceEndpoint: berthd.endpoint,
+      ...(await baseKubeletConfig({ dir: kdir, cgroupRoot, endpoint: berthd.endpoint, podLogsDir: podLogs })),
       address: nodeIp,
       port: kPort,
       readOnlyPort: 0,
-      healthzBindAddress: '127.0.0.1',
       healthzPort,
       // The API server reaches the kubelet (logs, exec, attach, port-forward) with a
       // client certificate of the cluster's CA.
       authentication: { anonymous: { enabled: false }, webhook: { enabled: false }, x509: { clientCAFile: pki.caCert } },
       authorization: { mode: 'AlwaysAllow' },
       clusterDomain: 'cluster.local',
-      resolvConf,
-      maxPods: 20,
-      evictionHard: {},
-      imageGCHighThresholdPercent: 100,
-      imageGCLowThresholdPercent: 99,
-      failSwapOn: false,
-      oomScoreAdj: 0,
-      protectKernelDefaults: false,
-      makeIPTablesUtilChains: false,
-      podLogsDir: podLogs,
-      volumePluginDir: join(kdir, 'volume-plugins'),
       registerNode: true,
       nodeStatusUpdateFrequency: '4s',
-      shutdownGracePeriod: '0s',
-      serializeImagePulls: true,
     };
     const configPath = join(kdir, 'kubelet.json');
     await writeFile(configPath, JSON.stringify(config, null, 1));

@@ -23,7 +23,7 @@ import { freePort, startRegistry, type TestRegistry } from '../helpers/registry.
 import { buildLayer, busyboxEntries, pushImage } from '../helpers/image-builder.js';
 import { run, stopProcess } from '../helpers/processes.js';
 import { tempDir } from '../helpers/tmp.js';
-import { cgroupsBelow, failedRpcs, klogWarnings, makeCgroupRoot, mountsUnder, processesBelow, removeCgroups, waitFor } from '../helpers/kube-host.js';
+import { baseKubeletConfig, cgroupsBelow, failedRpcs, klogWarnings, makeCgroupRoot, mountsUnder, processesBelow, removeCgroups, waitFor } from '../helpers/kube-host.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -396,8 +396,6 @@ async function runOne(top: Scope, variant: Variant, registry: TestRegistry, imag
     const podLogs = join(dir, 'pod-logs');
     const hostDir = join(dir, 'host');
     for (const d of [rootDir, certDir, manifestDir, podLogs, hostDir]) await mkdir(d, { recursive: true });
-    const resolvConf = join(dir, 'resolv.conf');
-    await writeFile(resolvConf, 'nameserver 192.0.2.53\nsearch berth-e2e.invalid\n');
     await writeFile(join(hostDir, 'from-host'), 'written on the host\n');
     const cgroupRoot = `berth-e2e-${randomBytes(3).toString('hex')}`;
     await makeCgroupRoot(cgroupRoot);
@@ -405,41 +403,16 @@ async function runOne(top: Scope, variant: Variant, registry: TestRegistry, imag
 
     const [port, readOnlyPort, healthzPort, hostPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
     const config = {
-      apiVersion: 'kubelet.config.k8s.io/v1beta1',
-      kind: 'KubeletConfiguration',
+      ...(await baseKubeletConfig({ dir, cgroupRoot, endpoint: runtime.endpoint, podLogsDir: podLogs })),
       staticPodPath: manifestDir,
       fileCheckFrequency: '2s',
-      syncFrequency: '10s',
-      failCgroupV1: false,
-      cgroupDriver: 'cgroupfs',
-      cgroupRoot: `/${cgroupRoot}`,
-      cgroupsPerQOS: true,
-      enforceNodeAllocatable: [],
-      containerRuntimeEndpoint: runtime.endpoint,
-      imageServiceEndpoint: runtime.endpoint,
       address: '127.0.0.1',
       port,
       readOnlyPort,
-      healthzBindAddress: '127.0.0.1',
       healthzPort,
       authentication: { anonymous: { enabled: true }, webhook: { enabled: false } },
       authorization: { mode: 'AlwaysAllow' },
-      resolvConf,
-      maxPods: 20,
-      evictionHard: {},
-      imageGCHighThresholdPercent: 100,
-      imageGCLowThresholdPercent: 99,
-      failSwapOn: false,
-      oomScoreAdj: 0,
-      // The kubelet sets kernel.panic, panic_on_oops, vm.overcommit_memory and friends;
-      // e2e-kubelet.sh saves and restores them.
-      protectKernelDefaults: false,
-      makeIPTablesUtilChains: false,
-      podLogsDir: podLogs,
-      volumePluginDir: join(dir, 'volume-plugins'),
       registerNode: false,
-      shutdownGracePeriod: '0s',
-      serializeImagePulls: true,
       // Small, so that the chatty container's log is rotated within seconds.
       containerLogMaxSize: '10Ki',
       containerLogMaxFiles: 3,

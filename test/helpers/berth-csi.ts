@@ -5,7 +5,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Controller, Identity, Node } from '../../src/gen/csi/v1/csi_pb.js';
-import { openChannel, serviceClient, type ServiceClient, type MethodsOf } from '../../src/server/grpc-service.js';
+import { openChannel, serviceClient, type ServiceClient, type MethodsOf } from '../../src/server/grpc-client.js';
 import { BERTH_CSI } from './paths.js';
 import { stopProcess, waitForSocket } from './processes.js';
 import { cleanup } from './scope.js';

@@ -7,7 +7,7 @@ import { run, stopProcess, waitForSocket, type RunResult } from './processes.js'
 import { tempDir } from './tmp.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { RuntimeService } from '../../src/gen/runtime/v1/api_pb.js';
-import { openChannel, serviceClient } from '../../src/server/grpc-service.js';
+import { openChannel, serviceClient } from '../../src/server/grpc-client.js';
 import { cleanup } from './scope.js';
 
 export interface TestBerthd {

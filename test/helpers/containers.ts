@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ContainerState, RuntimeService } from '../../src/gen/runtime/v1/api_pb.js';
-import { openChannel, serviceClient } from '../../src/server/grpc-service.js';
+import { openChannel, serviceClient } from '../../src/server/grpc-client.js';
 import { startBerthd } from './berthd.js';
 import { buildLayer, busyboxEntries, pushImage } from './image-builder.js';
 import { isRoot } from './paths.js';

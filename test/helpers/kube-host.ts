@@ -140,3 +140,53 @@ export async function waitFor<T>(what: string, timeoutMs: number, fn: () => Prom
     await sleep(everyMs);
   }
 }
+
+/** Where a test's kubelet keeps its files and which runtime it talks to. */
+export interface KubeletPlaces {
+  /** The kubelet's own temporary dir: resolv.conf and the volume-plugin dir go here. */
+  dir: string;
+  /** The cgroup made by makeCgroupRoot for this kubelet. */
+  cgroupRoot: string;
+  /** The CRI endpoint (runtime and image service alike). */
+  endpoint: string;
+  podLogsDir: string;
+}
+
+/**
+ * The KubeletConfiguration both e2e kubelets share: cgroupfs below their own cgroupRoot,
+ * a resolv.conf of their own that points nowhere, no eviction, no image GC, no swap check,
+ * and nothing changed on the host's kernel settings or iptables. Callers add the
+ * addresses, ports, authentication and what their scenario needs.
+ */
+export async function baseKubeletConfig(places: KubeletPlaces): Promise<Record<string, unknown>> {
+  const resolvConf = join(places.dir, 'resolv.conf');
+  await writeFile(resolvConf, 'nameserver 192.0.2.53\nsearch berth-e2e.invalid\n');
+  return {
+    apiVersion: 'kubelet.config.k8s.io/v1beta1',
+    kind: 'KubeletConfiguration',
+    syncFrequency: '10s',
+    failCgroupV1: false,
+    cgroupDriver: 'cgroupfs',
+    cgroupRoot: `/${places.cgroupRoot}`,
+    cgroupsPerQOS: true,
+    enforceNodeAllocatable: [],
+    containerRuntimeEndpoint: places.endpoint,
+    imageServiceEndpoint: places.endpoint,
+    healthzBindAddress: '127.0.0.1',
+    resolvConf,
+    maxPods: 20,
+    evictionHard: {},
+    imageGCHighThresholdPercent: 100,
+    imageGCLowThresholdPercent: 99,
+    failSwapOn: false,
+    oomScoreAdj: 0,
+    // The kubelet sets kernel.panic, panic_on_oops, vm.overcommit_memory and friends;
+    // e2e-kubelet.sh saves and restores them.
+    protectKernelDefaults: false,
+    makeIPTablesUtilChains: false,
+    podLogsDir: places.podLogsDir,
+    volumePluginDir: join(places.dir, 'volume-plugins'),
+    shutdownGracePeriod: '0s',
+    serializeImagePulls: true,
+  };
+}

@@ -2,14 +2,16 @@
 // stop, rm, logs.
 import { EventEmitter } from 'node:events';
 import type { AddressInfo } from 'node:net';
-import { portForward, remoteCommand, type StreamTransport } from '../stream-client.js';
+import { portForward, remoteCommand, type StreamTls, type StreamTransport } from '../stream-client.js';
 import type { TerminalSize } from '../../stream/backends.js';
 import { createReadStream } from 'node:fs';
-import { readFile, stat } from 'node:fs/promises';
+import { readdir, readFile, rm, stat } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
   ContainerConfigSchema,
   ContainerSchema,
+  type Container,
   ContainerState,
   ContainerStatsSchema,
   ContainerStatusSchema,
@@ -20,7 +22,8 @@ import { authConfig } from './images.js';
 import { call, type CriClients } from '../runtime-client.js';
 import { CLEAR_SCREEN, statusJson, formatStatusDocs, formatStructured, formatTable, goMapString, humanSize, messageJson, rfc3339Nano, withInfo, type OutputFormat } from '../output.js';
 import { humanDuration, labelLines, truncateId } from '../format.js';
-import { loadMessageFile, parseLabelSelector } from '../inputs.js';
+import { loadMessageFile, NothingSelected, parseLabelSelector } from '../inputs.js';
+import { truncateCount } from './pods.js';
 import { parseDuration } from '../../util/duration.js';
 
 const stateNames: Record<ContainerState, string> = {
@@ -59,6 +62,9 @@ export interface ContainerPull {
   pullTimeoutMs: number;
 }
 
+/** crictl's --cancel-timeout: a deadline for the create (run: each call) when above 0, else berthctl's long one. */
+const cancelAfter = (clients: CriClients, cancelTimeoutMs = 0) => (cancelTimeoutMs > 0 ? cancelTimeoutMs : long(clients));
+
 async function pullForContainer(clients: CriClients, config: Awaited<ReturnType<typeof loadContainerConfig>>, sandboxConfig: Awaited<ReturnType<typeof loadMessageFile<typeof PodSandboxConfigSchema>>>, pull: ContainerPull): Promise<void> {
   const images = [config.image?.image ?? '', ...config.mounts.map((m) => m.image?.image ?? '')].filter((i) => i !== '');
   for (const image of images) {
@@ -66,11 +72,11 @@ async function pullForContainer(clients: CriClients, config: Awaited<ReturnType<
   }
 }
 
-export async function createContainerCommand(clients: CriClients, podId: string, containerConfig: string, podConfig: string, pull?: ContainerPull): Promise<string> {
+export async function createContainerCommand(clients: CriClients, podId: string, containerConfig: string, podConfig: string, pull?: ContainerPull, cancelTimeoutMs = 0): Promise<string> {
   const config = await loadContainerConfig(containerConfig);
   const sandboxConfig = await loadMessageFile(PodSandboxConfigSchema, podConfig);
   if (pull) await pullForContainer(clients, config, sandboxConfig, pull);
-  const response = await call('creating container', () => clients.runtime.createContainer({ podSandboxId: podId, config, sandboxConfig }, { timeoutMs: long(clients) }));
+  const response = await call('creating container', () => clients.runtime.createContainer({ podSandboxId: podId, config, sandboxConfig }, { timeoutMs: cancelAfter(clients, cancelTimeoutMs) }));
   return `${response.containerId}\n`;
 }
 
@@ -84,49 +90,93 @@ export async function startContainersCommand(clients: CriClients, ids: string[])
 }
 
 /** runp + create + start, as `crictl run` does. */
-export async function runContainerCommand(clients: CriClients, containerConfig: string, podConfig: string, runtimeHandler: string, pull?: ContainerPull): Promise<string> {
+export async function runContainerCommand(clients: CriClients, containerConfig: string, podConfig: string, runtimeHandler: string, pull?: ContainerPull, cancelTimeoutMs = 0): Promise<string> {
   const config = await loadContainerConfig(containerConfig);
   const sandboxConfig = await loadMessageFile(PodSandboxConfigSchema, podConfig);
   if (pull) await pullForContainer(clients, config, sandboxConfig, pull);
-  const pod = await call('running the pod sandbox', () => clients.runtime.runPodSandbox({ config: sandboxConfig, runtimeHandler }, { timeoutMs: long(clients) }));
+  const timeoutMs = cancelAfter(clients, cancelTimeoutMs);
+  const pod = await call('running the pod sandbox', () => clients.runtime.runPodSandbox({ config: sandboxConfig, runtimeHandler }, { timeoutMs }));
   const created = await call('creating container', () =>
-    clients.runtime.createContainer({ podSandboxId: pod.podSandboxId, config, sandboxConfig }, { timeoutMs: long(clients) }),
+    clients.runtime.createContainer({ podSandboxId: pod.podSandboxId, config, sandboxConfig }, { timeoutMs }),
   );
-  await call('starting container', () => clients.runtime.startContainer({ containerId: created.containerId }, { timeoutMs: long(clients) }));
+  await call('starting container', () => clients.runtime.startContainer({ containerId: created.containerId }, { timeoutMs }));
   return `${created.containerId}\n`;
 }
 
-export interface PsOptions {
-  all: boolean;
+/** Which containers a listing (ps; inspect and exec without ids) picks, as crictl's listOptions. */
+export interface ContainerFilter {
   /** crictl's --id: the runtime's id filter. */
   id?: string;
+  pod?: string;
+  /** A regular expression on the container name. */
+  name?: string;
   /** crictl's --namespace: a regular expression on the pod namespace label. */
   namespace?: string;
-  pod?: string;
-  name?: string;
   labels: string[];
   state?: string;
+  /** Containers of this image (compared by image id, as crictl does). */
   image?: string;
+  /** Every state, not only running containers. */
+  all: boolean;
+  /** Only the most recently created (crictl's --latest); counts every state. */
+  latest?: boolean;
+  /** Only the N most recently created (crictl's --last); counts every state. */
+  last?: number;
+}
+
+const STATE_FILTERS: Record<string, ContainerState> = {
+  created: ContainerState.CONTAINER_CREATED,
+  running: ContainerState.CONTAINER_RUNNING,
+  exited: ContainerState.CONTAINER_EXITED,
+  unknown: ContainerState.CONTAINER_UNKNOWN,
+};
+
+/** The containers a filter picks, newest first: crictl's ListContainers and getContainersList. */
+export async function listContainers(clients: CriClients, filter: ContainerFilter): Promise<Container[]> {
+  let state: { state: ContainerState } | undefined = filter.all ? undefined : { state: ContainerState.CONTAINER_RUNNING };
+  if (filter.state) {
+    const wanted = STATE_FILTERS[filter.state.toLowerCase()];
+    if (wanted === undefined) throw new Error('--state should be one of created, running, exited or unknown');
+    state = { state: wanted };
+  }
+  if (filter.latest || (filter.last ?? 0) > 0) state = undefined;
+  const labelSelector = parseLabelSelector(filter.labels);
+  const response = await call('listing containers', () =>
+    clients.runtime.listContainers({ filter: { id: filter.id ?? '', podSandboxId: filter.pod ?? '', state, labelSelector } }, { timeoutMs: clients.settings.timeoutMs }),
+  );
+  const name = filter.name ? new RegExp(filter.name) : undefined;
+  const namespace = filter.namespace ? new RegExp(filter.namespace) : undefined;
+  const imageIds = new Map<string, Promise<string | undefined>>();
+  const imageId = (image: string) => {
+    if (!imageIds.has(image)) imageIds.set(image, call('check image match', () => clients.image.imageStatus({ image: { image } }, { timeoutMs: clients.settings.timeoutMs })).then((r) => r.image?.id));
+    return imageIds.get(image)!;
+  };
+  const picked: Container[] = [];
+  for (const c of response.containers) {
+    if (filter.image) {
+      const [wanted, actual] = await Promise.all([imageId(filter.image), imageId(c.image?.image ?? '')]);
+      if (wanted === undefined || wanted !== actual) continue;
+    }
+    if (!c.metadata) continue;
+    if (name && !name.test(c.metadata.name)) continue;
+    if (namespace && !namespace.test(c.labels['io.kubernetes.pod.namespace'] ?? 'unknown')) continue;
+    picked.push(c);
+  }
+  picked.sort((a, b) => (b.createdAt > a.createdAt ? 1 : b.createdAt < a.createdAt ? -1 : 0));
+  return picked.slice(0, truncateCount(picked.length, filter.latest ?? false, filter.last ?? 0));
+}
+
+export interface PsOptions extends ContainerFilter {
   quiet: boolean;
   noTrunc: boolean;
   output: OutputFormat;
   verbose?: boolean;
-  /** Only the N most recently created (crictl's --last; --latest is 1). */
-  last?: number;
+  /** crictl's --resolve-image-path: the image's first repo tag instead of what the container names. */
+  resolveImagePath?: boolean;
 }
 
 export async function psCommand(clients: CriClients, options: PsOptions): Promise<string> {
-  const labelSelector = parseLabelSelector(options.labels);
-  const response = await call('listing containers', () =>
-    clients.runtime.listContainers({ filter: { id: options.id ?? '', podSandboxId: options.pod ?? '', labelSelector } }, { timeoutMs: clients.settings.timeoutMs }),
-  );
-  let containers = [...response.containers].sort((a, b) => (b.createdAt > a.createdAt ? 1 : -1));
-  if (options.state) containers = containers.filter((c) => stateNames[c.state].toLowerCase() === options.state!.toLowerCase());
-  else if (!options.all) containers = containers.filter((c) => c.state === ContainerState.CONTAINER_RUNNING);
-  if (options.name) containers = containers.filter((c) => new RegExp(options.name!).test(c.metadata?.name ?? ''));
-  if (options.namespace) containers = containers.filter((c) => new RegExp(options.namespace!).test(c.labels['io.kubernetes.pod.namespace'] ?? ''));
-  if (options.image) containers = containers.filter((c) => c.image?.image === options.image || c.imageRef === options.image);
-  if (options.last !== undefined && options.last > 0) containers = containers.slice(0, options.last);
+  const containers = await listContainers(clients, options);
   if (options.output !== 'table') return formatStructured({ containers: containers.map((c) => messageJson(ContainerSchema, c)) }, options.output);
   if (options.quiet) return containers.map((c) => `${c.id}\n`).join('');
   // The kubelet's labels name the pod; crictl says "unknown" without them.
@@ -148,15 +198,20 @@ export async function psCommand(clients: CriClients, options: PsOptions): Promis
       )
       .join('');
   }
-  return formatTable(
-    ['CONTAINER', 'IMAGE', 'CREATED', 'STATE', 'NAME', 'ATTEMPT', 'POD ID', 'POD', 'NAMESPACE'],
-    containers.map((c) => {
-      const image = c.image?.image ?? '';
-      // An image given as a digest (the kubelet gives the image id) is shortened as an id.
-      const digest = /^([a-z0-9]+(?:[.+_-][a-z0-9]+)*):([a-fA-F0-9]{32,})$/.exec(image);
-      return [
+  const rows: string[][] = [];
+  for (const c of containers) {
+    let image = c.image?.image ?? '';
+    // An image given as a digest (the kubelet gives the image id) is shortened as an id.
+    const digest = /^([a-z0-9]+(?:[.+_-][a-z0-9]+)*):([a-fA-F0-9]{32,})$/.exec(image);
+    if (!options.noTrunc && digest) image = digest[2]!.slice(0, 13);
+    if (options.resolveImagePath) {
+      // crictl's getRepoImage: the image's first repo tag, else the name as it was.
+      const status = await call('failed to fetch repo image', () => clients.image.imageStatus({ image: { image } }, { timeoutMs: clients.settings.timeoutMs }));
+      image = status.image?.repoTags[0] ?? image;
+    }
+    rows.push([
         options.noTrunc ? c.id : truncateId(c.id),
-        !options.noTrunc && digest ? digest[2]!.slice(0, 13) : image,
+        image,
         `${humanDuration(Date.now() - Number(c.createdAt / 1_000_000n))} ago`,
         stateNames[c.state],
         c.metadata?.name ?? '',
@@ -164,17 +219,23 @@ export async function psCommand(clients: CriClients, options: PsOptions): Promis
         options.noTrunc ? c.podSandboxId : truncateId(c.podSandboxId),
         fromLabels(c, 'io.kubernetes.pod.name'),
         fromLabels(c, 'io.kubernetes.pod.namespace'),
-      ];
-    }),
-  );
+    ]);
+  }
+  return formatTable(['CONTAINER', 'IMAGE', 'CREATED', 'STATE', 'NAME', 'ATTEMPT', 'POD ID', 'POD', 'NAMESPACE'], rows);
 }
 
-export async function inspectContainersCommand(clients: CriClients, ids: string[], output: OutputFormat, template = ''): Promise<string> {
+/**
+ * inspect: the given containers, or without ids those a filter picks (crictl's rule).
+ * `verbose: false` (crictl's -q) leaves the runtime's info out.
+ */
+export async function inspectContainersCommand(clients: CriClients, ids: string[], output: OutputFormat, template = '', verbose = true, filter?: ContainerFilter): Promise<string> {
+  if (ids.length === 0 && filter) ids = (await listContainers(clients, filter)).map((c) => c.id);
+  if (ids.length === 0) throw new NothingSelected();
   const docs: unknown[] = [];
   let table = '';
   for (const id of ids) {
     const response = await call(`getting the status of the container "${id}"`, () =>
-      clients.runtime.containerStatus({ containerId: id, verbose: true }, { timeoutMs: clients.settings.timeoutMs }),
+      clients.runtime.containerStatus({ containerId: id, verbose }, { timeoutMs: clients.settings.timeoutMs }),
     );
     const s = response.status;
     const ago = (ns: bigint) => `${humanDuration(Date.now() - Number(ns / 1_000_000n))} ago`;
@@ -190,7 +251,7 @@ export async function inspectContainersCommand(clients: CriClients, ids: string[
         if ((s?.finishedAt ?? 0n) > 0n) lines.push(`Finished: ${ago(s!.finishedAt)}`);
         lines.push(`Exit Code: ${s?.exitCode ?? 0}`);
       }
-      lines.push(...labelLines(s?.labels ?? {}, s?.annotations ?? {}), `Info: ${goMapString(response.info)}`);
+      lines.push(...labelLines(s?.labels ?? {}, s?.annotations ?? {}), ...(verbose ? [`Info: ${goMapString(response.info)}`] : []));
       table += lines.join('\n') + '\n';
       continue;
     }
@@ -221,7 +282,12 @@ export async function stopContainersCommand(clients: CriClients, ids: string[], 
   return out;
 }
 
-export async function removeContainersCommand(clients: CriClients, ids: string[], options: { all: boolean; force: boolean }): Promise<string> {
+/**
+ * rm: as crictl, a removed container's log file and its rotations (LOG.*) are deleted
+ * too, unless `keepLogs` (crictl's --keep-logs); a file that cannot go is reported on
+ * stderr and does not fail the removal.
+ */
+export async function removeContainersCommand(clients: CriClients, ids: string[], options: { all: boolean; force: boolean; keepLogs?: boolean }): Promise<string> {
   let targets = ids;
   if (options.all) targets = (await call('listing containers', () => clients.runtime.listContainers({}, { timeoutMs: long(clients) }))).containers.map((c) => c.id);
   else if (targets.length === 0) throw new Error('rm: give at least one container id, or --all');
@@ -235,9 +301,20 @@ export async function removeContainersCommand(clients: CriClients, ids: string[]
       out += `${id}\n`;
     }
     await call(`removing the container "${id}"`, () => clients.runtime.removeContainer({ containerId: id }, { timeoutMs: long(clients) }));
+    const logPath = status.status?.logPath ?? '';
+    if (!options.keepLogs && logPath !== '') await removeLogFiles(id, logPath);
     out += `${id}\n`;
   }
   return out;
+}
+
+/** A container's log file and its rotations (crictl: filepath.Glob(LOG + ".*") and LOG). */
+async function removeLogFiles(id: string, logPath: string): Promise<void> {
+  const prefix = `${basename(logPath)}.`;
+  const rotations = (await readdir(dirname(logPath)).catch(() => [] as string[])).filter((f) => f.startsWith(prefix)).map((f) => join(dirname(logPath), f));
+  for (const file of [...rotations, logPath]) {
+    await rm(file).catch((err: NodeJS.ErrnoException) => process.stderr.write(`berthctl: removing log file ${file} for container "${id}" failed: ${err.code ?? err.message}\n`));
+  }
 }
 
 export interface LogsOptions {
@@ -250,6 +327,10 @@ export interface LogsOptions {
   previous?: boolean;
   /** Stop after this many bytes of output. */
   limitBytes?: number;
+  /** Only this stream's lines (crictl's --stream stdout|stderr). */
+  stream?: 'stdout' | 'stderr';
+  /** ReopenContainerLog first (crictl's --reopen). */
+  reopen?: boolean;
 }
 
 /** --since as crictl takes it: an RFC 3339 time, or a duration back from now (42m). */
@@ -272,6 +353,7 @@ function previousLogPath(path: string, attempt: number): string {
 
 /** Reads the container's CRI log file (berthctl runs on the node, as crictl does). */
 export async function logsCommand(clients: CriClients, id: string, options: LogsOptions, write: (text: string, stream: 'stdout' | 'stderr') => void): Promise<void> {
+  if (options.reopen) await call('reopen container logs', () => clients.runtime.reopenContainerLog({ containerId: id }, { timeoutMs: clients.settings.timeoutMs }));
   const status = await call(`getting the status of the container "${id}"`, () => clients.runtime.containerStatus({ containerId: id }, { timeoutMs: clients.settings.timeoutMs }));
   const current = status.status?.logPath;
   if (!current) throw new Error(`container "${id}" has no log path`);
@@ -283,6 +365,7 @@ export async function logsCommand(clients: CriClients, id: string, options: Logs
     const match = /^(\S+) (stdout|stderr) ([FP]) (.*)$/.exec(line);
     if (!match || budget <= 0) return;
     const [, time, stream, tag, text] = match;
+    if (options.stream !== undefined && stream !== options.stream) return;
     let out = `${options.timestamps ? `${time} ` : ''}${text}${tag === 'F' ? '\n' : ''}`;
     // Cut at a character boundary: a streaming decode holds back a split character.
     if (Buffer.byteLength(out) > budget) out = new TextDecoder().decode(Buffer.from(out).subarray(0, budget), { stream: true });
@@ -405,7 +488,20 @@ export async function podStatsCommand(clients: CriClients, options: { id?: strin
   return CLEAR_SCREEN + formatTable(['POD', 'POD ID', 'CPU %', 'MEM'], rows);
 }
 
-export async function updateCommand(clients: CriClients, ids: string[], options: { cpuShares?: number; cpuQuota?: number; cpuPeriod?: number; memory?: number }): Promise<string> {
+export interface UpdateOptions {
+  cpuShares?: number;
+  cpuQuota?: number;
+  cpuPeriod?: number;
+  memory?: number;
+  cpusetCpus?: string;
+  cpusetMems?: string;
+  oomScoreAdj?: number;
+  /** Windows only (crictl sends them in the Windows resources). */
+  cpuCount?: number;
+  cpuMaximum?: number;
+}
+
+export async function updateCommand(clients: CriClients, ids: string[], options: UpdateOptions): Promise<string> {
   let out = '';
   for (const id of ids) {
     await call(`updating the container "${id}"`, () =>
@@ -417,7 +513,13 @@ export async function updateCommand(clients: CriClients, ids: string[], options:
             cpuQuota: BigInt(options.cpuQuota ?? 0),
             cpuPeriod: BigInt(options.cpuPeriod ?? 0),
             memoryLimitInBytes: BigInt(options.memory ?? 0),
+            cpusetCpus: options.cpusetCpus ?? '',
+            cpusetMems: options.cpusetMems ?? '',
+            oomScoreAdj: BigInt(options.oomScoreAdj ?? 0),
           },
+          ...(options.cpuCount !== undefined || options.cpuMaximum !== undefined
+            ? { windows: { cpuCount: BigInt(options.cpuCount ?? 0), cpuMaximum: BigInt(options.cpuMaximum ?? 0) } }
+            : {}),
         },
         { timeoutMs: clients.settings.timeoutMs },
       ),
@@ -442,6 +544,8 @@ export interface StreamCommandOptions {
   tty: boolean;
   /** spdy (the default) or websocket. */
   transport?: StreamTransport;
+  /** crictl's --tls-* flags, for an https streaming URL. */
+  tls?: StreamTls;
 }
 
 async function streamSession(url: string, options: StreamCommandOptions): Promise<number> {
@@ -451,6 +555,7 @@ async function streamSession(url: string, options: StreamCommandOptions): Promis
   try {
     return await remoteCommand(url, {
       transport: options.transport,
+      tls: options.tls,
       stdin: options.stdin ? process.stdin : undefined,
       stdout: process.stdout,
       stderr: process.stderr,
@@ -483,7 +588,7 @@ export async function attachCommand(clients: CriClients, id: string, options: St
 }
 
 /** port-forward POD [ADDRESS:]LOCAL:REMOTE: runs until interrupted or the session ends. */
-export async function portForwardCommand(clients: CriClients, podId: string, mapping: string, log: (line: string) => void, transport: StreamTransport = 'spdy'): Promise<void> {
+export async function portForwardCommand(clients: CriClients, podId: string, mapping: string, log: (line: string) => void, transport: StreamTransport = 'spdy', tls?: StreamTls): Promise<void> {
   const match = /^(?:(.+):)?(\d+):(\d+)$/.exec(mapping);
   if (!match) throw new Error(`port mapping "${mapping}" is not [ADDRESS:]LOCAL:REMOTE`);
   const [address, local, remote] = [match[1] ?? '127.0.0.1', Number(match[2]), Number(match[3])];
@@ -496,7 +601,7 @@ export async function portForwardCommand(clients: CriClients, podId: string, map
     spare = undefined;
     return fresh ?? request();
   };
-  const { server, closed } = await portForward(urlFor, address, local, remote, (message) => log(`error: ${message}`), transport);
+  const { server, closed } = await portForward(urlFor, address, local, remote, (message) => log(`error: ${message}`), transport, tls);
   const bound = server.address() as AddressInfo;
   log(`Forwarding from ${address}:${bound.port} -> ${remote}`);
   const stop = () => server.close();

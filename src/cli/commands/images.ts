@@ -1,9 +1,10 @@
 // berthctl's image verbs, shaped like crictl's: pull, images, inspecti, rmi, imagefsinfo.
 import { resolve as pathResolve } from 'node:path';
-import { status as grpcStatus } from '@grpc/grpc-js';
 import type { MessageShape } from '@bufbuild/protobuf';
-import { ImageFsInfoResponseSchema, ImageSchema } from '../../gen/runtime/v1/api_pb.js';
+import { ImageFsInfoResponseSchema, ImageSchema, PodSandboxConfigSchema } from '../../gen/runtime/v1/api_pb.js';
+import { loadMessageFile, NothingSelected, parseLabelSelector } from '../inputs.js';
 import { call, type CriClients } from '../runtime-client.js';
+import { GrpcStatus } from '../../server/grpc-wire.js';
 import { truncateId } from '../format.js';
 import { formatStatusDocs, formatStructured, formatTable, goMapString, humanSize, messageJson, withInfo, type OutputFormat } from '../output.js';
 
@@ -17,18 +18,33 @@ export interface PullOptions {
   pullTimeoutMs: number;
   /** Where a waiting indicator goes (a TTY), if anywhere. */
   progress?: NodeJS.WriteStream;
+  /** crictl's --pod-config: the pod sandbox config sent with the pull. */
+  podConfig?: string;
+  /** crictl's --annotation KEY=VALUE: the image spec's annotations. */
+  annotations?: string[];
 }
 
 export async function pullCommand(clients: CriClients, image: string, options: PullOptions): Promise<string> {
   const auth = authConfig(options);
+  const sandboxConfig = options.podConfig === undefined ? undefined : await loadPodConfig(options.podConfig);
+  const annotations = parseLabelSelector(options.annotations ?? []);
   const stopIndicator = options.progress ? await layerProgress(clients, image, options.progress) : async () => undefined;
   try {
     const response = await call('pulling image', () =>
-      clients.image.pullImage({ image: { image }, auth }, { timeoutMs: options.pullTimeoutMs }),
+      clients.image.pullImage({ image: { image, annotations }, auth, sandboxConfig }, { timeoutMs: options.pullTimeoutMs }),
     );
     return `Image is up to date for ${response.imageRef}\n`;
   } finally {
     await stopIndicator();
+  }
+}
+
+/** crictl: "load podSandboxConfig: …" when the file is not a pod config. */
+async function loadPodConfig(path: string) {
+  try {
+    return await loadMessageFile(PodSandboxConfigSchema, path);
+  } catch (err) {
+    throw new Error(`load podSandboxConfig: ${(err as Error).message}`);
   }
 }
 
@@ -40,7 +56,7 @@ export async function pullCommand(clients: CriClients, image: string, options: P
 async function layerProgress(clients: CriClients, image: string, stream: NodeJS.WriteStream): Promise<() => Promise<void>> {
   let lines = 0;
   let fallback: (() => void) | undefined;
-  const watch = clients.pullProgress.watchPull({ image }) as AsyncIterable<{ layers: Array<{ digest: string; size: bigint; fetched: bigint; done: boolean }> }> & { cancel(): void };
+  const watch = clients.pullProgress.watchPull({ image });
   const erase = () => {
     if (lines > 0) stream.write(`\x1b[${lines}A\r\x1b[J`);
     lines = 0;
@@ -62,7 +78,7 @@ async function layerProgress(clients: CriClients, image: string, stream: NodeJS.
         stream.write(out);
       }
     } catch (err) {
-      if ((err as { code?: number }).code === 12 /* UNIMPLEMENTED */) fallback = waitingIndicator(stream, `pulling ${image}`);
+      if ((err as { code?: number }).code === GrpcStatus.UNIMPLEMENTED) fallback = waitingIndicator(stream, `pulling ${image}`);
     } finally {
       ended = true;
       ready();
@@ -110,6 +126,8 @@ export interface ImagesOptions {
   noTrunc: boolean;
   /** crictl's --pinned: a PINNED column. */
   pinned?: boolean;
+  /** crictl's --filter conditions. */
+  filters?: string[];
   output: OutputFormat;
 }
 
@@ -121,11 +139,64 @@ function compareImages(a: Image, b: Image): number {
   return cmp(a.id, b.id);
 }
 
-export async function imagesCommand(clients: CriClients, filter: string | undefined, options: ImagesOptions): Promise<string> {
+/**
+ * crictl's ListImages: the images a name refers to (all without one), in crictl's order,
+ * then its --filter conditions in the order given (dangling=, reference=, before=, since=).
+ */
+export async function listImages(clients: CriClients, name: string | undefined, conditions: string[] = []): Promise<Image[]> {
   const response = await call('listing images', () =>
-    clients.image.listImages({ filter: { image: { image: filter ?? '' } } }, { timeoutMs: clients.settings.timeoutMs }),
+    clients.image.listImages({ filter: { image: { image: name ?? '' } } }, { timeoutMs: clients.settings.timeoutMs }),
   );
   const images = [...response.images].sort(compareImages);
+  return images.length === 0 ? images : filterImages(images, conditions);
+}
+
+/** crictl's filterImagesList, quirks included (before= and since= stop at the named image). */
+export function filterImages(images: Image[], conditions: string[]): Image[] {
+  let filtered = [...images];
+  for (const condition of conditions) {
+    const [kind, value] = [condition.slice(0, condition.indexOf('=') + 1), condition.slice(condition.indexOf('=') + 1)];
+    if (kind === 'before=') filtered = beforeSince(value, [...filtered].reverse()).reverse();
+    else if (kind === 'since=') filtered = beforeSince(value, filtered);
+    else if (kind === 'dangling=') filtered = filtered.filter((i) => (value === 'true' && i.repoTags.length === 0) || (value === 'false' && i.repoTags.length > 0));
+    else if (kind === 'reference=') {
+      let re: RegExp;
+      try {
+        re = new RegExp(value);
+      } catch (err) {
+        throw new Error(`filter images: ${(err as Error).message}`);
+      }
+      filtered = filtered.filter((i) => {
+        const [name] = repoDigestPair(i.repoDigests);
+        return re.test(name) || name === value;
+      });
+    } else throw new Error(`filter images: unknown filter flag: ${condition}`);
+  }
+  return filtered;
+}
+
+/** crictl's filterByBeforeSince: the images up to the one the value names (NAME:TAG, an id prefix, NAME@DIGEST). */
+function beforeSince(value: string, images: Image[]): Image[] {
+  const picked: Image[] = [];
+  const byTag = value.includes(':') && !value.includes('@');
+  const byId = !value.includes(':') && !value.includes('@');
+  for (const image of images) {
+    if (byTag) {
+      if (repoTagPairs(image.repoTags, repoDigestPair(image.repoDigests)[0])[0]!.join(':') === value) break;
+      picked.push(image);
+    } else if (byId) {
+      if (image.id.startsWith(value)) break;
+      picked.push(image);
+    } else if (image.repoDigests.length > 0) {
+      if (image.repoDigests[0]!.startsWith(value)) break;
+      picked.push(image);
+    }
+  }
+  return picked;
+}
+
+export async function imagesCommand(clients: CriClients, filter: string | undefined, options: ImagesOptions): Promise<string> {
+  const images = await listImages(clients, filter, options.filters);
   if (options.output !== 'table') {
     return formatStructured({ images: images.map((i) => messageJson(ImageSchema, i)) }, options.output);
   }
@@ -165,18 +236,24 @@ export async function imagesCommand(clients: CriClients, filter: string | undefi
   return formatTable(header, rows);
 }
 
-export async function inspectImageCommand(clients: CriClients, names: string[], output: OutputFormat, template = ''): Promise<string> {
+/**
+ * inspecti: the given images, or without any those a name (--name) and --filter pick, as
+ * crictl. `verbose: false` (crictl's -q) leaves the info out.
+ */
+export async function inspectImageCommand(clients: CriClients, names: string[], output: OutputFormat, template = '', verbose = true, select?: { name?: string; filters: string[] }): Promise<string> {
+  if (names.length === 0 && select) names = (await listImages(clients, select.name, select.filters)).map((i) => i.id);
+  if (names.length === 0) throw new NothingSelected();
   const results: unknown[] = [];
   let table = '';
   for (const name of names) {
     const response = await call(`image status for "${name}" request`, () =>
-      clients.image.imageStatus({ image: { image: name }, verbose: true }, { timeoutMs: clients.settings.timeoutMs }),
+      clients.image.imageStatus({ image: { image: name }, verbose }, { timeoutMs: clients.settings.timeoutMs }),
     );
     if (!response.image) throw new Error(`no such image "${name}" present`);
     if (output === 'table') {
       // crictl's outputImageStatusTable.
       const i = response.image;
-      table += [`ID: ${i.id}`, ...i.repoTags.map((t) => `Tag: ${t}`), ...i.repoDigests.map((d) => `Digest: ${d}`), `Size: ${humanSize(Number(i.size), 3)}`, `Info: ${goMapString(response.info)}`].join('\n') + '\n';
+      table += [`ID: ${i.id}`, ...i.repoTags.map((t) => `Tag: ${t}`), ...i.repoDigests.map((d) => `Digest: ${d}`), `Size: ${humanSize(Number(i.size), 3)}`, ...(verbose ? [`Info: ${goMapString(response.info)}`] : [])].join('\n') + '\n';
     } else results.push(withInfo({ status: messageJson(ImageSchema, response.image) }, response.info));
   }
   return output === 'table' ? table : formatStatusDocs(results, output, template);
@@ -267,7 +344,7 @@ async function transferCall<T>(run: () => Promise<T>): Promise<T> {
   try {
     return await run();
   } catch (err) {
-    if ((err as { code?: number }).code === grpcStatus.UNIMPLEMENTED) {
+    if ((err as { code?: number }).code === GrpcStatus.UNIMPLEMENTED) {
       throw new Error('the runtime does not serve berth.v1.ImageTransfer: image import and export need berthd');
     }
     throw err;

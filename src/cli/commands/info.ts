@@ -4,8 +4,9 @@ import { RuntimeStatusSchema } from '../../gen/runtime/v1/api_pb.js';
 import { call, type CriClients } from '../runtime-client.js';
 import { formatStatusDocs, formatTable, messageJson, withInfo, type OutputFormat } from '../output.js';
 
-export async function infoCommand(clients: CriClients, format: OutputFormat, template = ''): Promise<string> {
-  const r = await call('getting status of runtime', () => clients.runtime.status({ verbose: true }, { timeoutMs: clients.settings.timeoutMs }));
+/** info; `verbose: false` (crictl's -q) asks the runtime for its conditions only. */
+export async function infoCommand(clients: CriClients, format: OutputFormat, template = '', verbose = true): Promise<string> {
+  const r = await call('getting status of runtime', () => clients.runtime.status({ verbose }, { timeoutMs: clients.settings.timeoutMs }));
   if (format === 'table') {
     const conditions = r.status?.conditions ?? [];
     return formatTable(

@@ -4,47 +4,57 @@ import { PodSandboxConfigSchema, PodSandboxSchema, PodSandboxState, PodSandboxSt
 import { call, type CriClients } from '../runtime-client.js';
 import { statusJson, formatStatusDocs, formatStructured, formatTable, goMapString, goTimeString, messageJson, rfc3339Nano, withInfo, type OutputFormat } from '../output.js';
 import { humanDuration, labelLines, truncateId } from '../format.js';
-import { loadMessageFile, parseLabelSelector } from '../inputs.js';
+import { loadMessageFile, NothingSelected, parseLabelSelector } from '../inputs.js';
 
 type PodSandbox = MessageShape<typeof PodSandboxSchema>;
 
-export async function runPodCommand(clients: CriClients, configPath: string, runtimeHandler: string): Promise<string> {
+/** runp; `cancelTimeoutMs` above 0 (crictl's --cancel-timeout) is the call's deadline. */
+export async function runPodCommand(clients: CriClients, configPath: string, runtimeHandler: string, cancelTimeoutMs = 0): Promise<string> {
   const config = await loadMessageFile(PodSandboxConfigSchema, configPath);
   const response = await call('running the pod sandbox', () =>
-    clients.runtime.runPodSandbox({ config, runtimeHandler }, { timeoutMs: Math.max(clients.settings.timeoutMs, 240_000) }),
+    clients.runtime.runPodSandbox({ config, runtimeHandler }, { timeoutMs: cancelTimeoutMs > 0 ? cancelTimeoutMs : Math.max(clients.settings.timeoutMs, 240_000) }),
   );
   return `${response.podSandboxId}\n`;
 }
 
-export interface PodsOptions {
+export interface PodsOptions extends PodFilter {
+  quiet: boolean;
+  verbose: boolean;
+  noTrunc: boolean;
+  output: OutputFormat;
+}
+
+/** Which pods a listing (pods, inspectp without ids) picks, as crictl's listOptions. */
+export interface PodFilter {
   id?: string;
   name?: string;
   namespace?: string;
   labels: string[];
   state?: string;
-  quiet: boolean;
-  verbose: boolean;
-  noTrunc: boolean;
   latest: boolean;
   last?: number;
-  output: OutputFormat;
 }
 
-export async function podsCommand(clients: CriClients, options: PodsOptions): Promise<string> {
-  const labelSelector = parseLabelSelector(options.labels);
+/** The pods a filter picks, newest first (crictl's ListPodSandboxes and its client-side filters). */
+export async function listPods(clients: CriClients, filter: PodFilter): Promise<PodSandbox[]> {
+  const labelSelector = parseLabelSelector(filter.labels);
   let state: { state: PodSandboxState } | undefined;
-  if (options.state) {
-    const wanted = options.state.toLowerCase();
-    if (wanted !== 'ready' && wanted !== 'notready') throw new Error(`--state must be ready or notready, not "${options.state}"`);
+  if (filter.state) {
+    const wanted = filter.state.toLowerCase();
+    if (wanted !== 'ready' && wanted !== 'notready') throw new Error(`--state must be ready or notready, not "${filter.state}"`);
     state = { state: wanted === 'ready' ? PodSandboxState.SANDBOX_READY : PodSandboxState.SANDBOX_NOTREADY };
   }
   const response = await call('listing pod sandboxes', () =>
-    clients.runtime.listPodSandbox({ filter: { id: options.id ?? '', state, labelSelector } }, { timeoutMs: clients.settings.timeoutMs }),
+    clients.runtime.listPodSandbox({ filter: { id: filter.id ?? '', state, labelSelector } }, { timeoutMs: clients.settings.timeoutMs }),
   );
   let pods = [...response.items].sort((a, b) => (b.createdAt > a.createdAt ? 1 : b.createdAt < a.createdAt ? -1 : 0));
-  if (options.name) pods = pods.filter((p) => new RegExp(options.name!).test(p.metadata?.name ?? ''));
-  if (options.namespace) pods = pods.filter((p) => new RegExp(options.namespace!).test(p.metadata?.namespace ?? ''));
-  pods = pods.slice(0, truncateCount(pods.length, options.latest, options.last ?? 0));
+  if (filter.name) pods = pods.filter((p) => new RegExp(filter.name!).test(p.metadata?.name ?? ''));
+  if (filter.namespace) pods = pods.filter((p) => new RegExp(filter.namespace!).test(p.metadata?.namespace ?? ''));
+  return pods.slice(0, truncateCount(pods.length, filter.latest, filter.last ?? 0));
+}
+
+export async function podsCommand(clients: CriClients, options: PodsOptions): Promise<string> {
+  const pods = await listPods(clients, options);
   if (options.output !== 'table') return formatStructured({ items: pods.map((p) => messageJson(PodSandboxSchema, p)) }, options.output);
   if (options.quiet) return pods.map((p) => `${p.id}\n`).join('');
   if (options.verbose) return pods.map(verbosePod).join('');
@@ -84,12 +94,18 @@ function verbosePod(p: PodSandbox): string {
   return [...lines, ...labelLines(p.labels, p.annotations), `Runtime: ${p.runtimeHandler || '(default)'}`].join('\n') + '\n\n';
 }
 
-export async function inspectPodCommand(clients: CriClients, ids: string[], output: OutputFormat, template = ''): Promise<string> {
+/**
+ * inspectp: the given pods, or without ids those a filter picks (crictl's rule; none at
+ * all is not an error there). `verbose: false` (crictl's -q) leaves the info out.
+ */
+export async function inspectPodCommand(clients: CriClients, ids: string[], output: OutputFormat, template = '', verbose = true, filter?: PodFilter): Promise<string> {
+  if (ids.length === 0 && filter) ids = (await listPods(clients, filter)).map((p) => p.id);
+  if (ids.length === 0) throw new NothingSelected();
   const docs: unknown[] = [];
   let table = '';
   for (const id of ids) {
     const response = await call(`getting the pod sandbox status of "${id}"`, () =>
-      clients.runtime.podSandboxStatus({ podSandboxId: id, verbose: true }, { timeoutMs: clients.settings.timeoutMs }),
+      clients.runtime.podSandboxStatus({ podSandboxId: id, verbose }, { timeoutMs: clients.settings.timeoutMs }),
     );
     const s = response.status;
     if (output === 'table') {
@@ -99,7 +115,7 @@ export async function inspectPodCommand(clients: CriClients, ids: string[], outp
       if (m) lines.push(...(m.name ? [`Name: ${m.name}`] : []), ...(m.uid ? [`UID: ${m.uid}`] : []), ...(m.namespace ? [`Namespace: ${m.namespace}`] : []), `Attempt: ${m.attempt}`);
       lines.push(`Status: ${PodSandboxState[s?.state ?? 0]}`, `Created: ${humanDuration(Date.now() - Number((s?.createdAt ?? 0n) / 1_000_000n))} ago`);
       if (s?.network) lines.push(`IP Addresses: ${s.network.ip}`, ...s.network.additionalIps.map((ip) => `Additional IP: ${ip.ip}`));
-      lines.push(...labelLines(s?.labels ?? {}, s?.annotations ?? {}), `Info: ${goMapString(response.info)}`);
+      lines.push(...labelLines(s?.labels ?? {}, s?.annotations ?? {}), ...(verbose ? [`Info: ${goMapString(response.info)}`] : []));
       table += lines.join('\n') + '\n';
       continue;
     }

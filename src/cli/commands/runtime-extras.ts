@@ -70,3 +70,15 @@ export async function runtimeConfigCommand(clients: CriClients): Promise<string>
   const label = 'cgroup driver:';
   return `${label.padEnd(Math.max(10, label.length + 3))}${CgroupDriver[response.linux.cgroupDriver]}\n`;
 }
+
+/**
+ * update-runtime-config: UpdateRuntimeConfig with the pod CIDR when `podCidr` is given
+ * (crictl sends an empty RuntimeConfig otherwise); prints nothing on stdout, as crictl
+ * (its "Runtime config successfully updated" is a log line on stderr).
+ */
+export async function updateRuntimeConfigCommand(clients: CriClients, podCidr: string | undefined): Promise<string> {
+  const runtimeConfig = podCidr === undefined ? {} : { networkConfig: { podCidr } };
+  await call('update runtime config', () => clients.runtime.updateRuntimeConfig({ runtimeConfig }, { timeoutMs: clients.settings.timeoutMs }));
+  process.stderr.write('Runtime config successfully updated\n');
+  return '';
+}
