@@ -3,7 +3,9 @@
 // for profiling. berthd inherits the environment, so NODE_OPTIONS="--require FILE" can
 // load a preload into it (--cpu-prof itself is refused in NODE_OPTIONS; a preload can
 // start the inspector's profiler instead).
-//   node dist/bench/cri-calls.js [--iterations N] [--hot N]
+//   node dist/bench/cri-calls.js [--iterations N] [--hot N] [--baseline OTHER/dist/src/bin/berthd.js] [--raw]
+// --baseline runs another build's berthd beside this one ("base " figures), --raw the
+// host tools alone (bench/raw-host.ts); the turns rotate each iteration, one at a time.
 // --hot N repeats the read-only calls N times on one running container. With
 // BENCH_MARKS=FILE a line naming each call is appended to FILE as it begins (to line a
 // trace of berthd's child processes up with the calls); BENCH_BERTHD_LOG=FILE keeps
@@ -13,7 +15,8 @@ import { RuntimeService, ImageService } from '../src/gen/runtime/v1/api_pb.js';
 import { openChannel, serviceClient } from '../src/server/grpc-client.js';
 import { startBerthd } from '../test/helpers/berthd.js';
 import { startPodNetwork } from '../test/helpers/pod-network.js';
-import { median, numberArg, requireRoot, Scope, startBusyboxRegistry } from './harness.js';
+import { median, numberArg, requireRoot, Scope, startBusyboxRegistry, stepTimer, stringArg } from './harness.js';
+import { RAW_DOWN, RAW_UP, RawHost } from './raw-host.js';
 
 async function main(): Promise<void> {
   requireRoot();
@@ -27,33 +30,43 @@ async function main(): Promise<void> {
     const channel = openChannel(berthd.endpoint);
     const runtime = serviceClient(RuntimeService, channel);
     const images = serviceClient(ImageService, channel);
+    const primary = { runtime, images };
     await images.pullImage({ image: { image } }, { timeoutMs: 300_000 });
-    const times = new Map<string, number[]>();
-    const timed = async <T>(name: string, call: () => Promise<T>): Promise<T> => {
-      if (marks) appendFileSync(marks, `${Date.now()} MARK ${name}\n`);
-      const t = process.hrtime.bigint();
-      const result = await call();
-      const list = times.get(name) ?? [];
-      list.push(Number(process.hrtime.bigint() - t) / 1e6);
-      times.set(name, list);
-      return result;
-    };
+    const { times, timed } = stepTimer(marks ? (name) => appendFileSync(marks, `${Date.now()} MARK ${name}\n`) : undefined);
     const opts = { timeoutMs: 120_000 };
-    for (let i = 0; i < iterations; i++) {
+    // One pod with one container through every call, each timed under prefix + its name.
+    const lifecycle = async (prefix: string, runtime: typeof primary.runtime, images: typeof primary.images, i: number) => {
       const podConfig = { metadata: { name: `calls-${i}`, namespace: 'bench', uid: `calls-${i}-uid`, attempt: 0 }, hostname: `calls-${i}`, logDirectory: '/tmp/berth-bench-logs' };
-      const pod = await timed('RunPodSandbox', () => runtime.runPodSandbox({ config: podConfig }, opts));
-      await timed('PodSandboxStatus', () => runtime.podSandboxStatus({ podSandboxId: pod.podSandboxId, verbose: true }, opts));
+      const pod = await timed(`${prefix}RunPodSandbox`, () => runtime.runPodSandbox({ config: podConfig }, opts));
+      await timed(`${prefix}PodSandboxStatus`, () => runtime.podSandboxStatus({ podSandboxId: pod.podSandboxId, verbose: true }, opts));
       const config = { metadata: { name: 'sleeper' }, image: { image }, command: ['sleep', '3600'], logPath: 'sleeper.log' };
-      const ctr = await timed('CreateContainer', () => runtime.createContainer({ podSandboxId: pod.podSandboxId, config, sandboxConfig: podConfig }, opts));
-      await timed('StartContainer', () => runtime.startContainer({ containerId: ctr.containerId }, opts));
-      await timed('ContainerStatus', () => runtime.containerStatus({ containerId: ctr.containerId, verbose: true }, opts));
-      await timed('ListContainers', () => runtime.listContainers({}, opts));
-      await timed('ImageStatus', () => images.imageStatus({ image: { image } }, opts));
-      await timed('ListImages', () => images.listImages({}, opts));
-      await timed('StopContainer', () => runtime.stopContainer({ containerId: ctr.containerId, timeout: 0n }, opts));
-      await timed('RemoveContainer', () => runtime.removeContainer({ containerId: ctr.containerId }, opts));
-      await timed('StopPodSandbox', () => runtime.stopPodSandbox({ podSandboxId: pod.podSandboxId }, opts));
-      await timed('RemovePodSandbox', () => runtime.removePodSandbox({ podSandboxId: pod.podSandboxId }, opts));
+      const ctr = await timed(`${prefix}CreateContainer`, () => runtime.createContainer({ podSandboxId: pod.podSandboxId, config, sandboxConfig: podConfig }, opts));
+      await timed(`${prefix}StartContainer`, () => runtime.startContainer({ containerId: ctr.containerId }, opts));
+      await timed(`${prefix}ContainerStatus`, () => runtime.containerStatus({ containerId: ctr.containerId, verbose: true }, opts));
+      await timed(`${prefix}ListContainers`, () => runtime.listContainers({}, opts));
+      await timed(`${prefix}ImageStatus`, () => images.imageStatus({ image: { image } }, opts));
+      await timed(`${prefix}ListImages`, () => images.listImages({}, opts));
+      await timed(`${prefix}StopContainer`, () => runtime.stopContainer({ containerId: ctr.containerId, timeout: 0n }, opts));
+      await timed(`${prefix}RemoveContainer`, () => runtime.removeContainer({ containerId: ctr.containerId }, opts));
+      await timed(`${prefix}StopPodSandbox`, () => runtime.stopPodSandbox({ podSandboxId: pod.podSandboxId }, opts));
+      await timed(`${prefix}RemovePodSandbox`, () => runtime.removePodSandbox({ podSandboxId: pod.podSandboxId }, opts));
+    };
+    // --baseline: another build's berthd ("base " names); --raw: the host tools alone (raw-host.ts). Turns rotate.
+    const turns: Array<(i: number) => Promise<void>> = [(i) => lifecycle('', runtime, images, i)];
+    const baselineBinary = stringArg('--baseline');
+    if (baselineBinary) {
+      const base = await startBerthd(scope, { cniConfDir: net.confDir, logLevel: 'warn', binary: baselineBinary });
+      const baseChannel = openChannel(base.endpoint);
+      scope.after(() => baseChannel.close());
+      const baseRuntime = serviceClient(RuntimeService, baseChannel);
+      const baseImages = serviceClient(ImageService, baseChannel);
+      await baseImages.pullImage({ image: { image } }, { timeoutMs: 300_000 });
+      turns.push((i) => lifecycle('base ', baseRuntime, baseImages, i));
+    }
+    const raw = process.argv.includes('--raw') ? await RawHost.create(scope, net.confDir) : undefined;
+    if (raw) turns.push(() => raw.iteration(timed));
+    for (let i = 0; i < iterations; i++) {
+      for (let k = 0; k < turns.length; k++) await turns[(i + k) % turns.length]!(i);
     }
     // The read-only calls again, many times, on one running container (--hot N).
     const hot = numberArg('--hot', 0);
@@ -76,9 +89,23 @@ async function main(): Promise<void> {
     if (process.env.BENCH_BERTHD_LOG) (await import('node:fs')).writeFileSync(process.env.BENCH_BERTHD_LOG, berthd.logs());
     process.stdout.write(`\n${iterations} iterations, berthd, runc; median ms\n`);
     for (const [name, list] of times) process.stdout.write(`${name.padEnd(20)} ${median(list).toFixed(1).padStart(8)}\n`);
-    const pair = (a: string, b: string) => median(times.get(a)!.map((v, i) => v + times.get(b)![i]!));
-    process.stdout.write(`${'Create+Start'.padEnd(20)} ${pair('CreateContainer', 'StartContainer').toFixed(1).padStart(8)}\n`);
-    process.stdout.write(`${'Stop+Remove'.padEnd(20)} ${pair('StopContainer', 'RemoveContainer').toFixed(1).padStart(8)}\n`);
+    // Sums per iteration, then their median.
+    const sum = (...names: string[]) => median(times.get(names[0]!)!.map((_, i) => names.reduce((s, n) => s + times.get(n)![i]!, 0)));
+    const sums: Array<[string, string[]]> = [
+      ['Create+Start', ['CreateContainer', 'StartContainer']],
+      ['Stop+Remove', ['StopContainer', 'RemoveContainer']],
+      ['Run+Create+Start', ['RunPodSandbox', 'CreateContainer', 'StartContainer']],
+      ['pod Stop+Remove', ['StopPodSandbox', 'RemovePodSandbox']],
+    ];
+    for (const prefix of baselineBinary ? ['', 'base '] : ['']) {
+      for (const [label, names] of sums) process.stdout.write(`${(prefix + label).padEnd(20)} ${sum(...names.map((n) => prefix + n)).toFixed(1).padStart(8)}\n`);
+    }
+    if (raw) {
+      const up = sum(...RAW_UP);
+      process.stdout.write(`${'raw up'.padEnd(20)} ${up.toFixed(1).padStart(8)}  (netns + CNI ADD, overlay mount, runc create + start)\n`);
+      process.stdout.write(`${'raw down'.padEnd(20)} ${sum(...RAW_DOWN).toFixed(1).padStart(8)}\n`);
+      process.stdout.write(`Run+Create+Start / raw up: ${(sum('RunPodSandbox', 'CreateContainer', 'StartContainer') / up).toFixed(2)}\n`);
+    }
   } finally {
     await scope.close();
   }

@@ -29,6 +29,21 @@ export async function startBusyboxRegistry(scope: Scope): Promise<{ registry: Te
   return { registry, image: `${registry.host}/bench/busybox:1` };
 }
 
+/** Durations (ms) of named steps: `timed(name, step)` runs the step and adds its time under name. */
+export function stepTimer(onStart?: (name: string) => void): { times: Map<string, number[]>; timed: <T>(name: string, step: () => Promise<T>) => Promise<T> } {
+  const times = new Map<string, number[]>();
+  const timed = async <T>(name: string, step: () => Promise<T>): Promise<T> => {
+    onStart?.(name);
+    const t = process.hrtime.bigint();
+    const result = await step();
+    const list = times.get(name) ?? [];
+    list.push(Number(process.hrtime.bigint() - t) / 1e6);
+    times.set(name, list);
+    return result;
+  };
+  return { times, timed };
+}
+
 export function median(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
   const mid = Math.floor(sorted.length / 2);

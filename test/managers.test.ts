@@ -220,6 +220,58 @@ test('recovery undoes a creation a crash interrupted and loads the pods of an ol
   await assert.rejects(pods.run(podSpec({ name: 'old' }), new AbortController().signal), code('AlreadyExists'), "the old pod's name stays reserved");
 });
 
+test("a pod listing checks each init's namespace once in a while, its pid every time; PodSandboxStatus always checks", async (t) => {
+  const { root, state } = await dirs(t);
+  const calls: string[] = [];
+  const alive = new Map<number, boolean>();
+  let inNamespace = true;
+  const host: PodHost = {
+    ...fakePodHost(calls),
+    startPidNamespace: async () => 4242,
+    inPinnedNamespace: async () => (calls.push('inPinnedNamespace'), inNamespace),
+    processExists: (pid) => alive.get(pid) ?? false,
+  };
+  const pods = new SandboxManager({ root, state, cgroupDriver: 'cgroupfs', cni: fakeCni(calls), log, host });
+  pods.attachContainers({ stopPodContainers: async () => undefined, removePodContainers: async () => undefined });
+  await pods.recover();
+  const id = await pods.run(podSpec(), new AbortController().signal);
+  alive.set(4242, true);
+  const thorough = () => calls.filter((c) => c === 'inPinnedNamespace').length;
+  await pods.listChecked();
+  const first = thorough();
+  assert.equal(first, 1, 'the first listing checks the namespace');
+  for (let i = 0; i < 5; i++) await pods.listChecked();
+  assert.equal(thorough(), first, 'later listings only look at the pid');
+  await pods.getChecked(id);
+  assert.equal(thorough(), first + 1, 'PodSandboxStatus checks the namespace');
+  // The init gone: the next listing finds it at once.
+  alive.set(4242, false);
+  inNamespace = false;
+  assert.equal((await pods.listChecked()).find((p) => p.id === id)?.state, 'notready');
+});
+
+test("recovery releases the network attachment of a pod whose record a host crash lost, and keeps those of pods it knows", async (t) => {
+  const { root, state } = await dirs(t);
+  await mkdir(join(root, 'pods'), { recursive: true });
+  await writeFile(join(root, 'pods', 'kept.json'), JSON.stringify({ id: 'kept', spec: podSpec({ name: 'kept' }), state: 'notready', createdAt: '1', podDir: join(state, 'pods', 'kept'), cgroupPath: '', cgroupsCreated: [] }));
+  const list = { cniVersion: '1.0.0', name: 'test-net', plugins: [] } as never;
+  const entry = (containerId: string) => ({ kind: 'berthCniCacheV1', networkName: 'test-net', containerId, ifName: 'eth0', netns: join(state, 'ns', `${containerId}-net`), cniVersion: '1.0.0', args: [['K8S_POD_NAME', containerId]], capabilityArgs: {}, config: list, result: {} }) as never;
+  const released: string[] = [];
+  const cni = {
+    ...fakeCni([]),
+    cachedAttachments: async () => [entry('kept'), entry('lost')],
+    del: async (config: unknown, attachment: { containerId: string; netns: string; ifName: string }) => {
+      assert.equal(config, list, 'DEL with the config the pod was added with');
+      released.push(`${attachment.containerId}:${attachment.ifName}:${attachment.netns.endsWith('lost-net')}`);
+    },
+  };
+  const pods = new SandboxManager({ root, state, cgroupDriver: 'cgroupfs', cni, log, host: fakePodHost([]) });
+  pods.attachContainers({ stopPodContainers: async () => undefined, removePodContainers: async () => undefined });
+  await pods.recover();
+  assert.deepEqual(released, ['lost:eth0:true']);
+  assert.equal(pods.get('kept').state, 'notready');
+});
+
 // ---- the container manager ----------------------------------------------------------
 
 const noResources: ContainerResources = { cpuShares: 0, cpuQuota: 0, cpuPeriod: 0, memoryLimit: 0, memorySwapLimit: 0, cpusetCpus: '', cpusetMems: '', hugepageLimits: [], unified: {} };

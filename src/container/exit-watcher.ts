@@ -3,7 +3,7 @@
 // not only when a client asks: an inotify watch on the exit dir, and a slow sweep of it
 // for anything a watch could miss. readExit turns an exit file into the container's end.
 import { readdir, readFile, stat } from 'node:fs/promises';
-import { existsSync, watch, type FSWatcher } from 'node:fs';
+import { existsSync, readdirSync, watch, type FSWatcher } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from '../util/logger.js';
 
@@ -80,4 +80,13 @@ export async function readExit(exitFile: string, oomMarker: string, now = Date.n
 
 export function exitFileOf(exitDir: string, id: string): string {
   return join(exitDir, id);
+}
+
+/** The exit files there are (container ids), read at once: one directory read, no thread-pool round trip. */
+export function exitFileNames(exitDir: string): string[] {
+  try {
+    return readdirSync(exitDir);
+  } catch {
+    return [];
+  }
 }

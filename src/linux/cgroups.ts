@@ -60,28 +60,34 @@ export function cgroupParentPath(driver: CgroupDriver, parent: string): string {
 
 /** Makes a cgroup in every hierarchy; returns the directories it created (to undo). */
 export async function ensureCgroup(path: string): Promise<string[]> {
+  // The hierarchies are independent of each other: made side by side (on cgroup v1 a
+  // container's monitor took ~20 ms under load one hierarchy after another), each path
+  // top down; the list keeps the hierarchies' order.
+  const made = await Promise.all((await cgroupHierarchies()).map((hierarchy) => ensureIn(hierarchy, path)));
+  return made.flat();
+}
+
+async function ensureIn(hierarchy: CgroupHierarchy, path: string): Promise<string[]> {
   const created: string[] = [];
-  for (const hierarchy of await cgroupHierarchies()) {
-    let current = hierarchy.mount;
-    for (const part of path.split('/').filter(Boolean)) {
-      const parent = current;
-      current = join(current, part);
-      if (await exists(current)) continue;
-      // Another pod being made at the same time (the kubelet starts pods in parallel)
-      // may make a shared ancestor first: then it is that pod's, not this one's.
-      try {
-        await mkdir(current);
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code === 'EEXIST') continue;
-        throw err;
-      }
-      created.push(current);
-      // A new v1 cpuset cgroup has no CPUs or memory nodes: inherit the parent's so
-      // that tasks can run in it.
-      if (hierarchy.version === 1 && hierarchy.controllers.includes('cpuset')) {
-        for (const file of ['cpuset.cpus', 'cpuset.mems']) {
-          await writeFile(join(current, file), await readFile(join(parent, file)));
-        }
+  let current = hierarchy.mount;
+  for (const part of path.split('/').filter(Boolean)) {
+    const parent = current;
+    current = join(current, part);
+    if (await exists(current)) continue;
+    // Another pod being made at the same time (the kubelet starts pods in parallel)
+    // may make a shared ancestor first: then it is that pod's, not this one's.
+    try {
+      await mkdir(current);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'EEXIST') continue;
+      throw err;
+    }
+    created.push(current);
+    // A new v1 cpuset cgroup has no CPUs or memory nodes: inherit the parent's so
+    // that tasks can run in it.
+    if (hierarchy.version === 1 && hierarchy.controllers.includes('cpuset')) {
+      for (const file of ['cpuset.cpus', 'cpuset.mems']) {
+        await writeFile(join(current, file), await readFile(join(parent, file)));
       }
     }
   }
@@ -132,9 +138,7 @@ export async function moveIntoCgroup(path: string, pid: number): Promise<void> {
   // A systemd scope is made by systemd around a process it starts (systemd-scope.ts), never by moving one.
   if (parseSystemdCgroup(path)) throw new Error(`cannot move process ${pid} into the systemd scope ${path}: start it there instead`);
   await ensureCgroup(path);
-  for (const hierarchy of await cgroupHierarchies()) {
-    await writeFile(join(hierarchy.mount, path, 'cgroup.procs'), `${pid}\n`);
-  }
+  await Promise.all((await cgroupHierarchies()).map((hierarchy) => writeFile(join(hierarchy.mount, path, 'cgroup.procs'), `${pid}\n`)));
 }
 
 /** Removes a leaf cgroup from every hierarchy, waiting a little for exiting processes. Idempotent. */

@@ -109,16 +109,16 @@ async function pinUserOwnedNamespaces(files: Partial<Record<PinnableNamespace, s
 /** Unmounts and removes pinned namespace files; missing ones are fine (idempotent). */
 export async function unpinNamespaces(files: Array<string | undefined>): Promise<void> {
   const mounted = await mountPoints();
-  for (const file of files) {
-    if (!file) continue;
-    if (mounted.has(file)) {
-      // Lazy: a process still inside keeps the namespace, but the pin is gone either way.
-      await runCommand('umount', ['-l', file], 'releasing a pod namespace').catch((err: Error) => {
-        throw internal(`cannot unmount ${file}: ${err.message}`);
-      });
-    }
-    await rm(file, { force: true });
+  const pins = files.filter((file): file is string => file !== undefined);
+  const live = pins.filter((file) => mounted.has(file));
+  // Lazy: a process still inside keeps the namespace, but the pin is gone either way.
+  // One umount for all of them (it tries each and fails when any failed).
+  if (live.length > 0) {
+    await runCommand('umount', ['-l', ...live], 'releasing a pod namespace').catch((err: Error) => {
+      throw internal(`cannot unmount ${live.join(', ')}: ${err.message}`);
+    });
   }
+  await Promise.all(pins.map((file) => rm(file, { force: true })));
 }
 
 /** True when the file is a live pin (a bind mount of a namespace). */

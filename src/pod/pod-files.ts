@@ -45,9 +45,13 @@ export async function unmountPodShm(podDir: string): Promise<void> {
 
 export async function writePodFiles(podDir: string, hostname: string, ips: string[], dns: DnsSettings | undefined, hostResolvConf = '/etc/resolv.conf'): Promise<PodFiles> {
   const paths = podFilePaths(podDir);
-  await writeFileAtomic(paths.hostname, `${hostname}\n`, 0o644);
-  await writeFileAtomic(paths.hosts, hostsFile(hostname, ips), 0o644);
-  await writeFileAtomic(paths.resolvConf, dns ? resolvConf(dns) : await readFile(hostResolvConf, 'utf8').catch(() => ''), 0o644);
+  // In the state dir, which a reboot clears: atomic (a container never reads half a file), not fsynced.
+  const resolv = dns ? resolvConf(dns) : await readFile(hostResolvConf, 'utf8').catch(() => '');
+  await Promise.all([
+    writeFileAtomic(paths.hostname, `${hostname}\n`, 0o644, { durable: false }),
+    writeFileAtomic(paths.hosts, hostsFile(hostname, ips), 0o644, { durable: false }),
+    writeFileAtomic(paths.resolvConf, resolv, 0o644, { durable: false }),
+  ]);
   return paths;
 }
 

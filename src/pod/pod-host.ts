@@ -7,6 +7,7 @@ import { ensureCgroup, moveIntoCgroup, removeCgroups, removeLeafCgroup } from '.
 import { isPinned, pinNamespaces, unpinNamespaces, type PinnableNamespace, type UserNamespaceSpec } from '../linux/namespaces.js';
 import { preparePrivateDir, removeUnmounted } from '../linux/mount-table.js';
 import { inPinnedNamespace, prepareInfraRoot, startPidNamespace, stopPidNamespace } from '../linux/pid-namespace.js';
+import { processExists } from '../linux/process-tree.js';
 import { bringUpLoopback } from '../network/loopback.js';
 import { mountPodShm, unmountPodShm, writePodFiles, type DnsSettings } from './pod-files.js';
 
@@ -20,6 +21,8 @@ export interface PodHost {
   startPidNamespace(pinFile: string, infraRoot: string, userns?: string, prefix?: string[]): Promise<number>;
   stopPidNamespace(pinFile: string | undefined, init: number | undefined): Promise<void>;
   inPinnedNamespace(pid: number, pinFile: string): Promise<boolean>;
+  /** Whether a process has this pid at all (cheap; no identity check). Absent: lists check thoroughly. */
+  processExists?(pid: number): boolean;
   ensureCgroup(path: string): Promise<string[]>;
   moveIntoCgroup(path: string, pid: number): Promise<void>;
   /** Removes what was made for a pod's cgroup; busy shared ancestors of `leaf` stay. */
@@ -42,6 +45,7 @@ export const linuxPodHost: PodHost = {
   startPidNamespace,
   stopPidNamespace,
   inPinnedNamespace,
+  processExists,
   ensureCgroup,
   moveIntoCgroup,
   removeCgroups,

@@ -10,6 +10,7 @@ import { notFound, invalidArgument, alreadyExists, failedPrecondition, internal 
 import type { CgroupDriver } from '../config/config.js';
 import { RecordStore } from '../store/record-store.js';
 import { KeyedMutex } from '../util/locks.js';
+import { allSettled } from '../util/all-settled.js';
 import { mapLimit } from '../util/map-limit.js';
 import { podBandwidth } from '../util/quantity.js';
 import { cgroupParentPath } from '../linux/cgroups.js';
@@ -28,7 +29,7 @@ export interface SandboxManagerOptions {
   state: string;
   cgroupDriver: CgroupDriver;
   /** The pod network (CniManager; a fake in unit tests). */
-  cni: Pick<CniManager, 'network' | 'add' | 'del' | 'cachedAttachment'>;
+  cni: Pick<CniManager, 'network' | 'add' | 'del' | 'cachedAttachment'> & Partial<Pick<CniManager, 'cachedAttachments'>>;
   log: Logger;
   /** Host operations (linuxPodHost unless a test gives fakes). */
   host?: PodHost;
@@ -52,6 +53,12 @@ interface Reservation {
 }
 
 const POD_INTERFACE = 'eth0';
+/**
+ * How long a pod listing trusts a pod init's pid without checking that it is still the
+ * init of the pod's namespace (two stats and a /proc read, ~50-120 µs a pod here): in
+ * between a listing only asks whether the pid exists. PodSandboxStatus always checks.
+ */
+const THOROUGH_CHECK_MS = 10_000;
 /** The bandwidth plugin needs a burst with a rate; containerd uses "no limit" too. */
 const UNLIMITED_BURST = 2 ** 31 - 1;
 
@@ -65,9 +72,13 @@ export class SandboxManager {
   readonly #infraRoot: string;
   #containers: PodContainers | undefined;
   readonly #host: PodHost;
+  /** When each ready pod's init was last found in its namespace (Date.now()). */
+  readonly #initCheckedAt = new Map<string, number>();
 
   constructor(private readonly options: SandboxManagerOptions) {
-    this.#store = new RecordStore(join(options.root, 'pods'));
+    // Atomic, not fsynced: a killed berthd finds every record whole; a host crash ends
+    // every pod's namespaces, processes and cgroups, so a record it loses leaves nothing.
+    this.#store = new RecordStore(join(options.root, 'pods'), { durable: false });
     this.#pinDir = join(options.state, 'ns');
     this.#infraRoot = join(options.state, 'infra');
     this.#host = options.host ?? linuxPodHost;
@@ -110,6 +121,7 @@ export class SandboxManager {
       }
       this.#reservations.set(reservationKey(record.spec), { id: record.id, claimed: true });
     }
+    await this.#releaseOrphanAttachments();
     // Pins without a pod: a crash between pinning and recording (or a removed record).
     const owned = new Set([...this.#records.values()].flatMap((r) => [r.netns, r.utsns, r.ipcns, r.pidns, r.userns]));
     for (const name of await readdir(this.#pinDir).catch(() => [] as string[])) {
@@ -120,15 +132,35 @@ export class SandboxManager {
   }
 
   /**
+   * Network attachments in the CNI cache of no pod: pod records are not fsynced (a host
+   * crash ends every pod anyway), so one written just before a host crash can be lost
+   * while its attachment's IP reservation (host-local's, on disk) outlived it. DEL with
+   * the cached config and result releases it, as the kubelet's StopPodSandbox would.
+   */
+  async #releaseOrphanAttachments(): Promise<void> {
+    const entries = (await this.options.cni.cachedAttachments?.().catch(() => [])) ?? [];
+    for (const entry of entries) {
+      if (this.#records.has(entry.containerId)) continue;
+      this.options.log.warn({ pod: entry.containerId, network: entry.networkName }, 'releasing a network attachment of a pod that has no record');
+      const attachment: CniAttachment = { containerId: entry.containerId, netns: entry.netns, ifName: entry.ifName, args: entry.args, capabilityArgs: entry.capabilityArgs };
+      await this.options.cni.del(entry.config, attachment).catch((err: Error) => this.options.log.error({ pod: entry.containerId, error: err.message }, 'cannot release a network attachment left behind'));
+    }
+  }
+
+  /**
    * A ready pod whose namespaces are gone (the host rebooted) or whose init died (as a
    * dead pause container does for containerd) is not ready any more.
    */
-  async #checkAlive(record: SandboxRecord, afterRestart = false): Promise<void> {
+  async #checkAlive(record: SandboxRecord, afterRestart = false, listing = false): Promise<void> {
     if (record.state !== 'ready') return;
+    // A listing of many pods: an init whose pid exists and that was checked lately is taken as alive.
+    if (listing && record.pidInit && this.#host.processExists?.(record.pidInit) && Date.now() - (this.#initCheckedAt.get(record.id) ?? 0) < THOROUGH_CHECK_MS) return;
     // Pins vanish only with a reboot, which only a restart can follow.
     const netnsGone = afterRestart && record.netns !== undefined && !(await this.#host.isPinned(record.netns));
     const pidInitGone = record.pidns !== undefined && !(record.pidInit && (await this.#host.inPinnedNamespace(record.pidInit, record.pidns)));
+    if (!pidInitGone && record.pidInit) this.#initCheckedAt.set(record.id, Date.now());
     if (!netnsGone && !pidInitGone) return;
+    this.#initCheckedAt.delete(record.id);
     this.options.log.warn({ pod: record.id, netnsGone, pidInitGone }, 'pod sandbox is not ready any more');
     record.state = 'notready';
     this.#events.publish('stopped', record.id, record.id);
@@ -142,7 +174,7 @@ export class SandboxManager {
   /** Pods with their readiness checked (for status and list). */
   async listChecked(): Promise<SandboxRecord[]> {
     const records = this.list();
-    for (const record of records) await this.#checkAlive(record);
+    for (const record of records) await this.#checkAlive(record, false, true);
     return records;
   }
 
@@ -265,8 +297,9 @@ export class SandboxManager {
       const steps = [
         async () => {
           if (!record.netns || !list || !record.network) return;
-          await this.#host.bringUpLoopback(record.netns);
-          const result = await this.options.cni.add(list, this.#attachment(record));
+          // The loopback device and the plugins' interface are independent: side by side.
+          const netns = record.netns;
+          const [, result] = await allSettled([this.#host.bringUpLoopback(netns), this.options.cni.add(list, this.#attachment(record))] as const);
           record.network.ips = (result.ips ?? []).map((ip: { address: string }) => ip.address.split('/')[0]!);
         },
         async () => {
@@ -394,6 +427,7 @@ export class SandboxManager {
     await this.#host.removeUnmounted(record.podDir);
     await this.#store.delete(record.id);
     this.#records.delete(record.id);
+    this.#initCheckedAt.delete(record.id);
     const key = reservationKey(record.spec);
     if (this.#reservations.get(key)?.id === record.id) this.#reservations.delete(key);
   }

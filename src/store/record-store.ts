@@ -2,10 +2,14 @@
 // berth's metadata (images, pods, containers). Callers keep the in-memory half.
 import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { isAtomicTempFile, writeJsonAtomic } from './atomic-file.js';
+import { isAtomicTempFile, writeJsonAtomic, type AtomicWriteOptions } from './atomic-file.js';
 
 export class RecordStore<T> {
-  constructor(private readonly dir: string) {}
+  /** `durable: false`: atomic writes without fsync (see atomic-file.ts for when that is right). */
+  constructor(
+    private readonly dir: string,
+    private readonly options: AtomicWriteOptions = {},
+  ) {}
 
   /** Every record, and a line for each file that could not be read (never fatal). */
   async loadAll(): Promise<{ records: T[]; problems: string[] }> {
@@ -30,7 +34,7 @@ export class RecordStore<T> {
   }
 
   put(id: string, record: T): Promise<void> {
-    return writeJsonAtomic(this.#path(id), record);
+    return writeJsonAtomic(this.#path(id), record, this.options);
   }
 
   async delete(id: string): Promise<void> {
