@@ -9,9 +9,8 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { RuntimeService, ImageService } from '../src/gen/runtime/v1/api_pb.js';
 import { openChannel, serviceClient } from '../src/server/grpc-client.js';
-import { startPodNetwork } from '../test/helpers/pod-network.js';
-import { median, numberArg, requireRoot, Scope, startBusyboxRegistry } from './harness.js';
-import { startTargets } from './targets.js';
+import { median, numberArg, requireRoot, Scope } from './harness.js';
+import { startPodBenchTargets } from './targets.js';
 
 const SETTLE_MS = 10_000;
 
@@ -29,9 +28,7 @@ async function main(): Promise<void> {
   const polls = numberArg('--polls', 100);
   const scope = new Scope();
   try {
-    const { registry, image } = await startBusyboxRegistry(scope);
-    const net = await startPodNetwork(scope);
-    const targets = await startTargets(scope, { cniConfDir: net.confDir, registry });
+    const { image, targets } = await startPodBenchTargets(scope);
     const opts = { timeoutMs: 120_000 };
     const results = new Map<string, Figures>();
     for (const target of targets) {

@@ -6,18 +6,15 @@
 //   node dist/bench/polled-calls.js [--rounds N] [--baseline OTHER/dist/src/bin/berthd.js] [--no-containerd] [--cpu-by-call]
 import { RuntimeService, ImageService } from '../src/gen/runtime/v1/api_pb.js';
 import { openChannel, serviceClient } from '../src/server/grpc-client.js';
-import { startPodNetwork } from '../test/helpers/pod-network.js';
-import { cpuMs, median, numberArg, percentile, requireRoot, Scope, startBusyboxRegistry } from './harness.js';
-import { startTargets } from './targets.js';
+import { cpuMs, median, numberArg, percentile, requireRoot, Scope } from './harness.js';
+import { startPodBenchTargets } from './targets.js';
 
 async function main(): Promise<void> {
   requireRoot();
   const rounds = numberArg('--rounds', 300);
   const scope = new Scope();
   try {
-    const { registry, image } = await startBusyboxRegistry(scope);
-    const net = await startPodNetwork(scope);
-    const targets = await startTargets(scope, { cniConfDir: net.confDir, registry });
+    const { image, targets } = await startPodBenchTargets(scope);
     const opts = { timeoutMs: 120_000 };
     const clients = await Promise.all(
       targets.map(async (target) => {

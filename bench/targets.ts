@@ -7,7 +7,8 @@ import { join } from 'node:path';
 import { removeAllPods, startBerthd } from '../test/helpers/berthd.js';
 import { containerdVersion, pushPauseImage, registryCriToml, startContainerd } from '../test/helpers/containerd.js';
 import type { TestRegistry } from '../test/helpers/registry.js';
-import { initOfPinIn, rssOf, stringArg, type Scope } from './harness.js';
+import { startPodNetwork } from '../test/helpers/pod-network.js';
+import { initOfPinIn, rssOf, startBusyboxRegistry, stringArg, type Scope } from './harness.js';
 import type { TestBerthd } from '../test/helpers/berthd.js';
 import type { TestContainerd } from '../test/helpers/containerd.js';
 
@@ -50,6 +51,13 @@ export interface TargetOptions {
   registry: TestRegistry;
   /** Leave containerd out (--no-containerd). */
   berthOnly?: boolean;
+}
+
+/** What a bench of running pods needs on every runtime: the busybox registry, a pod network, the targets. */
+export async function startPodBenchTargets(scope: Scope): Promise<{ image: string; targets: Target[] }> {
+  const { registry, image } = await startBusyboxRegistry(scope);
+  const net = await startPodNetwork(scope);
+  return { image, targets: await startTargets(scope, { cniConfDir: net.confDir, registry }) };
 }
 
 export async function startTargets(scope: Scope, options: TargetOptions): Promise<Target[]> {
