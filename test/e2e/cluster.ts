@@ -25,7 +25,7 @@ import { buildLayer, busyboxEntries, pushImage } from '../helpers/image-builder.
 import { run, stopProcess, type RunResult } from '../helpers/processes.js';
 import { tempDir } from '../helpers/tmp.js';
 import { PACKAGE_ROOT } from '../helpers/paths.js';
-import { baseKubeletConfig, cgroupsBelow, failedRpcs, klogWarnings, makeCgroupRoot, mountsUnder, processesBelow, removeCgroups, waitFor } from '../helpers/kube-host.js';
+import { baseKubeletConfig, cgroupsBelow, closeOnSignals, failedRpcs, klogWarnings, makeCgroupRoot, mountsUnder, processesBelow, progressLog, removeCgroups, waitFor } from '../helpers/kube-host.js';
 import { makeClusterPki, writeKubeconfig } from '../helpers/kube-pki.js';
 import { VolumeCapability_AccessMode_Mode as Mode } from '../../src/gen/csi/v1/csi_pb.js';
 
@@ -37,8 +37,7 @@ if (!args.kube) {
 const KUBE = args.kube;
 const NODE = 'berth-e2e-node';
 const DRIVER = 'berth.csi.local';
-const started = Date.now();
-const log = (msg: string) => process.stdout.write(`[${((Date.now() - started) / 1000).toFixed(1).padStart(6)}s] ${msg}\n`);
+const log = progressLog(Date.now());
 
 interface Check {
   id: string;
@@ -142,15 +141,7 @@ function pod(name: string, image: string, command: string[], extra: { container?
 
 async function main(): Promise<number> {
   const scope = new Scope();
-  let closing = false;
-  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
-    process.on(sig, () => {
-      if (closing) return;
-      closing = true;
-      log(`${sig}: cleaning up`);
-      void scope.close().finally(() => process.exit(130));
-    });
-  }
+  closeOnSignals(scope, log);
   let berthdLogs = () => '';
   let kubeletLogs = () => '';
   let outDir = '';

@@ -23,7 +23,7 @@ import { freePort, startRegistry, type TestRegistry } from '../helpers/registry.
 import { buildLayer, busyboxEntries, pushImage } from '../helpers/image-builder.js';
 import { run, stopProcess } from '../helpers/processes.js';
 import { tempDir } from '../helpers/tmp.js';
-import { baseKubeletConfig, cgroupsBelow, failedRpcs, klogWarnings, makeCgroupRoot, mountsUnder, processesBelow, removeCgroups, waitFor } from '../helpers/kube-host.js';
+import { baseKubeletConfig, cgroupsBelow, closeOnSignals, failedRpcs, klogWarnings, makeCgroupRoot, mountsUnder, processesBelow, progressLog, removeCgroups, waitFor } from '../helpers/kube-host.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -38,8 +38,7 @@ if (!args.kubelet) {
 }
 const KUBELET = args.kubelet;
 const NODE = 'berth-e2e';
-const started = Date.now();
-const log = (msg: string) => process.stdout.write(`[${((Date.now() - started) / 1000).toFixed(1).padStart(6)}s] ${msg}\n`);
+const log = progressLog(Date.now());
 
 // ---- checks ------------------------------------------------------------------------
 
@@ -799,15 +798,7 @@ async function runOne(top: Scope, variant: Variant, registry: TestRegistry, imag
 
 async function main(): Promise<number> {
   const top = new Scope();
-  let closing = false;
-  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
-    process.on(sig, () => {
-      if (closing) return;
-      closing = true;
-      log(`${sig}: cleaning up`);
-      void top.close().finally(() => process.exit(130));
-    });
-  }
+  closeOnSignals(top, log);
   try {
     const outDir = args.out ?? (await tempDir(top, 'e2e-kubelet-out-'));
     await mkdir(outDir, { recursive: true });

@@ -190,3 +190,21 @@ export async function baseKubeletConfig(places: KubeletPlaces): Promise<Record<s
     serializeImagePulls: true,
   };
 }
+
+/** A line of an e2e driver's progress, stamped with the seconds since `started`. */
+export function progressLog(started: number): (msg: string) => void {
+  return (msg) => void process.stdout.write(`[${((Date.now() - started) / 1000).toFixed(1).padStart(6)}s] ${msg}\n`);
+}
+
+/** An e2e run stopped by hand (SIGINT, SIGTERM, SIGHUP) still cleans up its scope once, then exits 130. */
+export function closeOnSignals(scope: { close(): Promise<unknown> }, log: (msg: string) => void): void {
+  let closing = false;
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+    process.on(sig, () => {
+      if (closing) return;
+      closing = true;
+      log(`${sig}: cleaning up`);
+      void scope.close().finally(() => process.exit(130));
+    });
+  }
+}
