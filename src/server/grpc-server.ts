@@ -1,12 +1,12 @@
-// berth's own gRPC server, on node:http2 directly (grpc-js' server cost about twice
-// containerd's CPU per polled call: bench/polled-calls). It speaks what grpc-go clients
+// berth's own gRPC server, on berth's own HTTP/2 transport (h2-connection.ts: grpc-js'
+// server, then node:http2's JS layer, cost several times containerd's CPU per polled
+// call: bench/polled-calls). It speaks what grpc-go clients
 // (the kubelet, crictl, critest, csi-sanity) expect of a server: unary and
 // server-streaming calls, grpc-timeout as a deadline, cancellation by RST_STREAM, status
 // in trailers (trailers-only for an early error), grpc-go's wording for unknown services
 // and methods, HTTP 415 for a non-gRPC content type, and a graceful shutdown (GOAWAY,
 // in-flight calls finish, then the connections end). The wire format is grpc-wire.ts's;
 // what a call does is the method implementation's (rpc-wrapper.ts builds them).
-import * as http2 from 'node:http2';
 import type { Duplex } from 'node:stream';
 import { resourceExhausted } from '../errors.js';
 import {
@@ -18,6 +18,8 @@ import {
   parseGrpcTimeout,
   type GrpcStatusCode,
 } from './grpc-wire.js';
+import { H2Connection, type H2Stream, type StreamListener } from './h2-connection.js';
+import { encodeHeaderBlock, type HeaderField } from './hpack.js';
 
 /** Why a call ended before its implementation answered. */
 export type CancelReason = 'cancelled' | 'deadline';
@@ -64,51 +66,47 @@ export interface GrpcServerOptions {
   maxReceiveMessageBytes?: number;
   /** Largest response message sent (default 64 MiB). */
   maxSendMessageBytes?: number;
+  /** Streams a connection may have open at once (default 1000); more are refused. */
+  maxConcurrentStreams?: number;
 }
 
-const { HTTP2_HEADER_STATUS, HTTP2_HEADER_CONTENT_TYPE, HTTP2_HEADER_METHOD, HTTP2_HEADER_PATH } = http2.constants;
 const GRPC_CONTENT_TYPE = 'application/grpc';
 const READY = Promise.resolve();
-const ignore = () => undefined;
-const responseHeaders = (): http2.OutgoingHttpHeaders => ({ [HTTP2_HEADER_STATUS]: 200, [HTTP2_HEADER_CONTENT_TYPE]: GRPC_CONTENT_TYPE });
-/** A 'wantTrailers' listener (called on the stream) for a call that ended OK. */
-function sendOkTrailers(this: http2.ServerHttp2Stream): void {
-  try {
-    this.sendTrailers({ 'grpc-status': '0' });
-  } catch {
-    // The stream was reset meanwhile: the client is gone.
-  }
-}
+// The header blocks every call sends, encoded once.
+const RESPONSE_HEADERS = encodeHeaderBlock([
+  [':status', '200'],
+  ['content-type', GRPC_CONTENT_TYPE],
+]);
+const OK_TRAILERS = encodeHeaderBlock([['grpc-status', '0']]);
 /** application/grpc, alone or with a +subtype or ;parameters (grpc-go's grpcutil.ContentSubtype). */
 const isGrpcContentType = (value: string | undefined): boolean =>
   value !== undefined && value.startsWith(GRPC_CONTENT_TYPE) && (value.length === GRPC_CONTENT_TYPE.length || '+;'.includes(value[GRPC_CONTENT_TYPE.length]!));
 
+/** The status as a header block: trailers, or with `httpStatus` a whole trailers-only answer. */
+function statusBlock(code: GrpcStatusCode, message: string | undefined, httpStatus?: number): Buffer {
+  if (code === GrpcStatus.OK && !message && httpStatus === undefined) return OK_TRAILERS;
+  const fields: HeaderField[] = [];
+  if (httpStatus !== undefined) fields.push([':status', String(httpStatus)], ['content-type', GRPC_CONTENT_TYPE]);
+  fields.push(['grpc-status', String(code)]);
+  if (message) fields.push(['grpc-message', encodeGrpcMessage(message)]);
+  return encodeHeaderBlock(fields);
+}
+
+/** Data of a stream already answered (an early error): read and dropped. */
+const DROP: StreamListener = { data: () => undefined, end: () => undefined, abort: () => undefined };
+
 export class GrpcServer {
   private readonly services = new Map<string, ServiceImplementation>();
-  private readonly sessions = new Set<http2.ServerHttp2Session>();
-  private readonly http2Server: http2.Http2Server;
+  private readonly connections = new Map<H2Connection, Promise<void>>();
   private readonly maxReceive: number;
   private readonly maxSend: number;
+  private readonly maxStreams: number;
   private closing = false;
 
   constructor(options: GrpcServerOptions = {}) {
     this.maxReceive = options.maxReceiveMessageBytes ?? 4 * 1024 * 1024;
     this.maxSend = options.maxSendMessageBytes ?? 64 * 1024 * 1024;
-    this.http2Server = http2.createServer({
-      // Node's default (10 MB of buffered frames per connection) answers a busy client
-      // with ENHANCE_YOUR_CALM; the message limits above bound what a call may hold.
-      maxSessionMemory: Number.MAX_SAFE_INTEGER,
-      maxSendHeaderBlockLength: Number.MAX_SAFE_INTEGER,
-    });
-    this.http2Server.on('session', (session) => {
-      if (this.closing) return void session.destroy();
-      this.sessions.add(session);
-      session.once('close', () => this.sessions.delete(session));
-      // A client that breaks its connection ends its calls (each sees 'close'); nothing to report.
-      session.on('error', ignore);
-    });
-    this.http2Server.on('sessionError', ignore);
-    this.http2Server.on('stream', (stream, headers) => this.dispatch(stream, headers));
+    this.maxStreams = options.maxConcurrentStreams ?? 1000;
   }
 
   addService(service: ServiceImplementation): void {
@@ -116,10 +114,20 @@ export class GrpcServer {
     this.services.set(service.name, service);
   }
 
-  /** Serves an accepted connection (a socket, or anything with a socket's stream members). */
-  injectConnection(connection: Duplex): void {
-    if (this.closing) return void connection.destroy();
-    this.http2Server.emit('connection', connection);
+  /** Serves an accepted connection (a socket, or any duplex stream of a client's bytes). */
+  injectConnection(socket: Duplex): void {
+    if (this.closing) return void socket.destroy();
+    let closed!: () => void;
+    const done = new Promise<void>((resolve) => (closed = resolve));
+    const connection: H2Connection = new H2Connection(socket, {
+      maxConcurrentStreams: this.maxStreams,
+      onStream: (stream, headers) => this.dispatch(stream, headers),
+      onClose: () => {
+        this.connections.delete(connection);
+        closed();
+      },
+    });
+    this.connections.set(connection, done);
   }
 
   /**
@@ -128,33 +136,37 @@ export class GrpcServer {
    */
   async shutdown(graceMs: number): Promise<void> {
     this.closing = true;
-    const open = [...this.sessions];
-    const closed = open.map((session) => new Promise<void>((resolve) => (session.destroyed ? resolve() : session.close(() => resolve()))));
+    const open = [...this.connections];
+    for (const [connection] of open) connection.goAway();
     const force = setTimeout(() => {
-      for (const session of open) session.destroy(undefined, http2.constants.NGHTTP2_CANCEL);
+      for (const [connection] of open) connection.destroy();
     }, graceMs);
-    await Promise.all(closed);
+    await Promise.all(open.map(([, done]) => done));
     clearTimeout(force);
   }
 
-  private dispatch(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): void {
-    // A reset stream emits 'error' (its 'close' tells the call); nothing to report.
-    stream.on('error', ignore);
+  private dispatch(stream: H2Stream, headers: HeaderField[]): void {
+    let method: string | undefined;
+    let path = '';
+    let contentType: string | undefined;
+    let timeoutHeader: string | undefined;
+    for (const [name, value] of headers) {
+      if (name === ':path') path = value;
+      else if (name === ':method') method = value;
+      else if (name === 'content-type') contentType = value;
+      else if (name === 'grpc-timeout') timeoutHeader = value;
+    }
     // The checks, in grpc-go's order (http2_server.go operateHeaders, server.go handleStream).
-    const contentType = headers[HTTP2_HEADER_CONTENT_TYPE] as string | undefined;
     if (!isGrpcContentType(contentType)) {
       return earlyAbort(stream, 415, GrpcStatus.INVALID_ARGUMENT, `invalid gRPC request content-type "${contentType ?? ''}"`);
     }
-    const timeoutHeader = headers['grpc-timeout'];
-    const timeoutMs = parseGrpcTimeout(timeoutHeader as string | undefined);
+    const timeoutMs = parseGrpcTimeout(timeoutHeader);
     if (timeoutHeader !== undefined && timeoutMs === undefined) {
-      return earlyAbort(stream, 400, GrpcStatus.INTERNAL, `malformed grpc-timeout: "${String(timeoutHeader)}"`);
+      return earlyAbort(stream, 400, GrpcStatus.INTERNAL, `malformed grpc-timeout: "${timeoutHeader}"`);
     }
-    const method = headers[HTTP2_HEADER_METHOD];
     if (method !== 'POST') {
       return earlyAbort(stream, 405, GrpcStatus.INTERNAL, `Received a HEADERS frame with :method "${method ?? ''}" which should be POST`);
     }
-    const path = (headers[HTTP2_HEADER_PATH] as string | undefined) ?? '';
     const slash = path.lastIndexOf('/');
     if (slash <= 0 || path[0] !== '/') {
       return earlyAbort(stream, 200, GrpcStatus.UNIMPLEMENTED, `malformed method name: "${path}"`);
@@ -167,62 +179,53 @@ export class GrpcServer {
       const why = service ? `unknown method ${methodName} for service ${serviceName}` : `unknown service ${serviceName}`;
       return earlyAbort(stream, 200, GrpcStatus.UNIMPLEMENTED, why);
     }
-    const call = new Http2Call(stream, timeoutMs, this.maxSend);
+    const call = new H2Call(stream, timeoutMs, this.maxSend);
     const deframer = new MessageDeframer(this.maxReceive);
     let request: Buffer | undefined;
     let extra = false;
-    const onData = (chunk: Buffer) => {
-      try {
-        for (const message of deframer.push(chunk)) {
-          if (request === undefined) request = message;
-          else extra = true;
+    stream.listener = {
+      data(chunk) {
+        if (call.ended) return;
+        try {
+          for (const message of deframer.push(chunk)) {
+            if (request === undefined) request = message;
+            else extra = true;
+          }
+        } catch (err) {
+          const { status, message } = err as FrameError;
+          call.finish(status, `grpc: ${message}`);
         }
-      } catch (err) {
-        stream.off('data', onData);
-        stream.off('end', onEnd);
-        stream.resume();
-        const { status, message } = err as FrameError;
-        call.finish(status, `grpc: ${message}`);
-      }
+      },
+      end() {
+        // The deadline may have passed, or the call failed, while the request came in.
+        if (call.ended) return;
+        if (request === undefined || extra || deframer.hasPartialFrame) {
+          const why = deframer.hasPartialFrame ? 'the request ended inside a message' : request === undefined ? 'no request message' : 'too many request messages';
+          return call.finish(GrpcStatus.INTERNAL, `grpc: ${why} for ${path}`);
+        }
+        implementation.handle(request, call);
+      },
+      abort: () => call.aborted(),
     };
-    const onEnd = () => {
-      // The deadline may have passed, or the client reset, while the request came in.
-      if (call.ended) return;
-      if (request === undefined || extra || deframer.hasPartialFrame) {
-        const why = deframer.hasPartialFrame ? 'the request ended inside a message' : request === undefined ? 'no request message' : 'too many request messages';
-        return call.finish(GrpcStatus.INTERNAL, `grpc: ${why} for ${path}`);
-      }
-      implementation.handle(request, call);
-    };
-    stream.on('data', onData);
-    stream.once('end', onEnd);
   }
 }
 
 /** A status before any call began, in one HEADERS frame, as grpc-go's writeEarlyAbort. */
-function earlyAbort(stream: http2.ServerHttp2Stream, httpStatus: number, code: GrpcStatusCode, message: string): void {
-  stream.resume();
-  if (stream.destroyed || stream.headersSent) return;
-  stream.respond(
-    {
-      [HTTP2_HEADER_STATUS]: httpStatus,
-      [HTTP2_HEADER_CONTENT_TYPE]: GRPC_CONTENT_TYPE,
-      'grpc-status': String(code),
-      'grpc-message': encodeGrpcMessage(message),
-    },
-    { endStream: true },
-  );
+function earlyAbort(stream: H2Stream, httpStatus: number, code: GrpcStatusCode, message: string): void {
+  stream.listener = DROP;
+  stream.respond(statusBlock(code, message, httpStatus), true);
 }
 
-class Http2Call implements ServerCall {
+class H2Call implements ServerCall {
   readonly deadline: Date | undefined;
   onCancel: ((reason: CancelReason) => void) | undefined = undefined;
   private finished = false;
   private timer: NodeJS.Timeout | undefined;
-  private trailers: http2.OutgoingHttpHeaders | undefined;
+  /** Senders waiting for the stream to drain. */
+  private waiting: (() => void)[] = [];
 
   constructor(
-    private readonly stream: http2.ServerHttp2Stream,
+    private readonly stream: H2Stream,
     timeoutMs: number | undefined,
     private readonly maxSend: number,
   ) {
@@ -230,73 +233,55 @@ class Http2Call implements ServerCall {
       this.deadline = new Date(Date.now() + timeoutMs);
       this.timer = setTimeout(() => this.expire(), Math.min(timeoutMs, 2 ** 31 - 1)).unref();
     }
-    stream.once('close', () => {
-      if (this.finished) return;
-      this.end();
-      this.onCancel?.('cancelled');
-    });
   }
 
   get ended(): boolean {
     return this.finished;
   }
 
+  /** The client reset the stream or left. */
+  aborted(): void {
+    if (this.finished) return this.release();
+    this.end();
+    this.onCancel?.('cancelled');
+  }
+
   reply(message: Uint8Array): void {
-    if (this.finished || this.stream.destroyed) return;
+    if (this.finished) return;
     this.checkSize(message);
     if (this.stream.headersSent) {
       void this.send(message);
       return this.finish(GrpcStatus.OK);
     }
     this.end();
-    this.stream.respond(responseHeaders(), { waitForTrailers: true });
-    this.stream.once('wantTrailers', sendOkTrailers);
-    this.stream.end(frameMessage(message));
+    this.stream.reply(RESPONSE_HEADERS, frameMessage(message), OK_TRAILERS);
   }
 
   send(message: Uint8Array): Promise<void> {
-    if (this.finished || this.stream.destroyed) return READY;
+    if (this.finished) return READY;
     this.checkSize(message);
-    if (!this.stream.headersSent) {
-      this.stream.respond(responseHeaders(), { waitForTrailers: true });
-      this.stream.once('wantTrailers', () => {
-        try {
-          this.stream.sendTrailers(this.trailers ?? { 'grpc-status': '0' });
-        } catch {
-          // The stream was reset meanwhile: the client is gone.
-        }
-      });
-    }
-    if (this.stream.write(frameMessage(message))) return READY;
-    return new Promise((resolve) => {
-      const done = () => {
-        this.stream.off('drain', done);
-        this.stream.off('close', done);
-        resolve();
-      };
-      this.stream.on('drain', done);
-      this.stream.on('close', done);
-    });
+    const stream = this.stream;
+    if (!stream.headersSent) stream.respond(RESPONSE_HEADERS, false);
+    if (stream.write(frameMessage(message))) return READY;
+    stream.onDrain ??= () => this.release();
+    return new Promise((resolve) => this.waiting.push(resolve));
   }
 
   finish(code: GrpcStatusCode, message?: string): void {
     if (this.finished) return;
     this.end();
     const stream = this.stream;
-    if (stream.destroyed || stream.closed) return;
-    const status: http2.OutgoingHttpHeaders = { 'grpc-status': String(code) };
-    if (message) status['grpc-message'] = encodeGrpcMessage(message);
-    if (stream.headersSent) {
-      this.trailers = status;
-      stream.end();
-    } else {
-      // Trailers-only: one HEADERS frame with the status.
-      status[HTTP2_HEADER_STATUS] = 200;
-      status[HTTP2_HEADER_CONTENT_TYPE] = GRPC_CONTENT_TYPE;
-      stream.respond(status, { endStream: true });
-    }
-    // A request still being sent (an early error) is read and dropped.
-    if (!stream.readableEnded) stream.resume();
+    if (stream.localEnded) return;
+    if (stream.headersSent) stream.end(statusBlock(code, message));
+    // Trailers-only: one HEADERS frame with the status.
+    else stream.respond(statusBlock(code, message, 200), true);
+  }
+
+  private release(): void {
+    const waiting = this.waiting;
+    if (waiting.length === 0) return;
+    this.waiting = [];
+    for (const resolve of waiting) resolve();
   }
 
   private checkSize(message: Uint8Array): void {
@@ -316,5 +301,6 @@ class Http2Call implements ServerCall {
     this.finished = true;
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
+    this.release();
   }
 }

@@ -1,10 +1,8 @@
-// Serving berth's gRPC server on a unix socket berth listens on itself, so that every
-// connection passes through AuthorityRepair: old grpc-go clients (which send the
-// socket's path as :authority) are answered as containerd answers them. Used by berthd
-// and by the CSI driver, whose callers are grpc-go too.
+// Serving berth's gRPC server on a unix socket berth listens on itself: each accepted
+// connection goes to the server's own HTTP/2 transport. Used by berthd and by the CSI
+// driver, whose callers are grpc-go too (old ones send the socket's path as :authority,
+// which berth's transport takes as any other authority, as Go's HTTP/2 does).
 import { createServer, type Server, type Socket } from 'node:net';
-import type { Duplex } from 'node:stream';
-import { acceptConnection } from './authority-repair.js';
 import type { GrpcServer } from './grpc-server.js';
 
 export interface UnixListener {
@@ -17,11 +15,7 @@ export function serveOnUnixSocket(server: GrpcServer, path: string): Promise<Uni
   const listener: Server = createServer((socket) => {
     sockets.add(socket);
     socket.once('close', () => sockets.delete(socket));
-    // A client that resets its connection must never take berthd down; the HTTP/2
-    // session reports such errors on its own once it owns the socket.
-    socket.on('error', () => undefined);
-    // Node's HTTP/2 server takes any object with a stream's members it uses (see AuthorityRepair).
-    acceptConnection(socket, (connection) => server.injectConnection(connection as unknown as Duplex));
+    server.injectConnection(socket);
   });
   return new Promise((resolve, reject) => {
     listener.once('error', reject);
