@@ -19,6 +19,8 @@ import { StartupGate } from '../src/server/startup-gate.js';
 import { serveOnUnixSocket } from '../src/server/unix-server.js';
 import { BerthError, notFound } from '../src/errors.js';
 import type { RpcContext } from '../src/server/grpc-service.js';
+import { CLIENT_PREFACE, encodeFrame, Flag, FrameReader, FrameType, H2Error } from '../src/server/h2-frames.js';
+import { encodeHeaderBlock } from '../src/server/hpack.js';
 import { tempDir } from './helpers/tmp.js';
 import { cleanup } from './helpers/scope.js';
 
@@ -26,7 +28,9 @@ const RUNTIME = '/runtime.v1.RuntimeService';
 
 interface Harness {
   server: GrpcServer;
-  session(): Promise<http2.ClientHttp2Session>;
+  session(settings?: http2.Settings): Promise<http2.ClientHttp2Session>;
+  /** The socket's path, for raw connections. */
+  socket: string;
   /** What the slow handler (PodSandboxStatus) saw: its context and its signal's abort reason. */
   slow: { ctx?: RpcContext; reason?: unknown; release?: () => void; aborted: Promise<void> };
   /** How many messages the streaming handler (GetContainerEvents) has had accepted by send. */
@@ -88,8 +92,9 @@ async function serve(t: test.TestContext, options: { maxReceiveMessageBytes?: nu
     server,
     slow,
     streamed,
-    session: async () => {
-      const session = http2.connect('http://localhost', { createConnection: () => connect(socket) });
+    socket,
+    session: async (settings?: http2.Settings) => {
+      const session = http2.connect('http://localhost', { createConnection: () => connect(socket), settings, maxSendHeaderBlockLength: 1 << 20 });
       session.on('error', () => undefined);
       sessions.push(session);
       await new Promise<void>((done, fail) => {
@@ -141,8 +146,7 @@ test('a unary call: :status 200, application/grpc, one message, grpc-status 0 in
   assert.equal(response.runtimeName, 'grpc-server-test');
   assert.equal(response.version, '0.1.0');
   assert.equal(r.trailers?.['grpc-status'], '0');
-  // A PING (grpc-go's keepalive and BDP probes) is answered. (On a connection that has
-  // sent no request yet it waits: acceptConnection reads up to the first request's headers.)
+  // A PING (grpc-go's keepalive and BDP probes) is answered.
   const payload = Buffer.from('berthpng');
   const echoed = await new Promise<Buffer>((done, fail) => session.ping(payload, (err, _ms, back) => (err ? fail(err) : done(back))));
   assert.deepEqual(echoed, payload);
@@ -275,7 +279,7 @@ test('shutdown: GOAWAY, the call in flight finishes, no new call is taken, then 
   await closed;
 });
 
-test('berthd and berth-csi do not load @grpc/grpc-js (their static import graphs)', () => {
+test('berthd and berth-csi load neither @grpc/grpc-js nor node:http2 (their static import graphs)', () => {
   const here = dirname(fileURLToPath(import.meta.url));
   const seen = new Set<string>();
   const packages = new Set<string>();
@@ -293,6 +297,123 @@ test('berthd and berth-csi do not load @grpc/grpc-js (their static import graphs
   visit(join(here, '..', 'src', 'bin', 'berthd.js'));
   visit(join(here, '..', 'src', 'bin', 'berth-csi.js'));
   assert.ok(seen.size > 50, `walked ${seen.size} modules`);
-  assert.ok(packages.has('node:http2'));
+  assert.ok(!packages.has('node:http2'), 'the server side is berth\'s own HTTP/2 transport');
+  assert.ok(!packages.has('hpack.js'));
   assert.ok(![...packages].some((p) => p.startsWith('@grpc/')), [...packages].join(' '));
+});
+
+test('flow control: a response over 64 KiB waits for a small peer window, a request over the stream window gets WINDOW_UPDATEs', async (t) => {
+  const h = await serve(t, { maxReceiveMessageBytes: 8 * 1024 * 1024 });
+  // The client announces a 16 KiB stream window: the server must stop at it and wait for WINDOW_UPDATE.
+  const session = await h.session({ initialWindowSize: 16384 });
+  const version = 'v'.repeat(3 * 1024 * 1024);
+  const { stream, reply } = request(session, { ':path': `${RUNTIME}/Version` }, versionBody(version));
+  let received = 0;
+  stream.on('data', (c: Buffer) => (received += c.length));
+  stream.pause();
+  await new Promise((r) => setTimeout(r, 300));
+  assert.ok(received <= 16384 + 65536, `${received} octets arrived while the client read nothing`);
+  stream.resume();
+  const r = await reply;
+  assert.equal(r.trailers?.['grpc-status'], '0');
+  assert.equal(fromBinary(VersionResponseSchema, r.data.subarray(5)).version, version, 'a 3 MiB request (over the 1 MiB stream window) and its echo');
+});
+
+test('a header block over the frame size comes in CONTINUATION frames; HPACK with Huffman and the dynamic table across requests', async (t) => {
+  const h = await serve(t);
+  const session = await h.session();
+  // 40 KB of header: nghttp2 sends HEADERS and CONTINUATION frames.
+  const big = await request(session, { ':path': `${RUNTIME}/Version`, 'x-berth-big': 'b'.repeat(40_000) }, versionBody('continued')).reply;
+  assert.equal(big.trailers?.['grpc-status'], '0');
+  assert.equal(fromBinary(VersionResponseSchema, big.data.subarray(5)).version, 'continued');
+  // nghttp2 Huffman-codes strings and indexes fields in its dynamic table; the unknown
+  // method's name comes back in the status, so each request's :path was decoded right.
+  for (const method of ['NoSuchA', 'NoSuchB', 'NoSuchA', 'NoSuchB', 'NoSuchA']) {
+    const r = await request(session, { ':path': `${RUNTIME}/${method}`, 'x-berth-trace': 'same-value-each-time' }, versionBody()).reply;
+    assert.equal(decodeGrpcMessage(r.headers['grpc-message'] as string), `unknown method ${method} for service runtime.v1.RuntimeService`);
+  }
+  assert.equal((await request(session, { ':path': `${RUNTIME}/Version` }, versionBody()).reply).trailers?.['grpc-status'], '0');
+});
+
+/** A raw connection: writes bytes, and collects the frames the server sends until it closes. */
+async function rawConnection(path: string, bytes: Buffer): Promise<{ type: number; flags: number; streamId: number; payload: Buffer }[]> {
+  const socket = connect(path);
+  const frames: { type: number; flags: number; streamId: number; payload: Buffer }[] = [];
+  const reader = new FrameReader(1 << 24);
+  socket.on('data', (chunk: Buffer) => reader.push(chunk, (type, flags, streamId, payload) => frames.push({ type, flags, streamId, payload: Buffer.from(payload) }), () => false));
+  socket.write(bytes);
+  await new Promise<void>((done) => {
+    socket.on('close', () => done());
+    socket.on('error', () => done());
+    setTimeout(() => socket.destroy(), 3000).unref();
+  });
+  return frames;
+}
+
+const goAwayOf = (frames: { type: number; payload: Buffer }[]) => {
+  const goaway = frames.find((f) => f.type === FrameType.GOAWAY);
+  assert.ok(goaway, `frames: ${frames.map((f) => f.type).join(',')}`);
+  return { last: goaway.payload.readUInt32BE(0), code: goaway.payload.readUInt32BE(4), debug: goaway.payload.subarray(8).toString() };
+};
+
+test('protocol errors: GOAWAY with the code, then the connection ends', async (t) => {
+  const h = await serve(t);
+  const settings = encodeFrame(FrameType.SETTINGS, 0, 0);
+  // Not HTTP/2 at all.
+  const http1 = await rawConnection(h.socket, Buffer.from('GET / HTTP/1.1\r\nHost: x\r\n\r\n'));
+  assert.equal(http1[0]?.type, FrameType.SETTINGS, 'the server preface first');
+  assert.equal(goAwayOf(http1).code, H2Error.PROTOCOL_ERROR);
+  // DATA on stream 0.
+  const data0 = await rawConnection(h.socket, Buffer.concat([CLIENT_PREFACE, settings, encodeFrame(FrameType.DATA, 0, 0, Buffer.from('x'))]));
+  assert.equal(goAwayOf(data0).code, H2Error.PROTOCOL_ERROR);
+  assert.ok(data0.some((f) => f.type === FrameType.SETTINGS && f.flags & Flag.ACK), 'the client SETTINGS was acknowledged');
+  // A frame over the announced SETTINGS_MAX_FRAME_SIZE (16384).
+  const huge = await rawConnection(h.socket, Buffer.concat([CLIENT_PREFACE, settings, encodeFrame(FrameType.DATA, 0, 1, Buffer.alloc(20_000))]));
+  assert.equal(goAwayOf(huge).code, H2Error.FRAME_SIZE_ERROR);
+  // A header block HPACK cannot decode (index 70 of an empty dynamic table).
+  const badBlock = await rawConnection(h.socket, Buffer.concat([CLIENT_PREFACE, settings, encodeFrame(FrameType.HEADERS, Flag.END_HEADERS, 1, Buffer.from([0x80 | 70]))]));
+  assert.equal(goAwayOf(badBlock).code, H2Error.COMPRESSION_ERROR);
+  // A CONTINUATION interrupted by another frame.
+  const headers = encodeHeaderBlock([[':method', 'POST'], [':path', `${RUNTIME}/Version`], ['content-type', 'application/grpc']]);
+  const cut = await rawConnection(
+    h.socket,
+    Buffer.concat([CLIENT_PREFACE, settings, encodeFrame(FrameType.HEADERS, 0, 1, headers.subarray(0, 3)), encodeFrame(FrameType.PING, 0, 0, Buffer.alloc(8))]),
+  );
+  assert.equal(goAwayOf(cut).code, H2Error.PROTOCOL_ERROR);
+  // A WINDOW_UPDATE of 0 on the connection.
+  const zero = await rawConnection(h.socket, Buffer.concat([CLIENT_PREFACE, settings, encodeFrame(FrameType.WINDOW_UPDATE, 0, 0, Buffer.alloc(4))]));
+  assert.equal(goAwayOf(zero).code, H2Error.PROTOCOL_ERROR);
+});
+
+test('raw frames: padding, priority and CONTINUATION are read; the answer is HEADERS, DATA and trailers', async (t) => {
+  const h = await serve(t);
+  const block = encodeHeaderBlock([[':method', 'POST'], [':scheme', 'http'], [':path', `${RUNTIME}/Version`], [':authority', '/run/some/socket.sock'], ['content-type', 'application/grpc']]);
+  // HEADERS with PADDED and PRIORITY, the block split over a CONTINUATION; DATA padded.
+  const headersPayload = Buffer.concat([Buffer.from([4]), Buffer.from([0, 0, 0, 0, 16]), block.subarray(0, 10), Buffer.alloc(4)]);
+  const body = versionBody('raw');
+  const dataPayload = Buffer.concat([Buffer.from([3]), body, Buffer.alloc(3)]);
+  const goaway = encodeFrame(FrameType.GOAWAY, 0, 0, Buffer.alloc(8));
+  const frames = await rawConnection(
+    h.socket,
+    Buffer.concat([
+      CLIENT_PREFACE,
+      encodeFrame(FrameType.SETTINGS, 0, 0),
+      encodeFrame(FrameType.HEADERS, Flag.PADDED | Flag.PRIORITY, 1, headersPayload),
+      encodeFrame(FrameType.CONTINUATION, Flag.END_HEADERS, 1, block.subarray(10)),
+      encodeFrame(FrameType.DATA, Flag.PADDED | Flag.END_STREAM, 1, dataPayload),
+      // The client's GOAWAY: the server ends the connection once the call is answered.
+      goaway,
+    ]),
+  );
+  const onStream = frames.filter((f) => f.streamId === 1);
+  assert.deepEqual(
+    onStream.map((f) => [f.type, f.flags]),
+    [
+      [FrameType.HEADERS, Flag.END_HEADERS],
+      [FrameType.DATA, 0],
+      [FrameType.HEADERS, Flag.END_HEADERS | Flag.END_STREAM],
+    ],
+  );
+  assert.equal(fromBinary(VersionResponseSchema, onStream[1]!.payload.subarray(5)).version, 'raw');
+  assert.ok(!frames.some((f) => f.type === FrameType.GOAWAY && f.payload.readUInt32BE(4) !== 0), 'no protocol error');
 });
