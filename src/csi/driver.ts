@@ -1,5 +1,5 @@
 // berth-csi's wiring: the volume manager, the three CSI services behind server/'s one RPC
-// wrapper, served on a unix socket through AuthorityRepair (the kubelet and the CSI
+// wrapper, served on a unix socket by berth's own HTTP/2 transport (the kubelet and the CSI
 // sidecars are grpc-go clients).
 import type { Logger } from '../util/logger.js';
 import { Controller, Identity, Node } from '../gen/csi/v1/csi_pb.js';

@@ -188,8 +188,9 @@ class CallRun implements RpcContext {
   ok(): void {
     this.call.onCancel = undefined;
     const ms = round(performance.now() - this.started);
-    // The logger's method for a level below the configured one is a no-op: no line is written.
-    this.deps.log[this.level]({ rpc: this.method.name, req: this.requestId, ms, code: 'OK' }, 'rpc');
+    // The line's fields (and the request id's text) are built only when the level is on.
+    const { log } = this.deps;
+    if (log.enabled(this.level)) log[this.level]({ rpc: this.method.name, req: this.requestId, ms, code: 'OK' }, 'rpc');
     this.record('OK', ms);
   }
 

@@ -2,7 +2,8 @@
 // ({"level":30,"time":"<ISO>","pid":N,...bindings,...fields,"msg":"..."}, levels 10 to
 // 60), in the few lines berthd needs instead of pino and its seven packages (which cost
 // idle memory: a worker-thread transport, serializers, a redactor, all loaded at start).
-// A level below the configured one is a no-op method: no line is built.
+// A level below the configured one is a no-op method: no line is built; `enabled` tells
+// a hot path (the RPC wrapper) not to build the line's fields either.
 import { writeSync } from 'node:fs';
 
 export const LOGGER_LEVELS = { trace: 10, debug: 20, info: 30, warn: 40, error: 50, fatal: 60 } as const;
@@ -22,6 +23,8 @@ export interface Logger {
   fatal: LogFn;
   /** A logger whose lines carry these fields too (after the parent's). */
   child(bindings: Record<string, unknown>): Logger;
+  /** True when lines of this level are written: a hot path builds a line's fields only then. */
+  enabled(level: LoggerLevel): boolean;
 }
 
 export interface LoggerOptions {
@@ -60,6 +63,7 @@ export function createJsonLogger(options: LoggerOptions): Logger {
       error: method('error'),
       fatal: method('fatal'),
       child: (bindings) => make(prefix + fieldsOf(bindings)),
+      enabled: (level) => LOGGER_LEVELS[level] >= threshold,
     };
   };
   return make(options.base ? fieldsOf(options.base) : '');
