@@ -180,6 +180,8 @@ export class H2Connection {
   /** A header block being received: its stream, flags and fragments. */
   private continuation: { streamId: number; flags: number; fragments: Buffer[]; bytes: number } | undefined;
   private goingAway = false;
+  /** The socket was ended by this side (the check is a flag: Duplex's getters cost per call). */
+  private ended = false;
   private dead = false;
   private readonly isDead = () => this.dead;
 
@@ -191,6 +193,8 @@ export class H2Connection {
     socket.on('drain', () => this.drained());
     socket.on('error', () => undefined);
     socket.once('close', () => this.closed());
+    // The peer's end ends this side too (a server socket is not half-open).
+    socket.once('end', () => (this.ended = true));
     this.write(SERVER_PREFACE(options.maxConcurrentStreams));
   }
 
@@ -220,7 +224,7 @@ export class H2Connection {
   }
 
   write(bytes: Buffer): void {
-    if (!this.dead) this.socket.write(bytes);
+    if (!this.dead && !this.ended) this.socket.write(bytes);
   }
 
   /** A header block as HEADERS (and CONTINUATION frames when over the peer's frame size). */
@@ -290,7 +294,13 @@ export class H2Connection {
   }
 
   private closeIfIdle(): void {
-    if (this.goingAway && this.streams.size === 0 && !this.dead) this.socket.end();
+    if (this.goingAway && this.streams.size === 0 && !this.dead) this.endSocket();
+  }
+
+  private endSocket(): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.socket.end();
   }
 
   private receive(chunk: Buffer): void {
@@ -323,8 +333,8 @@ export class H2Connection {
   /** A connection error: GOAWAY with its code, then the connection ends. */
   private fail(code: H2ErrorCode, message: string): void {
     if (this.dead) return;
-    this.socket.write(goAwayFrame(this.lastStreamId, code, message));
-    this.socket.end();
+    this.write(goAwayFrame(this.lastStreamId, code, message));
+    this.endSocket();
     this.closed();
   }
 
