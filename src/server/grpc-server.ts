@@ -12,6 +12,7 @@ import { resourceExhausted } from '../errors.js';
 import {
   encodeGrpcMessage,
   FrameError,
+  frameHeader,
   frameMessage,
   GrpcStatus,
   MessageDeframer,
@@ -254,7 +255,7 @@ class H2Call implements ServerCall {
       return this.finish(GrpcStatus.OK);
     }
     this.end();
-    this.stream.reply(RESPONSE_HEADERS, frameMessage(message), OK_TRAILERS);
+    this.stream.reply(RESPONSE_HEADERS, [frameHeader(message.length), message], OK_TRAILERS);
   }
 
   send(message: Uint8Array): Promise<void> {

@@ -40,6 +40,14 @@ export function methodPath(method: DescMethod): string {
 /** Bytes of the frame header: a compressed flag and a big-endian length. */
 export const FRAME_HEADER_BYTES = 5;
 
+/** A message's gRPC frame header: not compressed (berth sends identity only), then its length. */
+export function frameHeader(length: number): Buffer {
+  const header = Buffer.allocUnsafe(FRAME_HEADER_BYTES);
+  header[0] = 0;
+  header.writeUInt32BE(length, 1);
+  return header;
+}
+
 /** One message as a gRPC frame (never compressed: berth sends identity only). */
 export function frameMessage(message: Uint8Array): Buffer {
   const frame = Buffer.allocUnsafe(FRAME_HEADER_BYTES + message.length);

@@ -96,35 +96,38 @@ export class H2Stream {
   }
 
   /**
-   * A unary answer in one write when the windows allow: headers, one DATA frame, trailers.
+   * A unary answer in one write when the windows allow: headers, one DATA frame (its
+   * payload the parts, back to back: no copy of a message to prefix it), trailers.
    * Otherwise the data waits for window as `write`'s does.
    */
-  reply(headers: Buffer, data: Buffer, trailers: Buffer): void {
+  reply(headers: Buffer, parts: readonly Uint8Array[], trailers: Buffer): void {
     if (this.localEnded || this.headersSent) return;
     const connection = this.connection;
-    if (data.length > Math.min(this.sendWindow, connection.sendWindow, connection.peerMaxFrameSize) || this.queue.length > 0) {
+    let length = 0;
+    for (const part of parts) length += part.length;
+    const maxFrame = connection.peerMaxFrameSize;
+    if (length > Math.min(this.sendWindow, connection.sendWindow, maxFrame) || headers.length > maxFrame || trailers.length > maxFrame) {
       this.respond(headers, false);
-      this.write(data);
+      this.write(Buffer.concat(parts, length));
       return this.end(trailers);
     }
     this.headersSent = true;
-    this.sendWindow -= data.length;
-    connection.sendWindow -= data.length;
-    const headersLength = FRAME_HEADER_BYTES + headers.length;
-    const dataLength = FRAME_HEADER_BYTES + data.length;
-    if (headers.length > connection.peerMaxFrameSize || trailers.length > connection.peerMaxFrameSize) {
-      connection.write(Buffer.concat([connection.headerFrames(this.id, headers, false), dataFrame(this.id, data, false), connection.headerFrames(this.id, trailers, true)]));
-    } else {
-      const out = Buffer.allocUnsafe(headersLength + dataLength + FRAME_HEADER_BYTES + trailers.length);
-      writeFrameHeader(out, 0, headers.length, FrameType.HEADERS, Flag.END_HEADERS, this.id);
-      out.set(headers, FRAME_HEADER_BYTES);
-      writeFrameHeader(out, headersLength, data.length, FrameType.DATA, 0, this.id);
-      out.set(data, headersLength + FRAME_HEADER_BYTES);
-      const at = headersLength + dataLength;
-      writeFrameHeader(out, at, trailers.length, FrameType.HEADERS, Flag.END_HEADERS | Flag.END_STREAM, this.id);
-      out.set(trailers, at + FRAME_HEADER_BYTES);
-      connection.write(out);
+    this.sendWindow -= length;
+    connection.sendWindow -= length;
+    const dataAt = FRAME_HEADER_BYTES + headers.length;
+    const trailersAt = dataAt + FRAME_HEADER_BYTES + length;
+    const out = Buffer.allocUnsafe(trailersAt + FRAME_HEADER_BYTES + trailers.length);
+    writeFrameHeader(out, 0, headers.length, FrameType.HEADERS, Flag.END_HEADERS, this.id);
+    out.set(headers, FRAME_HEADER_BYTES);
+    writeFrameHeader(out, dataAt, length, FrameType.DATA, 0, this.id);
+    let at = dataAt + FRAME_HEADER_BYTES;
+    for (const part of parts) {
+      out.set(part, at);
+      at += part.length;
     }
+    writeFrameHeader(out, trailersAt, trailers.length, FrameType.HEADERS, Flag.END_HEADERS | Flag.END_STREAM, this.id);
+    out.set(trailers, trailersAt + FRAME_HEADER_BYTES);
+    connection.write(out);
     connection.endedLocally(this);
   }
 
