@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
 import { createJsonLogger } from '../src/util/logger.js';
 import { ContainerStatusRequestSchema, RuntimeService, VersionRequestSchema, VersionResponseSchema } from '../src/gen/runtime/v1/api_pb.js';
-import { GrpcServer } from '../src/server/grpc-server.js';
+import { GrpcServer, type GrpcServerOptions } from '../src/server/grpc-server.js';
 import { frameMessage, GrpcStatus, decodeGrpcMessage } from '../src/server/grpc-wire.js';
 import { implementService } from '../src/server/rpc-wrapper.js';
 import { StartupGate } from '../src/server/startup-gate.js';
@@ -37,7 +37,7 @@ interface Harness {
   streamed: { sent: number };
 }
 
-async function serve(t: test.TestContext, options: { maxReceiveMessageBytes?: number } = {}): Promise<Harness> {
+async function serve(t: test.TestContext, options: GrpcServerOptions = {}): Promise<Harness> {
   const dir = await tempDir(t, 'berth-grpc-server-');
   const gate = new StartupGate();
   gate.open();
@@ -416,4 +416,27 @@ test('raw frames: padding, priority and CONTINUATION are read; the answer is HEA
   );
   assert.equal(fromBinary(VersionResponseSchema, onStream[1]!.payload.subarray(5)).version, 'raw');
   assert.ok(!frames.some((f) => f.type === FrameType.GOAWAY && f.payload.readUInt32BE(4) !== 0), 'no protocol error');
+});
+
+test('a stream over SETTINGS_MAX_CONCURRENT_STREAMS is refused (RST_STREAM REFUSED_STREAM); the others are served', async (t) => {
+  const h = await serve(t, { maxConcurrentStreams: 1 });
+  const block = (path: string) => encodeHeaderBlock([[':method', 'POST'], [':scheme', 'http'], [':path', path], ['content-type', 'application/grpc']]);
+  const frames = await rawConnection(
+    h.socket,
+    Buffer.concat([
+      CLIENT_PREFACE,
+      encodeFrame(FrameType.SETTINGS, 0, 0),
+      // Stream 1 open (its request not sent yet), then stream 3: one too many.
+      encodeFrame(FrameType.HEADERS, Flag.END_HEADERS, 1, block(`${RUNTIME}/Version`)),
+      encodeFrame(FrameType.HEADERS, Flag.END_HEADERS | Flag.END_STREAM, 3, block(`${RUNTIME}/Version`)),
+      encodeFrame(FrameType.DATA, Flag.END_STREAM, 1, versionBody('first')),
+      encodeFrame(FrameType.GOAWAY, 0, 0, Buffer.alloc(8)),
+    ]),
+  );
+  const settings = frames.find((f) => f.type === FrameType.SETTINGS && !(f.flags & Flag.ACK));
+  assert.ok(settings && settings.payload.readUInt16BE(0) === 3 && settings.payload.readUInt32BE(2) === 1, 'SETTINGS_MAX_CONCURRENT_STREAMS 1 announced');
+  const reset = frames.find((f) => f.type === FrameType.RST_STREAM && f.streamId === 3);
+  assert.equal(reset?.payload.readUInt32BE(0), H2Error.REFUSED_STREAM);
+  const data = frames.find((f) => f.type === FrameType.DATA && f.streamId === 1);
+  assert.equal(fromBinary(VersionResponseSchema, data!.payload.subarray(5)).version, 'first');
 });

@@ -458,9 +458,14 @@ export class H2Connection {
     const stream = this.streams.get(streamId);
     if (!stream || stream.remoteEnded) {
       if (streamId > this.lastStreamId) throw new ConnectionError(H2Error.PROTOCOL_ERROR, `DATA on idle stream ${streamId}`);
-      // A stream already closed (reset, or answered): its data is dropped.
-      if (stream) stream.reset(H2Error.STREAM_CLOSED);
-      return this.giveBack(undefined);
+      // A stream already closed (reset, or answered): its data is dropped. DATA after the
+      // peer's END_STREAM is a stream error (STREAM_CLOSED).
+      this.giveBack(undefined);
+      if (stream) {
+        stream.reset(H2Error.STREAM_CLOSED);
+        stream.listener?.abort();
+      }
+      return;
     }
     if (length > stream.recvWindow) return void (stream.reset(H2Error.FLOW_CONTROL_ERROR), stream.listener?.abort(), this.giveBack(undefined));
     stream.recvWindow -= length;
