@@ -1,5 +1,5 @@
 // berth's own gRPC server, on berth's own HTTP/2 transport (h2-connection.ts: grpc-js'
-// server, then node:http2's JS layer, cost several times containerd's CPU per polled
+// server, then node:http2's JS layer, cost 1.5-2× containerd's CPU per polled
 // call: bench/polled-calls). It speaks what grpc-go clients
 // (the kubelet, crictl, critest, csi-sanity) expect of a server: unary and
 // server-streaming calls, grpc-timeout as a deadline, cancellation by RST_STREAM, status
