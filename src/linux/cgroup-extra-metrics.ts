@@ -4,9 +4,9 @@
 // on a hybrid host the v2 cgroup that runc makes beside the v1 ones), the memory
 // reservation (v1 memory.soft_limit_in_bytes, v2 memory.low) and the soft open-files
 // limit of a process (/proc/PID/limits, cAdvisor's only ulimit, "max_open_files").
-import { readdir, readFile } from 'node:fs/promises';
+import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { cgroupHierarchies } from './cgroups.js';
+import { cgroupHierarchies, readCgroupFile } from './cgroups.js';
 
 export interface HugetlbUsage {
   /** As libcontainer names page sizes: "2MB", "1GB". */
@@ -28,7 +28,7 @@ export interface CgroupPressure {
   io: PressureTotals;
 }
 
-const read = (file: string) => readFile(file, 'utf8').catch(() => undefined);
+const read = readCgroupFile;
 const num = (text: string | undefined) => (text === undefined || Number.isNaN(Number(text.trim())) ? undefined : Number(text.trim()));
 
 /** Hugetlb use per page size; undefined without a hugetlb controller (or without the cgroup). */

@@ -1,9 +1,8 @@
 // The counters cAdvisor exports for a cgroup beyond what stats need: CPU split into
 // user and system time and CFS throttling, memory cache/mapped/swap/failures/peak, OOM
 // kills, processes and threads, page faults, kernel memory, the pids limit. cgroup v1 controllers or the v2 unified hierarchy.
-import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { cgroupHierarchies, cgroupUsage, type CgroupUsage } from './cgroups.js';
+import { cgroupHierarchies, cgroupUsage, readCgroupFile, type CgroupUsage } from './cgroups.js';
 import { cgroupDir } from './cgroup-names.js';
 
 export interface CgroupMetrics extends CgroupUsage {
@@ -37,7 +36,7 @@ export interface CgroupMetrics extends CgroupUsage {
 /** USER_HZ: the unit of cpuacct.stat. */
 const USER_HZ = 100;
 
-const read = (file: string) => readFile(file, 'utf8').catch(() => undefined);
+const read = readCgroupFile;
 const keyed = (text: string | undefined) =>
   new Map(
     (text ?? '')
