@@ -106,7 +106,9 @@ export async function startDaemon(config: BerthConfig, log: Logger): Promise<Run
   }
   const deps = { streams, config, network: cniNetworkReadiness(config.cni.conf_dir), images, pods, containers, events, settings: { podCidr: '' } };
   // The memory a run of calls leaves is given back once they pause (idle-memory.ts).
-  const idleMemory = new IdleMemoryReleaser();
+  const idleMemory = new IdleMemoryReleaser({
+    onRelease: ({ heapBefore, heapAfter, ms }) => log.debug({ heapBeforeMb: +(heapBefore / 1048576).toFixed(1), heapAfterMb: +(heapAfter / 1048576).toFixed(1), ms: Math.round(ms) }, 'calls paused: heap compacted'),
+  });
   if (!idleMemory.enabled) log.debug({}, "started without berthd's #! node flags: memory left by calls is given back only when V8 decides");
   const onCall = (call: CallOutcome) => {
     metrics.recordCall(call);
