@@ -6,34 +6,41 @@ import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { IdleMemoryReleaser } from '../src/daemon/idle-memory.js';
 
-test('runs once calls have paused for quietMs, only after the heap grew, at most once per minIntervalMs', () => {
+test('runs once calls have paused for quietMs, again once settled, only after the heap grew, at most once per minIntervalMs', () => {
   let now = 0;
   let heap = 10 << 20;
   let gcs = 0;
-  const r = new IdleMemoryReleaser({ quietMs: 1000, minIntervalMs: 30_000, growthBytes: 2 << 20, now: () => now, heapBytes: () => heap, gc: () => { gcs++; heap = 11 << 20; } });
+  const r = new IdleMemoryReleaser({ quietMs: 1000, settleMs: 10_000, minIntervalMs: 30_000, growthBytes: 2 << 20, now: () => now, heapBytes: () => heap, gc: () => { gcs++; heap = 11 << 20; } });
   r.noteCall();
   now = 500;
   assert.equal(r.check(), false, 'a call 500 ms ago: not quiet yet');
   now = 1500;
   assert.equal(r.check(), true, "the first pause after start-up collects (start-up's garbage)");
   assert.equal(gcs, 1);
+  now = 5000;
+  assert.equal(r.check(), false, 'the follow-up waits until settled');
+  now = 11_500;
+  assert.equal(r.check(), true, 'still quiet 10 s after: once more, whatever the growth');
+  assert.equal(gcs, 2);
+  now = 12_000;
   heap = 12 << 20;
   r.noteCall();
   now = 40_000;
   assert.equal(r.check(), false, 'quiet, but the heap grew only 1 MB since');
   r.noteCall();
   heap = 15 << 20;
-  now = 41_100;
+  now = 41_600;
   assert.equal(r.check(), true, 'quiet and grown by 4 MB: collected');
-  assert.equal(gcs, 2);
+  assert.equal(gcs, 3);
   assert.equal(r.stats.lastFreedBytes, 4 << 20);
+  now = 42_000;
   r.noteCall();
   heap = 16 << 20;
   now = 50_000;
-  assert.equal(r.check(), false, 'grown again, but within minIntervalMs of the last');
+  assert.equal(r.check(), false, 'a call came: no follow-up; grown again, but within minIntervalMs of the last');
   now = 73_000;
   assert.equal(r.check(), true, 'after minIntervalMs');
-  assert.equal(gcs, 3);
+  assert.equal(gcs, 4);
   r.close();
 });
 
