@@ -10,10 +10,12 @@
 // garbage is young, so after a burst it often never comes (the bimodal "after calls"
 // figures). So berthd runs that compacting GC itself: after calls, when none came for
 // `quietMs` (1 s) and the heap has grown by `growthBytes` (2 MB) since the last one, at
-// most once per `minIntervalMs` (10 s), and once more if calls are still quiet
+// most once per `minIntervalMs` (30 s), and once more if calls are still quiet
 // `settleMs` (10 s) later (see check()). Each costs 60-130 ms of CPU on this machine's
-// loaded cores (two GCs, see below): at most ~1% of one core, and only while the heap
-// keeps growing 2 MB between pauses (1,500 calls grew it ~4.5 MB).
+// loaded cores (two GCs, see below): at most ~1% of one core (two per 30 s), and only
+// while the heap keeps growing 2 MB between pauses (1,500 calls grew it ~4.5 MB). With
+// 10 s instead of 30, bench:polled's per-kind CPU figures (300 calls of a kind, then a
+// pause while the other runtimes take their turn) took up to +300 µs a call from it.
 //
 // It needs V8's gc extension under the name berthd's #! line gives it
 // (--expose-gc-as=berthGc); started otherwise (plain `node berthd.js`) it does nothing.
@@ -60,7 +62,7 @@ export class IdleMemoryReleaser {
 
   constructor(options: IdleMemoryOptions = {}) {
     this.#quietMs = options.quietMs ?? 1000;
-    this.#minIntervalMs = options.minIntervalMs ?? 10_000;
+    this.#minIntervalMs = options.minIntervalMs ?? 30_000;
     this.#settleMs = options.settleMs ?? 10_000;
     this.#growthBytes = options.growthBytes ?? 2 << 20;
     this.#gc = options.gc ?? compactingGc();
