@@ -101,10 +101,10 @@ export async function cgroupIo(cgroupsPath: string): Promise<DeviceIo[]> {
   let parsed: Partial[];
   if (blkio) {
     const dir = join(blkio.mount, path);
-    parsed = parseV1Blkio(await read(join(dir, 'blkio.throttle.io_service_bytes')), await read(join(dir, 'blkio.throttle.io_serviced')));
+    parsed = parseV1Blkio(read(join(dir, 'blkio.throttle.io_service_bytes')), read(join(dir, 'blkio.throttle.io_serviced')));
   } else {
     const unified = hierarchies.find((h) => h.version === 2);
-    parsed = unified ? parseIoStat(await read(join(unified.mount, path, 'io.stat'))) : [];
+    parsed = unified ? parseIoStat(read(join(unified.mount, path, 'io.stat'))) : [];
   }
   return Promise.all(parsed.map(async (p) => ({ ...p, device: await blockDeviceName(p.major, p.minor) })));
 }

@@ -178,14 +178,9 @@ export class SandboxManager {
     return records;
   }
 
-  /**
-   * A pod with its readiness checked (PodSandboxStatus): as a listing, an init checked
-   * in the last THOROUGH_CHECK_MS whose pid still exists is taken as alive (the kubelet
-   * asks every second per pod; the thorough check is 50-75 µs of /proc reads).
-   */
   async getChecked(idOrPrefix: string): Promise<SandboxRecord> {
     const record = this.get(idOrPrefix);
-    await this.#checkAlive(record, false, true);
+    await this.#checkAlive(record);
     return record;
   }
 
