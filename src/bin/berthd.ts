@@ -1,8 +1,9 @@
-#!/usr/bin/env -S node --max-semi-space-size=1
+#!/usr/bin/env -S node --max-semi-space-size=1 --expose-gc-as=berthGc
 // berthd: the berth CRI daemon. (V8's young generation is capped at 1 MB per semi-space:
 // a daemon's garbage is short-lived and small, and the default 16 MB costs ~30 MB of
 // resident memory that is never given back; measured with bench/lifecycle. 1 MB against
-// 2: ~1 MB less resident, the same CPU per status call, measured A/B.)
+// 2: ~1 MB less resident, the same CPU per status call, measured A/B. The gc extension,
+// as berthGc, is for daemon/idle-memory.ts: a compacting GC once calls pause.)
 import { parseArgs } from 'node:util';
 import { configToToml, loadConfig, type BerthConfig, type ConfigOverrides } from '../config/config.js';
 import { createLogger } from '../daemon/logger.js';

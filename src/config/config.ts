@@ -39,6 +39,8 @@ export interface BerthConfig {
   pinned_images: string[];
   /** A pull that receives no bytes for this long is cancelled (Go duration). */
   image_pull_progress_timeout: string;
+  /** How long a container's writable-layer usage (stats, metrics) is answered before its upper dir is walked again (Go duration; containerd's key). */
+  stats_collect_period: string;
   /** berth's RuntimeDefault seccomp profile for containers whose request names none (CRI-O's key); false: unconfined, as the CRI says. */
   seccomp_use_default_when_empty: boolean;
   /** Where CDI spec files are read from; a later directory wins for the same device. */
@@ -61,6 +63,7 @@ export function defaultConfig(): BerthConfig {
     default_runtime: 'runc',
     pinned_images: [],
     image_pull_progress_timeout: '5m',
+    stats_collect_period: '10s',
     seccomp_use_default_when_empty: false,
     cdi_spec_dirs: ['/etc/cdi', '/var/run/cdi'],
     runtimes: {
@@ -129,6 +132,7 @@ export function parseConfig(raw: Record<string, unknown>, source = 'config'): Be
   config.default_runtime = where.string('default_runtime', config.default_runtime);
   config.pinned_images = where.stringArray('pinned_images', config.pinned_images, checkReference);
   config.image_pull_progress_timeout = where.string('image_pull_progress_timeout', config.image_pull_progress_timeout, checkDuration);
+  config.stats_collect_period = where.string('stats_collect_period', config.stats_collect_period, checkDuration);
   config.seccomp_use_default_when_empty = where.boolean('seccomp_use_default_when_empty', config.seccomp_use_default_when_empty);
   config.cdi_spec_dirs = where.stringArray('cdi_spec_dirs', config.cdi_spec_dirs, checkAbsolute);
 

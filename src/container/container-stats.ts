@@ -46,7 +46,66 @@ export class UsageSampler {
   }
 }
 
-/** Bytes and inodes of a container's writable layer. */
-export function writableLayerUsage(upperDir: string): Promise<{ bytes: number; inodes: number }> {
-  return diskUsage(upperDir);
+export interface LayerUsage {
+  bytes: number;
+  inodes: number;
+  /** When the walk that found these began, nanoseconds since the epoch. */
+  timestampNanos: bigint;
+}
+
+/** Bytes and inodes of a container's writable layer (a walk of its upper dir). */
+export async function writableLayerUsage(upperDir: string): Promise<LayerUsage> {
+  const timestampNanos = BigInt(Date.now()) * 1_000_000n;
+  return { ...(await diskUsage(upperDir)), timestampNanos };
+}
+
+/** How long a writable layer's figure is answered before it is walked again: containerd's stats_collect_period (10 s). */
+export const DEFAULT_LAYER_USAGE_MAX_AGE_MS = 10_000;
+
+/**
+ * The writable layers' usage, walked at most once per `maxAgeMs` per container. The walk
+ * (an lstat of every file in the upper dir) is what made ContainerStats cost several
+ * times containerd's; containerd answers from a store its snapshots syncer refreshes every
+ * stats_collect_period (10 s) for every snapshot, asked or not. Here a figure older than
+ * that is walked again when asked (callers at the same time share one walk), so an idle
+ * node walks nothing and no call waits on more than one walk of its own layer.
+ * `forget` drops a removed container's figure at once.
+ */
+export class LayerUsageCache {
+  readonly #entries = new Map<string, { at: number; usage?: LayerUsage; walking?: Promise<LayerUsage> }>();
+
+  constructor(
+    private readonly maxAgeMs = DEFAULT_LAYER_USAGE_MAX_AGE_MS,
+    private readonly walk: (upperDir: string) => Promise<LayerUsage> = writableLayerUsage,
+    private readonly now: () => number = () => performance.now(),
+  ) {}
+
+  get(id: string, upperDir: string): Promise<LayerUsage> {
+    let entry = this.#entries.get(id);
+    if (entry?.usage && this.now() - entry.at < this.maxAgeMs) return Promise.resolve(entry.usage);
+    if (entry?.walking) return entry.walking;
+    if (!entry) {
+      entry = { at: 0 };
+      this.#entries.set(id, entry);
+    }
+    const mine = entry;
+    const started = this.now();
+    mine.walking = this.walk(upperDir).finally(() => (mine.walking = undefined));
+    return mine.walking.then((usage) => {
+      // Forgotten meanwhile (the container was removed): nothing is kept.
+      if (this.#entries.get(id) === mine) {
+        mine.usage = usage;
+        mine.at = started;
+      }
+      return usage;
+    });
+  }
+
+  forget(id: string): void {
+    this.#entries.delete(id);
+  }
+
+  get size(): number {
+    return this.#entries.size;
+  }
 }

@@ -17,11 +17,12 @@ import type { SandboxManager } from '../pod/sandbox-manager.js';
 import type { SandboxRecord } from '../pod/sandbox-types.js';
 import { cgroupMetrics, type CgroupMetrics } from '../linux/cgroup-metrics.js';
 import { cgroupHugetlb, cgroupMemoryReservation, cgroupPressure, softOpenFilesLimit, type CgroupPressure, type HugetlbUsage } from '../linux/cgroup-extra-metrics.js';
-import { netnsInterfaceCounters, type InterfaceCounters } from '../linux/netdev.js';
+import { podInterfaceCounters, type InterfaceCounters } from '../linux/netdev.js';
 import { cgroupIo, type DeviceIo } from '../linux/cgroup-io.js';
 import { countFds, type FdCounts } from '../linux/process-fds.js';
 import { filesystemOf, type FilesystemInfo } from '../linux/filesystem.js';
-import { writableLayerUsage } from '../container/container-stats.js';
+import { LayerUsageCache } from '../container/container-stats.js';
+import { podNetworkPids } from './stats.js';
 import { mapLimit } from '../util/map-limit.js';
 import { sendInBatches } from './list-streams.js';
 
@@ -182,20 +183,21 @@ async function cgroupExtras(usage: CgroupMetrics, cgroupPath: string, labels: st
 }
 
 /** The container's writable layer: its bytes, and the size and inodes of the filesystem under it. */
-async function layerFs(record: ContainerRecord): Promise<LayerFs | undefined> {
+async function layerFs(record: ContainerRecord, layers: LayerUsageCache): Promise<LayerFs | undefined> {
   const upper = join(record.bundle, 'upper');
   try {
-    const [fs, used] = await Promise.all([filesystemOf(upper), writableLayerUsage(upper)]);
+    const [fs, used] = await Promise.all([filesystemOf(upper), layers.get(record.id, upper)]);
     return { ...fs, usedBytes: used.bytes };
   } catch {
     return undefined;
   }
 }
 
-/** How many pods are measured at once (each reads a few dozen cgroup files and runs one nsenter). */
+/** How many pods are measured at once (each reads a few dozen cgroup files, and runs one nsenter when no process is in its network namespace). */
 const POD_CONCURRENCY = 4;
 
-export function metricsHandlers(containers: ContainerManager, pods: SandboxManager): {
+/** `layers`: the writable layers' figures, shared with the stats calls (cri/stats.ts). */
+export function metricsHandlers(containers: ContainerManager, pods: SandboxManager, layers: LayerUsageCache = new LayerUsageCache()): {
   listMetricDescriptors: UnaryHandler<R['listMetricDescriptors']>;
   listPodSandboxMetrics: UnaryHandler<R['listPodSandboxMetrics']>;
   streamPodSandboxMetrics: ServerStreamHandler<R['streamPodSandboxMetrics']>;
@@ -203,7 +205,7 @@ export function metricsHandlers(containers: ContainerManager, pods: SandboxManag
   const containerMetrics = async (record: ContainerRecord): Promise<Metric[]> => {
     const labels = [record.id, record.spec.name, record.spec.image];
     const usage = record.state === 'running' ? await cgroupMetrics(record.cgroupsPath) : undefined;
-    const layer = await layerFs(record);
+    const layer = await layerFs(record, layers);
     return [
       ...(usage ? [...emit(cgroupDefs, usage, labels), ...(await cgroupExtras(usage, record.cgroupsPath, labels)), ...(await optionalCgroupMetrics(record.cgroupsPath, labels)), ...(await optionalContainerMetrics(record, labels))] : []),
       ...(layer ? emit(fsDefs, layer, [...labels, layer.device]) : []),
@@ -217,11 +219,11 @@ export function metricsHandlers(containers: ContainerManager, pods: SandboxManag
     const usage = pod.cgroupPath ? await cgroupMetrics(pod.cgroupPath) : undefined;
     if (usage) metrics.push(...emit(cgroupDefs, usage, labels), ...(await cgroupExtras(usage, pod.cgroupPath, labels)), ...(await optionalCgroupMetrics(pod.cgroupPath, labels)));
     // Network counters belong to the pod: its containers share its namespace.
+    const mine = containers.ofPod(pod.id);
     if (pod.netns) {
-      const interfaces = await netnsInterfaceCounters(pod.netns).catch(() => [] as InterfaceCounters[]);
+      const interfaces = await podInterfaceCounters(pod.netns, podNetworkPids(pod, mine)).catch(() => [] as InterfaceCounters[]);
       for (const i of interfaces) metrics.push(...emit(networkDefs, i, [...labels, i.name]));
     }
-    const mine = containers.ofPod(pod.id);
     return {
       podSandboxId: pod.id,
       metrics,

@@ -22,6 +22,8 @@ import { listPodSandboxHandler, podSandboxStatusHandler } from './sandbox-status
 import { getContainerEventsHandler, type PodEvents } from './container-events.js';
 import { updatePodSandboxResourcesHandler } from './sandbox-resources.js';
 import { metricsHandlers } from './metrics.js';
+import { LayerUsageCache } from '../container/container-stats.js';
+import { parseDuration } from '../util/duration.js';
 import { checkpointContainerHandler } from './container-checkpoint.js';
 import { imageStreamHandlers, runtimeStreamHandlers } from './list-streams.js';
 
@@ -34,6 +36,8 @@ export interface CriDeps extends StatusDeps {
 }
 
 export function runtimeHandlers(deps: CriDeps): ServiceHandlers<MethodsOf<typeof RuntimeService>> {
+  // The writable layers' usage, walked at most once per stats_collect_period, for the stats and the metrics calls.
+  const layers = new LayerUsageCache(parseDuration(deps.config.stats_collect_period));
   const handlers = {
     version,
     status: statusHandler(deps),
@@ -46,11 +50,11 @@ export function runtimeHandlers(deps: CriDeps): ServiceHandlers<MethodsOf<typeof
     listPodSandbox: listPodSandboxHandler(deps.pods),
     updatePodSandboxResources: updatePodSandboxResourcesHandler(deps.pods),
     ...containerHandlers(deps.containers, { seccompDefaultWhenEmpty: deps.config.seccomp_use_default_when_empty }),
-    ...statsHandlers(deps.containers, deps.pods, deps.events.hub),
+    ...statsHandlers(deps.containers, deps.pods, deps.events.hub, layers),
     ...containerStreamHandlers(deps.containers, deps.streams),
     portForward: portForwardHandler(deps.pods, deps.streams),
     getContainerEvents: getContainerEventsHandler(deps.events, deps.containers),
-    ...metricsHandlers(deps.containers, deps.pods),
+    ...metricsHandlers(deps.containers, deps.pods, layers),
     checkpointContainer: checkpointContainerHandler(deps.containers),
   };
   // The Stream* twins of the List* calls: the same answers, sent in batches.

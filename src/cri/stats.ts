@@ -1,18 +1,20 @@
 // ContainerStats, ListContainerStats, PodSandboxStats, ListPodSandboxStats: CPU and
-// memory from cgroups, the writable layer from the container's upper dir, a pod's
-// network counters from inside its network namespace (the kubelet's /stats/summary with
-// PodAndContainerStatsFromCRI takes the pod's network from there).
+// memory from cgroups (read at each call), the writable layer from the container's
+// upper dir (walked at most once per stats_collect_period, as containerd's snapshots
+// syncer does), a pod's network counters from inside its network namespace (the
+// kubelet's /stats/summary with PodAndContainerStatsFromCRI takes the pod's network
+// from there).
 import type { MessageInitShape } from '@bufbuild/protobuf';
 import type { ContainerStatsSchema, CpuUsageSchema, MemoryUsageSchema, NetworkUsageSchema, PodSandboxStatsSchema, RuntimeService } from '../gen/runtime/v1/api_pb.js';
 import type { UnaryHandler } from '../server/grpc-service.js';
 import type { ContainerManager } from '../container/container-manager.js';
 import type { ContainerRecord } from '../container/container-types.js';
 import { bundlePaths } from '../container/bundle.js';
-import { UsageSampler, writableLayerUsage, type UsageSample } from '../container/container-stats.js';
+import { LayerUsageCache, UsageSampler, type UsageSample } from '../container/container-stats.js';
 import type { SandboxManager } from '../pod/sandbox-manager.js';
 import type { SandboxRecord } from '../pod/sandbox-types.js';
 import { invalidArgument } from '../errors.js';
-import { netnsInterfaceCounters, type InterfaceCounters } from '../linux/netdev.js';
+import { podInterfaceCounters, type InterfaceCounters } from '../linux/netdev.js';
 import { filterContainers, filterPods } from './list-filters.js';
 import type { EventHub } from '../events/event-hub.js';
 import type { ContainerEvent } from '../events/container-events.js';
@@ -47,7 +49,23 @@ export function networkUsageOf(interfaces: InterfaceCounters[], timestamp: bigin
   return { timestamp, defaultInterface: usage(main), interfaces: interfaces.filter((i) => i !== main).map(usage) };
 }
 
-export function statsHandlers(containers: ContainerManager, pods: SandboxManager, events?: Pick<EventHub<ContainerEvent>, 'listen'>): {
+/** The processes a pod's network counters can be read through: its init, then its running containers'. */
+export function podNetworkPids(pod: SandboxRecord, containers: readonly ContainerRecord[]): number[] {
+  const pids = pod.pidInit ? [pod.pidInit] : [];
+  for (const c of containers) if (c.state === 'running' && c.pid > 0) pids.push(c.pid);
+  return pids;
+}
+
+/**
+ * `layers`: the writable layers' figures (shared with the metrics calls); a removed
+ * container's goes with its deleted event.
+ */
+export function statsHandlers(
+  containers: ContainerManager,
+  pods: SandboxManager,
+  events?: Pick<EventHub<ContainerEvent>, 'listen'>,
+  layers: LayerUsageCache = new LayerUsageCache(),
+): {
   containerStats: Method<'containerStats'>;
   listContainerStats: Method<'listContainerStats'>;
   podSandboxStats: Method<'podSandboxStats'>;
@@ -57,28 +75,31 @@ export function statsHandlers(containers: ContainerManager, pods: SandboxManager
   // A removed container's (or pod's) last CPU sample goes with it.
   events?.listen((event) => {
     if (event.kind !== 'deleted') return;
-    sampler.forget(event.containerId === event.podId ? `pod:${event.podId}` : event.containerId);
+    const pod = event.containerId === event.podId;
+    sampler.forget(pod ? `pod:${event.podId}` : event.containerId);
+    if (!pod) layers.forget(event.containerId);
   });
 
   const containerStats = async (record: ContainerRecord): Promise<MessageInitShape<typeof ContainerStatsSchema>> => {
     const sample = record.state === 'running' ? await sampler.sample(record.id, record.cgroupsPath) : undefined;
     const { upper } = bundlePaths(record.bundle);
-    const layer = await writableLayerUsage(upper);
+    const layer = await layers.get(record.id, upper);
     return {
       attributes: { id: record.id, metadata: { name: record.spec.name, attempt: record.spec.attempt }, labels: record.spec.labels, annotations: record.spec.annotations },
       cpu: cpuOf(sample),
       memory: memoryOf(sample),
-      writableLayer: { timestamp: BigInt(Date.now()) * 1_000_000n, fsId: { mountpoint: upper }, usedBytes: u64(layer.bytes), inodesUsed: u64(layer.inodes) },
+      writableLayer: { timestamp: layer.timestampNanos, fsId: { mountpoint: upper }, usedBytes: u64(layer.bytes), inodesUsed: u64(layer.inodes) },
     };
   };
 
   const podStats = async (pod: SandboxRecord): Promise<MessageInitShape<typeof PodSandboxStatsSchema>> => {
-    const mine = await Promise.all(containers.ofPod(pod.id).map(containerStats));
+    const records = containers.ofPod(pod.id);
+    const mine = await Promise.all(records.map(containerStats));
     // The pod's own cgroup holds all its containers; without one, their sum is the pod.
     const sample = pod.cgroupPath ? await sampler.sample(`pod:${pod.id}`, pod.cgroupPath) : undefined;
     const sum = (pick: (c: (typeof mine)[number]) => bigint | undefined) => mine.reduce((a, c) => a + (pick(c) ?? 0n), 0n);
     const now = BigInt(Date.now()) * 1_000_000n;
-    const network = pod.netns && pod.state === 'ready' ? networkUsageOf(await netnsInterfaceCounters(pod.netns).catch(() => []), now) : undefined;
+    const network = pod.netns && pod.state === 'ready' ? networkUsageOf(await podInterfaceCounters(pod.netns, podNetworkPids(pod, records)).catch(() => []), now) : undefined;
     return {
       attributes: { id: pod.id, metadata: { name: pod.spec.name, uid: pod.spec.uid, namespace: pod.spec.namespace, attempt: pod.spec.attempt }, labels: pod.spec.labels, annotations: pod.spec.annotations },
       linux: {

@@ -1,5 +1,6 @@
 // berthd's life: claim the socket, serve the CRI behind the start-up gate, recover
 // state, open the gate; on SIGTERM/SIGINT stop serving and remove the socket.
+import { IdleMemoryReleaser } from './idle-memory.js';
 import { mkdir, unlink } from 'node:fs/promises';
 import type { Logger } from '../util/logger.js';
 import { ImageService, RuntimeService } from '../gen/runtime/v1/api_pb.js';
@@ -104,7 +105,15 @@ export async function startDaemon(config: BerthConfig, log: Logger): Promise<Run
     log.info({ url: `http://${metricsServer.address}/metrics` }, 'metrics endpoint listening');
   }
   const deps = { streams, config, network: cniNetworkReadiness(config.cni.conf_dir), images, pods, containers, events, settings: { podCidr: '' } };
-  const onCall = (call: CallOutcome) => metrics.recordCall(call);
+  // The memory a run of calls leaves is given back once they pause (idle-memory.ts).
+  const idleMemory = new IdleMemoryReleaser({
+    onRelease: ({ heapBefore, heapAfter, ms }) => log.debug({ heapBeforeMb: +(heapBefore / 1048576).toFixed(1), heapAfterMb: +(heapAfter / 1048576).toFixed(1), ms: Math.round(ms) }, 'calls paused: heap compacted'),
+  });
+  if (!idleMemory.enabled) log.debug({}, "started without berthd's #! node flags: memory left by calls is given back only when V8 decides");
+  const onCall = (call: CallOutcome) => {
+    metrics.recordCall(call);
+    idleMemory.noteCall();
+  };
   // Image manifests and container lists can exceed grpc-go's 4 MiB default.
   const server = new GrpcServer({ maxReceiveMessageBytes: 16 * 1024 * 1024, maxSendMessageBytes: 64 * 1024 * 1024 });
   server.addService(implementService(RuntimeService, runtimeHandlers(deps), { gate, log, onCall }));
@@ -138,6 +147,7 @@ export async function startDaemon(config: BerthConfig, log: Logger): Promise<Run
         // Event streams never end by themselves: they end first, so the server can drain.
         events.hub.close();
         containers.close();
+        idleMemory.close();
         await metricsServer?.close();
         await server.shutdown(SHUTDOWN_GRACE_MS);
         await listener.close();

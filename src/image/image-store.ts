@@ -39,6 +39,10 @@ export class ImageStore {
   readonly #records: RecordStore<ImageRecord>;
   readonly #images = new Map<string, ImageRecord>();
   readonly #mutex = new Mutex();
+  /** Every repo tag and repo digest → its image; made again after any change (undefined: stale). */
+  #byName: Map<string, ImageRecord> | undefined;
+  /** What a name the kubelet asks by means as a tag or digest reference (parsed once per name). */
+  readonly #wanted = new Map<string, string | null>();
 
   constructor(root: string) {
     this.#records = new RecordStore(join(root, 'images'));
@@ -48,6 +52,7 @@ export class ImageStore {
   async load(): Promise<string[]> {
     const { records, problems } = await this.#records.loadAll();
     for (const record of records) this.#images.set(record.id, record);
+    this.#byName = undefined;
     return problems;
   }
 
@@ -67,18 +72,13 @@ export class ImageStore {
     const text = name.trim();
     const id = /^(sha256:)?([a-f0-9]{64})$/.exec(text);
     if (id) return this.#images.get(`sha256:${id[2]}`);
-    let ref;
-    try {
-      ref = parseReference(text);
-    } catch {
-      ref = undefined;
-    }
-    if (ref) {
-      // A digest names content exactly; a tag only when there is no digest.
-      const wanted = ref.digest ? `${repositoryName(ref)}@${ref.digest}` : tagReference(ref);
-      for (const image of this.#images.values()) {
-        if ((ref.digest ? image.repoDigests : image.repoTags).includes(wanted!)) return image;
-      }
+    // ImageStatus is polled for every container's image: a name is parsed once and
+    // looked up in an index, not against every image's names (a cost that grew with images).
+    const wanted = this.#referenceName(text);
+    if (wanted) {
+      this.#byName ??= this.#indexNames();
+      const image = this.#byName.get(wanted);
+      if (image) return image;
     }
     const prefix = /^(?:sha256:)?([a-f0-9]{3,63})$/.exec(text);
     if (prefix) {
@@ -87,6 +87,33 @@ export class ImageStore {
       if (matches.length > 1) throw invalidArgument(`image id prefix "${text}" is ambiguous (${matches.length} images)`);
     }
     return undefined;
+  }
+
+  /** The tag or digest reference `text` names (a digest names content exactly; a tag only when there is no digest); null when it is none. */
+  #referenceName(text: string): string | null {
+    let wanted = this.#wanted.get(text);
+    if (wanted === undefined) {
+      let ref;
+      try {
+        ref = parseReference(text);
+      } catch {
+        ref = undefined;
+      }
+      wanted = ref ? (ref.digest ? `${repositoryName(ref)}@${ref.digest}` : (tagReference(ref) ?? null)) : null;
+      // Bounded: the names asked for are the node's images', a few dozen; a flood of others starts it again.
+      if (this.#wanted.size >= 1024) this.#wanted.clear();
+      this.#wanted.set(text, wanted);
+    }
+    return wanted;
+  }
+
+  #indexNames(): Map<string, ImageRecord> {
+    const index = new Map<string, ImageRecord>();
+    for (const image of this.#images.values()) {
+      // The first image with a name wins, as the search through them did.
+      for (const name of [...image.repoDigests, ...image.repoTags]) if (!index.has(name)) index.set(name, image);
+    }
+    return index;
   }
 
   /** Records a pulled image, merging names with an existing record of the same id. */
@@ -117,6 +144,7 @@ export class ImageStore {
       if (!this.#images.has(id)) return false;
       await this.#records.delete(id);
       this.#images.delete(id);
+      this.#byName = undefined;
       return true;
     });
   }
@@ -124,6 +152,7 @@ export class ImageStore {
   async #write(record: ImageRecord): Promise<void> {
     await this.#records.put(record.id, record);
     this.#images.set(record.id, record);
+    this.#byName = undefined;
   }
 }
 

@@ -4,9 +4,9 @@
 // on a hybrid host the v2 cgroup that runc makes beside the v1 ones), the memory
 // reservation (v1 memory.soft_limit_in_bytes, v2 memory.low) and the soft open-files
 // limit of a process (/proc/PID/limits, cAdvisor's only ulimit, "max_open_files").
-import { readdir, readFile } from 'node:fs/promises';
+import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { cgroupHierarchies } from './cgroups.js';
+import { cgroupHierarchies, readCgroupFile } from './cgroups.js';
 
 export interface HugetlbUsage {
   /** As libcontainer names page sizes: "2MB", "1GB". */
@@ -28,7 +28,7 @@ export interface CgroupPressure {
   io: PressureTotals;
 }
 
-const read = (file: string) => readFile(file, 'utf8').catch(() => undefined);
+const read = readCgroupFile;
 const num = (text: string | undefined) => (text === undefined || Number.isNaN(Number(text.trim())) ? undefined : Number(text.trim()));
 
 /** Hugetlb use per page size; undefined without a hugetlb controller (or without the cgroup). */
@@ -39,15 +39,15 @@ export async function cgroupHugetlb(path: string): Promise<HugetlbUsage[] | unde
   const dir = v1 ? join(v1.mount, path) : v2 ? join(v2.mount, path) : undefined;
   if (!dir) return undefined;
   // In v2 a cgroup has the controller's files when its parent enabled it for it.
-  if (v2 && !((await read(join(dir, 'cgroup.controllers'))) ?? '').split(/\s+/).includes('hugetlb')) return undefined;
+  if (v2 && !(read(join(dir, 'cgroup.controllers')) ?? '').split(/\s+/).includes('hugetlb')) return undefined;
   const files = await readdir(dir).catch(() => undefined);
   if (!files) return undefined;
   const sizes = [...new Set(files.map((f) => /^hugetlb\.([0-9]+[KMG]B)\./.exec(f)?.[1]).filter((s): s is string => s !== undefined))];
   const out: HugetlbUsage[] = [];
   for (const pageSize of sizes) {
-    const usage = num(await read(join(dir, v1 ? `hugetlb.${pageSize}.usage_in_bytes` : `hugetlb.${pageSize}.current`)));
+    const usage = num(read(join(dir, v1 ? `hugetlb.${pageSize}.usage_in_bytes` : `hugetlb.${pageSize}.current`)));
     if (usage === undefined) continue;
-    out.push({ pageSize, usage, maxUsage: v1 ? (num(await read(join(dir, `hugetlb.${pageSize}.max_usage_in_bytes`))) ?? 0) : 0 });
+    out.push({ pageSize, usage, maxUsage: v1 ? (num(read(join(dir, `hugetlb.${pageSize}.max_usage_in_bytes`))) ?? 0) : 0 });
   }
   return out;
 }
@@ -66,7 +66,7 @@ export async function cgroupPressure(path: string): Promise<CgroupPressure | und
   const unified = (await cgroupHierarchies()).find((h) => h.version === 2);
   if (!unified) return undefined;
   const dir = join(unified.mount, path);
-  const [cpu, memory, io] = await Promise.all(['cpu', 'memory', 'io'].map(async (r) => parsePressure(await read(join(dir, `${r}.pressure`)))));
+  const [cpu, memory, io] = (['cpu', 'memory', 'io'] as const).map((r) => parsePressure(read(join(dir, `${r}.pressure`))));
   if (!cpu || !memory || !io) return undefined;
   return { cpu, memory, io };
 }
@@ -75,17 +75,17 @@ export async function cgroupPressure(path: string): Promise<CgroupPressure | und
 export async function cgroupMemoryReservation(path: string): Promise<number | undefined> {
   const hierarchies = await cgroupHierarchies();
   const v1 = hierarchies.find((h) => h.version === 1 && h.controllers.includes('memory'));
-  if (v1) return num(await read(join(v1.mount, path, 'memory.soft_limit_in_bytes')));
+  if (v1) return num(read(join(v1.mount, path, 'memory.soft_limit_in_bytes')));
   const v2 = hierarchies.find((h) => h.version === 2);
   if (!v2) return undefined;
-  const low = await read(join(v2.mount, path, 'memory.low'));
+  const low = read(join(v2.mount, path, 'memory.low'));
   // "max" would be unlimited: reported as cgroup v1 reports an unlimited soft limit.
   return low?.trim() === 'max' ? Number.MAX_SAFE_INTEGER : num(low);
 }
 
 /** The soft RLIMIT_NOFILE of a process (cAdvisor's max_open_files); undefined when it is gone. */
 export async function softOpenFilesLimit(pid: number): Promise<number | undefined> {
-  const text = await read(`/proc/${pid}/limits`);
+  const text = read(`/proc/${pid}/limits`);
   const soft = text && /^Max open files\s+(\S+)/m.exec(text)?.[1];
   if (!soft) return undefined;
   return soft === 'unlimited' ? Number.MAX_SAFE_INTEGER : Number(soft);

@@ -3,7 +3,7 @@
 // the scheduler), or v2's io.stat. Device names come from /sys/dev/block.
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { cgroupHierarchies } from './cgroups.js';
+import { cgroupHierarchies, readCgroupFile } from './cgroups.js';
 import { cgroupDir } from './cgroup-names.js';
 
 export interface DeviceIo {
@@ -91,7 +91,7 @@ export async function blockDeviceName(major: number, minor: number): Promise<str
   return device;
 }
 
-const read = (file: string) => readFile(file, 'utf8').catch(() => '');
+const read = (file: string) => readCgroupFile(file) ?? '';
 
 /** The per-device I/O of the cgroup at `path` (relative to each hierarchy); [] when it has none. */
 export async function cgroupIo(cgroupsPath: string): Promise<DeviceIo[]> {
@@ -101,10 +101,10 @@ export async function cgroupIo(cgroupsPath: string): Promise<DeviceIo[]> {
   let parsed: Partial[];
   if (blkio) {
     const dir = join(blkio.mount, path);
-    parsed = parseV1Blkio(await read(join(dir, 'blkio.throttle.io_service_bytes')), await read(join(dir, 'blkio.throttle.io_serviced')));
+    parsed = parseV1Blkio(read(join(dir, 'blkio.throttle.io_service_bytes')), read(join(dir, 'blkio.throttle.io_serviced')));
   } else {
     const unified = hierarchies.find((h) => h.version === 2);
-    parsed = unified ? parseIoStat(await read(join(unified.mount, path, 'io.stat'))) : [];
+    parsed = unified ? parseIoStat(read(join(unified.mount, path, 'io.stat'))) : [];
   }
   return Promise.all(parsed.map(async (p) => ({ ...p, device: await blockDeviceName(p.major, p.minor) })));
 }

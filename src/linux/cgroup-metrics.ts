@@ -1,9 +1,8 @@
 // The counters cAdvisor exports for a cgroup beyond what stats need: CPU split into
 // user and system time and CFS throttling, memory cache/mapped/swap/failures/peak, OOM
 // kills, processes and threads, page faults, kernel memory, the pids limit. cgroup v1 controllers or the v2 unified hierarchy.
-import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { cgroupHierarchies, cgroupUsage, type CgroupUsage } from './cgroups.js';
+import { cgroupHierarchies, cgroupUsage, readCgroupFile, type CgroupUsage } from './cgroups.js';
 import { cgroupDir } from './cgroup-names.js';
 
 export interface CgroupMetrics extends CgroupUsage {
@@ -37,7 +36,7 @@ export interface CgroupMetrics extends CgroupUsage {
 /** USER_HZ: the unit of cpuacct.stat. */
 const USER_HZ = 100;
 
-const read = (file: string) => readFile(file, 'utf8').catch(() => undefined);
+const read = readCgroupFile;
 const keyed = (text: string | undefined) =>
   new Map(
     (text ?? '')
@@ -63,12 +62,12 @@ export async function cgroupMetrics(cgroupsPath: string): Promise<CgroupMetrics 
     const cpu = v1('cpu');
     const pidsController = v1('pids');
     const pids = pidsController ?? memory;
-    const acct = keyed(cpuacct && (await read(join(cpuacct.mount, path, 'cpuacct.stat'))));
-    const cfs = keyed(cpu && (await read(join(cpu.mount, path, 'cpu.stat'))));
-    const mem = keyed(await read(join(memory.mount, path, 'memory.stat')));
-    const oom = keyed(await read(join(memory.mount, path, 'memory.oom_control')));
-    const procs = await read(join(pids.mount, path, 'cgroup.procs'));
-    const tasks = await read(join(pids.mount, path, 'tasks'));
+    const acct = keyed(cpuacct && (read(join(cpuacct.mount, path, 'cpuacct.stat'))));
+    const cfs = keyed(cpu && (read(join(cpu.mount, path, 'cpu.stat'))));
+    const mem = keyed(read(join(memory.mount, path, 'memory.stat')));
+    const oom = keyed(read(join(memory.mount, path, 'memory.oom_control')));
+    const procs = read(join(pids.mount, path, 'cgroup.procs'));
+    const tasks = read(join(pids.mount, path, 'tasks'));
     return {
       ...usage,
       cpuUserNanos: ((acct.get('user') ?? 0) * 1e9) / USER_HZ,
@@ -79,8 +78,8 @@ export async function cgroupMetrics(cgroupsPath: string): Promise<CgroupMetrics 
       memoryCache: mem.get('total_cache') ?? 0,
       memoryMappedFile: mem.get('total_mapped_file') ?? 0,
       memorySwap: mem.get('total_swap') ?? 0,
-      memoryFailcnt: num(await read(join(memory.mount, path, 'memory.failcnt'))),
-      memoryMaxUsage: num(await read(join(memory.mount, path, 'memory.max_usage_in_bytes'))),
+      memoryFailcnt: num(read(join(memory.mount, path, 'memory.failcnt'))),
+      memoryMaxUsage: num(read(join(memory.mount, path, 'memory.max_usage_in_bytes'))),
       oomKills: oom.get('oom_kill') ?? 0,
       processes: lines(procs),
       threads: lines(tasks),
@@ -88,17 +87,17 @@ export async function cgroupMetrics(cgroupsPath: string): Promise<CgroupMetrics 
       pgmajfault: mem.get('pgmajfault') ?? 0,
       hierarchyPgfault: mem.get('total_pgfault') ?? 0,
       hierarchyPgmajfault: mem.get('total_pgmajfault') ?? 0,
-      kernelUsage: num(await read(join(memory.mount, path, 'memory.kmem.usage_in_bytes'))),
-      threadsMax: pidsController ? num(await read(join(pidsController.mount, path, 'pids.max'))) : 0,
+      kernelUsage: num(read(join(memory.mount, path, 'memory.kmem.usage_in_bytes'))),
+      threadsMax: pidsController ? num(read(join(pidsController.mount, path, 'pids.max'))) : 0,
       pids: pidList(procs),
     };
   }
   const unified = hierarchies.find((h) => h.version === 2)!;
   const dir = join(unified.mount, path);
-  const cpu = keyed(await read(join(dir, 'cpu.stat')));
-  const mem = keyed(await read(join(dir, 'memory.stat')));
-  const events = keyed(await read(join(dir, 'memory.events')));
-  const procs = await read(join(dir, 'cgroup.procs'));
+  const cpu = keyed(read(join(dir, 'cpu.stat')));
+  const mem = keyed(read(join(dir, 'memory.stat')));
+  const events = keyed(read(join(dir, 'memory.events')));
+  const procs = read(join(dir, 'cgroup.procs'));
   return {
     ...usage,
     cpuUserNanos: (cpu.get('user_usec') ?? 0) * 1000,
@@ -108,19 +107,19 @@ export async function cgroupMetrics(cgroupsPath: string): Promise<CgroupMetrics 
     cfsThrottledNanos: (cpu.get('throttled_usec') ?? 0) * 1000,
     memoryCache: mem.get('file') ?? 0,
     memoryMappedFile: mem.get('file_mapped') ?? 0,
-    memorySwap: num(await read(join(dir, 'memory.swap.current'))),
+    memorySwap: num(read(join(dir, 'memory.swap.current'))),
     memoryFailcnt: events.get('max') ?? 0,
-    memoryMaxUsage: num(await read(join(dir, 'memory.peak'))),
+    memoryMaxUsage: num(read(join(dir, 'memory.peak'))),
     oomKills: events.get('oom_kill') ?? 0,
     processes: lines(procs),
-    threads: lines(await read(join(dir, 'cgroup.threads'))),
+    threads: lines(read(join(dir, 'cgroup.threads'))),
     pgfault: mem.get('pgfault') ?? 0,
     pgmajfault: mem.get('pgmajfault') ?? 0,
     hierarchyPgfault: mem.get('pgfault') ?? 0,
     hierarchyPgmajfault: mem.get('pgmajfault') ?? 0,
     // "kernel" since Linux 5.18; before, its larger parts.
     kernelUsage: mem.get('kernel') ?? (mem.get('kernel_stack') ?? 0) + (mem.get('slab') ?? 0) + (mem.get('sock') ?? 0) + (mem.get('percpu') ?? 0),
-    threadsMax: num(await read(join(dir, 'pids.max'))),
+    threadsMax: num(read(join(dir, 'pids.max'))),
     pids: pidList(procs),
   };
 }

@@ -25,14 +25,22 @@ export function mountSourceOf(mountinfo: string, path: string, major: number, mi
   return best?.source;
 }
 
+/**
+ * A device's mount source, by device number: one filesystem has one source, and the
+ * metrics calls ask it for every container's writable layer (all on berth's root), so
+ * mountinfo (which grows with every pod's mounts) is read once per device, not per call.
+ */
+const sources = new Map<number, string | undefined>();
+
 export async function filesystemOf(path: string): Promise<FilesystemInfo> {
-  const [s, fs, mountinfo] = await Promise.all([stat(path), statfs(path), readFile('/proc/self/mountinfo', 'utf8')]);
+  const [s, fs] = await Promise.all([stat(path), statfs(path)]);
   // Node packs dev as the kernel's new_encode_dev: minor's low 8 bits, major, minor's high bits.
   const dev = s.dev;
   const major = (dev >> 8) & 0xfff;
   const minor = (dev & 0xff) | ((dev >> 12) & 0xfff00);
+  if (!sources.has(dev)) sources.set(dev, mountSourceOf(await readFile('/proc/self/mountinfo', 'utf8'), path, major, minor));
   return {
-    device: mountSourceOf(mountinfo, path, major, minor) ?? `${major}:${minor}`,
+    device: sources.get(dev) ?? `${major}:${minor}`,
     bytes: fs.blocks * fs.bsize,
     freeBytes: fs.bavail * fs.bsize,
     inodes: fs.files,

@@ -1,6 +1,7 @@
 // Open file descriptors and sockets of a set of processes, counted from /proc/PID/fd as
-// cAdvisor does for container_file_descriptors and container_sockets.
-import { readdir, readlink } from 'node:fs/promises';
+// cAdvisor does for container_file_descriptors and container_sockets. procfs answers
+// from memory: read directly, not through the thread pool (a round trip per link).
+import { readdirSync, readlinkSync } from 'node:fs';
 
 export interface FdCounts {
   fds: number;
@@ -13,10 +14,20 @@ export async function countFds(pids: number[]): Promise<FdCounts> {
   let sockets = 0;
   for (const pid of pids) {
     const dir = `/proc/${pid}/fd`;
-    const names = await readdir(dir).catch(() => [] as string[]);
+    let names: string[];
+    try {
+      names = readdirSync(dir);
+    } catch {
+      continue;
+    }
     fds += names.length;
     for (const name of names) {
-      const target = await readlink(`${dir}/${name}`).catch(() => '');
+      let target = '';
+      try {
+        target = readlinkSync(`${dir}/${name}`);
+      } catch {
+        // closed meanwhile
+      }
       if (target.startsWith('socket:')) sockets++;
     }
   }
