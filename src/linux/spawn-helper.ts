@@ -1,0 +1,282 @@
+// A warm spawning helper: one small perl process that forks and execs host tools (mount,
+// umount, unshare, ip, the CNI plugins…) on berthd's behalf. Node's spawn forks the whole
+// berthd process and blocks its event loop until the child has exec'd (4-10 ms a child
+// here under load, every other call waiting meanwhile); the helper's fork costs ~1 ms and
+// berthd only writes a request and reads an answer. Requests run side by side.
+//
+// Wire (both ways): frames of a 4-byte big-endian length, then the payload.
+//   request  'S' id(u32) flags(u8) argc(u32) argv… envc(u32) env("K=V")… stdin   (strings: u32 length + bytes)
+//            flags: 1 new session (setsid, its own process group), 2 env given (else the helper's own)
+//   answers  'P' id pid(u32)                     the child exists (for timeouts: kill it or its group)
+//            'X' id status(u32) stdout stderr    it has exited and closed its output (wait status as waitpid gives it)
+//            'F' id message                      it could not be forked or exec'd
+// The helper exits when its stdin closes (berthd went, or it was idle); berthd starts it on
+// demand and lets it go after IDLE_MS without a request, so it costs no memory at idle.
+// Where perl cannot be started, children are spawned by Node as before.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { constants } from 'node:os';
+
+const HELPER = String.raw`
+use strict; use warnings; use POSIX ();
+$SIG{PIPE} = 'IGNORE';
+$SIG{CHLD} = sub {};
+binmode STDIN; binmode STDOUT;
+my (%kids, %byfd, %byin);
+my $inbuf = '';
+sub reply { my $f = pack('N/a*', $_[0]); while (length $f) { my $w = syswrite(STDOUT, $f); if (!defined $w) { next if $!{EINTR}; POSIX::_exit(0); } substr($f, 0, $w) = ''; } }
+sub strs { my ($n, $r) = @_; my @s; for (1..$n) { my $l = unpack('N', substr($$r, 0, 4, '')); push @s, substr($$r, 0, $l, ''); } return @s; }
+sub finish {
+  my ($pid) = @_; my $k = $kids{$pid};
+  return if !defined $k->{status} || $k->{open} > 0;
+  delete $kids{$pid};
+  if (defined $k->{execerr} && length $k->{execerr}) { reply(pack('a N N/a*', 'F', $k->{id}, "exec: $k->{execerr}")); }
+  else { reply(pack('a N N N/a* N/a*', 'X', $k->{id}, $k->{status}, $k->{out}, $k->{err})); }
+}
+sub reap { while ((my $p = waitpid(-1, POSIX::WNOHANG())) > 0) { next unless $kids{$p}; $kids{$p}{status} = $?; finish($p); } }
+sub start {
+  my ($req) = @_;
+  my (undef, $id, $flags, $argc) = unpack('a N C N', substr($req, 0, 10, ''));
+  my @argv = strs($argc, \$req);
+  my $envc = unpack('N', substr($req, 0, 4, ''));
+  my @env = strs($envc, \$req);
+  my ($stdin) = strs(1, \$req);
+  my ($ir, $iw, $or, $ow, $er, $ew, $xr, $xw);
+  unless (pipe($ir, $iw) && pipe($or, $ow) && pipe($er, $ew) && pipe($xr, $xw)) { reply(pack('a N N/a*', 'F', $id, "pipe: $!")); return; }
+  my $pid = fork;
+  if (!defined $pid) { reply(pack('a N N/a*', 'F', $id, "fork: $!")); return; }
+  if ($pid == 0) {
+    $SIG{PIPE} = 'DEFAULT'; $SIG{CHLD} = 'DEFAULT';
+    POSIX::setsid() if $flags & 1;
+    open(STDIN, '<&', $ir); open(STDOUT, '>&', $ow); open(STDERR, '>&', $ew);
+    if ($flags & 2) { %ENV = (); for (@env) { my ($k, $v) = split /=/, $_, 2; $ENV{$k} = $v; } }
+    { no warnings 'exec'; exec { $argv[0] } @argv; }
+    syswrite($xw, "$!"); POSIX::_exit(127);
+  }
+  close $ir; close $ow; close $ew; close $xw;
+  my $k = { id => $id, out => '', err => '', open => 3, execerr => undef, stdin => $stdin, in => $iw };
+  $kids{$pid} = $k;
+  $byfd{fileno $or} = [$pid, 'out', $or]; $byfd{fileno $er} = [$pid, 'err', $er]; $byfd{fileno $xr} = [$pid, 'x', $xr];
+  if (length $stdin) { my $fl = fcntl($iw, POSIX::F_GETFL(), 0); fcntl($iw, POSIX::F_SETFL(), $fl | POSIX::O_NONBLOCK()); $byin{fileno $iw} = $pid; }
+  else { close $iw; delete $k->{in}; }
+  reply(pack('a N N', 'P', $id, $pid));
+}
+my $stdin_open = 1;
+while (1) {
+  POSIX::_exit(0) if !$stdin_open;
+  my ($rin, $win) = ('', '');
+  vec($rin, 0, 1) = 1;
+  vec($rin, $_, 1) = 1 for keys %byfd;
+  vec($win, $_, 1) = 1 for keys %byin;
+  my $wait = (grep { $_->{open} == 0 } values %kids) ? 0.001 : undef;
+  my $n = select(my $rout = $rin, my $wout = $win, undef, $wait);
+  if ($n < 0) { my $eintr = $!{EINTR}; my $why = "$!"; reap(); next if $eintr; die "select: $why\n"; }
+  if (vec($rout, 0, 1)) {
+    my $got = sysread(STDIN, my $buf, 65536);
+    if (defined $got && $got == 0) { $stdin_open = 0; next; }
+    if ($got) {
+      $inbuf .= $buf;
+      while (length($inbuf) >= 4) { my $l = unpack('N', $inbuf); last if length($inbuf) < 4 + $l; substr($inbuf, 0, 4, ''); start(substr($inbuf, 0, $l, '')); }
+    }
+  }
+  for my $fd (keys %byin) {
+    next unless vec($wout, $fd, 1);
+    my $k = $kids{$byin{$fd}};
+    my $w = $k ? syswrite($k->{in}, $k->{stdin}) : undef;
+    if ($k && defined $w) { substr($k->{stdin}, 0, $w, ''); next if length $k->{stdin}; }
+    elsif ($k && $!{EAGAIN}) { next; }
+    close $k->{in} if $k; delete $k->{in} if $k; delete $byin{$fd};
+  }
+  for my $fd (keys %byfd) {
+    next unless vec($rout, $fd, 1);
+    my ($pid, $kind, $fh) = @{$byfd{$fd}};
+    my $got = sysread($fh, my $buf, 65536);
+    next if !defined $got && $!{EINTR};
+    my $k = $kids{$pid};
+    if ($got) {
+      if ($kind eq 'x') { $k->{execerr} .= $buf; }
+      elsif (length($k->{$kind}) < 4194304) { $k->{$kind} .= $buf; }
+      next;
+    }
+    close $fh; delete $byfd{$fd};
+    $k->{open}--;
+    finish($pid);
+  }
+  reap();
+}
+`;
+
+/** How long the helper stays after its last request. */
+const IDLE_MS = 10_000;
+
+export interface HelperRequest {
+  argv: string[];
+  /** The child's whole environment; absent: the helper's (berthd's at the helper's start). */
+  env?: Record<string, string>;
+  stdin?: string;
+  /** A session and process group of its own (setsid), so a timeout can kill all it started. */
+  newSession?: boolean;
+  /** Told the child's pid as soon as it exists. */
+  onPid?: (pid: number) => void;
+}
+
+export interface HelperResult {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+interface Pending {
+  request: HelperRequest;
+  resolve: (result: HelperResult) => void;
+  reject: (err: Error) => void;
+}
+
+/** The exec or fork of a child failed (its `message` says why, as Node's spawn error would). */
+export class HelperSpawnError extends Error {}
+
+class SpawnHelper {
+  #child: ChildProcess | undefined;
+  #buffer: Buffer = Buffer.alloc(0);
+  readonly #pending = new Map<number, Pending>();
+  #nextId = 1;
+  #idle: NodeJS.Timeout | undefined;
+  /** perl could not be started: Node spawns children itself from then on. */
+  unavailable = false;
+
+  run(request: HelperRequest): Promise<HelperResult> {
+    return new Promise((resolve, reject) => {
+      const child = this.#ensure();
+      const id = this.#nextId++ >>> 0;
+      this.#pending.set(id, { request, resolve, reject });
+      clearTimeout(this.#idle);
+      this.#idle = undefined;
+      this.#ref(true);
+      const flags = (request.newSession ? 1 : 0) | (request.env ? 2 : 0);
+      const env = request.env ? Object.entries(request.env).map(([k, v]) => `${k}=${v}`) : [];
+      const head = Buffer.alloc(10);
+      head.write('S', 0, 'latin1');
+      head.writeUInt32BE(id, 1);
+      head.writeUInt8(flags, 5);
+      head.writeUInt32BE(request.argv.length, 6);
+      const envCount = Buffer.alloc(4);
+      envCount.writeUInt32BE(env.length);
+      const payload = Buffer.concat([head, ...request.argv.map(str), envCount, ...env.map(str), str(request.stdin ?? '')]);
+      const frame = Buffer.alloc(4);
+      frame.writeUInt32BE(payload.length);
+      child.stdin!.write(Buffer.concat([frame, payload]));
+    });
+  }
+
+  #ensure(): ChildProcess {
+    if (this.#child) return this.#child;
+    const child = spawn('perl', ['-e', HELPER], { stdio: ['pipe', 'pipe', 'pipe'] });
+    this.#child = child;
+    this.#buffer = Buffer.alloc(0);
+    let stderr = '';
+    child.stderr!.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4096)));
+    child.stdin!.on('error', () => undefined);
+    child.stdout!.on('data', (chunk: Buffer) => this.#read(chunk));
+    const gone = (why: string) => {
+      if (this.#child !== child) return;
+      this.#child = undefined;
+      clearTimeout(this.#idle);
+      this.#idle = undefined;
+      const pending = [...this.#pending.values()];
+      this.#pending.clear();
+      for (const p of pending) p.reject(new Error(`the spawning helper went away (${why})${stderr.trim() ? `: ${stderr.trim()}` : ''}`));
+    };
+    child.on('error', (err) => {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') this.unavailable = true;
+      gone(err.message);
+    });
+    child.on('close', (code, signal) => gone(signal ? `killed by ${signal}` : `exit ${code}`));
+    return child;
+  }
+
+  #read(chunk: Buffer): void {
+    this.#buffer = this.#buffer.length ? Buffer.concat([this.#buffer, chunk]) : chunk;
+    while (this.#buffer.length >= 4) {
+      const length = this.#buffer.readUInt32BE(0);
+      if (this.#buffer.length < 4 + length) break;
+      const answer = this.#buffer.subarray(4, 4 + length);
+      this.#buffer = this.#buffer.subarray(4 + length);
+      this.#answer(answer);
+    }
+  }
+
+  #answer(answer: Buffer): void {
+    const kind = String.fromCharCode(answer[0]!);
+    const id = answer.readUInt32BE(1);
+    const pending = this.#pending.get(id);
+    if (!pending) return;
+    if (kind === 'P') {
+      pending.request.onPid?.(answer.readUInt32BE(5));
+      return;
+    }
+    this.#pending.delete(id);
+    if (kind === 'F') {
+      const [message] = strings(answer, 5, 1);
+      pending.reject(new HelperSpawnError(message!));
+    } else {
+      const status = answer.readUInt32BE(5);
+      const [stdout, stderr] = strings(answer, 9, 2);
+      // A wait status: exited (low 7 bits 0, code in the next 8) or killed by a signal.
+      const termsig = status & 0x7f;
+      const signal = termsig ? ((Object.entries(constants.signals).find(([, n]) => n === termsig)?.[0] ?? null) as NodeJS.Signals | null) : null;
+      pending.resolve({ code: termsig ? null : (status >> 8) & 0xff, signal, stdout: stdout!, stderr: stderr! });
+    }
+    if (this.#pending.size === 0) {
+      this.#ref(false);
+      clearTimeout(this.#idle);
+      this.#idle = setTimeout(() => this.#retire(), IDLE_MS);
+      this.#idle.unref();
+    }
+  }
+
+  /** Idle: its stdin closes and it exits (nothing of it stays at idle). */
+  #retire(): void {
+    const child = this.#child;
+    if (!child || this.#pending.size > 0) return;
+    this.#child = undefined;
+    child.stdin!.end();
+  }
+
+  /** While requests are out berthd's event loop waits for the helper; otherwise it does not. */
+  #ref(on: boolean): void {
+    const child = this.#child;
+    if (!child) return;
+    const handles = [child, child.stdin, child.stdout, child.stderr] as Array<{ ref?: () => void; unref?: () => void } | null>;
+    for (const h of handles) (on ? h?.ref : h?.unref)?.call(h);
+  }
+}
+
+function str(text: string): Buffer {
+  const bytes = Buffer.from(text);
+  const length = Buffer.alloc(4);
+  length.writeUInt32BE(bytes.length);
+  return Buffer.concat([length, bytes]);
+}
+
+function strings(buffer: Buffer, offset: number, count: number): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < count; i++) {
+    const length = buffer.readUInt32BE(offset);
+    out.push(buffer.toString('utf8', offset + 4, offset + 4 + length));
+    offset += 4 + length;
+  }
+  return out;
+}
+
+const helper = new SpawnHelper();
+
+/**
+ * Runs a command through the helper and collects its output; resolves once it has exited
+ * and closed its output (as Node's 'close'). Rejects with HelperSpawnError when it could
+ * not be started, or a plain Error when the helper itself failed. `undefined` when perl is
+ * not there: the caller spawns the child itself.
+ */
+export function runViaHelper(request: HelperRequest): Promise<HelperResult> | undefined {
+  if (helper.unavailable || process.env.BERTH_SPAWN_HELPER === '0') return undefined;
+  return helper.run(request);
+}
