@@ -330,14 +330,16 @@ export class ContainerManager implements PodContainers {
     // With the systemd driver conmon starts in a scope of its own (berth-conmon-ID.scope in the pod's slice).
     const monitor = this.#monitorCgroup(record);
     const monitorPrefix = parseSystemdCgroup(monitor) ? scopeCommand(monitor) : undefined;
-    record.pid = await runtime.create({ id, bundle, logFile, exitDir: this.#exitDir, persistDir: bundle, socketDir: this.#attachDir, terminal: spec.tty, stdin: spec.stdin, leaveStdinOpen: !spec.stdinOnce, monitorPrefix });
+    // conmon leaves berthd's cgroup while the runtime creates the container (the move
+    // took ~5 ms after it here); before the record either way: a record on disk names a
+    // container that survives berthd.
+    const monitorStarted = monitorPrefix ? undefined : () => this.#moveMonitor(record);
+    record.pid = await runtime.create({ id, bundle, logFile, exitDir: this.#exitDir, persistDir: bundle, socketDir: this.#attachDir, terminal: spec.tty, stdin: spec.stdin, leaveStdinOpen: !spec.stdinOnce, monitorPrefix, monitorStarted });
     // The container's mount namespace holds its own copies of the recursive read-only
     // trees and image volumes now. The host's go at once, so nothing of berth's keeps a
     // source busy: its owner can unmount what is below it and remove it while the
     // container runs, as with a runtime's own recursive read-only mounts.
     await this.#bundles.unmountTrees(id);
-    // Before the record: a record on disk names a container that survives berthd.
-    if (!monitorPrefix) await this.#moveMonitor(record);
     await this.#store.put(id, record);
   }
 

@@ -39,6 +39,11 @@ export interface CreateOptions {
   leaveStdinOpen?: boolean;
   /** A command conmon is started through (systemd-run --scope … with the systemd driver); it execs conmon. */
   monitorPrefix?: string[];
+  /**
+   * Run once conmon has daemonized (its first process exited 0, having written its pid
+   * file): while the runtime creates the container. create resolves after it has settled.
+   */
+  monitorStarted?: () => Promise<void>;
 }
 
 const CREATE_TIMEOUT_MS = 120_000;
@@ -111,6 +116,9 @@ export class OciRuntime implements ContainerRuntime {
       let stderr = '';
       let sync = '';
       let settled = false;
+      // Started once, when conmon's first process exits 0 (or at the answer, if that came first).
+      let monitorMove: Promise<void> | undefined;
+      const moveMonitor = () => (monitorMove ??= (opts.monitorStarted?.() ?? Promise.resolve()).catch(() => undefined));
       const finish = (err: Error | undefined, pid?: number) => {
         if (settled) return;
         settled = true;
@@ -118,8 +126,9 @@ export class OciRuntime implements ContainerRuntime {
         child.stdio[3]?.destroy();
         child.stderr?.destroy();
         child.unref();
-        if (err) reject(err);
-        else resolve(pid!);
+        // Nothing of the monitor step is in flight once create settles (an undo follows a failure).
+        if (err) void (monitorMove ?? Promise.resolve()).then(() => reject(err));
+        else void moveMonitor().then(() => resolve(pid!));
       };
       const timer = setTimeout(() => finish(deadlineExceeded(`${this.options.name}: creating container ${opts.id} took over ${CREATE_TIMEOUT_MS / 1000}s`)), CREATE_TIMEOUT_MS);
       child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
@@ -136,6 +145,9 @@ export class OciRuntime implements ContainerRuntime {
         }
       });
       child.on('error', (err) => finish(internal(`cannot run conmon (${this.options.conmon}): ${err.message}`)));
+      child.on('exit', (code) => {
+        if (code === 0 && !settled) void moveMonitor();
+      });
       child.on('close', (code) => {
         if (code !== 0) finish(internal(`conmon failed (exit ${code}): ${stderr.trim()}`));
       });

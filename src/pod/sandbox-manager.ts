@@ -283,7 +283,7 @@ export class SandboxManager {
     await this.#store.put(id, record);
     try {
       await mkdir(record.podDir, { recursive: true, mode: 0o755 });
-      await this.#host.pinNamespaces({ net: record.netns, uts: record.utsns, ipc: record.ipcns }, spec.hostname, record.userns && spec.userns ? { file: record.userns, ...spec.userns } : undefined);
+      const pinned = await this.#host.pinNamespaces({ net: record.netns, uts: record.utsns, ipc: record.ipcns }, spec.hostname, record.userns && spec.userns ? { file: record.userns, ...spec.userns } : undefined);
       // The pod's cgroup parent first: the pod's init gets a cgroup below it.
       // (With the systemd driver the slices are systemd's: it makes them with the first scope in them.)
       if (record.cgroupPath && this.options.cgroupDriver === 'cgroupfs') record.cgroupsCreated = await this.#host.ensureCgroup(record.cgroupPath);
@@ -299,7 +299,7 @@ export class SandboxManager {
           if (!record.netns || !list || !record.network) return;
           // The loopback device and the plugins' interface are independent: side by side.
           const netns = record.netns;
-          const [, result] = await allSettled([this.#host.bringUpLoopback(netns), this.options.cni.add(list, this.#attachment(record))] as const);
+          const [, result] = await allSettled([pinned?.loopbackUp ? Promise.resolve() : this.#host.bringUpLoopback(netns), this.options.cni.add(list, this.#attachment(record))] as const);
           record.network.ips = (result.ips ?? []).map((ip: { address: string }) => ip.address.split('/')[0]!);
         },
         async () => {
