@@ -21,44 +21,67 @@ use strict; use warnings; use POSIX ();
 $SIG{PIPE} = 'IGNORE';
 $SIG{CHLD} = sub {};
 binmode STDIN; binmode STDOUT;
-my (%kids, %byfd, %byin);
+my (%kids, %byfd, %byin, %byid);
 my $inbuf = '';
 sub reply { my $f = pack('N/a*', $_[0]); while (length $f) { my $w = syswrite(STDOUT, $f); if (!defined $w) { next if $!{EINTR}; POSIX::_exit(0); } substr($f, 0, $w) = ''; } }
 sub strs { my ($n, $r) = @_; my @s; for (1..$n) { my $l = unpack('N', substr($$r, 0, 4, '')); push @s, substr($$r, 0, $l, ''); } return @s; }
+sub forget {
+  my ($pid) = @_; my $k = delete $kids{$pid}; delete $byid{$k->{id}};
+  for my $fd (keys %byfd) { if ($byfd{$fd}[0] == $pid) { close $byfd{$fd}[2]; delete $byfd{$fd}; } }
+  for my $fd (keys %byin) { if ($byin{$fd} == $pid) { close $k->{in}; delete $byin{$fd}; } }
+}
 sub finish {
   my ($pid) = @_; my $k = $kids{$pid};
-  return if !defined $k->{status} || $k->{open} > 0;
-  delete $kids{$pid};
+  return if !$k || !defined $k->{status} || $k->{open} > 0;
+  forget($pid);
   if (defined $k->{execerr} && length $k->{execerr}) { reply(pack('a N N/a*', 'F', $k->{id}, "exec: $k->{execerr}")); }
   else { reply(pack('a N N N/a* N/a*', 'X', $k->{id}, $k->{status}, $k->{out}, $k->{err})); }
 }
-sub reap { while ((my $p = waitpid(-1, POSIX::WNOHANG())) > 0) { next unless $kids{$p}; $kids{$p}{status} = $?; finish($p); } }
+sub reap {
+  while ((my $p = waitpid(-1, POSIX::WNOHANG())) > 0) {
+    my $k = $kids{$p}; next unless $k;
+    $k->{status} = $?;
+    reply(pack('a N N', 'Q', $k->{id}, $?)) if $k->{open} > 0 && !(defined $k->{execerr} && length $k->{execerr});
+    finish($p);
+  }
+}
 sub start {
   my ($req) = @_;
   my (undef, $id, $flags, $argc) = unpack('a N C N', substr($req, 0, 10, ''));
   my @argv = strs($argc, \$req);
   my $envc = unpack('N', substr($req, 0, 4, ''));
   my @env = strs($envc, \$req);
-  my ($stdin) = strs(1, \$req);
-  my ($ir, $iw, $or, $ow, $er, $ew, $xr, $xw);
-  unless (pipe($ir, $iw) && pipe($or, $ow) && pipe($er, $ew) && pipe($xr, $xw)) { reply(pack('a N N/a*', 'F', $id, "pipe: $!")); return; }
+  my ($stdin, $cwd) = strs(2, \$req);
+  my ($ir, $iw, $or, $ow, $er, $ew, $xr, $xw, $sr, $sw);
+  unless (pipe($ir, $iw) && pipe($or, $ow) && pipe($er, $ew) && pipe($xr, $xw) && (!($flags & 4) || pipe($sr, $sw))) { reply(pack('a N N/a*', 'F', $id, "pipe: $!")); return; }
   my $pid = fork;
   if (!defined $pid) { reply(pack('a N N/a*', 'F', $id, "fork: $!")); return; }
   if ($pid == 0) {
     $SIG{PIPE} = 'DEFAULT'; $SIG{CHLD} = 'DEFAULT';
     POSIX::setsid() if $flags & 1;
-    open(STDIN, '<&', $ir); open(STDOUT, '>&', $ow); open(STDERR, '>&', $ew);
+    if (length $cwd && !chdir($cwd)) { syswrite($xw, "chdir $cwd: $!"); POSIX::_exit(127); }
+    open(STDIN, '<&', $ir);
+    if ($flags & 8) { open(STDOUT, '>', '/dev/null'); } else { open(STDOUT, '>&', $ow); }
+    open(STDERR, '>&', $ew);
+    if ($flags & 4) { if (fileno($sw) == 3) { fcntl($sw, POSIX::F_SETFD(), 0); } else { POSIX::dup2(fileno($sw), 3); } }
     if ($flags & 2) { %ENV = (); for (@env) { my ($k, $v) = split /=/, $_, 2; $ENV{$k} = $v; } }
     { no warnings 'exec'; exec { $argv[0] } @argv; }
     syswrite($xw, "$!"); POSIX::_exit(127);
   }
-  close $ir; close $ow; close $ew; close $xw;
+  close $ir; close $ow; close $ew; close $xw; close $sw if $sw;
   my $k = { id => $id, out => '', err => '', open => 3, execerr => undef, stdin => $stdin, in => $iw };
-  $kids{$pid} = $k;
+  $kids{$pid} = $k; $byid{$id} = $pid;
   $byfd{fileno $or} = [$pid, 'out', $or]; $byfd{fileno $er} = [$pid, 'err', $er]; $byfd{fileno $xr} = [$pid, 'x', $xr];
+  if ($sr) { $byfd{fileno $sr} = [$pid, 'sync', $sr]; $k->{open}++; }
   if (length $stdin) { my $fl = fcntl($iw, POSIX::F_GETFL(), 0); fcntl($iw, POSIX::F_SETFL(), $fl | POSIX::O_NONBLOCK()); $byin{fileno $iw} = $pid; }
   else { close $iw; delete $k->{in}; }
   reply(pack('a N N', 'P', $id, $pid));
+}
+sub request {
+  my ($req) = @_;
+  my $kind = substr($req, 0, 1);
+  if ($kind eq 'S') { start($req); }
+  elsif ($kind eq 'R') { my $id = unpack('N', substr($req, 1, 4)); forget($byid{$id}) if defined $byid{$id}; }
 }
 my $stdin_open = 1;
 while (1) {
@@ -75,25 +98,26 @@ while (1) {
     if (defined $got && $got == 0) { $stdin_open = 0; next; }
     if ($got) {
       $inbuf .= $buf;
-      while (length($inbuf) >= 4) { my $l = unpack('N', $inbuf); last if length($inbuf) < 4 + $l; substr($inbuf, 0, 4, ''); start(substr($inbuf, 0, $l, '')); }
+      while (length($inbuf) >= 4) { my $l = unpack('N', $inbuf); last if length($inbuf) < 4 + $l; substr($inbuf, 0, 4, ''); request(substr($inbuf, 0, $l, '')); }
     }
   }
   for my $fd (keys %byin) {
-    next unless vec($wout, $fd, 1);
+    next unless vec($wout, $fd, 1) && $byin{$fd};
     my $k = $kids{$byin{$fd}};
-    my $w = $k ? syswrite($k->{in}, $k->{stdin}) : undef;
-    if ($k && defined $w) { substr($k->{stdin}, 0, $w, ''); next if length $k->{stdin}; }
-    elsif ($k && $!{EAGAIN}) { next; }
-    close $k->{in} if $k; delete $k->{in} if $k; delete $byin{$fd};
+    my $w = syswrite($k->{in}, $k->{stdin});
+    if (defined $w) { substr($k->{stdin}, 0, $w, ''); next if length $k->{stdin}; }
+    elsif ($!{EAGAIN}) { next; }
+    close $k->{in}; delete $k->{in}; delete $byin{$fd};
   }
   for my $fd (keys %byfd) {
-    next unless vec($rout, $fd, 1);
+    next unless vec($rout, $fd, 1) && $byfd{$fd};
     my ($pid, $kind, $fh) = @{$byfd{$fd}};
     my $got = sysread($fh, my $buf, 65536);
     next if !defined $got && $!{EINTR};
     my $k = $kids{$pid};
     if ($got) {
       if ($kind eq 'x') { $k->{execerr} .= $buf; }
+      elsif ($kind eq 'sync') { reply(pack('a N a*', 'D', $k->{id}, $buf)); }
       elsif (length($k->{$kind}) < 4194304) { $k->{$kind} .= $buf; }
       next;
     }
@@ -113,10 +137,18 @@ export interface HelperRequest {
   /** The child's whole environment; absent: the helper's (berthd's at the helper's start). */
   env?: Record<string, string>;
   stdin?: string;
+  /** Its working directory (the helper's, which is berthd's, when absent). */
+  cwd?: string;
   /** A session and process group of its own (setsid), so a timeout can kill all it started. */
   newSession?: boolean;
+  /** Its stdout goes to /dev/null (a daemon that keeps it: nothing to wait for). */
+  discardStdout?: boolean;
+  /** A pipe on its fd 3 (conmon's sync pipe): what comes through is handed on as it comes. */
+  onSync?: (data: Buffer) => void;
   /** Told the child's pid as soon as it exists. */
   onPid?: (pid: number) => void;
+  /** Told the child's exit (code, or signal) when it comes before the end of its output (a daemon's children keep it open). */
+  onExit?: (code: number | null, signal: NodeJS.Signals | null) => void;
 }
 
 export interface HelperResult {
@@ -124,6 +156,13 @@ export interface HelperResult {
   signal: NodeJS.Signals | null;
   stdout: string;
   stderr: string;
+}
+
+/** A child started through the helper: its result once it has exited and closed its output. */
+export interface HelperChild {
+  result: Promise<HelperResult>;
+  /** The helper forgets the child and closes its ends of the pipes (a daemon that keeps them); result then never settles. */
+  release(): void;
 }
 
 interface Pending {
@@ -144,28 +183,40 @@ class SpawnHelper {
   /** perl could not be started: Node spawns children itself from then on. */
   unavailable = false;
 
-  run(request: HelperRequest): Promise<HelperResult> {
-    return new Promise((resolve, reject) => {
-      const child = this.#ensure();
-      const id = this.#nextId++ >>> 0;
-      this.#pending.set(id, { request, resolve, reject });
-      clearTimeout(this.#idle);
-      this.#idle = undefined;
-      this.#ref(true);
-      const flags = (request.newSession ? 1 : 0) | (request.env ? 2 : 0);
-      const env = request.env ? Object.entries(request.env).map(([k, v]) => `${k}=${v}`) : [];
-      const head = Buffer.alloc(10);
-      head.write('S', 0, 'latin1');
-      head.writeUInt32BE(id, 1);
-      head.writeUInt8(flags, 5);
-      head.writeUInt32BE(request.argv.length, 6);
-      const envCount = Buffer.alloc(4);
-      envCount.writeUInt32BE(env.length);
-      const payload = Buffer.concat([head, ...request.argv.map(str), envCount, ...env.map(str), str(request.stdin ?? '')]);
-      const frame = Buffer.alloc(4);
-      frame.writeUInt32BE(payload.length);
-      child.stdin!.write(Buffer.concat([frame, payload]));
-    });
+  start(request: HelperRequest): HelperChild {
+    const child = this.#ensure();
+    const id = this.#nextId++ >>> 0;
+    const result = new Promise<HelperResult>((resolve, reject) => this.#pending.set(id, { request, resolve, reject }));
+    clearTimeout(this.#idle);
+    this.#idle = undefined;
+    this.#ref(true);
+    const flags = (request.newSession ? 1 : 0) | (request.env ? 2 : 0) | (request.onSync ? 4 : 0) | (request.discardStdout ? 8 : 0);
+    const env = request.env ? Object.entries(request.env).map(([k, v]) => `${k}=${v}`) : [];
+    const head = Buffer.alloc(10);
+    head.write('S', 0, 'latin1');
+    head.writeUInt32BE(id, 1);
+    head.writeUInt8(flags, 5);
+    head.writeUInt32BE(request.argv.length, 6);
+    const envCount = Buffer.alloc(4);
+    envCount.writeUInt32BE(env.length);
+    this.#send(child, Buffer.concat([head, ...request.argv.map(str), envCount, ...env.map(str), str(request.stdin ?? ''), str(request.cwd ?? '')]));
+    return {
+      result,
+      release: () => {
+        if (!this.#pending.delete(id) || this.#child !== child) return;
+        const release = Buffer.alloc(5);
+        release.write('R', 0, 'latin1');
+        release.writeUInt32BE(id, 1);
+        this.#send(child, release);
+        this.#settled();
+      },
+    };
+  }
+
+  #send(child: ChildProcess, payload: Buffer): void {
+    const frame = Buffer.alloc(4);
+    frame.writeUInt32BE(payload.length);
+    child.stdin!.write(Buffer.concat([frame, payload]));
   }
 
   #ensure(): ChildProcess {
@@ -214,24 +265,33 @@ class SpawnHelper {
       pending.request.onPid?.(answer.readUInt32BE(5));
       return;
     }
+    if (kind === 'D') {
+      pending.request.onSync?.(answer.subarray(5));
+      return;
+    }
+    if (kind === 'Q') {
+      pending.request.onExit?.(...exitOf(answer.readUInt32BE(5)));
+      return;
+    }
     this.#pending.delete(id);
     if (kind === 'F') {
       const [message] = strings(answer, 5, 1);
       pending.reject(new HelperSpawnError(message!));
     } else {
-      const status = answer.readUInt32BE(5);
+      const [code, signal] = exitOf(answer.readUInt32BE(5));
       const [stdout, stderr] = strings(answer, 9, 2);
-      // A wait status: exited (low 7 bits 0, code in the next 8) or killed by a signal.
-      const termsig = status & 0x7f;
-      const signal = termsig ? ((Object.entries(constants.signals).find(([, n]) => n === termsig)?.[0] ?? null) as NodeJS.Signals | null) : null;
-      pending.resolve({ code: termsig ? null : (status >> 8) & 0xff, signal, stdout: stdout!, stderr: stderr! });
+      pending.resolve({ code, signal, stdout: stdout!, stderr: stderr! });
     }
-    if (this.#pending.size === 0) {
-      this.#ref(false);
-      clearTimeout(this.#idle);
-      this.#idle = setTimeout(() => this.#retire(), IDLE_MS);
-      this.#idle.unref();
-    }
+    this.#settled();
+  }
+
+  /** No request out any more: berthd's event loop need not wait, and the helper goes after IDLE_MS. */
+  #settled(): void {
+    if (this.#pending.size > 0) return;
+    this.#ref(false);
+    clearTimeout(this.#idle);
+    this.#idle = setTimeout(() => this.#retire(), IDLE_MS);
+    this.#idle.unref();
   }
 
   /** Idle: its stdin closes and it exits (nothing of it stays at idle). */
@@ -249,6 +309,13 @@ class SpawnHelper {
     const handles = [child, child.stdin, child.stdout, child.stderr] as Array<{ ref?: () => void; unref?: () => void } | null>;
     for (const h of handles) (on ? h?.ref : h?.unref)?.call(h);
   }
+}
+
+/** A wait status: exited (low 7 bits 0, the code in the next 8) or killed by a signal. */
+function exitOf(status: number): [number | null, NodeJS.Signals | null] {
+  const termsig = status & 0x7f;
+  if (!termsig) return [(status >> 8) & 0xff, null];
+  return [null, (Object.entries(constants.signals).find(([, n]) => n === termsig)?.[0] ?? null) as NodeJS.Signals | null];
 }
 
 function str(text: string): Buffer {
@@ -277,6 +344,11 @@ const helper = new SpawnHelper();
  * not there: the caller spawns the child itself.
  */
 export function runViaHelper(request: HelperRequest): Promise<HelperResult> | undefined {
+  return startViaHelper(request)?.result;
+}
+
+/** As runViaHelper, for a child that may outlive its output's reader (release it then). */
+export function startViaHelper(request: HelperRequest): HelperChild | undefined {
   if (helper.unavailable || process.env.BERTH_SPAWN_HELPER === '0') return undefined;
-  return helper.run(request);
+  return helper.start(request);
 }
