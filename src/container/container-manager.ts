@@ -303,9 +303,10 @@ export class ContainerManager implements PodContainers {
       this.#bundles.create(record.bundle),
       this.options.images.forContainer(image),
     ] as const);
-    const rootfs = await this.#bundles.mountRootfs(record.bundle, lowerDirs, pod.userns);
-    const [user, seccomp, mounts, minOomScoreAdj, hostCapabilities, hugetlb] = await allSettled([
-      resolveUser(rootfs, { ...spec, imageUser: image.user }),
+    // The rootfs mount (a child process) runs beside the rest; only the user needs it (its /etc/passwd).
+    const mountedWithUser = this.#bundles.mountRootfs(record.bundle, lowerDirs, pod.userns).then(async (rootfs) => ({ rootfs, user: await resolveUser(rootfs, { ...spec, imageUser: image.user }) }));
+    const [{ rootfs, user }, seccomp, mounts, minOomScoreAdj, hostCapabilities, hugetlb] = await allSettled([
+      mountedWithUser,
       seccompFor(spec.seccomp, spec.privileged),
       this.#bundles.bindSources(id, spec.mounts, {
         isDirectory: (path) => this.#host.isDirectory(path),

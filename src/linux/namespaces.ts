@@ -50,12 +50,9 @@ export async function pinNamespaces(files: Partial<Record<PinnableNamespace, str
     await pinUserOwnedNamespaces(files, hostname, userns);
     return { loopbackUp: false };
   }
-  const args: string[] = [];
-  for (const [kind, file] of Object.entries(files) as Array<[PinnableNamespace, string | undefined]>) {
-    if (!file) continue;
-    await writeFile(file, '', { mode: 0o444 });
-    args.push(`--${kind}=${file}`);
-  }
+  const pins = (Object.entries(files) as Array<[PinnableNamespace, string | undefined]>).filter((e): e is [PinnableNamespace, string] => e[1] !== undefined);
+  await Promise.all(pins.map(([, file]) => writeFile(file, '', { mode: 0o444 })));
+  const args = pins.map(([kind, file]) => `--${kind}=${file}`);
   if (args.length === 0) return { loopbackUp: false };
   const setName = files.uts !== undefined && hostname !== undefined && hostname !== '';
   const command = files.net
