@@ -1,18 +1,24 @@
 // A warm spawning helper: one small perl process that forks and execs host tools (mount,
-// umount, unshare, ip, the CNI plugins…) on berthd's behalf. Node's spawn forks the whole
-// berthd process and blocks its event loop until the child has exec'd (4-10 ms a child
-// here under load, every other call waiting meanwhile); the helper's fork costs ~1 ms and
-// berthd only writes a request and reads an answer. Requests run side by side.
+// umount, unshare, ip, the CNI plugins, conmon…) on berthd's behalf. Node's spawn forks
+// the whole berthd process and blocks its event loop until the child has exec'd (2-10 ms
+// a child here under load, every other call waiting meanwhile); the helper's fork costs
+// ~1 ms and berthd only writes a request and reads an answer. Requests run side by side.
 //
-// Wire (both ways): frames of a 4-byte big-endian length, then the payload.
-//   request  'S' id(u32) flags(u8) argc(u32) argv… envc(u32) env("K=V")… stdin   (strings: u32 length + bytes)
-//            flags: 1 new session (setsid, its own process group), 2 env given (else the helper's own)
-//   answers  'P' id pid(u32)                     the child exists (for timeouts: kill it or its group)
-//            'X' id status(u32) stdout stderr    it has exited and closed its output (wait status as waitpid gives it)
-//            'F' id message                      it could not be forked or exec'd
+// Wire (both ways): frames of a 4-byte big-endian length, then the payload; strings are a
+// u32 length and the bytes.
+//   requests 'S' id(u32) flags(u8) argc(u32) argv… envc(u32) env("K=V")… stdin cwd   start a child
+//              flags: 1 setsid (its own session and process group), 2 env given (else the
+//              helper's own), 4 a pipe on its fd 3 (conmon's sync pipe), 8 stdout to /dev/null
+//            'R' id                         release: close the helper's ends of its pipes, forget it
+//   answers  'P' id pid(u32)                the child exists (for timeouts: kill it or its group)
+//            'D' id bytes                   what came through its fd 3, as it comes
+//            'Q' id status(u32)             it exited while its output is still open (a daemon's children keep it)
+//            'X' id status(u32) stdout stderr  it has exited and its output is closed (wait status as waitpid gives it)
+//            'F' id message                 it could not be forked or exec'd
 // The helper exits when its stdin closes (berthd went, or it was idle); berthd starts it on
 // demand and lets it go after IDLE_MS without a request, so it costs no memory at idle.
-// Where perl cannot be started, children are spawned by Node as before.
+// Where perl cannot be started, children are spawned by Node as before
+// (BERTH_SPAWN_HELPER=0 makes berthd do that too).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { constants } from 'node:os';
 
