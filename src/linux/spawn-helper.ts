@@ -182,7 +182,6 @@ export class HelperSpawnError extends Error {}
 
 class SpawnHelper {
   #child: ChildProcess | undefined;
-  #buffer: Buffer = Buffer.alloc(0);
   readonly #pending = new Map<number, Pending>();
   #nextId = 1;
   #idle: NodeJS.Timeout | undefined;
@@ -229,11 +228,12 @@ class SpawnHelper {
     if (this.#child) return this.#child;
     const child = spawn('perl', ['-e', HELPER], { stdio: ['pipe', 'pipe', 'pipe'] });
     this.#child = child;
-    this.#buffer = Buffer.alloc(0);
     let stderr = '';
     child.stderr!.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4096)));
     child.stdin!.on('error', () => undefined);
-    child.stdout!.on('data', (chunk: Buffer) => this.#read(chunk));
+    // Each helper's answers are framed on their own (a retired one may still be finishing).
+    const reader = { buffer: Buffer.alloc(0) as Buffer };
+    child.stdout!.on('data', (chunk: Buffer) => this.#read(reader, chunk));
     const gone = (why: string) => {
       if (this.#child !== child) return;
       this.#child = undefined;
@@ -251,13 +251,13 @@ class SpawnHelper {
     return child;
   }
 
-  #read(chunk: Buffer): void {
-    this.#buffer = this.#buffer.length ? Buffer.concat([this.#buffer, chunk]) : chunk;
-    while (this.#buffer.length >= 4) {
-      const length = this.#buffer.readUInt32BE(0);
-      if (this.#buffer.length < 4 + length) break;
-      const answer = this.#buffer.subarray(4, 4 + length);
-      this.#buffer = this.#buffer.subarray(4 + length);
+  #read(reader: { buffer: Buffer }, chunk: Buffer): void {
+    reader.buffer = reader.buffer.length ? Buffer.concat([reader.buffer, chunk]) : chunk;
+    while (reader.buffer.length >= 4) {
+      const length = reader.buffer.readUInt32BE(0);
+      if (reader.buffer.length < 4 + length) break;
+      const answer = reader.buffer.subarray(4, 4 + length);
+      reader.buffer = reader.buffer.subarray(4 + length);
       this.#answer(answer);
     }
   }
