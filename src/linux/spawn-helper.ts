@@ -24,6 +24,7 @@ import { constants } from 'node:os';
 
 const HELPER = String.raw`
 use strict; use warnings; use POSIX ();
+$0 = 'berth-spawn-helper';
 $SIG{PIPE} = 'IGNORE';
 $SIG{CHLD} = sub {};
 binmode STDIN; binmode STDOUT;
