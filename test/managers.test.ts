@@ -301,6 +301,8 @@ class FakeRuntime implements ContainerRuntime {
     if (this.failCreate) throw this.failCreate;
     this.exitDir = opts.exitDir;
     await writeFile(bundlePaths(opts.bundle).conmonPid, '999\n');
+    // As OciRuntime: the monitor step runs once conmon's pid file is there, before create resolves.
+    await opts.monitorStarted?.();
     return 1234;
   }
   async start(): Promise<void> {

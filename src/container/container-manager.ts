@@ -303,9 +303,10 @@ export class ContainerManager implements PodContainers {
       this.#bundles.create(record.bundle),
       this.options.images.forContainer(image),
     ] as const);
-    const rootfs = await this.#bundles.mountRootfs(record.bundle, lowerDirs, pod.userns);
-    const [user, seccomp, mounts, minOomScoreAdj, hostCapabilities, hugetlb] = await allSettled([
-      resolveUser(rootfs, { ...spec, imageUser: image.user }),
+    // The rootfs mount (a child process) runs beside the rest; only the user needs it (its /etc/passwd).
+    const mountedWithUser = this.#bundles.mountRootfs(record.bundle, lowerDirs, pod.userns).then(async (rootfs) => ({ rootfs, user: await resolveUser(rootfs, { ...spec, imageUser: image.user }) }));
+    const [{ rootfs, user }, seccomp, mounts, minOomScoreAdj, hostCapabilities, hugetlb] = await allSettled([
+      mountedWithUser,
       seccompFor(spec.seccomp, spec.privileged),
       this.#bundles.bindSources(id, spec.mounts, {
         isDirectory: (path) => this.#host.isDirectory(path),
@@ -330,14 +331,16 @@ export class ContainerManager implements PodContainers {
     // With the systemd driver conmon starts in a scope of its own (berth-conmon-ID.scope in the pod's slice).
     const monitor = this.#monitorCgroup(record);
     const monitorPrefix = parseSystemdCgroup(monitor) ? scopeCommand(monitor) : undefined;
-    record.pid = await runtime.create({ id, bundle, logFile, exitDir: this.#exitDir, persistDir: bundle, socketDir: this.#attachDir, terminal: spec.tty, stdin: spec.stdin, leaveStdinOpen: !spec.stdinOnce, monitorPrefix });
+    // conmon leaves berthd's cgroup while the runtime creates the container (the move
+    // took ~5 ms after it here); before the record either way: a record on disk names a
+    // container that survives berthd.
+    const monitorStarted = monitorPrefix ? undefined : () => this.#moveMonitor(record);
+    record.pid = await runtime.create({ id, bundle, logFile, exitDir: this.#exitDir, persistDir: bundle, socketDir: this.#attachDir, terminal: spec.tty, stdin: spec.stdin, leaveStdinOpen: !spec.stdinOnce, monitorPrefix, monitorStarted });
     // The container's mount namespace holds its own copies of the recursive read-only
     // trees and image volumes now. The host's go at once, so nothing of berth's keeps a
     // source busy: its owner can unmount what is below it and remove it while the
     // container runs, as with a runtime's own recursive read-only mounts.
     await this.#bundles.unmountTrees(id);
-    // Before the record: a record on disk names a container that survives berthd.
-    if (!monitorPrefix) await this.#moveMonitor(record);
     await this.#store.put(id, record);
   }
 

@@ -10,6 +10,7 @@ import { basename, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { BerthError, deadlineExceeded, internal, unknownFailure } from '../errors.js';
 import { runCommand } from '../linux/command.js';
+import { startViaHelper } from '../linux/spawn-helper.js';
 import { isRunning, killProcessTree, processStartTime } from '../linux/process-tree.js';
 import { bundlePaths } from './bundle.js';
 
@@ -39,6 +40,11 @@ export interface CreateOptions {
   leaveStdinOpen?: boolean;
   /** A command conmon is started through (systemd-run --scope … with the systemd driver); it execs conmon. */
   monitorPrefix?: string[];
+  /**
+   * Run once conmon has daemonized (its first process exited 0, having written its pid
+   * file): while the runtime creates the container. create resolves after it has settled.
+   */
+  monitorStarted?: () => Promise<void>;
 }
 
 const CREATE_TIMEOUT_MS = 120_000;
@@ -100,30 +106,24 @@ export class OciRuntime implements ContainerRuntime {
     return new Promise((resolve, reject) => {
       // conmon reports the container's pid (or the runtime's error) on the sync pipe, fd 3.
       const command = [...(opts.monitorPrefix ?? []), this.options.conmon, ...args];
-      const child = spawn(command[0]!, command.slice(1), {
-        // conmon writes an `oom` marker into its working directory (besides the persist
-        // dir): the bundle, never berthd's own directory.
-        cwd: opts.bundle,
-        stdio: ['ignore', 'ignore', 'pipe', 'pipe'],
-        env: { ...process.env, _OCI_SYNCPIPE: '3' },
-        detached: true,
-      });
       let stderr = '';
       let sync = '';
       let settled = false;
+      // Started once, when conmon's first process exits 0 (or at the answer, if that came first).
+      let monitorMove: Promise<void> | undefined;
+      const moveMonitor = () => (monitorMove ??= (opts.monitorStarted?.() ?? Promise.resolve()).catch(() => undefined));
+      let letGo = () => undefined as void;
       const finish = (err: Error | undefined, pid?: number) => {
         if (settled) return;
         settled = true;
         clearTimeout(timer);
-        child.stdio[3]?.destroy();
-        child.stderr?.destroy();
-        child.unref();
-        if (err) reject(err);
-        else resolve(pid!);
+        letGo();
+        // Nothing of the monitor step is in flight once create settles (an undo follows a failure).
+        if (err) void (monitorMove ?? Promise.resolve()).then(() => reject(err));
+        else void moveMonitor().then(() => resolve(pid!));
       };
       const timer = setTimeout(() => finish(deadlineExceeded(`${this.options.name}: creating container ${opts.id} took over ${CREATE_TIMEOUT_MS / 1000}s`)), CREATE_TIMEOUT_MS);
-      child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-      child.stdio[3]!.on('data', (d: Buffer) => {
+      const onSync = (d: Buffer) => {
         sync += d.toString();
         const line = sync.split('\n').find((l) => l.trim().startsWith('{'));
         if (!line) return;
@@ -134,8 +134,35 @@ export class OciRuntime implements ContainerRuntime {
         } catch {
           // a partial line: wait for the rest
         }
-      });
-      child.on('error', (err) => finish(internal(`cannot run conmon (${this.options.conmon}): ${err.message}`)));
+      };
+      const onExit = (code: number | null) => {
+        if (code === 0 && !settled) void moveMonitor();
+      };
+      const cannotRun = (err: Error) => finish(internal(`cannot run conmon (${this.options.conmon}): ${err.message}`));
+      // conmon writes an `oom` marker into its working directory (besides the persist
+      // dir): the bundle, never berthd's own directory.
+      const env = { ...process.env, _OCI_SYNCPIPE: '3' } as Record<string, string>;
+      // Forked by the spawning helper where it runs (berthd's event loop is not blocked meanwhile).
+      const viaHelper = startViaHelper({ argv: command, env, cwd: opts.bundle, newSession: true, discardStdout: true, onSync, onExit });
+      if (viaHelper) {
+        letGo = () => viaHelper.release();
+        viaHelper.result.then(({ code, stderr: said }) => {
+          onExit(code);
+          // All of conmon is gone (its output closed) without an answer.
+          finish(internal(code === 0 ? `conmon ended without reporting the container (${said.trim() || 'it said nothing'})` : `conmon failed (exit ${code}): ${said.trim()}`));
+        }, cannotRun);
+        return;
+      }
+      const child = spawn(command[0]!, command.slice(1), { cwd: opts.bundle, stdio: ['ignore', 'ignore', 'pipe', 'pipe'], env, detached: true });
+      letGo = () => {
+        child.stdio[3]?.destroy();
+        child.stderr?.destroy();
+        child.unref();
+      };
+      child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+      child.stdio[3]!.on('data', onSync);
+      child.on('error', cannotRun);
+      child.on('exit', onExit);
       child.on('close', (code) => {
         if (code !== 0) finish(internal(`conmon failed (exit ${code}): ${stderr.trim()}`));
       });

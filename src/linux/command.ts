@@ -2,6 +2,7 @@
 // BerthError that says what berth was doing and what the tool said.
 import { spawn } from 'node:child_process';
 import { internal } from '../errors.js';
+import { HelperSpawnError, runViaHelper } from './spawn-helper.js';
 
 export interface CommandResult {
   stdout: string;
@@ -9,6 +10,30 @@ export interface CommandResult {
 }
 
 export function runCommand(command: string, args: string[], doing: string, options: { input?: string; timeoutMs?: number } = {}): Promise<CommandResult> {
+  // Through the warm spawning helper (no fork of berthd, no blocked event loop) where it runs.
+  let pid: number | undefined;
+  let killed = false;
+  const viaHelper = runViaHelper({ argv: [command, ...args], stdin: options.input ?? '', onPid: (p) => (pid = p) });
+  if (viaHelper) {
+    const timer = options.timeoutMs
+      ? setTimeout(() => {
+          killed = true;
+          if (pid) killQuietly(pid);
+        }, options.timeoutMs)
+      : undefined;
+    return viaHelper.then(
+      ({ code, signal, stdout, stderr }) => {
+        clearTimeout(timer);
+        if (code === 0) return { stdout, stderr };
+        throw internal(`${doing}: ${command} ${signal ? `was killed (${signal})` : `failed`}: ${stderr.trim() || stdout.trim() || `exit ${code}`}`);
+      },
+      (err: Error) => {
+        clearTimeout(timer);
+        if (err instanceof HelperSpawnError) throw internal(`${doing}: cannot run ${command}: ${err.message}`);
+        throw internal(`${doing}: ${command}: ${err.message}${killed ? ' (after its timeout)' : ''}`);
+      },
+    );
+  }
   return new Promise((resolve, reject) => {
     const child = spawn(command, args, { stdio: ['pipe', 'pipe', 'pipe'] });
     let stdout = '';
@@ -28,4 +53,13 @@ export function runCommand(command: string, args: string[], doing: string, optio
     child.stdin.on('error', () => undefined);
     child.stdin.end(options.input ?? '');
   });
+}
+
+/** SIGKILL to a pid (a negative one: its process group); gone already is fine. */
+export function killQuietly(pid: number): void {
+  try {
+    process.kill(pid, 'SIGKILL');
+  } catch {
+    // gone
+  }
 }

@@ -33,26 +33,43 @@ export function mapId(mappings: IdMapping[], id: number): number | undefined {
   return m ? m.hostId + (id - m.containerId) : undefined;
 }
 
+/** What pinning did besides pinning. */
+export interface PinResult {
+  /** The new network namespace's `lo` is up already (set in the same child). */
+  loopbackUp: boolean;
+}
+
 /**
- * Creates and pins new namespaces at the given files; sets the hostname when UTS is new.
+ * Creates and pins new namespaces at the given files; sets the hostname when UTS is new
+ * and brings a new network namespace's `lo` up, in the one child that makes them (a
+ * child fewer for a pod than a separate `nsenter … ip link set lo up`).
  * With a user namespace, it is made first (with the mappings) and owns the others.
  */
-export async function pinNamespaces(files: Partial<Record<PinnableNamespace, string>>, hostname?: string, userns?: { file: string } & UserNamespaceSpec): Promise<void> {
-  if (userns) return pinUserOwnedNamespaces(files, hostname, userns);
-  const args: string[] = [];
-  for (const [kind, file] of Object.entries(files) as Array<[PinnableNamespace, string | undefined]>) {
-    if (!file) continue;
-    await writeFile(file, '', { mode: 0o444 });
-    args.push(`--${kind}=${file}`);
+export async function pinNamespaces(files: Partial<Record<PinnableNamespace, string>>, hostname?: string, userns?: { file: string } & UserNamespaceSpec): Promise<PinResult> {
+  if (userns) {
+    await pinUserOwnedNamespaces(files, hostname, userns);
+    return { loopbackUp: false };
   }
-  if (args.length === 0) return;
-  const command = files.uts && hostname ? ['hostname', hostname] : ['true'];
+  const pins = (Object.entries(files) as Array<[PinnableNamespace, string | undefined]>).filter((e): e is [PinnableNamespace, string] => e[1] !== undefined);
+  await Promise.all(pins.map(([, file]) => writeFile(file, '', { mode: 0o444 })));
+  const args = pins.map(([kind, file]) => `--${kind}=${file}`);
+  if (args.length === 0) return { loopbackUp: false };
+  const setName = files.uts !== undefined && hostname !== undefined && hostname !== '';
+  const command = files.net
+    ? setName
+      ? // The name as an argument, never as shell text.
+        ['/bin/sh', '-c', 'hostname "$1" && exec ip link set lo up', 'sh', hostname]
+      : ['ip', 'link', 'set', 'lo', 'up']
+    : setName
+      ? ['hostname', hostname]
+      : ['true'];
   try {
-    await runCommand('unshare', [...args, ...command], 'creating the pod namespaces');
+    await runCommand('unshare', [...args, '--', ...command], 'creating the pod namespaces');
   } catch (err) {
     await unpinNamespaces(Object.values(files));
     throw err;
   }
+  return { loopbackUp: files.net !== undefined };
 }
 
 const USERNS_START_TIMEOUT_MS = 5_000;

@@ -17,6 +17,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { internal } from '../errors.js';
 import { unpinNamespaces } from './namespaces.js';
 import { runCommand } from './command.js';
+import { startViaHelper } from './spawn-helper.js';
 import { mountPoints } from './mount-table.js';
 
 const NOBODY = '65534';
@@ -44,39 +45,86 @@ export async function startPidNamespace(pinFile: string, infraRoot: string, user
   const args = [userns ? '--pid' : `--pid=${pinFile}`, '--fork', `--root=${infraRoot}`, '--setuid', NOBODY, '--setgid', NOBODY, '--', '/catatonit', '-P'];
   // A prefix (systemd-run --scope) execs the rest in the same process: its pid is theirs.
   const command = [...prefix, ...(userns ? ['nsenter', `--user=${userns}`, '--'] : []), 'unshare', ...args];
-  const unshare = spawn(command[0]!, command.slice(1), { stdio: ['ignore', 'ignore', 'pipe'], detached: true });
-  let stderr = '';
-  unshare.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-  const exited = new Promise<void>((resolve) => unshare.once('exit', () => resolve()));
-  unshare.once('error', (err) => (stderr += err.message));
+  const unshare = startChild(command);
   try {
     const until = Date.now() + START_TIMEOUT_MS;
-    while (Date.now() < until && unshare.exitCode === null && unshare.pid !== undefined) {
-      const init = await childOf(unshare.pid);
+    while (Date.now() < until && !unshare.ended()) {
+      const pid = unshare.pid();
+      // The helper names its child's pid with its first answer.
+      if (pid === undefined) {
+        await sleep(1);
+        continue;
+      }
+      const init = await childOf(pid);
       // Up once the child runs catatonit itself (not unshare before its exec) in the
       // pinned namespace (an unpinned file's inode never matches a namespace's).
       const exe = init > 0 ? await readlink(`/proc/${init}/exe`).catch(() => '') : '';
       if (userns && basename(exe) === 'catatonit' && !(await isMounted(pinFile))) await bindNamespace(`/proc/${init}/ns/pid`, pinFile);
       if (basename(exe) === 'catatonit' && (await inPinnedNamespace(init, pinFile))) {
         // unshare only waits for catatonit: without it catatonit lives on by itself.
-        unshare.kill('SIGKILL');
-        await exited;
+        await unshare.kill();
         return init;
       }
       await sleep(5);
     }
-    throw internal(`cannot start the pod's PID namespace init (${join(infraRoot, 'catatonit')}): ${stderr.trim() || 'it did not come up'}`);
+    throw internal(`cannot start the pod's PID namespace init (${join(infraRoot, 'catatonit')}): ${unshare.stderr().trim() || 'it did not come up'}`);
   } catch (err) {
-    if (unshare.pid !== undefined && unshare.exitCode === null && unshare.signalCode === null) {
-      unshare.kill('SIGKILL');
-      await exited;
-    }
+    if (!unshare.ended()) await unshare.kill();
     // A catatonit that came up late is found by its namespace and ended with it.
     await stopPidNamespace(pinFile, undefined);
     throw err;
   } finally {
-    unshare.stderr.destroy();
+    unshare.letGo();
   }
+}
+
+/** unshare running the pod init: forked by the spawning helper where it runs, else by Node. */
+interface InitStarter {
+  pid(): number | undefined;
+  ended(): boolean;
+  stderr(): string;
+  /** SIGKILL, and its end awaited. */
+  kill(): Promise<void>;
+  /** Nothing of it is read any more (catatonit keeps its stderr). */
+  letGo(): void;
+}
+
+function startChild(command: string[]): InitStarter {
+  let pid: number | undefined;
+  let ended = false;
+  let stderr = '';
+  let markEnded = () => undefined as void;
+  const exited = new Promise<void>((resolve) => (markEnded = () => ((ended = true), resolve())));
+  const viaHelper = startViaHelper({ argv: command, newSession: true, discardStdout: true, onPid: (p) => (pid = p), onExit: markEnded });
+  if (viaHelper) {
+    viaHelper.result.then(({ stderr: said }) => ((stderr = said), markEnded()), (err: Error) => ((stderr = err.message), markEnded()));
+    return {
+      pid: () => pid,
+      ended: () => ended,
+      stderr: () => stderr,
+      kill: async () => {
+        if (ended) return;
+        if (pid) process.kill(pid, 'SIGKILL');
+        await exited;
+      },
+      letGo: () => viaHelper.release(),
+    };
+  }
+  const child = spawn(command[0]!, command.slice(1), { stdio: ['ignore', 'ignore', 'pipe'], detached: true });
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  child.once('exit', markEnded);
+  child.once('error', (err) => ((stderr += err.message), markEnded()));
+  return {
+    pid: () => child.pid,
+    ended: () => ended || child.exitCode !== null || child.signalCode !== null,
+    stderr: () => stderr,
+    kill: async () => {
+      if (ended || child.pid === undefined) return;
+      child.kill('SIGKILL');
+      await exited;
+    },
+    letGo: () => child.stderr.destroy(),
+  };
 }
 
 /**

@@ -6,6 +6,8 @@ import { constants } from 'node:fs';
 import { access, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BerthError, type ErrorCode, deadlineExceeded, internal, failedPrecondition } from '../errors.js';
+import { killQuietly } from '../linux/command.js';
+import { runViaHelper } from '../linux/spawn-helper.js';
 
 export type CniCommand = 'ADD' | 'DEL' | 'CHECK' | 'GC' | 'STATUS' | 'VERSION';
 
@@ -62,6 +64,30 @@ export function execPlugin(run: PluginRun): Promise<string> {
     // PATH is the one variable of ours plugins need (portmap and friends run iptables);
     // nothing else of berthd's environment leaks into them.
     const env = { PATH: process.env.PATH || DEFAULT_PATH, ...run.env };
+    // Through the warm spawning helper where it runs (no fork of berthd, no blocked event loop).
+    let pid: number | undefined;
+    let helperTimedOut = false;
+    const viaHelper = runViaHelper({ argv: [run.path], env, stdin: run.stdin, newSession: true, onPid: (p) => (pid = p) });
+    if (viaHelper) {
+      const timer = setTimeout(() => {
+        helperTimedOut = true;
+        // Its own process group, so what it delegated to (IPAM plugins) goes too.
+        if (pid) killQuietly(-pid);
+      }, run.timeoutMs);
+      viaHelper.then(
+        ({ code, signal, stdout, stderr }) => {
+          clearTimeout(timer);
+          if (helperTimedOut) reject(deadlineExceeded(`CNI plugin ${run.plugin} did not finish ${run.command} within ${run.timeoutMs} ms and was killed`));
+          else if (code === 0) resolve(stdout);
+          else reject(pluginFailure(run, code, signal, stdout, stderr.slice(-64 * 1024)));
+        },
+        (err: Error) => {
+          clearTimeout(timer);
+          reject(internal(`cannot run CNI plugin ${run.plugin} (${run.path}): ${err.message}`));
+        },
+      );
+      return;
+    }
     // Its own process group, so a timeout also kills what it delegated to (IPAM plugins).
     const child = spawn(run.path, [], { env, stdio: ['pipe', 'pipe', 'pipe'], detached: true });
     let stdout = '';

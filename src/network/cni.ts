@@ -8,6 +8,7 @@ import { KeyedMutex, SharedExclusiveLock } from '../util/locks.js';
 import { CNI_NAME_PATTERN, compareVersions, isSupportedVersion, podNetworkConfig, type CniPluginConf, type NetworkConfigList } from './cni-config.js';
 import { CniCache, type CniCacheEntry } from './cni-cache.js';
 import { execPlugin, findPlugin, VersionProbe, type CniCommand } from './cni-exec.js';
+import { allSettled } from '../util/all-settled.js';
 import { checkResult, convertResult, parseResult, type CniResult } from './cni-result.js';
 
 export { CniError } from './cni-exec.js';
@@ -126,8 +127,7 @@ export class CniManager {
   async add(list: NetworkConfigList, attachment: CniAttachment): Promise<CniResult> {
     checkAttachment(attachment);
     return this.#locked(list, attachment, async () => {
-      await requireNetns(attachment.netns, 'ADD');
-      const { version, plugins } = await this.#resolve(list);
+      const [, { version, plugins }] = await allSettled([requireNetns(attachment.netns, 'ADD'), this.#resolve(list)] as const);
       const args = attachment.args ?? [];
       const capabilityArgs = attachment.capabilityArgs ?? {};
       const env = this.#env('ADD', attachment.containerId, attachment.netns, attachment.ifName, args);
@@ -275,24 +275,27 @@ export class CniManager {
     if (!CNI_NAME_PATTERN.test(list.name)) throw invalidArgument(`CNI network name ${JSON.stringify(list.name)} is not valid`);
     if (list.plugins.length === 0) throw failedPrecondition(`CNI network "${list.name}" has no plugins`);
     const dirs = this.#options.binDirs;
-    const plugins: ResolvedPlugin[] = [];
-    for (const conf of list.plugins) {
-      const path = await findPlugin(conf.type, dirs, list.name);
-      // A missing IPAM plugin fails inside the main plugin, after it changed things:
-      // better to refuse before anything runs.
-      const ipam = conf.ipam as { type?: unknown } | undefined;
-      if (ipam && typeof ipam.type === 'string' && ipam.type !== '') await findPlugin(ipam.type, dirs, list.name, 'IPAM plugin');
-      plugins.push({ conf, path });
-    }
+    // Every binary is looked up at once (a few stats each, on the way to every ADD and DEL);
+    // the first plugin in order that is missing is the one named.
+    const found = await Promise.allSettled(
+      list.plugins.map(async (conf): Promise<ResolvedPlugin> => {
+        // A missing IPAM plugin fails inside the main plugin, after it changed things:
+        // better to refuse before anything runs.
+        const ipam = conf.ipam as { type?: unknown } | undefined;
+        const [path] = await allSettled([findPlugin(conf.type, dirs, list.name), ipam && typeof ipam.type === 'string' && ipam.type !== '' ? findPlugin(ipam.type, dirs, list.name, 'IPAM plugin') : Promise.resolve('')] as const);
+        return { conf, path };
+      }),
+    );
+    const missing = found.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (missing) throw missing.reason;
+    const plugins = found.map((r) => (r as PromiseFulfilledResult<ResolvedPlugin>).value);
     const offered = [...new Set([list.cniVersion, ...(list.cniVersions ?? [])])];
     const candidates = offered.filter(isSupportedVersion).sort((a, b) => compareVersions(b, a));
     if (candidates.length === 0) {
       throw failedPrecondition(`CNI network "${list.name}" (${list.file}) offers CNI ${offered.join(', ')}, none of which berth speaks`);
     }
-    const supported = new Map<string, string[]>();
-    for (const plugin of plugins) {
-      supported.set(plugin.conf.type, await this.#probe.supportedVersions(plugin.conf.type, plugin.path, this.#cniPath()));
-    }
+    const versions = await Promise.all(plugins.map((plugin) => this.#probe.supportedVersions(plugin.conf.type, plugin.path, this.#cniPath())));
+    const supported = new Map<string, string[]>(plugins.map((plugin, i) => [plugin.conf.type, versions[i]!]));
     const version = candidates.find((v) => [...supported.values()].every((versions) => versions.includes(v)));
     if (!version) {
       const lacking = [...supported].filter(([, versions]) => !candidates.some((v) => versions.includes(v)));

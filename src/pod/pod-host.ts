@@ -4,7 +4,7 @@
 // manager's own logic (reservations, undo on failure, teardown order) runs without root.
 import { applyCgroupLimits, type CgroupLimits } from '../linux/cgroup-limits.js';
 import { ensureCgroup, moveIntoCgroup, removeCgroups, removeLeafCgroup } from '../linux/cgroups.js';
-import { isPinned, pinNamespaces, unpinNamespaces, type PinnableNamespace, type UserNamespaceSpec } from '../linux/namespaces.js';
+import { isPinned, pinNamespaces, unpinNamespaces, type PinnableNamespace, type PinResult, type UserNamespaceSpec } from '../linux/namespaces.js';
 import { preparePrivateDir, removeUnmounted } from '../linux/mount-table.js';
 import { inPinnedNamespace, prepareInfraRoot, startPidNamespace, stopPidNamespace } from '../linux/pid-namespace.js';
 import { processExists } from '../linux/process-tree.js';
@@ -14,7 +14,8 @@ import { mountPodShm, unmountPodShm, writePodFiles, type DnsSettings } from './p
 export interface PodHost {
   preparePrivateDir(dir: string): Promise<void>;
   prepareInfraRoot(dir: string, catatonit: string): Promise<void>;
-  pinNamespaces(files: Partial<Record<PinnableNamespace, string>>, hostname?: string, userns?: { file: string } & UserNamespaceSpec): Promise<void>;
+  /** Resolves with what else was done (a fake may resolve with nothing: the loopback is then brought up on its own). */
+  pinNamespaces(files: Partial<Record<PinnableNamespace, string>>, hostname?: string, userns?: { file: string } & UserNamespaceSpec): Promise<PinResult | void>;
   unpinNamespaces(files: Array<string | undefined>): Promise<void>;
   isPinned(file: string): Promise<boolean>;
   /** `userns`: the pod's user namespace; `prefix`: a command the init is started through (systemd-run --scope …). */

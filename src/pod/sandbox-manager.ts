@@ -279,19 +279,27 @@ export class SandboxManager {
       cgroupPath: spec.cgroupParent ? cgroupParentPath(this.options.cgroupDriver, spec.cgroupParent) : '',
       cgroupsCreated: [],
     };
+    // The network is named in the first record, before anything exists: should berthd die
+    // at any step after it, recovery runs DEL (which a netns that is missing or was never
+    // attached does not fail) and finds the init by its namespace.
+    const list = record.netns ? await this.options.cni.network() : undefined;
+    if (list) record.network = { name: list.name, ifName: POD_INTERFACE, ips: [] };
     this.#records.set(id, record);
     await this.#store.put(id, record);
     try {
       await mkdir(record.podDir, { recursive: true, mode: 0o755 });
-      await this.#host.pinNamespaces({ net: record.netns, uts: record.utsns, ipc: record.ipcns }, spec.hostname, record.userns && spec.userns ? { file: record.userns, ...spec.userns } : undefined);
-      // The pod's cgroup parent first: the pod's init gets a cgroup below it.
-      // (With the systemd driver the slices are systemd's: it makes them with the first scope in them.)
-      if (record.cgroupPath && this.options.cgroupDriver === 'cgroupfs') record.cgroupsCreated = await this.#host.ensureCgroup(record.cgroupPath);
-      const list = record.netns ? await this.options.cni.network() : undefined;
-      if (list) record.network = { name: list.name, ifName: POD_INTERFACE, ips: [] };
-      // Recorded before ADD and before the init starts: should berthd die during them,
-      // recovery runs DEL and finds the init by its namespace.
-      await this.#store.put(id, record);
+      // The namespaces and the pod's cgroup parent do not depend on each other. The cgroup
+      // parent comes before the init, which gets a cgroup below it. (With the systemd
+      // driver the slices are systemd's: it makes them with the first scope in them.)
+      const [pinned] = await allSettled([
+        this.#host.pinNamespaces({ net: record.netns, uts: record.utsns, ipc: record.ipcns }, spec.hostname, record.userns && spec.userns ? { file: record.userns, ...spec.userns } : undefined),
+        (async () => {
+          if (record.cgroupPath && this.options.cgroupDriver === 'cgroupfs') record.cgroupsCreated = await this.#host.ensureCgroup(record.cgroupPath);
+        })(),
+      ] as const);
+      // What berth made of the cgroup tree is recorded before the init starts in it (for
+      // the kubelet's pods the kubelet made it, and there is nothing to add).
+      if (record.cgroupsCreated.length > 0) await this.#store.put(id, record);
       // The network, the PID namespace init and /dev/shm do not depend on each other:
       // all three run at once, and all settle before a failure is undone.
       const steps = [
@@ -299,7 +307,7 @@ export class SandboxManager {
           if (!record.netns || !list || !record.network) return;
           // The loopback device and the plugins' interface are independent: side by side.
           const netns = record.netns;
-          const [, result] = await allSettled([this.#host.bringUpLoopback(netns), this.options.cni.add(list, this.#attachment(record))] as const);
+          const [, result] = await allSettled([pinned?.loopbackUp ? Promise.resolve() : this.#host.bringUpLoopback(netns), this.options.cni.add(list, this.#attachment(record))] as const);
           record.network.ips = (result.ips ?? []).map((ip: { address: string }) => ip.address.split('/')[0]!);
         },
         async () => {

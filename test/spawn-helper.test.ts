@@ -1,0 +1,92 @@
+// The warm spawning helper (src/linux/spawn-helper.ts) with real children: output, exit
+// codes and signals, exec failures, stdin bigger than a pipe, environment, working dir,
+// the fd-3 pipe conmon reports on, a daemon released while it runs, many at once; and
+// runCommand / execPlugin through it.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { runViaHelper, startViaHelper, HelperSpawnError } from '../src/linux/spawn-helper.js';
+import { runCommand } from '../src/linux/command.js';
+import { execPlugin } from '../src/network/cni-exec.js';
+
+function helperRun(...args: Parameters<typeof runViaHelper>) {
+  const result = runViaHelper(...args);
+  assert.ok(result, 'perl runs here, so the helper does');
+  return result;
+}
+
+test('a command through the helper: output, exit code, signal, exec failure', async () => {
+  assert.deepEqual(await helperRun({ argv: ['sh', '-c', 'echo "out $0"; echo err >&2', 'wörld'] }), { code: 0, signal: null, stdout: 'out wörld\n', stderr: 'err\n' });
+  assert.equal((await helperRun({ argv: ['sh', '-c', 'exit 3'] })).code, 3);
+  const killed = await helperRun({ argv: ['sh', '-c', 'kill -TERM $$'] });
+  assert.deepEqual([killed.code, killed.signal], [null, 'SIGTERM']);
+  await assert.rejects(helperRun({ argv: ['/nonexistent-berth-tool'] }), (err: Error) => err instanceof HelperSpawnError && /No such file/.test(err.message));
+  await assert.rejects(helperRun({ argv: ['true'], cwd: '/nonexistent-berth-dir' }), (err: Error) => err instanceof HelperSpawnError && /chdir/.test(err.message));
+});
+
+test('stdin bigger than a pipe, a given environment, a working dir, and many at once', async () => {
+  const input = 'x'.repeat(300_000);
+  assert.equal((await helperRun({ argv: ['wc', '-c'], stdin: input })).stdout.trim(), String(input.length));
+  const env = await helperRun({ argv: ['sh', '-c', 'echo "$ONLY:${HOME:-none}"; pwd'], env: { ONLY: 'this', PATH: process.env.PATH ?? '/usr/bin:/bin' }, cwd: '/tmp' });
+  assert.equal(env.stdout, 'this:none\n/tmp\n');
+  const many = await Promise.all(Array.from({ length: 30 }, (_, i) => helperRun({ argv: ['sh', '-c', `sleep 0.0${i % 5}; echo ${i}`] })));
+  assert.deepEqual(many.map((r) => Number(r.stdout)), Array.from({ length: 30 }, (_, i) => i));
+});
+
+test('a daemon: its fd-3 message as it comes, its exit while its child keeps the output, then released', async () => {
+  let pid = 0;
+  let sync = '';
+  let exited: number | null | undefined;
+  const gotSync = resolvers();
+  const gotExit = resolvers();
+  // As conmon: a child that stays (holding stdout/stderr and fd 3) and a first process that exits 0.
+  const child = startViaHelper({
+    argv: ['sh', '-c', '(echo "{\\"data\\": $$}" >&3; exec sleep 30) & exit 0'],
+    newSession: true,
+    discardStdout: true,
+    onPid: (p) => (pid = p),
+    onSync: (d) => {
+      sync += d.toString();
+      gotSync.resolve();
+    },
+    onExit: (code) => {
+      exited = code;
+      gotExit.resolve();
+    },
+  });
+  assert.ok(child);
+  let settled = false;
+  void child.result.then(() => (settled = true), () => (settled = true));
+  await Promise.all([gotSync.promise, gotExit.promise]);
+  assert.equal(exited, 0);
+  assert.ok(pid > 0);
+  assert.match(sync, /^\{"data": \d+\}\n$/);
+  child.release();
+  // The sleeper runs on by itself in the session the helper made for it; it goes now.
+  process.kill(-pid, 'SIGKILL');
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  assert.equal(settled, false, 'a released child never settles');
+  assert.equal(existsSync(`/proc/${pid}`), false);
+});
+
+test('runCommand and a CNI plugin run through the helper; timeouts kill', async () => {
+  assert.equal((await runCommand('cat', [], 'echoing', { input: 'hi' })).stdout, 'hi');
+  await assert.rejects(runCommand('sh', ['-c', 'echo nope >&2; exit 1'], 'failing'), /failing: sh failed: nope/);
+  await assert.rejects(runCommand('/nonexistent-berth-tool', [], 'starting'), /starting: cannot run \/nonexistent-berth-tool/);
+  const started = Date.now();
+  await assert.rejects(runCommand('sleep', ['30'], 'sleeping', { timeoutMs: 200 }), /was killed \(SIGKILL\)/);
+  assert.ok(Date.now() - started < 5_000);
+  const plugin = '/usr/lib/cni/bridge';
+  if (!existsSync(plugin)) {
+    console.log(`# skipping the CNI plugin part: ${plugin} is not installed`);
+    return;
+  }
+  const version = JSON.parse(await execPlugin({ command: 'VERSION', plugin: 'bridge', path: plugin, env: { CNI_COMMAND: 'VERSION' }, stdin: '{"cniVersion":"1.0.0"}', timeoutMs: 10_000 })) as { supportedVersions: string[] };
+  assert.ok(version.supportedVersions.includes('1.0.0'));
+});
+
+function resolvers(): { promise: Promise<void>; resolve: () => void } {
+  let resolve = () => undefined as void;
+  const promise = new Promise<void>((r) => (resolve = r));
+  return { promise, resolve };
+}
