@@ -11,7 +11,7 @@ import { availableParallelism } from 'node:os';
 import type { Worker } from 'node:worker_threads';
 import { BerthError, type ErrorCode } from '../errors.js';
 import type { BlobSink } from './content-store.js';
-// Types only: the unpack code (tar-stream, fzstd) is loaded by the worker, not here.
+// Types only: the unpack code (its tar parser, fzstd) is loaded by the worker, not here.
 import type { UnpackResult } from './layer-unpack.js';
 
 export type ToWorker =
@@ -327,7 +327,7 @@ export const WORKER_MIN_BYTES = 8 * 1024 * 1024;
 /** Unpacks a layer blob into target: in a worker when it is big or of unknown size. */
 export async function unpackLayerSomewhere(blob: AsyncIterable<Uint8Array>, target: string, size: number | undefined): Promise<UnpackResult> {
   if (size !== undefined && size < WORKER_MIN_BYTES) {
-    // Loaded on first use, not at start-up (tar-stream, fzstd: idle memory).
+    // Loaded on first use, not at start-up (the unpack code, fzstd: idle memory).
     const { unpackLayer } = await import('./layer-unpack.js');
     return unpackLayer(blob, target);
   }
