@@ -210,7 +210,9 @@ class ZstdInflater implements Decompressor {
 
   push(chunk: Uint8Array, out: (data: Uint8Array) => void): void {
     this.#out = out;
-    this.#decompress.push(chunk);
+    // A copy: fzstd may keep input until a block is complete, and the caller's chunk may
+    // be reused once this returns (a worker's ring).
+    this.#decompress.push(chunk.slice());
   }
 
   finish(out: (data: Uint8Array) => void): void {

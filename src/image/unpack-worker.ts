@@ -30,6 +30,8 @@ class Job {
   blob: { fd: number; hash: Hash; bytes: number } | undefined;
   /** A write to the blob file failed: nothing more is written, the main thread is told once. */
   blobError = false;
+  /** The shared memory the main thread copies the layer's bytes into (LayerPipe). */
+  ring: Uint8Array | undefined;
 
   constructor(
     readonly id: number,
@@ -74,6 +76,10 @@ class Job {
     }
   }
 
+  /**
+   * Takes a chunk (a view of the ring: it is overwritten once acknowledged, so nothing
+   * here keeps it) and acknowledges it.
+   */
   chunk(chunk: Uint8Array): void {
     if (this.blob && !this.blobError) {
       try {
@@ -134,8 +140,11 @@ port.on('message', (message: ToWorker) => {
         job.failBlob(err);
       }
       return;
+    case 'ring':
+      job.ring = new Uint8Array(message.ring);
+      return;
     case 'chunk':
-      job.chunk(message.chunk);
+      job.chunk(job.ring!.subarray(message.offset, message.offset + message.length));
       return;
     case 'end':
       job.end();
