@@ -216,14 +216,18 @@ function isZeroBlock(block: Buffer): boolean {
 function checksumMatches(block: Buffer): boolean {
   const stored = readNumber(block, 148, 8, 'checksum');
   let unsigned = 8 * 0x20;
-  let signed = 8 * 0x20;
-  for (let i = 0; i < BLOCK; i++) {
-    if (i >= 148 && i < 156) continue;
+  let high = 0; // bytes >= 0x80: a signed sum counts each 256 less
+  for (let i = 0; i < 148; i++) {
     const b = block[i]!;
     unsigned += b;
-    signed += b >= 0x80 ? b - 256 : b;
+    if (b >= 0x80) high++;
   }
-  return stored === unsigned || stored === signed;
+  for (let i = 156; i < BLOCK; i++) {
+    const b = block[i]!;
+    unsigned += b;
+    if (b >= 0x80) high++;
+  }
+  return stored === unsigned || stored === unsigned - 256 * high;
 }
 
 /** A NUL-terminated field as UTF-8. */
