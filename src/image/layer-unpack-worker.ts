@@ -33,8 +33,12 @@ export type FromWorker =
   | { type: 'blob-closed'; id: number }
   | { type: 'blob-error'; id: number; code?: ErrorCode; message: string };
 
-/** Bytes sent to a worker and not yet taken by its unpack. */
-const WINDOW_BYTES = 8 * 1024 * 1024;
+/**
+ * Bytes sent to a worker and not yet taken by its unpack. The worker takes each batch
+ * whole as it comes (stores and unpacks it synchronously), so a few batches in flight
+ * keep it busy; each pipe's ring (below) is this much shared memory, touched page by page.
+ */
+const WINDOW_BYTES = 4 * 1024 * 1024;
 /**
  * A pipe's bytes go to its worker in messages of up to this size: the HTTP body comes in
  * chunks of ~16-64 KB, and one message per chunk costs the main thread more than a copy.
