@@ -54,11 +54,13 @@ const BATCH_BYTES = 1024 * 1024;
 const RING_BYTES = WINDOW_BYTES + BATCH_BYTES;
 
 /**
- * Layer workers: about one per core, each running several layers' jobs side by side. A
- * worker's start (an isolate compiling Node's streams, zlib, crypto and the unpack code)
- * cost ~100-350 ms of CPU here, once per layer when each layer had its own.
+ * Layer workers: one per core (at least 2, at most 4), each running several layers' jobs
+ * side by side. The unpack never waits on the thread pool now (all its calls are
+ * blocking), so a worker per core keeps the cores busy; each more costs its start (an
+ * isolate: ~50-60 ms of CPU measured here) and its own JIT warm-up. Two per core on this
+ * 2-core machine took ~0.15 CPU-s more per 211 MB pull (three runs each way, load ~6).
  */
-const POOL_SIZE = Math.max(2, Math.min(4, 2 * availableParallelism()));
+const POOL_SIZE = Math.max(2, Math.min(4, availableParallelism()));
 /** A worker with no job for this long ends (idle memory). */
 const IDLE_MS = 10_000;
 
