@@ -94,22 +94,24 @@ export class TarReader {
           }
           break;
         }
-        case State.Data: {
-          const n = Math.min(this.#remaining, chunk.byteLength - offset);
-          this.#visitor.data(chunk.subarray(offset, offset + n));
-          offset += n;
-          this.#remaining -= n;
-          if (this.#remaining === 0) this.#endMember();
-          break;
-        }
+        case State.Data:
         case State.Meta: {
+          // A member's data goes to the visitor; a metadata member's is gathered here.
           const n = Math.min(this.#remaining, chunk.byteLength - offset);
-          const meta = this.#meta!;
-          meta.chunks.push(Buffer.from(chunk.subarray(offset, offset + n)));
-          meta.length += n;
+          const piece = chunk.subarray(offset, offset + n);
+          const meta = this.#state === State.Meta ? this.#meta! : undefined;
+          if (meta) {
+            meta.chunks.push(Buffer.from(piece));
+            meta.length += n;
+          } else {
+            this.#visitor.data(piece);
+          }
           offset += n;
           this.#remaining -= n;
-          if (this.#remaining === 0) this.#endMeta();
+          if (this.#remaining === 0) {
+            if (meta) this.#endMeta();
+            else this.#endMember();
+          }
           break;
         }
         case State.Padding: {
