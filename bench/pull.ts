@@ -1,19 +1,20 @@
 // bench/pull: pull a ~200 MB, 6-layer image from a local registry into berthd and into
 // containerd, in the same run on the same machine, and print seconds, MB/s, each
 // daemon's CPU time for the pull (/proc/PID/stat: all its threads; steadier than the
-// seconds on a loaded machine) and ratios. Each pull starts from an empty store (a fresh
+// seconds on a loaded machine; its system share printed apart) and ratios. Each pull starts from an empty store (a fresh
 // daemon), so nothing is cached.
 //   node dist/bench/pull.js [--runs N] [--baseline OTHER/dist/src/bin/berthd.js] [--no-containerd] [--small]
 // --small: a ~1 MB one-layer busybox image instead (as the kubelet's small pulls), a new
 // one per run (a file of its own in the layer), into the same daemons.
 // containerd 2.x is pulled with too when scripts/build-containerd2.sh has built it.
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import type { GrpcCallError } from '../src/server/grpc-client.js';
 import { ImageService } from '../src/gen/runtime/v1/api_pb.js';
 import { openChannel, serviceClient } from '../src/server/grpc-client.js';
 import { buildLayer, busyboxEntries, pushImage, type BuiltLayer, type LayerEntry } from '../test/helpers/image-builder.js';
 import { startRegistry } from '../test/helpers/registry.js';
-import { Scope, cpuMs, median, requireRoot } from './harness.js';
+import { Scope, median, requireRoot } from './harness.js';
 import { startTargets, type Target } from './targets.js';
 
 const LAYERS = 6;
@@ -30,18 +31,27 @@ function bigLayer(index: number): BuiltLayer {
   return buildLayer(entries, 'gzip');
 }
 
-/** Seconds of one pull, and the daemon's CPU seconds meanwhile. */
-async function timePull(target: Target, reference: string): Promise<{ seconds: number; cpu: number }> {
+/** A process's user and system CPU milliseconds, all its threads (/proc/PID/stat). */
+function cpuSplitMs(pid: number): { user: number; sys: number } {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return { user: Number(fields[11]) * 10, sys: Number(fields[12]) * 10 };
+}
+
+/** Seconds of one pull, and the daemon's CPU seconds meanwhile (all, and the system's share). */
+async function timePull(target: Target, reference: string): Promise<{ seconds: number; cpu: number; sys: number }> {
   const channel = openChannel(target.endpoint);
   const images = serviceClient(ImageService, channel);
-  const cpuBefore = cpuMs(target.pid);
+  const cpuBefore = cpuSplitMs(target.pid);
   const started = process.hrtime.bigint();
   try {
     await images.pullImage({ image: { image: reference } }, { timeoutMs: 600_000 });
   } finally {
     channel.close();
   }
-  return { seconds: Number(process.hrtime.bigint() - started) / 1e9, cpu: (cpuMs(target.pid) - cpuBefore) / 1000 };
+  const cpuAfter = cpuSplitMs(target.pid);
+  const sys = (cpuAfter.sys - cpuBefore.sys) / 1000;
+  return { seconds: Number(process.hrtime.bigint() - started) / 1e9, cpu: (cpuAfter.user - cpuBefore.user) / 1000 + sys, sys };
 }
 
 function smallLayer(run: number): BuiltLayer {
@@ -77,6 +87,7 @@ async function main(): Promise<void> {
 
     const seconds = new Map<string, number[]>();
     const cpu = new Map<string, number[]>();
+    const sys = new Map<string, number[]>();
     // Small pulls share daemons (started once); big ones get fresh daemons per run:
     // empty content stores, nothing to reuse. The pulls run one after another, in an
     // order turned each run.
@@ -94,7 +105,8 @@ async function main(): Promise<void> {
             const pulled = await timePull(target, reference);
             seconds.set(target.name, [...(seconds.get(target.name) ?? []), pulled.seconds]);
             cpu.set(target.name, [...(cpu.get(target.name) ?? []), pulled.cpu]);
-            line.push(`${target.name} ${small ? `${(pulled.seconds * 1000).toFixed(0)} ms` : `${pulled.seconds.toFixed(2)} s`} (cpu ${pulled.cpu.toFixed(2)} s)`);
+            sys.set(target.name, [...(sys.get(target.name) ?? []), pulled.sys]);
+            line.push(`${target.name} ${small ? `${(pulled.seconds * 1000).toFixed(0)} ms` : `${pulled.seconds.toFixed(2)} s`} (cpu ${pulled.cpu.toFixed(2)} s, sys ${pulled.sys.toFixed(2)})`);
           }
           process.stdout.write(`run ${run}: ${line.join(', ')}\n`);
         } finally {
@@ -106,7 +118,7 @@ async function main(): Promise<void> {
     }
     const mb = compressed / 1e6;
     process.stdout.write(`\n${small ? 'small images' : 'image'}: ${mb.toFixed(1)} MB in ${layers.length} layers; median of ${runs} pulls each\n`);
-    process.stdout.write(`runtime              ${small ? '     ms' : 'seconds'}    MB/s   cpu s   berth/this (time)  (cpu)\n`);
+    process.stdout.write(`runtime              ${small ? '     ms' : 'seconds'}    MB/s   cpu s   (sys)   berth/this (time)  (cpu)\n`);
     const berth = median(seconds.get('berth')!);
     const berthCpu = median(cpu.get('berth')!);
     for (const [name, list] of seconds) {
@@ -114,7 +126,7 @@ async function main(): Promise<void> {
       const c = median(cpu.get(name)!);
       const time = small ? (m * 1000).toFixed(0) : m.toFixed(2);
       process.stdout.write(
-        `${name.padEnd(20)} ${time.padStart(7)}  ${(mb / m).toFixed(1).padStart(6)}  ${c.toFixed(2).padStart(6)}  ${(berth / m).toFixed(2).padStart(8)}  ${(c > 0 ? berthCpu / c : NaN).toFixed(2).padStart(12)}\n`,
+        `${name.padEnd(20)} ${time.padStart(7)}  ${(mb / m).toFixed(1).padStart(6)}  ${c.toFixed(2).padStart(6)}  ${median(sys.get(name)!).toFixed(2).padStart(6)}  ${(berth / m).toFixed(2).padStart(8)}  ${(c > 0 ? berthCpu / c : NaN).toFixed(2).padStart(12)}\n`,
       );
     }
   } finally {

@@ -356,8 +356,12 @@ class ProgressWatchdog {
     this.#arm();
   }
 
+  /** (Re)starts the countdown: once per received chunk, so the timer is refreshed, not replaced. */
   #arm(): void {
-    clearTimeout(this.#timer);
+    if (this.#timer) {
+      this.#timer.refresh();
+      return;
+    }
     this.#timer = setTimeout(() => {
       this.#controller.abort(deadlineExceeded(`pull made no progress for ${formatDuration(this.timeoutMs)}; cancelled (image_pull_progress_timeout)`));
     }, this.timeoutMs);
@@ -366,6 +370,7 @@ class ProgressWatchdog {
 
   stop(): void {
     clearTimeout(this.#timer);
+    this.#timer = undefined;
   }
 
   /**
@@ -384,7 +389,7 @@ class ProgressWatchdog {
       if (this.signal.aborted) throw abortReason(this.signal);
       throw unavailable(`blob download interrupted: ${describeFetchError(err)}`);
     } finally {
-      clearTimeout(this.#timer);
+      this.stop();
     }
   }
 }

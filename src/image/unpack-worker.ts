@@ -1,19 +1,19 @@
 // The worker thread side of LayerPipe (layer-unpack-worker.ts). berthd keeps a small
 // pool of these (about one per core) and each runs the layer jobs it is given side by
-// side: a job receives a layer's bytes as they come, runs unpackLayer on them
-// (decompression, the diff ID's sha256, tar parsing and the file writes, with every
-// path check) and answers with the result or the error.
+// side: a job receives a layer's bytes as they come and, for each chunk, at once and
+// synchronously: stores it in the blob (when downloading: the content store's partial
+// file, with the blob's sha256) and unpacks it (LayerUnpacker: decompression, the diff
+// ID's sha256, tar parsing and the file writes, with every path check). The chunk is then
+// acknowledged, so the main thread sends the next ones.
 //
-// For a layer being downloaded, the job also stores the compressed blob: once told the
-// content store's partial file ('blob-open') it hashes each chunk (the blob's sha256)
-// and writes it there with plain blocking writes, then on 'end' fsyncs (on the thread
-// pool, while the unpack goes on) and closes the file and answers the digest; the
-// content store on the main thread checks it and renames the file into place.
+// On 'end' the blob file is fsynced (on the thread pool, while the unpack's last steps
+// run), closed and its digest answered; the content store on the main thread checks it
+// and renames the file into place. The unpack answers its result or its error.
 import { createHash, type Hash } from 'node:crypto';
 import { closeSync, fsync, openSync, writeSync } from 'node:fs';
 import { parentPort } from 'node:worker_threads';
 import { BerthError } from '../errors.js';
-import { unpackLayer } from './layer-unpack.js';
+import { LayerUnpacker } from './layer-unpack.js';
 import type { FromWorker, ToWorker } from './layer-unpack-worker.js';
 
 const port = parentPort!;
@@ -22,25 +22,39 @@ const port = parentPort!;
 type Reply = FromWorker extends infer M ? (M extends unknown ? Omit<M, 'id'> : never) : never;
 
 class Job {
-  // Chunks arrive faster than they are unpacked at times: they queue here, and the main
-  // thread sends no more than its window before this side acknowledges what it took.
-  readonly queue: Uint8Array[] = [];
-  ended = false;
-  failed: string | undefined;
-  /** Stop at once, queued bytes or not (the main thread gave the layer up). */
-  cancelled = false;
-  wake: (() => void) | undefined;
-  /** The unpack has finished or failed: chunks still to come are only stored. */
-  unpackSettled = false;
+  /** The unpack, until it has finished or failed: chunks after that are only stored. */
+  unpacker: LayerUnpacker | undefined;
+  /** The unpack's last steps run (after 'end'): it answers when they are done, whatever comes. */
+  finishing = false;
   /** The blob file being written, from 'blob-open' until 'end' or 'fail'. */
   blob: { fd: number; hash: Hash; bytes: number } | undefined;
   /** A write to the blob file failed: nothing more is written, the main thread is told once. */
   blobError = false;
+  /** The shared memory the main thread copies the layer's bytes into (LayerPipe). */
+  ring: Uint8Array | undefined;
 
-  constructor(readonly id: number) {}
+  constructor(
+    readonly id: number,
+    target: string,
+  ) {
+    try {
+      this.unpacker = new LayerUnpacker(target);
+    } catch (err) {
+      this.failUnpack(err);
+    }
+  }
 
   reply(message: Reply): void {
     port.postMessage({ ...message, id: this.id } as FromWorker);
+  }
+
+  /** The unpack stops with err (answered once); the blob goes on being stored. */
+  failUnpack(err: unknown): void {
+    const unpacker = this.unpacker;
+    this.unpacker = undefined;
+    unpacker?.abort();
+    const error = err instanceof BerthError ? { code: err.code, message: err.message } : { message: (err as Error)?.message ?? String(err) };
+    this.reply({ type: 'error', ...error });
   }
 
   failBlob(err: unknown): void {
@@ -62,56 +76,60 @@ class Job {
     }
   }
 
-  storeChunk(chunk: Uint8Array): void {
-    if (!this.blob || this.blobError) return;
-    try {
-      this.blob.hash.update(chunk);
-      for (let offset = 0; offset < chunk.byteLength; ) offset += writeSync(this.blob.fd, chunk, offset);
-      this.blob.bytes += chunk.byteLength;
-    } catch (err) {
-      this.failBlob(err);
+  /**
+   * Takes a chunk (a view of the ring: it is overwritten once acknowledged, so nothing
+   * here keeps it) and acknowledges it.
+   */
+  chunk(chunk: Uint8Array): void {
+    if (this.blob && !this.blobError) {
+      try {
+        this.blob.hash.update(chunk);
+        for (let offset = 0; offset < chunk.byteLength; ) offset += writeSync(this.blob.fd, chunk, offset);
+        this.blob.bytes += chunk.byteLength;
+      } catch (err) {
+        this.failBlob(err);
+      }
     }
+    if (this.unpacker) {
+      try {
+        this.unpacker.push(chunk);
+      } catch (err) {
+        this.failUnpack(err);
+      }
+    }
+    this.reply({ type: 'ack', bytes: chunk.byteLength });
   }
 
-  async *source(): AsyncIterable<Uint8Array> {
-    for (;;) {
-      if (this.cancelled) throw new BerthError('Aborted', 'layer unpack stopped');
-      const chunk = this.queue.shift();
-      if (chunk) {
-        this.reply({ type: 'ack', bytes: chunk.byteLength });
-        yield chunk;
-        continue;
-      }
-      if (this.failed !== undefined) throw new Error(this.failed);
-      if (this.ended) return;
-      await new Promise<void>((resolve) => (this.wake = resolve));
-      this.wake = undefined;
+  end(): void {
+    if (this.blob && !this.blobError) {
+      const blob = this.blob;
+      const done = { type: 'blob', digest: `sha256:${blob.hash.digest('hex')}`, bytes: blob.bytes } as const;
+      fsync(blob.fd, (err) => {
+        if (err) return this.failBlob(err);
+        this.closeBlob();
+        this.reply(done);
+      });
     }
+    const unpacker = this.unpacker;
+    if (!unpacker) return;
+    this.finishing = true;
+    unpacker.finish().then(
+      (result) => {
+        this.unpacker = undefined;
+        this.reply({ type: 'done', result });
+      },
+      (err: unknown) => this.failUnpack(err),
+    );
   }
 }
 
 const jobs = new Map<number, Job>();
 
-function start(id: number, target: string): void {
-  const job = new Job(id);
-  jobs.set(id, job);
-  // This thread does nothing but layer jobs: its file-system calls block it, not berthd.
-  unpackLayer(job.source(), target, { blocking: true }).then(
-    (result) => {
-      job.unpackSettled = true;
-      job.reply({ type: 'done', result });
-    },
-    (err: unknown) => {
-      job.unpackSettled = true;
-      job.queue.length = 0;
-      const error = err instanceof BerthError ? { code: err.code, message: err.message } : { message: (err as Error).message ?? String(err) };
-      job.reply({ type: 'error', ...error });
-    },
-  );
-}
-
 port.on('message', (message: ToWorker) => {
-  if (message.type === 'start') return start(message.id, message.target);
+  if (message.type === 'start') {
+    jobs.set(message.id, new Job(message.id, message.target));
+    return;
+  }
   const job = jobs.get(message.id);
   if (!job) return;
   switch (message.type) {
@@ -122,38 +140,30 @@ port.on('message', (message: ToWorker) => {
         job.failBlob(err);
       }
       return;
+    case 'ring':
+      job.ring = new Uint8Array(message.ring);
+      return;
     case 'chunk':
-      job.storeChunk(message.chunk);
-      if (!job.unpackSettled) job.queue.push(message.chunk);
-      break;
+      job.chunk(job.ring!.subarray(message.offset, message.offset + message.length));
+      return;
     case 'end':
-      job.ended = true;
-      if (job.blob && !job.blobError) {
-        const blob = job.blob;
-        const done = { type: 'blob', digest: `sha256:${blob.hash.digest('hex')}`, bytes: blob.bytes } as const;
-        fsync(blob.fd, (err) => {
-          if (err) return job.failBlob(err);
-          job.closeBlob();
-          job.reply(done);
-        });
-      }
-      break;
+      job.end();
+      return;
     case 'fail':
-      job.failed = message.message;
       if (job.blob) {
         // Kept as it is for a resumed download (the content store decides).
         job.closeBlob();
         job.reply({ type: 'blob-closed' });
       }
-      break;
+      if (job.unpacker && !job.finishing) job.failUnpack(new Error(message.message));
+      return;
     case 'cancel':
-      job.cancelled = true;
-      job.queue.length = 0;
-      break;
+      // A finishing unpack answers once its last steps are done (the caller then removes the target).
+      if (job.unpacker && !job.finishing) job.failUnpack(new BerthError('Aborted', 'layer unpack stopped'));
+      return;
     case 'release':
       // The main thread is done with the job (its unpack has settled, its blob is closed).
       jobs.delete(message.id);
       return;
   }
-  job.wake?.();
 });
