@@ -5,7 +5,9 @@
 // Version, ListPodSandbox, ListContainers, ListImages, ImageStatus and ListContainerStats,
 // interleaved, the builds taking turns), and after --idle S seconds at rest ("idle").
 // Medians in MB over --rounds rounds (min-max in brackets). No pods: what berthd itself keeps.
-//   node dist/bench/idle-memory.js [--rounds 3] [--calls 250] [--idle 30] [--baseline OTHER/dist/src/bin/berthd.js]
+// --variant FILE (repeatable) adds more entry files beside them, e.g. one whose #! line
+// gives other node flags and imports this build's berthd.js (to measure a flag).
+//   node dist/bench/idle-memory.js [--rounds 3] [--calls 250] [--idle 30] [--baseline OTHER/dist/src/bin/berthd.js] [--variant FILE]...
 import { readFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ImageService, RuntimeService } from '../src/gen/runtime/v1/api_pb.js';
@@ -33,12 +35,15 @@ async function main(): Promise<void> {
   const baseline = stringArg('--baseline');
   const builds: { name: string; binary?: string }[] = [{ name: 'berth' }];
   if (baseline) builds.push({ name: 'berth-base', binary: baseline });
+  process.argv.forEach((arg, i) => {
+    if (arg === '--variant') builds.push({ name: process.argv[i + 1]!.replace(/^.*\//, ''), binary: process.argv[i + 1]! });
+  });
   // figures[build][step] = MB per round
   const figures = builds.map(() => STEPS.map(() => [] as number[]));
   for (let round = 0; round < rounds; round++) {
     const scope = new Scope();
     try {
-      const order = round % 2 ? [...builds.keys()].reverse() : [...builds.keys()];
+      const order = [...builds.keys()].map((_, k) => (k + round) % builds.length);
       const daemons: { i: number; pid: number; endpoint: string }[] = [];
       for (const i of order) {
         const berthd = await startBerthd(scope, { logLevel: 'warn', ...(builds[i]!.binary ? { binary: builds[i]!.binary } : {}) });
