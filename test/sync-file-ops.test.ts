@@ -56,3 +56,25 @@ test('removeUnmounted removes small and big trees, and a symlink in them without
   assert.equal(existsSync(big), false);
   assert.equal(readFileSync(join(outside, 'keep'), 'utf8'), 'kept', 'the symlink was removed, not followed');
 });
+
+test("mountPoints (the fifth field alone) names the same points as the parsed mount table, escapes undone", async (t) => {
+  const { mountPoints, mountTable } = await import('../src/linux/mount-table.js');
+  const dir = scratch(t);
+  // A mount point with a space (mountinfo writes it as \040), made and dropped here.
+  const spaced = join(dir, 'with space');
+  mkdirSync(spaced);
+  const { spawnSync } = await import('node:child_process');
+  const mounted = spawnSync('mount', ['-t', 'tmpfs', 'tmpfs', spaced]).status === 0;
+  let points: Set<string>;
+  let table: string[];
+  try {
+    points = await mountPoints();
+    table = (await mountTable()).map((m) => m.point);
+  } finally {
+    if (mounted) spawnSync('umount', [spaced]);
+  }
+  assert.deepEqual([...points].sort(), [...new Set(table)].sort());
+  assert.ok(points.has('/'));
+  if (mounted) assert.ok(points.has(spaced), 'the escaped mount point');
+  else t.diagnostic('mount(8) of a tmpfs failed (not root?): the escape case was not checked');
+});

@@ -46,7 +46,7 @@ export async function mountTable(): Promise<MountEntry[]> {
     if (!point) continue;
     const separator = fields.indexOf('-', 6);
     entries.push({
-      point: point.includes('\\') ? point.replace(/\\(\d{3})/g, (_, octal: string) => String.fromCharCode(parseInt(octal, 8))) : point,
+      point: point.includes('\\') ? unescapeOctal(point) : point,
       options: (fields[5] ?? '').split(','),
       optional: fields.slice(6, separator < 0 ? 6 : separator),
     });
@@ -126,7 +126,30 @@ export function mountsBelow(table: MountEntry[], dir: string): MountEntry[] {
   return table.filter((m) => m.point === dir || m.point.startsWith(`${dir}/`));
 }
 
-/** Mount points of this mount namespace. */
+/**
+ * Mount points of this mount namespace: the fifth field of each mountinfo line alone
+ * (read several times per pod start and stop, and the table grows with every pod).
+ */
 export async function mountPoints(): Promise<Set<string>> {
-  return new Set((await mountTable()).map((m) => m.point));
+  const points = new Set<string>();
+  for (const line of readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
+    let start = 0;
+    for (let field = 0; field < 4; field++) {
+      const space = line.indexOf(' ', start);
+      if (space < 0) {
+        start = -1;
+        break;
+      }
+      start = space + 1;
+    }
+    if (start < 0) continue;
+    const end = line.indexOf(' ', start);
+    const point = line.slice(start, end < 0 ? undefined : end);
+    if (point) points.add(point.includes('\\') ? unescapeOctal(point) : point);
+  }
+  return points;
+}
+
+function unescapeOctal(field: string): string {
+  return field.replace(/\\(\d{3})/g, (_, octal: string) => String.fromCharCode(parseInt(octal, 8)));
 }
