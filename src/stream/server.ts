@@ -24,12 +24,19 @@ export interface StreamServerOptions {
   port: number;
   backends: StreamBackends;
   log: Logger;
+  /** A connection that has sent no whole request by then is closed (Node's headersTimeout, 60 s). */
+  requestDeadlineMs?: number;
 }
+
+/** Node's HTTP server checks headersTimeout only on a port it listens on itself; here it does not. */
+const REQUEST_DEADLINE_MS = 60_000;
 
 export class StreamServer {
   readonly #cache = new TokenCache<Cached>();
   readonly #server: Server;
   readonly #sockets = new Set<Socket>();
+  /** Connections that have not yet sent a whole request, and when they are closed. */
+  readonly #deadlines = new Map<Socket, NodeJS.Timeout>();
   #http: Promise<HttpServer> | undefined;
   #upgrade: Promise<UpgradeModule> | undefined;
   #baseUrl = '';
@@ -40,7 +47,13 @@ export class StreamServer {
 
   #onConnection(socket: Socket): void {
     this.#sockets.add(socket);
-    socket.on('close', () => this.#sockets.delete(socket));
+    const deadline = setTimeout(() => socket.destroy(), this.options.requestDeadlineMs ?? REQUEST_DEADLINE_MS);
+    deadline.unref();
+    this.#deadlines.set(socket, deadline);
+    socket.on('close', () => {
+      this.#sockets.delete(socket);
+      this.#requestCame(socket);
+    });
     socket.on('error', () => undefined);
     this.#http ??= import('node:http').then(({ createServer }) => {
       const http = createServer((req, res) => this.#onRequest(req, res));
@@ -100,7 +113,14 @@ export class StreamServer {
     return cached?.kind === match[1] ? cached : undefined;
   }
 
+  /** Its first request came: from here on the HTTP server's keep-alive timeout or the protocol code owns its end. */
+  #requestCame(socket: Socket): void {
+    clearTimeout(this.#deadlines.get(socket));
+    this.#deadlines.delete(socket);
+  }
+
   #onRequest(req: IncomingMessage, res: ServerResponse): void {
+    this.#requestCame(req.socket);
     const cached = this.#take(req);
     if (!cached) {
       res.writeHead(404, { 'Content-Type': 'text/plain' }).end('404 page not found\n');
@@ -110,6 +130,7 @@ export class StreamServer {
   }
 
   #onUpgrade(req: IncomingMessage, socket: Socket, head: Buffer): void {
+    this.#requestCame(socket);
     socket.on('error', () => undefined);
     const cached = this.#take(req);
     if (!cached) {
