@@ -98,7 +98,7 @@ test('a big hostile layer is refused in its worker and writes nothing outside it
 });
 
 test('a big layer pulled through its worker is stored and unpacked intact', { skip }, async (t) => {
-  const registry = await startRegistry(t);
+  const registry = await startRegistry(t, { accessLog: true });
   const berthd = await startBerthd(t);
   const base = buildLayer(busyboxEntries());
   const { layer, content } = bigLayer();
@@ -112,6 +112,10 @@ test('a big layer pulled through its worker is stored and unpacked intact', { sk
   const unpacked = await readFile(join(root, 'snapshots', bigChain!.replace('sha256:', ''), 'big', 'blob.bin'));
   assert.ok(unpacked.equals(content), 'the unpacked file differs from the layer\'s');
   assert.deepEqual((await leftovers(berthd)).ingest, [], 'partial download left');
+  // The worker fetched it itself (its own plain-http client says "berth"), once.
+  const blobGets = registry.logs().split('\n').filter((l) => l.includes(`"GET /v2/pipe/good/blobs/${layer.digest} HTTP/1.1"`));
+  assert.equal(blobGets.length, 1, blobGets.join('\n'));
+  assert.match(blobGets[0]!, /" 200 \d+ "[^"]*" "berth"$/);
 });
 
 /** Waits until the content store's partial file of `digest` holds some bytes (its download runs). */
@@ -139,7 +143,8 @@ test('a big layer from a registry that asks for credentials: the worker\'s own r
   assert.ok(unpacked.equals(content), 'the unpacked file differs from the layer\'s');
   // The worker's GET (no credentials) was answered 401, then the client's came with them.
   const blobGets = registry.logs().split('\n').filter((l) => l.includes(`GET /v2/pipe/private/blobs/${layer.digest}`));
-  assert.ok(blobGets.some((l) => /\b401\b/.test(l)), `no refused blob request in the registry's log:\n${blobGets.join('\n')}`);
+  assert.ok(blobGets.some((l) => /" 401 \d+ "[^"]*" "berth"$/.test(l)), `no refused blob request from the worker in the registry's log:\n${blobGets.join('\n')}`);
+  assert.ok(blobGets.some((l) => /" 200 \d+ /.test(l)), `no blob request answered:\n${blobGets.join('\n')}`);
   assert.deepEqual((await leftovers(berthd)).ingest, [], 'partial download left');
 });
 

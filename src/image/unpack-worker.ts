@@ -17,7 +17,8 @@
 // and renames the file into place. The unpack answers its result or its error.
 import { createHash, type Hash } from 'node:crypto';
 import { closeSync, fsync, openSync, writeSync } from 'node:fs';
-import http, { type ClientRequest, type IncomingMessage } from 'node:http';
+import type { ClientRequest, IncomingMessage } from 'node:http';
+import { connect, type Socket } from 'node:net';
 import { parentPort } from 'node:worker_threads';
 import { BerthError, type ErrorCode } from '../errors.js';
 import { LayerUnpacker } from './layer-unpack.js';
@@ -29,10 +30,31 @@ const port = parentPort!;
 const BATCH_BYTES = 1024 * 1024;
 /** The main thread hears of a fetch's progress every this many bytes (each message costs both threads ~0.1 ms). */
 const PROGRESS_BYTES = 8 * 1024 * 1024;
+/** Room a socket read is given (the batch is taken once less is left). */
+const READ_ROOM = 64 * 1024;
 const REDIRECTS = new Set([301, 302, 303, 307, 308]);
 const MAX_REDIRECTS = 5;
 
 type FetchMessage = Extract<ToWorker, { type: 'fetch' }>;
+
+/** The status line and the headers plainGet needs (names are case-insensitive). */
+function parseHead(text: string): { status: number; length?: number; location?: string } {
+  const [statusLine = '', ...lines] = text.split('\r\n');
+  const status = Number(/^HTTP\/1\.[01] (\d{3})/.exec(statusLine)?.[1] ?? 0);
+  let length: number | undefined;
+  let location: string | undefined;
+  let chunked = false;
+  for (const line of lines) {
+    const colon = line.indexOf(':');
+    if (colon < 0) continue;
+    const name = line.slice(0, colon).trim().toLowerCase();
+    const value = line.slice(colon + 1).trim();
+    if (name === 'content-length' && /^\d+$/.test(value)) length = Number(value);
+    else if (name === 'location') location = value;
+    else if (name === 'transfer-encoding') chunked = true;
+  }
+  return { status, length: chunked ? undefined : length, location };
+}
 
 /** An error of the fetch with the status the pull fails with. */
 function fetchError(code: ErrorCode, message: string): BerthError {
@@ -122,7 +144,7 @@ class Job {
   }
 
   /** The transfer running (fetch), and its batch of received bytes not yet taken. */
-  request: ClientRequest | undefined;
+  request: { destroy(error?: Error): void } | undefined;
   batch: Buffer | undefined;
   batched = 0;
   received = 0;
@@ -141,7 +163,8 @@ class Job {
     } catch {
       return this.refuse();
     }
-    const client = target.protocol === 'http:' ? http : target.protocol === 'https:' ? process.getBuiltinModule('node:https') : undefined;
+    if (target.protocol === 'http:') return this.plainGet(message, target, headers, hop);
+    const client = target.protocol === 'https:' ? process.getBuiltinModule('node:https') : undefined;
     if (!client) return this.refuse();
     let answered = false;
     const request = client.get(target, { headers }, (response) => {
@@ -151,15 +174,7 @@ class Job {
       const location = response.headers.location;
       if (REDIRECTS.has(status) && location && hop < MAX_REDIRECTS) {
         response.resume();
-        let next: URL;
-        try {
-          next = new URL(location, target);
-        } catch {
-          return this.refuse();
-        }
-        // Our credentials stay with the registry (blob storage gets none).
-        const { authorization: _dropped, ...rest } = headers;
-        return this.get(message, next.href, next.origin === target.origin ? headers : rest, hop + 1);
+        return this.redirect(message, target, location, headers, hop);
       }
       if (status !== 200) {
         response.resume();
@@ -175,6 +190,113 @@ class Job {
       if (!answered && !(err instanceof BerthError)) return this.refuse();
       this.fetchFailed(err);
     });
+  }
+
+  redirect(message: FetchMessage, from: URL, location: string, headers: Record<string, string>, hop: number): void {
+    let next: URL;
+    try {
+      next = new URL(location, from);
+    } catch {
+      return this.refuse();
+    }
+    // Our credentials stay with the registry (blob storage gets none).
+    const { authorization: _dropped, ...rest } = headers;
+    this.get(message, next.href, next.origin === from.origin ? headers : rest, hop + 1);
+  }
+
+  /**
+   * A GET over plain http on a socket of its own whose reads land straight in the batch
+   * buffer (net's `onread`): no buffer per read, no stream, no copy. A 200 with a
+   * Content-Length is taken; a redirect is followed; anything else (chunked bodies too)
+   * is refused, and the main thread's client takes over.
+   */
+  plainGet(message: FetchMessage, target: URL, headers: Record<string, string>, hop: number): void {
+    const lines = [`GET ${target.pathname}${target.search} HTTP/1.1`, `Host: ${target.host}`, 'User-Agent: berth', 'Accept-Encoding: identity', 'Connection: close'];
+    for (const [name, value] of Object.entries(headers)) lines.push(`${name}: ${value}`);
+    const scratch = Buffer.allocUnsafe(READ_ROOM);
+    let head = Buffer.alloc(0);
+    let length = -1;
+    let answered = false;
+    const batch = (this.batch ??= Buffer.allocUnsafe(BATCH_BYTES));
+    const socket: Socket = connect({
+      host: target.hostname.replace(/^\[|\]$/g, ''),
+      port: Number(target.port || 80),
+      onread: {
+        buffer: () => (length < 0 ? scratch : batch.subarray(this.batched)),
+        callback: (n: number) => {
+          if (this.request !== socket) return false;
+          if (length >= 0) return this.bodyBytes(message, socket, n, length);
+          head = Buffer.concat([head, scratch.subarray(0, n)]);
+          const end = head.indexOf('\r\n\r\n');
+          if (end < 0) {
+            if (head.length > 64 * 1024) this.refuseSocket(socket);
+            return true;
+          }
+          answered = true;
+          const answer = parseHead(head.subarray(0, end).toString('latin1'));
+          if (answer.status !== 200 || answer.length === undefined) {
+            if (REDIRECTS.has(answer.status) && answer.location && hop < MAX_REDIRECTS) {
+              this.request = undefined;
+              socket.destroy();
+              this.redirect(message, target, answer.location, headers, hop);
+              return false;
+            }
+            this.refuseSocket(socket);
+            return false;
+          }
+          length = answer.length;
+          const rest = head.subarray(end + 4);
+          rest.copy(batch, this.batched);
+          return this.bodyBytes(message, socket, rest.length, length);
+        },
+      },
+    });
+    this.request = socket;
+    socket.on('connect', () => socket.write(`${lines.join('\r\n')}\r\n\r\n`));
+    socket.setTimeout(message.timeoutMs, () => socket.destroy(fetchError('DeadlineExceeded', message.timeoutMessage)));
+    socket.on('error', (err) => {
+      if (this.request !== socket) return;
+      if (!answered && !(err instanceof BerthError)) return this.refuse();
+      this.fetchFailed(err);
+    });
+    socket.on('close', () => {
+      if (this.request !== socket) return;
+      if (!answered) return this.refuse();
+      this.fetchFailed(new Error('connection closed before the blob was complete'));
+    });
+  }
+
+  /** n more body bytes landed in the batch buffer (plainGet). */
+  bodyBytes(message: FetchMessage, socket: Socket, n: number, length: number): boolean {
+    this.batched += n;
+    this.received += n;
+    if (this.received > length || (message.limit !== undefined && this.received > message.limit)) {
+      const error = this.received > length ? new Error('the registry sent more than its Content-Length') : fetchError('DataLoss', `blob ${message.digest} is larger than the ${message.limit} bytes its descriptor declares`);
+      socket.destroy();
+      this.fetchFailed(error);
+      return false;
+    }
+    if (this.received === length) {
+      this.request = undefined;
+      socket.destroy();
+      this.flush();
+      this.progress(0);
+      this.batch = undefined;
+      if (message.limit !== undefined && this.received < message.limit) {
+        this.fetchFailed(fetchError('Unavailable', `download of ${message.digest} ended after ${this.received} of ${message.limit} bytes`));
+        return false;
+      }
+      this.end();
+      return false;
+    }
+    if (BATCH_BYTES - this.batched < READ_ROOM) this.flush();
+    return true;
+  }
+
+  refuseSocket(socket: Socket): void {
+    this.request = undefined;
+    socket.destroy();
+    this.refuse();
   }
 
   /** A 200 answer: its body is stored and unpacked as it comes. */
