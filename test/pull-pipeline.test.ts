@@ -193,3 +193,19 @@ test('berthd killed halfway through a big layer leaves no complete-looking blob;
   const blob = await readFile(join(berthd.dir, 'root', 'content', 'blobs', 'sha256', layer.digest.replace('sha256:', '')));
   assert.equal(`sha256:${createHash('sha256').update(blob).digest('hex')}`, layer.digest);
 });
+
+test('a big layer writing through its own absolute symlink is refused in its worker and writes nothing outside its snapshot', { skip }, async (t) => {
+  const registry = await startRegistry(t);
+  const berthd = await startBerthd(t);
+  const marker = `berth-pipe-symlink-${randomBytes(4).toString('hex')}`;
+  const { layer } = bigLayer([
+    { type: 'symlink', path: 'big/out', target: '/tmp' },
+    { type: 'file', path: `big/out/${marker}`, content: 'escaped\n' },
+  ]);
+  await pushImage(registry, 'pipe/symlink', '1', { layers: [layer] });
+  const pull = await berthd.ctl(['pull', `${registry.host}/pipe/symlink:1`]);
+  assert.equal(pull.code, 1, 'a layer writing through an absolute symlink was pulled');
+  assert.match(pull.stderr, /code = InvalidArgument desc = refusing layer: /);
+  assert.equal(existsSync(`/tmp/${marker}`), false, 'the layer wrote through its symlink to the host');
+  assert.deepEqual((await leftovers(berthd)).snapshots, [], 'a snapshot or temp dir was left');
+});
