@@ -6,9 +6,10 @@
 // ID's sha256, tar parsing and the file writes, with every path check). The chunk is then
 // acknowledged, so the main thread sends the next ones.
 //
-// A fresh download may instead be fetched here ('fetch'): the worker makes the GET over
-// node:http itself and takes the body's chunks (gathered into 1 MB batches) the same
-// way, so the bytes never pass through the main thread; it only hears of the progress.
+// A fresh download may instead be fetched here ('fetch'): the worker makes the GET itself
+// (plain http on a socket of its own whose reads land in a 1 MB batch buffer; https with
+// node:https, its chunks copied into the batch) and takes each batch the same way, so
+// the bytes never pass through the main thread; it only hears of the progress.
 // An answer other than 200 (after redirects), or no connection, is refused with nothing
 // stored, and the main thread makes its own request (auth, retries) into the same job.
 //
