@@ -3,12 +3,12 @@
 // daemon's CPU time for the pull (/proc/PID/stat: all its threads; steadier than the
 // seconds on a loaded machine; its system share printed apart) and ratios. Each pull starts from an empty store (a fresh
 // daemon), so nothing is cached.
-//   node dist/bench/pull.js [--runs N] [--baseline OTHER/dist/src/bin/berthd.js] [--no-containerd] [--small]
+//   node dist/bench/pull.js [--runs N] [--baseline OTHER/dist/src/bin/berthd.js] [--no-containerd] [--small] [--threads]
 // --small: a ~1 MB one-layer busybox image instead (as the kubelet's small pulls), a new
 // one per run (a file of its own in the layer), into the same daemons.
 // containerd 2.x is pulled with too when scripts/build-containerd2.sh has built it.
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import type { GrpcCallError } from '../src/server/grpc-client.js';
 import { ImageService } from '../src/gen/runtime/v1/api_pb.js';
 import { openChannel, serviceClient } from '../src/server/grpc-client.js';
@@ -20,6 +20,8 @@ import { startTargets, type Target } from './targets.js';
 const LAYERS = 6;
 const FILES_PER_LAYER = 200;
 const FILE_BYTES = 256 * 1024;
+/** --threads: each daemon's CPU per kind of thread (main, layer workers, V8's, libuv's) for each pull. */
+const perThread = process.argv.includes('--threads');
 
 function bigLayer(index: number): BuiltLayer {
   const entries: LayerEntry[] = [{ type: 'dir', path: `data${index}/` }];
@@ -38,10 +40,43 @@ function cpuSplitMs(pid: number): { user: number; sys: number } {
   return { user: Number(fields[11]) * 10, sys: Number(fields[12]) * 10 };
 }
 
+/** Each thread's name, user and system CPU ms (/proc/PID/task/TID/stat), by thread id. */
+function threadCpuMs(pid: number): Map<string, { name: string; user: number; sys: number }> {
+  const threads = new Map<string, { name: string; user: number; sys: number }>();
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      threads.set(tid, { name, user: Number(fields[11]) * 10, sys: Number(fields[12]) * 10 });
+    } catch {
+      // The thread ended meanwhile.
+    }
+  }
+  return threads;
+}
+
+/** The CPU ms each kind of thread used between two threadCpuMs readings ("user/sys" per name). */
+function threadSplit(before: ReturnType<typeof threadCpuMs>, after: ReturnType<typeof threadCpuMs>, mainTid: string): string {
+  const byName = new Map<string, { user: number; sys: number; n: number }>();
+  for (const [tid, t] of after) {
+    const b = before.get(tid) ?? { user: 0, sys: 0 };
+    // Threads started during the pull are the layer workers; V8's and libuv's threads were there before.
+    const name = tid === mainTid ? 'main' : before.has(tid) ? `other ${t.name}` : 'new';
+    const sum = byName.get(name) ?? { user: 0, sys: 0, n: 0 };
+    sum.user += t.user - b.user;
+    sum.sys += t.sys - b.sys;
+    if (t.user + t.sys - b.user - b.sys > 0) sum.n++;
+    byName.set(name, sum);
+  }
+  return [...byName].filter(([, s]) => s.user + s.sys > 0).map(([name, s]) => `${name}×${s.n} ${(s.user / 1000).toFixed(2)}+${(s.sys / 1000).toFixed(2)}`).join(', ');
+}
+
 /** Seconds of one pull, and the daemon's CPU seconds meanwhile (all, and the system's share). */
 async function timePull(target: Target, reference: string): Promise<{ seconds: number; cpu: number; sys: number }> {
   const channel = openChannel(target.endpoint);
   const images = serviceClient(ImageService, channel);
+  const threadsBefore = perThread ? threadCpuMs(target.pid) : undefined;
   const cpuBefore = cpuSplitMs(target.pid);
   const started = process.hrtime.bigint();
   try {
@@ -50,6 +85,7 @@ async function timePull(target: Target, reference: string): Promise<{ seconds: n
     channel.close();
   }
   const cpuAfter = cpuSplitMs(target.pid);
+  if (threadsBefore) process.stdout.write(`  ${target.name} threads (user+sys s): ${threadSplit(threadsBefore, threadCpuMs(target.pid), String(target.pid))}\n`);
   const sys = (cpuAfter.sys - cpuBefore.sys) / 1000;
   return { seconds: Number(process.hrtime.bigint() - started) / 1e9, cpu: (cpuAfter.user - cpuBefore.user) / 1000 + sys, sys };
 }

@@ -13,7 +13,28 @@ import { digestPattern } from '../util/image-reference.js';
 import { SingleFlight } from '../util/single-flight.js';
 
 /** Opens a byte source at an offset; `resumed` says whether it honoured the offset. */
-export type BlobSource = (offset: number) => Promise<{ body: AsyncIterable<Uint8Array>; resumed: boolean }>;
+export type BlobSource = ((offset: number) => Promise<{ body: AsyncIterable<Uint8Array>; resumed: boolean }>) & {
+  /** The plain GET of the whole blob that a sink may make itself (BlobSink.fetch), when there is one. */
+  direct?: () => DirectRequest | undefined;
+};
+
+/**
+ * A GET of a whole blob as the registry client would make it first (its base URL, the
+ * authorization it holds): a layer worker makes it over node:http itself. Redirects are
+ * followed (Authorization dropped when the origin changes); any other answer but 200,
+ * or no answer, is refused and the client's own request (auth challenges, retries,
+ * fallbacks) follows.
+ */
+export interface DirectRequest {
+  url: string;
+  headers: Record<string, string>;
+  /** The transfer is cancelled when nothing arrives for this long (DeadlineExceeded, timeoutMessage). */
+  timeoutMs: number;
+  timeoutMessage: string;
+  /** The pull's signal: the transfer stops once it aborts, with abortError(). */
+  signal?: AbortSignal;
+  abortError: () => Error;
+}
 
 export type ChunkObserver = (chunk: Uint8Array) => void | Promise<void>;
 
@@ -28,6 +49,13 @@ export interface BlobSink {
   end(): Promise<{ digest: string; bytes: number }>;
   /** The download stopped: the file is closed holding what was written (a resume reads it). */
   fail(err: unknown): Promise<void>;
+  /**
+   * Fetches the blob itself (before any write) and stores all of it, as end() answers;
+   * undefined when the request was refused (nothing stored: the caller goes on with
+   * write()). Throws when the transfer failed midway (the file keeps what came, for a
+   * resume) or brought more than `limit` bytes.
+   */
+  fetch?(request: DirectRequest, limit: number | undefined, digest: string): Promise<{ digest: string; bytes: number } | undefined>;
 }
 
 /** Opens a sink on a fresh partial file, or answers undefined to have the store write it. */
@@ -112,8 +140,23 @@ export class ContentStore {
     const partial = join(this.#ingest, `${digest.slice('sha256:'.length)}.partial`);
     let offset = (await stat(partial).catch(() => undefined))?.size ?? 0;
     if (expectedSize !== undefined && offset > expectedSize) offset = 0;
-    const { body, resumed } = await source(offset);
-    const sink = resumed && offset > 0 ? undefined : sinkFactory?.(partial);
+    // A sink that fetches the blob itself (a layer worker) is given the request first.
+    const request = offset === 0 ? source.direct?.() : undefined;
+    let sink = request ? sinkFactory?.(partial) : undefined;
+    if (request && sink?.fetch) {
+      const stored = await sink.fetch(request, expectedSize, digest);
+      if (stored) return this.#complete(partial, digest, expectedSize, stored.digest, stored.bytes);
+      // Refused: the client's own request follows, into the same sink.
+    }
+    let opened: Awaited<ReturnType<BlobSource>>;
+    try {
+      opened = await source(offset);
+    } catch (err) {
+      await sink?.fail(err);
+      throw err;
+    }
+    const { body, resumed } = opened;
+    sink ??= resumed && offset > 0 ? undefined : sinkFactory?.(partial);
     if (sink) {
       const { digest: actual, bytes } = await this.#downloadInto(sink, digest, expectedSize, body);
       return this.#complete(partial, digest, expectedSize, actual, bytes);

@@ -326,7 +326,7 @@ export class ImageManager {
     let download: Promise<void> | undefined;
     try {
       await this.snapshots.ensureWith(layer.chainId, layer.diffId, async (target) => {
-        const pipe = openLayerPipe(target);
+        const pipe = openLayerPipe(target, (bytes) => this.progress.received(formatReference(ref), layer.digest, bytes));
         try {
           download = this.#ingest(endpoint, ref, descriptor, credentials, signal, undefined, pipe);
           // Awaited below, after the unpack, but handled from the start (else Node ends the process).
@@ -374,19 +374,23 @@ export class ImageManager {
     const fetch = this.options.registry.blobSource(endpoint, ref, descriptor.digest, credentials, signal);
     // Bytes received are reported as progress (a resumed download counts from its offset).
     const key = formatReference(ref);
-    const source: typeof fetch = async (offset) => {
-      const opened = await fetch(offset);
-      const progress = this.progress;
-      return {
-        ...opened,
-        body: (async function* () {
-          for await (const chunk of opened.body) {
-            progress.received(key, descriptor.digest, chunk.length);
-            yield chunk;
-          }
-        })(),
-      };
-    };
+    // (A layer worker fetching the blob itself reports what it received through its pipe.)
+    const source: typeof fetch = Object.assign(
+      async (offset: number) => {
+        const opened = await fetch(offset);
+        const progress = this.progress;
+        return {
+          ...opened,
+          body: (async function* () {
+            for await (const chunk of opened.body) {
+              progress.received(key, descriptor.digest, chunk.length);
+              yield chunk;
+            }
+          })(),
+        };
+      },
+      { direct: fetch.direct },
+    );
     let feed = stream;
     let sinkPipe = pipe;
     for (let attempt = 1; ; attempt++) {

@@ -10,7 +10,7 @@
 import { availableParallelism } from 'node:os';
 import type { Worker } from 'node:worker_threads';
 import { BerthError, type ErrorCode } from '../errors.js';
-import type { BlobSink } from './content-store.js';
+import type { BlobSink, DirectRequest } from './content-store.js';
 // Types only: the unpack code (its tar parser, fzstd) is loaded by the worker, not here.
 import type { UnpackResult } from './layer-unpack.js';
 
@@ -23,10 +23,16 @@ export type ToWorker =
   | { type: 'end'; id: number }
   | { type: 'fail'; id: number; message: string }
   | { type: 'blob-open'; id: number; path: string }
+  /** Fetch the blob (into the file of 'blob-open') with this GET: see DirectRequest. */
+  | { type: 'fetch'; id: number; url: string; headers: Record<string, string>; timeoutMs: number; timeoutMessage: string; limit?: number; digest: string }
   | { type: 'cancel'; id: number }
   | { type: 'release'; id: number };
 export type FromWorker =
   | { type: 'ack'; id: number; bytes: number }
+  /** Bytes of a fetched blob received (and taken) since the last. */
+  | { type: 'received'; id: number; bytes: number }
+  /** The fetch was not answered with the blob; nothing was stored. */
+  | { type: 'fetch-refused'; id: number }
   | { type: 'done'; id: number; result: UnpackResult }
   | { type: 'error'; id: number; code?: ErrorCode; message: string }
   | { type: 'blob'; id: number; digest: string; bytes: number }
@@ -165,8 +171,10 @@ export class LayerPipe {
   #sent = 0;
   #acked = 0;
   #ended = false;
+  #refused: (() => void) | undefined;
 
-  constructor(target: string) {
+  /** `onReceived` hears of the bytes of a blob the worker fetches itself (progress). */
+  constructor(target: string, private readonly onReceived?: (bytes: number) => void) {
     let workerDone!: () => void;
     this.#workerDone = new Promise<void>((resolve) => (workerDone = resolve));
     let resolveUnpack!: (result: UnpackResult) => void;
@@ -179,6 +187,12 @@ export class LayerPipe {
         case 'ack':
           this.#acked += message.bytes;
           this.#wake();
+          break;
+        case 'received':
+          this.onReceived?.(message.bytes);
+          break;
+        case 'fetch-refused':
+          this.#refused?.();
           break;
         case 'done':
           workerDone();
@@ -248,7 +262,33 @@ export class LayerPipe {
         this.#finish({ type: 'fail', message: (err as Error)?.message ?? String(err) });
         await this.#blob().catch(() => undefined);
       },
+      fetch: (request, limit, digest) => this.#fetch(request, limit, digest),
     };
+  }
+
+  /** The worker fetches the blob itself: see BlobSink.fetch. */
+  async #fetch(request: DirectRequest, limit: number | undefined, digest: string): Promise<{ digest: string; bytes: number } | undefined> {
+    if (request.signal?.aborted) throw request.abortError();
+    const refused = new Promise<'refused'>((resolve) => (this.#refused = () => resolve('refused')));
+    const { url, headers, timeoutMs, timeoutMessage, signal } = request;
+    this.#job.post({ type: 'fetch', url, headers, timeoutMs, timeoutMessage, limit, digest });
+    const stop = () => this.#finish({ type: 'fail', message: 'pull cancelled' });
+    signal?.addEventListener('abort', stop, { once: true });
+    try {
+      const outcome = await Promise.race([refused, this.#blob()]);
+      if (signal?.aborted) throw request.abortError();
+      if (outcome === 'refused') return undefined;
+      if (!outcome) throw new Error('the layer worker closed the blob without finishing it');
+      return outcome;
+    } catch (err) {
+      // The download stopped under the unpack: its error is the answer (see `stopped`).
+      this.#sinkFailed = true;
+      if (signal?.aborted) throw request.abortError();
+      throw err;
+    } finally {
+      this.#refused = undefined;
+      signal?.removeEventListener('abort', stop);
+    }
   }
 
   /** Feeds the unpack (without a sink: unpackInWorker); throws once the unpack failed. */
@@ -353,8 +393,8 @@ export class LayerPipe {
 }
 
 /** Starts a layer's pipeline into target (an empty directory): see LayerPipe. */
-export function openLayerPipe(target: string): LayerPipe {
-  return new LayerPipe(target);
+export function openLayerPipe(target: string, onReceived?: (bytes: number) => void): LayerPipe {
+  return new LayerPipe(target, onReceived);
 }
 
 /**

@@ -5,7 +5,7 @@
 // watchdog that cancels a transfer making no progress.
 import { BerthError, unavailable, deadlineExceeded, failedPrecondition } from '../errors.js';
 import type { RegistryConfig } from '../config/config.js';
-import type { BlobSource } from './content-store.js';
+import type { BlobSource, DirectRequest } from './content-store.js';
 import { DOCKER_SCHEMA1, DOCKER_SCHEMA1_SIGNED, MANIFEST_ACCEPT } from './media-types.js';
 import { DEFAULT_DOMAIN, type ImageReference } from '../util/image-reference.js';
 import { formatDuration } from '../util/duration.js';
@@ -99,8 +99,29 @@ export class RegistryClient {
     }
   }
 
-  /** A resumable source of one blob, for the content store. */
+  /**
+   * A resumable source of one blob, for the content store; with the plain GET a layer
+   * worker may make itself first (`direct`: the base this client would ask first, the
+   * authorization it already holds; anything but a 200 sends it back here).
+   */
   blobSource(endpoint: RegistryEndpoint, ref: ImageReference, digest: string, credentials: RegistryCredentials, signal?: AbortSignal): BlobSource {
+    const direct = (): DirectRequest => {
+      const plain = endpoint.fallback !== undefined && (this.#plainHttp.get(endpoint.base) ?? 0) > Date.now();
+      const url = `${plain ? endpoint.fallback! : endpoint.base}/v2/${ref.path}/blobs/${digest}`;
+      const authorization = credentials.registryToken ? `Bearer ${credentials.registryToken}` : this.#cachedToken(new URL(url).origin, `repository:${ref.path}:pull`);
+      return {
+        url,
+        headers: authorization ? { authorization } : {},
+        timeoutMs: this.options.progressTimeoutMs,
+        timeoutMessage: progressTimeoutMessage(this.options.progressTimeoutMs),
+        signal,
+        abortError: () => abortReason(signal!),
+      };
+    };
+    return Object.assign(this.#blobRequest(endpoint, ref, digest, credentials, signal), { direct });
+  }
+
+  #blobRequest(endpoint: RegistryEndpoint, ref: ImageReference, digest: string, credentials: RegistryCredentials, signal?: AbortSignal): BlobSource {
     return async (offset) => {
       const headers: Record<string, string> = offset > 0 ? { range: `bytes=${offset}-` } : {};
       const watchdog = new ProgressWatchdog(this.options.progressTimeoutMs, signal);
@@ -341,6 +362,10 @@ function delay(ms: number, signal?: AbortSignal): Promise<void> {
   });
 }
 
+function progressTimeoutMessage(timeoutMs: number): string {
+  return `pull made no progress for ${formatDuration(timeoutMs)}; cancelled (image_pull_progress_timeout)`;
+}
+
 /**
  * Cancels a transfer that receives no bytes for `timeoutMs` (containerd's
  * image_pull_progress_timeout): a stalled registry fails the pull with a clear error
@@ -363,7 +388,7 @@ class ProgressWatchdog {
       return;
     }
     this.#timer = setTimeout(() => {
-      this.#controller.abort(deadlineExceeded(`pull made no progress for ${formatDuration(this.timeoutMs)}; cancelled (image_pull_progress_timeout)`));
+      this.#controller.abort(deadlineExceeded(progressTimeoutMessage(this.timeoutMs)));
     }, this.timeoutMs);
     this.#timer.unref();
   }
