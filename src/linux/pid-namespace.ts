@@ -12,7 +12,7 @@
 import { spawn } from 'node:child_process';
 import { chmod, copyFile, mkdir, readdir, readFile, readlink, rename, stat, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
-import { readFileSync, statSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { internal } from '../errors.js';
 import { unpinNamespaces } from './namespaces.js';
@@ -162,8 +162,11 @@ async function initOf(pinFile: string): Promise<number | undefined> {
 
 /** True when the pid is (still) the init of the namespace pinned at pinFile, not a reused pid. */
 export async function inPinnedNamespace(pid: number, pinFile: string): Promise<boolean> {
-  // Asked on every PodSandboxStatus and pod listing: a pin on the state dir and procfs
-  // answer at once, so they are read directly rather than through the thread pool.
+  return inPinnedNamespaceSync(pid, pinFile);
+}
+
+function inPinnedNamespaceSync(pid: number, pinFile: string): boolean {
+  // A pin on the state dir and procfs answer at once: read directly, not through the thread pool.
   const pinned = statSync(pinFile, { throwIfNoEntry: false });
   const own = statSync(`/proc/${pid}/ns/pid`, { throwIfNoEntry: false });
   if (!pinned || !own || pinned.ino !== own.ino || pinned.dev !== own.dev) return false;
@@ -174,7 +177,58 @@ export async function inPinnedNamespace(pid: number, pinFile: string): Promise<b
   } catch {
     // gone meanwhile
   }
-  return !/\) Z /.test(status);
+  return !/\) [ZXx] /.test(status);
+}
+
+/** A pod init held open: whether it still lives costs one read, and its pid cannot be reused under it. */
+export interface InitHandle {
+  /** False once the process has exited (a zombie its parent has not reaped counts as exited) or was reaped. */
+  alive(): boolean;
+  close(): void;
+}
+
+const statBuffer = Buffer.allocUnsafe(1024);
+const CLOSE_PAREN = 0x29;
+/** /proc/PID/stat's state letters of a process that has exited: Z (zombie), X and x (dead). */
+const EXITED_STATES = new Set([0x5a, 0x58, 0x78]);
+
+/**
+ * Opens the init's /proc/PID/stat and keeps it open, once the init has been found in the
+ * pod's PID namespace. The open file belongs to that process, not to its pid: once the
+ * process is reaped, reads fail (ESRCH) even when a new process has taken the pid, so a
+ * check is one read of the state field from memory, no path lookup, no stat. Undefined
+ * when the init is not (or no longer) the one in pinFile's namespace.
+ */
+export function holdInit(pid: number, pinFile: string): InitHandle | undefined {
+  let fd: number;
+  try {
+    fd = openSync(`/proc/${pid}/stat`, 'r');
+  } catch {
+    return undefined;
+  }
+  let open = true;
+  const handle: InitHandle = {
+    alive() {
+      if (!open) return false;
+      let length: number;
+      try {
+        length = readSync(fd, statBuffer, 0, statBuffer.length, 0);
+      } catch {
+        return false;
+      }
+      const end = statBuffer.lastIndexOf(CLOSE_PAREN, length - 1);
+      return end >= 0 && end + 2 < length && !EXITED_STATES.has(statBuffer[end + 2]!);
+    },
+    close() {
+      if (!open) return;
+      open = false;
+      closeSync(fd);
+    },
+  };
+  // The namespace check comes after the open: a process alive after both is the one checked.
+  if (inPinnedNamespaceSync(pid, pinFile) && handle.alive()) return handle;
+  handle.close();
+  return undefined;
 }
 
 async function isMounted(file: string): Promise<boolean> {

@@ -6,8 +6,7 @@ import { applyCgroupLimits, type CgroupLimits } from '../linux/cgroup-limits.js'
 import { ensureCgroup, moveIntoCgroup, removeCgroups, removeLeafCgroup } from '../linux/cgroups.js';
 import { isPinned, pinNamespaces, unpinNamespaces, type PinnableNamespace, type PinResult, type UserNamespaceSpec } from '../linux/namespaces.js';
 import { preparePrivateDir, removeUnmounted } from '../linux/mount-table.js';
-import { inPinnedNamespace, prepareInfraRoot, startPidNamespace, stopPidNamespace } from '../linux/pid-namespace.js';
-import { processExists } from '../linux/process-tree.js';
+import { holdInit, inPinnedNamespace, prepareInfraRoot, startPidNamespace, stopPidNamespace, type InitHandle } from '../linux/pid-namespace.js';
 import { bringUpLoopback } from '../network/loopback.js';
 import { mountPodShm, unmountPodShm, writePodFiles, type DnsSettings } from './pod-files.js';
 
@@ -22,8 +21,11 @@ export interface PodHost {
   startPidNamespace(pinFile: string, infraRoot: string, userns?: string, prefix?: string[]): Promise<number>;
   stopPidNamespace(pinFile: string | undefined, init: number | undefined): Promise<void>;
   inPinnedNamespace(pid: number, pinFile: string): Promise<boolean>;
-  /** Whether a process has this pid at all (cheap; no identity check). Absent: lists check thoroughly. */
-  processExists?(pid: number): boolean;
+  /**
+   * The init of a pod's PID namespace held open once found in it (a check is then one
+   * read; see holdInit). Absent (fakes): every check is inPinnedNamespace.
+   */
+  holdInit?(pid: number, pinFile: string): InitHandle | undefined;
   ensureCgroup(path: string): Promise<string[]>;
   moveIntoCgroup(path: string, pid: number): Promise<void>;
   /** Removes what was made for a pod's cgroup; busy shared ancestors of `leaf` stay. */
@@ -46,7 +48,7 @@ export const linuxPodHost: PodHost = {
   startPidNamespace,
   stopPidNamespace,
   inPinnedNamespace,
-  processExists,
+  holdInit,
   ensureCgroup,
   moveIntoCgroup,
   removeCgroups,
