@@ -84,7 +84,8 @@ test('ContainerStatus and ListContainers: cached bytes equal a fresh encoding as
     () => Object.assign(record, { state: 'running', startedAt: '2000', pid: 42 }),
     () => (imageRef = 'registry/busybox@sha256:' + '2'.repeat(64)),
     // UpdateContainerResources: the spec's fields changed in place.
-    () => Object.assign(record.spec, { cpuShares: 512, memoryLimit: 1 << 26, unified: { 'memory.high': '1' } }),
+    () => Object.assign(record.spec, { cpuShares: 512 }),
+    () => Object.assign(record.spec, { memoryLimit: 1 << 26, unified: { 'memory.high': '1' } }),
     () => Object.assign(record, { state: 'exited', finishedAt: '3000', exitCode: 137, reason: 'OOMKilled' }),
   ];
   for (const step of [...steps, () => undefined]) {
