@@ -57,12 +57,16 @@ export function listPodSandboxHandler(pods: SandboxManager): UnaryHandler<typeof
       const wanted = filter.state.state === PodSandboxState.SANDBOX_READY ? 'ready' : 'notready';
       records = records.filter((r) => r.state === wanted);
     }
-    // Newest first. createdAt is a decimal string of nanoseconds: compared as strings of
-    // one length: no BigInt made per comparison (100 pods: ~45 µs a sort instead of ~300 here).
-    const key = (r: { createdAt: string }) => r.createdAt.padStart(24, '0');
-    records = records.map((r) => [key(r), r] as const).sort((a, b) => (a[0] < b[0] ? 1 : a[0] > b[0] ? -1 : 0)).map(([, r]) => r);
-    const sorted = records;
+    // Newest first. createdAt is a decimal string of nanoseconds without leading zeros:
+    // the longer is the later, and of one length the greater string. No BigInt and no
+    // padded copy made per pod; the array is this call's own (listChecked makes it).
+    const sorted = records.sort((a, b) => newerFirst(a.createdAt, b.createdAt));
     const bytes = joinFields(sorted.map((r) => items.of(r, itemKey(r), () => toCriSandbox(r))));
     return withEncoding({ get items() { return sorted.map(toCriSandbox); } }, bytes);
   };
+}
+
+function newerFirst(a: string, b: string): number {
+  if (a.length !== b.length) return b.length - a.length;
+  return a < b ? 1 : a > b ? -1 : 0;
 }
