@@ -59,8 +59,8 @@ export function listPodSandboxHandler(pods: SandboxManager): UnaryHandler<typeof
     }
     // Newest first. createdAt is a decimal string of nanoseconds without leading zeros:
     // the longer is the later, and of one length the greater string. No BigInt and no
-    // padded copy made per pod; the array is this call's own (listChecked makes it).
-    const sorted = records.sort((a, b) => newerFirst(a.createdAt, b.createdAt));
+    // padded copy made per pod.
+    const sorted = records.slice().sort((a, b) => newerFirst(a.createdAt, b.createdAt));
     const bytes = joinFields(sorted.map((r) => items.of(r, itemKey(r), () => toCriSandbox(r))));
     return withEncoding({ get items() { return sorted.map(toCriSandbox); } }, bytes);
   };
