@@ -230,11 +230,11 @@ test("a pod's init is found in its namespace once, then held: status and listing
     ...fakePodHost(calls),
     startPidNamespace: async () => 4242,
     inPinnedNamespace: async () => (calls.push('inPinnedNamespace'), inNamespace),
-    holdInit: (pid) => {
+    holdInit: async (pid) => {
       calls.push('holdInit');
       if (!inNamespace) return undefined;
       held.push(`open ${pid}`);
-      return { alive: () => (calls.push('alive'), alive), close: () => held.push(`close ${pid}`) };
+      return { alive: () => (calls.push('alive'), alive), watched: false, close: () => void held.push(`close ${pid}`) };
     },
   };
   const pods = new SandboxManager({ root, state, cgroupDriver: 'cgroupfs', cni: fakeCni(calls), log, host });
@@ -259,7 +259,7 @@ test("a pod's init is found in its namespace once, then held: status and listing
 test('a pod whose init is not in its namespace any more is NOTREADY at its first check', async (t) => {
   const { root, state } = await dirs(t);
   const calls: string[] = [];
-  const host: PodHost = { ...fakePodHost(calls), startPidNamespace: async () => 4242, holdInit: () => undefined };
+  const host: PodHost = { ...fakePodHost(calls), startPidNamespace: async () => 4242, holdInit: async () => undefined };
   const pods = new SandboxManager({ root, state, cgroupDriver: 'cgroupfs', cni: fakeCni(calls), log, host });
   pods.attachContainers({ stopPodContainers: async () => undefined, removePodContainers: async () => undefined });
   await pods.recover();

@@ -3,10 +3,11 @@
 // PID namespace than the pin's is not held. Real processes; no root needed.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { holdInit } from '../src/linux/pid-namespace.js';
 
 const stateOf = (pid: number) => {
@@ -58,4 +59,62 @@ test('a process outside the pinned namespace, or no process, is not held', async
   assert.ok(handle, 'held');
   assert.equal(handle.alive(), true);
   handle.close();
+});
+
+const unified = (() => {
+  try {
+    return readFileSync('/proc/self/mountinfo', 'utf8').split('\n').find((l) => l.includes(' - cgroup2 '))?.split(' ')[4];
+  } catch {
+    return undefined;
+  }
+})();
+
+test("alone in its own cgroup v2, a held init's end is reported by cgroup.events: a zombie is seen as soon as it is one", { skip: (process.getuid?.() !== 0 && 'needs root') || (!unified && 'no cgroup v2 hierarchy mounted') }, async (t) => {
+  const dir = join(unified!, `berth-test-init-${process.pid}`);
+  const shared = join(dir, 'shared');
+  const started: ChildProcess[] = [];
+  mkdirSync(dir);
+  // One clean-up, in order: the processes, then the cgroups (empty by then), innermost first.
+  t.after(async () => {
+    for (const p of started) p.kill('SIGKILL');
+    for (const cgroup of [shared, dir]) {
+      for (let i = 0; i < 100; i++) {
+        try {
+          rmdirSync(cgroup);
+          break;
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code === 'ENOENT') break;
+          await sleep(20);
+        }
+      }
+    }
+  });
+  // The child waits for its move into the cgroup, then ends after a moment; its parent becomes a sleep that never reaps it.
+  const parent = spawn('sh', ['-c', '(read go; sleep 1) & echo $!; exec sleep 60'], { stdio: ['pipe', 'pipe', 'inherit'] });
+  started.push(parent);
+  const [line] = (await once(parent.stdout!, 'data')) as [Buffer];
+  const child = Number(line.toString().trim());
+  writeFileSync(join(dir, 'cgroup.procs'), `${child}\n`);
+  const handle = holdInit(child, '/proc/self/ns/pid', unified);
+  assert.ok(handle, 'held');
+  t.after(() => handle.close());
+  assert.equal(handle.watched, true, 'its cgroup is watched');
+  assert.equal(handle.alive(), true);
+  parent.stdin!.end('go\n');
+  const until = Date.now() + 10_000;
+  while (handle.alive() && Date.now() < until) await sleep(20);
+  assert.equal(handle.alive(), false, 'seen ended (the watch: far sooner than its 10 s re-read)');
+  assert.equal(stateOf(child), 'Z', 'while still an unreaped zombie');
+  assert.ok(Date.now() < until - 5_000);
+  // Not alone in its cgroup: not watched (its end would not change the file).
+  const other = spawn('sleep', ['60'], { stdio: 'ignore' });
+  const third = spawn('sleep', ['60'], { stdio: 'ignore' });
+  started.push(other, third);
+  mkdirSync(shared);
+  writeFileSync(join(shared, 'cgroup.procs'), `${other.pid}\n`);
+  writeFileSync(join(shared, 'cgroup.procs'), `${third.pid}\n`);
+  const notAlone = holdInit(other.pid!, '/proc/self/ns/pid', unified);
+  assert.ok(notAlone);
+  assert.equal(notAlone.watched, false);
+  notAlone.close();
 });

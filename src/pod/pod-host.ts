@@ -3,7 +3,7 @@
 // pod's files and mounts. berthd gives it linuxPodHost; unit tests give fakes, so the
 // manager's own logic (reservations, undo on failure, teardown order) runs without root.
 import { applyCgroupLimits, type CgroupLimits } from '../linux/cgroup-limits.js';
-import { ensureCgroup, moveIntoCgroup, removeCgroups, removeLeafCgroup } from '../linux/cgroups.js';
+import { cgroupHierarchies, ensureCgroup, moveIntoCgroup, removeCgroups, removeLeafCgroup } from '../linux/cgroups.js';
 import { isPinned, pinNamespaces, unpinNamespaces, type PinnableNamespace, type PinResult, type UserNamespaceSpec } from '../linux/namespaces.js';
 import { preparePrivateDir, removeUnmounted } from '../linux/mount-table.js';
 import { holdInit, inPinnedNamespace, prepareInfraRoot, startPidNamespace, stopPidNamespace, type InitHandle } from '../linux/pid-namespace.js';
@@ -23,9 +23,10 @@ export interface PodHost {
   inPinnedNamespace(pid: number, pinFile: string): Promise<boolean>;
   /**
    * The init of a pod's PID namespace held open once found in it (a check is then one
-   * read; see holdInit). Absent (fakes): every check is inPinnedNamespace.
+   * read, or none while its cgroup's watch is quiet; see holdInit). Absent (fakes): every
+   * check is inPinnedNamespace.
    */
-  holdInit?(pid: number, pinFile: string): InitHandle | undefined;
+  holdInit?(pid: number, pinFile: string): Promise<InitHandle | undefined>;
   ensureCgroup(path: string): Promise<string[]>;
   moveIntoCgroup(path: string, pid: number): Promise<void>;
   /** Removes what was made for a pod's cgroup; busy shared ancestors of `leaf` stay. */
@@ -48,7 +49,7 @@ export const linuxPodHost: PodHost = {
   startPidNamespace,
   stopPidNamespace,
   inPinnedNamespace,
-  holdInit,
+  holdInit: async (pid, pinFile) => holdInit(pid, pinFile, (await cgroupHierarchies()).find((h) => h.version === 2)?.mount),
   ensureCgroup,
   moveIntoCgroup,
   removeCgroups,

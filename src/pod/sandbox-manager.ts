@@ -163,15 +163,27 @@ export class SandboxManager {
    * Whether the pod's init still runs in its PID namespace (a zombie does not). Asked on
    * every PodSandboxStatus and for every pod of every listing: once the init was found in
    * the namespace it is held open, and a check is one read of its state (no pid reuse can
-   * fool it); the namespace is looked at again only when there is no handle.
+   * fool it), or none while the watch of its cgroup reports nothing; the namespace is
+   * looked at again only when there is no handle.
    */
   async #initAlive(record: SandboxRecord, pidns: string): Promise<boolean> {
     const held = this.#inits.get(record.id);
     if (held) return held.alive();
     if (!record.pidInit) return false;
     if (!this.#host.holdInit) return this.#host.inPinnedNamespace(record.pidInit, pidns);
-    const handle = this.#host.holdInit(record.pidInit, pidns);
+    const handle = await this.#host.holdInit(record.pidInit, pidns);
     if (!handle) return false;
+    // Another check may have held it meanwhile: one handle a pod.
+    const other = this.#inits.get(record.id);
+    if (other) {
+      handle.close();
+      return other.alive();
+    }
+    // Stopped or removed meanwhile: nothing to hold any more.
+    if (record.state !== 'ready' || !this.#records.has(record.id)) {
+      handle.close();
+      return false;
+    }
     this.#inits.set(record.id, handle);
     return true;
   }
