@@ -9,14 +9,43 @@
 // --hot N repeats the read-only calls N times on one running container. With
 // BENCH_MARKS=FILE a line naming each call is appended to FILE as it begins (to line a
 // trace of berthd's child processes up with the calls); BENCH_BERTHD_LOG=FILE keeps
-// berthd's log.
-import { appendFileSync } from 'node:fs';
+// berthd's log. Each berthd's own CPU time per iteration (all its threads) and its
+// spawning helper's are read from /proc/PID/stat around each iteration (10 ms ticks).
+import { appendFileSync, readdirSync, readFileSync } from 'node:fs';
 import { RuntimeService, ImageService } from '../src/gen/runtime/v1/api_pb.js';
 import { openChannel, serviceClient } from '../src/server/grpc-client.js';
 import { startBerthd } from '../test/helpers/berthd.js';
 import { startPodNetwork } from '../test/helpers/pod-network.js';
-import { median, numberArg, requireRoot, Scope, startBusyboxRegistry, stepTimer, stringArg } from './harness.js';
+import { cpuMs, median, numberArg, requireRoot, Scope, startBusyboxRegistry, stepTimer, stringArg } from './harness.js';
 import { RAW_DOWN, RAW_UP, RawHost } from './raw-host.js';
+
+/** CPU ms so far of berthd's live spawning helper (its child named berth-spawn-helper), 0 if none. */
+function helperCpuMs(berthdPid: number): number {
+  let total = 0;
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) !== berthdPid) continue;
+      if (readFileSync(`/proc/${entry}/cmdline`, 'utf8').startsWith('berth-spawn-helper')) total += cpuMs(Number(entry));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return total;
+}
+
+/** Runs one iteration and adds berthd's and its helper's CPU ms to cpu[name]. */
+async function measured(cpu: Map<string, { berthd: number[]; helper: number[] }>, name: string, pid: number, step: () => Promise<void>): Promise<void> {
+  const before = cpuMs(pid);
+  const helperBefore = helperCpuMs(pid);
+  await step();
+  const entry = cpu.get(name) ?? { berthd: [], helper: [] };
+  entry.berthd.push(cpuMs(pid) - before);
+  // A helper that exited during the iteration (10 s idle) would go negative: not counted.
+  entry.helper.push(Math.max(0, helperCpuMs(pid) - helperBefore));
+  cpu.set(name, entry);
+}
 
 async function main(): Promise<void> {
   requireRoot();
@@ -52,7 +81,8 @@ async function main(): Promise<void> {
       await timed(`${prefix}RemovePodSandbox`, () => runtime.removePodSandbox({ podSandboxId: pod.podSandboxId }, opts));
     };
     // --baseline: another build's berthd ("base " names); --raw: the host tools alone (raw-host.ts). Turns rotate.
-    const turns: Array<(i: number) => Promise<void>> = [(i) => lifecycle('', runtime, images, i)];
+    const cpu = new Map<string, { berthd: number[]; helper: number[] }>();
+    const turns: Array<(i: number) => Promise<void>> = [(i) => measured(cpu, 'berth', berthd.process.pid!, () => lifecycle('', runtime, images, i))];
     const baselineBinary = stringArg('--baseline');
     if (baselineBinary) {
       const base = await startBerthd(scope, { cniConfDir: net.confDir, logLevel: 'warn', binary: baselineBinary });
@@ -61,7 +91,7 @@ async function main(): Promise<void> {
       const baseRuntime = serviceClient(RuntimeService, baseChannel);
       const baseImages = serviceClient(ImageService, baseChannel);
       await baseImages.pullImage({ image: { image } }, { timeoutMs: 300_000 });
-      turns.push((i) => lifecycle('base ', baseRuntime, baseImages, i));
+      turns.push((i) => measured(cpu, 'base', base.process.pid!, () => lifecycle('base ', baseRuntime, baseImages, i)));
     }
     const raw = process.argv.includes('--raw') ? await RawHost.create(scope, net.confDir) : undefined;
     if (raw) turns.push(() => raw.iteration(timed));
@@ -100,6 +130,11 @@ async function main(): Promise<void> {
     for (const prefix of baselineBinary ? ['', 'base '] : ['']) {
       for (const [label, names] of sums) process.stdout.write(`${(prefix + label).padEnd(20)} ${sum(...names.map((n) => prefix + n)).toFixed(1).padStart(8)}\n`);
     }
+    const mean = (v: number[]) => v.reduce((a, b) => a + b, 0) / v.length;
+    for (const [name, c] of cpu) {
+      process.stdout.write(`${name} CPU ms per iteration (12 calls; /proc/PID/stat): berthd ${mean(c.berthd).toFixed(1)} (median ${median(c.berthd).toFixed(0)}), spawning helper ${mean(c.helper).toFixed(1)}\n`);
+    }
+    process.stdout.write(`load average at the end: ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')}\n`);
     if (raw) {
       const up = sum(...RAW_UP);
       process.stdout.write(`${'raw up'.padEnd(20)} ${up.toFixed(1).padStart(8)}  (netns + CNI ADD, overlay mount, runc create + start)\n`);

@@ -227,7 +227,8 @@ test('the same metadata twice is refused, but a retry after the caller gave up g
   // A caller whose deadline passes mid-creation: berth finishes the pod anyway, and the
   // kubelet's retry with the same metadata gets it instead of "name is reserved".
   const impatient = podConfig('impatient');
-  await assert.rejects(client.runPodSandbox({ config: impatient as never }, { timeoutMs: 30 }), { code: GrpcStatus.DEADLINE_EXCEEDED });
+  // 5 ms: a pod start (namespaces, CNI ADD) takes longer; with 30 ms a quiet machine finished it in time.
+  await assert.rejects(client.runPodSandbox({ config: impatient as never }, { timeoutMs: 5 }), { code: GrpcStatus.DEADLINE_EXCEEDED });
   const retry = await client.runPodSandbox({ config: impatient as never }, { timeoutMs: 60_000 });
   const named = (await client.listPodSandbox({ filter: { labelSelector: { app: 'impatient' } } })).items;
   assert.deepEqual(named.map((p) => p.id), [retry.podSandboxId], 'one pod, the one the retry got');

@@ -69,6 +69,33 @@ test('a daemon: its fd-3 message as it comes, its exit while its child keeps the
   assert.equal(existsSync(`/proc/${pid}`), false);
 });
 
+test('children released while their output is readable, and a child started in the same batch: its stdin still comes', async () => {
+  // Releasing closes the helper's read ends of a child's pipes; a child started in the same
+  // batch of requests gets those fd numbers back. The helper must not take the new pipes
+  // for the released ones the select had found readable: a read of the new child's stdout
+  // would block the helper before it writes that child's stdin (the child waits for it).
+  for (let round = 0; round < 5; round++) {
+    const chatty = await Promise.all(
+      Array.from({ length: 4 }, async () => {
+        let pid = 0;
+        const up = resolvers();
+        const child = startViaHelper({ argv: ['sh', '-c', 'yes out & exec yes err >&2'], newSession: true, onPid: (p) => ((pid = p), up.resolve()) });
+        assert.ok(child);
+        void child.result.catch(() => undefined);
+        await up.promise;
+        await new Promise((resolve) => setTimeout(resolve, 20));
+        return { child, pid: () => pid };
+      }),
+    );
+    for (const c of chatty) c.child.release();
+    const answer = helperRun({ argv: ['sh', '-c', 'cat >/dev/null; echo stdin-closed'], stdin: 'hello' });
+    for (const c of chatty) process.kill(-c.pid(), 'SIGKILL');
+    const result = await Promise.race([answer, new Promise<undefined>((resolve) => setTimeout(resolve, 5_000, undefined))]);
+    assert.ok(result, `round ${round}: the child started beside the releases got no stdin within 5 s (the helper is stuck)`);
+    assert.equal(result.stdout, 'stdin-closed\n');
+  }
+});
+
 test('runCommand and a CNI plugin run through the helper; timeouts kill', async () => {
   assert.equal((await runCommand('cat', [], 'echoing', { input: 'hi' })).stdout, 'hi');
   await assert.rejects(runCommand('sh', ['-c', 'echo nope >&2; exit 1'], 'failing'), /failing: sh failed: nope/);

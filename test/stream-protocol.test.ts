@@ -151,6 +151,49 @@ test('tokens are single-use and expire', () => {
   assert.equal(cache.consume('unknown'), undefined);
 });
 
+test('the streaming server closes a connection that sends no whole request by its deadline, and not one that upgraded', async () => {
+  const server = new StreamServer({
+    address: '127.0.0.1',
+    port: 0,
+    requestDeadlineMs: 300,
+    log: createJsonLogger({ level: 'silent' }),
+    backends: {
+      exec: async (_request, io) => {
+        for await (const chunk of io.stdin!) io.stdout!.write(chunk);
+        return 0;
+      },
+      attach: async () => undefined,
+      portForward: async () => undefined,
+    },
+  });
+  await server.start();
+  try {
+    const { port } = new URL(server.baseUrl);
+    const silent = connect(Number(port), '127.0.0.1');
+    silent.write('GET /exec/x HTTP/1.1\r\nHost: x\r\n'); // headers never finished
+    const started = Date.now();
+    const closed = await Promise.race([
+      new Promise<boolean>((resolve) => silent.on('close', () => resolve(true))),
+      new Promise<boolean>((resolve) => setTimeout(resolve, 5_000, false)),
+    ]);
+    silent.destroy();
+    const waited = Date.now() - started;
+    assert.ok(closed && waited >= 250, `closed: ${closed}, after ${waited} ms`);
+    // An exec that outlives the deadline goes on.
+    const url = server.execUrl({ containerId: 'c', cmd: ['cat'], tty: false, stdin: true, stdout: true, stderr: false });
+    const out: Buffer[] = [];
+    const stdin = new PassThrough();
+    const done = remoteCommand(url, { stdin, stdout: new PassThrough().on('data', (d: Buffer) => out.push(d)), tty: false });
+    stdin.write('before ');
+    await new Promise((resolve) => setTimeout(resolve, 600));
+    stdin.end('after');
+    assert.equal(await done, 0);
+    assert.equal(Buffer.concat(out).toString(), 'before after');
+  } finally {
+    await server.stop();
+  }
+});
+
 test('the streaming server: an exec over SPDY with stdin, output and exit code; used and unknown tokens are 404', async () => {
   const server = new StreamServer({
     address: '127.0.0.1',

@@ -3,7 +3,8 @@
 // snapshots with a per-container upper dir, and the recursive read-only trees berth
 // builds for its mounts in a private dir (so no other mount namespace gets copies).
 import { randomBytes } from 'node:crypto';
-import { chmod, mkdir, readdir } from 'node:fs/promises';
+import { mkdirSync } from 'node:fs';
+import { chmod, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { runCommand } from '../linux/command.js';
 import { checkReachable, shiftOwnership } from '../linux/id-shift.js';
@@ -90,14 +91,15 @@ export class Bundles {
 
   async create(dir: string): Promise<BundlePaths> {
     const paths = bundlePaths(dir);
-    await mkdir(paths.dir, { recursive: true, mode: 0o700 });
+    // Directories in the state dir: made synchronously (a thread-pool round trip each costs more than the mkdir).
+    mkdirSync(paths.dir, { recursive: true, mode: 0o700 });
     return paths;
   }
 
   /** Mounts the overlay rootfs: the lower dirs (top first) under the container's upper dir. */
   async mountRootfs(dir: string, lowerDirs: string[], userns?: UserNamespaceSpec): Promise<string> {
     const { upper, work, rootfs } = bundlePaths(dir);
-    for (const dir of [upper, work, rootfs]) await mkdir(dir, { recursive: true, mode: 0o755 });
+    for (const dir of [upper, work, rootfs]) mkdirSync(dir, { recursive: true, mode: 0o755 });
     // In a user namespace: metacopy, so shifting the owners copies up metadata only.
     const options = `lowerdir=${lowerDirs.join(':')},upperdir=${upper},workdir=${work}${userns ? ',metacopy=on' : ''}`;
     await runCommand('mount', ['-t', 'overlay', 'overlay', '-o', options, rootfs], 'mounting the container rootfs');

@@ -3,7 +3,8 @@
 // conmon's exit files, so a container that ended while berthd was down is reported
 // with its code after the restart. One record on disk and one object in memory each.
 import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdir, readFile, rm, stat } from 'node:fs/promises';
 import { dirname, isAbsolute, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from '../util/logger.js';
@@ -335,14 +336,15 @@ export class ContainerManager implements PodContainers {
     if (cdi) applyCdiEdits(oci as unknown as OciConfigForCdi, cdi.edits, cdi.nodes);
     if (!spec.stopSignal && imageConfig.StopSignal) record.spec.stopSignal = imageConfig.StopSignal;
     const text = JSON.stringify(oci);
-    await writeFile(paths.config, text);
+    // A small file in the state dir: written synchronously (three thread-pool round trips otherwise).
+    writeFileSync(paths.config, text);
     this.#specTexts.set(id, text);
   }
 
   /** conmon creates the container under the runtime handler, then leaves berthd's cgroup; the record is written. */
   async #startMonitor(record: ContainerRecord, runtime: ContainerRuntime): Promise<void> {
     const { id, spec, bundle, logFile } = record;
-    await mkdir(dirname(logFile), { recursive: true });
+    mkdirSync(dirname(logFile), { recursive: true });
     // With the systemd driver conmon starts in a scope of its own (berth-conmon-ID.scope in the pod's slice).
     const monitor = this.#monitorCgroup(record);
     const monitorPrefix = parseSystemdCgroup(monitor) ? scopeCommand(monitor) : undefined;

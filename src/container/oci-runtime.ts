@@ -3,8 +3,8 @@
 // the exit code to a file), so containers outlive berthd; berthd runs `start`, `kill`,
 // `delete` and `state` itself.
 import { spawn } from 'node:child_process';
-import { closeSync, constants as fsConstants, openSync, readSync } from 'node:fs';
-import { mkdir, readFile, rm } from 'node:fs/promises';
+import { closeSync, constants as fsConstants, mkdirSync, openSync, readSync } from 'node:fs';
+import { readFile, rm } from 'node:fs/promises';
 import { constants } from 'node:os';
 import { basename, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -81,9 +81,10 @@ export class OciRuntime implements ContainerRuntime {
 
   /** Creates the container under conmon; resolves with its init pid once it exists. */
   async create(opts: CreateOptions): Promise<number> {
-    await mkdir(this.options.root, { recursive: true, mode: 0o700 });
+    // Synchronously: two directories that exist after the first container (a thread-pool round trip each otherwise).
+    mkdirSync(this.options.root, { recursive: true, mode: 0o700 });
     // conmon fails silently (to syslog only) when its attach socket dir is missing.
-    await mkdir(opts.socketDir, { recursive: true, mode: 0o700 });
+    mkdirSync(opts.socketDir, { recursive: true, mode: 0o700 });
     const args = [
       '--api-version', '1',
       '-c', opts.id,

@@ -1,8 +1,8 @@
 // Cgroup paths for pods and containers, on cgroup v1, v2 and hybrid hosts, with the
 // cgroupfs and systemd drivers' naming. berth makes a pod's cgroup parent when the
 // kubelet has not (e.g. under crictl) and removes exactly what it made.
-import { readFileSync } from 'node:fs';
-import { mkdir, readFile, rmdir, stat, writeFile } from 'node:fs/promises';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmdirSync, write, writeFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { invalidArgument, failedPrecondition } from '../errors.js';
@@ -59,26 +59,31 @@ export function cgroupParentPath(driver: CgroupDriver, parent: string): string {
   return slicePath(parent);
 }
 
-/** Makes a cgroup in every hierarchy; returns the directories it created (to undo). */
+/**
+ * Makes a cgroup in every hierarchy; returns the directories it created (to undo).
+ *
+ * Synchronously: cgroupfs is the kernel's memory, a mkdir, stat or cpuset copy there takes
+ * microseconds, and through libuv's thread pool each was a round trip of futex wake-ups
+ * (on a v1 host twelve hierarchies, ~6 of them per hierarchy per cgroup: most of berthd's
+ * thread-pool operations per pod and container start). Writes to cgroup.procs are not
+ * done here: moving a process waits for an RCU grace period (ms), so they stay off the
+ * event loop (moveIntoCgroup).
+ */
 export async function ensureCgroup(path: string): Promise<string[]> {
-  // The hierarchies are independent of each other: made side by side (on cgroup v1 a
-  // container's monitor took ~20 ms under load one hierarchy after another), each path
-  // top down; the list keeps the hierarchies' order.
-  const made = await Promise.all((await cgroupHierarchies()).map((hierarchy) => ensureIn(hierarchy, path)));
-  return made.flat();
+  return (await cgroupHierarchies()).flatMap((hierarchy) => ensureIn(hierarchy, path));
 }
 
-async function ensureIn(hierarchy: CgroupHierarchy, path: string): Promise<string[]> {
+function ensureIn(hierarchy: CgroupHierarchy, path: string): string[] {
   const created: string[] = [];
   let current = hierarchy.mount;
   for (const part of path.split('/').filter(Boolean)) {
     const parent = current;
     current = join(current, part);
-    if (await exists(current)) continue;
+    if (existsSync(current)) continue;
     // Another pod being made at the same time (the kubelet starts pods in parallel)
     // may make a shared ancestor first: then it is that pod's, not this one's.
     try {
-      await mkdir(current);
+      mkdirSync(current);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'EEXIST') continue;
       throw err;
@@ -88,7 +93,7 @@ async function ensureIn(hierarchy: CgroupHierarchy, path: string): Promise<strin
     // that tasks can run in it.
     if (hierarchy.version === 1 && hierarchy.controllers.includes('cpuset')) {
       for (const file of ['cpuset.cpus', 'cpuset.mems']) {
-        await writeFile(join(current, file), await readFile(join(parent, file)));
+        writeFileSync(join(current, file), readFileSync(join(parent, file)));
       }
     }
   }
@@ -100,12 +105,17 @@ async function ensureIn(hierarchy: CgroupHierarchy, path: string): Promise<strin
  * path they were made for), only the leaf's own directories must go: the ancestors made
  * with it (e.g. a kubelet's kubepods/besteffort in a hierarchy the kubelet does not
  * populate, such as v1 devices) are shared by whatever was put below them since, so a
- * busy one is left for its last user.
+ * busy one is left for its last user. Synchronously, as ensureCgroup makes them (a
+ * cgroup's rmdir only unlinks it; the kernel frees it later).
  */
 export async function removeCgroups(dirs: string[], leaf?: string): Promise<void> {
+  removeCgroupsSync(dirs, leaf);
+}
+
+function removeCgroupsSync(dirs: string[], leaf?: string): void {
   for (const dir of [...dirs].sort((a, b) => b.length - a.length)) {
     try {
-      await rmdir(dir);
+      rmdirSync(dir);
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       if (code === 'ENOENT') continue;
@@ -139,7 +149,24 @@ export async function moveIntoCgroup(path: string, pid: number): Promise<void> {
   // A systemd scope is made by systemd around a process it starts (systemd-scope.ts), never by moving one.
   if (parseSystemdCgroup(path)) throw new Error(`cannot move process ${pid} into the systemd scope ${path}: start it there instead`);
   await ensureCgroup(path);
-  await Promise.all((await cgroupHierarchies()).map((hierarchy) => writeFile(join(hierarchy.mount, path, 'cgroup.procs'), `${pid}\n`)));
+  const line = Buffer.from(`${pid}\n`);
+  await Promise.all((await cgroupHierarchies()).map((hierarchy) => writeSlowly(join(hierarchy.mount, path, 'cgroup.procs'), line)));
+}
+
+/**
+ * Writes a cgroup file whose write can wait (cgroup.procs: an RCU grace period) off the
+ * event loop, in one thread-pool round trip: the open and close, which do not wait, are
+ * done here (three round trips with fs/promises' writeFile).
+ */
+function writeSlowly(file: string, data: Buffer): Promise<void> {
+  const fd = openSync(file, 'w');
+  return new Promise<void>((resolve, reject) => {
+    write(fd, data, 0, data.length, null, (err) => {
+      closeSync(fd);
+      if (err) reject(err);
+      else resolve();
+    });
+  });
 }
 
 /** Removes a leaf cgroup from every hierarchy, waiting a little for exiting processes. Idempotent. */
@@ -150,7 +177,7 @@ export async function removeLeafCgroup(path: string, waitMs = 2000): Promise<voi
   const until = Date.now() + waitMs;
   for (let attempt = 0; ; attempt++) {
     try {
-      await removeCgroups(dirs);
+      removeCgroupsSync(dirs);
       return;
     } catch (err) {
       if (Date.now() > until) throw err;
@@ -158,13 +185,6 @@ export async function removeLeafCgroup(path: string, waitMs = 2000): Promise<voi
       await sleep(Math.min(10, 1 << attempt));
     }
   }
-}
-
-async function exists(path: string): Promise<boolean> {
-  return stat(path).then(
-    () => true,
-    () => false,
-  );
 }
 
 export interface CgroupUsage {

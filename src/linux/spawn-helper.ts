@@ -102,11 +102,8 @@ while (1) {
   if ($n < 0) { my $eintr = $!{EINTR}; my $why = "$!"; reap(); next if $eintr; die "select: $why\n"; }
   if (vec($rout, 0, 1)) {
     my $got = sysread(STDIN, my $buf, 65536);
-    if (defined $got && $got == 0) { $stdin_open = 0; next; }
-    if ($got) {
-      $inbuf .= $buf;
-      while (length($inbuf) >= 4) { my $l = unpack('N', $inbuf); last if length($inbuf) < 4 + $l; substr($inbuf, 0, 4, ''); request(substr($inbuf, 0, $l, '')); }
-    }
+    if (defined $got && $got == 0) { $stdin_open = 0; }
+    $inbuf .= $buf if $got;
   }
   for my $fd (keys %byin) {
     next unless vec($wout, $fd, 1) && $byin{$fd};
@@ -133,6 +130,10 @@ while (1) {
     finish($pid);
   }
   reap();
+  # Requests last: a release closes pipes and a start makes new ones, which may get the
+  # same fd numbers; the loops above must only see the pipes the select was about (a
+  # blocking read of a new child's stdout, before its stdin is written, would hang here).
+  while (length($inbuf) >= 4) { my $l = unpack('N', $inbuf); last if length($inbuf) < 4 + $l; substr($inbuf, 0, 4, ''); request(substr($inbuf, 0, $l, '')); }
 }
 `;
 

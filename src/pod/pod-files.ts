@@ -2,7 +2,7 @@
 // name, /etc/resolv.conf from the pod's DNS config (or the host's), and the /dev/shm
 // that goes with the pod's IPC namespace (one tmpfs, so POSIX shared memory is shared
 // as System V's is, as containerd's sandbox shm is).
-import { mkdir, readFile, stat } from 'node:fs/promises';
+import { mkdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../store/atomic-file.js';
 import { runCommand } from '../linux/command.js';
@@ -31,10 +31,10 @@ const SHM_OPTIONS = 'nosuid,nodev,noexec,mode=1777,size=65536k';
 
 export async function mountPodShm(podDir: string): Promise<void> {
   const { shm } = podFilePaths(podDir);
-  await mkdir(shm, { recursive: true, mode: 0o1777 });
+  // Synchronously: a directory and two stats in the state dir (thread-pool round trips cost more).
+  mkdirSync(shm, { recursive: true, mode: 0o1777 });
   // Mounted already when it is on another device than the pod dir (a stat, not a mountinfo read).
-  const [dir, mounted] = await Promise.all([stat(podDir), stat(shm)]);
-  if (dir.dev === mounted.dev) await runCommand('mount', ['-t', 'tmpfs', '-o', SHM_OPTIONS, 'shm', shm], "mounting the pod's /dev/shm");
+  if (statSync(podDir).dev === statSync(shm).dev) await runCommand('mount', ['-t', 'tmpfs', '-o', SHM_OPTIONS, 'shm', shm], "mounting the pod's /dev/shm");
 }
 
 /** Idempotent; a pod without one is fine. */
@@ -43,15 +43,22 @@ export async function unmountPodShm(podDir: string): Promise<void> {
   if ((await mountPoints()).has(shm)) await runCommand('umount', ['-l', shm], "unmounting the pod's /dev/shm");
 }
 
+function readHostResolvConf(path: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return '';
+  }
+}
+
 export async function writePodFiles(podDir: string, hostname: string, ips: string[], dns: DnsSettings | undefined, hostResolvConf = '/etc/resolv.conf'): Promise<PodFiles> {
   const paths = podFilePaths(podDir);
   // In the state dir, which a reboot clears: atomic (a container never reads half a file), not fsynced.
-  const resolv = dns ? resolvConf(dns) : await readFile(hostResolvConf, 'utf8').catch(() => '');
-  await Promise.all([
-    writeFileAtomic(paths.hostname, `${hostname}\n`, 0o644, { durable: false }),
-    writeFileAtomic(paths.hosts, hostsFile(hostname, ips), 0o644, { durable: false }),
-    writeFileAtomic(paths.resolvConf, resolv, 0o644, { durable: false }),
-  ]);
+  // Small files: read and written synchronously (writeFileAtomic without fsync is).
+  const resolv = dns ? resolvConf(dns) : readHostResolvConf(hostResolvConf);
+  await writeFileAtomic(paths.hostname, `${hostname}\n`, 0o644, { durable: false });
+  await writeFileAtomic(paths.hosts, hostsFile(hostname, ips), 0o644, { durable: false });
+  await writeFileAtomic(paths.resolvConf, resolv, 0o644, { durable: false });
   return paths;
 }
 

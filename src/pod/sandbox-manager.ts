@@ -3,7 +3,8 @@
 // one record on disk (written before any resource exists, so recovery can undo a crash
 // mid-way) and one object in memory; transitions of one pod run one at a time.
 import { randomBytes } from 'node:crypto';
-import { mkdir, readdir } from 'node:fs/promises';
+import { mkdirSync } from 'node:fs';
+import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from '../util/logger.js';
 import { notFound, invalidArgument, alreadyExists, failedPrecondition, internal } from '../errors.js';
@@ -319,7 +320,7 @@ export class SandboxManager {
     this.#records.set(id, record);
     await this.#store.put(id, record);
     try {
-      await mkdir(record.podDir, { recursive: true, mode: 0o755 });
+      mkdirSync(record.podDir, { recursive: true, mode: 0o755 });
       // The namespaces and the pod's cgroup parent do not depend on each other. The cgroup
       // parent comes before the init, which gets a cgroup below it. (With the systemd
       // driver the slices are systemd's: it makes them with the first scope in them.)

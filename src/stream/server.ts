@@ -3,8 +3,13 @@
 // stands for (/exec/TOKEN, /attach/TOKEN, /portforward/TOKEN, as the kubelet's stream
 // server names them). The connection is upgraded to SPDY/3.1 or to a WebSocket and
 // handed to the protocol code (upgrade.ts); what runs is up to the backends.
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+//
+// The port is bound at start-up by a plain `node:net` server (a port in use fails
+// start-up); Node's http module and the HTTP server are loaded by the first connection,
+// which arrives paused and is handed over (idle memory: `node:http` is ~0.2 MB of heap and
+// ~1.4 MB resident, and most nodes never stream).
+import type { IncomingMessage, Server as HttpServer, ServerResponse } from 'node:http';
+import { createServer as createNetServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import type { Logger } from '../util/logger.js';
 import type { AttachRequest, ExecRequest, PortForwardRequest, StreamBackends } from './backends.js';
 import { TokenCache } from './token-cache.js';
@@ -19,22 +24,53 @@ export interface StreamServerOptions {
   port: number;
   backends: StreamBackends;
   log: Logger;
+  /** A connection that has sent no whole request by then is closed (Node's headersTimeout, 60 s). */
+  requestDeadlineMs?: number;
 }
+
+/** Node's HTTP server checks headersTimeout only on a port it listens on itself; here it does not. */
+const REQUEST_DEADLINE_MS = 60_000;
 
 export class StreamServer {
   readonly #cache = new TokenCache<Cached>();
   readonly #server: Server;
   readonly #sockets = new Set<Socket>();
+  /** Connections that have not yet sent a whole request, and when they are closed. */
+  readonly #deadlines = new Map<Socket, NodeJS.Timeout>();
+  #http: Promise<HttpServer> | undefined;
   #upgrade: Promise<UpgradeModule> | undefined;
   #baseUrl = '';
 
   constructor(private readonly options: StreamServerOptions) {
-    this.#server = createServer((req, res) => this.#onRequest(req, res));
-    this.#server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => this.#onUpgrade(req, socket, head));
-    this.#server.on('connection', (socket: Socket) => {
-      this.#sockets.add(socket);
-      socket.on('close', () => this.#sockets.delete(socket));
+    this.#server = createNetServer({ pauseOnConnect: true }, (socket) => this.#onConnection(socket));
+  }
+
+  #onConnection(socket: Socket): void {
+    this.#sockets.add(socket);
+    const deadline = setTimeout(() => socket.destroy(), this.options.requestDeadlineMs ?? REQUEST_DEADLINE_MS);
+    deadline.unref();
+    this.#deadlines.set(socket, deadline);
+    socket.on('close', () => {
+      this.#sockets.delete(socket);
+      this.#requestCame(socket);
     });
+    socket.on('error', () => undefined);
+    this.#http ??= import('node:http').then(({ createServer }) => {
+      const http = createServer((req, res) => this.#onRequest(req, res));
+      http.on('upgrade', (req: IncomingMessage, upgraded: Socket, head: Buffer) => this.#onUpgrade(req, upgraded, head));
+      return http;
+    });
+    this.#http.then(
+      (http) => {
+        if (socket.destroyed) return;
+        http.emit('connection', socket);
+        socket.resume();
+      },
+      (err: Error) => {
+        this.options.log.error({ error: err.message }, 'the HTTP server could not be loaded');
+        socket.destroy();
+      },
+    );
   }
 
   async start(): Promise<string> {
@@ -77,7 +113,14 @@ export class StreamServer {
     return cached?.kind === match[1] ? cached : undefined;
   }
 
+  /** Its first request came: from here on the HTTP server's keep-alive timeout or the protocol code owns its end. */
+  #requestCame(socket: Socket): void {
+    clearTimeout(this.#deadlines.get(socket));
+    this.#deadlines.delete(socket);
+  }
+
   #onRequest(req: IncomingMessage, res: ServerResponse): void {
+    this.#requestCame(req.socket);
     const cached = this.#take(req);
     if (!cached) {
       res.writeHead(404, { 'Content-Type': 'text/plain' }).end('404 page not found\n');
@@ -87,6 +130,7 @@ export class StreamServer {
   }
 
   #onUpgrade(req: IncomingMessage, socket: Socket, head: Buffer): void {
+    this.#requestCame(socket);
     socket.on('error', () => undefined);
     const cached = this.#take(req);
     if (!cached) {
