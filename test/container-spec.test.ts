@@ -257,9 +257,11 @@ test('PID namespaces: shared by the pod with an init, per container, a target co
   assert.ok(init > 0);
   process.kill(init, 'SIGKILL');
   await sleep(300);
-  assert.equal(await statusOf(shared, client), PodSandboxState.SANDBOX_NOTREADY);
+  // The listing first: it must see the end itself (a killed init its parent has not
+  // reaped yet, a zombie, included), not only after a PodSandboxStatus found it.
   const listed = await client.listPodSandbox({});
   assert.equal(listed.items.find((p) => p.id === shared)?.state, PodSandboxState.SANDBOX_NOTREADY);
+  assert.equal(await statusOf(shared, client), PodSandboxState.SANDBOX_NOTREADY);
   await client.removePodSandbox({ podSandboxId: shared });
   const left = (await readFile('/proc/self/mountinfo', 'utf8')).split('\n').filter((l) => l.includes(shared));
   assert.deepEqual(left, [], 'no pin of the removed pod is left');

@@ -123,6 +123,26 @@ test('PodSandboxStatus has no timestamp (as containerd): the kubelet with Evente
   }
 });
 
+test('an exit is seen by the exit watch: ContainerStatus and ListContainers show it without any other call, well inside the sweep', { skip }, async (t) => {
+  const { runtime, image, podId } = await setup(t);
+  const { containerId } = await runtime.createContainer({ podSandboxId: podId, config: { metadata: { name: 'brief' }, image: { image }, command: ['sh', '-c', 'sleep 1; exit 4'], logPath: 'brief.log' } });
+  await runtime.startContainer({ containerId });
+  // Only the polled calls from here: nothing else reads the exit file.
+  const until = Date.now() + 15_000;
+  let status = (await runtime.containerStatus({ containerId })).status!;
+  assert.equal(status.state, ContainerState.CONTAINER_RUNNING);
+  while (status.state !== ContainerState.CONTAINER_EXITED && Date.now() < until) {
+    await sleep(20);
+    status = (await runtime.containerStatus({ containerId })).status!;
+  }
+  const seenAt = BigInt(Date.now()) * 1_000_000n;
+  assert.deepEqual([status.state, status.exitCode, status.reason], [ContainerState.CONTAINER_EXITED, 4, 'Error']);
+  // finishedAt is the exit file's mtime: seen within 2.5 s of it (the sweep runs every 5 s).
+  assert.ok(seenAt - status.finishedAt < 2_500_000_000n, `seen ${(seenAt - status.finishedAt) / 1_000_000n} ms after the exit`);
+  const listed = (await runtime.listContainers({ filter: { id: containerId } })).containers;
+  assert.equal(listed[0]?.state, ContainerState.CONTAINER_EXITED);
+});
+
 test('containers keep running while berthd is down; one that exits meanwhile is reported with its code', { skip }, async (t) => {
   const { berthd, runtime, image, podId } = await setup(t);
   const make = async (name: string, command: string[]) => {

@@ -220,34 +220,51 @@ test('recovery undoes a creation a crash interrupted and loads the pods of an ol
   await assert.rejects(pods.run(podSpec({ name: 'old' }), new AbortController().signal), code('AlreadyExists'), "the old pod's name stays reserved");
 });
 
-test("a pod listing checks each init's namespace once in a while, its pid every time; PodSandboxStatus always checks", async (t) => {
+test("a pod's init is found in its namespace once, then held: status and listings read only its state; its end makes the pod NOTREADY", async (t) => {
   const { root, state } = await dirs(t);
   const calls: string[] = [];
-  const alive = new Map<number, boolean>();
+  let alive = true;
   let inNamespace = true;
+  const held: string[] = [];
   const host: PodHost = {
     ...fakePodHost(calls),
     startPidNamespace: async () => 4242,
     inPinnedNamespace: async () => (calls.push('inPinnedNamespace'), inNamespace),
-    processExists: (pid) => alive.get(pid) ?? false,
+    holdInit: async (pid) => {
+      calls.push('holdInit');
+      if (!inNamespace) return undefined;
+      held.push(`open ${pid}`);
+      return { alive: () => (calls.push('alive'), alive), watched: false, close: () => void held.push(`close ${pid}`) };
+    },
   };
   const pods = new SandboxManager({ root, state, cgroupDriver: 'cgroupfs', cni: fakeCni(calls), log, host });
   pods.attachContainers({ stopPodContainers: async () => undefined, removePodContainers: async () => undefined });
   await pods.recover();
   const id = await pods.run(podSpec(), new AbortController().signal);
-  alive.set(4242, true);
-  const thorough = () => calls.filter((c) => c === 'inPinnedNamespace').length;
+  const count = (name: string) => calls.filter((c) => c === name).length;
   await pods.listChecked();
-  const first = thorough();
-  assert.equal(first, 1, 'the first listing checks the namespace');
+  assert.equal(count('holdInit'), 1, 'the first check finds the init in its namespace');
   for (let i = 0; i < 5; i++) await pods.listChecked();
-  assert.equal(thorough(), first, 'later listings only look at the pid');
   await pods.getChecked(id);
-  assert.equal(thorough(), first + 1, 'PodSandboxStatus checks the namespace');
-  // The init gone: the next listing finds it at once.
-  alive.set(4242, false);
-  inNamespace = false;
+  assert.equal(count('holdInit'), 1, 'later checks use the handle');
+  assert.equal(count('alive'), 6, 'one state read per check');
+  assert.equal(count('inPinnedNamespace'), 0);
+  // The init gone (or a zombie): the next listing finds it at once, and the handle is let go.
+  alive = false;
   assert.equal((await pods.listChecked()).find((p) => p.id === id)?.state, 'notready');
+  assert.deepEqual(held, ['open 4242', 'close 4242']);
+  assert.equal((await pods.getChecked(id)).state, 'notready');
+});
+
+test('a pod whose init is not in its namespace any more is NOTREADY at its first check', async (t) => {
+  const { root, state } = await dirs(t);
+  const calls: string[] = [];
+  const host: PodHost = { ...fakePodHost(calls), startPidNamespace: async () => 4242, holdInit: async () => undefined };
+  const pods = new SandboxManager({ root, state, cgroupDriver: 'cgroupfs', cni: fakeCni(calls), log, host });
+  pods.attachContainers({ stopPodContainers: async () => undefined, removePodContainers: async () => undefined });
+  await pods.recover();
+  const id = await pods.run(podSpec(), new AbortController().signal);
+  assert.equal((await pods.getChecked(id)).state, 'notready');
 });
 
 test("recovery releases the network attachment of a pod whose record a host crash lost, and keeps those of pods it knows", async (t) => {

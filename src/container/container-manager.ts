@@ -95,6 +95,9 @@ export class ContainerManager implements PodContainers {
 
   async recover(): Promise<void> {
     await mkdir(this.#exitDir, { recursive: true, mode: 0o700 });
+    // Watched before the records are read: an exit from here on is seen by the watch or
+    // by the record's own read below (the watch ignores ids it has no record of yet).
+    this.#watchExits();
     await this.#bundles.prepare();
     const { records, problems } = await this.#store.loadAll();
     for (const problem of problems) this.options.log.error({ problem }, 'skipping unreadable container record');
@@ -118,7 +121,6 @@ export class ContainerManager implements PodContainers {
         this.options.log.error({ container: id, error: (err as Error).message }, 'cannot remove a container bundle left behind; it stays for a later start');
       }
     }
-    this.#watchExits();
   }
 
   /** Exits are noticed as conmon writes them (ExitWatcher), each read under the container's lock. */
@@ -156,8 +158,20 @@ export class ContainerManager implements PodContainers {
     return matches[0];
   }
 
-  /** A container with its state brought up to date from its exit file. */
+  /**
+   * A container with its state up to date. While the exit dir is watched, the record is
+   * (the watch reads each exit file as conmon writes it, the sweep anything a watch
+   * missed): no file is looked at. Without a watch, its exit file is read here.
+   */
   async get(idOrPrefix: string): Promise<ContainerRecord> {
+    const record = this.find(idOrPrefix);
+    if (!record) throw notFound('container', idOrPrefix);
+    if (!this.#exitWatcher?.watching) await this.#refresh(record);
+    return record;
+  }
+
+  /** A container with its exit file read now (the lifecycle calls act on what is on disk, not on a watch's last word). */
+  async #getRead(idOrPrefix: string): Promise<ContainerRecord> {
     const record = this.find(idOrPrefix);
     if (!record) throw notFound('container', idOrPrefix);
     await this.#refresh(record);
@@ -165,11 +179,12 @@ export class ContainerManager implements PodContainers {
   }
 
   /**
-   * Every container, those with a new exit file brought up to date. One listing of the
-   * exit dir (which holds the files of containers that ended, not of those running)
-   * instead of a look for each container: a list costs the same with 1 pod or 100.
+   * Every container, up to date: from the records while the exit dir is watched (as
+   * get); else with one listing of the exit dir (which holds the files of containers that
+   * ended, not of those running) instead of a look for each container.
    */
   async listFresh(): Promise<ContainerRecord[]> {
+    if (this.#exitWatcher?.watching) return this.list();
     const ended = new Set(exitFileNames(this.#exitDir));
     for (const record of this.#records.values()) if (record.state !== 'exited' && ended.has(record.id)) await this.#refresh(record);
     return this.list();
@@ -234,7 +249,7 @@ export class ContainerManager implements PodContainers {
    * layout) is not built, since no host berth runs on here could test it.
    */
   async checkpoint(idOrPrefix: string, location: string): Promise<void> {
-    const record = await this.get(idOrPrefix);
+    const record = await this.#getRead(idOrPrefix);
     if (record.state !== 'running') throw failedPrecondition(`container ${record.id} is ${record.state}: only a running container can be checkpointed`);
     if (!isAbsolute(location)) throw invalidArgument(`checkpoint location "${location}" must be an absolute path of the archive to write`);
     throw await this.#checkpointUnsupported('checkpointing');
@@ -356,7 +371,7 @@ export class ContainerManager implements PodContainers {
   }
 
   async start(idOrPrefix: string): Promise<void> {
-    const record = await this.get(idOrPrefix);
+    const record = await this.#getRead(idOrPrefix);
     await this.#locks.lock(record.id, async () => {
       if (record.state !== 'created') throw failedPrecondition(`container ${record.id} is ${record.state}, not created`);
       // Taken before start: a short-lived process can exit before `start` returns.
@@ -431,7 +446,7 @@ export class ContainerManager implements PodContainers {
    * request leaves unset (0 or empty) keeps its current value.
    */
   async updateResources(idOrPrefix: string, resources: ContainerResources): Promise<void> {
-    const record = await this.get(idOrPrefix);
+    const record = await this.#getRead(idOrPrefix);
     await this.#locks.lock(record.id, async () => {
       if (record.state === 'exited') throw failedPrecondition(`container ${record.id} has exited`);
       // `runc update` does not apply hugepage limits: refused rather than recorded as applied.
@@ -458,7 +473,7 @@ export class ContainerManager implements PodContainers {
         return { path: pod.namespaces.pid };
       case 'target': {
         if (!spec.pidTargetId) throw invalidArgument('PID namespace mode TARGET needs a target_id');
-        const target = await this.get(spec.pidTargetId);
+        const target = await this.#getRead(spec.pidTargetId);
         if (target.podId !== pod.id) throw invalidArgument(`target container ${target.id} is not in pod ${pod.id}`);
         if (target.state !== 'running') throw failedPrecondition(`target container ${target.id} is not running`);
         return { path: `/proc/${target.pid}/ns/pid` };
@@ -471,7 +486,7 @@ export class ContainerManager implements PodContainers {
    * conmon that is gone: the control fifo is opened without blocking.
    */
   async reopenLog(idOrPrefix: string): Promise<void> {
-    const record = await this.get(idOrPrefix);
+    const record = await this.#getRead(idOrPrefix);
     if (record.state !== 'running') throw failedPrecondition(`container ${record.id} is not running; its log cannot be reopened`);
     await reopenLog(record.id, bundlePaths(record.bundle).ctl, record.logFile);
   }
@@ -484,7 +499,7 @@ export class ContainerManager implements PodContainers {
 
   /** A running container, or FailedPrecondition (for exec and attach). */
   async running(idOrPrefix: string): Promise<ContainerRecord> {
-    const record = await this.get(idOrPrefix);
+    const record = await this.#getRead(idOrPrefix);
     if (record.state !== 'running') throw failedPrecondition(`container ${record.id} is not running (${record.state})`);
     return record;
   }

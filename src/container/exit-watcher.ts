@@ -23,8 +23,18 @@ export interface ExitWatcherOptions {
 export class ExitWatcher {
   #watcher: FSWatcher | undefined;
   #sweep: NodeJS.Timeout | undefined;
+  #watching = false;
 
   constructor(private readonly options: ExitWatcherOptions) {}
+
+  /**
+   * True while the watch runs: every exit file written since start() has been or is being
+   * reported (an inotify queue overflow aside, which the sweep catches). False before
+   * start(), after close(), or once the watch failed: readers then look at the files.
+   */
+  get watching(): boolean {
+    return this.#watching;
+  }
 
   start(): void {
     if (this.#watcher || this.#sweep) return;
@@ -33,7 +43,11 @@ export class ExitWatcher {
       this.#watcher = watch(exitDir, (_event, name) => {
         if (name) onExitFile(name.toString());
       });
-      this.#watcher.on('error', (err) => log.warn({ error: err.message }, 'the exit dir watch failed; exits are found by the sweep'));
+      this.#watcher.on('error', (err) => {
+        this.#watching = false;
+        log.warn({ error: err.message }, 'the exit dir watch failed; exits are found by the sweep');
+      });
+      this.#watching = true;
     } catch (err) {
       log.warn({ error: (err as Error).message }, 'cannot watch the exit dir; exits are found by the sweep');
     }
@@ -45,6 +59,7 @@ export class ExitWatcher {
 
   /** Stops watching (berthd is stopping). */
   close(): void {
+    this.#watching = false;
     this.#watcher?.close();
     this.#watcher = undefined;
     clearInterval(this.#sweep);

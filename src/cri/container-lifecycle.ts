@@ -1,13 +1,32 @@
 // CreateContainer, StartContainer, StopContainer, RemoveContainer, ContainerStatus,
 // ListContainers: thin handlers over the container manager.
-import type { RuntimeService } from '../gen/runtime/v1/api_pb.js';
-import type { UnaryHandler } from '../server/grpc-service.js';
+import { ContainerSchema, ContainerStatusSchema, type RuntimeService } from '../gen/runtime/v1/api_pb.js';
+import { withEncoding, type UnaryHandler } from '../server/grpc-service.js';
 import { invalidArgument } from '../errors.js';
 import type { ContainerManager } from '../container/container-manager.js';
 import { containerResourcesFrom, containerSpecFrom, criContainerStates, toCriContainer, toCriContainerStatus, type ContainerTranslateOptions } from './container-translate.js';
 import { filterContainers } from './list-filters.js';
+import type { ContainerRecord } from '../container/container-types.js';
+import { EncodedFields, joinFields, type AnswerKey } from './encoded-answers.js';
 
 type Method<K extends keyof typeof RuntimeService.method> = UnaryHandler<(typeof RuntimeService.method)[K]>;
+
+/**
+ * What toCriContainerStatus reads that can change: the state and its times, code and
+ * reason, the image's ref, the resources (UpdateContainerResources changes the spec's in
+ * place) and, by identity, the spec and the objects taken from it.
+ */
+function statusKey(r: ContainerRecord, imageRef: string): AnswerKey {
+  const s = r.spec;
+  return [
+    r.state, r.startedAt, r.finishedAt, r.exitCode, r.reason, r.message, r.logFile, imageRef,
+    s, s.image, s.imageId, s.labels, s.annotations, s.mounts,
+    s.cpuShares, s.cpuQuota, s.cpuPeriod, s.memoryLimit, s.memorySwapLimit, s.oomScoreAdj, s.cpusetCpus, s.cpusetMems, s.hugepageLimits, s.unified,
+  ];
+}
+
+/** What toCriContainer reads that can change. */
+const itemKey = (r: ContainerRecord): AnswerKey => [r.state, r.spec, r.spec.image, r.spec.imageId, r.spec.labels, r.spec.annotations];
 
 function requireId(id: string, rpc: string): string {
   if (!id) throw invalidArgument(`${rpc}: container_id is required`);
@@ -25,6 +44,8 @@ export function containerHandlers(containers: ContainerManager, translate: Conta
   updateContainerResources: Method<'updateContainerResources'>;
   reopenContainerLog: Method<'reopenContainerLog'>;
 } {
+  const statuses = new EncodedFields<ContainerRecord, typeof ContainerStatusSchema>(ContainerStatusSchema, 1);
+  const items = new EncodedFields<ContainerRecord, typeof ContainerSchema>(ContainerSchema, 1);
   return {
     createContainer: async (request) => {
       if (!request.podSandboxId) throw invalidArgument('CreateContainer: pod_sandbox_id is required');
@@ -44,6 +65,12 @@ export function containerHandlers(containers: ContainerManager, translate: Conta
     },
     containerStatus: async (request) => {
       const record = await containers.get(requireId(request.containerId, 'ContainerStatus'));
+      if (!request.verbose) {
+        // The response's only field is the status: its cached encoding is the whole answer.
+        const imageRef = containers.imageRefOf(record);
+        const bytes = statuses.of(record, statusKey(record, imageRef), () => toCriContainerStatus(record, imageRef));
+        return withEncoding({ get status() { return toCriContainerStatus(record, imageRef); }, info: {} }, bytes);
+      }
       const info: Record<string, string> = {};
       if (request.verbose) {
         // containerd's keys where berth has the same thing (crictl inspect templates use them).
@@ -75,7 +102,9 @@ export function containerHandlers(containers: ContainerManager, translate: Conta
       const filter = request.filter;
       let records = filterContainers(await containers.listFresh(), filter);
       if (filter?.state) records = records.filter((r) => criContainerStates[r.state] === filter.state!.state);
-      return { containers: records.map(toCriContainer) };
+      const listed = records;
+      const bytes = joinFields(listed.map((r) => items.of(r, itemKey(r), () => toCriContainer(r))));
+      return withEncoding({ get containers() { return listed.map(toCriContainer); } }, bytes);
     },
   };
 }

@@ -8,20 +8,28 @@ export interface CommonFilter {
   labelSelector?: Record<string, string>;
 }
 
-/** Every selector label present with the same value. */
-export function matchesLabels(labels: Record<string, string>, selector: Record<string, string> | undefined): boolean {
-  return Object.entries(selector ?? {}).every(([key, value]) => labels[key] === value);
-}
-
-export function filterContainers(records: ContainerRecord[], filter: CommonFilter | undefined): ContainerRecord[] {
+/**
+ * The records a filter keeps. The kubelet's listings mostly ask with no filter, or one
+ * field of it: the list is returned as it is when nothing filters, and the selector's
+ * pairs are taken out once, not per record.
+ */
+function filtered<R extends { id: string; spec: { labels: Record<string, string> } }>(records: R[], filter: CommonFilter | undefined, podId?: (r: R) => string): R[] {
+  const selector = Object.entries(filter?.labelSelector ?? {});
+  const id = filter?.id;
+  const pod = podId && filter?.podSandboxId;
+  if (!id && !pod && selector.length === 0) return records;
   return records.filter(
     (r) =>
-      (!filter?.id || r.id.startsWith(filter.id)) &&
-      (!filter?.podSandboxId || r.podId.startsWith(filter.podSandboxId)) &&
-      matchesLabels(r.spec.labels, filter?.labelSelector),
+      (!id || r.id.startsWith(id)) &&
+      (!pod || podId(r).startsWith(pod)) &&
+      selector.every(([key, value]) => r.spec.labels[key] === value),
   );
 }
 
+export function filterContainers(records: ContainerRecord[], filter: CommonFilter | undefined): ContainerRecord[] {
+  return filtered(records, filter, (r) => r.podId);
+}
+
 export function filterPods(records: SandboxRecord[], filter: CommonFilter | undefined): SandboxRecord[] {
-  return records.filter((r) => (!filter?.id || r.id.startsWith(filter.id)) && matchesLabels(r.spec.labels, filter?.labelSelector));
+  return filtered(records, filter);
 }

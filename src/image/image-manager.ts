@@ -427,7 +427,9 @@ export class ImageManager {
   }
 
   isPinned(image: ImageRecord): boolean {
-    return [...image.repoTags, ...image.repoDigests].some((n) => this.#pinned.has(n));
+    // Asked for every image of every ImageStatus and ListImages: no arrays made for it.
+    if (this.#pinned.size === 0) return false;
+    return image.repoTags.some((n) => this.#pinned.has(n)) || image.repoDigests.some((n) => this.#pinned.has(n));
   }
 
   /** Removes an image by any of its names; false when there was none (not an error). */

@@ -12,7 +12,7 @@
 import { spawn } from 'node:child_process';
 import { chmod, copyFile, mkdir, readdir, readFile, readlink, rename, stat, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
-import { readFileSync, statSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, readSync, statSync, watch, type FSWatcher } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { internal } from '../errors.js';
 import { unpinNamespaces } from './namespaces.js';
@@ -162,8 +162,11 @@ async function initOf(pinFile: string): Promise<number | undefined> {
 
 /** True when the pid is (still) the init of the namespace pinned at pinFile, not a reused pid. */
 export async function inPinnedNamespace(pid: number, pinFile: string): Promise<boolean> {
-  // Asked on every PodSandboxStatus and pod listing: a pin on the state dir and procfs
-  // answer at once, so they are read directly rather than through the thread pool.
+  return inPinnedNamespaceSync(pid, pinFile);
+}
+
+function inPinnedNamespaceSync(pid: number, pinFile: string): boolean {
+  // A pin on the state dir and procfs answer at once: read directly, not through the thread pool.
   const pinned = statSync(pinFile, { throwIfNoEntry: false });
   const own = statSync(`/proc/${pid}/ns/pid`, { throwIfNoEntry: false });
   if (!pinned || !own || pinned.ino !== own.ino || pinned.dev !== own.dev) return false;
@@ -174,7 +177,120 @@ export async function inPinnedNamespace(pid: number, pinFile: string): Promise<b
   } catch {
     // gone meanwhile
   }
-  return !/\) Z /.test(status);
+  return !/\) [ZXx] /.test(status);
+}
+
+/** A pod init held open: whether it still lives costs at most one read, and its pid cannot be reused under it. */
+export interface InitHandle {
+  /** False once the process has exited (a zombie its parent has not reaped counts as exited) or was reaped. */
+  alive(): boolean;
+  /** Whether its end is watched (its own cgroup's cgroup.events): then alive() reads only after a change. */
+  readonly watched: boolean;
+  close(): void;
+}
+
+const statmBuffer = Buffer.allocUnsafe(128);
+const DIGIT_ZERO = 0x30;
+/** A watched init is read again at least this often anyway (a watch that missed its event, were there one). */
+const WATCHED_REREAD_MS = 10_000;
+
+/**
+ * Opens the init's /proc/PID/statm and keeps it open, once the init has been found in the
+ * pod's PID namespace. The open file belongs to that process, not to its pid: once the
+ * process is reaped, reads fail (ESRCH) even when a new process has taken the pid. An
+ * exited process that is not reaped yet (a zombie) has no memory left: its statm reads
+ * all zeros, where a running one's size is never 0. So a check is one read from memory,
+ * no path lookup, no stat (statm, not stat: the kernel makes it in half the time).
+ *
+ * With `unified` (the cgroup v2 hierarchy's mount), when the init is alone in its own
+ * cgroup there, that cgroup's cgroup.events is watched too: `populated` drops to 0 as the
+ * init exits (a zombie is no member), and inotify tells. Until it tells (or 10 s have
+ * passed) a check reads nothing. Undefined when the init is not (or no longer) the one
+ * in pinFile's namespace.
+ */
+export function holdInit(pid: number, pinFile: string, unified?: string): InitHandle | undefined {
+  let fd: number;
+  try {
+    fd = openSync(`/proc/${pid}/statm`, 'r');
+  } catch {
+    return undefined;
+  }
+  let open = true;
+  /** Nothing reported since lastRead found it alive. */
+  let quiet = false;
+  let lastRead = 0;
+  let watcher: FSWatcher | undefined;
+  const read = (): boolean => {
+    try {
+      return readSync(fd, statmBuffer, 0, statmBuffer.length, 0) > 0 && statmBuffer[0] !== DIGIT_ZERO;
+    } catch {
+      return false;
+    }
+  };
+  const handle: InitHandle = {
+    alive() {
+      if (!open) return false;
+      if (quiet && Date.now() - lastRead < WATCHED_REREAD_MS) return true;
+      const alive = read();
+      quiet = alive && watcher !== undefined;
+      lastRead = Date.now();
+      return alive;
+    },
+    get watched() {
+      return watcher !== undefined;
+    },
+    close() {
+      if (!open) return;
+      open = false;
+      quiet = false;
+      watcher?.close();
+      closeSync(fd);
+    },
+  };
+  // The namespace check comes after the open: a process alive after both is the one checked.
+  if (!inPinnedNamespaceSync(pid, pinFile) || !read()) {
+    handle.close();
+    return undefined;
+  }
+  if (unified) {
+    watcher = watchOwnCgroup(pid, unified, () => (quiet = false));
+    // A watch that failed tells nothing any more: every check reads again.
+    watcher?.on('error', () => {
+      quiet = false;
+      watcher?.close();
+      watcher = undefined;
+    });
+    // Set before this read: any change after it is reported.
+    if (watcher && read()) {
+      quiet = true;
+      lastRead = Date.now();
+    }
+  }
+  return handle;
+}
+
+/**
+ * A watch of the cgroup.events of pid's own cgroup on the unified hierarchy, when pid is
+ * the only process in it and it is populated (else its end might not change the file).
+ */
+function watchOwnCgroup(pid: number, unified: string, onChange: () => void): FSWatcher | undefined {
+  let watcher: FSWatcher | undefined;
+  try {
+    const line = readFileSync(`/proc/${pid}/cgroup`, 'utf8')
+      .split('\n')
+      .find((l) => l.startsWith('0::'));
+    const path = line?.slice(3);
+    if (!path || path === '/') return undefined;
+    const dir = join(unified, path);
+    if (readFileSync(join(dir, 'cgroup.procs'), 'utf8').trim() !== String(pid)) return undefined;
+    const events = join(dir, 'cgroup.events');
+    watcher = watch(events, { persistent: false }, onChange);
+    if (!/^populated 1$/m.test(readFileSync(events, 'utf8'))) throw new Error('not populated');
+    return watcher;
+  } catch {
+    watcher?.close();
+    return undefined;
+  }
 }
 
 async function isMounted(file: string): Promise<boolean> {

@@ -49,17 +49,6 @@ function treeOf(leader: number, stats: ProcStat[]): ProcStat[] {
 }
 
 /** True while the process runs (a zombie has ended). */
-/** Whether any process has this pid (a zombie too): kill(pid, 0), one syscall and no /proc read. */
-export function processExists(pid: number): boolean {
-  if (!(pid > 0)) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 export async function isRunning(pid: number): Promise<boolean> {
   const stat = parseStat(pid, await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => ''));
   return stat !== undefined && !stat.zombie;

@@ -3,11 +3,10 @@
 // pod's files and mounts. berthd gives it linuxPodHost; unit tests give fakes, so the
 // manager's own logic (reservations, undo on failure, teardown order) runs without root.
 import { applyCgroupLimits, type CgroupLimits } from '../linux/cgroup-limits.js';
-import { ensureCgroup, moveIntoCgroup, removeCgroups, removeLeafCgroup } from '../linux/cgroups.js';
+import { cgroupHierarchies, ensureCgroup, moveIntoCgroup, removeCgroups, removeLeafCgroup } from '../linux/cgroups.js';
 import { isPinned, pinNamespaces, unpinNamespaces, type PinnableNamespace, type PinResult, type UserNamespaceSpec } from '../linux/namespaces.js';
 import { preparePrivateDir, removeUnmounted } from '../linux/mount-table.js';
-import { inPinnedNamespace, prepareInfraRoot, startPidNamespace, stopPidNamespace } from '../linux/pid-namespace.js';
-import { processExists } from '../linux/process-tree.js';
+import { holdInit, inPinnedNamespace, prepareInfraRoot, startPidNamespace, stopPidNamespace, type InitHandle } from '../linux/pid-namespace.js';
 import { bringUpLoopback } from '../network/loopback.js';
 import { mountPodShm, unmountPodShm, writePodFiles, type DnsSettings } from './pod-files.js';
 
@@ -22,8 +21,12 @@ export interface PodHost {
   startPidNamespace(pinFile: string, infraRoot: string, userns?: string, prefix?: string[]): Promise<number>;
   stopPidNamespace(pinFile: string | undefined, init: number | undefined): Promise<void>;
   inPinnedNamespace(pid: number, pinFile: string): Promise<boolean>;
-  /** Whether a process has this pid at all (cheap; no identity check). Absent: lists check thoroughly. */
-  processExists?(pid: number): boolean;
+  /**
+   * The init of a pod's PID namespace held open once found in it (a check is then one
+   * read, or none while its cgroup's watch is quiet; see holdInit). Absent (fakes): every
+   * check is inPinnedNamespace.
+   */
+  holdInit?(pid: number, pinFile: string): Promise<InitHandle | undefined>;
   ensureCgroup(path: string): Promise<string[]>;
   moveIntoCgroup(path: string, pid: number): Promise<void>;
   /** Removes what was made for a pod's cgroup; busy shared ancestors of `leaf` stay. */
@@ -46,7 +49,7 @@ export const linuxPodHost: PodHost = {
   startPidNamespace,
   stopPidNamespace,
   inPinnedNamespace,
-  processExists,
+  holdInit: async (pid, pinFile) => holdInit(pid, pinFile, (await cgroupHierarchies()).find((h) => h.version === 2)?.mount),
   ensureCgroup,
   moveIntoCgroup,
   removeCgroups,

@@ -22,6 +22,7 @@ import { namespaceFiles } from '../linux/namespaces.js';
 import type { CniAttachment, CniManager } from '../network/cni.js';
 import { podFilePaths } from './pod-files.js';
 import { linuxPodHost, type PodHost } from './pod-host.js';
+import type { InitHandle } from '../linux/pid-namespace.js';
 import type { PodContext, SandboxRecord, SandboxSpec } from './sandbox-types.js';
 import { noContainerEvents, type ContainerEventPublisher } from '../events/container-events.js';
 
@@ -54,12 +55,6 @@ interface Reservation {
 }
 
 const POD_INTERFACE = 'eth0';
-/**
- * How long a pod listing trusts a pod init's pid without checking that it is still the
- * init of the pod's namespace (two stats and a /proc read, ~50-120 µs a pod here): in
- * between a listing only asks whether the pid exists. PodSandboxStatus always checks.
- */
-const THOROUGH_CHECK_MS = 10_000;
 /** The bandwidth plugin needs a burst with a rate; containerd uses "no limit" too. */
 const UNLIMITED_BURST = 2 ** 31 - 1;
 
@@ -73,8 +68,8 @@ export class SandboxManager {
   readonly #infraRoot: string;
   #containers: PodContainers | undefined;
   readonly #host: PodHost;
-  /** When each ready pod's init was last found in its namespace (Date.now()). */
-  readonly #initCheckedAt = new Map<string, number>();
+  /** Each ready pod's init, held open since it was last found in the pod's PID namespace (holdInit). */
+  readonly #inits = new Map<string, InitHandle>();
 
   constructor(private readonly options: SandboxManagerOptions) {
     // Atomic, not fsynced: a killed berthd finds every record whole; a host crash ends
@@ -152,20 +147,56 @@ export class SandboxManager {
    * A ready pod whose namespaces are gone (the host rebooted) or whose init died (as a
    * dead pause container does for containerd) is not ready any more.
    */
-  async #checkAlive(record: SandboxRecord, afterRestart = false, listing = false): Promise<void> {
+  async #checkAlive(record: SandboxRecord, afterRestart = false): Promise<void> {
     if (record.state !== 'ready') return;
-    // A listing of many pods: an init whose pid exists and that was checked lately is taken as alive.
-    if (listing && record.pidInit && this.#host.processExists?.(record.pidInit) && Date.now() - (this.#initCheckedAt.get(record.id) ?? 0) < THOROUGH_CHECK_MS) return;
     // Pins vanish only with a reboot, which only a restart can follow.
     const netnsGone = afterRestart && record.netns !== undefined && !(await this.#host.isPinned(record.netns));
-    const pidInitGone = record.pidns !== undefined && !(record.pidInit && (await this.#host.inPinnedNamespace(record.pidInit, record.pidns)));
-    if (!pidInitGone && record.pidInit) this.#initCheckedAt.set(record.id, Date.now());
+    const pidInitGone = record.pidns !== undefined && !(await this.#initAlive(record, record.pidns));
     if (!netnsGone && !pidInitGone) return;
-    this.#initCheckedAt.delete(record.id);
+    this.#releaseInit(record.id);
     this.options.log.warn({ pod: record.id, netnsGone, pidInitGone }, 'pod sandbox is not ready any more');
     record.state = 'notready';
     this.#events.publish('stopped', record.id, record.id);
     await this.#store.put(record.id, record);
+  }
+
+  /**
+   * Whether the pod's init still runs in its PID namespace (a zombie does not). Asked on
+   * every PodSandboxStatus and for every pod of every listing: once the init was found in
+   * the namespace it is held open, and a check is one read of its state (no pid reuse can
+   * fool it), or none while the watch of its cgroup reports nothing; the namespace is
+   * looked at again only when there is no handle.
+   */
+  async #initAlive(record: SandboxRecord, pidns: string): Promise<boolean> {
+    const held = this.#inits.get(record.id);
+    if (held) return held.alive();
+    if (!record.pidInit) return false;
+    if (!this.#host.holdInit) return this.#host.inPinnedNamespace(record.pidInit, pidns);
+    const handle = await this.#host.holdInit(record.pidInit, pidns);
+    if (!handle) return false;
+    // Another check may have held it meanwhile: one handle a pod.
+    const other = this.#inits.get(record.id);
+    if (other) {
+      handle.close();
+      return other.alive();
+    }
+    // Stopped or removed meanwhile: nothing to hold any more.
+    if (record.state !== 'ready' || !this.#records.has(record.id)) {
+      handle.close();
+      return false;
+    }
+    this.#inits.set(record.id, handle);
+    return true;
+  }
+
+  /** True when the pod needs no further look: not ready, no PID namespace of its own, or its held init alive. */
+  #knownAlive(record: SandboxRecord): boolean {
+    return record.state !== 'ready' || record.pidns === undefined || this.#inits.get(record.id)?.alive() === true;
+  }
+
+  #releaseInit(id: string): void {
+    this.#inits.get(id)?.close();
+    this.#inits.delete(id);
   }
 
   get #events(): ContainerEventPublisher {
@@ -175,7 +206,8 @@ export class SandboxManager {
   /** Pods with their readiness checked (for status and list). */
   async listChecked(): Promise<SandboxRecord[]> {
     const records = this.list();
-    for (const record of records) await this.#checkAlive(record, false, true);
+    // Most pods are answered by their held init's one read, without an await each.
+    for (const record of records) if (!this.#knownAlive(record)) await this.#checkAlive(record);
     return records;
   }
 
@@ -425,6 +457,7 @@ export class SandboxManager {
   async #stopInit(record: SandboxRecord): Promise<void> {
     await this.#host.unmountPodShm(record.podDir);
     if (!record.pidns) return;
+    this.#releaseInit(record.id);
     await this.#host.stopPidNamespace(record.pidns, record.pidInit);
     await this.#host.removeLeafCgroup(this.#initCgroup(record)).catch((err: Error) => this.options.log.warn({ pod: record.id, error: err.message }, "cannot remove the pod init's cgroup"));
     record.pidns = undefined;
@@ -436,7 +469,7 @@ export class SandboxManager {
     await this.#host.removeUnmounted(record.podDir);
     await this.#store.delete(record.id);
     this.#records.delete(record.id);
-    this.#initCheckedAt.delete(record.id);
+    this.#releaseInit(record.id);
     const key = reservationKey(record.spec);
     if (this.#reservations.get(key)?.id === record.id) this.#reservations.delete(key);
   }

@@ -39,3 +39,21 @@ export type ServiceHandlers<T extends GenServiceMethods> = {
 
 /** The method table of a generated service, e.g. MethodsOf<typeof RuntimeService>. */
 export type MethodsOf<S> = S extends GenService<infer T> ? T : never;
+
+const ENCODING = Symbol('berth.encoding');
+
+/**
+ * An answer whose protobuf encoding the handler already has (e.g. cached per record): the
+ * server sends `bytes` instead of encoding the fields. The fields stay readable (other
+ * handlers build on an answer's fields, e.g. the Stream* calls on the List* answers), and
+ * must say what the bytes say.
+ */
+export function withEncoding<T extends object>(message: T, bytes: Uint8Array): T {
+  Object.defineProperty(message, ENCODING, { value: bytes });
+  return message;
+}
+
+/** The encoding withEncoding gave an answer, if any. */
+export function encodingOf(message: unknown): Uint8Array | undefined {
+  return typeof message === 'object' && message !== null ? ((message as Record<symbol, Uint8Array | undefined>)[ENCODING]) : undefined;
+}

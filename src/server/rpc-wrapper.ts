@@ -8,7 +8,7 @@ import type { DescMessage, DescMethod, MessageInitShape } from '@bufbuild/protob
 import type { GenService, GenServiceMethods } from '@bufbuild/protobuf/codegenv2';
 import type { Logger } from '../util/logger.js';
 import { asBerthError, deadlineExceeded, internal, unimplemented, BerthError, type ErrorCode } from '../errors.js';
-import type { RpcContext, ServerStreamHandler, ServiceHandlers, UnaryHandler } from './grpc-service.js';
+import { encodingOf, type RpcContext, type ServerStreamHandler, type ServiceHandlers, type UnaryHandler } from './grpc-service.js';
 import type { CancelReason, MethodImplementation, ServerCall, ServiceImplementation } from './grpc-server.js';
 import { GrpcStatus, type GrpcStatusCode } from './grpc-wire.js';
 import type { StartupGate } from './startup-gate.js';
@@ -86,7 +86,7 @@ export function implementService<T extends GenServiceMethods>(
 }
 
 const encode = (method: DescMethod, message: unknown): Uint8Array =>
-  toBinary(method.output, create(method.output, message as MessageInitShape<DescMessage>));
+  encodingOf(message) ?? toBinary(method.output, create(method.output, message as MessageInitShape<DescMessage>));
 
 function finishWith(call: ServerCall, status: GrpcStatusObject): void {
   call.finish(status.code, status.details);
