@@ -25,18 +25,17 @@ export interface AtomicWriteOptions {
 }
 
 export async function writeFileAtomic(path: string, data: string | Uint8Array, mode = 0o600, options: AtomicWriteOptions = {}): Promise<void> {
-  const durable = options.durable ?? true;
-  if (!durable) {
+  if (!(options.durable ?? true)) {
     writeFileAtomicSync(path, data, mode);
     return;
   }
   const dir = dirname(path);
   await mkdir(dir, { recursive: true });
-  const temp = join(dir, `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`);
+  const temp = tempPathFor(path);
   const file = await open(temp, 'wx', mode);
   try {
     await file.writeFile(data);
-    if (durable) await file.sync();
+    await file.sync();
   } catch (err) {
     await file.close();
     await unlink(temp).catch(() => undefined);
@@ -49,13 +48,17 @@ export async function writeFileAtomic(path: string, data: string | Uint8Array, m
     await unlink(temp).catch(() => undefined);
     throw err;
   }
-  if (durable) await fsyncDir(dir);
+  await fsyncDir(dir);
+}
+
+/** A temp file beside path, named so no two writers share one. */
+function tempPathFor(path: string): string {
+  return join(dirname(path), `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`);
 }
 
 /** The write without fsyncs, synchronously: temp file (its directory made only if missing), rename. */
 function writeFileAtomicSync(path: string, data: string | Uint8Array, mode: number): void {
-  const dir = dirname(path);
-  const temp = join(dir, `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`);
+  const temp = tempPathFor(path);
   const removeTemp = () => {
     try {
       unlinkSync(temp);
@@ -68,7 +71,7 @@ function writeFileAtomicSync(path: string, data: string | Uint8Array, mode: numb
       writeFileSync(temp, data, { flag: 'wx', mode });
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-      mkdirSync(dir, { recursive: true });
+      mkdirSync(dirname(path), { recursive: true });
       writeFileSync(temp, data, { flag: 'wx', mode });
     }
     renameSync(temp, path);
