@@ -68,6 +68,9 @@ export interface ContainerRuntime {
 }
 
 export class OciRuntime implements ContainerRuntime {
+  /** Each created container's init (pid and start time) as conmon reported it. */
+  readonly #inits = new Map<string, { pid: number; start: string }>();
+
   constructor(readonly options: OciRuntimeOptions) {}
 
   /** The runtime's global flags (before the subcommand). */
@@ -121,7 +124,10 @@ export class OciRuntime implements ContainerRuntime {
         letGo();
         // Nothing of the monitor step is in flight once create settles (an undo follows a failure).
         if (err) void (monitorMove ?? Promise.resolve()).then(() => reject(err));
-        else void moveMonitor().then(() => resolve(pid!));
+        else {
+          this.#noteInit(opts.id, pid!);
+          void moveMonitor().then(() => resolve(pid!));
+        }
       };
       const timer = setTimeout(() => finish(deadlineExceeded(`${this.options.name}: creating container ${opts.id} took over ${CREATE_TIMEOUT_MS / 1000}s`)), CREATE_TIMEOUT_MS);
       const onSync = (d: Buffer) => {
@@ -312,9 +318,23 @@ export class OciRuntime implements ContainerRuntime {
     }
   }
 
-  /** runc's init of a container from its state (runc only; undefined otherwise or when unreadable). */
+  /**
+   * Remembers the init conmon reported for a container (runc's `init_process_pid`; its
+   * start time is what runc records as `init_process_start`, read from the same
+   * `/proc/PID/stat` field), so start and kill need not read runc's state.json (~10 KB of
+   * JSON, four thread-pool round trips) for what berth saw at create. Forgotten at delete;
+   * after a restart the state file answers.
+   */
+  #noteInit(id: string, pid: number): void {
+    const start = processStartTime(pid);
+    if (start !== undefined) this.#inits.set(id, { pid, start });
+  }
+
+  /** runc's init of a container, as seen at create or from its state (runc only; undefined otherwise or when unreadable). */
   async #runcInit(id: string): Promise<{ pid: number; start: string } | undefined> {
     if (basename(this.options.path) !== 'runc' || this.options.options.some((o) => o.startsWith('--root'))) return undefined;
+    const known = this.#inits.get(id);
+    if (known) return known;
     let state: { init_process_pid?: unknown; init_process_start?: unknown };
     try {
       state = JSON.parse(await readFile(join(this.options.root, id, 'state.json'), 'utf8')) as typeof state;
@@ -351,6 +371,7 @@ export class OciRuntime implements ContainerRuntime {
   }
 
   async delete(id: string): Promise<void> {
+    this.#inits.delete(id);
     await runCommand(this.options.path, [...this.#globalArgs, 'delete', '--force', id], `deleting container ${id}`).catch((err: BerthError) => {
       if (!/does not exist|not exist/i.test(err.message)) throw err;
     });

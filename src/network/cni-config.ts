@@ -3,6 +3,7 @@
 // files are wrapped as one-plugin lists. The first valid list is the pod network.
 // A list may also take plugins from the sibling folder named after the network (CNI spec
 // 1.1 `loadOnlyInlinedPlugins`); those are appended to its own, as libcni does.
+import { statSync, watch, type FSWatcher } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
@@ -39,7 +40,8 @@ const CONFIG_EXTENSIONS = ['.conflist', '.conf', '.json'];
 /** The spec's rule for network names (and container ids): safe in file paths. */
 export const CNI_NAME_PATTERN = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
 
-export async function scanNetworkConfigs(confDir: string): Promise<NetworkConfigScan> {
+/** `read`, when given, collects every path the scan looked at (files and folders, found or not). */
+export async function scanNetworkConfigs(confDir: string, read?: string[]): Promise<NetworkConfigScan> {
   let names: string[];
   try {
     names = await readdir(confDir);
@@ -51,9 +53,10 @@ export async function scanNetworkConfigs(confDir: string): Promise<NetworkConfig
   const scan: NetworkConfigScan = { lists: [], problems: [] };
   for (const name of files) {
     const file = join(confDir, name);
+    read?.push(file);
     try {
       const text = await readFile(file, 'utf8');
-      const extra = await siblingPlugins(confDir, text, file);
+      const extra = await siblingPlugins(confDir, text, file, read);
       scan.lists.push(parseNetworkConfig(text, file, extra));
     } catch (err) {
       scan.problems.push(`${file}: ${(err as Error).message}`);
@@ -63,11 +66,95 @@ export async function scanNetworkConfigs(confDir: string): Promise<NetworkConfig
 }
 
 /** The pod network: the first valid list of confDir, or why there is none. */
-export async function podNetworkConfig(confDir: string): Promise<{ list: NetworkConfigList; problems: string[] } | { list: undefined; why: string }> {
-  const scan = await scanNetworkConfigs(confDir);
+export async function podNetworkConfig(confDir: string, read?: string[]): Promise<PodNetwork> {
+  const scan = await scanNetworkConfigs(confDir, read);
   const first = scan.lists[0];
   if (first) return { list: first, problems: scan.problems };
   return { list: undefined, why: scan.problems.length > 0 ? scan.problems.join('; ') : `no network config (.conflist, .conf, .json) found in ${confDir}` };
+}
+
+export type PodNetwork = { list: NetworkConfigList; problems: string[] } | { list: undefined; why: string };
+
+/**
+ * The pod network of a conf dir, read again only when something it was read from may
+ * have changed (libcni's callers, containerd's CRI plugin among them, watch the dir with
+ * inotify the same way). Every RunPodSandbox, StopPodSandbox and runtime status asks for
+ * it: a full scan was a readdir and a read of each file (and of the network's plugin
+ * folder) through the thread pool, and a JSON parse, each time.
+ *
+ * Checked on each call, synchronously, by the identity of what the last scan read: the
+ * dir's own stat (an entry added, removed or renamed changes its mtime) and each file's
+ * and folder's (inode, size, mtime, ctime; missing ones as missing), a few µs from the
+ * dentry cache. A rewrite in place within one tick of the kernel's coarse file clock with
+ * the same size keeps those, so an inotify watch on the dir marks the scan stale as well
+ * (it speaks asynchronously; the stat check is what makes a config dropped in just
+ * before a call count at once).
+ */
+export class NetworkConfigWatch {
+  readonly #confDir: string;
+  #scan?: { network: PodNetwork; paths: string[]; stamp: string };
+  #stale = true;
+  #watcher?: FSWatcher;
+
+  constructor(confDir: string) {
+    this.#confDir = confDir;
+  }
+
+  async podNetwork(): Promise<PodNetwork> {
+    const scan = this.#scan;
+    if (scan && !this.#stale && stamp(scan.paths) === scan.stamp) return scan.network;
+    this.#watch();
+    // Marked fresh and the dir stamped before reading: a file added meanwhile shows next
+    // time. The files are stamped after the read; one rewritten in place between its read
+    // and its stamp is left to the watch, which marks the scan stale.
+    this.#stale = false;
+    const stamps = new Map<string, string>([[this.#confDir, stampOf(this.#confDir)]]);
+    const read: string[] = [];
+    const network = await podNetworkConfig(this.#confDir, read);
+    for (const path of read) if (!stamps.has(path)) stamps.set(path, stampOf(path));
+    this.#scan = { network, paths: [...stamps.keys()], stamp: [...stamps.values()].join('|') };
+    return network;
+  }
+
+  /** Stops watching (tests; berthd's watch lives as long as it does). */
+  close(): void {
+    this.#watcher?.close();
+    this.#watcher = undefined;
+  }
+
+  #watch(): void {
+    if (this.#watcher) return;
+    try {
+      // Not persistent: it never keeps berthd (or a test) alive.
+      this.#watcher = watch(this.#confDir, { persistent: false }, () => (this.#stale = true));
+      this.#watcher.on('error', () => {
+        // The dir went (or the watch broke): stat checks alone until the next scan watches again.
+        this.close();
+        this.#stale = true;
+      });
+    } catch {
+      // No dir yet: the next scan tries again.
+    }
+  }
+}
+
+/** One NetworkConfigWatch per conf dir, shared by the CNI manager and the readiness check. */
+const watches = new Map<string, NetworkConfigWatch>();
+export function networkConfigWatch(confDir: string): NetworkConfigWatch {
+  let found = watches.get(confDir);
+  if (!found) watches.set(confDir, (found = new NetworkConfigWatch(confDir)));
+  return found;
+}
+
+/** What a scan read, as one string: any difference means read again. */
+function stamp(paths: string[]): string {
+  return paths.map(stampOf).join('|');
+}
+
+/** A path's identity and times (ns), or "-" when it cannot be stat'ed. */
+export function stampOf(path: string): string {
+  const s = statSync(path, { bigint: true, throwIfNoEntry: false });
+  return s ? `${s.ino}:${s.size}:${s.mtimeNs}:${s.ctimeNs}:${s.mode}` : '-';
 }
 
 /**
@@ -155,7 +242,7 @@ function checkPlugin(plugin: unknown, what: string): void {
  * Plugin objects from `<confDir>/<network name>/*.conf` (sorted), for a list that does
  * not set loadOnlyInlinedPlugins. A missing folder means none.
  */
-async function siblingPlugins(confDir: string, text: string, file: string): Promise<CniPluginConf[]> {
+async function siblingPlugins(confDir: string, text: string, file: string, read?: string[]): Promise<CniPluginConf[]> {
   let raw: Record<string, unknown>;
   try {
     raw = parseObject(text);
@@ -165,6 +252,7 @@ async function siblingPlugins(confDir: string, text: string, file: string): Prom
   if (!isListDocument(raw, file) || raw.loadOnlyInlinedPlugins === true) return [];
   if (typeof raw.name !== 'string' || !CNI_NAME_PATTERN.test(raw.name)) return [];
   const dir = join(confDir, raw.name);
+  read?.push(dir);
   let names: string[];
   try {
     names = (await readdir(dir)).filter((n) => n.endsWith('.conf')).sort();
@@ -174,6 +262,7 @@ async function siblingPlugins(confDir: string, text: string, file: string): Prom
   const plugins: CniPluginConf[] = [];
   for (const name of names) {
     const path = join(dir, name);
+    read?.push(path);
     let plugin: Record<string, unknown>;
     try {
       plugin = parseObject(await readFile(path, 'utf8'));

@@ -5,7 +5,7 @@
 import { statfs } from 'node:fs/promises';
 import { BerthError, invalidArgument, failedPrecondition } from '../errors.js';
 import { KeyedMutex, SharedExclusiveLock } from '../util/locks.js';
-import { CNI_NAME_PATTERN, compareVersions, isSupportedVersion, podNetworkConfig, type CniPluginConf, type NetworkConfigList } from './cni-config.js';
+import { CNI_NAME_PATTERN, compareVersions, isSupportedVersion, networkConfigWatch, stampOf, type CniPluginConf, type NetworkConfigList } from './cni-config.js';
 import { CniCache, type CniCacheEntry } from './cni-cache.js';
 import { execPlugin, findPlugin, VersionProbe, type CniCommand } from './cni-exec.js';
 import { allSettled } from '../util/all-settled.js';
@@ -71,6 +71,8 @@ export interface CniOptions {
 interface ResolvedPlugin {
   conf: CniPluginConf;
   path: string;
+  /** The IPAM plugin's binary it delegates to, '' when none. */
+  ipamPath: string;
 }
 
 interface ResolvedList {
@@ -86,6 +88,16 @@ export class CniManager {
   readonly #options: Required<CniOptions>;
   readonly #cache: CniCache;
   readonly #probe: VersionProbe;
+  /**
+   * Each list's plugins as last resolved, with the stamp of what that looked at: the
+   * plugin dirs (a binary added or removed changes a dir's mtime, e.g. one that would now
+   * shadow a later dir's) and each binary found (replaced or upgraded in place, or no
+   * longer executable). Checked by a few synchronous stats per ADD and DEL instead of a
+   * stat and an access of every binary and a stat for the version probe through the
+   * thread pool. Keyed by what the resolution reads of a list (its name, versions and
+   * plugin types), so the list DEL gets from the CNI cache matches the one ADD used.
+   */
+  readonly #resolved = new Map<string, { stamp: string; value: ResolvedList }>();
   /** The spec forbids parallel operations on one attachment… */
   readonly #attachmentLocks = new KeyedMutex();
   /** …and any ADD/CHECK/DEL while a GC runs. */
@@ -100,10 +112,11 @@ export class CniManager {
   /**
    * The first valid config list of confDir (lexicographic by file name; .conf/.json
    * single plugins wrapped as lists), or a FailedPrecondition naming what is wrong with
-   * each file. Re-read on every call, so a config dropped in later is used at once.
+   * each file. Checked on every call (NetworkConfigWatch: read again when a file of the
+   * dir changed), so a config dropped in later is used at once.
    */
   async network(): Promise<NetworkConfigList> {
-    const found = await podNetworkConfig(this.#options.confDir);
+    const found = await networkConfigWatch(this.#options.confDir).podNetwork();
     if (found.list) return found.list;
     throw failedPrecondition(`no usable CNI network config: ${found.why}`);
   }
@@ -270,8 +283,13 @@ export class CniManager {
     }
   }
 
-  /** Finds every plugin binary (and IPAM binary) and negotiates the spec version. */
+  /** Finds every plugin binary (and IPAM binary) and negotiates the spec version; cached per list while its binaries stay the same. */
   async #resolve(list: NetworkConfigList): Promise<ResolvedList> {
+    const key = JSON.stringify([list.name, list.cniVersion, list.cniVersions, list.plugins.map((p) => [p.type, (p.ipam as { type?: unknown } | undefined)?.type])]);
+    const hit = this.#resolved.get(key);
+    if (hit && hit.stamp === this.#binStamp(hit.value.plugins)) return { version: hit.value.version, plugins: hit.value.plugins.map((p, i) => ({ ...p, conf: list.plugins[i]! })) };
+    // The dirs are stamped before the lookups, the binaries before their version probes.
+    const dirsStamp = this.#binStamp([]);
     if (!CNI_NAME_PATTERN.test(list.name)) throw invalidArgument(`CNI network name ${JSON.stringify(list.name)} is not valid`);
     if (list.plugins.length === 0) throw failedPrecondition(`CNI network "${list.name}" has no plugins`);
     const dirs = this.#options.binDirs;
@@ -282,13 +300,14 @@ export class CniManager {
         // A missing IPAM plugin fails inside the main plugin, after it changed things:
         // better to refuse before anything runs.
         const ipam = conf.ipam as { type?: unknown } | undefined;
-        const [path] = await allSettled([findPlugin(conf.type, dirs, list.name), ipam && typeof ipam.type === 'string' && ipam.type !== '' ? findPlugin(ipam.type, dirs, list.name, 'IPAM plugin') : Promise.resolve('')] as const);
-        return { conf, path };
+        const [path, ipamPath] = await allSettled([findPlugin(conf.type, dirs, list.name), ipam && typeof ipam.type === 'string' && ipam.type !== '' ? findPlugin(ipam.type, dirs, list.name, 'IPAM plugin') : Promise.resolve('')] as const);
+        return { conf, path, ipamPath };
       }),
     );
     const missing = found.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (missing) throw missing.reason;
     const plugins = found.map((r) => (r as PromiseFulfilledResult<ResolvedPlugin>).value);
+    const stamp = dirsStamp + this.#pathsStamp(plugins);
     const offered = [...new Set([list.cniVersion, ...(list.cniVersions ?? [])])];
     const candidates = offered.filter(isSupportedVersion).sort((a, b) => compareVersions(b, a));
     if (candidates.length === 0) {
@@ -302,7 +321,22 @@ export class CniManager {
       const who = (lacking.length > 0 ? lacking : [...supported]).map(([type, versions]) => `${type} supports ${versions.join(', ')}`).join('; ');
       throw failedPrecondition(`CNI network "${list.name}" (${list.file}) needs CNI ${candidates.join(' or ')}, which its plugins do not all support: ${who}`);
     }
-    return { version, plugins };
+    const value = { version, plugins };
+    // A handful of networks at most over a node's life; bounded all the same.
+    if (this.#resolved.size >= 16) this.#resolved.clear();
+    this.#resolved.set(key, { stamp, value });
+    return value;
+  }
+
+  /** The plugin dirs' stamps and, with plugins, their binaries' (and IPAM binaries'). */
+  #binStamp(plugins: ResolvedPlugin[]): string {
+    return this.#options.binDirs.map(stampOf).join('|') + this.#pathsStamp(plugins);
+  }
+
+  #pathsStamp(plugins: ResolvedPlugin[]): string {
+    let out = '';
+    for (const plugin of plugins) out += `|${stampOf(plugin.path)}${plugin.ipamPath ? `/${stampOf(plugin.ipamPath)}` : ''}`;
+    return out;
   }
 
   /** DEL of the given plugins in reverse order; halts at the first failure (as the spec says). */

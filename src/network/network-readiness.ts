@@ -1,7 +1,7 @@
 // Whether pods can get a network: a usable CNI config list exists in the configured dir.
-// Re-read on every check (a readdir and a few small files), so a config dropped in
-// later turns NetworkReady true without a restart.
-import { podNetworkConfig } from './cni-config.js';
+// Checked on every call (read again when a file of the dir changed: NetworkConfigWatch),
+// so a config dropped in later turns NetworkReady true without a restart.
+import { networkConfigWatch } from './cni-config.js';
 
 export interface NetworkState {
   ready: boolean;
@@ -19,7 +19,7 @@ export interface NetworkReadiness {
 export function cniNetworkReadiness(confDir: string): NetworkReadiness {
   return {
     async check() {
-      const found = await podNetworkConfig(confDir);
+      const found = await networkConfigWatch(confDir).podNetwork();
       if (found.list) return { ready: true, network: found.list.name, file: found.list.file, message: found.problems.join('; ') };
       return { ready: false, message: `cni config load failed: ${found.why}` };
     },
