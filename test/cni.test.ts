@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { chmod, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -238,6 +238,51 @@ test('config lists: sibling plugin folders, loadOnlyInlinedPlugins, request conf
     prevResult: { cniVersion: '0.4.0', ips: [{ address: '10.0.0.2/24', version: '4' }, { address: 'fd00::2/64', version: '6' }] },
   });
   assert.deepEqual(convertResult(conf.prevResult, '1.0.0'), prev);
+});
+
+test('the pod network and its plugins are read again as soon as their files change, and kept otherwise (no root needed)', async (t) => {
+  const dir = await tempDir(t, 'cni-watch-');
+  const confDir = join(dir, 'net.d');
+  const binDir = join(dir, 'bin');
+  await mkdir(confDir);
+  await mkdir(binDir);
+  // A plugin that only answers VERSION, with the versions given.
+  const plugin = (versions: string[]) => `#!/bin/sh\n[ "$CNI_COMMAND" = VERSION ] && echo '{"cniVersion":"1.0.0","supportedVersions":${JSON.stringify(versions)}}'\nexit 0\n`;
+  const installPlugin = async (versions: string[]) => {
+    // As a package upgrade does: a new file renamed over the old one.
+    await writeFile(join(binDir, '.fake.new'), plugin(versions), { mode: 0o755 });
+    await rename(join(binDir, '.fake.new'), join(binDir, 'fake'));
+  };
+  await installPlugin(['0.4.0', '1.0.0']);
+  const cni = new CniManager({ confDir, binDirs: [binDir], cacheDir: join(dir, 'cache') });
+  const conf = (name: string) => JSON.stringify({ cniVersion: '1.0.0', cniVersions: ['0.4.0', '1.0.0'], name, plugins: [{ type: 'fake' }] });
+
+  await assert.rejects(cni.network(), /no network config/);
+  await writeFile(join(confDir, '20-b.conflist'), conf('beta'));
+  assert.equal((await cni.network()).name, 'beta', 'a config dropped in after a call is used by the next');
+  assert.equal(await cni.network(), await cni.network(), 'unchanged files are not read again');
+  await writeFile(join(confDir, '10-a.conflist'), conf('alpha'));
+  assert.equal((await cni.network()).name, 'alpha', 'an earlier file added later wins at once');
+  // Rewritten in place, same size: the file's stamp or the dir's inotify watch tells.
+  await writeFile(join(confDir, '10-a.conflist'), conf('alphb'));
+  let name = '';
+  for (const until = Date.now() + 2000; Date.now() < until && name !== 'alphb'; await sleep(20)) name = (await cni.network()).name;
+  assert.equal(name, 'alphb', 'a file rewritten in place is read again');
+  // The network's plugin folder, made after the list was read.
+  await mkdir(join(confDir, 'alphb'));
+  await writeFile(join(confDir, 'alphb', '10-more.conf'), JSON.stringify({ type: 'fake', extra: true }));
+  assert.deepEqual((await cni.network()).plugins.map((p) => p.extra ?? false), [false, true]);
+
+  // Plugins: resolved and probed once per binary; a binary replaced or removed is noticed at the next call.
+  const list = await cni.network();
+  assert.equal(await cni.negotiateVersion(list), '1.0.0');
+  assert.equal(await cni.negotiateVersion(list), '1.0.0');
+  await installPlugin(['0.4.0']);
+  assert.equal(await cni.negotiateVersion(list), '0.4.0', 'a replaced plugin is asked for its versions again');
+  await rm(join(binDir, 'fake'));
+  await assert.rejects(cni.negotiateVersion(list), (err: BerthError) => err.code === 'FailedPrecondition' && /"fake" .*was not found/.test(err.message));
+  await installPlugin(['1.0.0']);
+  assert.equal(await cni.negotiateVersion(list), '1.0.0');
 });
 
 test('ADD, CHECK and DEL through bridge, host-local and portmap (CNI 1.0.0)', { skip }, async (t) => {
