@@ -10,9 +10,9 @@
 // (static) binary, so /proc/1/root leads nowhere. (Its mount namespace stays the
 // host's: a private copy would hold every mount of the moment alive for the pod's life.)
 import { spawn } from 'node:child_process';
-import { chmod, copyFile, mkdir, readdir, readFile, readlink, rename, stat, writeFile } from 'node:fs/promises';
+import { chmod, copyFile, mkdir, readdir, readFile, rename, stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
-import { closeSync, openSync, readFileSync, readSync, statSync, watch, type FSWatcher } from 'node:fs';
+import { closeSync, openSync, readFileSync, readlinkSync, readSync, statSync, watch, writeFileSync, type FSWatcher } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { internal } from '../errors.js';
 import { unpinNamespaces } from './namespaces.js';
@@ -38,7 +38,8 @@ const START_TIMEOUT_MS = 5_000;
 
 /** Creates a PID namespace pinned at pinFile with catatonit (from infraRoot) as its init; returns its host pid. */
 export async function startPidNamespace(pinFile: string, infraRoot: string, userns?: string, prefix: string[] = []): Promise<number> {
-  await writeFile(pinFile, '', { mode: 0o444 });
+  // An empty file in the state dir: created directly (three thread-pool round trips otherwise).
+  writeFileSync(pinFile, '', { mode: 0o444 });
   // In a pod's user namespace the PID namespace must be its (or the containers could not
   // mount /proc): unshare runs inside it (nsenter makes it the namespace's root), and
   // berthd pins the namespace itself, since unshare could not mount on the host from there.
@@ -55,10 +56,10 @@ export async function startPidNamespace(pinFile: string, infraRoot: string, user
         await sleep(1);
         continue;
       }
-      const init = await childOf(pid);
+      const init = childOf(pid);
       // Up once the child runs catatonit itself (not unshare before its exec) in the
       // pinned namespace (an unpinned file's inode never matches a namespace's).
-      const exe = init > 0 ? await readlink(`/proc/${init}/exe`).catch(() => '') : '';
+      const exe = init > 0 ? exeOf(init) : '';
       if (userns && basename(exe) === 'catatonit' && !(await isMounted(pinFile))) await bindNamespace(`/proc/${init}/ns/pid`, pinFile);
       if (basename(exe) === 'catatonit' && (await inPinnedNamespace(init, pinFile))) {
         // unshare only waits for catatonit: without it catatonit lives on by itself.
@@ -301,7 +302,21 @@ async function bindNamespace(nsLink: string, pinFile: string): Promise<void> {
   await runCommand('mount', ['--bind', nsLink, pinFile], "pinning the pod's PID namespace");
 }
 
-async function childOf(pid: number): Promise<number> {
-  const text = await readFile(`/proc/${pid}/task/${pid}/children`, 'utf8').catch(() => '');
+/** The first child of a process, 0 if none; read directly (procfs: no thread-pool round trips while the init comes up). */
+function childOf(pid: number): number {
+  let text = '';
+  try {
+    text = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8');
+  } catch {
+    // gone meanwhile
+  }
   return Number(text.trim().split(' ')[0]) || 0;
+}
+
+function exeOf(pid: number): string {
+  try {
+    return readlinkSync(`/proc/${pid}/exe`);
+  } catch {
+    return '';
+  }
 }
