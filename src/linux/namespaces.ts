@@ -34,45 +34,33 @@ export function mapId(mappings: IdMapping[], id: number): number | undefined {
   return m ? m.hostId + (id - m.containerId) : undefined;
 }
 
-/** What pinning did besides pinning. */
-export interface PinResult {
-  /** The new network namespace's `lo` is up already (set in the same child). */
-  loopbackUp: boolean;
-}
-
 /**
- * Creates and pins new namespaces at the given files; sets the hostname when UTS is new
- * and brings a new network namespace's `lo` up, in the one child that makes them (a
- * child fewer for a pod than a separate `nsenter … ip link set lo up`).
+ * Creates and pins new namespaces at the given files and sets the hostname when UTS is
+ * new, in the one child that makes them (`unshare … hostname NAME`: two execs). A new
+ * network namespace's `lo` is the caller's to bring up (bringUpLoopback), beside the
+ * pod network's ADD: in this child it put a shell and `ip` between the pins and the
+ * first CNI plugin.
  * With a user namespace, it is made first (with the mappings) and owns the others.
  */
-export async function pinNamespaces(files: Partial<Record<PinnableNamespace, string>>, hostname?: string, userns?: { file: string } & UserNamespaceSpec): Promise<PinResult> {
+export async function pinNamespaces(files: Partial<Record<PinnableNamespace, string>>, hostname?: string, userns?: { file: string } & UserNamespaceSpec): Promise<void> {
   if (userns) {
     await pinUserOwnedNamespaces(files, hostname, userns);
-    return { loopbackUp: false };
+    return;
   }
   const pins = (Object.entries(files) as Array<[PinnableNamespace, string | undefined]>).filter((e): e is [PinnableNamespace, string] => e[1] !== undefined);
   // Empty files in the state dir, created directly: nine thread-pool round trips before
   // the child could start otherwise, on the way to every pod's network.
   for (const [, file] of pins) writeFileSync(file, '', { mode: 0o444 });
   const args = pins.map(([kind, file]) => `--${kind}=${file}`);
-  if (args.length === 0) return { loopbackUp: false };
-  const setName = files.uts !== undefined && hostname !== undefined && hostname !== '';
-  const command = files.net
-    ? setName
-      ? // The name as an argument, never as shell text.
-        ['/bin/sh', '-c', 'hostname "$1" && exec ip link set lo up', 'sh', hostname]
-      : ['ip', 'link', 'set', 'lo', 'up']
-    : setName
-      ? ['hostname', hostname]
-      : ['true'];
+  if (args.length === 0) return;
+  // The name as an argument of its own, never as shell text.
+  const command = files.uts !== undefined && hostname !== undefined && hostname !== '' ? ['hostname', hostname] : ['true'];
   try {
     await runCommand('unshare', [...args, '--', ...command], 'creating the pod namespaces');
   } catch (err) {
     await unpinNamespaces(Object.values(files));
     throw err;
   }
-  return { loopbackUp: files.net !== undefined };
 }
 
 const USERNS_START_TIMEOUT_MS = 5_000;

@@ -4,7 +4,7 @@
 // manager's own logic (reservations, undo on failure, teardown order) runs without root.
 import { applyCgroupLimits, type CgroupLimits } from '../linux/cgroup-limits.js';
 import { cgroupHierarchies, ensureCgroup, moveIntoCgroup, removeCgroups, removeLeafCgroup } from '../linux/cgroups.js';
-import { isPinned, pinNamespaces, unpinNamespaces, type PinnableNamespace, type PinResult, type UserNamespaceSpec } from '../linux/namespaces.js';
+import { isPinned, pinNamespaces, unpinNamespaces, type PinnableNamespace, type UserNamespaceSpec } from '../linux/namespaces.js';
 import { preparePrivateDir, removeUnmounted } from '../linux/mount-table.js';
 import { holdInit, inPinnedNamespace, prepareInfraRoot, startPidNamespace, stopPidNamespace, type InitHandle } from '../linux/pid-namespace.js';
 import { bringUpLoopback } from '../network/loopback.js';
@@ -14,7 +14,7 @@ export interface PodHost {
   preparePrivateDir(dir: string): Promise<void>;
   prepareInfraRoot(dir: string, catatonit: string): Promise<void>;
   /** Resolves with what else was done (a fake may resolve with nothing: the loopback is then brought up on its own). */
-  pinNamespaces(files: Partial<Record<PinnableNamespace, string>>, hostname?: string, userns?: { file: string } & UserNamespaceSpec): Promise<PinResult | void>;
+  pinNamespaces(files: Partial<Record<PinnableNamespace, string>>, hostname?: string, userns?: { file: string } & UserNamespaceSpec): Promise<void>;
   unpinNamespaces(files: Array<string | undefined>): Promise<void>;
   isPinned(file: string): Promise<boolean>;
   /** `userns`: the pod's user namespace; `prefix`: a command the init is started through (systemd-run --scope …). */

@@ -324,7 +324,7 @@ export class SandboxManager {
       // The namespaces and the pod's cgroup parent do not depend on each other. The cgroup
       // parent comes before the init, which gets a cgroup below it. (With the systemd
       // driver the slices are systemd's: it makes them with the first scope in them.)
-      const [pinned] = await allSettled([
+      await allSettled([
         this.#host.pinNamespaces({ net: record.netns, uts: record.utsns, ipc: record.ipcns }, spec.hostname, record.userns && spec.userns ? { file: record.userns, ...spec.userns } : undefined),
         (async () => {
           if (record.cgroupPath && this.options.cgroupDriver === 'cgroupfs') record.cgroupsCreated = await this.#host.ensureCgroup(record.cgroupPath);
@@ -334,17 +334,23 @@ export class SandboxManager {
       // the kubelet's pods the kubelet made it, and there is nothing to add).
       if (record.cgroupsCreated.length > 0) await this.#store.put(id, record);
       // The network, the PID namespace init and /dev/shm do not depend on each other:
-      // all three run at once, and all settle before a failure is undone.
+      // all three run at once, and all settle before a failure is undone. The first CNI
+      // plugin is what the call waits for: its request reaches the spawning helper first
+      // (the rest start a turn of the event loop later, once the ADD has asked for it),
+      // so the helper forks it before the others' children.
+      const networkAsked = new Promise<void>((resolve) => setImmediate(resolve));
       const steps = [
         async () => {
           if (!record.netns || !list || !record.network) return;
           // The loopback device and the plugins' interface are independent: side by side.
           const netns = record.netns;
-          const [, result] = await allSettled([pinned?.loopbackUp ? Promise.resolve() : this.#host.bringUpLoopback(netns), this.options.cni.add(list, this.#attachment(record))] as const);
+          const added = this.options.cni.add(list, this.#attachment(record));
+          const [result] = await allSettled([added, networkAsked.then(() => this.#host.bringUpLoopback(netns))] as const);
           record.network.ips = (result.ips ?? []).map((ip: { address: string }) => ip.address.split('/')[0]!);
         },
         async () => {
           if (!record.pidns) return;
+          await networkAsked;
           const cgroup = this.#initCgroup(record);
           if (this.options.cgroupDriver === 'systemd') {
             record.pidInit = await this.#host.startPidNamespace(record.pidns, this.#infraRoot, record.userns, scopeCommand(cgroup));
@@ -354,6 +360,7 @@ export class SandboxManager {
           }
         },
         async () => {
+          await networkAsked;
           if (record.ipcns) await this.#host.mountPodShm(record.podDir);
         },
       ];
