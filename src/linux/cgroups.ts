@@ -140,17 +140,40 @@ export async function controllerAvailable(name: string): Promise<boolean> {
 }
 
 /**
- * Moves a process into a cgroup of its own (made in every hierarchy). berth's helper
- * processes (conmon, a pod's PID namespace init) go there rather than stay in
- * berthd's cgroup, where a service manager stopping berthd (systemd's default
- * KillMode=control-group) would kill them with it.
+ * Moves a process into a cgroup of its own. berth's helper processes (conmon, a pod's
+ * PID namespace init) go there rather than stay in berthd's cgroup, where a service
+ * manager stopping berthd (systemd's default KillMode=control-group) would kill them
+ * with it, and they count towards their pod's CPU, memory and pids.
+ *
+ * Made and joined only in the hierarchies that do that (HELPER_HIERARCHIES): a service
+ * manager tracks its units in the v2 hierarchy and v1's name=systemd, the kubelet
+ * reads a pod's usage from cpu, cpuacct and memory and limits its pids. Their cpuset,
+ * devices, freezer, blkio and the like are berthd's, as containerd's shims stay in
+ * containerd's: each hierarchy was a mkdir, a move (the kernel waits an RCU grace period
+ * per move, holding the cgroup mutex every other cgroup change on the node waits for)
+ * and an rmdir per container and per pod, and cpuset a copy of the parent's CPUs and
+ * memory nodes. Removal (removeLeafCgroup) still looks in every hierarchy.
  */
 export async function moveIntoCgroup(path: string, pid: number): Promise<void> {
   // A systemd scope is made by systemd around a process it starts (systemd-scope.ts), never by moving one.
   if (parseSystemdCgroup(path)) throw new Error(`cannot move process ${pid} into the systemd scope ${path}: start it there instead`);
-  await ensureCgroup(path);
+  const hierarchies = helperHierarchies(await cgroupHierarchies());
+  for (const hierarchy of hierarchies) ensureIn(hierarchy, path);
   const line = Buffer.from(`${pid}\n`);
-  await Promise.all((await cgroupHierarchies()).map((hierarchy) => writeSlowly(join(hierarchy.mount, path, 'cgroup.procs'), line)));
+  await Promise.all(hierarchies.map((hierarchy) => writeSlowly(join(hierarchy.mount, path, 'cgroup.procs'), line)));
+}
+
+/** The v1 controllers (and named hierarchy) a helper process's cgroup is made in; v2 always. */
+const HELPER_HIERARCHIES = ['name=systemd', 'cpu', 'cpuacct', 'memory', 'pids'];
+
+const helperMounts = new WeakMap<CgroupHierarchy[], CgroupHierarchy[]>();
+function helperHierarchies(all: CgroupHierarchy[]): CgroupHierarchy[] {
+  let found = helperMounts.get(all);
+  if (!found) {
+    found = all.filter((h) => h.version === 2 || h.controllers.some((c) => HELPER_HIERARCHIES.includes(c)));
+    helperMounts.set(all, found);
+  }
+  return found;
 }
 
 /**

@@ -2,12 +2,11 @@
 // under berth's state dir, made by util-linux's unshare with no process left running
 // (the pod needs no pause container for them). Containers and CNI plugins join by path.
 import { spawn } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
-import { rm, writeFile } from 'node:fs/promises';
+import { rmSync, statfsSync, writeFileSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { internal } from '../errors.js';
 import { runCommand } from './command.js';
-import { mountPoints } from './mount-table.js';
 
 export type PinnableNamespace = 'net' | 'uts' | 'ipc';
 
@@ -116,9 +115,8 @@ async function pinUserOwnedNamespaces(files: Partial<Record<PinnableNamespace, s
 
 /** Unmounts and removes pinned namespace files; missing ones are fine (idempotent). */
 export async function unpinNamespaces(files: Array<string | undefined>): Promise<void> {
-  const mounted = await mountPoints();
   const pins = files.filter((file): file is string => file !== undefined);
-  const live = pins.filter((file) => mounted.has(file));
+  const live = pins.filter(isNamespaceFile);
   // Lazy: a process still inside keeps the namespace, but the pin is gone either way.
   // One umount for all of them (it tries each and fails when any failed).
   if (live.length > 0) {
@@ -126,12 +124,29 @@ export async function unpinNamespaces(files: Array<string | undefined>): Promise
       throw internal(`cannot unmount ${live.join(', ')}: ${err.message}`);
     });
   }
-  await Promise.all(pins.map((file) => rm(file, { force: true })));
+  // Empty files in the state dir: removed directly.
+  for (const file of pins) rmSync(file, { force: true });
 }
 
 /** True when the file is a live pin (a bind mount of a namespace). */
 export async function isPinned(file: string): Promise<boolean> {
-  return (await mountPoints()).has(file);
+  return isNamespaceFile(file);
+}
+
+const NSFS_MAGIC = 0x6e736673;
+
+/**
+ * True when the path is a namespace file: a pin (a bind mount of one) or
+ * /proc/PID/ns/*. A statfs, answered from memory: berth's pin files are plain empty
+ * files until a namespace is mounted on them, so this is what a mountinfo read (~140
+ * lines here, read and split on every pod stop several times) told.
+ */
+export function isNamespaceFile(path: string): boolean {
+  try {
+    return statfsSync(path).type === NSFS_MAGIC;
+  } catch {
+    return false;
+  }
 }
 
 /** Where a pod's pinned namespaces live. */

@@ -2,7 +2,7 @@
 // network from the conf dir, runs its plugin chain for ADD, CHECK, DEL, GC and STATUS
 // as the CNI spec's section 3 says, and keeps each attachment's result on disk so CHECK
 // and DEL get their prevResult after a restart too.
-import { statfsSync } from 'node:fs';
+import { isNamespaceFile } from '../linux/namespaces.js';
 import { BerthError, invalidArgument, failedPrecondition } from '../errors.js';
 import { KeyedMutex, SharedExclusiveLock } from '../util/locks.js';
 import { CNI_NAME_PATTERN, compareVersions, isSupportedVersion, networkConfigWatch, stampOf, type CniPluginConf, type NetworkConfigList } from './cni-config.js';
@@ -81,7 +81,6 @@ interface ResolvedList {
   plugins: ResolvedPlugin[];
 }
 
-const NSFS_MAGIC = 0x6e736673;
 const DEFAULT_TIMEOUT_MS = 60_000;
 
 export class CniManager {
@@ -463,12 +462,7 @@ function checkAttachment(attachment: CniAttachment, options: { netnsOptional?: b
  * hand-overs between threads on the way to every ADD's first plugin.
  */
 async function isLiveNetns(path: string): Promise<boolean> {
-  if (!path) return false;
-  try {
-    return statfsSync(path).type === NSFS_MAGIC;
-  } catch {
-    return false;
-  }
+  return path !== '' && isNamespaceFile(path);
 }
 
 async function requireNetns(path: string, command: CniCommand): Promise<void> {

@@ -6,7 +6,6 @@ import { mkdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../store/atomic-file.js';
 import { runCommand } from '../linux/command.js';
-import { mountPoints } from '../linux/mount-table.js';
 
 export interface DnsSettings {
   servers: string[];
@@ -40,7 +39,11 @@ export async function mountPodShm(podDir: string): Promise<void> {
 /** Idempotent; a pod without one is fine. */
 export async function unmountPodShm(podDir: string): Promise<void> {
   const { shm } = podFilePaths(podDir);
-  if ((await mountPoints()).has(shm)) await runCommand('umount', ['-l', shm], "unmounting the pod's /dev/shm");
+  // Mounted when it is on another device than the pod dir, as mountPodShm decides (two
+  // stats, not a read of the whole mount table).
+  const own = statSync(shm, { throwIfNoEntry: false });
+  const dir = statSync(podDir, { throwIfNoEntry: false });
+  if (own && dir && own.dev !== dir.dev) await runCommand('umount', ['-l', shm], "unmounting the pod's /dev/shm");
 }
 
 function readHostResolvConf(path: string): string {
