@@ -103,6 +103,8 @@ export class NetworkConfigWatch {
   async podNetwork(): Promise<PodNetwork> {
     const scan = this.#scan;
     if (scan && !this.#stale && stamp(scan.paths) === scan.stamp) return scan.network;
+    // A new watch with each scan: one on a dir that was removed and made again is dead.
+    this.close();
     this.#watch();
     // Marked fresh and the dir stamped before reading: a file added meanwhile shows next
     // time. The files are stamped after the read; one rewritten in place between its read
@@ -123,15 +125,16 @@ export class NetworkConfigWatch {
   }
 
   #watch(): void {
-    if (this.#watcher) return;
     try {
       // Not persistent: it never keeps berthd (or a test) alive.
-      this.#watcher = watch(this.#confDir, { persistent: false }, () => (this.#stale = true));
-      this.#watcher.on('error', () => {
+      const watcher = watch(this.#confDir, { persistent: false }, () => (this.#stale = true));
+      watcher.on('error', () => {
         // The dir went (or the watch broke): stat checks alone until the next scan watches again.
-        this.close();
+        watcher.close();
+        if (this.#watcher === watcher) this.#watcher = undefined;
         this.#stale = true;
       });
+      this.#watcher = watcher;
     } catch {
       // No dir yet: the next scan tries again.
     }
