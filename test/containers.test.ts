@@ -185,6 +185,13 @@ test("a service manager killing everything in berthd's cgroup leaves containers,
   };
   const long = await make('long', ['sleep', '600']);
   const short = await make('short', ['sh', '-c', 'sleep 2; exit 7']);
+  // conmon's own cgroup: in the hierarchies that track or account it (v2, name=systemd,
+  // memory…), where conmon is; none of its own in cpuset (a v1 host with both mounted).
+  const monitor = monitorCgroup(containerCgroup('', long), long);
+  if (existsSync('/sys/fs/cgroup/memory/cgroup.procs') && existsSync('/sys/fs/cgroup/cpuset/cgroup.procs')) {
+    assert.notEqual((await readFile(`/sys/fs/cgroup/memory${monitor}/cgroup.procs`, 'utf8')).trim(), '', "conmon is in its memory cgroup");
+    assert.ok(!existsSync(`/sys/fs/cgroup/cpuset${monitor}`), "conmon has no cpuset cgroup of its own");
+  }
   const members = async () => (await readFile(join(service, 'cgroup.procs'), 'utf8')).split('\n').filter(Boolean).map(Number);
   assert.deepEqual(await members(), [berthd.process.pid], "only berthd is in its service's cgroup: conmon and the pod's init left it");
   for (const pid of await members()) process.kill(pid, 'SIGKILL');
