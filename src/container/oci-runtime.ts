@@ -295,8 +295,9 @@ export class OciRuntime implements ContainerRuntime {
       const opened = Date.now();
       let startedAt = 0;
       for (;;) {
-        // Whether the init lives, before the read: an init that wrote its byte and ended
-        // (a process that exits at once) just after a read finds its byte at the next.
+        // Whether the init lives, read before the fifo: an init that wrote its byte and
+        // ended (a process that exits at once) between a read and the check would be taken
+        // for one that died before it; checked first, its byte is there at the read after.
         const alive = startedAt > 0 || processStartTime(init.pid) === init.start;
         let read = -1;
         try {
