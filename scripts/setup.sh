@@ -11,7 +11,8 @@ cd "$(dirname "$0")/.."
 # e2fsprogs (mkfs.ext4, resize2fs, e2fsck, dumpe2fs), xfsprogs (mkfs.xfs, xfs_growfs) and
 # util-linux (losetup, fsfreeze, blockdev) for berth-csi; openssl (the e2e cluster's
 # certificates) and bsdutils (script: a terminal for kubectl exec -it) for
-# scripts/e2e-kubelet.sh.
+# scripts/e2e-kubelet.sh; strace (test/oci-runtime-start.test.ts slows runc's init with
+# its syscall delay).
 PACKAGES=(
   runc crun runsc conmon catatonit
   containernetworking-plugins iptables iproute2
@@ -19,7 +20,7 @@ PACKAGES=(
   attr zstd criu
   e2fsprogs xfsprogs util-linux openssl bsdutils
   protobuf-compiler libprotobuf-dev ca-certificates
-  esbuild
+  esbuild strace
 )
 
 bash scripts/ensure-debian-packages.sh setup "${PACKAGES[@]}"

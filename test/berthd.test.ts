@@ -73,6 +73,47 @@ test('the socket is root-only and removed on SIGTERM', async (t) => {
   assert.equal(existsSync(berthd.socket), false);
 });
 
+/** glibc's malloc arenas besides the main one: 64 MB regions, 64 MB aligned, read-write at the front and reserved after. */
+function threadArenas(pid: number): number {
+  const maps = readFileSync(`/proc/${pid}/maps`, 'utf8').trim().split('\n').map((line) => {
+    const [range, perm, , , , name] = line.split(/\s+/);
+    const [start, end] = range!.split('-').map((x) => BigInt(`0x${x}`));
+    return { start: start!, end: end!, perm, name };
+  });
+  const size = 64n << 20n;
+  return maps.filter((m, i) => {
+    if (m.perm !== 'rw-p' || m.name || m.start % size !== 0n) return false;
+    const next = maps[i + 1];
+    const end = next && next.start === m.end && next.perm === '---p' && !next.name ? next.end : m.end;
+    return end - m.start === size;
+  }).length;
+}
+
+test("berthd's #! line gives glibc one malloc arena; the host tools berthd runs do not get that setting", async (t) => {
+  const berthd = await startBerthd(t);
+  const pid = berthd.process.pid!;
+  assert.ok(readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0').includes('MALLOC_ARENA_MAX=1'));
+  const channel = openChannel(berthd.endpoint);
+  t.after(() => channel.close());
+  const runtime = serviceClient(RuntimeService, channel);
+  // Calls make V8's and libuv's threads malloc (each would get an arena of its own otherwise: 9 seen).
+  for (let i = 0; i < 300; i++) await runtime.listContainers({}, { timeoutMs: 10_000 });
+  assert.equal(threadArenas(pid), 0);
+  // The spawning helper, when start-up ran a host tool (it stays 10 s after its last child).
+  const children = (await run('pgrep', ['-P', String(pid)])).stdout.split('\n').filter(Boolean);
+  if (children.length === 0) t.diagnostic('no child of berthd to look at (start-up ran no host tool)');
+  for (const child of children) {
+    const environ = (() => {
+      try {
+        return readFileSync(`/proc/${child}/environ`, 'utf8');
+      } catch {
+        return ''; // gone meanwhile
+      }
+    })();
+    assert.ok(!environ.includes('MALLOC_ARENA_MAX'), `child ${child} has MALLOC_ARENA_MAX`);
+  }
+});
+
 test('every RPC of runtime.v1 is served; one without a handler would answer UNIMPLEMENTED with its name', async (t) => {
   const berthd = await startBerthd(t);
   const channel = openChannel(berthd.endpoint);

@@ -29,6 +29,11 @@ test('stdin bigger than a pipe, a given environment, a working dir, and many at 
   assert.equal((await helperRun({ argv: ['wc', '-c'], stdin: input })).stdout.trim(), String(input.length));
   const env = await helperRun({ argv: ['sh', '-c', 'echo "$ONLY:${HOME:-none}"; pwd'], env: { ONLY: 'this', PATH: process.env.PATH ?? '/usr/bin:/bin' }, cwd: '/tmp' });
   assert.equal(env.stdout, 'this:none\n/tmp\n');
+  // newSession: the child leads a session (and process group) of its own; without it, the helper's.
+  const [session, self] = (await helperRun({ argv: ['sh', '-c', 'cut -d" " -f6 /proc/$$/stat; echo $$'], newSession: true })).stdout.trim().split('\n');
+  assert.equal(session, self);
+  const [inherited, child] = (await helperRun({ argv: ['sh', '-c', 'cut -d" " -f6 /proc/$$/stat; echo $$'] })).stdout.trim().split('\n');
+  assert.notEqual(inherited, child);
   const many = await Promise.all(Array.from({ length: 30 }, (_, i) => helperRun({ argv: ['sh', '-c', `sleep 0.0${i % 5}; echo ${i}`] })));
   assert.deepEqual(many.map((r) => Number(r.stdout)), Array.from({ length: 30 }, (_, i) => i));
 });

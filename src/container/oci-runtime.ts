@@ -48,8 +48,10 @@ export interface CreateOptions {
 }
 
 const CREATE_TIMEOUT_MS = 120_000;
-/** How long start waits for the init's byte on the exec fifo before leaving it to the runtime. */
+/** How long start waits for the end of the exec fifo after the init's byte (its execve closes it). */
 const START_FIFO_WAIT_MS = 1_000;
+/** How long start waits for a living init's byte on the exec fifo (`runc start` would wait for ever). */
+const START_WAIT_MAX_MS = 120_000;
 /** How long a timed-out exec waits for runc to write the pid file, and for runc to return after the kill. */
 const EXEC_PID_WAIT_MS = 2_000;
 const EXEC_KILL_GRACE_MS = 5_000;
@@ -277,9 +279,12 @@ export class OciRuntime implements ContainerRuntime {
   /**
    * What `runc start` does (runc 1.1: read the exec fifo the waiting init wrote to, then
    * remove it), without running runc. berth's specs carry no OCI hooks. The fifo is
-   * opened without blocking, so no thread ever waits on an init that is gone; anything
-   * unexpected before the init's byte is read (no state or fifo, the init gone, a slow
-   * init) leaves it to the runtime, which reports it. True when started.
+   * opened without blocking, so no thread ever waits on an init that is gone. Once it is
+   * open, the init's own open of it returns and its byte may come at any time after: so
+   * it stays open as long as the init lives (as `runc start` waits), however slow the init
+   * is under load; closed earlier, the init's write would fail with EPIPE and the init
+   * die (runc: "cannot start a container that has stopped"). An init gone before its byte
+   * (or no state or fifo) is left to the runtime, which reports it. True when started.
    */
   async #startInit(id: string): Promise<boolean> {
     const init = await this.#runcInit(id);
@@ -293,26 +298,38 @@ export class OciRuntime implements ContainerRuntime {
     }
     try {
       const buffer = Buffer.alloc(16);
-      let started = false;
-      for (const until = Date.now() + START_FIFO_WAIT_MS; Date.now() < until; ) {
+      const opened = Date.now();
+      let startedAt = 0;
+      for (;;) {
+        // Whether the init lives, read before the fifo: an init that wrote its byte and
+        // ended (a process that exits at once) between a read and the check would be taken
+        // for one that died before it; checked first, its byte is there at the read after.
+        const alive = startedAt > 0 || processStartTime(init.pid) === init.start;
         let read = -1;
         try {
           read = readSync(fd, buffer, 0, buffer.length, null);
         } catch (err) {
-          if ((err as NodeJS.ErrnoException).code !== 'EAGAIN') break;
+          // Unexpected: the runtime's to report, unless the byte was read.
+          if ((err as NodeJS.ErrnoException).code !== 'EAGAIN') {
+            if (startedAt > 0) break;
+            return false;
+          }
         }
-        if (read > 0) started = true;
-        // After the byte, the end of the file: the init's execve closed its end (as runc
-        // start, which reads to the end, returns then).
-        if (started && read === 0) break;
-        // Before the byte: no writer yet (the init's open returns once a reader is
-        // there) or no byte yet; an init that is gone is the runtime's to report.
-        if (!started && processStartTime(init.pid) !== init.start) return false;
-        await sleep(started ? 0 : 1);
+        if (read > 0 && startedAt === 0) startedAt = Date.now();
+        if (startedAt > 0) {
+          // After the byte, the end of the file: the init's execve closed its end (as runc
+          // start, which reads to the end, returns then).
+          if (read === 0 || Date.now() - startedAt > START_FIFO_WAIT_MS) break;
+        } else {
+          // Before the byte: no writer yet (the init's open returns once a reader is there) or no byte yet.
+          if (!alive) return false;
+          if (Date.now() - opened > START_WAIT_MAX_MS) throw deadlineExceeded(`${this.options.name}: the init of container ${id} did not start within ${START_WAIT_MAX_MS / 1000}s`);
+        }
+        await sleep(startedAt > 0 ? 0 : Date.now() - opened < START_FIFO_WAIT_MS ? 1 : 10);
       }
       // runc tells a started container by its fifo being gone.
-      if (started) await rm(fifo, { force: true });
-      return started;
+      await rm(fifo, { force: true });
+      return true;
     } finally {
       closeSync(fd);
     }

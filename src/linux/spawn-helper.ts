@@ -23,14 +23,18 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { constants } from 'node:os';
 
 const HELPER = String.raw`
-use strict; use warnings; use POSIX ();
+use strict; use warnings; use Fcntl qw(F_GETFL F_SETFD F_SETFL O_NONBLOCK);
+# setsid(2) and dup3(2) by their syscall numbers (berthd passes them for its arch); POSIX
+# (~1.5 MB resident) only without them.
+my ($SETSID, $DUP3) = map { 0 + $_ } @ARGV;
+require POSIX if !$SETSID;
 $0 = 'berth-spawn-helper';
 $SIG{PIPE} = 'IGNORE';
 $SIG{CHLD} = sub {};
 binmode STDIN; binmode STDOUT;
 my (%kids, %byfd, %byin, %byid);
 my $inbuf = '';
-sub reply { my $f = pack('N/a*', $_[0]); while (length $f) { my $w = syswrite(STDOUT, $f); if (!defined $w) { next if $!{EINTR}; POSIX::_exit(0); } substr($f, 0, $w) = ''; } }
+sub reply { my $f = pack('N/a*', $_[0]); while (length $f) { my $w = syswrite(STDOUT, $f); if (!defined $w) { next if $!{EINTR}; exit 0; } substr($f, 0, $w) = ''; } }
 sub strs { my ($n, $r) = @_; my @s; for (1..$n) { my $l = unpack('N', substr($$r, 0, 4, '')); push @s, substr($$r, 0, $l, ''); } return @s; }
 sub forget {
   my ($pid) = @_; my $k = delete $kids{$pid}; delete $byid{$k->{id}};
@@ -45,7 +49,7 @@ sub finish {
   else { reply(pack('a N N N/a* N/a*', 'X', $k->{id}, $k->{status}, $k->{out}, $k->{err})); }
 }
 sub reap {
-  while ((my $p = waitpid(-1, POSIX::WNOHANG())) > 0) {
+  while ((my $p = waitpid(-1, 1)) > 0) {
     my $k = $kids{$p}; next unless $k;
     $k->{status} = $?;
     reply(pack('a N N', 'Q', $k->{id}, $?)) if $k->{open} > 0 && !(defined $k->{execerr} && length $k->{execerr});
@@ -65,22 +69,22 @@ sub start {
   if (!defined $pid) { reply(pack('a N N/a*', 'F', $id, "fork: $!")); return; }
   if ($pid == 0) {
     $SIG{PIPE} = 'DEFAULT'; $SIG{CHLD} = 'DEFAULT';
-    POSIX::setsid() if $flags & 1;
-    if (length $cwd && !chdir($cwd)) { syswrite($xw, "chdir $cwd: $!"); POSIX::_exit(127); }
+    if ($flags & 1) { if ($SETSID) { syscall($SETSID); } else { POSIX::setsid(); } }
+    if (length $cwd && !chdir($cwd)) { syswrite($xw, "chdir $cwd: $!"); exit 127; }
     open(STDIN, '<&', $ir);
     if ($flags & 8) { open(STDOUT, '>', '/dev/null'); } else { open(STDOUT, '>&', $ow); }
     open(STDERR, '>&', $ew);
-    if ($flags & 4) { if (fileno($sw) == 3) { fcntl($sw, POSIX::F_SETFD(), 0); } else { POSIX::dup2(fileno($sw), 3); } }
+    if ($flags & 4) { if (fileno($sw) == 3) { fcntl($sw, F_SETFD, 0); } else { if ($SETSID) { syscall($DUP3, fileno($sw), 3, 0); } else { POSIX::dup2(fileno($sw), 3); } } }
     if ($flags & 2) { %ENV = (); for (@env) { my ($k, $v) = split /=/, $_, 2; $ENV{$k} = $v; } }
     { no warnings 'exec'; exec { $argv[0] } @argv; }
-    syswrite($xw, "$!"); POSIX::_exit(127);
+    syswrite($xw, "$!"); exit 127;
   }
   close $ir; close $ow; close $ew; close $xw; close $sw if $sw;
   my $k = { id => $id, out => '', err => '', open => 3, execerr => undef, stdin => $stdin, in => $iw };
   $kids{$pid} = $k; $byid{$id} = $pid;
   $byfd{fileno $or} = [$pid, 'out', $or]; $byfd{fileno $er} = [$pid, 'err', $er]; $byfd{fileno $xr} = [$pid, 'x', $xr];
   if ($sr) { $byfd{fileno $sr} = [$pid, 'sync', $sr]; $k->{open}++; }
-  if (length $stdin) { my $fl = fcntl($iw, POSIX::F_GETFL(), 0); fcntl($iw, POSIX::F_SETFL(), $fl | POSIX::O_NONBLOCK()); $byin{fileno $iw} = $pid; }
+  if (length $stdin) { my $fl = fcntl($iw, F_GETFL, 0); fcntl($iw, F_SETFL, $fl | O_NONBLOCK); $byin{fileno $iw} = $pid; }
   else { close $iw; delete $k->{in}; }
   reply(pack('a N N', 'P', $id, $pid));
 }
@@ -92,7 +96,7 @@ sub request {
 }
 my $stdin_open = 1;
 while (1) {
-  POSIX::_exit(0) if !$stdin_open;
+  exit 0 if !$stdin_open;
   my ($rin, $win) = ('', '');
   vec($rin, 0, 1) = 1;
   vec($rin, $_, 1) = 1 for keys %byfd;
@@ -136,6 +140,13 @@ while (1) {
   while (length($inbuf) >= 4) { my $l = unpack('N', $inbuf); last if length($inbuf) < 4 + $l; substr($inbuf, 0, 4, ''); request(substr($inbuf, 0, $l, '')); }
 }
 `;
+
+/**
+ * The numbers of setsid(2) and dup3(2) where Node runs: the helper makes those calls with
+ * perl's syscall (perl-base's only other way is the POSIX module, ~1.5 MB of the helper's
+ * ~7.4 resident). Another arch: the helper loads POSIX.
+ */
+const SYSCALLS: Partial<Record<NodeJS.Architecture, [setsid: number, dup3: number]>> = { x64: [112, 292], arm64: [157, 24], riscv64: [157, 24], loong64: [157, 24] };
 
 /** How long the helper stays after its last request. */
 const IDLE_MS = 10_000;
@@ -228,7 +239,8 @@ class SpawnHelper {
 
   #ensure(): ChildProcess {
     if (this.#child) return this.#child;
-    const child = spawn('perl', ['-e', HELPER], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const numbers = SYSCALLS[process.arch] ?? [];
+    const child = spawn('perl', ['-e', HELPER, ...numbers.map(String)], { stdio: ['pipe', 'pipe', 'pipe'] });
     this.#child = child;
     let stderr = '';
     child.stderr!.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4096)));
