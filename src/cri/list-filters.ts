@@ -33,3 +33,11 @@ export function filterContainers(records: ContainerRecord[], filter: CommonFilte
 export function filterPods(records: SandboxRecord[], filter: CommonFilter | undefined): SandboxRecord[] {
   return filtered(records, filter);
 }
+
+/** True when a listing's filter asks for nothing but (perhaps) a state: the kubelet's polled listings. */
+export function onlyState(filter: CommonFilter | undefined): boolean {
+  if (!filter) return true;
+  if (filter.id || filter.podSandboxId) return false;
+  for (const _ in filter.labelSelector) return false;
+  return true;
+}
