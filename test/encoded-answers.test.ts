@@ -30,6 +30,10 @@ function assertEncodes(schema: DescMessage, answer: object, fields: object): voi
   assert.deepEqual(Buffer.from(bytes), Buffer.from(toBinary(schema, create(schema, fields as never))));
 }
 
+/** What the list handlers ask of the managers, over records a test holds (the whole list as the candidates of any filter). */
+const podListing = (all: () => SandboxRecord[]) => ({ list: all, withLabels: all, checked: async (r: SandboxRecord[]) => r });
+const containerListing = (all: () => ContainerRecord[]) => ({ list: all, withLabels: all, ofPodOrPrefix: all, fresh: async (r: ContainerRecord[]) => r });
+
 const podSpec: SandboxSpec = {
   name: 'web', uid: 'u1', namespace: 'default', attempt: 1, hostname: 'web', logDirectory: '/var/log/pods/x', portMappings: [],
   labels: { app: 'web', tier: 'front' }, annotations: { 'kubernetes.io/config.seen': 'now' },
@@ -42,7 +46,7 @@ function pod(id: string, createdAt: string): SandboxRecord {
 
 test('PodSandboxStatus and ListPodSandbox: cached bytes equal a fresh encoding, before and after the pod changes', async () => {
   const records = [pod('a'.repeat(64), '1000'), pod('b'.repeat(64), '2000')];
-  const pods = { getChecked: async (id: string) => records.find((r) => r.id === id)!, listChecked: async () => records };
+  const pods = { getChecked: async (id: string) => records.find((r) => r.id === id)!, ...podListing(() => records) };
   const status = podSandboxStatusHandler(pods as never);
   const list = listPodSandboxHandler(pods as never);
   for (let round = 0; round < 3; round++) {
@@ -78,7 +82,7 @@ test('ContainerStatus and ListContainers: cached bytes equal a fresh encoding as
     reason: '', message: '', logFile: '/var/log/pods/x/app.log', bundle: '/b', runtime: 'runc', pid: 0, cgroupsPath: '/c',
   };
   let imageRef = 'sha256:' + '1'.repeat(64);
-  const containers = { get: async () => record, listFresh: async () => [record], imageRefOf: () => imageRef };
+  const containers = { get: async () => record, ...containerListing(() => [record]), imageRefOf: () => imageRef };
   const handlers = containerHandlers(containers as never);
   const steps: Array<() => void> = [
     () => Object.assign(record, { state: 'running', startedAt: '2000', pid: 42 }),
@@ -128,8 +132,8 @@ test('the kept list answers (no filter, or a state only): the same bytes while n
     id, podId, spec: { ...containerSpec }, state: 'created', createdAt: '1000', startedAt: '0', finishedAt: '0', exitCode: 0,
     reason: '', message: '', logFile: '/l', bundle: '/b', runtime: 'runc', pid: 0, cgroupsPath: '/c',
   });
-  const listPods = listPodSandboxHandler({ listChecked: async () => pods } as never);
-  const { listContainers } = containerHandlers({ listFresh: async () => ctrs, imageRefOf: () => '' } as never);
+  const listPods = listPodSandboxHandler(podListing(() => pods) as never);
+  const { listContainers } = containerHandlers({ ...containerListing(() => ctrs), imageRefOf: () => '' } as never);
   const podLists = [{}, { filter: { state: { state: 0 }, labelSelector: {} } }, { filter: { state: { state: 1 }, labelSelector: {} } }];
   const ctrLists = [{}, { filter: { state: { state: 1 }, labelSelector: {} } }, { filter: { state: { state: 2 }, labelSelector: {} } }, { filter: { state: { state: 7 }, labelSelector: {} } }];
   /** Every kept list: a fresh encoding of what it lists, and what it lists is right. */

@@ -5,7 +5,7 @@ import { withEncoding, type UnaryHandler } from '../server/grpc-service.js';
 import { invalidArgument } from '../errors.js';
 import type { ContainerManager } from '../container/container-manager.js';
 import { containerResourcesFrom, containerSpecFrom, criContainerStates, toCriContainer, toCriContainerStatus, type ContainerTranslateOptions } from './container-translate.js';
-import { filterContainers, onlyState } from './list-filters.js';
+import { filterContainers, hasLabels, onlyState } from './list-filters.js';
 import type { ContainerRecord } from '../container/container-types.js';
 import { EncodedFields, EncodedList, type AnswerKey, type ItemKey } from './encoded-answers.js';
 
@@ -110,7 +110,9 @@ export function containerHandlers(containers: ContainerManager, translate: Conta
     },
     listContainers: async (request) => {
       const filter = request.filter;
-      let records = filterContainers(await containers.listFresh(), filter);
+      // The containers the filter keeps (found by pod, or by the rarest label pair asked), then only those refreshed.
+      const candidates = filter?.podSandboxId ? containers.ofPodOrPrefix(filter.podSandboxId) : hasLabels(filter) ? containers.withLabels(filter!.labelSelector) : containers.list();
+      let records = await containers.fresh(filterContainers(candidates, filter));
       const state = filter?.state?.state;
       if (state !== undefined) records = records.filter((r) => criContainerStates[r.state] === state);
       // Only the states there are get a list kept (a client picks the number).

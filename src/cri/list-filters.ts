@@ -36,8 +36,11 @@ export function filterPods(records: SandboxRecord[], filter: CommonFilter | unde
 
 /** True when a listing's filter asks for nothing but (perhaps) a state: the kubelet's polled listings. */
 export function onlyState(filter: CommonFilter | undefined): boolean {
-  if (!filter) return true;
-  if (filter.id || filter.podSandboxId) return false;
-  for (const _ in filter.labelSelector) return false;
-  return true;
+  return !filter || (!filter.id && !filter.podSandboxId && !hasLabels(filter));
+}
+
+/** True when the filter has a label selector with at least one pair. */
+export function hasLabels(filter: CommonFilter | undefined): boolean {
+  for (const _ in filter?.labelSelector) return true;
+  return false;
 }

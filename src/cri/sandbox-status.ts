@@ -6,7 +6,7 @@ import type { SandboxManager } from '../pod/sandbox-manager.js';
 import type { SandboxRecord } from '../pod/sandbox-types.js';
 import { EncodedFields, EncodedList, type AnswerKey, type ItemKey } from './encoded-answers.js';
 import { sandboxConfigJsonOf, toCriSandbox, toCriSandboxStatus } from './sandbox-translate.js';
-import { filterPods, onlyState } from './list-filters.js';
+import { filterPods, hasLabels, onlyState } from './list-filters.js';
 
 /**
  * No timestamp, as containerd: with one, the kubelet's EventedPLEG code path takes the
@@ -63,7 +63,8 @@ export function listPodSandboxHandler(pods: SandboxManager): UnaryHandler<typeof
   };
   return async (request) => {
     const filter = request.filter;
-    let records = filterPods(await pods.listChecked(), filter);
+    // The pods the filter keeps (found by the rarest label pair asked), then only those checked.
+    let records = await pods.checked(filterPods(hasLabels(filter) ? pods.withLabels(filter!.labelSelector) : pods.list(), filter));
     const wanted = filter?.state ? (filter.state.state === PodSandboxState.SANDBOX_READY ? 'ready' : 'notready') : undefined;
     if (wanted) records = records.filter((r) => r.state === wanted);
     const { bytes, records: listed } = onlyState(filter) ? listOf(wanted).of(records) : listOf(undefined).once(records);
