@@ -5,7 +5,7 @@
 // each daemon with its per-pod processes, and the latency of the calls the kubelet polls
 // with 1 and with N pods (interleaved per call; growth shows per-call work that grows
 // with the number of pods; NaN: a call that runtime failed). Never fails on time.
-//   node dist/bench/density.js [--pods N] [--polls N] [--no-containerd]
+//   node dist/bench/density.js [--pods N] [--polls N] [--no-containerd] [--baseline OTHER/dist/src/bin/berthd.js]
 import { setTimeout as sleep } from 'node:timers/promises';
 import { RuntimeService, ImageService } from '../src/gen/runtime/v1/api_pb.js';
 import { openChannel, serviceClient } from '../src/server/grpc-client.js';
@@ -13,6 +13,8 @@ import { median, numberArg, requireRoot, Scope } from './harness.js';
 import { startPodBenchTargets } from './targets.js';
 
 const SETTLE_MS = 10_000;
+const UID_LABEL = 'io.kubernetes.pod.uid';
+const uidOf = (i: number) => `density-${i}-uid`;
 
 interface Figures {
   startMs: number[];
@@ -45,6 +47,9 @@ async function main(): Promise<void> {
           ['ContainerStatus', () => runtime.containerStatus({ containerId: ctr }, opts)],
           ['ListPodSandbox', () => runtime.listPodSandbox({}, opts)],
           ['ListContainers', () => runtime.listContainers({}, opts)],
+          // What the kubelet asks for each pod it syncs: its sandboxes and containers by its uid label.
+          ['ListPodSandbox of a pod (uid label)', () => runtime.listPodSandbox({ filter: { labelSelector: { [UID_LABEL]: uidOf(0) } } }, opts)],
+          ['ListContainers of a pod (uid label)', () => runtime.listContainers({ filter: { labelSelector: { [UID_LABEL]: uidOf(0) } } }, opts)],
           ['ContainerStats', () => runtime.containerStats({ containerId: ctr }, opts)],
           ['ListContainerStats', () => runtime.listContainerStats({}, opts)],
           ['ListPodSandboxStats', () => runtime.listPodSandboxStats({}, opts)],
@@ -66,10 +71,12 @@ async function main(): Promise<void> {
       };
       const started = process.hrtime.bigint();
       for (let i = 0; i < pods; i++) {
-        const podConfig = { metadata: { name: `density-${i}`, namespace: 'bench', uid: `density-${i}-uid`, attempt: 0 }, hostname: `density-${i}`, logDirectory: '/tmp/berth-bench-logs' };
+        // Labelled as the kubelet labels a pod and its containers.
+        const labels = { [UID_LABEL]: uidOf(i), 'io.kubernetes.pod.name': `density-${i}`, 'io.kubernetes.pod.namespace': 'bench' };
+        const podConfig = { metadata: { name: `density-${i}`, namespace: 'bench', uid: uidOf(i), attempt: 0 }, hostname: `density-${i}`, logDirectory: '/tmp/berth-bench-logs', labels };
         const t = process.hrtime.bigint();
         const pod = await runtime.runPodSandbox({ config: podConfig }, opts);
-        const config = { metadata: { name: 'sleeper' }, image: { image }, command: ['sleep', '3600'], logPath: `sleeper-${i}.log` };
+        const config = { metadata: { name: 'sleeper' }, image: { image }, command: ['sleep', '3600'], logPath: `sleeper-${i}.log`, labels: { ...labels, 'io.kubernetes.container.name': 'sleeper' } };
         const ctr = await runtime.createContainer({ podSandboxId: pod.podSandboxId, config, sandboxConfig: podConfig }, opts);
         await runtime.startContainer({ containerId: ctr.containerId }, opts);
         figures.startMs.push(Number(process.hrtime.bigint() - t) / 1e6);
@@ -94,9 +101,9 @@ async function main(): Promise<void> {
     const cell = (v: string) => v.padStart(18);
     const ratio = (f: (x: Figures) => number) => containerds.map((n) => cell((f(berth) / f(results.get(n)!)).toFixed(2))).join('');
     process.stdout.write(`\n${pods} pods, one after another; ms unless named; ratios berth/<runtime>\n`);
-    process.stdout.write(`${''.padEnd(34)}${names.map(cell).join('')}${containerds.map((n) => cell(`berth/${n}`)).join('')}\n`);
+    process.stdout.write(`${''.padEnd(48)}${names.map(cell).join('')}${containerds.map((n) => cell(`berth/${n}`)).join('')}\n`);
     const row = (label: string, f: (x: Figures) => number, digits = 1) =>
-      process.stdout.write(`${label.padEnd(34)}${names.map((n) => cell(f(results.get(n)!).toFixed(digits))).join('')}${ratio(f)}\n`);
+      process.stdout.write(`${label.padEnd(48)}${names.map((n) => cell(f(results.get(n)!).toFixed(digits))).join('')}${ratio(f)}\n`);
     row('start of pod 1', (x) => x.startMs[0]!);
     row(`start of pod ${pods}`, (x) => x.startMs.at(-1)!);
     row(`median start, pods 1-${pods}`, (x) => median(x.startMs));
