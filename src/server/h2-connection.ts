@@ -303,7 +303,7 @@ export class H2Connection {
   /** The server sent END_STREAM: a peer still sending is told to stop (as grpc-go does). */
   endedLocally(stream: H2Stream): void {
     stream.localEnded = true;
-    stream.queue = [];
+    if (stream.queue.length > 0) stream.queue = [];
     if (!stream.remoteEnded) return this.resetStream(stream, H2Error.NO_ERROR);
     this.forget(stream);
   }
