@@ -8,7 +8,7 @@ import { removeAllPods, startBerthd } from '../test/helpers/berthd.js';
 import { containerdVersion, pushPauseImage, registryCriToml, startContainerd } from '../test/helpers/containerd.js';
 import type { TestRegistry } from '../test/helpers/registry.js';
 import { startPodNetwork } from '../test/helpers/pod-network.js';
-import { initOfPinIn, rssOf, startBusyboxRegistry, stringArg, type Scope } from './harness.js';
+import { initOfPinIn, parentOf, rssOf, startBusyboxRegistry, stringArg, type Scope } from './harness.js';
 import type { TestBerthd } from '../test/helpers/berthd.js';
 import type { TestContainerd } from '../test/helpers/containerd.js';
 
@@ -17,9 +17,16 @@ function berthMemory(berthd: TestBerthd): Promise<number> {
   return rssOf(async (cmd, p) => p === pid || (cmd.startsWith('/usr/bin/conmon') && cmd.includes(berthd.dir)) || (cmd.startsWith('/usr/bin/catatonit') && (await initOfPinIn(p, join(berthd.dir, 'state', 'ns')))));
 }
 
-function containerdMemory(containerd: TestContainerd): Promise<number> {
+async function containerdMemory(containerd: TestContainerd): Promise<number> {
   const pid = containerd.process.pid;
-  return rssOf((cmd, p) => p === pid || (cmd.includes('containerd-shim') && cmd.includes(containerd.socket)) || cmd.startsWith('/catatonit -P'));
+  const isShim = (cmd: string) => cmd.includes('containerd-shim') && cmd.includes(containerd.socket);
+  // Its shims first, then the pause containers they parent (other containerds' pods may be up too).
+  const shims = new Set<number>();
+  await rssOf((cmd, p) => {
+    if (isShim(cmd)) shims.add(p);
+    return false;
+  });
+  return rssOf(async (cmd, p) => p === pid || isShim(cmd) || (cmd.startsWith('/catatonit -P') && shims.has(await parentOf(p))));
 }
 
 export interface Target {
@@ -31,7 +38,7 @@ export interface Target {
   /**
    * Resident memory (kB) of the daemon and its per-pod and per-container processes:
    * conmon and the pods' catatonit for berth, shims and pause containers for containerd
-   * (pause containers of any containerd: measure one containerd with pods at a time).
+   * (the pause containers its own shims parent).
    */
   memoryKb(): Promise<number>;
 }
