@@ -32,7 +32,8 @@ async function main(): Promise<void> {
   const polls = numberArg('--polls', 100);
   const scope = new Scope();
   try {
-    const { image, targets } = await startPodBenchTargets(scope);
+    // Every runtime holds its pods at once: a /24 each.
+    const { image, targets } = await startPodBenchTargets(scope, { networkEach: true });
     const opts = { timeoutMs: 120_000 };
     const runs = await Promise.all(
       targets.map(async (target) => {

@@ -55,30 +55,33 @@ export function containerd2Binary(): string | undefined {
 export interface TargetOptions {
   /** The pod network's CNI config dir; none: each daemon gets an empty one of its own. */
   cniConfDir?: string;
+  /** A pod network (and /24) of its own for each runtime, in place of cniConfDir (all holding their pods at once). */
+  networkEach?: boolean;
   registry: TestRegistry;
   /** Leave containerd out (--no-containerd). */
   berthOnly?: boolean;
 }
 
 /** What a bench of running pods needs on every runtime: the busybox registry, a pod network, the targets. */
-export async function startPodBenchTargets(scope: Scope): Promise<{ image: string; targets: Target[] }> {
+export async function startPodBenchTargets(scope: Scope, options: { networkEach?: boolean } = {}): Promise<{ image: string; targets: Target[] }> {
   const { registry, image } = await startBusyboxRegistry(scope);
-  const net = await startPodNetwork(scope);
-  return { image, targets: await startTargets(scope, { cniConfDir: net.confDir, registry }) };
+  const cniConfDir = options.networkEach ? undefined : (await startPodNetwork(scope)).confDir;
+  return { image, targets: await startTargets(scope, { cniConfDir, registry, networkEach: options.networkEach }) };
 }
 
 export async function startTargets(scope: Scope, options: TargetOptions): Promise<Target[]> {
   const targets: Target[] = [];
-  const berthd = await startBerthd(scope, { cniConfDir: options.cniConfDir, logLevel: 'warn' });
+  const net = async () => (options.networkEach ? (await startPodNetwork(scope)).confDir : options.cniConfDir);
+  const berthd = await startBerthd(scope, { cniConfDir: await net(), logLevel: 'warn' });
   targets.push({ name: 'berth', endpoint: berthd.endpoint, pid: berthd.process.pid!, kind: 'berth', memoryKb: () => berthMemory(berthd) });
   const baseline = stringArg('--baseline');
   if (baseline) {
-    const base = await startBerthd(scope, { cniConfDir: options.cniConfDir, logLevel: 'warn', binary: baseline });
+    const base = await startBerthd(scope, { cniConfDir: await net(), logLevel: 'warn', binary: baseline });
     targets.push({ name: 'berth-base', endpoint: base.endpoint, pid: base.process.pid!, kind: 'berth', memoryKb: () => berthMemory(base) });
   }
   if (options.berthOnly || process.argv.includes('--no-containerd')) return targets;
   const criToml = registryCriToml(options.registry, await pushPauseImage(options.registry));
-  const containerd = await startContainerd(scope, { cniConfDir: options.cniConfDir, criToml });
+  const containerd = await startContainerd(scope, { cniConfDir: await net(), criToml });
   // Pods first, while containerd still runs: its shims and pod network namespaces would
   // outlive it otherwise (the scope closes in reverse order).
   scope.after(() => removeAllPods(containerd.endpoint).catch(() => undefined));
@@ -91,7 +94,7 @@ export async function startTargets(scope: Scope, options: TargetOptions): Promis
   });
   const cd2 = containerd2Binary();
   if (cd2) {
-    const containerd2 = await startContainerd(scope, { cniConfDir: options.cniConfDir, criToml, binary: cd2 });
+    const containerd2 = await startContainerd(scope, { cniConfDir: await net(), criToml, binary: cd2 });
     scope.after(() => removeAllPods(containerd2.endpoint).catch(() => undefined));
     targets.push({ name: 'containerd 2', endpoint: containerd2.endpoint, pid: containerd2.process.pid!, kind: 'containerd', memoryKb: () => containerdMemory(containerd2) });
   } else {
