@@ -1,11 +1,13 @@
-// bench/density: 100 running pods (one busybox container each) on berthd, then on
-// containerd 1.6 and, when built, containerd 2.x, one runtime at a time on the same
-// runc, pod network and registry: how long the Nth pod takes to start (RunPodSandbox +
-// CreateContainer + StartContainer) against the first, the total, the resident memory of
-// each daemon with its per-pod processes, and the latency of the calls the kubelet polls
-// with 1 and with N pods (interleaved per call; growth shows per-call work that grows
-// with the number of pods; NaN: a call that runtime failed). Never fails on time.
-//   node dist/bench/density.js [--pods N] [--polls N] [--no-containerd]
+// bench/density: 100 running pods (one busybox container each) on berthd and on
+// containerd 1.6 and, when built, containerd 2.x (and another berthd build with
+// --baseline), on the same runc, pod network and registry: how long the Nth pod takes to
+// start (RunPodSandbox + CreateContainer + StartContainer, one runtime at a time) against
+// the first, the total of the starts, the resident memory of each daemon with its
+// per-pod processes (every runtime holding its pods), and the latency of the calls the
+// kubelet polls with 1 and with N pods on every runtime, interleaved call by call across
+// the runtimes (growth shows per-call work that grows with the number of pods; NaN: a
+// call that runtime failed). Never fails on time.
+//   node dist/bench/density.js [--pods N] [--polls N] [--no-containerd] [--baseline OTHER/dist/src/bin/berthd.js]
 import { setTimeout as sleep } from 'node:timers/promises';
 import { RuntimeService, ImageService } from '../src/gen/runtime/v1/api_pb.js';
 import { openChannel, serviceClient } from '../src/server/grpc-client.js';
@@ -13,6 +15,8 @@ import { median, numberArg, requireRoot, Scope } from './harness.js';
 import { startPodBenchTargets } from './targets.js';
 
 const SETTLE_MS = 10_000;
+const UID_LABEL = 'io.kubernetes.pod.uid';
+const uidOf = (i: number) => `density-${i}-uid`;
 
 interface Figures {
   startMs: number[];
@@ -28,65 +32,86 @@ async function main(): Promise<void> {
   const polls = numberArg('--polls', 100);
   const scope = new Scope();
   try {
-    const { image, targets } = await startPodBenchTargets(scope);
+    // Every runtime holds its pods at once: a /24 each.
+    const { image, targets } = await startPodBenchTargets(scope, { networkEach: true });
     const opts = { timeoutMs: 120_000 };
-    const results = new Map<string, Figures>();
-    for (const target of targets) {
-      const channel = openChannel(target.endpoint);
-      const runtime = serviceClient(RuntimeService, channel);
-      const images = serviceClient(ImageService, channel);
-      await images.pullImage({ image: { image } }, { timeoutMs: 300_000 });
-      const figures: Figures = { startMs: [], totalS: 0, memoryKb: 0, polls: new Map() };
-      const made: { pod: string; ctr: string }[] = [];
-      const pollAll = async (index: 0 | 1) => {
-        const { pod, ctr } = made[0]!;
-        const calls: [string, () => Promise<unknown>][] = [
-          ['PodSandboxStatus', () => runtime.podSandboxStatus({ podSandboxId: pod }, opts)],
-          ['ContainerStatus', () => runtime.containerStatus({ containerId: ctr }, opts)],
-          ['ListPodSandbox', () => runtime.listPodSandbox({}, opts)],
-          ['ListContainers', () => runtime.listContainers({}, opts)],
-          ['ContainerStats', () => runtime.containerStats({ containerId: ctr }, opts)],
-          ['ListContainerStats', () => runtime.listContainerStats({}, opts)],
-          ['ListPodSandboxStats', () => runtime.listPodSandboxStats({}, opts)],
-        ];
-        const times = new Map<string, number[]>();
-        for (let i = 0; i < polls; i++) {
-          for (const [name, call] of calls) {
+    const runs = await Promise.all(
+      targets.map(async (target) => {
+        const channel = openChannel(target.endpoint);
+        const runtime = serviceClient(RuntimeService, channel);
+        await serviceClient(ImageService, channel).pullImage({ image: { image } }, { timeoutMs: 300_000 });
+        const figures: Figures = { startMs: [], totalS: 0, memoryKb: 0, polls: new Map() };
+        return { target, channel, runtime, figures, made: [] as { pod: string; ctr: string }[] };
+      }),
+    );
+    type Run = (typeof runs)[number];
+    const start = async (run: Run, i: number) => {
+      const { runtime } = run;
+      // Labelled as the kubelet labels a pod and its containers.
+      const labels = { [UID_LABEL]: uidOf(i), 'io.kubernetes.pod.name': `density-${i}`, 'io.kubernetes.pod.namespace': 'bench' };
+      const podConfig = { metadata: { name: `density-${i}`, namespace: 'bench', uid: uidOf(i), attempt: 0 }, hostname: `density-${i}`, logDirectory: '/tmp/berth-bench-logs', labels };
+      const t = process.hrtime.bigint();
+      const pod = await runtime.runPodSandbox({ config: podConfig }, opts);
+      const config = { metadata: { name: 'sleeper' }, image: { image }, command: ['sleep', '3600'], logPath: `sleeper-${i}.log`, labels: { ...labels, 'io.kubernetes.container.name': 'sleeper' } };
+      const ctr = await runtime.createContainer({ podSandboxId: pod.podSandboxId, config, sandboxConfig: podConfig }, opts);
+      await runtime.startContainer({ containerId: ctr.containerId }, opts);
+      const ms = Number(process.hrtime.bigint() - t) / 1e6;
+      run.figures.startMs.push(ms);
+      run.figures.totalS += ms / 1000;
+      run.made.push({ pod: pod.podSandboxId, ctr: ctr.containerId });
+    };
+    // The polled calls on every runtime at once, interleaved call by call (the order of the
+    // runtimes turned each round), so a machine shared with other work slows all alike.
+    const pollAll = async (index: 0 | 1) => {
+      const calls: [string, (r: Run) => Promise<unknown>][] = [
+        ['PodSandboxStatus', (r) => r.runtime.podSandboxStatus({ podSandboxId: r.made[0]!.pod }, opts)],
+        ['ContainerStatus', (r) => r.runtime.containerStatus({ containerId: r.made[0]!.ctr }, opts)],
+        ['ListPodSandbox', (r) => r.runtime.listPodSandbox({}, opts)],
+        ['ListContainers', (r) => r.runtime.listContainers({}, opts)],
+        // What the kubelet asks for each pod it syncs: its sandboxes and containers by its uid label.
+        ['ListPodSandbox of a pod (uid label)', (r) => r.runtime.listPodSandbox({ filter: { labelSelector: { [UID_LABEL]: uidOf(0) } } }, opts)],
+        ['ListContainers of a pod (uid label)', (r) => r.runtime.listContainers({ filter: { labelSelector: { [UID_LABEL]: uidOf(0) } } }, opts)],
+        ['ContainerStats', (r) => r.runtime.containerStats({ containerId: r.made[0]!.ctr }, opts)],
+        ['ListContainerStats', (r) => r.runtime.listContainerStats({}, opts)],
+        ['ListPodSandboxStats', (r) => r.runtime.listPodSandboxStats({}, opts)],
+      ];
+      const times = new Map<Run, Map<string, number[]>>(runs.map((r) => [r, new Map()]));
+      for (let i = 0; i < polls; i++) {
+        for (const [name, call] of calls) {
+          for (const run of i % 2 ? [...runs].reverse() : runs) {
             const t = process.hrtime.bigint();
             // A call a runtime fails (containerd's pod stats of a pod without a cgroup parent) is left out.
-            if (!(await call().then(() => true, () => false))) continue;
-            times.set(name, [...(times.get(name) ?? []), Number(process.hrtime.bigint() - t) / 1e6]);
+            if (!(await call(run).then(() => true, () => false))) continue;
+            const mine = times.get(run)!;
+            mine.set(name, [...(mine.get(name) ?? []), Number(process.hrtime.bigint() - t) / 1e6]);
           }
         }
-        for (const [name, list] of times) {
-          const pair = figures.polls.get(name) ?? [0, 0];
+      }
+      for (const [run, byCall] of times) {
+        for (const [name, list] of byCall) {
+          const pair = run.figures.polls.get(name) ?? [0, 0];
           pair[index] = median(list);
-          figures.polls.set(name, pair);
+          run.figures.polls.set(name, pair);
         }
-      };
-      const started = process.hrtime.bigint();
-      for (let i = 0; i < pods; i++) {
-        const podConfig = { metadata: { name: `density-${i}`, namespace: 'bench', uid: `density-${i}-uid`, attempt: 0 }, hostname: `density-${i}`, logDirectory: '/tmp/berth-bench-logs' };
-        const t = process.hrtime.bigint();
-        const pod = await runtime.runPodSandbox({ config: podConfig }, opts);
-        const config = { metadata: { name: 'sleeper' }, image: { image }, command: ['sleep', '3600'], logPath: `sleeper-${i}.log` };
-        const ctr = await runtime.createContainer({ podSandboxId: pod.podSandboxId, config, sandboxConfig: podConfig }, opts);
-        await runtime.startContainer({ containerId: ctr.containerId }, opts);
-        figures.startMs.push(Number(process.hrtime.bigint() - t) / 1e6);
-        made.push({ pod: pod.podSandboxId, ctr: ctr.containerId });
-        if (i === 0) await pollAll(0);
       }
-      figures.totalS = Number(process.hrtime.bigint() - started) / 1e9;
-      await pollAll(1);
-      await sleep(SETTLE_MS);
-      figures.memoryKb = await target.memoryKb();
-      for (const { pod } of made) {
-        await runtime.stopPodSandbox({ podSandboxId: pod }, opts);
-        await runtime.removePodSandbox({ podSandboxId: pod }, opts);
+    };
+    for (const run of runs) await start(run, 0);
+    await pollAll(0);
+    for (const run of runs) {
+      for (let i = 1; i < pods; i++) await start(run, i);
+      process.stdout.write(`${run.target.name}: ${pods} pods in ${run.figures.totalS.toFixed(1)} s\n`);
+    }
+    await pollAll(1);
+    await sleep(SETTLE_MS);
+    for (const run of runs) run.figures.memoryKb = await run.target.memoryKb();
+    const results = new Map<string, Figures>();
+    for (const run of runs) {
+      for (const { pod } of run.made) {
+        await run.runtime.stopPodSandbox({ podSandboxId: pod }, opts);
+        await run.runtime.removePodSandbox({ podSandboxId: pod }, opts);
       }
-      channel.close();
-      results.set(target.name, figures);
-      process.stdout.write(`${target.name}: ${pods} pods in ${figures.totalS.toFixed(1)} s\n`);
+      run.channel.close();
+      results.set(run.target.name, run.figures);
     }
     const names = [...results.keys()];
     const containerds = names.filter((n) => n.startsWith('containerd'));
@@ -94,9 +119,9 @@ async function main(): Promise<void> {
     const cell = (v: string) => v.padStart(18);
     const ratio = (f: (x: Figures) => number) => containerds.map((n) => cell((f(berth) / f(results.get(n)!)).toFixed(2))).join('');
     process.stdout.write(`\n${pods} pods, one after another; ms unless named; ratios berth/<runtime>\n`);
-    process.stdout.write(`${''.padEnd(34)}${names.map(cell).join('')}${containerds.map((n) => cell(`berth/${n}`)).join('')}\n`);
+    process.stdout.write(`${''.padEnd(48)}${names.map(cell).join('')}${containerds.map((n) => cell(`berth/${n}`)).join('')}\n`);
     const row = (label: string, f: (x: Figures) => number, digits = 1) =>
-      process.stdout.write(`${label.padEnd(34)}${names.map((n) => cell(f(results.get(n)!).toFixed(digits))).join('')}${ratio(f)}\n`);
+      process.stdout.write(`${label.padEnd(48)}${names.map((n) => cell(f(results.get(n)!).toFixed(digits))).join('')}${ratio(f)}\n`);
     row('start of pod 1', (x) => x.startMs[0]!);
     row(`start of pod ${pods}`, (x) => x.startMs.at(-1)!);
     row(`median start, pods 1-${pods}`, (x) => median(x.startMs));

@@ -82,6 +82,12 @@ export async function rssOf(match: (cmdline: string, pid: number) => boolean | P
   return total;
 }
 
+/** A process's parent pid (0 when it is gone). */
+export async function parentOf(pid: number): Promise<number> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
+  return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1] ?? 0);
+}
+
 /** True when the process is the init of a PID namespace pinned in dir (a berth pod's catatonit). */
 export async function initOfPinIn(pid: number, dir: string): Promise<boolean> {
   for (const name of await readdir(dir).catch(() => [] as string[])) {

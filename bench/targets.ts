@@ -8,7 +8,7 @@ import { removeAllPods, startBerthd } from '../test/helpers/berthd.js';
 import { containerdVersion, pushPauseImage, registryCriToml, startContainerd } from '../test/helpers/containerd.js';
 import type { TestRegistry } from '../test/helpers/registry.js';
 import { startPodNetwork } from '../test/helpers/pod-network.js';
-import { initOfPinIn, rssOf, startBusyboxRegistry, stringArg, type Scope } from './harness.js';
+import { initOfPinIn, parentOf, rssOf, startBusyboxRegistry, stringArg, type Scope } from './harness.js';
 import type { TestBerthd } from '../test/helpers/berthd.js';
 import type { TestContainerd } from '../test/helpers/containerd.js';
 
@@ -17,9 +17,16 @@ function berthMemory(berthd: TestBerthd): Promise<number> {
   return rssOf(async (cmd, p) => p === pid || (cmd.startsWith('/usr/bin/conmon') && cmd.includes(berthd.dir)) || (cmd.startsWith('/usr/bin/catatonit') && (await initOfPinIn(p, join(berthd.dir, 'state', 'ns')))));
 }
 
-function containerdMemory(containerd: TestContainerd): Promise<number> {
+async function containerdMemory(containerd: TestContainerd): Promise<number> {
   const pid = containerd.process.pid;
-  return rssOf((cmd, p) => p === pid || (cmd.includes('containerd-shim') && cmd.includes(containerd.socket)) || cmd.startsWith('/catatonit -P'));
+  const isShim = (cmd: string) => cmd.includes('containerd-shim') && cmd.includes(containerd.socket);
+  // Its shims first, then the pause containers they parent (other containerds' pods may be up too).
+  const shims = new Set<number>();
+  await rssOf((cmd, p) => {
+    if (isShim(cmd)) shims.add(p);
+    return false;
+  });
+  return rssOf(async (cmd, p) => p === pid || isShim(cmd) || (cmd.startsWith('/catatonit -P') && shims.has(await parentOf(p))));
 }
 
 export interface Target {
@@ -31,7 +38,7 @@ export interface Target {
   /**
    * Resident memory (kB) of the daemon and its per-pod and per-container processes:
    * conmon and the pods' catatonit for berth, shims and pause containers for containerd
-   * (pause containers of any containerd: measure one containerd with pods at a time).
+   * (the pause containers its own shims parent).
    */
   memoryKb(): Promise<number>;
 }
@@ -48,30 +55,33 @@ export function containerd2Binary(): string | undefined {
 export interface TargetOptions {
   /** The pod network's CNI config dir; none: each daemon gets an empty one of its own. */
   cniConfDir?: string;
+  /** A pod network (and /24) of its own for each runtime, in place of cniConfDir (all holding their pods at once). */
+  networkEach?: boolean;
   registry: TestRegistry;
   /** Leave containerd out (--no-containerd). */
   berthOnly?: boolean;
 }
 
 /** What a bench of running pods needs on every runtime: the busybox registry, a pod network, the targets. */
-export async function startPodBenchTargets(scope: Scope): Promise<{ image: string; targets: Target[] }> {
+export async function startPodBenchTargets(scope: Scope, options: { networkEach?: boolean } = {}): Promise<{ image: string; targets: Target[] }> {
   const { registry, image } = await startBusyboxRegistry(scope);
-  const net = await startPodNetwork(scope);
-  return { image, targets: await startTargets(scope, { cniConfDir: net.confDir, registry }) };
+  const cniConfDir = options.networkEach ? undefined : (await startPodNetwork(scope)).confDir;
+  return { image, targets: await startTargets(scope, { cniConfDir, registry, networkEach: options.networkEach }) };
 }
 
 export async function startTargets(scope: Scope, options: TargetOptions): Promise<Target[]> {
   const targets: Target[] = [];
-  const berthd = await startBerthd(scope, { cniConfDir: options.cniConfDir, logLevel: 'warn' });
+  const net = async () => (options.networkEach ? (await startPodNetwork(scope)).confDir : options.cniConfDir);
+  const berthd = await startBerthd(scope, { cniConfDir: await net(), logLevel: 'warn' });
   targets.push({ name: 'berth', endpoint: berthd.endpoint, pid: berthd.process.pid!, kind: 'berth', memoryKb: () => berthMemory(berthd) });
   const baseline = stringArg('--baseline');
   if (baseline) {
-    const base = await startBerthd(scope, { cniConfDir: options.cniConfDir, logLevel: 'warn', binary: baseline });
+    const base = await startBerthd(scope, { cniConfDir: await net(), logLevel: 'warn', binary: baseline });
     targets.push({ name: 'berth-base', endpoint: base.endpoint, pid: base.process.pid!, kind: 'berth', memoryKb: () => berthMemory(base) });
   }
   if (options.berthOnly || process.argv.includes('--no-containerd')) return targets;
   const criToml = registryCriToml(options.registry, await pushPauseImage(options.registry));
-  const containerd = await startContainerd(scope, { cniConfDir: options.cniConfDir, criToml });
+  const containerd = await startContainerd(scope, { cniConfDir: await net(), criToml });
   // Pods first, while containerd still runs: its shims and pod network namespaces would
   // outlive it otherwise (the scope closes in reverse order).
   scope.after(() => removeAllPods(containerd.endpoint).catch(() => undefined));
@@ -84,7 +94,7 @@ export async function startTargets(scope: Scope, options: TargetOptions): Promis
   });
   const cd2 = containerd2Binary();
   if (cd2) {
-    const containerd2 = await startContainerd(scope, { cniConfDir: options.cniConfDir, criToml, binary: cd2 });
+    const containerd2 = await startContainerd(scope, { cniConfDir: await net(), criToml, binary: cd2 });
     scope.after(() => removeAllPods(containerd2.endpoint).catch(() => undefined));
     targets.push({ name: 'containerd 2', endpoint: containerd2.endpoint, pid: containerd2.process.pid!, kind: 'containerd', memoryKb: () => containerdMemory(containerd2) });
   } else {

@@ -444,3 +444,40 @@ test('container and pod stats: CPU time and nano-cores, memory, the writable lay
   assert.equal((await readFile(`/sys/fs/cgroup/memory${containerCgroup('', containerId)}/memory.limit_in_bytes`, 'utf8')).trim(), String(80 << 20));
   await runtime.stopContainer({ containerId, timeout: 0n });
 });
+
+test('the kept list answers follow every change at once: create, start, an exit seen only by the exit watch, a pod stopped and removed, a removal', { skip }, async (t) => {
+  const { runtime, image, podId } = await setup(t);
+  const all = async () => (await runtime.listContainers({})).containers.map((c) => [c.id, c.state]);
+  const running = async () => (await runtime.listContainers({ filter: { state: { state: ContainerState.CONTAINER_RUNNING }, labelSelector: {} } })).containers.map((c) => c.id);
+  const pods = async () => (await runtime.listPodSandbox({})).items.map((p) => [p.id, p.state]);
+  const readyPods = async () => (await runtime.listPodSandbox({ filter: { state: { state: PodSandboxState.SANDBOX_READY }, labelSelector: {} } })).items.map((p) => p.id);
+  // Each list asked once before every change, so each change meets a kept answer.
+  assert.deepEqual([await all(), await running(), await pods(), await readyPods()], [[], [], [[podId, PodSandboxState.SANDBOX_READY]], [podId]]);
+  const { containerId } = await runtime.createContainer({ podSandboxId: podId, config: { metadata: { name: 'kept' }, image: { image }, command: ['sh', '-c', 'sleep 1; exit 4'], logPath: 'kept.log' } });
+  assert.deepEqual([await all(), await running()], [[[containerId, ContainerState.CONTAINER_CREATED]], []]);
+  await runtime.startContainer({ containerId });
+  assert.deepEqual([await all(), await running()], [[[containerId, ContainerState.CONTAINER_RUNNING]], [containerId]]);
+  // Only the unfiltered listing from here until the exit shows: the exit watch alone tells.
+  const until = Date.now() + 15_000;
+  let listed = await all();
+  while (listed[0]?.[1] !== ContainerState.CONTAINER_EXITED && Date.now() < until) {
+    await sleep(20);
+    listed = await all();
+  }
+  const seenAt = BigInt(Date.now()) * 1_000_000n;
+  assert.deepEqual(listed, [[containerId, ContainerState.CONTAINER_EXITED]]);
+  assert.deepEqual(await running(), []);
+  const status = (await runtime.containerStatus({ containerId })).status!;
+  assert.equal(status.exitCode, 4);
+  assert.ok(seenAt - status.finishedAt < 2_500_000_000n, `listed as exited ${(seenAt - status.finishedAt) / 1_000_000n} ms after the exit`);
+  // A second pod: listed at once, newest first; stopped: not ready at once; removed: gone at once.
+  const other = (await runtime.runPodSandbox({ config: { metadata: { name: 'kept-2', namespace: 'test', uid: 'kept-2-uid', attempt: 0 }, hostname: 'kept-2' } })).podSandboxId;
+  cleanup(t).after(() => runtime.removePodSandbox({ podSandboxId: other }).catch(() => undefined));
+  assert.deepEqual([await pods(), await readyPods()], [[[other, PodSandboxState.SANDBOX_READY], [podId, PodSandboxState.SANDBOX_READY]], [other, podId]]);
+  await runtime.stopPodSandbox({ podSandboxId: other });
+  assert.deepEqual([await pods(), await readyPods()], [[[other, PodSandboxState.SANDBOX_NOTREADY], [podId, PodSandboxState.SANDBOX_READY]], [podId]]);
+  await runtime.removePodSandbox({ podSandboxId: other });
+  assert.deepEqual([await pods(), await readyPods()], [[[podId, PodSandboxState.SANDBOX_READY]], [podId]]);
+  await runtime.removeContainer({ containerId });
+  assert.deepEqual([await all(), await running()], [[], []]);
+});

@@ -30,6 +30,10 @@ function assertEncodes(schema: DescMessage, answer: object, fields: object): voi
   assert.deepEqual(Buffer.from(bytes), Buffer.from(toBinary(schema, create(schema, fields as never))));
 }
 
+/** What the list handlers ask of the managers, over records a test holds (the whole list as the candidates of any filter). */
+const podListing = (all: () => SandboxRecord[]) => ({ list: all, withLabels: all, checked: async (r: SandboxRecord[]) => r });
+const containerListing = (all: () => ContainerRecord[]) => ({ list: all, withLabels: all, ofPodOrPrefix: all, fresh: async (r: ContainerRecord[]) => r });
+
 const podSpec: SandboxSpec = {
   name: 'web', uid: 'u1', namespace: 'default', attempt: 1, hostname: 'web', logDirectory: '/var/log/pods/x', portMappings: [],
   labels: { app: 'web', tier: 'front' }, annotations: { 'kubernetes.io/config.seen': 'now' },
@@ -42,7 +46,7 @@ function pod(id: string, createdAt: string): SandboxRecord {
 
 test('PodSandboxStatus and ListPodSandbox: cached bytes equal a fresh encoding, before and after the pod changes', async () => {
   const records = [pod('a'.repeat(64), '1000'), pod('b'.repeat(64), '2000')];
-  const pods = { getChecked: async (id: string) => records.find((r) => r.id === id)!, listChecked: async () => records };
+  const pods = { getChecked: async (id: string) => records.find((r) => r.id === id)!, ...podListing(() => records) };
   const status = podSandboxStatusHandler(pods as never);
   const list = listPodSandboxHandler(pods as never);
   for (let round = 0; round < 3; round++) {
@@ -78,7 +82,7 @@ test('ContainerStatus and ListContainers: cached bytes equal a fresh encoding as
     reason: '', message: '', logFile: '/var/log/pods/x/app.log', bundle: '/b', runtime: 'runc', pid: 0, cgroupsPath: '/c',
   };
   let imageRef = 'sha256:' + '1'.repeat(64);
-  const containers = { get: async () => record, listFresh: async () => [record], imageRefOf: () => imageRef };
+  const containers = { get: async () => record, ...containerListing(() => [record]), imageRefOf: () => imageRef };
   const handlers = containerHandlers(containers as never);
   const steps: Array<() => void> = [
     () => Object.assign(record, { state: 'running', startedAt: '2000', pid: 42 }),
@@ -118,4 +122,66 @@ test('ImageStatus and ListImages: cached bytes equal a fresh encoding; a renamed
   }
   const renamed = await status({ image: { image: 'registry/app:2' } } as never, ctx);
   assert.deepEqual([renamed.image?.repoTags, renamed.image?.pinned], [['registry/app:2'], true]);
+});
+
+test('the kept list answers (no filter, or a state only): the same bytes while nothing changed, a fresh encoding after any change', async () => {
+  // The managers hand out one array, changed in place, as a worst case for a check by array identity.
+  const pods: SandboxRecord[] = [pod('d'.repeat(64), '1000')];
+  const ctrs: ContainerRecord[] = [];
+  const ctr = (id: string, podId: string): ContainerRecord => ({
+    id, podId, spec: { ...containerSpec }, state: 'created', createdAt: '1000', startedAt: '0', finishedAt: '0', exitCode: 0,
+    reason: '', message: '', logFile: '/l', bundle: '/b', runtime: 'runc', pid: 0, cgroupsPath: '/c',
+  });
+  const listPods = listPodSandboxHandler(podListing(() => pods) as never);
+  const { listContainers } = containerHandlers({ ...containerListing(() => ctrs), imageRefOf: () => '' } as never);
+  const podLists = [{}, { filter: { state: { state: 0 }, labelSelector: {} } }, { filter: { state: { state: 1 }, labelSelector: {} } }];
+  const ctrLists = [{}, { filter: { state: { state: 1 }, labelSelector: {} } }, { filter: { state: { state: 2 }, labelSelector: {} } }, { filter: { state: { state: 7 }, labelSelector: {} } }];
+  /** Every kept list: a fresh encoding of what it lists, and what it lists is right. */
+  const check = async (): Promise<Uint8Array[]> => {
+    const out: Uint8Array[] = [];
+    for (const request of podLists) {
+      const answer = await listPods(request as never, ctx);
+      assertEncodes(ListPodSandboxResponseSchema, answer, { items: answer.items });
+      const state = (request as { filter?: { state: { state: number } } }).filter?.state.state;
+      const want = pods.filter((p) => state === undefined || (p.state === 'ready') === (state === 0)).sort((a, b) => Number(b.createdAt) - Number(a.createdAt));
+      assert.deepEqual(answer.items?.map((i) => [i.id, i.state, i.labels]), want.map((p) => [p.id, p.state === 'ready' ? 0 : 1, p.spec.labels]));
+      out.push(encodingOf(answer)!);
+    }
+    for (const request of ctrLists) {
+      const answer = await listContainers(request as never, ctx);
+      assertEncodes(ListContainersResponseSchema, answer, { containers: answer.containers });
+      const state = (request as { filter?: { state: { state: number } } }).filter?.state.state;
+      const code = { created: 0, running: 1, exited: 2, unknown: 3 };
+      assert.deepEqual(answer.containers?.map((c) => [c.id, c.state]), ctrs.filter((c) => state === undefined || code[c.state] === state).map((c) => [c.id, code[c.state]]));
+      out.push(encodingOf(answer)!);
+    }
+    return out;
+  };
+  const changes: [string, () => void][] = [
+    ['a container created', () => ctrs.push(ctr('e'.repeat(64), pods[0]!.id))],
+    ['it starts', () => (ctrs[0]!.state = 'running')],
+    ['a second pod, newer', () => pods.push(pod('f'.repeat(64), '2000'))],
+    ['a second container', () => ctrs.push(ctr('1'.repeat(64), pods[1]!.id))],
+    ['the first exits (as the exit watch records it)', () => Object.assign(ctrs[0]!, { state: 'exited', exitCode: 1, finishedAt: '5000' })],
+    ['the first pod stops', () => (pods[0]!.state = 'notready')],
+    ['new labels on a pod (a new spec)', () => (pods[1]!.spec = { ...pods[1]!.spec, labels: { app: 'other' } })],
+    ['a container given a new image id', () => (ctrs[1]!.spec = { ...ctrs[1]!.spec, imageId: 'sha256:' + '9'.repeat(64) })],
+    ['two records swapped (same set, another order)', () => ctrs.reverse()],
+    ['a container removed', () => ctrs.splice(0, 1)],
+    ['a pod removed', () => pods.splice(0, 1)],
+    ['everything removed', () => (pods.splice(0), ctrs.splice(0))],
+  ];
+  let before = await check();
+  for (const [what, change] of changes) {
+    // Nothing changed: the kept bytes themselves.
+    const again = await check();
+    again.forEach((bytes, i) => assert.equal(bytes, before[i], `list ${i} kept while nothing changed (before: ${what})`));
+    change();
+    before = await check();
+  }
+  // A filter other than a state is answered fresh each time, and right.
+  pods.push(pod('2'.repeat(64), '3000'));
+  const byLabel = await listPods({ filter: { labelSelector: { app: 'web' } } } as never, ctx);
+  assert.deepEqual(byLabel.items?.map((i) => i.id), ['2'.repeat(64)]);
+  assert.deepEqual((await listPods({ filter: { labelSelector: { app: 'none' } } } as never, ctx)).items, []);
 });

@@ -440,3 +440,31 @@ test('a stream over SETTINGS_MAX_CONCURRENT_STREAMS is refused (RST_STREAM REFUS
   const data = frames.find((f) => f.type === FrameType.DATA && f.streamId === 1);
   assert.equal(fromBinary(VersionResponseSchema, data!.payload.subarray(5)).version, 'first');
 });
+
+test('a unary answer over the frame size: HEADERS, DATA frames of at most 16384 octets that rejoin to the message, trailers', async (t) => {
+  const h = await serve(t);
+  const block = encodeHeaderBlock([[':method', 'POST'], [':scheme', 'http'], [':path', `${RUNTIME}/Version`], ['content-type', 'application/grpc']]);
+  const version = 'w'.repeat(40_000);
+  const body = versionBody(version);
+  const frames = await rawConnection(
+    h.socket,
+    Buffer.concat([
+      CLIENT_PREFACE,
+      encodeFrame(FrameType.SETTINGS, 0, 0),
+      encodeFrame(FrameType.HEADERS, Flag.END_HEADERS, 1, block),
+      // The request in frames of the default size too.
+      ...[0, 16384, 32768].map((at) => encodeFrame(FrameType.DATA, at === 32768 ? Flag.END_STREAM : 0, 1, body.subarray(at, at + 16384))),
+      encodeFrame(FrameType.GOAWAY, 0, 0, Buffer.alloc(8)),
+    ]),
+  );
+  const onStream = frames.filter((f) => f.streamId === 1);
+  const data = onStream.filter((f) => f.type === FrameType.DATA);
+  assert.deepEqual(onStream.map((f) => f.type), [FrameType.HEADERS, ...data.map(() => FrameType.DATA), FrameType.HEADERS]);
+  const total = data.reduce((sum, f) => sum + f.payload.length, 0);
+  assert.ok(total > 40_000);
+  assert.deepEqual(data.map((f) => f.payload.length), [16384, 16384, total - 2 * 16384], 'full frames, then the rest');
+  assert.ok(data.every((f) => f.flags === 0) && onStream.at(-1)!.flags === (Flag.END_HEADERS | Flag.END_STREAM));
+  const message = Buffer.concat(data.map((f) => f.payload));
+  assert.equal(message.readUInt32BE(1), message.length - 5);
+  assert.equal(fromBinary(VersionResponseSchema, message.subarray(5)).version, version);
+});

@@ -47,6 +47,9 @@ test('grpc-timeout parses every unit and formats within 8 digits', () => {
   assert.equal(parseGrpcTimeout('5000u'), 5);
   assert.equal(parseGrpcTimeout('123456789m'), undefined, 'nine digits');
   assert.equal(parseGrpcTimeout('10x'), undefined);
+  for (const bad of ['', 'm', '-1m', '1.5S', ' 1m', '1 m', '１m', 'S1']) assert.equal(parseGrpcTimeout(bad), undefined, JSON.stringify(bad));
+  assert.equal(parseGrpcTimeout('99999999S'), 99_999_999_000, 'eight digits');
+  assert.equal(parseGrpcTimeout('0n'), 0);
   assert.equal(parseGrpcTimeout(undefined), undefined);
   assert.equal(formatGrpcTimeout(1500), '1500m');
   assert.equal(formatGrpcTimeout(1e9), '1000000S');

@@ -197,6 +197,34 @@ test("a sandbox manager's containers are set once, and needed", async (t) => {
   assert.throws(() => pods.attachContainers(none), code('Internal', /already/));
 });
 
+test('pods by label: the rarest pair of a selector finds its candidates, made, removed and recovered alike; a listing checks only the pods it lists', async (t) => {
+  const { root, state } = await dirs(t);
+  const make = async () => {
+    const pods = new SandboxManager({ root, state, cgroupDriver: 'cgroupfs', cni: fakeCni([]), log, host: fakePodHost([]) });
+    pods.attachContainers({ stopPodContainers: async () => undefined, removePodContainers: async () => undefined });
+    await pods.recover();
+    return pods;
+  };
+  const pods = await make();
+  const uid = 'io.kubernetes.pod.uid';
+  const a = await pods.run(podSpec({ name: 'a', labels: { [uid]: 'ua', app: 'web' } }), new AbortController().signal);
+  const b = await pods.run(podSpec({ name: 'b', labels: { [uid]: 'ub', app: 'web' } }), new AbortController().signal);
+  const ids = (records: { id: string }[]) => records.map((r) => r.id).sort();
+  assert.deepEqual(ids(pods.withLabels({ [uid]: 'ua' })), [a]);
+  assert.deepEqual(ids(pods.withLabels({ app: 'web', [uid]: 'ub' })), [b], 'the rarest pair: one candidate');
+  assert.deepEqual(ids(pods.withLabels({ app: 'web' })), [a, b].sort());
+  assert.deepEqual(ids(pods.withLabels({ app: 'none', [uid]: 'ua' })), []);
+  assert.deepEqual(ids(pods.withLabels({})), [a, b].sort(), 'no selector: every pod');
+  assert.deepEqual(ids(await pods.checked(pods.withLabels({ [uid]: 'ub' }))), [b]);
+  await pods.stop(a);
+  await pods.remove(a);
+  assert.deepEqual(ids(pods.withLabels({ app: 'web' })), [b], 'a removed pod leaves the index');
+  // A restart: the recovered pods are indexed as they load.
+  const again = await make();
+  assert.deepEqual(ids(again.withLabels({ [uid]: 'ub' })), [b]);
+  assert.deepEqual(ids(again.withLabels({ [uid]: 'ua' })), []);
+});
+
 test('recovery undoes a creation a crash interrupted and loads the pods of an older berthd', async (t) => {
   const { root, state } = await dirs(t);
   await mkdir(join(root, 'pods'), { recursive: true });
@@ -430,6 +458,24 @@ test('a container is created in named steps; its name is reserved until it is re
   assert.equal(containers.find(id), undefined);
   assert.ok(calls.includes('unmount') && calls.includes('removeBundle'));
   assert.notEqual(await containers.create('pod1', containerSpec()), id, 'the name is free again');
+});
+
+test("a pod's containers and containers by label come from indexes kept as containers are made and removed", async (t) => {
+  const { containers } = await containerManager(t);
+  const uid = 'io.kubernetes.pod.uid';
+  const one = await containers.create('pod1', containerSpec({ name: 'one', labels: { [uid]: 'u1', tier: 'a' } }));
+  const two = await containers.create('pod1', containerSpec({ name: 'two', labels: { [uid]: 'u1', tier: 'b' } }));
+  const ids = (records: { id: string }[]) => records.map((r) => r.id);
+  assert.deepEqual(ids(containers.ofPod('pod1')), [one, two], 'in the order made');
+  assert.deepEqual(ids(containers.ofPodOrPrefix('pod1')), [one, two]);
+  assert.deepEqual(ids(containers.ofPodOrPrefix('po')), [one, two], 'a prefix of the pod id: found by a scan');
+  assert.deepEqual(ids(containers.ofPodOrPrefix('pod2')), []);
+  assert.deepEqual(ids(containers.withLabels({ [uid]: 'u1', tier: 'b' })), [two]);
+  assert.deepEqual(ids(containers.withLabels({ [uid]: 'u1' })), [one, two]);
+  assert.deepEqual(ids(containers.withLabels({})), [one, two]);
+  await containers.remove(one);
+  assert.deepEqual([ids(containers.ofPod('pod1')), ids(containers.withLabels({ [uid]: 'u1' })), ids(containers.withLabels({ tier: 'a' }))], [[two], [two], []]);
+  assert.deepEqual(ids(await containers.fresh(containers.ofPod('pod1'))), [two]);
 });
 
 test('a failed create undoes what it made and frees the name', async (t) => {

@@ -32,6 +32,7 @@ import { applyCdiEdits, cdiEditsFor, loadCdiRegistry, resolveCdiNodes, type CdiC
 import type { AttachRequest, ExecRequest, StreamIO } from '../stream/backends.js';
 import type { ContainerRecord, ContainerResources, ContainerSpec, ContainerState } from './container-types.js';
 import { noContainerEvents, type ContainerEventPublisher } from '../events/container-events.js';
+import { KeyIndex, LabelIndex } from '../util/record-index.js';
 
 export interface ContainerManagerOptions {
   config: BerthConfig;
@@ -53,6 +54,9 @@ const KILL_WAIT_MS = 10_000;
 
 export class ContainerManager implements PodContainers {
   readonly #records = new Map<string, ContainerRecord>();
+  /** The records by pod and by label pair (the kubelet lists a pod's containers by its uid label). */
+  readonly #byPod = new KeyIndex<ContainerRecord>();
+  readonly #labels = new LabelIndex<ContainerRecord>((r) => r.spec.labels);
   /** The image snapshots of CreateContainer calls under way: held already. */
   readonly #creating = new Set<{ snapshots: string[] }>();
   readonly #store: RecordStore<ContainerRecord>;
@@ -102,7 +106,7 @@ export class ContainerManager implements PodContainers {
     const { records, problems } = await this.#store.loadAll();
     for (const problem of problems) this.options.log.error({ problem }, 'skipping unreadable container record');
     for (const record of records) {
-      this.#records.set(record.id, record);
+      this.#add(record);
       this.#names.set(this.#nameKey(record.podId, record.spec), record.id);
       await this.#refresh(record);
     }
@@ -149,6 +153,25 @@ export class ContainerManager implements PodContainers {
     return [...this.#records.values()];
   }
 
+  #add(record: ContainerRecord): void {
+    this.#records.set(record.id, record);
+    this.#byPod.add(record.podId, record);
+    this.#labels.add(record);
+  }
+
+  /** The containers that may carry every pair of `selector` (a superset: the caller applies it); all for an empty one. */
+  withLabels(selector: Record<string, string>): ContainerRecord[] {
+    const candidates = this.#labels.candidates(selector);
+    return candidates ? [...candidates] : this.list();
+  }
+
+  /** The containers of the pod with this id, or else of those whose id starts so (a prefix: a scan). */
+  ofPodOrPrefix(podIdOrPrefix: string): ContainerRecord[] {
+    const exact = this.#byPod.get(podIdOrPrefix);
+    if (exact.size > 0) return [...exact];
+    return this.list().filter((r) => r.podId.startsWith(podIdOrPrefix));
+  }
+
   find(idOrPrefix: string): ContainerRecord | undefined {
     if (!idOrPrefix) return undefined;
     const exact = this.#records.get(idOrPrefix);
@@ -184,11 +207,17 @@ export class ContainerManager implements PodContainers {
    * ended, not of those running) instead of a look for each container.
    */
   async listFresh(): Promise<ContainerRecord[]> {
-    if (this.#exitWatcher?.watching) return this.list();
-    const ended = new Set(exitFileNames(this.#exitDir));
-    for (const record of this.#records.values()) if (record.state !== 'exited' && ended.has(record.id)) await this.#refresh(record);
-    return this.list();
+    return this.fresh(this.list());
   }
+
+  /** These containers, up to date (see listFresh): a listing refreshes only the containers it lists. */
+  async fresh(records: ContainerRecord[]): Promise<ContainerRecord[]> {
+    if (this.#exitWatcher?.watching) return records;
+    const ended = new Set(exitFileNames(this.#exitDir));
+    for (const record of records) if (record.state !== 'exited' && ended.has(record.id)) await this.#refresh(record);
+    return records;
+  }
+
 
   #nameKey(podId: string, spec: ContainerSpec): string {
     return `${spec.name}_${podId}_${spec.attempt}`;
@@ -227,7 +256,7 @@ export class ContainerManager implements PodContainers {
       try {
         await this.#writeBundle(record, pod, image, cdi);
         await this.#startMonitor(record, runtime);
-        this.#records.set(id, record);
+        this.#add(record);
         this.#events.publish('created', id, pod.id);
         this.options.log.info({ container: id, pod: pod.id, name: spec.name }, 'container created');
         return id;
@@ -429,7 +458,12 @@ export class ContainerManager implements PodContainers {
         this.#host.removeLeafCgroup(this.#monitorCgroup(record)).catch((err: Error) => this.options.log.warn({ container: record.id, error: err.message }, "cannot remove conmon's cgroup")),
       ] as const);
       await this.#store.delete(record.id);
+      const stored = this.#records.get(record.id);
       this.#records.delete(record.id);
+      if (stored) {
+        this.#byPod.delete(stored.podId, stored);
+        this.#labels.delete(stored);
+      }
       this.#specTexts.delete(record.id);
       this.#names.delete(this.#nameKey(record.podId, record.spec));
       this.#events.publish('deleted', record.id, record.podId);
@@ -541,7 +575,7 @@ export class ContainerManager implements PodContainers {
 
   /** Containers of a pod (for pod stop and remove). */
   ofPod(podId: string): ContainerRecord[] {
-    return this.list().filter((r) => r.podId === podId);
+    return [...this.#byPod.get(podId)];
   }
 
   /** PodContainers: stopping a pod stops its containers at once (no grace period). */

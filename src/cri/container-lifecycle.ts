@@ -1,13 +1,13 @@
 // CreateContainer, StartContainer, StopContainer, RemoveContainer, ContainerStatus,
 // ListContainers: thin handlers over the container manager.
-import { ContainerSchema, ContainerStatusSchema, type RuntimeService } from '../gen/runtime/v1/api_pb.js';
+import { ContainerSchema, ContainerStatusSchema, type ContainerState as CriContainerState, type RuntimeService } from '../gen/runtime/v1/api_pb.js';
 import { withEncoding, type UnaryHandler } from '../server/grpc-service.js';
 import { invalidArgument } from '../errors.js';
 import type { ContainerManager } from '../container/container-manager.js';
 import { containerResourcesFrom, containerSpecFrom, criContainerStates, toCriContainer, toCriContainerStatus, type ContainerTranslateOptions } from './container-translate.js';
-import { filterContainers } from './list-filters.js';
+import { filterContainers, hasLabels, onlyState } from './list-filters.js';
 import type { ContainerRecord } from '../container/container-types.js';
-import { EncodedFields, joinFields, type AnswerKey } from './encoded-answers.js';
+import { EncodedFields, EncodedList, type AnswerKey, type ItemKey } from './encoded-answers.js';
 
 type Method<K extends keyof typeof RuntimeService.method> = UnaryHandler<(typeof RuntimeService.method)[K]>;
 
@@ -26,7 +26,9 @@ function statusKey(r: ContainerRecord, imageRef: string): AnswerKey {
 }
 
 /** What toCriContainer reads that can change. */
-const itemKey = (r: ContainerRecord): AnswerKey => [r.state, r.spec, r.spec.image, r.spec.imageId, r.spec.labels, r.spec.annotations];
+const itemKey: ItemKey<ContainerRecord> = [(r) => r.state, (r) => r.spec, (r) => r.spec.image, (r) => r.spec.imageId, (r) => r.spec.labels, (r) => r.spec.annotations];
+
+const criStates = new Set<number>(Object.values(criContainerStates));
 
 function requireId(id: string, rpc: string): string {
   if (!id) throw invalidArgument(`${rpc}: container_id is required`);
@@ -46,6 +48,14 @@ export function containerHandlers(containers: ContainerManager, translate: Conta
 } {
   const statuses = new EncodedFields<ContainerRecord, typeof ContainerStatusSchema>(ContainerStatusSchema, 1);
   const items = new EncodedFields<ContainerRecord, typeof ContainerSchema>(ContainerSchema, 1);
+  // The listings the kubelet polls (no filter, or only a state) are kept whole until a
+  // container changes, one per state asked; the others are made from the cached items.
+  const lists = new Map<CriContainerState | undefined, EncodedList<ContainerRecord, typeof ContainerSchema>>();
+  const listOf = (state: CriContainerState | undefined) => {
+    let list = lists.get(state);
+    if (!list) lists.set(state, (list = new EncodedList(items, itemKey, toCriContainer)));
+    return list;
+  };
   return {
     createContainer: async (request) => {
       if (!request.podSandboxId) throw invalidArgument('CreateContainer: pod_sandbox_id is required');
@@ -100,10 +110,14 @@ export function containerHandlers(containers: ContainerManager, translate: Conta
     },
     listContainers: async (request) => {
       const filter = request.filter;
-      let records = filterContainers(await containers.listFresh(), filter);
-      if (filter?.state) records = records.filter((r) => criContainerStates[r.state] === filter.state!.state);
-      const listed = records;
-      const bytes = joinFields(listed.map((r) => items.of(r, itemKey(r), () => toCriContainer(r))));
+      // The containers the filter keeps (found by pod, or by the rarest label pair asked), then only those refreshed.
+      const candidates = filter?.podSandboxId ? containers.ofPodOrPrefix(filter.podSandboxId) : hasLabels(filter) ? containers.withLabels(filter!.labelSelector) : containers.list();
+      let records = await containers.fresh(filterContainers(candidates, filter));
+      const state = filter?.state?.state;
+      if (state !== undefined) records = records.filter((r) => criContainerStates[r.state] === state);
+      // Only the states there are get a list kept (a client picks the number).
+      const kept = onlyState(filter) && (state === undefined || criStates.has(state));
+      const { bytes, records: listed } = kept ? listOf(state).of(records) : listOf(undefined).once(records);
       return withEncoding({ get containers() { return listed.map(toCriContainer); } }, bytes);
     },
   };

@@ -40,11 +40,81 @@ export class EncodedFields<R extends object, S extends DescMessage> {
   }
 }
 
+/**
+ * What an item of a list answer reads that can change, as the functions that read each
+ * value: a whole cached list is checked against its items' values on every call without
+ * making a key per item.
+ */
+export type ItemKey<R> = readonly ((record: R) => unknown)[];
+
+/** A list answer: its encoding and the records it lists, in its order. */
+export interface ListAnswer<R> {
+  bytes: Uint8Array;
+  records: readonly R[];
+}
+
+/**
+ * A whole list answer (the kubelet's unfiltered listings, every second) encoded once and
+ * kept while the records listed are the same ones, in the same order, each with the same
+ * key values: then an answer is one pass over the records comparing values, with nothing
+ * encoded, copied or allocated. Any change (a record added or gone, a state, a spec)
+ * builds it again from the records' cached fields. `order` sorts the answer's items (the
+ * check compares the records as given, unsorted).
+ */
+export class EncodedList<R extends object, S extends DescMessage> {
+  #given: readonly R[] = [];
+  #values: unknown[] = [];
+  #answer: ListAnswer<R> | undefined;
+
+  constructor(
+    private readonly items: EncodedFields<R, S>,
+    private readonly key: ItemKey<R>,
+    private readonly message: (record: R) => MessageInitShape<S>,
+    private readonly order?: (a: R, b: R) => number,
+  ) {}
+
+  /** The answer listing `records`: the one kept while they are unchanged, else made now and kept. */
+  of(records: readonly R[]): ListAnswer<R> {
+    const cached = this.#answer;
+    if (cached && this.#unchanged(records)) return cached;
+    const values: unknown[] = [];
+    for (const record of records) for (const read of this.key) values.push(read(record));
+    this.#given = records.slice();
+    this.#values = values;
+    this.#answer = this.once(records);
+    return this.#answer;
+  }
+
+  /** The answer listing `records`, made now from their cached fields and not kept (a filtered listing). */
+  once(records: readonly R[]): ListAnswer<R> {
+    const listed = this.order ? records.slice().sort(this.order) : records.slice();
+    const bytes = joinFields(listed.map((r) => this.items.of(r, this.key.map((read) => read(r)), () => this.message(r))));
+    return { bytes, records: listed };
+  }
+
+  #unchanged(records: readonly R[]): boolean {
+    const given = this.#given;
+    if (records.length !== given.length) return false;
+    const key = this.key;
+    const values = this.#values;
+    let at = 0;
+    for (let i = 0; i < records.length; i++) {
+      const record = records[i]!;
+      if (record !== given[i]) return false;
+      for (let k = 0; k < key.length; k++) if (key[k]!(record) !== values[at++]) return false;
+    }
+    return true;
+  }
+}
+
 /** A response made of these fields, in this order. */
 export function joinFields(fields: readonly Uint8Array[]): Uint8Array {
   if (fields.length === 1) return fields[0]!;
+  if (fields.length === 0) return EMPTY;
   return Buffer.concat(fields);
 }
+
+const EMPTY = new Uint8Array(0);
 
 function lengthDelimited(field: number, bytes: Uint8Array): Uint8Array {
   return new BinaryWriter().tag(field, WireType.LengthDelimited).bytes(bytes).finish();

@@ -33,3 +33,14 @@ export function filterContainers(records: ContainerRecord[], filter: CommonFilte
 export function filterPods(records: SandboxRecord[], filter: CommonFilter | undefined): SandboxRecord[] {
   return filtered(records, filter);
 }
+
+/** True when a listing's filter asks for nothing but (perhaps) a state: the kubelet's polled listings. */
+export function onlyState(filter: CommonFilter | undefined): boolean {
+  return !filter || (!filter.id && !filter.podSandboxId && !hasLabels(filter));
+}
+
+/** True when the filter has a label selector with at least one pair. */
+export function hasLabels(filter: CommonFilter | undefined): boolean {
+  for (const _ in filter?.labelSelector) return true;
+  return false;
+}

@@ -4,9 +4,9 @@ import { withEncoding, type UnaryHandler } from '../server/grpc-service.js';
 import { invalidArgument } from '../errors.js';
 import type { SandboxManager } from '../pod/sandbox-manager.js';
 import type { SandboxRecord } from '../pod/sandbox-types.js';
-import { EncodedFields, joinFields, type AnswerKey } from './encoded-answers.js';
+import { EncodedFields, EncodedList, type AnswerKey, type ItemKey } from './encoded-answers.js';
 import { sandboxConfigJsonOf, toCriSandbox, toCriSandboxStatus } from './sandbox-translate.js';
-import { filterPods } from './list-filters.js';
+import { filterPods, hasLabels, onlyState } from './list-filters.js';
 
 /**
  * No timestamp, as containerd: with one, the kubelet's EventedPLEG code path takes the
@@ -17,7 +17,7 @@ import { filterPods } from './list-filters.js';
 /** What toCriSandboxStatus reads that can change: the state, the network (and the spec, by identity). */
 const statusKey = (r: SandboxRecord): AnswerKey => [r.state, r.spec, r.network, r.network?.ips, r.network?.ips.length];
 /** What toCriSandbox reads that can change. */
-const itemKey = (r: SandboxRecord): AnswerKey => [r.state, r.spec];
+const itemKey: ItemKey<SandboxRecord> = [(r) => r.state, (r) => r.spec];
 
 export function podSandboxStatusHandler(pods: SandboxManager): UnaryHandler<typeof RuntimeService.method.podSandboxStatus> {
   const statuses = new EncodedFields<SandboxRecord, typeof PodSandboxStatusSchema>(PodSandboxStatusSchema, 1);
@@ -50,19 +50,25 @@ export function podSandboxStatusHandler(pods: SandboxManager): UnaryHandler<type
 
 export function listPodSandboxHandler(pods: SandboxManager): UnaryHandler<typeof RuntimeService.method.listPodSandbox> {
   const items = new EncodedFields<SandboxRecord, typeof PodSandboxSchema>(PodSandboxSchema, 1);
+  // Newest first. createdAt is a decimal string of nanoseconds without leading zeros:
+  // the longer is the later, and of one length the greater string.
+  const byAge = (a: SandboxRecord, b: SandboxRecord) => newerFirst(a.createdAt, b.createdAt);
+  // The listings the kubelet polls (no filter, or only a state) are kept whole until a pod
+  // changes, one per state asked; the others are made from the pods' cached items.
+  const lists = new Map<SandboxRecord['state'] | undefined, EncodedList<SandboxRecord, typeof PodSandboxSchema>>();
+  const listOf = (state: SandboxRecord['state'] | undefined) => {
+    let list = lists.get(state);
+    if (!list) lists.set(state, (list = new EncodedList(items, itemKey, toCriSandbox, byAge)));
+    return list;
+  };
   return async (request) => {
     const filter = request.filter;
-    let records = filterPods(await pods.listChecked(), filter);
-    if (filter?.state) {
-      const wanted = filter.state.state === PodSandboxState.SANDBOX_READY ? 'ready' : 'notready';
-      records = records.filter((r) => r.state === wanted);
-    }
-    // Newest first. createdAt is a decimal string of nanoseconds without leading zeros:
-    // the longer is the later, and of one length the greater string. No BigInt and no
-    // padded copy made per pod.
-    const sorted = records.slice().sort((a, b) => newerFirst(a.createdAt, b.createdAt));
-    const bytes = joinFields(sorted.map((r) => items.of(r, itemKey(r), () => toCriSandbox(r))));
-    return withEncoding({ get items() { return sorted.map(toCriSandbox); } }, bytes);
+    // The pods the filter keeps (found by the rarest label pair asked), then only those checked.
+    let records = await pods.checked(filterPods(hasLabels(filter) ? pods.withLabels(filter!.labelSelector) : pods.list(), filter));
+    const wanted = filter?.state ? (filter.state.state === PodSandboxState.SANDBOX_READY ? 'ready' : 'notready') : undefined;
+    if (wanted) records = records.filter((r) => r.state === wanted);
+    const { bytes, records: listed } = onlyState(filter) ? listOf(wanted).of(records) : listOf(undefined).once(records);
+    return withEncoding({ get items() { return listed.map(toCriSandbox); } }, bytes);
   };
 }
 

@@ -23,6 +23,7 @@ import type { CniAttachment, CniManager } from '../network/cni.js';
 import { podFilePaths } from './pod-files.js';
 import { linuxPodHost, type PodHost } from './pod-host.js';
 import type { InitHandle } from '../linux/pid-namespace.js';
+import { LabelIndex } from '../util/record-index.js';
 import type { PodContext, SandboxRecord, SandboxSpec } from './sandbox-types.js';
 import { noContainerEvents, type ContainerEventPublisher } from '../events/container-events.js';
 
@@ -60,6 +61,8 @@ const UNLIMITED_BURST = 2 ** 31 - 1;
 
 export class SandboxManager {
   readonly #records = new Map<string, SandboxRecord>();
+  /** The records by label pair (the kubelet lists a pod's sandboxes by its uid label). */
+  readonly #labels = new LabelIndex<SandboxRecord>((r) => r.spec.labels);
   readonly #store: RecordStore<SandboxRecord>;
   readonly #reservations = new Map<string, Reservation>();
   readonly #locks = new KeyedMutex();
@@ -103,7 +106,7 @@ export class SandboxManager {
     for (const record of records) {
       // Older berthd kept the request's raw CRI config in the record; nothing reads it now.
       delete (record as SandboxRecord & { criConfig?: unknown }).criConfig;
-      this.#records.set(record.id, record);
+      this.#add(record);
       if (record.state === 'creating') {
         this.options.log.warn({ pod: record.id }, 'undoing a pod creation that a crash interrupted');
         await this.#teardown(record, true).catch((err: Error) => this.options.log.error({ pod: record.id, error: err.message }, 'undo failed'));
@@ -204,11 +207,24 @@ export class SandboxManager {
   }
 
   /** Pods with their readiness checked (for status and list). */
-  async listChecked(): Promise<SandboxRecord[]> {
-    const records = this.list();
+  listChecked(): Promise<SandboxRecord[]> {
+    return this.checked(this.list());
+  }
+
+  /** These pods, each with its readiness checked (a listing checks only the pods it lists). */
+  async checked(records: SandboxRecord[]): Promise<SandboxRecord[]> {
     // Most pods are answered by their held init's one read, without an await each.
     for (const record of records) if (!this.#knownAlive(record)) await this.#checkAlive(record);
     return records;
+  }
+
+  /** The pods that may carry every pair of `selector` (a superset: the caller applies it); all pods for an empty one. */
+  withLabels(selector: Record<string, string>): SandboxRecord[] {
+    const candidates = this.#labels.candidates(selector);
+    if (!candidates) return this.list();
+    const out: SandboxRecord[] = [];
+    for (const record of candidates) if (record.state !== 'creating') out.push(record);
+    return out;
   }
 
   async getChecked(idOrPrefix: string): Promise<SandboxRecord> {
@@ -218,7 +234,14 @@ export class SandboxManager {
   }
 
   list(): SandboxRecord[] {
-    return [...this.#records.values()].filter((r) => r.state !== 'creating');
+    const out: SandboxRecord[] = [];
+    for (const record of this.#records.values()) if (record.state !== 'creating') out.push(record);
+    return out;
+  }
+
+  #add(record: SandboxRecord): void {
+    this.#records.set(record.id, record);
+    this.#labels.add(record);
   }
 
   /** A pod by id or unique id prefix. */
@@ -317,7 +340,7 @@ export class SandboxManager {
     // attached does not fail) and finds the init by its namespace.
     const list = record.netns ? await this.options.cni.network() : undefined;
     if (list) record.network = { name: list.name, ifName: POD_INTERFACE, ips: [] };
-    this.#records.set(id, record);
+    this.#add(record);
     await this.#store.put(id, record);
     try {
       mkdirSync(record.podDir, { recursive: true, mode: 0o755 });
@@ -475,7 +498,9 @@ export class SandboxManager {
     await this.#host.removeCgroups(record.cgroupsCreated, record.cgroupPath || undefined);
     await this.#host.removeUnmounted(record.podDir);
     await this.#store.delete(record.id);
+    const stored = this.#records.get(record.id);
     this.#records.delete(record.id);
+    if (stored) this.#labels.delete(stored);
     this.#releaseInit(record.id);
     const key = reservationKey(record.spec);
     if (this.#reservations.get(key)?.id === record.id) this.#reservations.delete(key);

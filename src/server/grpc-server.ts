@@ -98,6 +98,8 @@ const DROP: StreamListener = { data: () => undefined, end: () => undefined, abor
 
 export class GrpcServer {
   private readonly services = new Map<string, ServiceImplementation>();
+  /** Every method by its whole :path ("/package.Service/Method"): a call is routed by one lookup. */
+  private readonly routes = new Map<string, MethodImplementation>();
   private readonly connections = new Map<H2Connection, Promise<void>>();
   private readonly maxReceive: number;
   private readonly maxSend: number;
@@ -113,6 +115,7 @@ export class GrpcServer {
   addService(service: ServiceImplementation): void {
     if (this.services.has(service.name)) throw new Error(`service ${service.name} is served twice`);
     this.services.set(service.name, service);
+    for (const [name, implementation] of service.methods) this.routes.set(`/${service.name}/${name}`, implementation);
   }
 
   /** Serves an accepted connection (a socket, or any duplex stream of a client's bytes). */
@@ -168,6 +171,13 @@ export class GrpcServer {
     if (method !== 'POST') {
       return earlyAbort(stream, 405, GrpcStatus.INTERNAL, `Received a HEADERS frame with :method "${method ?? ''}" which should be POST`);
     }
+    const implementation = this.routes.get(path);
+    if (!implementation) return this.unrouted(stream, path);
+    stream.listener = new H2Call(stream, timeoutMs, this.maxSend, this.maxReceive, implementation, path);
+  }
+
+  /** A :path that names no method served: grpc-go's answers. */
+  private unrouted(stream: H2Stream, path: string): void {
     const slash = path.lastIndexOf('/');
     if (slash <= 0 || path[0] !== '/') {
       return earlyAbort(stream, 200, GrpcStatus.UNIMPLEMENTED, `malformed method name: "${path}"`);
@@ -175,39 +185,8 @@ export class GrpcServer {
     const serviceName = path.slice(1, slash);
     const methodName = path.slice(slash + 1);
     const service = this.services.get(serviceName);
-    const implementation = service?.methods.get(methodName);
-    if (!implementation) {
-      const why = service ? `unknown method ${methodName} for service ${serviceName}` : `unknown service ${serviceName}`;
-      return earlyAbort(stream, 200, GrpcStatus.UNIMPLEMENTED, why);
-    }
-    const call = new H2Call(stream, timeoutMs, this.maxSend);
-    const deframer = new MessageDeframer(this.maxReceive);
-    let request: Buffer | undefined;
-    let extra = false;
-    stream.listener = {
-      data(chunk) {
-        if (call.ended) return;
-        try {
-          for (const message of deframer.push(chunk)) {
-            if (request === undefined) request = message;
-            else extra = true;
-          }
-        } catch (err) {
-          const { status, message } = err as FrameError;
-          call.finish(status, `grpc: ${message}`);
-        }
-      },
-      end() {
-        // The deadline may have passed, or the call failed, while the request came in.
-        if (call.ended) return;
-        if (request === undefined || extra || deframer.hasPartialFrame) {
-          const why = deframer.hasPartialFrame ? 'the request ended inside a message' : request === undefined ? 'no request message' : 'too many request messages';
-          return call.finish(GrpcStatus.INTERNAL, `grpc: ${why} for ${path}`);
-        }
-        implementation.handle(request, call);
-      },
-      abort: () => call.aborted(),
-    };
+    const why = service ? `unknown method ${methodName} for service ${serviceName}` : `unknown service ${serviceName}`;
+    earlyAbort(stream, 200, GrpcStatus.UNIMPLEMENTED, why);
   }
 }
 
@@ -217,33 +196,64 @@ function earlyAbort(stream: H2Stream, httpStatus: number, code: GrpcStatusCode, 
   stream.respond(statusBlock(code, message, httpStatus), true);
 }
 
-class H2Call implements ServerCall {
+/** One call: what its implementation sees (ServerCall), and what hears its stream (the request, the client's reset). */
+class H2Call implements ServerCall, StreamListener {
   readonly deadline: Date | undefined;
   onCancel: ((reason: CancelReason) => void) | undefined = undefined;
   private finished = false;
   private timer: NodeJS.Timeout | undefined;
-  /** Senders waiting for the stream to drain. */
-  private waiting: (() => void)[] = [];
+  /** Senders waiting for the stream to drain (made with the first). */
+  private waiting: (() => void)[] | undefined;
+  private readonly deframer: MessageDeframer;
+  private request: Buffer | undefined;
+  private extra = false;
 
   constructor(
     private readonly stream: H2Stream,
     timeoutMs: number | undefined,
     private readonly maxSend: number,
+    maxReceive: number,
+    private readonly implementation: MethodImplementation,
+    private readonly path: string,
   ) {
+    this.deframer = new MessageDeframer(maxReceive);
     if (timeoutMs !== undefined) {
       this.deadline = new Date(Date.now() + timeoutMs);
       this.timer = setTimeout(() => this.expire(), Math.min(timeoutMs, 2 ** 31 - 1)).unref();
     }
   }
 
-  get ended(): boolean {
-    return this.finished;
+  /** Request data. */
+  data(chunk: Buffer): void {
+    if (this.finished) return;
+    try {
+      for (const message of this.deframer.push(chunk)) {
+        if (this.request === undefined) this.request = message;
+        else this.extra = true;
+      }
+    } catch (err) {
+      const { status, message } = err as FrameError;
+      this.finish(status, `grpc: ${message}`);
+    }
+  }
+
+  /** The request is complete: the call runs. */
+  end(): void {
+    // The deadline may have passed, or the call failed, while the request came in.
+    if (this.finished) return;
+    const { request, deframer } = this;
+    if (request === undefined || this.extra || deframer.hasPartialFrame) {
+      const why = deframer.hasPartialFrame ? 'the request ended inside a message' : request === undefined ? 'no request message' : 'too many request messages';
+      return this.finish(GrpcStatus.INTERNAL, `grpc: ${why} for ${this.path}`);
+    }
+    this.request = undefined;
+    this.implementation.handle(request, this);
   }
 
   /** The client reset the stream or left. */
-  aborted(): void {
+  abort(): void {
     if (this.finished) return this.release();
-    this.end();
+    this.settle();
     this.onCancel?.('cancelled');
   }
 
@@ -254,7 +264,7 @@ class H2Call implements ServerCall {
       void this.send(message);
       return this.finish(GrpcStatus.OK);
     }
-    this.end();
+    this.settle();
     this.stream.reply(RESPONSE_HEADERS, [frameHeader(message.length), message], OK_TRAILERS);
   }
 
@@ -265,12 +275,12 @@ class H2Call implements ServerCall {
     if (!stream.headersSent) stream.respond(RESPONSE_HEADERS, false);
     if (stream.write(frameMessage(message))) return READY;
     stream.onDrain ??= () => this.release();
-    return new Promise((resolve) => this.waiting.push(resolve));
+    return new Promise((resolve) => (this.waiting ??= []).push(resolve));
   }
 
   finish(code: GrpcStatusCode, message?: string): void {
     if (this.finished) return;
-    this.end();
+    this.settle();
     const stream = this.stream;
     if (stream.localEnded) return;
     if (stream.headersSent) stream.end(statusBlock(code, message));
@@ -280,8 +290,8 @@ class H2Call implements ServerCall {
 
   private release(): void {
     const waiting = this.waiting;
-    if (waiting.length === 0) return;
-    this.waiting = [];
+    if (!waiting) return;
+    this.waiting = undefined;
     for (const resolve of waiting) resolve();
   }
 
@@ -298,7 +308,7 @@ class H2Call implements ServerCall {
     this.onCancel?.('deadline');
   }
 
-  private end(): void {
+  private settle(): void {
     this.finished = true;
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;

@@ -127,10 +127,17 @@ const TIMEOUT_UNIT_MS: Record<string, number> = { H: 3_600_000, M: 60_000, S: 10
 
 /** A grpc-timeout header ("100m", "5S"…) in milliseconds; undefined when absent or malformed. */
 export function parseGrpcTimeout(value: string | undefined): number | undefined {
-  if (!value) return undefined;
-  const match = /^(\d{1,8})([HMSmun])$/.exec(value);
-  if (!match) return undefined;
-  return Number(match[1]) * TIMEOUT_UNIT_MS[match[2]!]!;
+  // 1-8 ASCII digits and a unit (every call carries one: read without a regex's match array).
+  if (!value || value.length < 2 || value.length > 9) return undefined;
+  const unit = TIMEOUT_UNIT_MS[value[value.length - 1]!];
+  if (unit === undefined) return undefined;
+  let digits = 0;
+  for (let i = 0; i < value.length - 1; i++) {
+    const d = value.charCodeAt(i) - 0x30;
+    if (d < 0 || d > 9) return undefined;
+    digits = digits * 10 + d;
+  }
+  return digits * unit;
 }
 
 /** Milliseconds as a grpc-timeout header: at most 8 digits, in the finest unit that fits. */

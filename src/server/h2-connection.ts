@@ -96,9 +96,10 @@ export class H2Stream {
   }
 
   /**
-   * A unary answer in one write when the windows allow: headers, one DATA frame (its
-   * payload the parts, back to back: no copy of a message to prefix it), trailers.
-   * Otherwise the data waits for window as `write`'s does.
+   * A unary answer in one write when the windows allow: headers, the DATA frames (their
+   * payloads the parts, back to back and cut at the peer's frame size: one copy of a
+   * message into the write, none to prefix or join it), trailers. Otherwise the data waits
+   * for window as `write`'s does.
    */
   reply(headers: Buffer, parts: readonly Uint8Array[], trailers: Buffer): void {
     if (this.localEnded || this.headersSent) return;
@@ -106,7 +107,7 @@ export class H2Stream {
     let length = 0;
     for (const part of parts) length += part.length;
     const maxFrame = connection.peerMaxFrameSize;
-    if (length > Math.min(this.sendWindow, connection.sendWindow, maxFrame) || headers.length > maxFrame || trailers.length > maxFrame) {
+    if (length > Math.min(this.sendWindow, connection.sendWindow) || headers.length > maxFrame || trailers.length > maxFrame) {
       this.respond(headers, false);
       this.write(Buffer.concat(parts, length));
       return this.end(trailers);
@@ -114,16 +115,34 @@ export class H2Stream {
     this.headersSent = true;
     this.sendWindow -= length;
     connection.sendWindow -= length;
+    const dataFrames = Math.max(1, Math.ceil(length / maxFrame));
     const dataAt = FRAME_HEADER_BYTES + headers.length;
-    const trailersAt = dataAt + FRAME_HEADER_BYTES + length;
+    const trailersAt = dataAt + dataFrames * FRAME_HEADER_BYTES + length;
     const out = Buffer.allocUnsafe(trailersAt + FRAME_HEADER_BYTES + trailers.length);
     writeFrameHeader(out, 0, headers.length, FrameType.HEADERS, Flag.END_HEADERS, this.id);
     out.set(headers, FRAME_HEADER_BYTES);
-    writeFrameHeader(out, dataAt, length, FrameType.DATA, 0, this.id);
-    let at = dataAt + FRAME_HEADER_BYTES;
+    let at = dataAt;
+    let left = length;
+    // Room left in the DATA frame being filled; a frame header is written as each begins.
+    let room = 0;
+    if (length === 0) {
+      writeFrameHeader(out, at, 0, FrameType.DATA, 0, this.id);
+      at += FRAME_HEADER_BYTES;
+    }
     for (const part of parts) {
-      out.set(part, at);
-      at += part.length;
+      for (let from = 0; from < part.length; ) {
+        if (room === 0) {
+          room = Math.min(maxFrame, left);
+          writeFrameHeader(out, at, room, FrameType.DATA, 0, this.id);
+          at += FRAME_HEADER_BYTES;
+        }
+        const n = Math.min(room, part.length - from);
+        out.set(n === part.length ? part : part.subarray(from, from + n), at);
+        at += n;
+        from += n;
+        room -= n;
+        left -= n;
+      }
     }
     writeFrameHeader(out, trailersAt, trailers.length, FrameType.HEADERS, Flag.END_HEADERS | Flag.END_STREAM, this.id);
     out.set(trailers, trailersAt + FRAME_HEADER_BYTES);
@@ -284,7 +303,7 @@ export class H2Connection {
   /** The server sent END_STREAM: a peer still sending is told to stop (as grpc-go does). */
   endedLocally(stream: H2Stream): void {
     stream.localEnded = true;
-    stream.queue = [];
+    if (stream.queue.length > 0) stream.queue = [];
     if (!stream.remoteEnded) return this.resetStream(stream, H2Error.NO_ERROR);
     this.forget(stream);
   }
