@@ -7,7 +7,7 @@
 // A layer being downloaded goes through openLayerPipe instead: the worker then also
 // hashes and stores the compressed blob (the content store's partial file), so the main
 // thread only receives the HTTP body and hands its bytes on.
-import { availableParallelism } from 'node:os';
+import { availableParallelism, loadavg } from 'node:os';
 import type { Worker } from 'node:worker_threads';
 import { BerthError, type ErrorCode } from '../errors.js';
 import type { BlobSink, DirectRequest } from './content-store.js';
@@ -60,16 +60,21 @@ const BATCH_BYTES = 1024 * 1024;
 const RING_BYTES = WINDOW_BYTES + BATCH_BYTES;
 
 /**
- * Layer workers: one more than the cores (at least 3, at most 5), each running several
- * layers' jobs side by side, the jobs spread by their bytes (least loaded first). One
- * more than the cores because a pull's layers are whole jobs: 5 equal layers on 2 workers
- * are 3 on one and 2 on the other, one core idle for the last fifth; on 3 workers (2, 2,
- * 1) the kernel shares the 2 cores among them and all end together. Each worker costs
- * its start (an isolate loading the unpack code: ~50-60 ms of CPU measured here, more
- * under load), which is why they are started as soon as a pull's manifest shows its big
- * layers (warmLayerWorkers), while the config and the small layers are fetched.
+ * Layer workers: each runs several layers' jobs side by side, the jobs spread by their
+ * bytes (least loaded first). While the machine has idle cores (load average below the
+ * cores) the pool is one more than the cores (at least 3, at most 5): a pull's layers are
+ * whole jobs, so 5 equal layers on 2 workers are 3 on one and 2 on the other, one core
+ * idle for the last fifth; on 3 workers (2, 2, 1) the kernel shares the 2 cores among
+ * them and all end together. On a busy machine the cores are shared with others anyway
+ * (an idle worker leaves its core to them), so it is one per core (2 to 4): each worker
+ * costs its start (an isolate loading the unpack code: ~30-60 ms of CPU measured here,
+ * more under load). Workers are started as soon as a pull's manifest shows its big layers
+ * (warmLayerWorkers), while the config and the small layers are fetched.
  */
-const POOL_SIZE = Math.max(3, Math.min(5, availableParallelism() + 1));
+function poolSize(): number {
+  const cores = availableParallelism();
+  return loadavg()[0]! < cores ? Math.max(3, Math.min(5, cores + 1)) : Math.max(2, Math.min(4, cores));
+}
 /** A worker with no job for this long ends (idle memory). */
 const IDLE_MS = 10_000;
 
@@ -158,7 +163,8 @@ function addWorker(): PooledWorker {
  * layers.
  */
 export function warmLayerWorkers(count: number): void {
-  while (pool.length < Math.min(POOL_SIZE, count)) addWorker();
+  const size = poolSize();
+  while (pool.length < Math.min(size, count)) addWorker();
 }
 
 /**
@@ -179,7 +185,7 @@ export function layerWorkerCount(): number {
 
 /** Starts a layer job of `weight` bytes: see pickWorker. */
 function startJob(target: string, weight: number, handle: (message: FromWorker) => void): Job {
-  const i = pickWorker(pool.map((w) => ({ load: w.load, jobs: w.jobs.size })), POOL_SIZE);
+  const i = pickWorker(pool.map((w) => ({ load: w.load, jobs: w.jobs.size })), poolSize());
   const chosen = i < 0 ? addWorker() : pool[i]!;
   return chosen.start(nextJobId++, target, weight, handle);
 }
