@@ -12,7 +12,7 @@ import { INDEX_TYPES, MANIFEST_TYPES } from './media-types.js';
 import { digestReference, formatReference, parseReference, tagReference, type ImageReference } from '../util/image-reference.js';
 import { RegistryClient, type RegistryCredentials, type RegistryEndpoint } from './registry-client.js';
 import { SnapshotStore } from './snapshot-store.js';
-import { openLayerPipe, WORKER_MIN_BYTES, type LayerPipe } from './layer-unpack-worker.js';
+import { openLayerPipe, warmLayerWorkers, WORKER_MIN_BYTES, type LayerPipe } from './layer-unpack-worker.js';
 import { choosePlatform, imageLayers, parseJson, type Descriptor, type ImageConfigDoc, type ImageRuntimeConfig, type ManifestDoc } from './manifest.js';
 
 export interface ImageManagerOptions {
@@ -185,6 +185,10 @@ export class ImageManager {
     }
     const config = manifest.config;
     if (!config) throw invalidArgument(`${formatReference(ref)}: manifest ${manifestDigest} has no config`);
+    // The layer workers start while the config is fetched (for blobs not stored yet).
+    const declared = (manifest.layers ?? []).filter((l) => typeof l.size === 'number' && l.size >= WORKER_MIN_BYTES);
+    const missing = await Promise.all(declared.map(async (l) => !(await this.content.has(l.digest))));
+    warmLayerWorkers(missing.filter(Boolean).length);
     lease(config.digest);
     await this.#ingest(top.endpoint, ref, config, credentials, signal);
     const { layers, configDoc } = imageLayers(manifest, await this.content.read(config.digest), formatReference(ref));
@@ -196,7 +200,9 @@ export class ImageManager {
     const key = formatReference(ref);
     const present = await Promise.all(layers.map((layer) => this.snapshots.has(layer.chainId)));
     this.progress.start(key, layers.map((layer, i) => ({ digest: layer.digest, size: layer.size, fetched: present[i] ? layer.size : 0, done: present[i]! })));
-    await mapLimit(layers, this.options.parallelLayers ?? 6, async (layer) => {
+    // Biggest first: the workers' jobs are spread by bytes, and the longest start first.
+    const bySize = [...layers].sort((a, b) => b.size - a.size);
+    await mapLimit(bySize, this.options.parallelLayers ?? 6, async (layer) => {
       if (await this.snapshots.has(layer.chainId)) return;
       const started = Date.now();
       await this.#fetchLayer(top.endpoint, ref, layer, credentials, signal);
@@ -326,7 +332,7 @@ export class ImageManager {
     let download: Promise<void> | undefined;
     try {
       await this.snapshots.ensureWith(layer.chainId, layer.diffId, async (target) => {
-        const pipe = openLayerPipe(target, (bytes) => this.progress.received(formatReference(ref), layer.digest, bytes));
+        const pipe = openLayerPipe(target, layer.size, (bytes) => this.progress.received(formatReference(ref), layer.digest, bytes));
         try {
           download = this.#ingest(endpoint, ref, descriptor, credentials, signal, undefined, pipe);
           // Awaited below, after the unpack, but handled from the start (else Node ends the process).

@@ -7,7 +7,7 @@
 // A layer being downloaded goes through openLayerPipe instead: the worker then also
 // hashes and stores the compressed blob (the content store's partial file), so the main
 // thread only receives the HTTP body and hands its bytes on.
-import { availableParallelism } from 'node:os';
+import { availableParallelism, loadavg } from 'node:os';
 import type { Worker } from 'node:worker_threads';
 import { BerthError, type ErrorCode } from '../errors.js';
 import type { BlobSink, DirectRequest } from './content-store.js';
@@ -60,13 +60,21 @@ const BATCH_BYTES = 1024 * 1024;
 const RING_BYTES = WINDOW_BYTES + BATCH_BYTES;
 
 /**
- * Layer workers: one per core (at least 2, at most 4), each running several layers' jobs
- * side by side. The unpack never waits on the thread pool now (all its calls are
- * blocking), so a worker per core keeps the cores busy; each more costs its start (an
- * isolate: ~50-60 ms of CPU measured here) and its own JIT warm-up. Two per core on this
- * 2-core machine took ~0.15 CPU-s more per 211 MB pull (three runs each way, load ~6).
+ * Layer workers: each runs several layers' jobs side by side, the jobs spread by their
+ * bytes (least loaded first). While the machine has idle cores (load average below the
+ * cores) the pool is one more than the cores (at least 3, at most 5): a pull's layers are
+ * whole jobs, so 5 equal layers on 2 workers are 3 on one and 2 on the other, one core
+ * idle for the last fifth; on 3 workers (2, 2, 1) the kernel shares the 2 cores among
+ * them and all end together. On a busy machine the cores are shared with others anyway
+ * (an idle worker leaves its core to them), so it is one per core (2 to 4): each worker
+ * costs its start (an isolate loading the unpack code: ~30-60 ms of CPU measured here,
+ * more under load). Workers are started as soon as a pull's manifest shows its big layers
+ * (warmLayerWorkers), while the config and the small layers are fetched.
  */
-const POOL_SIZE = Math.max(2, Math.min(4, availableParallelism()));
+function poolSize(): number {
+  const cores = availableParallelism();
+  return loadavg()[0]! < cores ? Math.max(3, Math.min(5, cores + 1)) : Math.max(2, Math.min(4, cores));
+}
 /** A worker with no job for this long ends (idle memory). */
 const IDLE_MS = 10_000;
 
@@ -88,11 +96,14 @@ class PooledWorker {
   // worker_threads is loaded by the first big layer, not at start-up (idle memory).
   readonly worker: Worker = new (process.getBuiltinModule('node:worker_threads').Worker)(new URL('./unpack-worker.js', import.meta.url));
   readonly jobs = new Map<number, (message: FromWorker) => void>();
+  /** The bytes of the jobs it runs (their compressed size: what the work grows with). */
+  load = 0;
   #idle: NodeJS.Timeout | undefined;
 
   constructor(private readonly onGone: (w: PooledWorker) => void) {
-    this.worker.unref();
     this.worker.on('message', (message: FromWorker) => this.jobs.get(message.id)?.(message));
+    // Held while it has jobs only; after the 'message' listener, which refs its port again.
+    this.worker.unref();
     const died = (err: Error) => {
       this.onGone(this);
       for (const [id, handle] of this.jobs) {
@@ -103,43 +114,80 @@ class PooledWorker {
     };
     this.worker.once('error', died);
     this.worker.once('exit', (code) => died(new Error(`the layer worker exited (code ${code})`)));
+    this.#endWhenIdle();
   }
 
-  start(id: number, target: string, handle: (message: FromWorker) => void): Job {
+  start(id: number, target: string, weight: number, handle: (message: FromWorker) => void): Job {
     clearTimeout(this.#idle);
+    if (this.jobs.size === 0) this.worker.ref();
     this.jobs.set(id, handle);
+    this.load += weight;
     this.worker.postMessage({ type: 'start', id, target } satisfies ToWorker);
     return {
       post: (message, transfer) => this.worker.postMessage({ ...message, id }, transfer),
       release: () => {
         if (!this.jobs.delete(id)) return;
+        this.load -= weight;
         this.worker.postMessage({ type: 'release', id } satisfies ToWorker);
-        if (this.jobs.size === 0) {
-          this.#idle = setTimeout(() => {
-            this.onGone(this);
-            void this.worker.terminate();
-          }, IDLE_MS);
-          this.#idle.unref();
-        }
+        if (this.jobs.size === 0) this.#endWhenIdle();
       },
     };
+  }
+
+  /** Ends the worker after IDLE_MS unless a job comes meanwhile. */
+  #endWhenIdle(): void {
+    this.worker.unref();
+    this.#idle = setTimeout(() => {
+      this.onGone(this);
+      void this.worker.terminate();
+    }, IDLE_MS);
+    this.#idle.unref();
   }
 }
 
 const pool: PooledWorker[] = [];
 let nextJobId = 1;
 
-/** Starts a layer job on the least busy worker (a new one while the pool is not full). */
-function startJob(target: string, handle: (message: FromWorker) => void): Job {
-  let chosen = pool.reduce<PooledWorker | undefined>((best, w) => (!best || w.jobs.size < best.jobs.size ? w : best), undefined);
-  if (!chosen || (chosen.jobs.size > 0 && pool.length < POOL_SIZE)) {
-    chosen = new PooledWorker((gone) => {
-      const i = pool.indexOf(gone);
-      if (i >= 0) pool.splice(i, 1);
-    });
-    pool.push(chosen);
-  }
-  return chosen.start(nextJobId++, target, handle);
+function addWorker(): PooledWorker {
+  const worker = new PooledWorker((gone) => {
+    const i = pool.indexOf(gone);
+    if (i >= 0) pool.splice(i, 1);
+  });
+  pool.push(worker);
+  return worker;
+}
+
+/**
+ * Starts workers until there are `count` (at most the pool's size), so that their start
+ * overlaps what a pull does before its big layers: the manifest, the config, the small
+ * layers.
+ */
+export function warmLayerWorkers(count: number): void {
+  const size = poolSize();
+  while (pool.length < Math.min(size, count)) addWorker();
+}
+
+/**
+ * Which worker a new job goes to: the index of the least loaded (by bytes), or -1 for a
+ * new one (while there are fewer than `poolSize` and every worker has a job).
+ */
+export function pickWorker(workers: ReadonlyArray<{ load: number; jobs: number }>, poolSize: number): number {
+  let best = -1;
+  for (let i = 0; i < workers.length; i++) if (best < 0 || workers[i]!.load < workers[best]!.load) best = i;
+  if (best < 0 || (workers[best]!.jobs > 0 && workers.length < poolSize)) return -1;
+  return best;
+}
+
+/** The layer workers running now (started and not ended). */
+export function layerWorkerCount(): number {
+  return pool.length;
+}
+
+/** Starts a layer job of `weight` bytes: see pickWorker. */
+function startJob(target: string, weight: number, handle: (message: FromWorker) => void): Job {
+  const i = pickWorker(pool.map((w) => ({ load: w.load, jobs: w.jobs.size })), poolSize());
+  const chosen = i < 0 ? addWorker() : pool[i]!;
+  return chosen.start(nextJobId++, target, weight, handle);
 }
 
 /**
@@ -173,8 +221,11 @@ export class LayerPipe {
   #ended = false;
   #refused: (() => void) | undefined;
 
-  /** `onReceived` hears of the bytes of a blob the worker fetches itself (progress). */
-  constructor(target: string, private readonly onReceived?: (bytes: number) => void) {
+  /**
+   * `size`: the blob's (compressed) bytes, when known (how the jobs are spread over the
+   * workers). `onReceived` hears of the bytes of a blob the worker fetches itself (progress).
+   */
+  constructor(target: string, size: number | undefined, private readonly onReceived?: (bytes: number) => void) {
     let workerDone!: () => void;
     this.#workerDone = new Promise<void>((resolve) => (workerDone = resolve));
     let resolveUnpack!: (result: UnpackResult) => void;
@@ -182,7 +233,7 @@ export class LayerPipe {
       resolveUnpack = resolve;
       this.#rejectUnpack = reject;
     });
-    this.#job = startJob(target, (message) => {
+    this.#job = startJob(target, size ?? WORKER_MIN_BYTES, (message) => {
       switch (message.type) {
         case 'ack':
           this.#acked += message.bytes;
@@ -393,8 +444,8 @@ export class LayerPipe {
 }
 
 /** Starts a layer's pipeline into target (an empty directory): see LayerPipe. */
-export function openLayerPipe(target: string, onReceived?: (bytes: number) => void): LayerPipe {
-  return new LayerPipe(target, onReceived);
+export function openLayerPipe(target: string, size: number, onReceived?: (bytes: number) => void): LayerPipe {
+  return new LayerPipe(target, size, onReceived);
 }
 
 /**
@@ -411,12 +462,12 @@ export async function unpackLayerSomewhere(blob: AsyncIterable<Uint8Array>, targ
     const { unpackLayer } = await import('./layer-unpack.js');
     return unpackLayer(blob, target);
   }
-  return unpackInWorker(blob, target);
+  return unpackInWorker(blob, target, size);
 }
 
 /** Unpacks a layer blob into target (an empty directory) in a worker thread. */
-export async function unpackInWorker(blob: AsyncIterable<Uint8Array>, target: string): Promise<UnpackResult> {
-  const pipe = new LayerPipe(target);
+export async function unpackInWorker(blob: AsyncIterable<Uint8Array>, target: string, size?: number): Promise<UnpackResult> {
+  const pipe = new LayerPipe(target, size);
   // The source's own failure (a download that stopped) is passed on as it is.
   let sourceError: { err: unknown } | undefined;
   const feeding = (async () => {
