@@ -9,11 +9,14 @@
 // reducer itself starts only after a mark-compact that grew the heap, and berthd's
 // garbage is young, so after a burst it often never comes (the bimodal "after calls"
 // figures). So berthd runs that compacting GC itself: after calls, when none came for
-// `quietMs` (1 s) and the heap has grown by `growthBytes` (2 MB) since the last one, at
+// `quietMs` (1 s) and the heap has grown by `growthBytes` (512 KB) since the last one, at
 // most once per `minIntervalMs` (30 s), and once more if calls are still quiet
 // `settleMs` (10 s) later (see check()). Each costs 60-130 ms of CPU on this machine's
 // loaded cores (two GCs, see below): at most ~1% of one core (two per 30 s), and only
-// while the heap keeps growing 2 MB between pauses (1,500 calls grew it ~4.5 MB). With
+// while the heap keeps growing between pauses. (It was 2 MB while 1,500 calls grew the
+// heap ~4.5 MB; with the lists' kept answers and the leaner call path they grow it by
+// less than 2 MB, and the burst's 3-4 MB of resident memory then stayed: 512 KB, as
+// measured by bench/idle-memory.ts, gives it back.) With
 // 10 s instead of 30, bench:polled's per-kind CPU figures (300 calls of a kind, then a
 // pause while the other runtimes take their turn) took up to +300 µs a call from it.
 //
@@ -64,7 +67,7 @@ export class IdleMemoryReleaser {
     this.#quietMs = options.quietMs ?? 1000;
     this.#minIntervalMs = options.minIntervalMs ?? 30_000;
     this.#settleMs = options.settleMs ?? 10_000;
-    this.#growthBytes = options.growthBytes ?? 2 << 20;
+    this.#growthBytes = options.growthBytes ?? 512 << 10;
     this.#gc = options.gc ?? compactingGc();
     this.#heapBytes = options.heapBytes ?? (() => getHeapStatistics().total_heap_size);
     this.#now = options.now ?? (() => performance.now());
