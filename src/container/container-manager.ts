@@ -218,7 +218,6 @@ export class ContainerManager implements PodContainers {
     return records;
   }
 
-
   #nameKey(podId: string, spec: ContainerSpec): string {
     return `${spec.name}_${podId}_${spec.attempt}`;
   }

@@ -13,7 +13,7 @@ import { mountPodShm, unmountPodShm, writePodFiles, type DnsSettings } from './p
 export interface PodHost {
   preparePrivateDir(dir: string): Promise<void>;
   prepareInfraRoot(dir: string, catatonit: string): Promise<void>;
-  /** Resolves with what else was done (a fake may resolve with nothing: the loopback is then brought up on its own). */
+  /** Makes and pins the namespaces and sets the hostname; a new netns's `lo` is the caller's (bringUpLoopback). */
   pinNamespaces(files: Partial<Record<PinnableNamespace, string>>, hostname?: string, userns?: { file: string } & UserNamespaceSpec): Promise<void>;
   unpinNamespaces(files: Array<string | undefined>): Promise<void>;
   isPinned(file: string): Promise<boolean>;
