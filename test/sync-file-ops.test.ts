@@ -11,7 +11,7 @@ import { removeUnmounted } from '../src/linux/mount-table.js';
 
 function scratch(t: { after(fn: () => void): void }): string {
   const dir = mkdtempSync(join(tmpdir(), 'berth-syncops-'));
-  t.after(() => removeUnmounted(dir));
+  t.after(() => removeUnmounted([dir]));
   return dir;
 }
 
@@ -51,7 +51,7 @@ test('removeUnmounted removes small and big trees, and a symlink in them without
   const big = join(dir, 'big');
   mkdirSync(join(big, 'a', 'b'), { recursive: true });
   for (let i = 0; i < 400; i++) writeFileSync(join(big, 'a', 'b', `f${i}`), '');
-  await removeUnmounted(small, big, join(dir, 'missing'));
+  await removeUnmounted([small, big, join(dir, 'missing')]);
   assert.equal(existsSync(small), false);
   assert.equal(existsSync(big), false);
   assert.equal(readFileSync(join(outside, 'keep'), 'utf8'), 'kept', 'the symlink was removed, not followed');

@@ -6,11 +6,12 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { chmod, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { runCommand } from '../linux/command.js';
+import { mountFilesystem, unmount } from '../linux/mount-calls.js';
 import { checkReachable, shiftOwnership } from '../linux/id-shift.js';
 import type { UserNamespaceSpec } from '../linux/namespaces.js';
 import { mountPoints, preparePrivateDir, removeUnmounted } from '../linux/mount-table.js';
 import { recursiveReadOnlyBind, unmountTree } from '../linux/recursive-readonly.js';
+import { emptyTrash, trashDirOf } from '../linux/trash.js';
 import { imageVolumePaths, mountImageVolume, resolveInImage } from './image-volumes.js';
 import type { ContainerMount } from './container-types.js';
 
@@ -69,10 +70,12 @@ export interface MountSources {
 export class Bundles {
   readonly #dir: string;
   readonly #rroDir: string;
+  readonly #trash: string;
 
   constructor(state: string) {
     this.#dir = join(state, 'containers');
     this.#rroDir = join(state, 'rro');
+    this.#trash = trashDirOf(state);
   }
 
   dirOf(id: string): string {
@@ -82,6 +85,8 @@ export class Bundles {
   /** Makes the private dir the trees are built in (at start-up). */
   async prepare(): Promise<void> {
     await preparePrivateDir(this.#rroDir);
+    // What a crash left in the trash (bundles and pod dirs of removed containers and pods).
+    emptyTrash(this.#trash);
   }
 
   /** Ids of every bundle on disk (with or without a record). */
@@ -102,7 +107,7 @@ export class Bundles {
     for (const dir of [upper, work, rootfs]) mkdirSync(dir, { recursive: true, mode: 0o755 });
     // In a user namespace: metacopy, so shifting the owners copies up metadata only.
     const options = `lowerdir=${lowerDirs.join(':')},upperdir=${upper},workdir=${work}${userns ? ',metacopy=on' : ''}`;
-    await runCommand('mount', ['-t', 'overlay', 'overlay', '-o', options, rootfs], 'mounting the container rootfs');
+    await mountFilesystem('overlay', 'overlay', rootfs, options, 'mounting the container rootfs');
     if (userns) {
       // runc sets the rootfs up as the namespace's root, which the host's root-only
       // bundle dirs would keep out: it may pass through (not list) them.
@@ -145,7 +150,7 @@ export class Bundles {
     const { rootfs } = bundlePaths(bundle.bundle);
     // umount at once (the usual case: it is mounted); the mount table is read only when
     // that fails, to tell "was not mounted" (done) from a real failure.
-    await runCommand('umount', [rootfs], 'unmounting the container rootfs').catch(async (err: Error) => {
+    await unmount([rootfs], false, 'unmounting the container rootfs').catch(async (err: Error) => {
       if ((await mountPoints()).has(rootfs)) throw err;
     });
     await this.unmountTrees(id);
@@ -159,6 +164,6 @@ export class Bundles {
 
   /** Removes the bundle and its rro dir, refusing while anything below is still mounted. */
   async remove(bundle: { id: string; bundle: string }): Promise<void> {
-    await removeUnmounted(join(this.#rroDir, bundle.id), bundle.bundle);
+    await removeUnmounted([join(this.#rroDir, bundle.id), bundle.bundle], { trash: this.#trash });
   }
 }

@@ -2,7 +2,7 @@
 // BerthError that says what berth was doing and what the tool said.
 import { spawn } from 'node:child_process';
 import { internal } from '../errors.js';
-import { HelperSpawnError, runViaHelper } from './spawn-helper.js';
+import { helperOperationsAvailable, HelperSpawnError, runViaHelper } from './spawn-helper.js';
 
 export interface CommandResult {
   stdout: string;
@@ -11,9 +11,24 @@ export interface CommandResult {
 
 export function runCommand(command: string, args: string[], doing: string, options: { input?: string; timeoutMs?: number } = {}): Promise<CommandResult> {
   // Through the warm spawning helper (no fork of berthd, no blocked event loop) where it runs.
+  return throughHelper([command, ...args], false, doing, options) ?? spawnCommand(command, args, doing, options);
+}
+
+/**
+ * One of the spawning helper's own operations (a forked child making the syscalls, no
+ * exec; see HelperRequest.builtin), failing as runCommand does; `undefined` where the
+ * helper cannot make them (helperOperationsAvailable): the caller runs the host tool.
+ */
+export function runHelperOperation(argv: string[], doing: string, options: { timeoutMs?: number } = {}): Promise<CommandResult> | undefined {
+  if (!helperOperationsAvailable()) return undefined;
+  return throughHelper(argv, true, doing, options);
+}
+
+function throughHelper(argv: string[], builtin: boolean, doing: string, options: { input?: string; timeoutMs?: number }): Promise<CommandResult> | undefined {
+  const command = argv[0]!;
   let pid: number | undefined;
   let killed = false;
-  const viaHelper = runViaHelper({ argv: [command, ...args], stdin: options.input ?? '', onPid: (p) => (pid = p) });
+  const viaHelper = runViaHelper({ argv, builtin, stdin: options.input ?? '', onPid: (p) => (pid = p) });
   if (viaHelper) {
     const timer = options.timeoutMs
       ? setTimeout(() => {
@@ -34,6 +49,10 @@ export function runCommand(command: string, args: string[], doing: string, optio
       },
     );
   }
+  return undefined;
+}
+
+function spawnCommand(command: string, args: string[], doing: string, options: { input?: string; timeoutMs?: number }): Promise<CommandResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(command, args, { stdio: ['pipe', 'pipe', 'pipe'] });
     let stdout = '';

@@ -5,6 +5,7 @@ import { readdirSync, readFileSync, rmdirSync, unlinkSync } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import { internal } from '../errors.js';
 import { runCommand } from './command.js';
+import { moveToTrash } from './trash.js';
 
 /**
  * Makes dir a private mount point. Pinned namespace files need one (the kernel refuses
@@ -65,16 +66,22 @@ export function mountOf(table: MountEntry[], path: string): MountEntry | undefin
 }
 
 /**
- * Removes a directory tree, but never through a mount point: a recursive rm would
- * delete the files of whatever is still mounted below (a volume, a host path).
+ * Removes directory trees, but never through a mount point: a recursive rm would delete
+ * the files of whatever is still mounted below (a volume, a host path). With `trash`,
+ * each tree is renamed into that dir and deleted in the background (trash.ts), so the
+ * caller does not wait on the disk; a tree that cannot be renamed there (another
+ * filesystem) is removed here.
  */
-export async function removeUnmounted(...dirs: string[]): Promise<void> {
+export async function removeUnmounted(dirs: string[], options: { trash?: string } = {}): Promise<void> {
   const table = await mountTable();
   for (const dir of dirs) {
     const mounted = mountsBelow(table, dir);
     if (mounted.length > 0) throw internal(`refusing to remove ${dir}: ${mounted[0]!.point} is still mounted`);
   }
-  for (const dir of dirs) if (!removeSmallTree(dir)) await rm(dir, { recursive: true, force: true });
+  for (const dir of dirs) {
+    if (options.trash && moveToTrash(dir, options.trash)) continue;
+    if (!removeSmallTree(dir)) await rm(dir, { recursive: true, force: true });
+  }
 }
 
 /** Entries a tree may have to be removed synchronously (a bundle or pod dir has ~10-20). */

@@ -6,7 +6,8 @@ import { rmSync, statfsSync, writeFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { internal } from '../errors.js';
-import { runCommand } from './command.js';
+import { runCommand, runHelperOperation } from './command.js';
+import { unmount } from './mount-calls.js';
 
 export type PinnableNamespace = 'net' | 'uts' | 'ipc';
 
@@ -33,33 +34,41 @@ export function mapId(mappings: IdMapping[], id: number): number | undefined {
   return m ? m.hostId + (id - m.containerId) : undefined;
 }
 
+/** unshare(2)'s flag of each namespace berth pins. */
+const CLONE_FLAGS: Record<PinnableNamespace, number> = { net: 0x40000000, uts: 0x04000000, ipc: 0x08000000 };
+
 /**
  * Creates and pins new namespaces at the given files and sets the hostname when UTS is
- * new, in the one child that makes them (`unshare … hostname NAME`: two execs). A new
- * network namespace's `lo` is the caller's to bring up (bringUpLoopback), beside the
- * pod network's ADD: in this child it put a shell and `ip` between the pins and the
- * first CNI plugin.
+ * new. Where the spawning helper makes its own operations, one child it forks makes them
+ * with no exec (unshare(2), sethostname(2), `lo` up by ioctl, a bind mount per pin) and
+ * brings a new network namespace's `lo` up too: true then. Otherwise (false) util-linux's
+ * `unshare … hostname NAME` makes them and `lo` is the caller's (bringUpLoopback), beside
+ * the pod network's ADD.
  * With a user namespace, it is made first (with the mappings) and owns the others.
  */
-export async function pinNamespaces(files: Partial<Record<PinnableNamespace, string>>, hostname?: string, userns?: { file: string } & UserNamespaceSpec): Promise<void> {
+export async function pinNamespaces(files: Partial<Record<PinnableNamespace, string>>, hostname?: string, userns?: { file: string } & UserNamespaceSpec): Promise<boolean> {
   if (userns) {
     await pinUserOwnedNamespaces(files, hostname, userns);
-    return;
+    return false;
   }
   const pins = (Object.entries(files) as Array<[PinnableNamespace, string | undefined]>).filter((e): e is [PinnableNamespace, string] => e[1] !== undefined);
+  if (pins.length === 0) return false;
   // Empty files in the state dir, created directly: nine thread-pool round trips before
   // the child could start otherwise, on the way to every pod's network.
   for (const [, file] of pins) writeFileSync(file, '', { mode: 0o444 });
-  const args = pins.map(([kind, file]) => `--${kind}=${file}`);
-  if (args.length === 0) return;
+  const name = files.uts !== undefined && hostname !== undefined && hostname !== '' ? hostname : '';
+  const loopback = files.net !== undefined;
+  const mask = pins.reduce((m, [kind]) => m | CLONE_FLAGS[kind], 0);
+  const operation = runHelperOperation(['pin', String(mask), name, loopback ? '1' : '0', ...pins.flat()], 'creating the pod namespaces');
   // The name as an argument of its own, never as shell text.
-  const command = files.uts !== undefined && hostname !== undefined && hostname !== '' ? ['hostname', hostname] : ['true'];
+  const command = name ? ['hostname', name] : ['true'];
   try {
-    await runCommand('unshare', [...args, '--', ...command], 'creating the pod namespaces');
+    await (operation ?? runCommand('unshare', [...pins.map(([kind, file]) => `--${kind}=${file}`), '--', ...command], 'creating the pod namespaces'));
   } catch (err) {
     await unpinNamespaces(Object.values(files));
     throw err;
   }
+  return operation !== undefined && loopback;
 }
 
 const USERNS_START_TIMEOUT_MS = 5_000;
@@ -120,7 +129,7 @@ export async function unpinNamespaces(files: Array<string | undefined>): Promise
   // Lazy: a process still inside keeps the namespace, but the pin is gone either way.
   // One umount for all of them (it tries each and fails when any failed).
   if (live.length > 0) {
-    await runCommand('umount', ['-l', ...live], 'releasing a pod namespace').catch((err: Error) => {
+    await unmount(live, true, 'releasing a pod namespace').catch((err: Error) => {
       throw internal(`cannot unmount ${live.join(', ')}: ${err.message}`);
     });
   }

@@ -8,7 +8,8 @@
 // u32 length and the bytes.
 //   requests 'S' id(u32) flags(u8) argc(u32) argv… envc(u32) env("K=V")… stdin cwd   start a child
 //              flags: 1 setsid (its own session and process group), 2 env given (else the
-//              helper's own), 4 a pipe on its fd 3 (conmon's sync pipe), 8 stdout to /dev/null
+//              helper's own), 4 a pipe on its fd 3 (conmon's sync pipe), 8 stdout to /dev/null,
+//              16 argv is one of the helper's own operations (mount, umount, pin, rmtree), no exec
 //            'R' id                         release: close the helper's ends of its pipes, forget it
 //   answers  'P' id pid(u32)                the child exists (for timeouts: kill it or its group)
 //            'D' id bytes                   what came through its fd 3, as it comes
@@ -26,13 +27,79 @@ const HELPER = String.raw`
 use strict; use warnings; use Fcntl qw(F_GETFL F_SETFD F_SETFL O_NONBLOCK);
 # setsid(2) and dup3(2) by their syscall numbers (berthd passes them for its arch); POSIX
 # (~1.5 MB resident) only without them.
-my ($SETSID, $DUP3) = map { 0 + $_ } @ARGV;
+my ($SETSID, $DUP3, $UNSHARE, $SETHOSTNAME, $MOUNT, $UMOUNT2) = map { 0 + $_ } @ARGV;
 require POSIX if !$SETSID;
 $0 = 'berth-spawn-helper';
 $SIG{PIPE} = 'IGNORE';
 $SIG{CHLD} = sub {};
 binmode STDIN; binmode STDOUT;
-my (%kids, %byfd, %byin, %byid);
+my (%kids, %byfd, %byin, %byid, %where);
+# A tool named without a slash is looked up in PATH once and its path kept (execvp tries
+# each of PATH's dirs in turn: ~10 failed execs a child here); a kept path that is no
+# longer an executable file is looked up again.
+sub resolve {
+  my ($name) = @_;
+  return $name if index($name, '/') >= 0;
+  my $kept = $where{$name};
+  return $kept if defined $kept && -f $kept && -x _;
+  for my $dir (split /:/, (defined $ENV{PATH} ? $ENV{PATH} : '/usr/sbin:/usr/bin:/sbin:/bin')) {
+    next unless length $dir;
+    my $path = "$dir/$name";
+    if (-f $path && -x _) { $where{$name} = $path; return $path; }
+  }
+  delete $where{$name};
+  return $name;
+}
+# Host operations made in the forked child itself, with no exec (flag 16): argv names the
+# operation. A failure is a line on stderr and exit 32 (mount(8)'s code).
+sub fail { syswrite(STDERR, "$_[0]\n"); exit 32; }
+sub builtin {
+  my ($op, @a) = @_;
+  if ($op eq 'mount') {
+    my ($source, $target, $type, $flags, $data) = @a;
+    syscall($MOUNT, $source, $target, (length $type ? $type : 0), 0 + $flags, (length $data ? $data : 0)) == 0 or fail("mount $target: $!");
+  } elsif ($op eq 'umount') {
+    my ($flags, @targets) = @a; my $bad = '';
+    for my $t (@targets) { syscall($UMOUNT2, $t, 0 + $flags) == 0 or $bad .= "umount $t: $!\n"; }
+    if (length $bad) { syswrite(STDERR, $bad); exit 32; }
+  } elsif ($op eq 'pin') {
+    # unshare(2) the namespaces in the mask, set the hostname, bring lo up (SIOCGIFFLAGS,
+    # SIOCSIFFLAGS with IFF_UP), and bind-mount each new namespace onto its pin file.
+    my ($mask, $hostname, $lo, @pins) = @a;
+    syscall($UNSHARE, 0 + $mask) == 0 or fail("unshare: $!");
+    if (length $hostname) { syscall($SETHOSTNAME, $hostname, length($hostname)) == 0 or fail("sethostname: $!"); }
+    if ($lo) {
+      socket(my $s, 2, 2, 0) or fail("socket: $!");
+      my $ifr = pack('Z16 x24', 'lo');
+      ioctl($s, 0x8913, $ifr) or fail("lo: SIOCGIFFLAGS: $!");
+      $ifr = pack('Z16 s x22', 'lo', unpack('x16 s', $ifr) | 1);
+      ioctl($s, 0x8914, $ifr) or fail("lo up: $!");
+    }
+    while (my ($kind, $file) = splice(@pins, 0, 2)) { syscall($MOUNT, "/proc/self/ns/$kind", $file, 0, 4096, 0) == 0 or fail("pinning $kind at $file: $!"); }
+  } elsif ($op eq 'rmtree') {
+    # A tree in berth's trash (see trash.ts), removed at low priority without following a
+    # symlink or crossing onto another filesystem; what cannot go stays for the next try.
+    setpriority(0, 0, 10);
+    my $bad = 0;
+    for my $top (@a) {
+      my @st = lstat $top or next;
+      my $dev = $st[0];
+      my @dirs; my @todo = ($top);
+      while (defined(my $d = pop @todo)) {
+        my @s = lstat $d or next;
+        if (-d _ && $s[0] == $dev) {
+          push @dirs, $d;
+          opendir(my $h, $d) or do { $bad = 1; next; };
+          push @todo, map { "$d/$_" } grep { $_ ne '.' && $_ ne '..' } readdir $h;
+          closedir $h;
+        } elsif (-d _) { $bad = 1; } else { unlink $d or $bad = 1; }
+      }
+      rmdir $_ or $bad = 1 for reverse @dirs;
+    }
+    fail("rmtree: some entries were left") if $bad;
+  } else { fail("unknown operation $op"); }
+  exit 0;
+}
 my $inbuf = '';
 sub reply { my $f = pack('N/a*', $_[0]); while (length $f) { my $w = syswrite(STDOUT, $f); if (!defined $w) { next if $!{EINTR}; exit 0; } substr($f, 0, $w) = ''; } }
 sub strs { my ($n, $r) = @_; my @s; for (1..$n) { my $l = unpack('N', substr($$r, 0, 4, '')); push @s, substr($$r, 0, $l, ''); } return @s; }
@@ -65,6 +132,7 @@ sub start {
   my ($stdin, $cwd) = strs(2, \$req);
   my ($ir, $iw, $or, $ow, $er, $ew, $xr, $xw, $sr, $sw);
   unless (pipe($ir, $iw) && pipe($or, $ow) && pipe($er, $ew) && pipe($xr, $xw) && (!($flags & 4) || pipe($sr, $sw))) { reply(pack('a N N/a*', 'F', $id, "pipe: $!")); return; }
+  my $path = ($flags & 18) ? $argv[0] : resolve($argv[0]);
   my $pid = fork;
   if (!defined $pid) { reply(pack('a N N/a*', 'F', $id, "fork: $!")); return; }
   if ($pid == 0) {
@@ -75,8 +143,11 @@ sub start {
     if ($flags & 8) { open(STDOUT, '>', '/dev/null'); } else { open(STDOUT, '>&', $ow); }
     open(STDERR, '>&', $ew);
     if ($flags & 4) { if (fileno($sw) == 3) { fcntl($sw, F_SETFD, 0); } else { if ($SETSID) { syscall($DUP3, fileno($sw), 3, 0); } else { POSIX::dup2(fileno($sw), 3); } } }
+    builtin(@argv) if $flags & 16;
     if ($flags & 2) { %ENV = (); for (@env) { my ($k, $v) = split /=/, $_, 2; $ENV{$k} = $v; } }
-    { no warnings 'exec'; exec { $argv[0] } @argv; }
+    { no warnings 'exec'; exec { $path } @argv; }
+    # A kept path gone meanwhile: PATH as execvp searches it.
+    if ($path ne $argv[0]) { no warnings 'exec'; exec { $argv[0] } @argv; }
     syswrite($xw, "$!"); exit 127;
   }
   close $ir; close $ow; close $ew; close $xw; close $sw if $sw;
@@ -146,7 +217,12 @@ while (1) {
  * perl's syscall (perl-base's only other way is the POSIX module, ~1.5 MB of the helper's
  * ~7.4 resident). Another arch: the helper loads POSIX.
  */
-const SYSCALLS: Partial<Record<NodeJS.Architecture, [setsid: number, dup3: number]>> = { x64: [112, 292], arm64: [157, 24], riscv64: [157, 24], loong64: [157, 24] };
+const SYSCALLS: Partial<Record<NodeJS.Architecture, [setsid: number, dup3: number, unshare: number, sethostname: number, mount: number, umount2: number]>> = {
+  x64: [112, 292, 272, 170, 165, 166],
+  arm64: [157, 24, 97, 161, 40, 39],
+  riscv64: [157, 24, 97, 161, 40, 39],
+  loong64: [157, 24, 97, 161, 40, 39],
+};
 
 /** How long the helper stays after its last request. */
 const IDLE_MS = 10_000;
@@ -164,6 +240,12 @@ export interface HelperRequest {
   discardStdout?: boolean;
   /** A pipe on its fd 3 (conmon's sync pipe): what comes through is handed on as it comes. */
   onSync?: (data: Buffer) => void;
+  /**
+   * argv is one of the helper's own operations, made by the forked child with no exec
+   * (see runHelperOperation): ['mount', source, target, fstype, flags, data], ['umount',
+   * flags, target…], ['pin', unshare mask, hostname, lo (0/1), kind, file, …], ['rmtree', dir…].
+   */
+  builtin?: boolean;
   /** Told the child's pid as soon as it exists. */
   onPid?: (pid: number) => void;
   /** Told the child's exit (code, or signal) when it comes before the end of its output (a daemon's children keep it open). */
@@ -208,7 +290,7 @@ class SpawnHelper {
     clearTimeout(this.#idle);
     this.#idle = undefined;
     this.#ref(true);
-    const flags = (request.newSession ? 1 : 0) | (request.env ? 2 : 0) | (request.onSync ? 4 : 0) | (request.discardStdout ? 8 : 0);
+    const flags = (request.newSession ? 1 : 0) | (request.env ? 2 : 0) | (request.onSync ? 4 : 0) | (request.discardStdout ? 8 : 0) | (request.builtin ? 16 : 0);
     const env = request.env ? Object.entries(request.env).map(([k, v]) => `${k}=${v}`) : [];
     const head = Buffer.alloc(10);
     head.write('S', 0, 'latin1');
@@ -365,6 +447,14 @@ const helper = new SpawnHelper();
  */
 export function runViaHelper(request: HelperRequest): Promise<HelperResult> | undefined {
   return startViaHelper(request)?.result;
+}
+
+/**
+ * Whether the helper makes its own operations (HelperRequest.builtin) here: it runs, and
+ * the syscall numbers of this arch are known. Otherwise callers run the host tools.
+ */
+export function helperOperationsAvailable(): boolean {
+  return !helper.unavailable && process.env.BERTH_SPAWN_HELPER !== '0' && SYSCALLS[process.arch] !== undefined;
 }
 
 /** As runViaHelper, for a child that may outlive its output's reader (release it then). */

@@ -4,7 +4,7 @@
 // as System V's is, as containerd's sandbox shm is).
 import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { runCommand } from '../linux/command.js';
+import { mountFilesystem, unmount } from '../linux/mount-calls.js';
 
 export interface DnsSettings {
   servers: string[];
@@ -32,7 +32,7 @@ export async function mountPodShm(podDir: string): Promise<void> {
   // Synchronously: a directory and two stats in the state dir (thread-pool round trips cost more).
   mkdirSync(shm, { recursive: true, mode: 0o1777 });
   // Mounted already when it is on another device than the pod dir (a stat, not a mountinfo read).
-  if (statSync(podDir).dev === statSync(shm).dev) await runCommand('mount', ['-t', 'tmpfs', '-o', SHM_OPTIONS, 'shm', shm], "mounting the pod's /dev/shm");
+  if (statSync(podDir).dev === statSync(shm).dev) await mountFilesystem('tmpfs', 'shm', shm, SHM_OPTIONS, "mounting the pod's /dev/shm");
 }
 
 /** Idempotent; a pod without one is fine. */
@@ -42,7 +42,7 @@ export async function unmountPodShm(podDir: string): Promise<void> {
   // stats, not a read of the whole mount table).
   const own = statSync(shm, { throwIfNoEntry: false });
   const dir = statSync(podDir, { throwIfNoEntry: false });
-  if (own && dir && own.dev !== dir.dev) await runCommand('umount', ['-l', shm], "unmounting the pod's /dev/shm");
+  if (own && dir && own.dev !== dir.dev) await unmount([shm], true, "unmounting the pod's /dev/shm");
 }
 
 function readHostResolvConf(path: string): string {

@@ -13,8 +13,11 @@ import { mountPodShm, unmountPodShm, writePodFiles, type DnsSettings } from './p
 export interface PodHost {
   preparePrivateDir(dir: string): Promise<void>;
   prepareInfraRoot(dir: string, catatonit: string): Promise<void>;
-  /** Makes and pins the namespaces and sets the hostname; a new netns's `lo` is the caller's (bringUpLoopback). */
-  pinNamespaces(files: Partial<Record<PinnableNamespace, string>>, hostname?: string, userns?: { file: string } & UserNamespaceSpec): Promise<void>;
+  /**
+   * Makes and pins the namespaces and sets the hostname. True when a new netns's `lo` came
+   * up with them; otherwise it is the caller's (bringUpLoopback).
+   */
+  pinNamespaces(files: Partial<Record<PinnableNamespace, string>>, hostname?: string, userns?: { file: string } & UserNamespaceSpec): Promise<boolean | void>;
   unpinNamespaces(files: Array<string | undefined>): Promise<void>;
   isPinned(file: string): Promise<boolean>;
   /** `userns`: the pod's user namespace; `prefix`: a command the init is started through (systemd-run --scope …). */
@@ -37,7 +40,8 @@ export interface PodHost {
   mountPodShm(podDir: string): Promise<void>;
   unmountPodShm(podDir: string): Promise<void>;
   writePodFiles(podDir: string, hostname: string, ips: string[], dns: DnsSettings | undefined): Promise<unknown>;
-  removeUnmounted(...dirs: string[]): Promise<void>;
+  /** Removes trees with nothing mounted below; with `trash`, renamed there and deleted in the background. */
+  removeUnmounted(dirs: string[], options?: { trash?: string }): Promise<void>;
 }
 
 export const linuxPodHost: PodHost = {

@@ -19,6 +19,7 @@ import { podInitCgroup } from '../linux/cgroup-names.js';
 import { scopeCommand } from '../linux/systemd-scope.js';
 import { podLimits, type CgroupLimits } from '../linux/cgroup-limits.js';
 import { namespaceFiles } from '../linux/namespaces.js';
+import { trashDirOf } from '../linux/trash.js';
 import type { CniAttachment, CniManager } from '../network/cni.js';
 import { podFilePaths } from './pod-files.js';
 import { linuxPodHost, type PodHost } from './pod-host.js';
@@ -67,6 +68,8 @@ export class SandboxManager {
   readonly #reservations = new Map<string, Reservation>();
   readonly #locks = new KeyedMutex();
   readonly #pinDir: string;
+  /** Removed pod dirs go here, deleted in the background (the container manager empties it at start-up). */
+  readonly #trash: string;
   /** Where pod PID namespace inits run (chrooted): catatonit alone. */
   readonly #infraRoot: string;
   #containers: PodContainers | undefined;
@@ -79,6 +82,7 @@ export class SandboxManager {
     // every pod's namespaces, processes and cgroups, so a record it loses leaves nothing.
     this.#store = new RecordStore(join(options.root, 'pods'), { durable: false });
     this.#pinDir = join(options.state, 'ns');
+    this.#trash = trashDirOf(options.state);
     this.#infraRoot = join(options.state, 'infra');
     this.#host = options.host ?? linuxPodHost;
   }
@@ -347,7 +351,7 @@ export class SandboxManager {
       // The namespaces and the pod's cgroup parent do not depend on each other. The cgroup
       // parent comes before the init, which gets a cgroup below it. (With the systemd
       // driver the slices are systemd's: it makes them with the first scope in them.)
-      await allSettled([
+      const [loopbackUp] = await allSettled([
         this.#host.pinNamespaces({ net: record.netns, uts: record.utsns, ipc: record.ipcns }, spec.hostname, record.userns && spec.userns ? { file: record.userns, ...spec.userns } : undefined),
         (async () => {
           if (record.cgroupPath && this.options.cgroupDriver === 'cgroupfs') record.cgroupsCreated = await this.#host.ensureCgroup(record.cgroupPath);
@@ -365,10 +369,11 @@ export class SandboxManager {
       const steps = [
         async () => {
           if (!record.netns || !list || !record.network) return;
-          // The loopback device and the plugins' interface are independent: side by side.
+          // `lo` came up with the pins where the spawning helper made them; otherwise the
+          // loopback device and the plugins' interface are independent: side by side.
           const netns = record.netns;
           const added = this.options.cni.add(list, this.#attachment(record));
-          const [result] = await allSettled([added, networkAsked.then(() => this.#host.bringUpLoopback(netns))] as const);
+          const [result] = await allSettled([added, loopbackUp ? Promise.resolve() : networkAsked.then(() => this.#host.bringUpLoopback(netns))] as const);
           record.network.ips = (result.ips ?? []).map((ip: { address: string }) => ip.address.split('/')[0]!);
         },
         async () => {
@@ -496,7 +501,7 @@ export class SandboxManager {
 
   async #forget(record: SandboxRecord): Promise<void> {
     await this.#host.removeCgroups(record.cgroupsCreated, record.cgroupPath || undefined);
-    await this.#host.removeUnmounted(record.podDir);
+    await this.#host.removeUnmounted([record.podDir], { trash: this.#trash });
     await this.#store.delete(record.id);
     const stored = this.#records.get(record.id);
     this.#records.delete(record.id);
