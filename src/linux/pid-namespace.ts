@@ -16,7 +16,7 @@ import { closeSync, openSync, readFileSync, readlinkSync, readSync, statSync, wa
 import { setTimeout as sleep } from 'node:timers/promises';
 import { internal } from '../errors.js';
 import { unpinNamespaces } from './namespaces.js';
-import { runCommand } from './command.js';
+import { runCommand, runHelperOperation } from './command.js';
 import { startViaHelper } from './spawn-helper.js';
 import { mountPoints } from './mount-table.js';
 
@@ -40,6 +40,12 @@ const START_TIMEOUT_MS = 5_000;
 export async function startPidNamespace(pinFile: string, infraRoot: string, userns?: string, prefix: string[] = []): Promise<number> {
   // An empty file in the state dir: created directly (three thread-pool round trips otherwise).
   writeFileSync(pinFile, '', { mode: 0o444 });
+  // Where the spawning helper makes its own operations, one child of it does all of it
+  // with no exec: no unshare(1) to wait for, kill and poll /proc for.
+  if (!userns && prefix.length === 0) {
+    const started = startInitByHelper(pinFile, infraRoot);
+    if (started) return started;
+  }
   // In a pod's user namespace the PID namespace must be its (or the containers could not
   // mount /proc): unshare runs inside it (nsenter makes it the namespace's root), and
   // berthd pins the namespace itself, since unshare could not mount on the host from there.
@@ -77,6 +83,24 @@ export async function startPidNamespace(pinFile: string, infraRoot: string, user
   } finally {
     unshare.letGo();
   }
+}
+
+/** The helper's 'init' operation: its answer is the init's host pid, given once catatonit runs and the namespace is pinned. */
+function startInitByHelper(pinFile: string, infraRoot: string): Promise<number> | undefined {
+  const doing = `cannot start the pod's PID namespace init (${join(infraRoot, 'catatonit')})`;
+  const operation = runHelperOperation(['init', pinFile, infraRoot, NOBODY, '/catatonit', '-P'], doing, { timeoutMs: START_TIMEOUT_MS });
+  return operation?.then(
+    ({ stdout }) => {
+      const pid = Number(stdout.trim());
+      if (!Number.isInteger(pid) || pid <= 0) throw internal(`${doing}: no pid in ${JSON.stringify(stdout)}`);
+      return pid;
+    },
+    async (err: Error) => {
+      // A catatonit that came up late is found by its namespace and ended with it.
+      await stopPidNamespace(pinFile, undefined);
+      throw err;
+    },
+  );
 }
 
 /** unshare running the pod init: forked by the spawning helper where it runs, else by Node. */

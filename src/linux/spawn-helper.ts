@@ -9,7 +9,7 @@
 //   requests 'S' id(u32) flags(u8) argc(u32) argv… envc(u32) env("K=V")… stdin cwd   start a child
 //              flags: 1 setsid (its own session and process group), 2 env given (else the
 //              helper's own), 4 a pipe on its fd 3 (conmon's sync pipe), 8 stdout to /dev/null,
-//              16 argv is one of the helper's own operations (mount, umount, pin, rmtree), no exec
+//              16 argv is one of the helper's own operations (mount, umount, pin, init, rmtree), no exec
 //            'R' id                         release: close the helper's ends of its pipes, forget it
 //   answers  'P' id pid(u32)                the child exists (for timeouts: kill it or its group)
 //            'D' id bytes                   what came through its fd 3, as it comes
@@ -27,7 +27,7 @@ const HELPER = String.raw`
 use strict; use warnings; use Fcntl qw(F_GETFL F_SETFD F_SETFL O_NONBLOCK);
 # setsid(2) and dup3(2) by their syscall numbers (berthd passes them for its arch); POSIX
 # (~1.5 MB resident) only without them.
-my ($SETSID, $DUP3, $UNSHARE, $SETHOSTNAME, $MOUNT, $UMOUNT2) = map { 0 + $_ } @ARGV;
+my ($SETSID, $DUP3, $UNSHARE, $SETHOSTNAME, $MOUNT, $UMOUNT2, $SETGROUPS, $SETRESGID, $SETRESUID) = map { 0 + $_ } @ARGV;
 require POSIX if !$SETSID;
 $0 = 'berth-spawn-helper';
 $SIG{PIPE} = 'IGNORE';
@@ -76,6 +76,34 @@ sub builtin {
       ioctl($s, 0x8914, $ifr) or fail("lo up: $!");
     }
     while (my ($kind, $file) = splice(@pins, 0, 2)) { syscall($MOUNT, "/proc/self/ns/$kind", $file, 0, 4096, 0) == 0 or fail("pinning $kind at $file: $!"); }
+  } elsif ($op eq 'init') {
+    # A PID namespace with CMD as its init, pinned at PIN: unshare(2), fork (the child is
+    # pid 1 there), which chroots into ROOT, drops to uid and gid ID with no groups and
+    # execs CMD; an exec that did not happen is told through a close-on-exec pipe. Then
+    # the namespace is bind-mounted on the pin and the init's host pid written out.
+    my ($pin, $root, $id, @cmd) = @a;
+    syscall($UNSHARE, 0x20000000) == 0 or fail("unshare: $!");
+    pipe(my $r, my $w) or fail("pipe: $!");
+    my $pid = fork;
+    defined $pid or fail("fork: $!");
+    if ($pid == 0) {
+      close $r;
+      open(STDIN, '<', '/dev/null'); open(STDOUT, '>', '/dev/null'); open(STDERR, '>', '/dev/null');
+      my $e;
+      if (!chroot($root)) { $e = "chroot $root: $!"; }
+      elsif (!chdir('/')) { $e = "chdir /: $!"; }
+      elsif (syscall($SETGROUPS, 0, 0) != 0) { $e = "setgroups: $!"; }
+      elsif (syscall($SETRESGID, 0 + $id, 0 + $id, 0 + $id) != 0) { $e = "setresgid: $!"; }
+      elsif (syscall($SETRESUID, 0 + $id, 0 + $id, 0 + $id) != 0) { $e = "setresuid: $!"; }
+      else { no warnings 'exec'; exec { $cmd[0] } @cmd; $e = "exec $cmd[0]: $!"; }
+      syswrite($w, $e); exit 127;
+    }
+    close $w;
+    my $said = '';
+    while (sysread($r, my $b, 512)) { $said .= $b; }
+    if (length $said) { waitpid($pid, 0); fail($said); }
+    if (syscall($MOUNT, "/proc/$pid/ns/pid", $pin, 0, 4096, 0) != 0) { my $e = "$!"; kill 9, $pid; fail("pinning the PID namespace at $pin: $e"); }
+    syswrite(STDOUT, "$pid\n");
   } elsif ($op eq 'rmtree') {
     # A tree in berth's trash (see trash.ts), removed at low priority without following a
     # symlink or crossing onto another filesystem; what cannot go stays for the next try.
@@ -143,7 +171,13 @@ sub start {
     if ($flags & 8) { open(STDOUT, '>', '/dev/null'); } else { open(STDOUT, '>&', $ow); }
     open(STDERR, '>&', $ew);
     if ($flags & 4) { if (fileno($sw) == 3) { fcntl($sw, F_SETFD, 0); } else { if ($SETSID) { syscall($DUP3, fileno($sw), 3, 0); } else { POSIX::dup2(fileno($sw), 3); } } }
-    builtin(@argv) if $flags & 16;
+    if ($flags & 16) {
+      # No exec closes the helper's other pipes here: a child that holds another's stdin
+      # would keep its end of input from it.
+      close $_->[2] for values %byfd;
+      close $_->{in} for grep { $_->{in} } values %kids;
+      builtin(@argv);
+    }
     if ($flags & 2) { %ENV = (); for (@env) { my ($k, $v) = split /=/, $_, 2; $ENV{$k} = $v; } }
     { no warnings 'exec'; exec { $path } @argv; }
     # A kept path gone meanwhile: PATH as execvp searches it.
@@ -217,11 +251,11 @@ while (1) {
  * perl's syscall (perl-base's only other way is the POSIX module, ~1.5 MB of the helper's
  * ~7.4 resident). Another arch: the helper loads POSIX.
  */
-const SYSCALLS: Partial<Record<NodeJS.Architecture, [setsid: number, dup3: number, unshare: number, sethostname: number, mount: number, umount2: number]>> = {
-  x64: [112, 292, 272, 170, 165, 166],
-  arm64: [157, 24, 97, 161, 40, 39],
-  riscv64: [157, 24, 97, 161, 40, 39],
-  loong64: [157, 24, 97, 161, 40, 39],
+const SYSCALLS: Partial<Record<NodeJS.Architecture, [setsid: number, dup3: number, unshare: number, sethostname: number, mount: number, umount2: number, setgroups: number, setresgid: number, setresuid: number]>> = {
+  x64: [112, 292, 272, 170, 165, 166, 116, 119, 117],
+  arm64: [157, 24, 97, 161, 40, 39, 159, 149, 147],
+  riscv64: [157, 24, 97, 161, 40, 39, 159, 149, 147],
+  loong64: [157, 24, 97, 161, 40, 39, 159, 149, 147],
 };
 
 /** How long the helper stays after its last request. */
@@ -243,7 +277,7 @@ export interface HelperRequest {
   /**
    * argv is one of the helper's own operations, made by the forked child with no exec
    * (see runHelperOperation): ['mount', source, target, fstype, flags, data], ['umount',
-   * flags, target…], ['pin', unshare mask, hostname, lo (0/1), kind, file, …], ['rmtree', dir…].
+   * flags, target…], ['pin', unshare mask, hostname, lo (0/1), kind, file, …], ['rmtree', dir…], ['init', pin file, root, uid/gid, command…].
    */
   builtin?: boolean;
   /** Told the child's pid as soon as it exists. */
