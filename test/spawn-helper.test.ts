@@ -1,13 +1,29 @@
 // The warm spawning helper (src/linux/spawn-helper.ts) with real children: output, exit
 // codes and signals, exec failures, stdin bigger than a pipe, environment, working dir,
 // the fd-3 pipe conmon reports on, a daemon released while it runs, many at once; and
-// runCommand / execPlugin through it.
+// runCommand / execPlugin through it; its kept PATH lookups, and its own operations
+// (mount, umount, pin, rmtree: a forked child with no exec).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
-import { runViaHelper, startViaHelper, HelperSpawnError } from '../src/linux/spawn-helper.js';
-import { runCommand } from '../src/linux/command.js';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { runViaHelper, startViaHelper, HelperSpawnError, helperOperationsAvailable } from '../src/linux/spawn-helper.js';
+import { runCommand, runHelperOperation } from '../src/linux/command.js';
 import { execPlugin } from '../src/network/cni-exec.js';
+import { mountFilesystem, mountFlags, unmount } from '../src/linux/mount-calls.js';
+import { pinNamespaces, unpinNamespaces } from '../src/linux/namespaces.js';
+import { preparePrivateDir } from '../src/linux/mount-table.js';
+
+// Two dirs of the helper's PATH (it takes berthd's environment when it starts) for the
+// lookup test: a tool that moves from one to the other is found again.
+const scratch = mkdtempSync(join(tmpdir(), 'berth-helper-'));
+const [pathA, pathB] = [join(scratch, 'a'), join(scratch, 'b')];
+mkdirSync(pathA);
+mkdirSync(pathB);
+process.env.PATH = `${pathA}:${pathB}:${process.env.PATH ?? '/usr/bin:/bin'}`;
+process.on('exit', () => rmSync(scratch, { recursive: true, force: true }));
+const rootSkip = process.getuid?.() === 0 ? false : 'needs root';
 
 function helperRun(...args: Parameters<typeof runViaHelper>) {
   const result = runViaHelper(...args);
@@ -122,3 +138,72 @@ function resolvers(): { promise: Promise<void>; resolve: () => void } {
   const promise = new Promise<void>((r) => (resolve = r));
   return { promise, resolve };
 }
+
+test('a tool found in PATH is kept, and looked up again once it moved or went', async () => {
+  const tool = (dir: string, said: string) => writeFileSync(join(dir, 'berth-path-probe'), `#!/bin/sh\necho ${said}\n`, { mode: 0o755 });
+  tool(pathB, 'b');
+  assert.equal((await helperRun({ argv: ['berth-path-probe'] })).stdout, 'b\n');
+  tool(pathA, 'a');
+  assert.equal((await helperRun({ argv: ['berth-path-probe'] })).stdout, 'b\n', 'the kept path while it is there');
+  rmSync(join(pathB, 'berth-path-probe'));
+  assert.equal((await helperRun({ argv: ['berth-path-probe'] })).stdout, 'a\n', 'looked up again');
+  rmSync(join(pathA, 'berth-path-probe'));
+  await assert.rejects(helperRun({ argv: ['berth-path-probe'] }), (err: Error) => err instanceof HelperSpawnError && /No such file/.test(err.message));
+});
+
+test('mount(8) option words split into mount(2) flags and data', () => {
+  assert.deepEqual(mountFlags('nosuid,nodev,noexec,mode=1777,size=65536k'), { flags: 0xe, data: 'mode=1777,size=65536k' });
+  assert.deepEqual(mountFlags('lowerdir=/a:/b,upperdir=/u,workdir=/w,metacopy=on'), { flags: 0, data: 'lowerdir=/a:/b,upperdir=/u,workdir=/w,metacopy=on' });
+  assert.deepEqual(mountFlags('ro,bind'), { flags: 0x1001, data: '' });
+});
+
+test("the helper's own operations: mount and umount, namespaces pinned with hostname and lo up, a tree removed", { skip: rootSkip }, async (t) => {
+  assert.equal(helperOperationsAvailable(), true, `this arch (${process.arch}) has its syscall numbers`);
+  const dir = mkdtempSync(join(tmpdir(), 'berth-ops-'));
+  const pins = join(dir, 'ns');
+  t.after(async () => {
+    await runCommand('umount', ['-l', pins], 'x').catch(() => undefined);
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const target = join(dir, 'shm');
+  mkdirSync(target);
+  await mountFilesystem('tmpfs', 'berthtest', target, 'nosuid,nodev,noexec,mode=700,size=1024k', 'mounting a test tmpfs');
+  const line = readFileSync('/proc/self/mountinfo', 'utf8').split('\n').find((l) => l.split(' ')[4] === target);
+  assert.match(line ?? '', / rw,nosuid,nodev,noexec[, ].* - tmpfs berthtest rw,size=1024k,mode=700/, line);
+  await unmount([target], false, 'unmounting a test tmpfs');
+  await assert.rejects(unmount([target], true, 'unmounting it again'), /unmounting it again: umount failed: umount .*shm: Invalid argument/);
+  await assert.rejects(mountFilesystem('nosuchfs', 'x', target, '', 'mounting a bad type'), /mounting a bad type: mount failed: mount .*: No such device/);
+  await assert.rejects(runHelperOperation(['frobnicate'], 'a bad operation')!, /unknown operation frobnicate/);
+
+  await preparePrivateDir(pins);
+  const files = { net: join(pins, 'net'), uts: join(pins, 'uts'), ipc: join(pins, 'ipc') };
+  assert.equal(await pinNamespaces(files, 'berth-pinned'), true, 'lo came up with the pins');
+  const inside = await runCommand('nsenter', [`--net=${files.net}`, `--uts=${files.uts}`, `--ipc=${files.ipc}`, 'sh', '-c', 'hostname; ip -o link show lo; readlink /proc/self/ns/ipc /proc/self/ns/net; ip -o link | wc -l'], 'looking inside');
+  const [name, lo, ipc, net, links] = inside.stdout.trim().split('\n');
+  assert.equal(name, 'berth-pinned');
+  assert.match(lo!, /<LOOPBACK,UP,LOWER_UP>/);
+  assert.notEqual(ipc, readlinkSync('/proc/self/ns/ipc'), 'a new IPC namespace');
+  assert.notEqual(net, readlinkSync('/proc/self/ns/net'), 'a new network namespace');
+  assert.equal(links, '1', 'a new network namespace: lo alone');
+  await unpinNamespaces(Object.values(files));
+  assert.deepEqual(Object.values(files).filter((f) => existsSync(f)), []);
+
+  // rmtree follows no symlink and leaves other filesystems alone.
+  const tree = join(dir, 'tree');
+  const outside = join(dir, 'outside');
+  mkdirSync(join(tree, 'a', 'b'), { recursive: true });
+  mkdirSync(outside);
+  writeFileSync(join(outside, 'keep'), 'k');
+  writeFileSync(join(tree, 'a', 'b', 'f'), 'x');
+  symlinkSync(outside, join(tree, 'a', 'link'));
+  await runHelperOperation(['rmtree', tree], 'removing a tree');
+  assert.equal(existsSync(tree), false);
+  assert.equal(readFileSync(join(outside, 'keep'), 'utf8'), 'k', 'not through the symlink');
+  const mounted = join(dir, 'tree2', 'mnt');
+  mkdirSync(mounted, { recursive: true });
+  await mountFilesystem('tmpfs', 'berthtest', mounted, '', 'mounting a test tmpfs');
+  writeFileSync(join(mounted, 'keep'), 'k');
+  await assert.rejects(runHelperOperation(['rmtree', join(dir, 'tree2')], 'removing a tree with a mount')!, /some entries were left/);
+  assert.equal(readFileSync(join(mounted, 'keep'), 'utf8'), 'k', 'not onto another filesystem');
+  await unmount([mounted], false, 'x');
+});
