@@ -9,8 +9,9 @@
 // --hot N repeats the read-only calls N times on one running container. With
 // BENCH_MARKS=FILE a line naming each call is appended to FILE as it begins (to line a
 // trace of berthd's child processes up with the calls); BENCH_BERTHD_LOG=FILE keeps
-// berthd's log. Each berthd's own CPU time per iteration (all its threads) and its
-// spawning helper's are read from /proc/PID/stat around each iteration (10 ms ticks).
+// berthd's log. Each berthd's own CPU time per iteration (all its threads), its spawning
+// helper's and that of the children the helper reaped are read from /proc/PID/stat
+// around each iteration (10 ms ticks).
 import { appendFileSync, readdirSync, readFileSync } from 'node:fs';
 import { RuntimeService, ImageService } from '../src/gen/runtime/v1/api_pb.js';
 import { openChannel, serviceClient } from '../src/server/grpc-client.js';
@@ -19,15 +20,23 @@ import { startPodNetwork } from '../test/helpers/pod-network.js';
 import { cpuMs, median, numberArg, requireRoot, Scope, startBusyboxRegistry, stepTimer, stringArg } from './harness.js';
 import { RAW_DOWN, RAW_UP, RawHost } from './raw-host.js';
 
-/** CPU ms so far of berthd's live spawning helper (its child named berth-spawn-helper), 0 if none. */
-function helperCpuMs(berthdPid: number): number {
-  let total = 0;
+/**
+ * CPU ms so far of berthd's live spawning helper (its child named berth-spawn-helper), 0
+ * if none, and of the children it has reaped (the host tools, CNI plugins and their own
+ * children, the helper's no-exec operations; not what outlives them: conmon's daemon,
+ * runc create under it, catatonit).
+ */
+function helperCpuMs(berthdPid: number): { own: number; children: number } {
+  const total = { own: 0, children: 0 };
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
     try {
       const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
       if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) !== berthdPid) continue;
-      if (readFileSync(`/proc/${entry}/cmdline`, 'utf8').startsWith('berth-spawn-helper')) total += cpuMs(Number(entry));
+      if (!readFileSync(`/proc/${entry}/cmdline`, 'utf8').startsWith('berth-spawn-helper')) continue;
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      total.own += (Number(fields[11]) + Number(fields[12])) * 10;
+      total.children += (Number(fields[13]) + Number(fields[14])) * 10;
     } catch {
       // gone meanwhile
     }
@@ -36,14 +45,16 @@ function helperCpuMs(berthdPid: number): number {
 }
 
 /** Runs one iteration and adds berthd's and its helper's CPU ms to cpu[name]. */
-async function measured(cpu: Map<string, { berthd: number[]; helper: number[] }>, name: string, pid: number, step: () => Promise<void>): Promise<void> {
+async function measured(cpu: Map<string, { berthd: number[]; helper: number[]; children: number[] }>, name: string, pid: number, step: () => Promise<void>): Promise<void> {
   const before = cpuMs(pid);
   const helperBefore = helperCpuMs(pid);
   await step();
-  const entry = cpu.get(name) ?? { berthd: [], helper: [] };
+  const entry = cpu.get(name) ?? { berthd: [], helper: [], children: [] };
   entry.berthd.push(cpuMs(pid) - before);
   // A helper that exited during the iteration (10 s idle) would go negative: not counted.
-  entry.helper.push(Math.max(0, helperCpuMs(pid) - helperBefore));
+  const helperAfter = helperCpuMs(pid);
+  entry.helper.push(Math.max(0, helperAfter.own - helperBefore.own));
+  entry.children.push(Math.max(0, helperAfter.children - helperBefore.children));
   cpu.set(name, entry);
 }
 
@@ -81,7 +92,7 @@ async function main(): Promise<void> {
       await timed(`${prefix}RemovePodSandbox`, () => runtime.removePodSandbox({ podSandboxId: pod.podSandboxId }, opts));
     };
     // --baseline: another build's berthd ("base " names); --raw: the host tools alone (raw-host.ts). Turns rotate.
-    const cpu = new Map<string, { berthd: number[]; helper: number[] }>();
+    const cpu = new Map<string, { berthd: number[]; helper: number[]; children: number[] }>();
     const turns: Array<(i: number) => Promise<void>> = [(i) => measured(cpu, 'berth', berthd.process.pid!, () => lifecycle('', runtime, images, i))];
     const baselineBinary = stringArg('--baseline');
     if (baselineBinary) {
@@ -132,7 +143,7 @@ async function main(): Promise<void> {
     }
     const mean = (v: number[]) => v.reduce((a, b) => a + b, 0) / v.length;
     for (const [name, c] of cpu) {
-      process.stdout.write(`${name} CPU ms per iteration (12 calls; /proc/PID/stat): berthd ${mean(c.berthd).toFixed(1)} (median ${median(c.berthd).toFixed(0)}), spawning helper ${mean(c.helper).toFixed(1)}\n`);
+      process.stdout.write(`${name} CPU ms per iteration (12 calls; /proc/PID/stat): berthd ${mean(c.berthd).toFixed(1)} (median ${median(c.berthd).toFixed(0)}), spawning helper ${mean(c.helper).toFixed(1)}, its reaped children ${mean(c.children).toFixed(1)}\n`);
     }
     process.stdout.write(`load average at the end: ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')}\n`);
     if (raw) {
