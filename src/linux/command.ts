@@ -19,16 +19,16 @@ export function runCommand(command: string, args: string[], doing: string, optio
  * exec; see HelperRequest.builtin), failing as runCommand does; `undefined` where the
  * helper cannot make them (helperOperationsAvailable): the caller runs the host tool.
  */
-export function runHelperOperation(argv: string[], doing: string, options: { timeoutMs?: number } = {}): Promise<CommandResult> | undefined {
+export function runHelperOperation(argv: string[], doing: string, options: { timeoutMs?: number; newSession?: boolean } = {}): Promise<CommandResult> | undefined {
   if (!helperOperationsAvailable()) return undefined;
   return throughHelper(argv, true, doing, options);
 }
 
-function throughHelper(argv: string[], builtin: boolean, doing: string, options: { input?: string; timeoutMs?: number }): Promise<CommandResult> | undefined {
+function throughHelper(argv: string[], builtin: boolean, doing: string, options: { input?: string; timeoutMs?: number; newSession?: boolean }): Promise<CommandResult> | undefined {
   const command = argv[0]!;
   let pid: number | undefined;
   let killed = false;
-  const viaHelper = runViaHelper({ argv, builtin, stdin: options.input ?? '', onPid: (p) => (pid = p) });
+  const viaHelper = runViaHelper({ argv, builtin, newSession: options.newSession, stdin: options.input ?? '', onPid: (p) => (pid = p) });
   if (viaHelper) {
     const timer = options.timeoutMs
       ? setTimeout(() => {

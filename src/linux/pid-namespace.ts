@@ -88,7 +88,8 @@ export async function startPidNamespace(pinFile: string, infraRoot: string, user
 /** The helper's 'init' operation: its answer is the init's host pid, given once catatonit runs and the namespace is pinned. */
 function startInitByHelper(pinFile: string, infraRoot: string): Promise<number> | undefined {
   const doing = `cannot start the pod's PID namespace init (${join(infraRoot, 'catatonit')})`;
-  const operation = runHelperOperation(['init', pinFile, infraRoot, NOBODY, '/catatonit', '-P'], doing, { timeoutMs: START_TIMEOUT_MS });
+  // A session of its own, as unshare's was: no signal to berthd's process group reaches it.
+  const operation = runHelperOperation(['init', pinFile, infraRoot, NOBODY, '/catatonit', '-P'], doing, { timeoutMs: START_TIMEOUT_MS, newSession: true });
   return operation?.then(
     ({ stdout }) => {
       const pid = Number(stdout.trim());
