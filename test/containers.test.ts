@@ -481,3 +481,32 @@ test('the kept list answers follow every change at once: create, start, an exit 
   await runtime.removeContainer({ containerId });
   assert.deepEqual([await all(), await running()], [[], []]);
 });
+
+test("RemoveContainer removes a stopped container's cgroups and runc's state; a process its pod-wide PID namespace kept is killed first", { skip }, async (t) => {
+  const { berthd, runtime, image, logDir } = await setup(t);
+  const pod = await runtime.runPodSandbox({
+    config: { metadata: { name: 'sharedpid', namespace: 'test', uid: 'sharedpid-uid', attempt: 0 }, logDirectory: logDir, linux: { securityContext: { namespaceOptions: { pid: NamespaceMode.POD } } } },
+  });
+  cleanup(t).after(() => runtime.removePodSandbox({ podSandboxId: pod.podSandboxId }, { timeoutMs: 60_000 }).catch(() => undefined));
+  const run = async (name: string, script: string) => {
+    const { containerId } = await runtime.createContainer({ podSandboxId: pod.podSandboxId, config: { metadata: { name }, image: { image }, command: ['sh', '-c', script], logPath: `${name}.log` } });
+    await runtime.startContainer({ containerId });
+    await waitExited(runtime, containerId);
+    return containerId;
+  };
+  const hierarchies = ['memory', 'pids', 'unified'].filter((h) => existsSync(`/sys/fs/cgroup/${h}/cgroup.procs`));
+  const left = (id: string) => [...hierarchies.map((h) => `/sys/fs/cgroup/${h}${containerCgroup('', id)}`), join(berthd.dir, 'state', 'runtime', 'runc', id)].filter((p) => existsSync(p));
+  // Its init exited and nothing else ran in it.
+  const plain = await run('plain', 'exit 0');
+  assert.ok(left(plain).length > 1, `its cgroups and runc's state are there while it is: ${left(plain)}`);
+  await runtime.removeContainer({ containerId: plain });
+  assert.deepEqual(left(plain), []);
+  // Its init exited, but a child lives on in the pod's PID namespace (and in its cgroups).
+  const parent = await run('parent', 'sleep 600 & echo $! > /dev/null; exit 0');
+  const memory = `/sys/fs/cgroup/memory${containerCgroup('', parent)}/cgroup.procs`;
+  const orphans = existsSync(memory) ? (await readFile(memory, 'utf8')).split('\n').filter(Boolean).map(Number) : [];
+  if (existsSync(memory)) assert.equal(orphans.length, 1, 'the sleep is left in the container cgroup');
+  await runtime.removeContainer({ containerId: parent });
+  assert.deepEqual(left(parent), []);
+  for (const pid of orphans) assert.equal(existsSync(`/proc/${pid}/cmdline`) && (await readFile(`/proc/${pid}/cmdline`, 'utf8')).startsWith('sleep'), false, 'the orphan was killed');
+});

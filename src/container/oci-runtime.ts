@@ -3,7 +3,7 @@
 // the exit code to a file), so containers outlive berthd; berthd runs `start`, `kill`,
 // `delete` and `state` itself.
 import { spawn } from 'node:child_process';
-import { closeSync, constants as fsConstants, mkdirSync, openSync, readSync } from 'node:fs';
+import { closeSync, constants as fsConstants, mkdirSync, openSync, readFileSync, readSync, rmdirSync, rmSync } from 'node:fs';
 import { readFile, rm } from 'node:fs/promises';
 import { constants } from 'node:os';
 import { basename, join } from 'node:path';
@@ -347,9 +347,14 @@ export class OciRuntime implements ContainerRuntime {
     if (start !== undefined) this.#inits.set(id, { pid, start });
   }
 
+  /** runc, with its state where berth put it: what start, kill and delete may do without running it. */
+  #isRunc(): boolean {
+    return basename(this.options.path) === 'runc' && !this.options.options.some((o) => o.startsWith('--root'));
+  }
+
   /** runc's init of a container, as seen at create or from its state (runc only; undefined otherwise or when unreadable). */
   async #runcInit(id: string): Promise<{ pid: number; start: string } | undefined> {
-    if (basename(this.options.path) !== 'runc' || this.options.options.some((o) => o.startsWith('--root'))) return undefined;
+    if (!this.#isRunc()) return undefined;
     const known = this.#inits.get(id);
     if (known) return known;
     let state: { init_process_pid?: unknown; init_process_start?: unknown };
@@ -387,8 +392,51 @@ export class OciRuntime implements ContainerRuntime {
     return true;
   }
 
+  /**
+   * What `runc delete` does to a stopped container with the cgroupfs driver (runc 1.1's
+   * destroy: the container's cgroups and its state dir removed), without running runc (a
+   * child of ~8 ms of CPU, the most of RemoveContainer). Only when nothing is left to
+   * kill or run: its init gone, no process in any of its cgroups (a pod-wide PID
+   * namespace can keep an init's children; runc kills them), no OCI hook, no Intel RDT
+   * dir. Anything else, or a cgroup that will not go, is left to runc. True when done.
+   * Synchronous: a small state file and cgroupfs rmdirs.
+   */
+  #deleteStopped(id: string): boolean {
+    if (!this.#isRunc() || this.options.cgroupDriver !== 'cgroupfs') return false;
+    const dir = join(this.options.root, id);
+    let state: { init_process_pid?: unknown; init_process_start?: unknown; cgroup_paths?: Record<string, unknown>; intel_rdt_path?: unknown; config?: { Hooks?: Record<string, unknown> | null } };
+    try {
+      state = JSON.parse(readFileSync(join(dir, 'state.json'), 'utf8')) as typeof state;
+    } catch {
+      return false;
+    }
+    const pid = state.init_process_pid;
+    if (typeof pid !== 'number' || !Number.isInteger(pid) || pid <= 0 || typeof state.init_process_start !== 'number') return false;
+    if (processStartTime(pid) === String(state.init_process_start)) return false;
+    if (state.intel_rdt_path || Object.values(state.config?.Hooks ?? {}).some((hooks) => Array.isArray(hooks) && hooks.length > 0)) return false;
+    const paths = Object.values(state.cgroup_paths ?? {});
+    if (!paths.every((p): p is string => typeof p === 'string' && p.startsWith('/sys/fs/cgroup/'))) return false;
+    for (const path of paths) {
+      try {
+        if (readFileSync(join(path, 'cgroup.procs'), 'utf8').trim() !== '') return false;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') return false;
+      }
+    }
+    for (const path of paths) {
+      try {
+        rmdirSync(path);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') return false;
+      }
+    }
+    rmSync(dir, { recursive: true, force: true });
+    return true;
+  }
+
   async delete(id: string): Promise<void> {
     this.#inits.delete(id);
+    if (this.#deleteStopped(id)) return;
     await runCommand(this.options.path, [...this.#globalArgs, 'delete', '--force', id], `deleting container ${id}`).catch((err: BerthError) => {
       if (!/does not exist|not exist/i.test(err.message)) throw err;
     });
