@@ -11,7 +11,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { RuntimeService, ImageService } from '../src/gen/runtime/v1/api_pb.js';
 import { openChannel, serviceClient } from '../src/server/grpc-client.js';
-import { median, numberArg, requireRoot, Scope } from './harness.js';
+import { median, numberArg, requireRoot, roundOrder, Scope } from './harness.js';
 import { startPodBenchTargets } from './targets.js';
 
 const SETTLE_MS = 10_000;
@@ -60,8 +60,9 @@ async function main(): Promise<void> {
       run.figures.totalS += ms / 1000;
       run.made.push({ pod: pod.podSandboxId, ctr: ctr.containerId });
     };
-    // The polled calls on every runtime at once, interleaved call by call (the order of the
-    // runtimes turned each round), so a machine shared with other work slows all alike.
+    // The polled calls on every runtime at once, interleaved call by call (the rounds going
+    // through every order of the runtimes: roundOrder), so a machine shared with other work
+    // slows all alike and none always follows the same other.
     const pollAll = async (index: 0 | 1) => {
       const calls: [string, (r: Run) => Promise<unknown>][] = [
         ['PodSandboxStatus', (r) => r.runtime.podSandboxStatus({ podSandboxId: r.made[0]!.pod }, opts)],
@@ -78,7 +79,8 @@ async function main(): Promise<void> {
       const times = new Map<Run, Map<string, number[]>>(runs.map((r) => [r, new Map()]));
       for (let i = 0; i < polls; i++) {
         for (const [name, call] of calls) {
-          for (const run of i % 2 ? [...runs].reverse() : runs) {
+          for (const k of roundOrder(i, runs.length)) {
+            const run = runs[k]!;
             const t = process.hrtime.bigint();
             // A call a runtime fails (containerd's pod stats of a pod without a cgroup parent) is left out.
             if (!(await call(run).then(() => true, () => false))) continue;
