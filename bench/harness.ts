@@ -47,10 +47,11 @@ export function stepTimer(onStart?: (name: string) => void): { times: Map<string
 /**
  * The order in which n runtimes take their turn in a round: the rounds go through every
  * permutation of 0..n-1 in turn (n ≤ 6; a rotation beyond), so each runtime follows each
- * other equally often. It matters: a call right after one to containerd reads ~0.05 ms
- * slower than one after berthd (its Go runtime still busy on a core after answering, on
- * a 2-core machine), and a fixed rotation (0,1,2,3 turned each round) put the same runtime
- * always after the same one: the bench's first column (this build) after containerd 2.
+ * other equally often. It matters: a call right after one to containerd read ~0.05 ms
+ * slower than one after berthd (measured, bench:polled --by-previous; why is not known:
+ * perhaps the Go daemon still busy on one of the two cores after answering), and a fixed
+ * rotation (0,1,2,3 turned each round) put the same runtime always after the same one:
+ * the bench's first column (this build) after containerd 2.
  */
 export function roundOrder(round: number, n: number): number[] {
   if (n > 6) return Array.from({ length: n }, (_, k) => (round + k) % n);
