@@ -6,12 +6,16 @@
 // per-pod processes (every runtime holding its pods), and the latency of the calls the
 // kubelet polls with 1 and with N pods on every runtime, interleaved call by call across
 // the runtimes (growth shows per-call work that grows with the number of pods; NaN: a
-// call that runtime failed). Never fails on time.
+// call that runtime failed). The lists' latency includes the bench client's decoding of
+// the answer (protobuf-es, in this process), which grows with the answer: printed apart
+// (the answer's size, and the client's decode time of it alone), so what grows on the
+// daemon's side shows. Never fails on time.
 //   node dist/bench/density.js [--pods N] [--polls N] [--no-containerd] [--baseline OTHER/dist/src/bin/berthd.js]
 import { setTimeout as sleep } from 'node:timers/promises';
-import { RuntimeService, ImageService } from '../src/gen/runtime/v1/api_pb.js';
+import { fromBinary, toBinary, type DescMessage, type MessageShape } from '@bufbuild/protobuf';
+import { RuntimeService, ImageService, ListContainersResponseSchema, ListPodSandboxResponseSchema } from '../src/gen/runtime/v1/api_pb.js';
 import { openChannel, serviceClient } from '../src/server/grpc-client.js';
-import { median, numberArg, requireRoot, Scope } from './harness.js';
+import { median, numberArg, requireRoot, roundOrder, Scope } from './harness.js';
 import { startPodBenchTargets } from './targets.js';
 
 const SETTLE_MS = 10_000;
@@ -24,6 +28,21 @@ interface Figures {
   memoryKb: number;
   /** call → [median ms with 1 pod, median ms with N pods] */
   polls: Map<string, [number, number]>;
+  /** list call → [its answer's size in KB, the bench client's decode of it alone in ms], with N pods */
+  decode: Map<string, [number, number]>;
+}
+
+/** The bench client's own time to decode this answer (median of 15 blocks of 20, after a warm-up), ms. */
+function decodeMs<S extends DescMessage>(schema: S, answer: MessageShape<S>): [number, number] {
+  const bytes = toBinary(schema, answer);
+  for (let i = 0; i < 100; i++) fromBinary(schema, bytes);
+  const blocks: number[] = [];
+  for (let b = 0; b < 15; b++) {
+    const t = process.hrtime.bigint();
+    for (let i = 0; i < 20; i++) fromBinary(schema, bytes);
+    blocks.push(Number(process.hrtime.bigint() - t) / 1e6 / 20);
+  }
+  return [bytes.length / 1024, median(blocks)];
 }
 
 async function main(): Promise<void> {
@@ -40,7 +59,7 @@ async function main(): Promise<void> {
         const channel = openChannel(target.endpoint);
         const runtime = serviceClient(RuntimeService, channel);
         await serviceClient(ImageService, channel).pullImage({ image: { image } }, { timeoutMs: 300_000 });
-        const figures: Figures = { startMs: [], totalS: 0, memoryKb: 0, polls: new Map() };
+        const figures: Figures = { startMs: [], totalS: 0, memoryKb: 0, polls: new Map(), decode: new Map() };
         return { target, channel, runtime, figures, made: [] as { pod: string; ctr: string }[] };
       }),
     );
@@ -60,8 +79,9 @@ async function main(): Promise<void> {
       run.figures.totalS += ms / 1000;
       run.made.push({ pod: pod.podSandboxId, ctr: ctr.containerId });
     };
-    // The polled calls on every runtime at once, interleaved call by call (the order of the
-    // runtimes turned each round), so a machine shared with other work slows all alike.
+    // The polled calls on every runtime at once, interleaved call by call (the rounds going
+    // through every order of the runtimes: roundOrder), so a machine shared with other work
+    // slows all alike and none always follows the same other.
     const pollAll = async (index: 0 | 1) => {
       const calls: [string, (r: Run) => Promise<unknown>][] = [
         ['PodSandboxStatus', (r) => r.runtime.podSandboxStatus({ podSandboxId: r.made[0]!.pod }, opts)],
@@ -78,7 +98,8 @@ async function main(): Promise<void> {
       const times = new Map<Run, Map<string, number[]>>(runs.map((r) => [r, new Map()]));
       for (let i = 0; i < polls; i++) {
         for (const [name, call] of calls) {
-          for (const run of i % 2 ? [...runs].reverse() : runs) {
+          for (const k of roundOrder(i, runs.length)) {
+            const run = runs[k]!;
             const t = process.hrtime.bigint();
             // A call a runtime fails (containerd's pod stats of a pod without a cgroup parent) is left out.
             if (!(await call(run).then(() => true, () => false))) continue;
@@ -102,6 +123,10 @@ async function main(): Promise<void> {
       process.stdout.write(`${run.target.name}: ${pods} pods in ${run.figures.totalS.toFixed(1)} s\n`);
     }
     await pollAll(1);
+    for (const run of runs) {
+      run.figures.decode.set('ListPodSandbox', decodeMs(ListPodSandboxResponseSchema, await run.runtime.listPodSandbox({}, opts)));
+      run.figures.decode.set('ListContainers', decodeMs(ListContainersResponseSchema, await run.runtime.listContainers({}, opts)));
+    }
     await sleep(SETTLE_MS);
     for (const run of runs) run.figures.memoryKb = await run.target.memoryKb();
     const results = new Map<string, Figures>();
@@ -130,6 +155,10 @@ async function main(): Promise<void> {
     for (const call of berth.polls.keys()) {
       row(`${call}, 1 pod`, (x) => x.polls.get(call)?.[0] ?? Number.NaN, 2);
       row(`${call}, ${pods} pods`, (x) => x.polls.get(call)?.[1] ?? Number.NaN, 2);
+    }
+    for (const call of berth.decode.keys()) {
+      row(`${call} answer, ${pods} pods (KB)`, (x) => x.decode.get(call)?.[0] ?? Number.NaN, 1);
+      row(`  the bench client's decode of it alone`, (x) => x.decode.get(call)?.[1] ?? Number.NaN, 2);
     }
   } finally {
     await scope.close();

@@ -3,7 +3,9 @@
 // berthd and its children (the spawning helper while it lives) 10 s after start ("fresh"),
 // right after a run of status and list calls ("after calls": --calls N of each of
 // Version, ListPodSandbox, ListContainers, ListImages, ImageStatus and ListContainerStats,
-// interleaved, the builds taking turns), and after --idle S seconds at rest ("idle").
+// interleaved, the builds taking turns), 8 s after them (berthd gives back what a run of
+// calls left once they paused: src/daemon/idle-memory.ts, 1 s and 7 s after), and after
+// --idle S seconds at rest ("idle").
 // Medians in MB over --rounds rounds (min-max in brackets). No pods: what berthd itself keeps.
 // --variant FILE (repeatable) adds more entry files beside them, e.g. one whose #! line
 // gives other node flags and imports this build's berthd.js (to measure a flag).
@@ -25,7 +27,8 @@ function treeKb(pid: number): Promise<number> {
   return rssOf(async (_cmd, p) => p === pid || (await parentOf(p)) === pid);
 }
 
-const STEPS = ['fresh', 'after calls', 'idle'] as const;
+const STEPS = ['fresh', 'after calls', 'after calls + 8 s', 'idle'] as const;
+const SOON_MS = 8000;
 
 async function main(): Promise<void> {
   requireRoot();
@@ -72,8 +75,10 @@ async function main(): Promise<void> {
         for (const c of n % 2 ? [...clients].reverse() : clients) for (const call of kinds) await call(c);
       }
       await read(1);
-      await sleep(idleS * 1000);
+      await sleep(SOON_MS);
       await read(2);
+      await sleep(Math.max(0, idleS * 1000 - SOON_MS));
+      await read(3);
       process.stdout.write(`round ${round + 1}: ${builds.map((b, i) => `${b.name} ${STEPS.map((_, s) => figures[i]![s]!.at(-1)!.toFixed(1)).join(' / ')}`).join(';  ')} MB\n`);
     } finally {
       await scope.close();
@@ -81,7 +86,7 @@ async function main(): Promise<void> {
   }
   const load = (await readFile('/proc/loadavg', 'utf8')).split(' ').slice(0, 3).join(' ');
   process.stdout.write(`\nVmRSS of berthd and its children, MB: median (min-max) of ${rounds} rounds; ${callsPerKind} calls of each of 6 kinds; load average now ${load}\n`);
-  process.stdout.write(`| build | fresh (10 s after start) | right after the calls | after ${idleS} s idle |\n| --- | --- | --- | --- |\n`);
+  process.stdout.write(`| build | fresh (10 s after start) | right after the calls | ${SOON_MS / 1000} s after them | ${idleS} s after them |\n| --- | --- | --- | --- | --- |\n`);
   builds.forEach((b, i) => {
     const cells = figures[i]!.map((v) => `${median(v).toFixed(1)} (${Math.min(...v).toFixed(1)}-${Math.max(...v).toFixed(1)})`);
     process.stdout.write(`| ${b.name} | ${cells.join(' | ')} |\n`);

@@ -2,14 +2,16 @@
 // calls, Version, and the stats and metrics calls of the kubelet's /stats/summary),
 // against berthd and containerd (1.6, and 2.x when built) at once, each with one running
 // pod and container. A call a runtime does not implement (UNIMPLEMENTED), or that
-// containerd fails (2.x's ListPodSandboxMetrics of a pod without a cgroup parent), shows as n/a. Calls are interleaved (round robin, the order of
-// the runtimes turned each round), so a machine shared with other work slows all alike;
-// medians in ms and berth/containerd ratios. Never fails on time.
-//   node dist/bench/polled-calls.js [--rounds N] [--baseline OTHER/dist/src/bin/berthd.js] [--no-containerd] [--cpu-by-call]
+// containerd fails (2.x's ListPodSandboxMetrics of a pod without a cgroup parent), shows as n/a. Calls are interleaved (round robin, the rounds
+// going through every order of the runtimes, so each follows each other equally often:
+// see roundOrder), so a machine shared with other work slows all alike; medians in ms
+// and berth/containerd ratios. Never fails on time. `--by-previous`: the polled calls'
+// median by the runtime called just before (what a fixed order would bias).
+//   node dist/bench/polled-calls.js [--rounds N] [--baseline OTHER/dist/src/bin/berthd.js] [--no-containerd] [--cpu-by-call] [--by-previous]
 import { RuntimeService, ImageService } from '../src/gen/runtime/v1/api_pb.js';
 import { GrpcCallError, openChannel, serviceClient } from '../src/server/grpc-client.js';
 import { GrpcStatus } from '../src/server/grpc-wire.js';
-import { cpuMs, median, numberArg, percentile, requireRoot, Scope } from './harness.js';
+import { cpuMs, median, numberArg, percentile, requireRoot, roundOrder, Scope } from './harness.js';
 import { startPodBenchTargets } from './targets.js';
 
 async function main(): Promise<void> {
@@ -67,17 +69,28 @@ async function main(): Promise<void> {
         throw err;
       }
     };
+    // The kubelet's every-second calls, by runtime and the runtime called before (--by-previous).
+    const polled = new Set(['Version', 'PodSandboxStatus', 'ContainerStatus', 'ListPodSandbox', 'ListContainers', 'ImageStatus', 'ListImages']);
+    const byPrevious = new Map<string, number[]>();
+    let previous = '';
     const cpuBefore = new Map(targets.map((t) => [t.name, cpuMs(t.pid)]));
     for (let round = 0; round < rounds; round++) {
+      const order = roundOrder(round, clients.length);
       for (const [name, call] of calls) {
-        for (let k = 0; k < clients.length; k++) {
-          const client = clients[(round + k) % clients.length]!;
+        for (const k of order) {
+          const client = clients[k]!;
           const started = process.hrtime.bigint();
           if (!(await attempt(name, call, client))) continue;
+          const ms = Number(process.hrtime.bigint() - started) / 1e6;
           const key = `${name}\t${client.target.name}`;
-          const list = times.get(key) ?? [];
-          list.push(Number(process.hrtime.bigint() - started) / 1e6);
-          times.set(key, list);
+          if (!times.has(key)) times.set(key, []);
+          times.get(key)!.push(ms);
+          if (polled.has(name) && previous) {
+            const pair = `${client.target.name}\t${previous}`;
+            if (!byPrevious.has(pair)) byPrevious.set(pair, []);
+            byPrevious.get(pair)!.push(ms);
+          }
+          previous = client.target.name;
         }
       }
     }
@@ -122,6 +135,17 @@ async function main(): Promise<void> {
     // The daemon's own CPU time per call (user + system, its threads included; not its
     // helpers): steadier than latency on a shared machine. Over the calls each one answered
     // (ListPodSandboxMetrics costs far more than the rest: compare the per-call lines).
+    if (process.argv.includes('--by-previous')) {
+      process.stdout.write(`\nthe polled calls (${[...polled].join(', ')}) by the runtime called before: median ms (calls)\n`);
+      process.stdout.write(`${'runtime \\ before'.padEnd(22)}${names.map((n) => n.padStart(20)).join('')}\n`);
+      for (const n of names) {
+        const cell = (p: string) => {
+          const list = byPrevious.get(`${n}\t${p}`);
+          return (list ? `${median(list).toFixed(3)} (${list.length})` : 'n/a').padStart(20);
+        };
+        process.stdout.write(`${n.padEnd(22)}${names.map(cell).join('')}\n`);
+      }
+    }
     const made = (n: string) => calls.reduce((sum, [name]) => sum + (times.get(`${name}\t${n}`)?.length ?? 0), 0);
     const perCall = (n: string) => (cpu.get(n)! / made(n)) * 1000;
     process.stdout.write(`${'CPU µs/call'.padEnd(18)}${names.map((n) => perCall(n).toFixed(0).padStart(20)).join('')}${containerd.map((n) => (perCall('berth') / perCall(n)).toFixed(2).padStart(22)).join('')}\n`);
