@@ -6,8 +6,13 @@
 // going through every order of the runtimes, so each follows each other equally often:
 // see roundOrder), so a machine shared with other work slows all alike; medians in ms
 // and berth/containerd ratios. Never fails on time. `--by-previous`: the polled calls'
-// median by the runtime called just before (what a fixed order would bias).
-//   node dist/bench/polled-calls.js [--rounds N] [--baseline OTHER/dist/src/bin/berthd.js] [--no-containerd] [--cpu-by-call] [--by-previous]
+// median by the runtime called just before (what a fixed order would bias). `--block N`:
+// each call made N times in a row to one runtime before the next takes its turn (1: the
+// calls interleaved one by one). A call right after one to containerd reads slower,
+// whichever runtime it goes to (--by-previous; the Go daemon's threads still on a core
+// is a guess), and on a node only one runtime answers: in blocks each runtime's figure is
+// its own, the block's first call aside.
+//   node dist/bench/polled-calls.js [--rounds N] [--block N] [--baseline OTHER/dist/src/bin/berthd.js] [--no-containerd] [--cpu-by-call] [--by-previous]
 import { RuntimeService, ImageService } from '../src/gen/runtime/v1/api_pb.js';
 import { GrpcCallError, openChannel, serviceClient } from '../src/server/grpc-client.js';
 import { GrpcStatus } from '../src/server/grpc-wire.js';
@@ -17,6 +22,7 @@ import { startPodBenchTargets } from './targets.js';
 async function main(): Promise<void> {
   requireRoot();
   const rounds = numberArg('--rounds', 300);
+  const block = numberArg('--block', 1);
   const scope = new Scope();
   try {
     const { image, targets } = await startPodBenchTargets(scope);
@@ -77,8 +83,8 @@ async function main(): Promise<void> {
     for (let round = 0; round < rounds; round++) {
       const order = roundOrder(round, clients.length);
       for (const [name, call] of calls) {
-        for (const k of order) {
-          const client = clients[k]!;
+        for (let i = 0; i < order.length * block; i++) {
+          const client = clients[order[Math.floor(i / block)]!]!;
           const started = process.hrtime.bigint();
           if (!(await attempt(name, call, client))) continue;
           const ms = Number(process.hrtime.bigint() - started) / 1e6;
@@ -113,7 +119,7 @@ async function main(): Promise<void> {
     for (const c of clients) c.channel.close();
     const names = clients.map((c) => c.target.name);
     const containerd = names.filter((n) => n.startsWith('containerd'));
-    process.stdout.write(`\n${rounds} rounds, interleaved; median ms (p95 in brackets); ratios berth/<runtime> of the medians\n`);
+    process.stdout.write(`\n${rounds} rounds, interleaved${block > 1 ? ` in blocks of ${block} calls` : ''}; median ms (p95 in brackets); ratios berth/<runtime> of the medians\n`);
     process.stdout.write(`${'call'.padEnd(18)}${names.map((n) => n.padStart(20)).join('')}${containerd.map((n) => `berth/${n}`.padStart(22)).join('')}\n`);
     for (const [name] of calls) {
       const has = (n: string) => times.has(`${name}\t${n}`);
