@@ -17,7 +17,7 @@ import { RuntimeService, ImageService } from '../src/gen/runtime/v1/api_pb.js';
 import { openChannel, serviceClient } from '../src/server/grpc-client.js';
 import { startBerthd } from '../test/helpers/berthd.js';
 import { startPodNetwork } from '../test/helpers/pod-network.js';
-import { cpuMs, median, numberArg, requireRoot, Scope, startBusyboxRegistry, stepTimer, stringArg } from './harness.js';
+import { cpuMs, median, numberArg, requireRoot, Scope, startBusyboxRegistry, statFields, stepTimer, stringArg } from './harness.js';
 import { RAW_DOWN, RAW_UP, RawHost } from './raw-host.js';
 
 /**
@@ -31,10 +31,9 @@ function helperCpuMs(berthdPid: number): { own: number; children: number } {
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
     try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) !== berthdPid) continue;
+      const fields = statFields(readFileSync(`/proc/${entry}/stat`, 'utf8'));
+      if (Number(fields[1]) !== berthdPid) continue;
       if (!readFileSync(`/proc/${entry}/cmdline`, 'utf8').startsWith('berth-spawn-helper')) continue;
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
       total.own += (Number(fields[11]) + Number(fields[12])) * 10;
       total.children += (Number(fields[13]) + Number(fields[14])) * 10;
     } catch {

@@ -88,9 +88,17 @@ export function requireRoot(): void {
 
 /** A process's user + system CPU time so far, in ms (/proc/PID/stat, clock ticks of 10 ms). */
 export function cpuMs(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const fields = statFields(readFileSync(`/proc/${pid}/stat`, 'utf8'));
   return (Number(fields[11]) + Number(fields[12])) * 10;
+}
+
+/**
+ * The fields of a /proc/PID/stat text after the command name (which may hold spaces and
+ * parentheses): [0] is the state, [1] the parent pid, [11]/[12] user/system ticks,
+ * [13]/[14] those of the reaped children.
+ */
+export function statFields(stat: string): string[] {
+  return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
 }
 
 /** Resident memory (kB) of the processes whose command line matches. */
@@ -109,7 +117,7 @@ export async function rssOf(match: (cmdline: string, pid: number) => boolean | P
 /** A process's parent pid (0 when it is gone). */
 export async function parentOf(pid: number): Promise<number> {
   const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
-  return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1] ?? 0);
+  return Number(statFields(stat)[1] ?? 0);
 }
 
 /** True when the process is the init of a PID namespace pinned in dir (a berth pod's catatonit). */

@@ -15,12 +15,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { ImageService, RuntimeService } from '../src/gen/runtime/v1/api_pb.js';
 import { openChannel, serviceClient } from '../src/server/grpc-client.js';
 import { startBerthd } from '../test/helpers/berthd.js';
-import { median, numberArg, requireRoot, rssOf, Scope, stringArg } from './harness.js';
-
-async function parentOf(pid: number): Promise<number> {
-  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
-  return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1] ?? 0);
-}
+import { median, numberArg, parentOf, requireRoot, rssOf, Scope, stringArg } from './harness.js';
 
 /** berthd and its direct children (the spawning helper; no pods run here), kB. */
 function treeKb(pid: number): Promise<number> {

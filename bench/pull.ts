@@ -14,7 +14,7 @@ import { ImageService } from '../src/gen/runtime/v1/api_pb.js';
 import { openChannel, serviceClient } from '../src/server/grpc-client.js';
 import { buildLayer, busyboxEntries, pushImage, type BuiltLayer, type LayerEntry } from '../test/helpers/image-builder.js';
 import { startRegistry } from '../test/helpers/registry.js';
-import { Scope, median, requireRoot } from './harness.js';
+import { Scope, median, requireRoot, statFields } from './harness.js';
 import { startTargets, type Target } from './targets.js';
 
 const LAYERS = 6;
@@ -35,8 +35,7 @@ function bigLayer(index: number): BuiltLayer {
 
 /** A process's user and system CPU milliseconds, all its threads (/proc/PID/stat). */
 function cpuSplitMs(pid: number): { user: number; sys: number } {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const fields = statFields(readFileSync(`/proc/${pid}/stat`, 'utf8'));
   return { user: Number(fields[11]) * 10, sys: Number(fields[12]) * 10 };
 }
 
@@ -47,7 +46,7 @@ function threadCpuMs(pid: number): Map<string, { name: string; user: number; sys
     try {
       const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
       const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      const fields = statFields(stat);
       threads.set(tid, { name, user: Number(fields[11]) * 10, sys: Number(fields[12]) * 10 });
     } catch {
       // The thread ended meanwhile.
